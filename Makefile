@@ -1,0 +1,59 @@
+# Signet: `make demo` and `make test` each set everything up on a fresh Debian machine.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+DEB_PACKAGES := softhsm2 opensc poppler-utils qpdf libnss3-tools
+# one command per package, to tell whether it is installed
+DEB_COMMANDS := softhsm2-util pkcs11-tool pdfsig qpdf certutil
+
+.PHONY: all setup sysdeps venv demo test test-fast bench proto proto-check lint clean
+
+all: test
+
+setup: sysdeps venv
+
+# Install missing Debian packages; `apt-get update` only when something is missing.
+sysdeps:
+	@missing=""; for c in $(DEB_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "missing:$$missing -> installing $(DEB_PACKAGES)"; \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq $(DEB_PACKAGES) >/dev/null || exit 1; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES) >/dev/null || exit 1; \
+	  else \
+	    echo "Please run: sudo apt-get update && sudo apt-get install -y $(DEB_PACKAGES)"; exit 1; \
+	  fi; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(VPY) || $(PY) -m venv $(VENV)
+	@$(VPY) -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+	$(VPY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+demo: setup
+	$(VPY) -m scripts.demo
+
+test: setup proto-check
+	$(VPY) -m pytest -q
+
+bench: setup
+	$(VPY) -m bench.run_all
+
+proto: venv
+	bash scripts/gen_proto.sh
+
+proto-check: venv
+	bash scripts/gen_proto.sh --check
+
+lint: venv
+	$(VENV)/bin/ruff check hsm formats agent server scripts bench tests
+	$(VENV)/bin/mypy hsm formats agent server
+
+clean:
+	rm -rf $(VENV) demo-state bench/results

@@ -1,0 +1,252 @@
+"""Loading a PKCS#11 module so that it is safe to call from many threads.
+
+python-pkcs11 0.9 calls ``C_Initialize(NULL)``; with NULL arguments SoftHSM
+(correctly, per the standard) assumes a single-threaded caller and turns its
+own locking off, and two threads signing in their own sessions corrupt its
+heap within a fraction of a second.  We subclass python-pkcs11's ``lib`` and
+override ``initialize``/``finalize`` so the module is initialised with
+``CKF_OS_LOCKING_OK`` instead: the library then locks its own state with OS
+primitives and concurrent sessions run in parallel (the GIL is released
+during every PKCS#11 call).
+
+``reinitialize()`` (needed to see tokens that appeared, since SoftHSM has no
+slot events) finalises the module, which invalidates every session of every
+thread; a readers-writer lock keeps it from running while any call is in
+flight, and a generation counter tells session pools to start afresh.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pkcs11
+from pkcs11 import _pkcs11
+
+from .errors import ModuleLoadError
+
+log = logging.getLogger(__name__)
+
+CKF_OS_LOCKING_OK = 0x00000002
+CKR_OK = 0
+CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191
+CKR_CRYPTOKI_NOT_INITIALIZED = 0x190
+
+DEFAULT_MODULE_PATHS = (
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/local/lib/softhsm/libsofthsm2.so",
+)
+
+
+class _InitArgs(ctypes.Structure):
+    _fields_ = [
+        ("CreateMutex", ctypes.c_void_p),
+        ("DestroyMutex", ctypes.c_void_p),
+        ("LockMutex", ctypes.c_void_p),
+        ("UnlockMutex", ctypes.c_void_p),
+        ("flags", ctypes.c_ulong),
+        ("pReserved", ctypes.c_void_p),
+    ]
+
+
+class _Version(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_ubyte), ("minor", ctypes.c_ubyte)]
+
+
+_CK_RV = ctypes.c_ulong
+_FN = ctypes.CFUNCTYPE
+
+
+class _FunctionList(ctypes.Structure):
+    """The head of CK_FUNCTION_LIST: the only entries called through ctypes."""
+
+    _fields_ = [
+        ("version", _Version),
+        ("C_Initialize", _FN(_CK_RV, ctypes.c_void_p)),
+        ("C_Finalize", _FN(_CK_RV, ctypes.c_void_p)),
+        ("C_GetInfo", ctypes.c_void_p),
+        ("C_GetFunctionList", ctypes.c_void_p),
+        ("C_GetSlotList", ctypes.c_void_p),
+        ("C_GetSlotInfo", ctypes.c_void_p),
+        ("C_GetTokenInfo", ctypes.c_void_p),
+        ("C_GetMechanismList", ctypes.c_void_p),
+        ("C_GetMechanismInfo", ctypes.c_void_p),
+        ("C_InitToken", ctypes.c_void_p),
+        ("C_InitPIN", ctypes.c_void_p),
+        ("C_SetPIN", ctypes.c_void_p),
+        ("C_OpenSession", ctypes.c_void_p),
+        ("C_CloseSession", ctypes.c_void_p),
+        ("C_CloseAllSessions", ctypes.c_void_p),
+        ("C_GetSessionInfo", ctypes.c_void_p),
+        ("C_GetOperationState", ctypes.c_void_p),
+        ("C_SetOperationState", ctypes.c_void_p),
+        (
+            "C_Login",
+            _FN(_CK_RV, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_ulong),
+        ),
+        ("C_Logout", _FN(_CK_RV, ctypes.c_ulong)),
+    ]
+
+
+class _RawFunctions:
+    """ctypes view of the same loaded module (dlopen returns the same handle)."""
+
+    def __init__(self, path: str) -> None:
+        try:
+            dll = ctypes.CDLL(path)
+        except OSError as e:
+            raise ModuleLoadError(f"cannot load PKCS#11 module {path}: {e}") from e
+        get_list = dll.C_GetFunctionList
+        get_list.restype = _CK_RV
+        get_list.argtypes = [ctypes.POINTER(ctypes.POINTER(_FunctionList))]
+        ptr = ctypes.POINTER(_FunctionList)()
+        rv = get_list(ctypes.byref(ptr))
+        if rv != CKR_OK:
+            raise ModuleLoadError(f"C_GetFunctionList failed in {path} (rv=0x{rv:x})")
+        self._dll = dll  # keeps the library loaded
+        self.fl = ptr.contents
+
+    def initialize(self) -> int:
+        args = _InitArgs(None, None, None, None, CKF_OS_LOCKING_OK, None)
+        return int(self.fl.C_Initialize(ctypes.cast(ctypes.pointer(args), ctypes.c_void_p)))
+
+    def finalize(self) -> int:
+        return int(self.fl.C_Finalize(None))
+
+    def login(self, session_handle: int, user_type: int, pin: bytes) -> int:
+        return int(self.fl.C_Login(session_handle, user_type, pin, len(pin)))
+
+    def logout(self, session_handle: int) -> int:
+        return int(self.fl.C_Logout(session_handle))
+
+
+_RAW: dict[str, _RawFunctions] = {}
+
+
+class _ThreadSafeLib(_pkcs11.lib):  # type: ignore[misc]
+    """python-pkcs11's lib, initialised with CKF_OS_LOCKING_OK."""
+
+    @property
+    def raw(self) -> _RawFunctions:
+        # python-pkcs11 sets self.so before it calls initialize()
+        return _RAW[self.so]
+
+    def initialize(self) -> None:  # overrides a cpdef method; python-pkcs11 calls it
+        rv = self.raw.initialize()
+        if rv not in (CKR_OK, CKR_CRYPTOKI_ALREADY_INITIALIZED):
+            raise ModuleLoadError(f"C_Initialize failed (rv=0x{rv:x})")
+
+    def finalize(self) -> None:
+        rv = self.raw.finalize()
+        if rv not in (CKR_OK, CKR_CRYPTOKI_NOT_INITIALIZED):
+            raise ModuleLoadError(f"C_Finalize failed (rv=0x{rv:x})")
+
+
+class _RWLock:
+    """Many readers (PKCS#11 calls) or one writer (reinitialize)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            try:
+                while self._writer or self._readers:
+                    self._cond.wait()
+            finally:
+                self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+def find_module_path(explicit: str | None = None) -> str:
+    """The PKCS#11 module to load: explicit, $SIGNET_PKCS11_MODULE, or SoftHSM2."""
+    for cand in (explicit, os.environ.get("SIGNET_PKCS11_MODULE"), *DEFAULT_MODULE_PATHS):
+        if cand and os.path.exists(cand):
+            return cand
+    raise ModuleLoadError(
+        "no PKCS#11 module found: set SIGNET_PKCS11_MODULE or install softhsm2 "
+        "(apt-get install softhsm2)"
+    )
+
+
+class Module:
+    """One loaded PKCS#11 module. Use :func:`load` to get the shared instance."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.raw = _RawFunctions(path)
+        self._rw = _RWLock()
+        self.generation = 0
+        try:
+            _RAW[path] = self.raw
+            self.lib: Any = _ThreadSafeLib(path)
+        except pkcs11.PKCS11Error as e:
+            raise ModuleLoadError(f"cannot initialise PKCS#11 module {path}: {e}") from e
+        # pyHanko and other users of pkcs11.lib() get the same, safely initialised object
+        pkcs11._loaded[path] = self.lib  # type: ignore[attr-defined]
+
+    @property
+    def description(self) -> str:
+        return f"{self.lib.manufacturer_id} {self.lib.library_description}".strip()
+
+    def shared(self) -> Any:
+        """Hold while calling into the module (many holders at once)."""
+        return self._rw.shared()
+
+    def reinitialize(self) -> None:
+        """C_Finalize + C_Initialize, after every in-flight call has returned.
+
+        Every session of every thread is invalid afterwards; pools notice the
+        new ``generation`` and open fresh sessions.
+        """
+        with self._rw.exclusive():
+            self.lib.finalize()
+            self.lib.initialize()
+            self.generation += 1
+        log.info("PKCS#11 module %s reinitialised (generation %d)", self.path, self.generation)
+
+
+_modules: dict[str, Module] = {}
+_modules_lock = threading.Lock()
+
+
+def load(path: str | None = None) -> Module:
+    """The process-wide Module for ``path`` (one per module file)."""
+    real = os.path.realpath(find_module_path(path))
+    with _modules_lock:
+        mod = _modules.get(real)
+        if mod is None:
+            mod = _modules[real] = Module(real)
+        return mod
