@@ -1,0 +1,98 @@
+"""Shared fixtures: a fresh SoftHSM token directory per test session.
+
+SOFTHSM2_CONF is set before any test imports hsm, because SoftHSM reads it
+once, at C_Initialize.  Tokens created later become visible in this process
+only after ``module.reinitialize()``; ``make_token`` does that for you.
+Child processes (agent/server under test) inherit SOFTHSM2_CONF.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SO_PIN = "12345678"
+USER_PIN = "1234"
+
+_session_dir = Path(tempfile.mkdtemp(prefix="signet-test-"))
+_conf = _session_dir / "softhsm2.conf"
+(_session_dir / "tokens").mkdir(mode=0o700)
+_conf.write_text(
+    (ROOT / "softhsm-config" / "softhsm2.conf.in").read_text().replace("@TOKENDIR@", str(_session_dir / "tokens"))
+)
+os.environ["SOFTHSM2_CONF"] = str(_conf)
+_counter = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class TestToken:
+    label: str
+    serial: str
+    pin: str = USER_PIN
+    so_pin: str = SO_PIN
+
+
+def create_token(label: str, pin: str = USER_PIN, so_pin: str = SO_PIN) -> None:
+    """Initialise a SoftHSM token in the session's token directory (no reinitialize)."""
+    subprocess.run(
+        [str(ROOT / "softhsm-config" / "init-token.sh"), str(_session_dir), label, so_pin, pin],
+        check=True, stdout=subprocess.DEVNULL,
+    )
+
+
+def delete_token(label: str) -> None:
+    subprocess.run(["softhsm2-util", "--delete-token", "--token", label], check=True,
+                   stdout=subprocess.DEVNULL, env={**os.environ, "SOFTHSM2_CONF": str(_conf)})
+
+
+@pytest.fixture(scope="session")
+def softhsm_dir() -> Path:
+    """The directory holding softhsm2.conf and tokens/ for this test session."""
+    return _session_dir
+
+
+@pytest.fixture(scope="session")
+def hsm_module():
+    from hsm import module
+
+    return module.load()
+
+
+@pytest.fixture(scope="session")
+def make_token(hsm_module) -> Callable[..., TestToken]:
+    """make_token(prefix="t") -> a new, initialised token visible in this process."""
+    from hsm.tokens import find_token
+
+    def _make(prefix: str = "t", pin: str = USER_PIN) -> TestToken:
+        label = f"{prefix}-{os.getpid()}-{next(_counter)}"
+        create_token(label, pin)
+        hsm_module.reinitialize()
+        return TestToken(label, find_token(hsm_module, label=label).serial, pin)
+
+    return _make
+
+
+@pytest.fixture
+def hsm_root(tmp_path) -> Iterator:
+    """An Hsm with its PIN-failure state in a per-test directory."""
+    from hsm import Hsm
+
+    yield Hsm(pin_state=tmp_path / "pins.json")
+
+
+@pytest.fixture
+def logged_in_token(make_token, hsm_root):
+    """(TestToken, hsm.Token) logged in with the user PIN."""
+    t = make_token("li")
+    tok = hsm_root.token(serial=t.serial)
+    tok.login(t.pin)
+    yield t, tok
+    tok.logout()
