@@ -1,0 +1,59 @@
+"""Storage for the server: one narrow interface, SQLite (sqlite-utils) by default.
+
+Domain modules (identity, ca, envelopes, ...) talk to :class:`Store` only:
+parameterised SQL with ``?`` placeholders in the common subset of SQLite and
+PostgreSQL, transactions, and per-component schema migrations.  They never
+import sqlite3 or sqlite_utils, so a PostgreSQL implementation can follow
+without touching them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+Row = dict[str, Any]
+Migration = Callable[["Store"], None]
+
+
+class StoreError(Exception):
+    """Base class of storage errors."""
+
+
+class IntegrityError(StoreError):
+    """A uniqueness or foreign-key constraint refused the write."""
+
+
+class Store(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the number of rows changed."""
+
+    def insert(self, table: str, row: Row) -> int:
+        """Insert one row; returns its integer rowid/primary key when there is one."""
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    def query_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """All writes inside commit together or not at all (re-entrant)."""
+
+    def migrate(self, component: str, migrations: Sequence[Migration]) -> int:
+        """Apply the not-yet-applied migrations of a component, in order; returns its version."""
+
+    def close(self) -> None: ...
+
+
+def open_store(url: str) -> Store:
+    """``sqlite:///path/to/db`` or a plain path (SQLite); postgres:// is not built yet."""
+    from .sqlite import SqliteStore
+
+    if url.startswith("sqlite:///"):
+        return SqliteStore(url[len("sqlite:///") - 1:] if url.startswith("sqlite:////") else url[len("sqlite:///"):])
+    if "://" in url:
+        raise StoreError(f"unsupported store URL {url!r}: only sqlite:///PATH is implemented")
+    return SqliteStore(url)
+
+
+__all__ = ["IntegrityError", "Migration", "Row", "Store", "StoreError", "open_store", "Iterator"]
