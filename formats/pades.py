@@ -1,0 +1,199 @@
+"""PAdES B-B / B-T signing of a PDF file as an incremental update, written durably.
+
+The input is read from its path (pyHanko seeks in it; it is never loaded whole), the output is
+streamed into a temporary file beside ``out_path`` which is fsynced and renamed into place, so a crash
+leaves either the complete signed document or nothing.  ``bytes_reserved`` is computed from the
+signer's certificates instead of letting pyHanko run a dry-run signature to size the placeholder
+(measured 12.7 ms instead of 20.7 ms per document).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+import aiohttp
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.sign import fields, signers
+from pyhanko.sign.general import SigningError as PyHankoSigningError
+from pyhanko.sign.timestamps import HTTPTimeStamper
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+
+from .errors import FormatError, InvalidDocument, InvalidOptions, SigningError
+from .pdfinput import open_pdf
+from .signer import TokenSigner
+
+log = logging.getLogger(__name__)
+
+Level = Literal["B-B", "B-T"]
+DEFAULT_BOX = (56, 56, 276, 116)  # bottom left of the page, in points
+_TS_RESERVE = 12 * 1024  # DER bytes for a timestamp token incl. the TSA's certificates
+_CMS_OVERHEAD = 2048  # signed attributes, SignerInfo, SignedData framing (measured ~1.1 KiB)
+
+
+@dataclass(frozen=True)
+class PdfSignOptions:
+    """How to sign: field, descriptive entries, appearance and PAdES level.
+
+    ``field_name=None`` picks the first free ``SignatureN``.  ``box`` is (x1, y1, x2, y2) in PDF
+    points on page ``page`` (0-based; -1 = last page) and is used only when ``visible``.
+    """
+
+    field_name: str | None = None
+    reason: str | None = None
+    location: str | None = None
+    contact_info: str | None = None
+    visible: bool = False
+    page: int = 0
+    box: tuple[int, int, int, int] | None = None
+    level: Level = "B-B"
+    timestamp_url: str | None = None
+    timestamp_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.level not in ("B-B", "B-T"):
+            raise InvalidOptions(f"unknown PAdES level {self.level!r}; use B-B or B-T")
+        if self.level == "B-T" and not self.timestamp_url:
+            raise InvalidOptions("PAdES B-T needs a timestamp_url (an RFC 3161 TSA)")
+        if self.box is not None:
+            if len(self.box) != 4:
+                raise InvalidOptions("box is (x1, y1, x2, y2)")
+            x1, y1, x2, y2 = self.box
+            if x2 <= x1 or y2 <= y1:
+                raise InvalidOptions(f"box {self.box} is empty: need x2 > x1 and y2 > y1")
+        if self.field_name is not None and (not self.field_name or "." in self.field_name):
+            raise InvalidOptions("field_name must be non-empty and contain no '.'")
+
+
+@dataclass(frozen=True)
+class PdfSignResult:
+    field_name: str
+    signer_subject: str
+    sha256: str  # hex digest of the signed output file
+    size: int  # bytes
+
+
+def reserve_for(signer: TokenSigner, timestamped: bool) -> int:
+    """Hex characters to reserve for the CMS object (twice its DER size, rounded up to 1 KiB)."""
+    der = signer.certificates_size() + signer.raw_signature_size + _CMS_OVERHEAD
+    if timestamped:
+        der += _TS_RESERVE
+    return -(-2 * der // 1024) * 1024
+
+
+def _free_field_name(reader) -> str:
+    taken = {name for name, _, _ in fields.enumerate_sig_fields(reader, filled_status=None)}
+    n = 1
+    while f"Signature{n}" in taken:
+        n += 1
+    return f"Signature{n}"
+
+
+@contextmanager
+def _durable_output(out_path: Path) -> Iterator[BinaryIO]:
+    """A temp file beside ``out_path``; on success fsync, rename over ``out_path``, fsync the directory."""
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.")
+    try:
+        with os.fdopen(fd, "w+b") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out_path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dfd = os.open(out_path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _sha256_of(f: BinaryIO) -> tuple[str, int]:
+    f.seek(0)
+    h = hashlib.sha256()
+    size = 0
+    while chunk := f.read(1 << 20):
+        h.update(chunk)
+        size += len(chunk)
+    return h.hexdigest(), size
+
+
+async def async_sign_pdf(
+    in_path: str | os.PathLike[str], out_path: str | os.PathLike[str], signer: TokenSigner,
+    options: PdfSignOptions = PdfSignOptions(),  # noqa: B008 - frozen dataclass
+) -> PdfSignResult:
+    """Coroutine form of :func:`sign_pdf` for callers that already run an event loop."""
+    out = Path(out_path)
+    with open_pdf(in_path, "the document to sign") as (_, reader):
+        if options.field_name is None:
+            field_name = _free_field_name(reader)
+        else:
+            field_name = options.field_name
+            for name, value, _ in fields.enumerate_sig_fields(reader, filled_status=None):
+                if name == field_name and value is not None:
+                    raise InvalidOptions(f"signature field {field_name!r} is already signed; choose another name")
+        if options.visible:
+            n_pages = int(reader.root["/Pages"]["/Count"])
+            if not -n_pages <= options.page < n_pages:
+                raise InvalidOptions(f"page {options.page} does not exist (the document has {n_pages} pages)")
+        meta = signers.PdfSignatureMetadata(
+            field_name=field_name,
+            reason=options.reason,
+            location=options.location,
+            contact_info=options.contact_info,
+            subfilter=fields.SigSeedSubFilter.PADES,
+            md_algorithm=signer.digest_algorithm,
+        )
+        spec = fields.SigFieldSpec(
+            sig_field_name=field_name,
+            on_page=options.page,
+            box=(options.box or DEFAULT_BOX) if options.visible else None,
+        )
+        timestamper = None
+        if options.level == "B-T":
+            timestamper = HTTPTimeStamper(options.timestamp_url, timeout=options.timestamp_timeout)
+        pdf_signer = signers.PdfSigner(meta, signer, timestamper=timestamper, new_field_spec=spec)
+        writer = IncrementalPdfFileWriter.from_reader(reader)
+        try:
+            with _durable_output(out) as f:
+                await pdf_signer.async_sign_pdf(
+                    writer, bytes_reserved=reserve_for(signer, timestamper is not None), output=f
+                )
+                digest, size = _sha256_of(f)
+        except FormatError:
+            raise
+        except (TimeoutError, TimestampRequestError, aiohttp.ClientError) as e:
+            raise SigningError(
+                f"the timestamp authority at {options.timestamp_url} failed: {type(e).__name__} {e}".strip()
+            ) from e
+        except PyHankoSigningError as e:
+            raise SigningError(f"signing failed: {e}") from e
+        except PdfError as e:
+            raise InvalidDocument(f"the document could not be processed ({type(e).__name__})") from e
+    log.info("signed PDF field=%s size=%d sha256=%s", field_name, size, digest)
+    return PdfSignResult(field_name, signer.subject, digest, size)
+
+
+def sign_pdf(
+    in_path: str | os.PathLike[str], out_path: str | os.PathLike[str], signer: TokenSigner,
+    options: PdfSignOptions = PdfSignOptions(),  # noqa: B008 - frozen dataclass
+) -> PdfSignResult:
+    """Sign ``in_path`` into ``out_path`` (may be the same path) as PAdES ``options.level``.
+
+    Raises InvalidDocument (unusable input), InvalidOptions (bad options for this document),
+    SigningError (signature or timestamp failed) or an ``hsm.HsmError`` from the token.
+    """
+    return asyncio.run(async_sign_pdf(in_path, out_path, signer, options))

@@ -1,0 +1,184 @@
+"""`make demo`: the contract journey, stage by stage, from a clean ``demo-state/``.
+
+Stage 1 (this file's steps): a SoftHSM token, a key generated on it, a PKCS#10 request signed by the
+token, a certificate from a demo CA stored back on the token, a sample contract signed with the token key
+(PAdES B-B) into ``demo-state/out/``, and an independent check with ``pdfsig`` against an NSS database that
+trusts the demo CA.  Later stages (agent, server) append their steps to ``STEPS``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = ROOT / "demo-state"
+OUT = STATE / "out"
+TOKEN_LABEL = "signet-demo"
+SIGNER = {"common_name": "Zhang San", "serial_number": "IDCCN-110101199003074578", "country_name": "CN"}
+
+
+class DemoFailed(Exception):
+    pass
+
+
+@dataclass
+class Demo:
+    """What the steps hand to each other."""
+
+    so_pin: str = field(default_factory=lambda: secrets.token_hex(8), repr=False)
+    pin: str = field(default_factory=lambda: f"{secrets.randbelow(10**6):06d}", repr=False)
+    token: Any = None
+    key_id: str = ""
+    csr: bytes = b""
+    ca: Any = None
+    cert: bytes = b""
+    contract: Path = STATE / "in" / "contract.pdf"
+    signed: Path = OUT / "contract-signed.pdf"
+    nssdb: Path = STATE / "nssdb"
+
+
+def say(msg: str) -> None:
+    print(f"       {msg}", flush=True)
+
+
+def step_fresh_state(d: Demo) -> None:
+    if STATE.exists():
+        shutil.rmtree(STATE)
+    for sub in ("softhsm", "ca", "in", "out"):
+        (STATE / sub).mkdir(parents=True)
+    say(f"created {STATE.relative_to(ROOT)}/ (git-ignored)")
+
+
+def step_token(d: Demo) -> None:
+    p = subprocess.run([str(ROOT / "softhsm-config" / "init-token.sh"), str(STATE / "softhsm"), TOKEN_LABEL,
+                        d.so_pin, d.pin], check=True, capture_output=True, text=True)
+    conf = p.stdout.strip().removeprefix("export SOFTHSM2_CONF=")
+    os.environ["SOFTHSM2_CONF"] = conf  # before hsm is imported: SoftHSM reads it once, at C_Initialize
+    from hsm import Hsm
+
+    d.token = Hsm(pin_state=STATE / "pin-state.json").token(label=TOKEN_LABEL)
+    d.token.login(d.pin)
+    say(f"SoftHSM token {TOKEN_LABEL!r} (serial {d.token.serial}) initialised and logged in; "
+        f"config {Path(conf).relative_to(ROOT)}")
+
+
+def step_keygen(d: Demo) -> None:
+    info = d.token.generate_key("p256", "contract-signing")
+    d.key_id = info.key_id
+    say(f"EC P-256 key generated on the token: id {info.key_id}, non-extractable")
+
+
+def step_csr(d: Demo) -> None:
+    d.csr = d.token.create_csr(d.key_id, SIGNER, emails=["zhang.san@example.com"])
+    (STATE / "ca" / "request.der").write_bytes(d.csr)
+    say(f"PKCS#10 request for CN={SIGNER['common_name']}, serialNumber={SIGNER['serial_number']} "
+        f"signed by the token ({len(d.csr)} bytes)")
+
+
+def step_issue(d: Demo) -> None:
+    from scripts.demo_ca import DemoCA
+
+    d.ca = DemoCA(STATE / "ca")
+    d.cert = d.ca.issue(d.csr)
+    (STATE / "ca" / "signer.der").write_bytes(d.cert)
+    say(f"demo CA issued the certificate ({len(d.cert)} bytes, emailProtection, nonRepudiation)")
+
+
+def step_store_cert(d: Demo) -> None:
+    d.token.import_certificate(d.key_id, d.cert, [d.ca.root_der])
+    if d.token.certificate(d.key_id) != d.cert:
+        raise DemoFailed("the certificate read back from the token differs from the one stored")
+    say("certificate and CA chain stored on the token next to the key (same CKA_ID)")
+
+
+def step_sign(d: Demo) -> None:
+    from formats import PdfSignOptions, TokenSigner, sign_pdf
+    from formats.samplepdf import make_contract_pdf
+
+    make_contract_pdf(d.contract, "Equipment Lease Agreement", ["Zhang San", "Signet Leasing Ltd."], pages=2)
+    signer = TokenSigner(d.token, d.key_id)  # certificate and chain read from the token
+    t0 = time.perf_counter()
+    res = sign_pdf(d.contract, d.signed, signer, PdfSignOptions(
+        reason="I agree to the terms of this contract", location="Beijing", visible=True, page=1,
+        box=(56, 520, 300, 580)))
+    ms = (time.perf_counter() - t0) * 1000
+    say(f"signed {d.contract.relative_to(ROOT)} -> {d.signed.relative_to(ROOT)} (PAdES B-B, field "
+        f"{res.field_name}, {res.size} bytes, sha256 {res.sha256[:16]}..., {ms:.0f} ms)")
+
+
+def step_nssdb(d: Demo) -> None:
+    from scripts.demo_ca import nss_trust
+
+    nss_trust(d.nssdb, d.ca.root_pem_path)
+    say(f"NSS database {d.nssdb.relative_to(ROOT)} trusts the demo CA (CT,C,C)")
+
+
+def step_verify_pyhanko(d: Demo) -> None:
+    from formats import verify_pdf
+
+    rep = verify_pdf(d.signed, [d.ca.root_der])
+    for s in rep.signatures:
+        say(f"{s.field_name}: {s.signer_subject} | intact={s.intact} valid={s.valid} trusted={s.trusted} "
+            f"coverage={s.coverage}")
+    if not rep.valid:
+        raise DemoFailed("verify_pdf: " + "; ".join(p for s in rep.signatures for p in s.problems))
+
+
+def step_pdfsig(d: Demo) -> None:
+    rel = d.signed.relative_to(ROOT)
+    cmd = ["pdfsig", "-nssdir", f"sql:{d.nssdb.relative_to(ROOT)}", str(rel)]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    say("$ " + " ".join(cmd))
+    for line in (p.stdout + p.stderr).splitlines():
+        say("  " + line)
+    # pdfsig exits 0 even for a broken signature: read its verdict
+    need = ["Signature is Valid.", "Total document signed", "Certificate is Trusted."]
+    missing = [n for n in need if n not in p.stdout]
+    if missing:
+        raise DemoFailed(f"pdfsig did not report: {', '.join(missing)}")
+    say("pdfsig verdict: signature valid, total document signed, certificate trusted")
+
+
+Step = tuple[str, Callable[[Demo], None]]
+STEPS: list[Step] = [
+    ("Fresh demo state", step_fresh_state),
+    ("SoftHSM token", step_token),
+    ("Key pair generated on the token", step_keygen),
+    ("Certificate request signed by the token", step_csr),
+    ("Certificate from the demo CA", step_issue),
+    ("Certificate stored on the token", step_store_cert),
+    ("Sample contract signed with the token key", step_sign),
+    ("NSS database trusting the demo CA", step_nssdb),
+    ("Verified with Signet (pyHanko validation)", step_verify_pyhanko),
+    ("Verified independently with pdfsig", step_pdfsig),
+]
+
+
+def main() -> int:
+    d = Demo()
+    t0 = time.perf_counter()
+    for n, (title, fn) in enumerate(STEPS, 1):
+        print(f"[{n:2d}/{len(STEPS)}] {title}", flush=True)
+        try:
+            fn(d)
+        except DemoFailed as e:
+            print(f"DEMO FAILED at step {n}: {e}", file=sys.stderr)
+            return 1
+        except Exception as e:  # the demo reports which step broke, with the error, not a bare trace
+            print(f"DEMO FAILED at step {n} ({title}): {type(e).__name__}: {e}", file=sys.stderr)
+            return 1
+    print(f"Demo complete in {time.perf_counter() - t0:.1f} s; outputs in {OUT.relative_to(ROOT)}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
