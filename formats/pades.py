@@ -13,9 +13,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -28,6 +25,7 @@ from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.timestamps import HTTPTimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 
+from .durable import open_atomic
 from .errors import FormatError, InvalidDocument, InvalidOptions, SigningError
 from .pdfinput import open_pdf
 from .signer import TokenSigner
@@ -98,29 +96,6 @@ def _free_field_name(reader) -> str:
     return f"Signature{n}"
 
 
-@contextmanager
-def _durable_output(out_path: Path) -> Iterator[BinaryIO]:
-    """A temp file beside ``out_path``; on success fsync, rename over ``out_path``, fsync the directory."""
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.")
-    try:
-        with os.fdopen(fd, "w+b") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dfd = os.open(out_path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 def _sha256_of(f: BinaryIO) -> tuple[str, int]:
     f.seek(0)
     h = hashlib.sha256()
@@ -168,7 +143,7 @@ async def async_sign_pdf(
         pdf_signer = signers.PdfSigner(meta, signer, timestamper=timestamper, new_field_spec=spec)
         writer = IncrementalPdfFileWriter.from_reader(reader)
         try:
-            with _durable_output(out) as f:
+            with open_atomic(out, 0o644) as f:
                 await pdf_signer.async_sign_pdf(
                     writer, bytes_reserved=reserve_for(signer, timestamper is not None), output=f
                 )
