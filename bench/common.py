@@ -28,13 +28,21 @@ def rate(fn: Callable[[], object], threads: int = 1, seconds: float = 2.0, warmu
     counts = [0] * threads
     start = threading.Barrier(threads + 1)
     stop_at = [0.0]
+    t0 = [0.0]
+
+    def arm() -> None:
+        # runs once, before any thread leaves the second barrier: nobody can see stop_at == 0
+        t0[0] = time.perf_counter()
+        stop_at[0] = t0[0] + seconds
+
+    go = threading.Barrier(threads + 1, action=arm)
 
     def worker(i: int) -> None:
         start.wait()
         end_warm = time.perf_counter() + warmup
         while time.perf_counter() < end_warm:
             fn()
-        start.wait()
+        go.wait()
         n = 0
         while time.perf_counter() < stop_at[0]:
             fn()
@@ -45,12 +53,10 @@ def rate(fn: Callable[[], object], threads: int = 1, seconds: float = 2.0, warmu
     for t in ts:
         t.start()
     start.wait()
-    start.wait()
-    t0 = time.perf_counter()
-    stop_at[0] = t0 + seconds
+    go.wait()
     for t in ts:
         t.join()
-    elapsed = time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0[0]
     return sum(counts) / elapsed
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 
 from .errors import HsmError, KeyNotFound, LoginRequired, PinIncorrect, PinLocked, TokenNotFound, TokenRemoved
 from .keys import KeyAlgorithm, KeyInfo
@@ -13,13 +14,15 @@ from .sessions import SessionPool
 from .signing import SignScheme
 from .token import Token
 from .tokens import TokenInfo, find_token, list_tokens
+from .watcher import ReinitPolicy, TokenEvent, TokenInserted, TokenWatcher
 from .wrap import WrappedKey
 
 __all__ = [
     "Hsm", "HsmError", "KeyAlgorithm", "KeyInfo", "KeyNotFound", "LoginRequired", "Module",
-    "PinGuard", "PinIncorrect", "PinLocked", "SignScheme", "Token", "TokenInfo", "TokenNotFound",
-    "TokenRemoved", "WrappedKey",
+    "PinGuard", "PinIncorrect", "PinLocked", "ReinitPolicy", "SignScheme", "Token", "TokenEvent", "TokenInfo",
+    "TokenInserted", "TokenNotFound", "TokenRemoved", "TokenWatcher", "WrappedKey",
 ]
+# hsm.TokenRemoved is the *error*; the watcher's removal event is hsm.watcher.TokenRemoved
 
 
 class Hsm:
@@ -57,3 +60,18 @@ class Hsm:
 
     def reinitialize(self) -> None:
         self.module.reinitialize()
+
+    def watch(self, **kwargs: Any) -> TokenWatcher:
+        """A started TokenWatcher on this module; a removed token also loses its login here."""
+        watcher = TokenWatcher(self.module, **kwargs)
+        watcher.subscribe(self._on_token_event)
+        watcher.start()
+        return watcher
+
+    def _on_token_event(self, event: TokenEvent) -> None:
+        if isinstance(event, TokenInserted):
+            return
+        with self._lock:
+            tok = self._tokens.get(event.serial)
+        if tok is not None:
+            tok.pool.forget()

@@ -157,6 +157,11 @@ class _RWLock:
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
+        self.entries = 0  # shared() entries ever: lets a watcher tell "idle since" cheaply
+
+    @property
+    def readers(self) -> int:
+        return self._readers
 
     @contextmanager
     def shared(self) -> Iterator[None]:
@@ -164,6 +169,7 @@ class _RWLock:
             while self._writer or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
+            self.entries += 1
         try:
             yield
         finally:
@@ -224,6 +230,10 @@ class Module:
     def shared(self) -> Any:
         """Hold while calling into the module (many holders at once)."""
         return self._rw.shared()
+
+    def activity(self) -> tuple[int, int]:
+        """(calls ever started, calls in flight) through :meth:`shared`."""
+        return self._rw.entries, self._rw.readers
 
     def reinitialize(self) -> None:
         """C_Finalize + C_Initialize, after every in-flight call has returned.

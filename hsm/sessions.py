@@ -10,6 +10,7 @@ and logs in and out through the module's raw function table.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 from collections.abc import Iterator
@@ -18,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pkcs11
+from pkcs11.attributes import AttributeMapper, handle_ulong
 
-from .errors import HsmError, LoginRequired, PinIncorrect, PinLocked, TokenRemoved
+from .errors import HsmError, KeyNotFound, LoginRequired, PinIncorrect, PinLocked, TokenRemoved
 from .module import Module
 from .pinguard import PinGuard
 from .tokens import TokenInfo, find_raw_token
@@ -47,6 +49,43 @@ GONE_ERRORS: tuple[type[BaseException], ...] = (
     pkcs11.DeviceError,
     pkcs11.GeneralError,
 )
+# ...of which these also mean "an object was destroyed (elsewhere) under its handle" while the
+# token is still there: the pool asks the slot before it decides which one happened
+STALE_OBJECT_ERRORS: tuple[type[BaseException], ...] = (
+    pkcs11.ObjectHandleInvalid,
+    pkcs11.GeneralError,
+    pkcs11.DeviceError,
+)
+
+
+CKA_CERTIFICATE_CATEGORY = 0x87
+
+
+def _attribute_mapper() -> AttributeMapper:
+    """python-pkcs11's mapper plus the attributes it lacks.
+
+    Not cosmetic: python-pkcs11 0.9.5 raises NotImplementedError for an attribute it
+    cannot pack *after* allocating the template, and frees uninitialised pointers when
+    that half-built template is collected (a SIGSEGV some time later).
+    """
+    mapper = AttributeMapper()
+    mapper.register_handler(CKA_CERTIFICATE_CATEGORY, *handle_ulong)  # type: ignore[arg-type]
+    return mapper
+
+
+ATTRIBUTE_MAPPER = _attribute_mapper()
+
+
+def login_refusal(info: TokenInfo, name: str) -> PinLocked | None:
+    """Why not to send a PIN to this token at all (it reports locked or final try), or None."""
+    if info.pin_locked:
+        return PinLocked(f"token {name} reports its user PIN locked; reset it with the SO PIN")
+    if info.pin_final_try:
+        return PinLocked(
+            f"token {name} reports one PIN try left; refusing to risk it. "
+            "Verify the PIN with the token's own tool, or reset it with the SO PIN"
+        )
+    return None
 
 
 @dataclass
@@ -86,6 +125,7 @@ class SessionPool:
                 self._token = find_raw_token(self.module, serial=self.serial)
             except HsmError as e:
                 self._token = None
+                self._pin = None  # a removed token takes its login with it
                 raise TokenRemoved(f"token {self.label or self.serial} is not present: {e}") from e
             self.label = self._token.label.strip()
             self._generation = gen
@@ -101,11 +141,12 @@ class SessionPool:
             except GONE_ERRORS as e:
                 raise TokenRemoved(f"token {self.label or self.serial} was removed") from e
 
-    def _open(self) -> PooledSession:
+    def _open(self, tok: Any, generation: int) -> PooledSession:
         try:
-            return PooledSession(self._token.open(rw=True), self._generation)
+            return PooledSession(tok.open(rw=True, attribute_mapper=ATTRIBUTE_MAPPER), generation)
         except GONE_ERRORS as e:
-            self._token = None
+            if self._token is tok:
+                self._token = None
             raise TokenRemoved(f"token {self.label or self.serial} was removed") from e
         except pkcs11.PKCS11Error as e:
             raise HsmError(f"cannot open a session on token {self.label or self.serial}: {e!r}") from e
@@ -121,21 +162,40 @@ class SessionPool:
             raise PinIncorrect("an empty PIN was given", self.guard.remaining(self.serial))
         with self.module.shared(), self._lock:
             self._refresh()
-            self._login_locked(pin.encode("utf-8"))
+            try:
+                self._login_locked(pin.encode("utf-8"))
+            except GONE_ERRORS as e:
+                self._token, self._anchor, self._pin = None, None, None
+                raise self._removed_error() from e
+            except pkcs11.PKCS11Error as e:
+                raise HsmError(f"login to token {self.label or self.serial} failed: {type(e).__name__}") from e
+
+    def _wrong_pin(self, name: str) -> HsmError:
+        left = self.guard.record_failure(self.serial)
+        log.warning("wrong PIN for token %s (%d tries left)", self.serial, left)
+        if left <= 0:
+            return PinLocked(f"wrong PIN; token {name} is now locked after {self.guard.max_failures} failures")
+        return PinIncorrect(f"wrong PIN for token {name}; {left} tries left before it locks", left)
 
     def _login_locked(self, pin: bytes) -> None:
         name = self.label or self.serial
         self.guard.check(self.serial, name)
-        info = TokenInfo.from_token(self._token.slot.get_token())
-        if info.pin_locked:
-            raise PinLocked(f"token {name} reports its user PIN locked; reset it with the SO PIN")
-        if info.pin_final_try:
-            raise PinLocked(
-                f"token {name} reports one PIN try left; refusing to risk it. "
-                "Verify the PIN with the token's own tool, or reset it with the SO PIN"
-            )
-        anchor = self._anchor or self._open()
+        if self._anchor is not None and self._pin is not None:
+            # already logged in: the token answers USER_ALREADY_LOGGED_IN to *any* PIN, so
+            # check against the PIN it accepted instead of letting a wrong one through
+            if hmac.compare_digest(pin, self._pin):
+                self.guard.record_success(self.serial)
+                return
+            raise self._wrong_pin(name)
+        refusal = login_refusal(TokenInfo.from_token(self._token.slot.get_token()), name)
+        if refusal is not None:
+            raise refusal
+        anchor = self._anchor or self._open(self._token, self._generation)
         rv = self.module.raw.login(anchor.session.handle, CKU_USER, pin)
+        if rv == CKR_USER_ALREADY_LOGGED_IN:
+            # logged in by another pool of this process: PKCS#11 has no way to check the PIN
+            # without logging everyone out, so this is accepted as the standard says
+            log.warning("token %s was already logged in by another user of the module", self.serial)
         if rv in (CKR_OK, CKR_USER_ALREADY_LOGGED_IN):
             self.guard.record_success(self.serial)
             self._anchor = anchor
@@ -145,11 +205,7 @@ class SessionPool:
         if self._anchor is None:
             self._close_quietly(anchor)  # never leak the session a failed login opened
         if rv in (CKR_PIN_INCORRECT, CKR_PIN_INVALID, CKR_PIN_LEN_RANGE):
-            left = self.guard.record_failure(self.serial)
-            log.warning("wrong PIN for token %s (%d tries left)", self.serial, left)
-            if left <= 0:
-                raise PinLocked(f"wrong PIN; token {name} is now locked after {self.guard.max_failures} failures")
-            raise PinIncorrect(f"wrong PIN for token {name}; {left} tries left before it locks", left)
+            raise self._wrong_pin(name)
         if rv == CKR_PIN_LOCKED:
             raise PinLocked(f"token {name} has locked its user PIN; reset it with the SO PIN")
         raise HsmError(f"login to token {name} failed (rv=0x{rv:x})")
@@ -166,6 +222,20 @@ class SessionPool:
                 if s.generation == self.module.generation:
                     self._close_quietly(s)
 
+    def forget(self) -> None:
+        """The token was removed: drop its login, its PIN and its (now stale) sessions."""
+        with self._lock:
+            self._token = None
+            self._anchor = None
+            self._pin = None
+            self._idle.clear()
+
+    def _present(self, tok: Any) -> bool:
+        try:
+            return TokenInfo.from_token(tok.slot.get_token()).serial == self.serial
+        except pkcs11.PKCS11Error:
+            return False
+
     @staticmethod
     def _close_quietly(s: PooledSession) -> None:
         try:
@@ -179,33 +249,46 @@ class SessionPool:
         """A session of this token for the duration of the block."""
         with self.module.shared():
             with self._lock:
-                self._refresh()
+                tok = self._refresh()
                 if need_login and self._anchor is None:
                     raise LoginRequired(f"token {self.label or self.serial} is locked: unlock it with its PIN first")
                 s = self._idle.pop() if self._idle else None
+                generation = self._generation
             if s is None:
-                with self._lock:
-                    s = self._open()
-            gone = False
+                s = self._open(tok, generation)
+            keep = True
             try:
                 yield s
+            except STALE_OBJECT_ERRORS as e:
+                if not self._present(tok):
+                    keep = False
+                    self.forget()
+                    raise self._removed_error() from e
+                # the token is there: an object handle went stale (deleted through another
+                # session or process), which must not cost the token its login
+                s.cache.clear()
+                if isinstance(e, pkcs11.ObjectHandleInvalid):
+                    raise KeyNotFound(
+                        f"a key or certificate on token {self.label or self.serial} was deleted while in use; "
+                        "list the keys and retry"
+                    ) from e
+                keep = False
+                raise HsmError(f"token {self.label or self.serial} reported {type(e).__name__}; retry") from e
             except GONE_ERRORS as e:
-                gone = True
-                with self._lock:
-                    # a removed token takes its login with it: the PIN is asked again
-                    self._token = None
-                    self._anchor = None
-                    self._pin = None
-                    self._idle.clear()
-                raise TokenRemoved(
-                    f"token {self.label or self.serial} was removed or stopped answering; "
-                    "insert it again and retry"
-                ) from e
+                keep = False
+                self.forget()
+                raise self._removed_error() from e
             finally:
-                if not gone:
+                if keep:
                     with self._lock:
                         keep = s.generation == self._generation and len(self._idle) < self.max_idle
                         if keep:
                             self._idle.append(s)
-                    if not keep:
-                        self._close_quietly(s)
+                if not keep:
+                    self._close_quietly(s)
+
+    def _removed_error(self) -> TokenRemoved:
+        # a removed token takes its login with it (forget()): the PIN is asked again
+        return TokenRemoved(
+            f"token {self.label or self.serial} was removed or stopped answering; insert it again and retry"
+        )

@@ -120,14 +120,21 @@ class Token:
         kid = parse_key_id(key_id)
         algo = self.algorithm(kid)
         scheme = scheme or SignScheme.default_for(algo)
-        with self.pool.session() as s:
-            try:
-                return signing.sign_digest(self._private(s, kid), algo, scheme, hash_name, dgst)
-            except (HsmError, *GONE_ERRORS):
-                raise
-            except pkcs11.PKCS11Error as e:
-                s.cache.pop(kid, None)
-                raise SigningFailed(f"signing with key {kid.hex()} on {self.label} failed: {type(e).__name__}") from e
+        try:
+            with self.pool.session() as s:
+                try:
+                    return signing.sign_digest(self._private(s, kid), algo, scheme, hash_name, dgst)
+                except (HsmError, *GONE_ERRORS):
+                    raise
+                except pkcs11.PKCS11Error as e:
+                    s.cache.pop(kid, None)
+                    raise SigningFailed(
+                        f"signing with key {kid.hex()} on {self.label} failed: {type(e).__name__}"
+                    ) from e
+        except KeyNotFound:
+            with self._algos_lock:
+                self._algos.pop(kid, None)  # deleted (maybe elsewhere): look it up afresh next time
+            raise
 
     def sign(
         self, key_id: str | bytes, data: bytes, *, hash_name: str = "sha256", scheme: SignScheme | None = None

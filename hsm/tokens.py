@@ -54,14 +54,22 @@ class TokenInfo:
         )
 
 
+_SLOT_GONE: tuple[type[BaseException], ...] = (
+    pkcs11.TokenNotPresent, pkcs11.TokenNotRecognised, pkcs11.SlotIDInvalid,
+    pkcs11.DeviceRemoved, pkcs11.DeviceError, pkcs11.GeneralError,
+)
+
+
 def _raw_tokens(module: Module) -> list[Any]:
     out = []
     try:
         for slot in module.lib.get_slots(token_present=True):
             try:
                 out.append(slot.get_token())
-            except (pkcs11.TokenNotPresent, pkcs11.TokenNotRecognised, pkcs11.SlotIDInvalid):
-                continue  # removed between listing and reading: not present
+            except _SLOT_GONE:
+                # removed between listing and reading, or (SoftHSM) its files were deleted under
+                # a module that still lists the slot (GeneralError until reinitialize): not present
+                continue
     except pkcs11.PKCS11Error as e:
         raise HsmError(f"cannot list tokens of {module.path}: {e!r}") from e
     return out

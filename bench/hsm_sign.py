@@ -1,0 +1,108 @@
+"""Signatures/s through hsm.Token.sign_digest (1, 2, 4 callers) next to raw python-pkcs11 (1, 2 sessions).
+
+Raw baseline: ``key.sign`` on a private-key object found once in each thread's own session,
+same mechanism as hsm/ (CKM_RSA_PKCS over a prebuilt DigestInfo, CKM_ECDSA over a digest),
+on the same module instance (initialised with CKF_OS_LOCKING_OK by hsm.module.load(): with
+python-pkcs11's own C_Initialize(NULL) two raw threads crash SoftHSM).  Target: hsm/ with 2
+callers >= 0.90x raw with 2 sessions.  Uses its own SoftHSM token directory under a temp dir.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from .common import Report, rate
+
+ROOT = Path(__file__).resolve().parent.parent
+PIN, SO_PIN, LABEL = "1234", "12345678", "bench"
+SECONDS = float(os.environ.get("BENCH_SECONDS", "1.0"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SHA256_DIGEST_INFO_PREFIX = bytes.fromhex("3031300d060960864801650304020105000420")
+
+
+def _softhsm(state: Path) -> None:
+    """A token in a fresh directory; SOFTHSM2_CONF must be set before hsm/ loads the module."""
+    out = subprocess.run([str(ROOT / "softhsm-config" / "init-token.sh"), str(state), LABEL, SO_PIN, PIN],
+                         check=True, capture_output=True, text=True).stdout
+    os.environ["SOFTHSM2_CONF"] = str(state / "softhsm2.conf")
+    assert "SOFTHSM2_CONF" in out
+
+
+def _raw_signer(raw_token: Any, key_id: bytes, is_rsa: bool, dgst: bytes) -> Any:
+    """A per-thread callable: its own session and private-key object, python-pkcs11 only."""
+    from pkcs11 import Attribute, Mechanism, ObjectClass
+
+    local = threading.local()
+    data = SHA256_DIGEST_INFO_PREFIX + dgst if is_rsa else dgst
+    mech = Mechanism.RSA_PKCS if is_rsa else Mechanism.ECDSA
+    sessions: list[Any] = []
+    lock = threading.Lock()
+
+    def sign() -> bytes:
+        key = getattr(local, "key", None)
+        if key is None:
+            s = raw_token.open(rw=True)  # the application is already logged in: a user session
+            with lock:
+                sessions.append(s)
+            key = local.key = list(s.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY,
+                                                  Attribute.ID: key_id}))[0]
+        return key.sign(data, mechanism=mech)
+
+    def close() -> None:
+        for s in sessions:
+            s.close()
+
+    sign.close = close  # type: ignore[attr-defined]
+    return sign
+
+
+def main() -> None:
+    state = Path(tempfile.mkdtemp(prefix="signet-bench-hsm-"))
+    try:
+        _softhsm(state)
+        from hsm import Hsm
+        from hsm.tokens import find_raw_token
+
+        h = Hsm(pin_state=state / "pins.json")
+        tok = h.token(label=LABEL)
+        tok.login(PIN)
+        report = Report("hsm_sign")
+        dgst = hashlib.sha256(b"benchmark document").digest()
+        for alg, name in (("rsa-2048", "rsa2048"), ("p256", "p256")):
+            key = tok.generate_key(alg, f"bench-{alg}")
+            with h.module.shared():
+                raw_token = find_raw_token(h.module, label=LABEL)
+            kid = bytes.fromhex(key.key_id)
+            runs: dict[str, list[float]] = {}
+            # rounds alternate raw and hsm runs so that load from elsewhere hits both alike; medians reported
+            for _ in range(ROUNDS):
+                for n in (1, 2):
+                    signer = _raw_signer(raw_token, kid, key.algorithm.is_rsa, dgst)
+                    runs.setdefault(f"raw {n}", []).append(rate(signer, n, SECONDS))
+                    signer.close()
+                for n in (1, 2, 4):
+                    value = rate(lambda key_id=key.key_id: tok.sign_digest(key_id, dgst), n, SECONDS)
+                    runs.setdefault(f"hsm {n}", []).append(value)
+            for n in (1, 2):
+                report.add(f"{name} raw {n} session{'s' if n > 1 else ''}", statistics.median(runs[f"raw {n}"]),
+                           "sig/s")
+            for n in (1, 2, 4):
+                base = f"{name} raw {min(n, 2)} session{'s' if n > 1 else ''}"
+                report.add(f"{name} hsm {n} caller{'s' if n > 1 else ''}", statistics.median(runs[f"hsm {n}"]),
+                           "sig/s", baseline=base)
+        tok.logout()
+        report.finish()
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
