@@ -1,0 +1,127 @@
+"""The issuing CA: certificates from PKCS#10 requests for verified people, and revocation by serial.
+
+The caller (enrollment) has already checked that the person is verified and the one-time code;
+this module checks the request itself, refuses a key that was ever certified, and signs on the HSM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from asn1crypto import x509
+
+from ..clock import Clock
+from ..store import Store
+from . import db
+from . import x509build as xb
+from .csr import check_csr
+from .errors import AlreadyRevoked, CertificateNotFound, InvalidRequest, KeyAlreadyCertified
+from .profiles import LeafProfile, Role, SubjectIdentity, leaf_extensions
+
+if TYPE_CHECKING:
+    from ..keys import ServerKeys
+
+log = logging.getLogger(__name__)
+
+# RFC 5280 5.3.1 reasons an operator or holder may give; revocation here is final, so no
+# certificateHold / removeFromCRL.
+REVOCATION_REASONS = ("unspecified", "key_compromise", "affiliation_changed", "superseded",
+                      "cessation_of_operation", "privilege_withdrawn")
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    serial: int
+    der: bytes
+    chain: tuple[bytes, ...]  # issuing CA, root CA
+
+    @property
+    def serial_hex(self) -> str:
+        return db.serial_text(self.serial)
+
+
+class CertificateAuthority:
+    """Issues and revokes end-entity certificates under the server's issuing CA."""
+
+    def __init__(self, keys: ServerKeys, store: Store, clock: Clock, urls: xb.PkiUrls,
+                 profile: LeafProfile | None = None, *, rng: xb.Rng = os.urandom) -> None:
+        self.keys = keys
+        self.store = store
+        self.clock = clock
+        self.urls = urls
+        self.profile = profile or LeafProfile()
+        self._rng = rng
+        self._issuing = keys[Role.ISSUING]
+        self.issuer_key_hash = db.spki_hash(self._issuing.public_key_der)
+        db.migrate(store)
+
+    @property
+    def chain(self) -> tuple[bytes, ...]:
+        return (self.keys.certificate_der(Role.ISSUING), self.keys.certificate_der(Role.ROOT))
+
+    def issue(self, csr_der: bytes, identity: SubjectIdentity, person_id: str, *,
+              validity: timedelta | None = None) -> IssuedCertificate:
+        """Check the request, refuse a key certified before, sign the certificate on the HSM, record it."""
+        request = check_csr(csr_der)
+        key_hash = db.spki_hash(request.spki_der)
+        if db.key_is_certified(self.store, key_hash):
+            raise KeyAlreadyCertified(
+                "this public key already has a certificate; generate a new key on the token and request again")
+        subject = identity.name()
+        now = xb.whole_second(self.clock.now())
+        issuing_cert = self._issuing.certificate
+        if now < issuing_cert.not_valid_before or now >= issuing_cert.not_valid_after:
+            raise InvalidRequest("the issuing CA certificate is not valid now; renew the server keys")
+        not_after = min(now + (validity or self.profile.validity), issuing_cert.not_valid_after)
+        serial = xb.random_serial(self._rng)
+        der = xb.sign_certificate(
+            self.keys.signer(Role.ISSUING), serial=serial, issuer=issuing_cert.subject, subject=subject,
+            subject_spki_der=request.spki_der, not_before=now, not_after=not_after,
+            extensions=leaf_extensions(request.spki_der, self._issuing.public_key_der, self.urls,
+                                       Role.ISSUING.value, self.profile, identity.emails),
+        )
+        # the UNIQUE key_hash turns a concurrent second request for the same key into KeyAlreadyCertified
+        db.insert(self.store, db.CertRecord(
+            issuer_key_hash=self.issuer_key_hash, serial=serial, origin=db.ORIGIN_ISSUED,
+            subject=subject.human_friendly, person_id=person_id, key_hash=key_hash, not_before=now,
+            not_after=not_after, status="good", revocation_reason=None, revoked_at=None, der=der,
+        ), now=now)
+        log.info("issued certificate %s (%s) for person %s", db.serial_text(serial), request.key_description,
+                 person_id)
+        return IssuedCertificate(serial, der, self.chain)
+
+    def revoke(self, serial: int, reason: str = "unspecified", *, at: datetime | None = None) -> db.CertRecord:
+        """Revoke an issued certificate; OCSP and the next CRL fetch reflect it at once."""
+        if reason not in REVOCATION_REASONS:
+            raise InvalidRequest(f"revocation reason {reason!r} is not one of {', '.join(REVOCATION_REASONS)}")
+        rec = db.find(self.store, self.issuer_key_hash, serial)
+        if rec is None:
+            raise CertificateNotFound(f"no certificate with serial {db.serial_text(serial)} from this CA")
+        with self.store.transaction():
+            # the time is taken under the write lock: CRL publication compares it with its own
+            now = self.clock.now()
+            when = xb.whole_second(at or now)
+            if when > now or when < rec.not_before:
+                raise InvalidRequest("the revocation time must lie between the certificate's start and now")
+            if not db.mark_revoked(self.store, self.issuer_key_hash, serial, reason, when, now):
+                raise AlreadyRevoked(f"certificate {db.serial_text(serial)} is already revoked")
+        log.info("revoked certificate %s (%s)", db.serial_text(serial), reason)
+        found = db.find(self.store, self.issuer_key_hash, serial)
+        assert found is not None
+        return found
+
+    def status(self, serial: int) -> db.CertRecord | None:
+        return db.find(self.store, self.issuer_key_hash, serial)
+
+    def certificates_of(self, person_id: str) -> list[db.CertRecord]:
+        return db.for_person(self.store, person_id)
+
+
+def describe(der: bytes) -> str:
+    """Subject and serial of a certificate, for messages and logs."""
+    cert = x509.Certificate.load(der)
+    return f"{cert.subject.human_friendly} (serial {db.serial_text(cert.serial_number)})"
