@@ -1,0 +1,71 @@
+"""`signet-agent --config FILE`: run the agent until SIGTERM/SIGINT.
+
+Exit codes: 0 after a clean stop, 2 for a bad command line or configuration,
+1 for any other failure at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from .errors import AgentError, ConfigError
+
+log = logging.getLogger("agent")
+
+
+def run(config_path: str, ready_file: str | None = None) -> int:
+    from . import config as config_mod
+
+    cfg = config_mod.load(config_path)
+    logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .app import Agent
+    from .servicer import AgentServicer
+    from .transport import build_server, secure_socket
+
+    agent = Agent(cfg)
+    try:
+        server, port = build_server(cfg, AgentServicer(agent))
+        server.start()
+        secure_socket(cfg.socket)
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        log.info("signet-agent listening on unix:%s%s (document workers: %s)", cfg.socket,
+                 f" and {cfg.tls.listen} (port {port}, mutual TLS)" if cfg.tls else "",
+                 agent.workers.pids() or "in-process")
+        if ready_file:
+            with open(ready_file, "w") as f:
+                f.write(f"{port or 0}\n")
+        stop.wait()
+        log.info("stopping")
+        server.stop(grace=5).wait()
+        return 0
+    finally:
+        agent.close()
+        try:
+            cfg.socket.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="signet-agent", description="Signet local signing agent")
+    p.add_argument("--config", required=True, help="TOML configuration file")
+    p.add_argument("--ready-file", help="write the TCP port (0 if none) here once serving")
+    args = p.parse_args(argv)
+    try:
+        return run(args.config, args.ready_file)
+    except ConfigError as e:
+        print(f"signet-agent: {e}", file=sys.stderr)
+        return 2
+    except AgentError as e:
+        print(f"signet-agent: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

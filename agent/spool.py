@@ -1,0 +1,68 @@
+"""Uploads spooled to private temporary files (0600 in a 0700 directory), with size limits and SHA-256.
+
+A large PDF is never held whole in memory: chunks go straight to disk as they
+arrive, and results are streamed back from disk in chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DocumentTooLarge, InvalidRequest
+
+
+@dataclass(frozen=True)
+class Spooled:
+    path: Path
+    size: int
+    sha256: str
+
+
+def prepare_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+@contextmanager
+def temp_path(directory: Path, suffix: str = "") -> Iterator[Path]:
+    """A fresh private file name in ``directory``; removed afterwards whatever happens."""
+    fd, name = tempfile.mkstemp(dir=directory, prefix="job-", suffix=suffix)  # mode 0600
+    os.close(fd)
+    try:
+        yield Path(name)
+    finally:
+        try:
+            os.unlink(name)
+        except FileNotFoundError:
+            pass
+
+
+def spool(chunks: Iterable[bytes], dest: Path, limit: int, announced: int = 0) -> Spooled:
+    """Write ``chunks`` to ``dest`` (already created, 0600), refusing more than ``limit`` bytes."""
+    if announced > limit:
+        raise DocumentTooLarge(f"the document is {announced} bytes; this agent accepts at most {limit}")
+    h = hashlib.sha256()
+    size = 0
+    with open(dest, "wb") as f:
+        for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise DocumentTooLarge(f"the document is larger than this agent's limit of {limit} bytes")
+            h.update(chunk)
+            f.write(chunk)
+    if announced and size != announced:
+        raise InvalidRequest(f"the upload ended after {size} of the {announced} bytes announced")
+    return Spooled(dest, size, h.hexdigest())
+
+
+def read_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while block := f.read(chunk_bytes):
+            yield block

@@ -1,0 +1,55 @@
+"""The journal: WAL + synchronous=FULL, one row per operation, group commit, durable before return."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+
+from agent.journal import Entry, Journal, read
+
+
+def test_rows_are_durable_on_return_with_injected_time(tmp_path):
+    t = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    j = Journal(tmp_path / "j.db", clock=lambda: t)
+    j.record([Entry("sign_digest", "local", "serial1", "ab", "00" * 32, "digest-sha256")])
+    # another connection sees the row before the journal is closed: it was committed
+    rows = read(tmp_path / "j.db")
+    assert rows == [{"id": 1, "time": "2026-01-02T03:04:05.000000+00:00", "caller": "local",
+                     "operation": "sign_digest", "token_serial": "serial1", "key_id": "ab",
+                     "document_sha256": "00" * 32, "format": "digest-sha256", "outcome": "ok"}]
+    conn = sqlite3.connect(tmp_path / "j.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    j.close()
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    j = Journal(tmp_path / "j.db")
+
+    def writer(i):
+        for k in range(50):
+            j.record([Entry("sign_digest", f"c{i}", key_id=str(k)), Entry("sign_digest", f"c{i}", key_id=f"{k}b")])
+
+    ts = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    j.close()
+    rows = read(tmp_path / "j.db")
+    assert len(rows) == 8 * 50 * 2
+    assert [r["id"] for r in rows] == list(range(1, 801))
+
+
+def test_a_write_failure_reaches_the_waiter(tmp_path):
+    import pytest
+
+    from agent.errors import JournalError
+
+    j = Journal(tmp_path / "j.db")
+    conn = sqlite3.connect(tmp_path / "j.db")
+    conn.execute("DROP TABLE journal")  # the next insert fails inside the writer thread
+    conn.commit()
+    with pytest.raises(JournalError):
+        j.record([Entry("sign_digest", "local")])
+    j.close()
