@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scripts.demo_server import SERVER_STEPS
+
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / "demo-state"
 OUT = STATE / "out"
@@ -161,6 +163,7 @@ STEPS: list[Step] = [
     ("Verified with Signet (pyHanko validation)", step_verify_pyhanko),
     ("Verified independently with pdfsig", step_pdfsig),
 ]
+STEPS += SERVER_STEPS  # server stage: scripts/demo_server.py
 
 
 def main() -> int:

@@ -11,6 +11,7 @@ calling :class:`Principal`)::
     svc.register_person(p, legal_name=, document_type=, document_number=, phone=, email=,
                         document_country=None) -> Person               # operator
     svc.get_person(p, person_id) -> Person
+    svc.org_of(person_id) -> str                                       # no principal: enrollment, signet-admin
     svc.list_people(p, status=None) -> list[Person]                    # member/agent: only self
     svc.find_by_document(p, document_type, document_number, document_country=None) -> Person  # operator
     svc.reveal_document(p, person_id) -> Document                      # decrypts; for the CA / the holder

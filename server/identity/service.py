@@ -141,6 +141,14 @@ class IdentityService:
     def get_person(self, principal: Principal, person_id: str) -> Person:
         return self._load(principal, person_id)
 
+    def org_of(self, person_id: str) -> str:
+        """The organisation of a person, for callers authenticated by the person id itself (enrollment with a
+        one-time code) or acting on the server host (signet-admin); raises NotFound."""
+        row = self._store.query_one("SELECT org_id FROM identity_people WHERE id = ?", (person_id,))
+        if row is None:
+            raise NotFound(f"no person {person_id!r}")
+        return str(row["org_id"])
+
     def list_people(self, principal: Principal, status: Status | None = None) -> list[Person]:
         """Operators see their organisation; members and agents see themselves."""
         sql, params = "SELECT * FROM identity_people WHERE org_id = ?", [principal.org_id]

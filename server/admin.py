@@ -1,0 +1,242 @@
+"""`signet-admin`: operator commands run on the server host, acting directly on the server's store and token.
+
+::
+
+    signet-admin --config F [--json] org create NAME | org list
+    signet-admin --config F person register --org ORG --name NAME --document-type T
+                 (--document-number-env VAR | --document-number N) [--document-country CC] --phone P --email E
+    signet-admin --config F person list --org ORG | person show PERSON
+    signet-admin --config F identity send-code PERSON              # phone-possession code via the notifier
+    signet-admin --config F identity confirm-phone PERSON CODE
+    signet-admin --config F identity approve PERSON --evidence TEXT [--reference R] [--as LOGIN]
+    signet-admin --config F identity reject PERSON --reason TEXT [--reference R] [--as LOGIN]
+    signet-admin --config F outbox list [--to ADDRESS] [--unread] | outbox read MESSAGE_ID
+    signet-admin --config F cert revoke SERIAL [--reason R] | cert list PERSON
+    signet-admin --config F operator-cert issue --org ORG --login LOGIN --out DIR
+
+Decisions are recorded as ``operator:<login>`` (``--as``, default ``$USER``) with the time and the
+evidence text, in the person's digest-chained evidence.  ``--json`` prints one JSON document.
+Exit codes: 0 done, 1 refused by the server's rules (the message says why), 2 usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from asn1crypto import x509
+
+from hsm import HsmError
+
+from .ca import Role as KeyRole
+from .ca import db as ca_db
+from .clock import to_text
+from .config import ConfigError, load_config
+from .errors import InvalidArgument, ServerError
+from .identity import Principal, Role
+from .runtime import Runtime, open_runtime
+from .tls import Caller, certs_pem, issue_client_certificate, key_pem, new_tls_key, tls_csr, write_file
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return to_text(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "value") and type(value).__module__.startswith("server"):
+        return value.value
+    return value
+
+
+def _person(p: Any) -> dict[str, Any]:
+    return _plain({"id": p.id, "organisation": p.org_id, "legal_name": p.legal_name, "document_type": p.document_type,
+                   "document_country": p.document_country, "phone": p.phone, "email": p.email,
+                   "status": p.status.value, "phone_verified_at": p.phone_verified_at, "decided_at": p.decided_at})
+
+
+def _cert(rec: ca_db.CertRecord) -> dict[str, Any]:
+    return _plain({"serial": ca_db.serial_text(rec.serial), "origin": rec.origin, "subject": rec.subject,
+                   "person_id": rec.person_id, "status": rec.status, "revocation_reason": rec.revocation_reason,
+                   "revoked_at": rec.revoked_at, "not_after": rec.not_after})
+
+
+def _operator(rt: Runtime, args: argparse.Namespace, person_id: str | None = None) -> Principal:
+    org = args.org if getattr(args, "org", None) else rt.identity.org_of(person_id or "")
+    return Principal(org, args.login, Role.OPERATOR)
+
+
+def _document_number(args: argparse.Namespace) -> str:
+    if args.document_number_env:
+        value = os.environ.get(args.document_number_env)
+        if value is None:
+            raise InvalidArgument(f"environment variable {args.document_number_env} is not set")
+        return value
+    if args.document_number:
+        return str(args.document_number)
+    raise InvalidArgument("give --document-number-env VAR (preferred: not visible in ps) or --document-number")
+
+
+def run(rt: Runtime, args: argparse.Namespace) -> Any:
+    ids, cmd = rt.identity, (args.area, args.action)
+    if cmd == ("org", "create"):
+        org = ids.create_organisation(args.name)
+        return {"id": org.id, "name": org.name}
+    if cmd == ("org", "list"):
+        rows = rt.store.query("SELECT id, name, created_at FROM identity_organisations ORDER BY name")
+        return [dict(r) for r in rows]
+    if cmd == ("person", "register"):
+        p = ids.register_person(_operator(rt, args), legal_name=args.name, document_type=args.document_type,
+                                document_number=_document_number(args), phone=args.phone, email=args.email,
+                                document_country=args.document_country)
+        return _person(p)
+    if cmd == ("person", "list"):
+        return [_person(p) for p in ids.list_people(_operator(rt, args))]
+    if cmd == ("person", "show"):
+        me = _operator(rt, args, args.person)
+        return {"person": _person(ids.get_person(me, args.person)),
+                "evidence": [_plain({"seq": r.seq, "kind": r.kind, "at": r.at, "actor": r.actor,
+                                     "provider": r.provider, "reference": r.reference, "detail": dict(r.detail)})
+                             for r in ids.evidence(me, args.person)],
+                "certificates": [_cert(c) for c in rt.ca.certificates_of(args.person)]}
+    if cmd == ("identity", "send-code"):
+        c = ids.start_phone_verification(_operator(rt, args, args.person), args.person)
+        return {"code_id": c.code_id, "expires_at": to_text(c.expires_at), "channel": c.delivery.channel,
+                "message_id": c.delivery.message_id}
+    if cmd == ("identity", "confirm-phone"):
+        return _person(ids.confirm_phone(_operator(rt, args, args.person), args.person, args.code))
+    if cmd == ("identity", "approve"):
+        return _person(ids.approve(_operator(rt, args, args.person), args.person, evidence=args.evidence,
+                                   reference=args.reference))
+    if cmd == ("identity", "reject"):
+        return _person(ids.reject(_operator(rt, args, args.person), args.person, reason=args.reason,
+                                  reference=args.reference))
+    if cmd == ("outbox", "list"):
+        return [_plain({"id": e.id, "created_at": e.created_at, "topic": e.topic, "to": e.to.value,
+                        "subject": e.subject, "read_at": e.read_at})
+                for e in rt.outbox.list(to=args.to, unread_only=args.unread)]
+    if cmd == ("outbox", "read"):
+        m = rt.outbox.read(args.message)
+        return _plain({"id": m.entry.id, "to": m.entry.to.value, "subject": m.entry.subject, "topic": m.entry.topic,
+                       "created_at": m.entry.created_at, "body": m.body})
+    if cmd == ("cert", "revoke"):
+        try:
+            serial = int(args.serial.lower().removeprefix("0x").replace(":", ""), 16)
+        except ValueError:
+            raise InvalidArgument("a certificate serial is hex digits") from None
+        return _cert(rt.ca.revoke(serial, args.reason))
+    if cmd == ("cert", "list"):
+        return [_cert(c) for c in rt.ca.certificates_of(args.person)]
+    if cmd == ("operator-cert", "issue"):
+        caller = Caller(args.org, Role.OPERATOR, args.login)
+        ids.get_organisation(Principal(args.org, args.login, Role.OPERATOR))  # NotFound for an unknown org
+        out = Path(args.out)
+        key = new_tls_key()
+        der = issue_client_certificate(rt.keys, rt.store, rt.clock, rt.urls, tls_csr(key, args.login), caller,
+                                       timedelta(days=rt.config.client_validity_days))
+        write_file(out / "operator.key", key_pem(key), 0o600)
+        write_file(out / "operator.crt", certs_pem(der, rt.keys.certificate_der(KeyRole.ISSUING)))
+        write_file(out / "ca.pem", certs_pem(rt.keys.certificate_der(KeyRole.ROOT)), overwrite=True)
+        return {"caller": caller.uri, "serial": ca_db.serial_text(x509.Certificate.load(der).serial_number),
+                "key": str(out / "operator.key"), "certificate": str(out / "operator.crt"), "ca": str(out / "ca.pem")}
+    raise InvalidArgument(f"unknown command {' '.join(cmd)}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="signet-admin", description="Signet server administration (on the server host).")
+    p.add_argument("--config", required=True)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--as", dest="login", default=os.environ.get("USER") or "admin",
+                   help="the operator login recorded with decisions (default $USER)")
+    areas = p.add_subparsers(dest="area", required=True)
+
+    def area(name: str) -> Any:
+        return areas.add_parser(name).add_subparsers(dest="action", required=True)
+
+    org = area("org")
+    org.add_parser("create").add_argument("name")
+    org.add_parser("list")
+    person = area("person")
+    reg = person.add_parser("register")
+    for flag in ("--org", "--name", "--document-type", "--phone", "--email"):
+        reg.add_argument(flag, required=True)
+    reg.add_argument("--document-number-env")
+    reg.add_argument("--document-number")
+    reg.add_argument("--document-country")
+    person.add_parser("list").add_argument("--org", required=True)
+    person.add_parser("show").add_argument("person")
+    ident = area("identity")
+    ident.add_parser("send-code").add_argument("person")
+    confirm = ident.add_parser("confirm-phone")
+    confirm.add_argument("person")
+    confirm.add_argument("code")
+    for action, text in (("approve", "--evidence"), ("reject", "--reason")):
+        a = ident.add_parser(action)
+        a.add_argument("person")
+        a.add_argument(text, required=True)
+        a.add_argument("--reference", default="")
+    outbox = area("outbox")
+    lst = outbox.add_parser("list")
+    lst.add_argument("--to")
+    lst.add_argument("--unread", action="store_true")
+    outbox.add_parser("read").add_argument("message")
+    cert = area("cert")
+    rv = cert.add_parser("revoke")
+    rv.add_argument("serial")
+    rv.add_argument("--reason", default="unspecified")
+    cert.add_parser("list").add_argument("person")
+    op = area("operator-cert").add_parser("issue")
+    for flag in ("--org", "--login", "--out"):
+        op.add_argument(flag, required=True)
+    return p
+
+
+def _print(result: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+        return
+    rows = result if isinstance(result, list) else [result]
+    for row in rows:
+        if isinstance(row, dict):
+            for k, v in row.items():
+                text = v if not isinstance(v, list | dict) else json.dumps(v, ensure_ascii=False, default=str)
+                print(f"{k}: {text}")
+            print()
+        else:
+            print(row)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(f"signet-admin: configuration error: {e}", file=sys.stderr)
+        return 2
+    try:
+        rt = open_runtime(cfg)
+    except (ServerError, HsmError) as e:
+        print(f"signet-admin: cannot open the server's state: {e}", file=sys.stderr)
+        return 2
+    try:
+        _print(run(rt, args), args.json)
+        return 0
+    except ServerError as e:
+        print(f"signet-admin: {e.reason}: {e.message}", file=sys.stderr)
+        return 1
+    except FileExistsError as e:
+        print(f"signet-admin: {e}", file=sys.stderr)
+        return 1
+    finally:
+        rt.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""EnrollmentService servicer: served on the server-authenticated TLS listener, authenticated per call by the
+person id and a fresh one-time code (a new agent has no client certificate yet)."""
+
+from __future__ import annotations
+
+import grpc
+from signet.v1 import server_pb2 as pb
+from signet.v1 import server_pb2_grpc as pb_grpc
+
+from ..ca import Role, db
+from ..enrollment import Enrollment
+from ..errors import InvalidArgument
+from . import convert
+from .status import rpc
+
+_MAX_ID = 64
+
+
+def _person_id(value: str) -> str:
+    if not value or len(value) > _MAX_ID:
+        raise InvalidArgument("a person id is required", reason="PERSON_ID_REQUIRED")
+    return value
+
+
+class EnrollmentServicer(pb_grpc.EnrollmentServiceServicer):
+    def __init__(self, enrollment: Enrollment) -> None:
+        self.enrollment = enrollment
+
+    @rpc(authenticate=False)
+    def StartEnrollment(self, request: pb.StartEnrollmentRequest,  # noqa: N802
+                        context: grpc.ServicerContext) -> pb.StartEnrollmentResponse:
+        challenge = self.enrollment.start(_person_id(request.person_id))
+        return pb.StartEnrollmentResponse(challenge=convert.challenge(challenge))
+
+    @rpc(authenticate=False)
+    def Enroll(self, request: pb.EnrollRequest, context: grpc.ServicerContext) -> pb.EnrollResponse:  # noqa: N802
+        if not request.one_time_code:
+            raise InvalidArgument("the enrollment code is required", reason="OTP_REQUIRED")
+        done = self.enrollment.enroll(_person_id(request.person_id), request.one_time_code, request.csr_der,
+                                      request.agent_tls_csr_der, request.code_id or None)
+        return pb.EnrollResponse(certificate_der=done.certificate_der, chain_der=list(done.chain_der),
+                                 agent_certificate_der=done.agent_certificate_der or b"",
+                                 serial=db.serial_text(done.serial),
+                                 root_der=self.enrollment.keys.certificate_der(Role.ROOT))

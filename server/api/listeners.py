@@ -1,0 +1,94 @@
+"""The two gRPC servers of signet-server, both TLS with the server certificate from our own CA.
+
+- API (``[grpc] listen``): client certificates required and verified against our CA (mutual TLS);
+  IdentityService and CertificateService.
+- Enrollment (``[grpc] enroll_listen``): server-authenticated TLS only; EnrollmentService.
+
+Two listeners because grpc-python either requires a client certificate or never asks for one: it
+cannot request one optionally, and a new agent has none yet.  Both serve grpc.health.v1 and server
+reflection (so `grpcurl` works without the .proto files).
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from signet.v1 import server_pb2, server_pb2_grpc
+
+from ..ca import Role, db
+from ..runtime import Runtime
+from ..tls import certs_pem
+from .auth import Authenticator
+from .certificates import CertificateServicer
+from .enrollment import EnrollmentServicer
+from .identity import IdentityServicer
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE = 1024 * 1024
+_SERVICES = server_pb2.DESCRIPTOR.services_by_name
+
+
+@dataclass
+class Listeners:
+    api: grpc.Server
+    enroll: grpc.Server
+    api_port: int
+    enroll_port: int
+    health: tuple[health.HealthServicer, health.HealthServicer]
+
+    def stop(self, grace: float = 5.0) -> None:
+        for h in self.health:
+            h.enter_graceful_shutdown()
+        events = [self.api.stop(grace), self.enroll.stop(grace)]
+        for e in events:
+            e.wait(grace + 1)
+
+
+def _server(workers: int, services: list[str]) -> tuple[grpc.Server, health.HealthServicer]:
+    server = grpc.server(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+                         options=[("grpc.max_receive_message_length", MAX_MESSAGE),
+                                  ("grpc.max_send_message_length", MAX_MESSAGE),
+                                  ("grpc.so_reuseport", 0)])
+    checker = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+    names = [_SERVICES[s].full_name for s in services]
+    for name in ["", *names]:
+        checker.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    return server, checker
+
+
+def _port(server: grpc.Server, address: str, credentials: grpc.ServerCredentials) -> int:
+    port = server.add_secure_port(address, credentials)
+    if port == 0:
+        raise OSError(f"cannot listen on {address} (address in use or not local)")
+    return port
+
+
+def start_listeners(rt: Runtime, server_key_pem: bytes, server_chain_pem: bytes) -> Listeners:
+    cfg = rt.config
+    client_ca = certs_pem(rt.keys.certificate_der(Role.ROOT), rt.keys.certificate_der(Role.ISSUING))
+    auth = Authenticator(rt.store, db.spki_hash(rt.keys[Role.ISSUING].public_key_der))
+
+    api, api_health = _server(cfg.grpc_workers, ["IdentityService", "CertificateService"])
+    server_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(rt.identity, auth), api)
+    server_pb2_grpc.add_CertificateServiceServicer_to_server(
+        CertificateServicer(rt.ca, rt.identity, rt.external_roots, auth), api)
+    api_port = _port(api, cfg.grpc_listen, grpc.ssl_server_credentials(
+        [(server_key_pem, server_chain_pem)], root_certificates=client_ca, require_client_auth=True))
+
+    enroll, enroll_health = _server(max(2, cfg.grpc_workers // 2), ["EnrollmentService"])
+    server_pb2_grpc.add_EnrollmentServiceServicer_to_server(EnrollmentServicer(rt.enrollment), enroll)
+    enroll_port = _port(enroll, cfg.enroll_listen, grpc.ssl_server_credentials(
+        [(server_key_pem, server_chain_pem)], require_client_auth=False))
+
+    api.start()
+    enroll.start()
+    log.info("gRPC API (mutual TLS) on port %d, enrollment (TLS) on port %d", api_port, enroll_port)
+    return Listeners(api, enroll, api_port, enroll_port, (api_health, enroll_health))

@@ -1,0 +1,193 @@
+"""`signet-server`: ``init`` creates the server's keys and TLS material; ``run`` serves gRPC and the PKI HTTP listener.
+
+``signet-server init --config F`` (idempotent; never replaces anything):
+  the HSM key set on the server token (:func:`server.keys.init_server_keys`), the data keys wrapped by
+  the token's archive KEK, and the gRPC listeners' TLS key (0600) and certificate from our issuing CA.
+  It refuses to run when the token already holds server keys that this store does not know (another
+  installation's token) or when TLS files are half there or do not match.
+``signet-server run --config F``:
+  gRPC on two TLS listeners (mutual-TLS API, server-authenticated enrollment; health + reflection)
+  and the PKI HTTP listener (OCSP, CRL, TSA, CA certificates).  Prints one ``signet-server ready ...``
+  line with the bound addresses; SIGTERM or SIGINT stops it cleanly (listeners drain, store closed,
+  token logged out).
+
+Exit codes: 0 done, 1 unexpected failure, 2 configuration error, 3 refused (would overwrite / not
+initialised).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+from asn1crypto import pem, x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from hsm import HsmError, KeyNotFound
+
+from .ca import PkiUrls, Role, ServerKeysMissing
+from .ca import db as ca_db
+from .clock import SystemClock
+from .config import ConfigError, ServerConfig, load_config
+from .datakeys import ensure_data_keys
+from .keys import KeySetPolicy, ServerKeys, init_server_keys, label_for, load_server_keys
+from .runtime import open_runtime, open_token
+from .store import Store, open_store
+from .tls import certs_pem, issue_server_certificate, key_pem, new_tls_key, spki_of, write_file
+
+log = logging.getLogger("signet-server")
+
+
+class Refused(Exception):
+    """init would overwrite or mix up existing state; nothing was changed by the refused step."""
+
+
+def tls_paths(cfg: ServerConfig) -> tuple[Path, Path, Path]:
+    """(server key, server certificate chain, CA certificate for clients) under ``<state_dir>/tls``."""
+    return cfg.tls_dir / "server.key", cfg.tls_dir / "server.crt", cfg.tls_dir / "ca.pem"
+
+
+def _check_token_matches_store(token: object, store: Store) -> None:
+    ca_db.migrate(store)
+    try:
+        root = token.key(label=label_for(Role.ROOT))  # type: ignore[attr-defined]
+    except KeyNotFound:
+        return
+    if ca_db.find_by_key(store, ca_db.spki_hash(root.public_key_der)) is None:
+        raise Refused("the server token already holds a Signet root key that this store does not know "
+                      "(another installation's token?); refusing to issue new certificates for it")
+
+
+def _ensure_tls(cfg: ServerConfig, keys: ServerKeys, store: Store) -> tuple[list[str], list[str]]:
+    key_path, crt_path, ca_path = tls_paths(cfg)
+    root_pem = certs_pem(keys.certificate_der(Role.ROOT))
+    created, existing = [], []
+    if key_path.exists() != crt_path.exists():
+        raise Refused(f"only one of {key_path.name} and {crt_path.name} exists in {cfg.tls_dir}; restore the other "
+                      "or remove both to have new TLS material issued")
+    if key_path.exists():
+        key = load_pem_private_key(key_path.read_bytes(), None)
+        leaf = next(pem.unarmor(crt_path.read_bytes(), multiple=True))[2]
+        if x509.Certificate.load(leaf).public_key.dump() != spki_of(key):  # type: ignore[arg-type]
+            raise Refused(f"{crt_path} does not belong to {key_path}; refusing to replace either")
+        existing += [key_path.name, crt_path.name]
+    else:
+        key = new_tls_key()
+        der = issue_server_certificate(keys, store, SystemClock(), PkiUrls(cfg.base_url), spki_of(key),
+                                       cfg.server_names, timedelta(days=cfg.client_validity_days), cfg.organisation)
+        write_file(key_path, key_pem(key), 0o600)
+        write_file(crt_path, certs_pem(der, keys.certificate_der(Role.ISSUING)), 0o644)
+        created += [key_path.name, crt_path.name]
+    if ca_path.exists():
+        if ca_path.read_bytes() != root_pem:
+            raise Refused(f"{ca_path} is not this server's root CA certificate; refusing to replace it")
+        existing.append(ca_path.name)
+    else:
+        write_file(ca_path, root_pem, 0o644)
+        created.append(ca_path.name)
+    return created, existing
+
+
+def cmd_init(cfg: ServerConfig) -> int:
+    cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    token = open_token(cfg)
+    store = open_store(cfg.store_url)
+    try:
+        _check_token_matches_store(token, store)
+        report = init_server_keys(token, store, cfg.organisation, SystemClock(), urls=PkiUrls(cfg.base_url),
+                                  policy=KeySetPolicy(family=cfg.key_family, country=cfg.country))
+        keys = load_server_keys(token, store)
+        data_created, data_existing = ensure_data_keys(cfg, token)
+        tls_created, tls_existing = _ensure_tls(cfg, keys, store)
+    finally:
+        store.close()
+        token.logout()
+    created = [*report.created, *data_created, *tls_created]
+    existing = [*report.existing, *data_existing, *tls_existing]
+    print(f"signet-server init: state in {cfg.state_dir}")
+    print("  created: " + (", ".join(created) if created else "nothing (already initialised)"))
+    if existing:
+        print("  kept:    " + ", ".join(existing))
+    print(f"  clients trust {tls_paths(cfg)[2]}")
+    return 0
+
+
+def _read_tls(cfg: ServerConfig) -> tuple[bytes, bytes]:
+    key_path, crt_path, _ = tls_paths(cfg)
+    if not key_path.exists() or not crt_path.exists():
+        raise ServerKeysMissing(f"the TLS material in {cfg.tls_dir} is missing; run `signet-server init`")
+    if key_path.stat().st_mode & 0o077:
+        raise ConfigError(f"{key_path} is readable by others: chmod 600 it")
+    return key_path.read_bytes(), crt_path.read_bytes()
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def cmd_run(cfg: ServerConfig) -> int:
+    from .api.listeners import start_listeners
+    from .http import PkiHttpServer, build_services
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    rt = open_runtime(cfg)
+    try:
+        key, chain = _read_tls(cfg)
+        http = PkiHttpServer(_host_port(cfg.http_listen), build_services(rt.keys, rt.store, rt.clock))
+        http.start()
+        try:
+            listeners = start_listeners(rt, key, chain)
+            host = _host_port(cfg.grpc_listen)[0]
+            print(f"signet-server ready api={host}:{listeners.api_port} "
+                  f"enroll={_host_port(cfg.enroll_listen)[0]}:{listeners.enroll_port} pki={http.base_url}",
+                  flush=True)
+            stop.wait()
+            log.info("stopping: draining gRPC calls")
+            listeners.stop()
+        finally:
+            http.stop()
+    finally:
+        rt.close()
+    print("signet-server stopped", flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="signet-server", description="Signet server: identity, CA, enrollment.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("init", "create the server keys on its token and the TLS material (idempotent)"),
+                       ("run", "serve gRPC (TLS; mutual TLS for clients) and the PKI HTTP listener")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--config", required=True, help="the server's TOML configuration")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as e:
+        print(f"signet-server: configuration error: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=cfg.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return cmd_init(cfg) if args.command == "init" else cmd_run(cfg)
+    except ConfigError as e:
+        print(f"signet-server: configuration error: {e}", file=sys.stderr)
+        return 2
+    except (Refused, ServerKeysMissing, FileExistsError) as e:
+        print(f"signet-server: refused: {e}", file=sys.stderr)
+        return 3
+    except HsmError as e:
+        print(f"signet-server: server token: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
