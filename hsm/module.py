@@ -17,6 +17,7 @@ flight, and a generation counter tells session pools to start afresh.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import logging
 import os
@@ -250,6 +251,22 @@ class Module:
 
 _modules: dict[str, Module] = {}
 _modules_lock = threading.Lock()
+
+
+@atexit.register
+def _finalize_at_exit() -> None:
+    """C_Finalize loaded modules while the interpreter is still whole.
+
+    python-pkcs11's ``lib.__dealloc__`` calls ``self.unload()`` through attribute
+    lookup; during interpreter teardown our subclass's type may already be half
+    cleared, which prints "Error in sys.excepthook" noise.  Finalise here, then keep
+    one reference for ever so that ``__dealloc__`` never runs at shutdown.
+    """
+    with _modules_lock:
+        for mod in _modules.values():
+            with mod._rw.exclusive():
+                mod.raw.finalize()
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(mod.lib))
 
 
 def load(path: str | None = None) -> Module:
