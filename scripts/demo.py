@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scripts.demo_agent import AGENT_STEPS
 from scripts.demo_server import SERVER_STEPS
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE = ROOT / "demo-state"
+STATE = Path(os.environ.get("SIGNET_DEMO_STATE") or ROOT / "demo-state").absolute()  # tests use their own
 OUT = STATE / "out"
 TOKEN_LABEL = "signet-demo"
 SIGNER = {"common_name": "Zhang San", "serial_number": "IDCCN-110101199003074578", "country_name": "CN"}
@@ -52,12 +53,17 @@ def say(msg: str) -> None:
     print(f"       {msg}", flush=True)
 
 
+def rel(p: Path | str) -> Path:
+    """``p`` relative to the repository when inside it (as shown and passed to tools run there), else as is."""
+    return Path(p).relative_to(ROOT) if Path(p).is_relative_to(ROOT) else Path(p)
+
+
 def step_fresh_state(d: Demo) -> None:
     if STATE.exists():
         shutil.rmtree(STATE)
     for sub in ("softhsm", "ca", "in", "out"):
         (STATE / sub).mkdir(parents=True)
-    say(f"created {STATE.relative_to(ROOT)}/ (git-ignored)")
+    say(f"created {rel(STATE)}/ (git-ignored)")
 
 
 def step_token(d: Demo) -> None:
@@ -70,7 +76,7 @@ def step_token(d: Demo) -> None:
     d.token = Hsm(pin_state=STATE / "pin-state.json").token(label=TOKEN_LABEL)
     d.token.login(d.pin)
     say(f"SoftHSM token {TOKEN_LABEL!r} (serial {d.token.serial}) initialised and logged in; "
-        f"config {Path(conf).relative_to(ROOT)}")
+        f"config {rel(conf)}")
 
 
 def step_keygen(d: Demo) -> None:
@@ -113,7 +119,7 @@ def step_sign(d: Demo) -> None:
         reason="I agree to the terms of this contract", location="Beijing", visible=True, page=1,
         box=(56, 520, 300, 580)))
     ms = (time.perf_counter() - t0) * 1000
-    say(f"signed {d.contract.relative_to(ROOT)} -> {d.signed.relative_to(ROOT)} (PAdES B-B, field "
+    say(f"signed {rel(d.contract)} -> {rel(d.signed)} (PAdES B-B, field "
         f"{res.field_name}, {res.size} bytes, sha256 {res.sha256[:16]}..., {ms:.0f} ms)")
 
 
@@ -121,7 +127,7 @@ def step_nssdb(d: Demo) -> None:
     from scripts.demo_ca import nss_trust
 
     nss_trust(d.nssdb, d.ca.root_pem_path)
-    say(f"NSS database {d.nssdb.relative_to(ROOT)} trusts the demo CA (CT,C,C)")
+    say(f"NSS database {rel(d.nssdb)} trusts the demo CA (CT,C,C)")
 
 
 def step_verify_pyhanko(d: Demo) -> None:
@@ -136,8 +142,7 @@ def step_verify_pyhanko(d: Demo) -> None:
 
 
 def step_pdfsig(d: Demo) -> None:
-    rel = d.signed.relative_to(ROOT)
-    cmd = ["pdfsig", "-nssdir", f"sql:{d.nssdb.relative_to(ROOT)}", str(rel)]
+    cmd = ["pdfsig", "-nssdir", f"sql:{rel(d.nssdb)}", str(rel(d.signed))]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     say("$ " + " ".join(cmd))
     for line in (p.stdout + p.stderr).splitlines():
@@ -163,6 +168,7 @@ STEPS: list[Step] = [
     ("Verified with Signet (pyHanko validation)", step_verify_pyhanko),
     ("Verified independently with pdfsig", step_pdfsig),
 ]
+STEPS += AGENT_STEPS  # agent stage: scripts/demo_agent.py
 STEPS += SERVER_STEPS  # server stage: scripts/demo_server.py
 
 
@@ -179,7 +185,7 @@ def main() -> int:
         except Exception as e:  # the demo reports which step broke, with the error, not a bare trace
             print(f"DEMO FAILED at step {n} ({title}): {type(e).__name__}: {e}", file=sys.stderr)
             return 1
-    print(f"Demo complete in {time.perf_counter() - t0:.1f} s; outputs in {OUT.relative_to(ROOT)}/")
+    print(f"Demo complete in {time.perf_counter() - t0:.1f} s; outputs in {rel(OUT)}/")
     return 0
 
 

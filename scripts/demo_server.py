@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import re
 import secrets
 import signal
@@ -23,13 +24,17 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE = ROOT / "demo-state"
+STATE = Path(os.environ.get("SIGNET_DEMO_STATE") or ROOT / "demo-state").absolute()  # as scripts.demo
 SERVER = STATE / "server"
 PIN_ENV = "SIGNET_DEMO_SERVER_PIN"
 
 
 def say(msg: str) -> None:
     print(f"       {msg}", flush=True)
+
+
+def _rel(p: Path) -> Path:
+    return p.relative_to(ROOT) if p.is_relative_to(ROOT) else p
 
 
 def prc_id(area_birth_seq: str) -> str:
@@ -129,7 +134,7 @@ min_interval_seconds = 0
 """)
     out = _run("server.main", "init", "--config", str(S.config)).stdout
     created = out.split("created:")[1].splitlines()[0].strip()
-    say(f"server token 'signet-server' + {S.config.relative_to(ROOT)}")
+    say(f"server token 'signet-server' + {_rel(S.config)}")
     say(f"created: {created}")
 
 
@@ -279,7 +284,7 @@ def step_server_stop(d: Any) -> None:
     if rc != 0:
         raise RuntimeError(f"signet-server exited with {rc}; see {SERVER / 'server.log'}")
     say(f"SIGTERM -> listeners drained, store closed, token logged out (exit {rc}); log in "
-        f"{(SERVER / 'server.log').relative_to(ROOT)}")
+        f"{_rel(SERVER / 'server.log')}")
 
 
 SERVER_STEPS = [
