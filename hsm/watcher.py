@@ -150,7 +150,7 @@ def classify(device: DeviceLike) -> UdevMatch | None:
     vid = _vendor_id(props, device)
     if _is_ccid(props, device):
         return UdevMatch("ccid", action, vid, TOKEN_VENDORS.get(vid or ""))
-    if vid in TOKEN_VENDORS:
+    if vid is not None and vid in TOKEN_VENDORS:
         return UdevMatch("hid-token", action, vid, TOKEN_VENDORS[vid])
     return None
 
