@@ -37,10 +37,15 @@ class Entry:
     outcome: str = "ok"  # "ok" or an error reason such as PIN_INCORRECT
 
 
+COLUMNS = ("time", "caller", "operation", "token_serial", "key_id", "document_sha256", "format", "outcome")
+Row = tuple[str, str, str, str, str, str, str, str]  # in COLUMNS order
+BLOCK = 64
+
+
 class Ticket:
     """Rows handed to the writer; ``wait`` returns once they are on disk (raises JournalError if not)."""
 
-    def __init__(self, rows: list[dict[str, str]]) -> None:
+    def __init__(self, rows: list[Row]) -> None:
         self.rows = rows
         self.done = threading.Event()
         self.error: BaseException | None = None
@@ -77,21 +82,34 @@ class Journal:
         db.execute("PRAGMA synchronous=FULL")
         return db
 
-    def record(self, entries: Sequence[Entry], *, wait: bool = True) -> Ticket:
-        """Append ``entries``; with ``wait`` return only when they are on disk (raises JournalError)."""
-        now = self._clock().isoformat(timespec="microseconds")
-        ticket = Ticket([{"time": now, "caller": e.caller, "operation": e.operation, "token_serial": e.token_serial,
-                          "key_id": e.key_id, "document_sha256": e.document_sha256, "format": e.format,
-                          "outcome": e.outcome} for e in entries])  # not asdict(): 80 us per row
+    def _now(self) -> str:
+        return self._clock().isoformat(timespec="microseconds")
+
+    def _submit(self, rows: list[Row], wait: bool) -> Ticket:
+        ticket = Ticket(rows)
         self._queue.put(ticket)
         if wait:
             ticket.wait()
         return ticket
 
+    def record(self, entries: Sequence[Entry], *, wait: bool = True) -> Ticket:
+        """Append ``entries``; with ``wait`` return only when they are on disk (raises JournalError)."""
+        now = self._now()
+        return self._submit([(now, e.caller, e.operation, e.token_serial, e.key_id, e.document_sha256, e.format,
+                              e.outcome) for e in entries], wait)  # not asdict(): 80 us per row
+
+    def record_documents(self, operation: str, caller: str, token_serial: str, key_id: str, fmt: str,
+                         document_sha256s: Sequence[str], *, outcome: str = "ok", wait: bool = True) -> Ticket:
+        """One row per document hash, all else equal (a batch of digests): no Entry object per row."""
+        head = (self._now(), caller, operation, token_serial, key_id)
+        return self._submit([(*head, h, fmt, outcome) for h in document_sha256s], wait)  # type: ignore[misc]
+
     def _run(self) -> None:
         db = self._open()
-        cols = ("time", "caller", "operation", "token_serial", "key_id", "document_sha256", "format", "outcome")
-        sql = f"INSERT INTO journal({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        one = f"({', '.join('?' * len(COLUMNS))})"
+        sql = f"INSERT INTO journal({', '.join(COLUMNS)}) VALUES {one}"
+        # 64 rows per statement: one sqlite3_step (and one GIL release) instead of 64 -- ~2 us less per row
+        sql_block = f"INSERT INTO journal({', '.join(COLUMNS)}) VALUES {', '.join([one] * BLOCK)}"
         while True:
             first = self._queue.get()
             if first is None:
@@ -109,7 +127,12 @@ class Journal:
                 batches.append(nxt)
             try:
                 db.conn.execute("BEGIN")
-                db.conn.executemany(sql, [[r[c] for c in cols] for b in batches for r in b.rows])
+                rows = [r for b in batches for r in b.rows] if len(batches) > 1 else first.rows
+                full = len(rows) - len(rows) % BLOCK
+                for i in range(0, full, BLOCK):
+                    db.conn.execute(sql_block, [v for r in rows[i:i + BLOCK] for v in r])
+                if full < len(rows):
+                    db.conn.executemany(sql, rows[full:])
                 db.conn.execute("COMMIT")
             except Exception as e:  # disk full, I/O error: every waiter learns it
                 log.error("journal write failed: %s", type(e).__name__)

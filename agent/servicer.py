@@ -18,7 +18,7 @@ from . import convert
 from .app import Agent
 from .config import LOCAL_CALLER
 from .errors import DeadlineExpired, InvalidRequest, PermissionDenied
-from .journal import Entry
+from .journal import Entry, Ticket
 from .policy import caller_matches
 from .signing import KeyMaterial
 from .spool import read_chunks, spool, temp_path
@@ -245,7 +245,13 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 
     def SignDigestStream(self, request_iterator: Iterator[agent_pb2.SignDigestStreamRequest],
                          context: grpc.ServicerContext) -> Iterator[agent_pb2.SignDigestStreamResponse]:
-        """A reader thread signs batch n+1 while batch n's journal rows are synced and its response sent."""
+        """A reader thread hands each batch to a signing lane and reads on; this thread answers in order.
+
+        Batches of one stream (and of all streams) share the agent's ``sign_threads`` lanes, so the token's
+        sessions stay busy while responses are sent and journal rows synced; a response leaves only after its
+        journal rows are durable.  After a failure no further batch starts signing (one already running on the
+        other lane may finish: its signatures are counted and journaled, but never sent).
+        """
         state: dict[str, Any] = {"serial": "", "key_id": ""}
         try:
             caller = caller_of(context)
@@ -253,6 +259,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             abort(context, e)
         out: queue.Queue[Any] = queue.Queue(maxsize=4)
         stop = threading.Event()
+        failed = threading.Event()  # set by the first batch that fails: no later batch starts signing
 
         def put(item: Any) -> None:
             while not stop.is_set():
@@ -268,7 +275,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             alive = alive_check(context)
             try:
                 for req in request_iterator:
-                    if stop.is_set():
+                    if stop.is_set() or failed.is_set():
                         return
                     if req.HasField("token") or req.key_id:
                         sel = req.token
@@ -277,11 +284,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                         pin = _pin(req.credential)
                     if sel is None:
                         raise InvalidRequest("the first message must select the token and key")
-                    _, sigs, ticket = self.agent.signing.sign_digests(
-                        caller, serial=sel.serial, label=sel.label, key_id=state["key_id"],
-                        digests=list(req.digests), hash_name=hash_name, scheme=scheme, pin=pin, alive=alive,
-                        durable=False)
-                    put((req.request_id, sigs, ticket))
+                    put((req.request_id, self.agent.signing.submit_digests(
+                        caller, failed=failed, serial=sel.serial, label=sel.label, key_id=state["key_id"],
+                        digests=list(req.digests), hash_name=hash_name, scheme=scheme, pin=pin, alive=alive)))
                 put(None)
             except Exception as e:  # noqa: BLE001 - handed to the response side, mapped there
                 put(e)
@@ -295,13 +300,21 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                     return
                 if isinstance(item, Exception):
                     raise item
-                request_id, sigs, ticket = item
+                request_id, batch = item
+                _, sigs, ticket = batch.result()
                 ticket.wait()  # the journal rows are durable before the signatures leave
                 yield agent_pb2.SignDigestStreamResponse(request_id=request_id, signatures=sigs)
         except Exception as e:
             abort(context, e, state["serial"], state["key_id"])
         finally:
             stop.set()
+            while True:  # batches not started yet are not signed at all
+                try:
+                    item = out.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, tuple):
+                    item[1].cancel()
 
     # -- documents ------------------------------------------------------------
     def _sign_document(self, context: grpc.ServicerContext, request_iterator: Iterator[Any], kind: str,
@@ -330,17 +343,26 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                     else:
                         job["timestamp_url"] = h.timestamp_url or None
                     key = ref
+                    tickets: list[Ticket] = []
 
                     def sign(dgst: bytes, hash_name: str) -> bytes:
                         if not alive():
                             raise DeadlineExpired("the deadline passed before signing; nothing was signed")
-                        return signing.call_token(caller, key, pin, lambda: key.token.sign_digest(  # type: ignore
+                        sig = signing.call_token(caller, key, pin, lambda: key.token.sign_digest(  # type: ignore
                             key.key_id, dgst, hash_name=hash_name))
+                        # the row goes to disk while the worker embeds the signature; it is waited for below,
+                        # before anything leaves (a later failure adds its own row)
+                        tickets.append(self.agent.journal.record(
+                            [Entry(kind, caller, key.serial, key.key_id, doc_sha, fmt)], wait=False))
+                        return sig  # type: ignore[return-value]
 
                     res = self.agent.workers.run(job, sign)
                     if kind == "sign_detached":
                         out.write_bytes(res["p7s"])
-                    signing.journal_ok(kind, caller, ref, doc_sha, fmt)
+                    if not tickets:  # cannot happen for a signed result; never release without a row
+                        signing.journal_ok(kind, caller, ref, doc_sha, fmt)
+                    for t in tickets:
+                        t.wait()
                 if kind == "sign_pdf":
                     out_sha, out_size = res["sha256"], res["size"]
                 else:

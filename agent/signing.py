@@ -4,8 +4,10 @@ Order matters: the caller is authorized before a PIN is tried when the key id
 alone decides the policy; the usage limit is reserved durably before the token
 is asked; the deadline is checked after every wait, so a request whose deadline
 passed while it was queued is never signed; the journal row is durable before a
-signature is released.  A batch is split across ``sign_threads`` threads, each
-with its own pooled session (the module is initialised for OS locking).
+signature is released.  A lone batch is split across ``sign_threads`` threads, each
+with its own pooled session (the module is initialised for OS locking); a stream
+instead submits whole batches to ``sign_threads`` signing lanes, so that both
+sessions stay busy across batches without a fork and join per batch.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -97,6 +99,7 @@ class SigningService:
         self.journal = journal
         self.sign_threads = sign_threads
         self._pool = ThreadPoolExecutor(max_workers=max(1, sign_threads - 1), thread_name_prefix="sign")
+        self._lanes = ThreadPoolExecutor(max_workers=max(1, sign_threads), thread_name_prefix="sign-lane")
         self._labels: dict[tuple[str, str], str] = {}
         self._labels_lock = threading.Lock()
         self._worked: set[tuple[str, str]] = set()  # (serial, key id) that have signed in this process
@@ -168,12 +171,13 @@ class SigningService:
     def sign_digests(
         self, caller: str, *, serial: str = "", label: str = "", key_id: str, digests: Sequence[bytes],
         hash_name: str = "sha256", scheme: SignScheme | None = None, pin: str | None = None,
-        alive: DeadlineCheck = _always, durable: bool = True,
+        alive: DeadlineCheck = _always, durable: bool = True, split: bool = True,
     ) -> tuple[str, list[bytes], Ticket]:
         """Sign every digest with one key; returns (token serial, signatures, journal ticket) or raises.
 
         With ``durable`` the journal rows are on disk on return; else the caller must ``ticket.wait()``
-        before releasing the signatures (lets a stream sign its next batch during the fsync).
+        before releasing the signatures (lets a stream sign its next batch during the fsync).  With
+        ``split`` a batch of 8 or more is shared among ``sign_threads`` sessions.
         """
         if not digests:
             raise InvalidRequest("no digest to sign")
@@ -189,22 +193,41 @@ class SigningService:
             with self.key(caller, serial, label, key_id, pin, len(digests)) as ref:
                 if not alive():
                     raise DeadlineExpired("the deadline passed before signing started; nothing was signed")
-                sigs = self._sign_all(caller, ref, pin, digests, hash_name, scheme)
-                docs = [d.hex() if hash_name == "sha256" else "" for d in digests]
-                ticket = self.journal.record(
-                    [Entry("sign_digest", caller, ref.serial, ref.key_id, h, fmt) for h in docs], wait=durable)
+                sigs = self._sign_all(caller, ref, pin, digests, hash_name, scheme, split)
+                docs = [d.hex() for d in digests] if hash_name == "sha256" else [""] * len(digests)
+                ticket = self.journal.record_documents("sign_digest", caller, ref.serial, ref.key_id, fmt, docs,
+                                                       wait=durable)
                 return ref.serial, sigs, ticket
         except Exception as e:
             self._journal_failure("sign_digest", caller, serial, key_id, ref, fmt, e)
             raise
 
-    def _sign_all(self, caller: str, ref: KeyRef, pin: str | None, digests: Sequence[bytes], hash_name: str,
-                  scheme: SignScheme | None) -> list[bytes]:
-        def run(part: Sequence[bytes]) -> list[bytes]:
-            return [self.call_token(caller, ref, pin, lambda d=d: ref.token.sign_digest(  # type: ignore[misc]
-                ref.key_id, d, hash_name=hash_name, scheme=scheme)) for d in part]
+    def submit_digests(self, caller: str, *, failed: threading.Event | None = None,
+                       **kw: object) -> Future[tuple[str, list[bytes], Ticket]]:
+        """:meth:`sign_digests` (not durable, not split) on a signing lane: a stream keeps several in flight.
 
-        parts = self.sign_threads if len(digests) >= 8 else 1
+        ``failed`` is shared by the batches of one stream: a batch that fails sets it, and a batch that has not
+        started by then is not signed at all (no signature, no usage, no journal row).
+        """
+        def job() -> tuple[str, list[bytes], Ticket]:
+            if failed is not None and failed.is_set():
+                raise InvalidRequest("an earlier batch of this stream failed; this batch was not signed")
+            try:
+                return self.sign_digests(caller, durable=False, split=False, **kw)  # type: ignore[arg-type]
+            except BaseException:
+                if failed is not None:
+                    failed.set()
+                raise
+
+        return self._lanes.submit(job)
+
+    def _sign_all(self, caller: str, ref: KeyRef, pin: str | None, digests: Sequence[bytes], hash_name: str,
+                  scheme: SignScheme | None, split: bool = True) -> list[bytes]:
+        def run(part: Sequence[bytes]) -> list[bytes]:
+            return self.call_token(caller, ref, pin, lambda: ref.token.sign_digests(  # type: ignore[return-value]
+                ref.key_id, part, hash_name=hash_name, scheme=scheme))
+
+        parts = self.sign_threads if split and len(digests) >= 8 else 1
         if parts == 1:
             return run(digests)
         step = (len(digests) + parts - 1) // parts
@@ -233,6 +256,7 @@ class SigningService:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._lanes.shutdown(wait=False, cancel_futures=True)
 
 
 def sha256_file(path: str) -> str:

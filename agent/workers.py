@@ -12,20 +12,22 @@ thread instead (for debugging and measuring the difference).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import WorkerFailed
 
 log = logging.getLogger(__name__)
 
 SignCallback = Callable[[bytes, str], bytes]
+T = TypeVar("T")
 
 
 class JobFailed(Exception):
@@ -85,6 +87,16 @@ class _TokenFailed(Exception):
     """The agent reported that the token refused; the agent keeps the real exception."""
 
 
+_loop = threading.local()  # one event loop per thread, kept: asyncio.run() builds and tears one down per document
+
+
+def _run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+    loop = getattr(_loop, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _loop.loop = asyncio.new_event_loop()
+    return loop.run_until_complete(coro)
+
+
 def run_job(job: dict[str, Any], sign: SignCallback) -> Any:
     """Do one job; ``sign(digest, hash_name)`` makes the token signature."""
     import formats
@@ -98,7 +110,10 @@ def run_job(job: dict[str, Any], sign: SignCallback) -> Any:
         else:
             signer = _signer(job, sign)
         if kind == "sign_pdf":
-            res = formats.sign_pdf(job["in_path"], job["out_path"], signer, formats.PdfSignOptions(**job["options"]))
+            from formats.pades import async_sign_pdf
+
+            res = _run_coroutine(async_sign_pdf(job["in_path"], job["out_path"], signer,
+                                                formats.PdfSignOptions(**job["options"])))
             return {"field_name": res.field_name, "signer_subject": res.signer_subject, "sha256": res.sha256,
                     "size": res.size}
         with open(job["in_path"], "rb") as f:
@@ -173,7 +188,9 @@ class DocumentWorkers:
     def __init__(self, processes: int) -> None:
         self.processes = processes
         self._ctx = multiprocessing.get_context("spawn")  # never fork a process that holds PKCS#11 state
-        self._idle: queue.Queue[_Worker] = queue.Queue()
+        # most recently used first: a sequential client keeps hitting the same warm worker (CPU caches, lazily
+        # built pyHanko state) instead of alternating between processes
+        self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
         for _ in range(processes):

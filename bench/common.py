@@ -1,4 +1,10 @@
-"""Shared benchmark plumbing: timing loops, a printed table and JSON lines in bench/results/latest.jsonl."""
+"""Shared benchmark plumbing: timing loops, alternating rounds, a printed table and JSON lines.
+
+Every figure is the median of ``BENCH_ROUNDS`` rounds in which the measured variants take turns
+(raw baseline, then the path under test, then the baseline again...), so that load from elsewhere on
+the machine hits all of them alike; the table shows the spread (min..max) and the load average at the
+start and the end, and the JSON lines (bench/results/latest.jsonl) carry the same.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,20 @@ class Metric:
     unit: str
     baseline: str | None = None
     ratio: float | None = None
+    samples: tuple[float, ...] = ()
+
+
+def alternate(variants: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """Run every variant once per round, in the given order, ``rounds`` times; the measurements per name."""
+    runs: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            runs[name].append(fn())
+    return runs
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def rate(fn: Callable[[], object], threads: int = 1, seconds: float = 2.0, warmup: float = 0.3) -> float:
@@ -77,26 +97,39 @@ class Report:
     def __init__(self, title: str) -> None:
         self.title = title
         self.metrics: list[Metric] = []
+        self.load_start = load()
+        if os.getloadavg()[0] >= 1.0:  # a 1-minute average: it includes the benchmark that ran just before
+            print(f"note: load average {self.load_start} at the start of {title} (figures are noisier above 1)",
+                  flush=True)
 
-    def add(self, name: str, value: float, unit: str, baseline: str | None = None) -> Metric:
+    def add(self, name: str, value: float | list[float], unit: str, baseline: str | None = None) -> Metric:
+        """A figure (a list of per-round measurements is reported as its median, with its spread)."""
+        samples: tuple[float, ...] = ()
+        if isinstance(value, list):
+            samples = tuple(value)
+            value = statistics.median(value)
         ratio = None
         if baseline is not None:
             base = next(m for m in self.metrics if m.name == baseline)
             ratio = value / base.value if base.value else None
-        m = Metric(name, value, unit, baseline, ratio)
+        m = Metric(name, value, unit, baseline, ratio, samples)
         self.metrics.append(m)
         return m
 
     def finish(self) -> None:
-        print(f"\n== {self.title} ==")
+        load_end = load()
+        print(f"\n== {self.title} == (load average {self.load_start} at start, {load_end} at end)")
         w = max(len(m.name) for m in self.metrics)
         for m in self.metrics:
+            spread = f"[{min(m.samples):.1f}..{max(m.samples):.1f}]" if len(m.samples) > 1 else ""
             r = f"{m.ratio:6.2f}x of {m.baseline}" if m.ratio is not None else ""
-            print(f"  {m.name:<{w}}  {m.value:12.1f} {m.unit:<8} {r}")
+            print(f"  {m.name:<{w}}  {m.value:12.1f} {m.unit:<8} {spread:<22} {r}")
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         with open(RESULTS, "a") as f:
             for m in self.metrics:
                 f.write(json.dumps({"bench": self.title, "name": m.name, "value": round(m.value, 3),
                                     "unit": m.unit, "baseline": m.baseline,
                                     "ratio": None if m.ratio is None else round(m.ratio, 4),
+                                    "rounds": [round(x, 3) for x in m.samples],
+                                    "load": [self.load_start, load_end],
                                     "pid": os.getpid(), "time": time.time()}) + "\n")

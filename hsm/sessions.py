@@ -13,10 +13,10 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pkcs11
 from pkcs11.attributes import AttributeMapper, handle_ulong
@@ -27,6 +27,7 @@ from .pinguard import PinGuard
 from .tokens import TokenInfo, find_raw_token
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CKU_USER = 1
 CKR_OK = 0
@@ -88,9 +89,9 @@ def login_refusal(info: TokenInfo, name: str) -> PinLocked | None:
     return None
 
 
-@dataclass
+@dataclass(eq=False)
 class PooledSession:
-    """A session plus the objects already looked up in it."""
+    """A session plus the objects already looked up in it (compared by identity)."""
 
     session: Any
     generation: int
@@ -112,6 +113,7 @@ class SessionPool:
         self._generation = -1
         self._token: Any = None
         self.label = ""
+        self._mine = threading.local()  # the session this thread used last: given back to it when idle
 
     # -- token handle ---------------------------------------------------
     def _refresh(self) -> Any:
@@ -244,48 +246,77 @@ class SessionPool:
             pass
 
     # -- borrowing ------------------------------------------------------
+    def _borrow(self, need_login: bool) -> tuple[PooledSession, Any]:
+        """(session, token object); the caller holds module.shared()."""
+        mine = getattr(self._mine, "s", None)
+        with self._lock:
+            tok = self._refresh()
+            if need_login and self._anchor is None:
+                raise LoginRequired(f"token {self.label or self.serial} is locked: unlock it with its PIN first")
+            idle = self._idle
+            if mine is not None and idle and idle[-1] is not mine and mine in idle:
+                idle.remove(mine)  # a thread keeps its own session: SoftHSM's state for it stays on its CPU
+                s = mine
+            else:
+                s = idle.pop() if idle else None
+            generation = self._generation
+        if s is None:
+            s = self._open(tok, generation)
+        self._mine.s = s
+        return s, tok
+
+    def _give_back(self, s: PooledSession, keep: bool) -> None:
+        if keep:
+            with self._lock:
+                keep = s.generation == self._generation and len(self._idle) < self.max_idle
+                if keep:
+                    self._idle.append(s)
+        if not keep:
+            self._close_quietly(s)
+
+    def _failure(self, tok: Any, s: PooledSession, e: BaseException) -> tuple[bool, BaseException]:
+        """(keep the session?, what to raise) for a python-pkcs11 error raised while ``s`` was borrowed."""
+        if isinstance(e, STALE_OBJECT_ERRORS):
+            if not self._present(tok):
+                self.forget()
+                return False, self._removed_error()
+            # the token is there: an object handle went stale (deleted through another
+            # session or process), which must not cost the token its login
+            s.cache.clear()
+            if isinstance(e, pkcs11.ObjectHandleInvalid):
+                return True, KeyNotFound(
+                    f"a key or certificate on token {self.label or self.serial} was deleted while in use; "
+                    "list the keys and retry")
+            return False, HsmError(f"token {self.label or self.serial} reported {type(e).__name__}; retry")
+        self.forget()
+        return False, self._removed_error()
+
     @contextmanager
     def session(self, *, need_login: bool = True) -> Iterator[PooledSession]:
         """A session of this token for the duration of the block."""
         with self.module.shared():
-            with self._lock:
-                tok = self._refresh()
-                if need_login and self._anchor is None:
-                    raise LoginRequired(f"token {self.label or self.serial} is locked: unlock it with its PIN first")
-                s = self._idle.pop() if self._idle else None
-                generation = self._generation
-            if s is None:
-                s = self._open(tok, generation)
+            s, tok = self._borrow(need_login)
             keep = True
             try:
                 yield s
-            except STALE_OBJECT_ERRORS as e:
-                if not self._present(tok):
-                    keep = False
-                    self.forget()
-                    raise self._removed_error() from e
-                # the token is there: an object handle went stale (deleted through another
-                # session or process), which must not cost the token its login
-                s.cache.clear()
-                if isinstance(e, pkcs11.ObjectHandleInvalid):
-                    raise KeyNotFound(
-                        f"a key or certificate on token {self.label or self.serial} was deleted while in use; "
-                        "list the keys and retry"
-                    ) from e
-                keep = False
-                raise HsmError(f"token {self.label or self.serial} reported {type(e).__name__}; retry") from e
             except GONE_ERRORS as e:
-                keep = False
-                self.forget()
-                raise self._removed_error() from e
+                keep, err = self._failure(tok, s, e)
+                raise err from e
             finally:
-                if keep:
-                    with self._lock:
-                        keep = s.generation == self._generation and len(self._idle) < self.max_idle
-                        if keep:
-                            self._idle.append(s)
-                if not keep:
-                    self._close_quietly(s)
+                self._give_back(s, keep)
+
+    def run(self, fn: Callable[[PooledSession], T], *, need_login: bool = True) -> T:
+        """``fn(session)`` with a borrowed session: :meth:`session` without a generator per call (hot paths)."""
+        with self.module.shared():
+            s, tok = self._borrow(need_login)
+            keep = True
+            try:
+                return fn(s)
+            except GONE_ERRORS as e:
+                keep, err = self._failure(tok, s, e)
+                raise err from e
+            finally:
+                self._give_back(s, keep)
 
     def _removed_error(self) -> TokenRemoved:
         # a removed token takes its login with it (forget()): the PIN is asked again

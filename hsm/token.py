@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,6 +48,7 @@ class Token:
         self.serial = pool.serial
         self._algos: dict[bytes, KeyAlgorithm] = {}
         self._algos_lock = threading.Lock()
+        self._plans: dict[bytes, dict[tuple[str, str | None], signing.SignPlan]] = {}
 
     @property
     def label(self) -> str:
@@ -97,6 +98,7 @@ class Token:
             keys.delete(s.session, kid)
         with self._algos_lock:
             self._algos.pop(kid, None)
+            self._plans.pop(kid, None)
 
     def algorithm(self, key_id: str | bytes) -> KeyAlgorithm:
         kid = parse_key_id(key_id)
@@ -114,27 +116,58 @@ class Token:
             priv = s.cache[kid] = keys.find_private(s.session, key_id=kid)
         return priv
 
-    def sign_digest(
-        self, key_id: str | bytes, dgst: bytes, *, hash_name: str = "sha256", scheme: SignScheme | None = None
-    ) -> bytes:
-        kid = parse_key_id(key_id)
-        algo = self.algorithm(kid)
-        scheme = scheme or SignScheme.default_for(algo)
+    def _plan(self, kid: bytes, hash_name: str, scheme: SignScheme | None) -> signing.SignPlan:
+        # keyed without hashing enum members (a Python-level __hash__): this runs once per call
+        per_key = self._plans.get(kid)
+        k = (hash_name, None if scheme is None else scheme._value_)
+        plan = per_key.get(k) if per_key is not None else None
+        if plan is None:
+            algo = self.algorithm(kid)
+            plan = signing.plan(algo, scheme or SignScheme.default_for(algo), hash_name)
+            self._plans.setdefault(kid, {})[k] = plan
+        return plan
+
+    def sign_digests(
+        self, key_id: str | bytes, digests: Sequence[bytes], *, hash_name: str = "sha256",
+        scheme: SignScheme | None = None,
+    ) -> list[bytes]:
+        """Sign every digest with one key, in order: one borrowed session and one key lookup for the batch.
+
+        All or nothing: a failure part-way (TokenRemoved, KeyNotFound, SigningFailed) raises and returns no
+        signature.  Every digest is checked before the token is asked.
+        """
+        kid = key_id if type(key_id) is bytes else parse_key_id(key_id)
         try:
-            with self.pool.session() as s:
+            plan = self._plan(kid, hash_name, scheme)
+            signing.check_digests(plan, digests)
+            if not digests:
+                return []
+
+            def batch(s: PooledSession) -> list[bytes]:
+                priv = s.cache.get(kid)
+                if priv is None:
+                    priv = self._private(s, kid)
                 try:
-                    return signing.sign_digest(self._private(s, kid), algo, scheme, hash_name, dgst)
-                except (HsmError, *GONE_ERRORS):
-                    raise
+                    return signing.sign_many(priv, plan, digests)
+                except GONE_ERRORS:
+                    raise  # the pool decides: removed token, or a stale handle (KeyNotFound)
                 except pkcs11.PKCS11Error as e:
                     s.cache.pop(kid, None)
                     raise SigningFailed(
                         f"signing with key {kid.hex()} on {self.label} failed: {type(e).__name__}"
                     ) from e
+
+            return self.pool.run(batch)
         except KeyNotFound:
             with self._algos_lock:
                 self._algos.pop(kid, None)  # deleted (maybe elsewhere): look it up afresh next time
+                self._plans.pop(kid, None)
             raise
+
+    def sign_digest(
+        self, key_id: str | bytes, dgst: bytes, *, hash_name: str = "sha256", scheme: SignScheme | None = None
+    ) -> bytes:
+        return self.sign_digests(key_id, (dgst,), hash_name=hash_name, scheme=scheme)[0]
 
     def sign(
         self, key_id: str | bytes, data: bytes, *, hash_name: str = "sha256", scheme: SignScheme | None = None

@@ -109,6 +109,47 @@ def test_stream_signs_batches_in_order(env):
         verify_ec(key.certificate_der, s, m)
 
 
+def _stream_requests(tok, key, batches: list[list[bytes]]):
+    for i, b in enumerate(batches):
+        yield agent_pb2.SignDigestStreamRequest(
+            token=sel(tok) if i == 0 else None, key_id=key.key_id if i == 0 else "",
+            credential=agent_pb2.PinCredential(pin=tok.pin) if i == 0 else None, digests=b, request_id=i)
+
+
+def test_pipelined_stream_every_signature_matches_its_digest_and_is_journaled(env):
+    """Many batches in flight on both signing lanes: answers in request order, each signature for its digest."""
+    agent, stub, tok, key = env
+    msgs = [[f"pipelined {i}.{j}".encode() for j in range(40)] for i in range(24)]
+    batches = [[hashlib.sha256(m).digest() for m in b] for b in msgs]
+    out = list(stub.SignDigestStream(_stream_requests(tok, key, batches)))  # all sent at once, none awaited
+    assert [r.request_id for r in out] == list(range(24))
+    for b, r in zip(msgs, out, strict=True):
+        assert len(r.signatures) == 40
+        for m, sig in zip(b, r.signatures, strict=True):
+            verify_ec(key.certificate_der, sig, m)
+    wanted = {d.hex() for b in batches for d in b}
+    rows = [r for r in agent.journal() if r["document_sha256"] in wanted]
+    assert len(rows) == 24 * 40 and {r["document_sha256"] for r in rows} == wanted
+    assert {(r["operation"], r["outcome"], r["token_serial"]) for r in rows} == {("sign_digest", "ok", tok.serial)}
+
+
+def test_stream_stops_signing_after_a_failed_batch(env):
+    """Batch 5 is malformed: 0-4 are answered, the call fails, and batches queued behind it are never signed."""
+    agent, stub, tok, key = env
+    batches = [[hashlib.sha256(f"after-failure {i}.{j}".encode()).digest() for j in range(30)] for i in range(12)]
+    batches[5][3] = batches[5][3][:20]
+    answered = []
+    with pytest.raises(grpc.RpcError) as ei:
+        for r in stub.SignDigestStream(_stream_requests(tok, key, batches)):
+            answered.append(r.request_id)
+    assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert answered == [0, 1, 2, 3, 4]
+    signed = {r["document_sha256"] for r in agent.journal() if r["outcome"] == "ok"}
+    assert all(d.hex() in signed for b in batches[:5] for d in b)
+    # with two lanes, at most batch 6 can have been running beside batch 5; nothing later starts
+    assert not any(d.hex() in signed for b in batches[7:] for d in b)
+
+
 def test_wrong_digest_length_is_invalid_argument(env):
     _, stub, tok, key = env
     with pytest.raises(grpc.RpcError) as ei:

@@ -53,3 +53,20 @@ def test_a_write_failure_reaches_the_waiter(tmp_path):
     with pytest.raises(JournalError):
         j.record([Entry("sign_digest", "local")])
     j.close()
+
+
+def test_batches_of_documents_keep_every_row_in_order(tmp_path):
+    """record_documents: one row per hash, in order, across the 64-row statements and the remainder."""
+    j = Journal(tmp_path / "j.db")
+    tickets = [j.record_documents("sign_digest", "local", "s1", "k1", "digest-sha256",
+                                  [f"{n:02x}{i:062x}" for i in range(n)], wait=False) for n in (1, 64, 130, 7)]
+    for t in tickets:
+        t.wait()
+    j.record([Entry("lock", "local", "s1")])
+    j.close()
+    rows = read(tmp_path / "j.db")
+    expected = [f"{n:02x}{i:062x}" for n in (1, 64, 130, 7) for i in range(n)]
+    assert [r["document_sha256"] for r in rows[:-1]] == expected
+    assert {(r["operation"], r["caller"], r["token_serial"], r["key_id"], r["format"], r["outcome"])
+            for r in rows[:-1]} == {("sign_digest", "local", "s1", "k1", "digest-sha256", "ok")}
+    assert rows[-1]["operation"] == "lock" and [r["id"] for r in rows] == list(range(1, len(expected) + 2))
