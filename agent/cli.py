@@ -2,7 +2,7 @@
 
 Commands: info, tokens, watch, keys, keygen, csr, import-cert, unlock, lock,
 sign FILE [-o OUT] (PDF -> PAdES, anything else -> FILE.p7s), verify FILE
-[--sig FILE.p7s], agent --config FILE.  ``--json`` prints one JSON document
+[--sig FILE.p7s], enroll (with signet-server), agent --config FILE.  ``--json`` prints one JSON document
 per result for scripts.  The PIN comes from --pin-file, --pin-env VAR,
 $SIGNET_PIN or a prompt -- never from an argument.
 
@@ -27,15 +27,13 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from signet.v1 import agent_pb2, common_pb2
 
-from . import client
+from . import client, enroll
 
 EXIT = {grpc.StatusCode.UNAUTHENTICATED: 4, grpc.StatusCode.FAILED_PRECONDITION: 5,
         grpc.StatusCode.PERMISSION_DENIED: 6, grpc.StatusCode.RESOURCE_EXHAUSTED: 6,
         grpc.StatusCode.NOT_FOUND: 7, grpc.StatusCode.UNAVAILABLE: 8, grpc.StatusCode.INVALID_ARGUMENT: 9}
 EXIT_INVALID_SIGNATURE = 3
-ALGOS = {"rsa-2048": common_pb2.KEY_ALGORITHM_RSA_2048, "rsa-3072": common_pb2.KEY_ALGORITHM_RSA_3072,
-         "rsa-4096": common_pb2.KEY_ALGORITHM_RSA_4096, "p256": common_pb2.KEY_ALGORITHM_EC_P256,
-         "p384": common_pb2.KEY_ALGORITHM_EC_P384}
+ALGOS = client.ALGOS
 SUBJECT_KEYS = {"CN": "common_name", "O": "organization_name", "OU": "organizational_unit_name", "C": "country_name",
                 "L": "locality_name", "ST": "state_or_province_name", "SERIALNUMBER": "serial_number",
                 "EMAIL": "email_address", "EMAILADDRESS": "email_address"}
@@ -300,6 +298,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("file")
     sp.add_argument("--sig")
     sp.add_argument("--trust", action="append", help="extra trust anchor (PEM/DER, repeatable)")
+    sp = sub.add_parser("enroll", help="enrol a new token key with signet-server (certificate stored on the token)")
+    tok(sp)
+    enroll.add_arguments(sp)
     sp = sub.add_parser("agent", help="run the agent (same as signet-agent)")
     sp.add_argument("--config", required=True)
     return p
@@ -307,7 +308,8 @@ def parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"info": cmd_info, "tokens": cmd_tokens, "watch": cmd_watch, "keys": cmd_keys, "keygen": cmd_keygen,
             "csr": cmd_csr, "import-cert": cmd_import_cert, "unlock": cmd_unlock, "lock": cmd_lock,
-            "sign": cmd_sign, "verify": cmd_verify}
+            "sign": cmd_sign, "verify": cmd_verify,
+            "enroll": lambda s, args: enroll.cmd_enroll(s, args, _sel(args), _cred(args))}
 
 
 def main(argv: list[str] | None = None) -> int:

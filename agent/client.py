@@ -14,10 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from signet.v1 import agent_pb2, agent_pb2_grpc
+from signet.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 
 from .config import default_socket_path
 from .status import parse_detail
+
+ALGOS = {"rsa-2048": common_pb2.KEY_ALGORITHM_RSA_2048, "rsa-3072": common_pb2.KEY_ALGORITHM_RSA_3072,
+         "rsa-4096": common_pb2.KEY_ALGORITHM_RSA_4096, "p256": common_pb2.KEY_ALGORITHM_EC_P256,
+         "p384": common_pb2.KEY_ALGORITHM_EC_P384}
 
 CHUNK = 1024 * 1024
 MAX_MESSAGE = 8 * 1024 * 1024

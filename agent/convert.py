@@ -47,7 +47,7 @@ def key_msg(k: KeyInfo) -> common_pb2.Key:
             subject = "(unreadable certificate)"
     return common_pb2.Key(token_serial=k.token_serial, key_id=k.key_id, label=k.label,
                           algorithm=_ALGOS[k.algorithm], certificate_der=k.certificate_der or b"",
-                          certificate_subject=subject)
+                          certificate_subject=subject, public_key_der=k.public_key_der)
 
 
 def algorithm(value: int) -> KeyAlgorithm:

@@ -8,11 +8,14 @@ server sent, and that root is the one we trust); store certificate + chain on th
 key; save the agent's TLS client certificate and key (0600) for later mutual-TLS calls.  When the
 server refuses, the new key is deleted from the token again, so a retry starts clean.
 
-Command line (until `signet enroll` wires it in)::
+Command line (through the running agent, which holds the token)::
 
-    python -m agent.enroll request --server HOST:PORT --ca ca.pem --person P_ID
-    python -m agent.enroll enroll --server HOST:PORT --ca ca.pem --person P_ID --token-label L
-        [--pin-env VAR | --pin-file F] [--code-env VAR | --code CODE] [--tls-dir DIR] [--key-label L]
+    signet enroll --server HOST:PORT --ca ca.pem --person P_ID --token LABEL --send-code
+    signet enroll --server HOST:PORT --ca ca.pem --person P_ID --token LABEL [--api HOST:PORT]
+        [--pin-env VAR | --pin-file F] [--code-env VAR | --code-file F] [--tls-dir DIR] [--key-label L]
+
+Without ``--code-env``/``--code-file`` the command asks the server to send a code and then
+prompts for it on the terminal; one-time codes, like PINs, are never taken as arguments.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from asn1crypto import pem
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from signet.v1 import agent_pb2
+
+from formats.durable import write_atomic
 
 from .serverlink import ServerLink, ServerRefused, ServerTarget
 
@@ -63,18 +69,7 @@ class EnrollResult:
 
 def _write(path: Path, data: bytes, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, data, mode)
 
 
 def _pem(*ders: bytes) -> bytes:
@@ -143,66 +138,94 @@ def enroll(token: EnrollToken, link: ServerLink, person_id: str, code: str, *, k
                         answer.chain_der, tls_dir)
 
 
-def _secret(env: str | None, value: str | None, what: str) -> str:
-    if env:
-        found = os.environ.get(env)
-        if found is None:
-            raise SystemExit(f"signet enroll: environment variable {env} ({what}) is not set")
-        return found
-    if value:
-        return value
-    raise SystemExit(f"signet enroll: give the {what} (--{what.split()[0]}-env VAR)")
+@dataclass(frozen=True)
+class _NewKey:
+    key_id: str
+    public_key_der: bytes
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="signet enroll", description="Enrol a token key with signet-server.")
-    sub = p.add_subparsers(dest="command", required=True)
-    for name in ("request", "enroll"):
-        s = sub.add_parser(name)
-        s.add_argument("--server", required=True, help="HOST:PORT of the server's enrollment listener")
-        s.add_argument("--ca", required=True, help="the server's root CA certificate (PEM)")
-        s.add_argument("--person", required=True)
-        s.add_argument("--server-name", help="TLS name to expect when it differs from HOST")
-    e = sub.choices["enroll"]
-    e.add_argument("--api", help="HOST:PORT of the server's API listener (recorded for later calls)")
-    e.add_argument("--token-label", required=True)
-    e.add_argument("--pin-env")
-    e.add_argument("--pin-file")
-    e.add_argument("--code-env")
-    e.add_argument("--code")
-    e.add_argument("--tls-dir")
-    e.add_argument("--key-label")
-    e.add_argument("--algorithm", default="p256")
-    args = p.parse_args(argv)
-    target = ServerTarget(enroll=args.server, ca_pem=Path(args.ca).read_bytes(), api=getattr(args, "api", None),
-                          server_name=args.server_name)
+class AgentToken:
+    """:class:`EnrollToken` over the running agent's gRPC API (the agent holds the token)."""
+
+    def __init__(self, stub: Any, selector: agent_pb2.TokenSelector, credential: agent_pb2.PinCredential | None):
+        self.stub, self.selector, self.credential = stub, selector, credential
+
+    def generate_key(self, algorithm: str, label: str) -> _NewKey:
+        from .client import ALGOS
+
+        r = self.stub.GenerateKey(agent_pb2.GenerateKeyRequest(
+            token=self.selector, algorithm=ALGOS[algorithm], label=label, credential=self.credential))
+        return _NewKey(r.key.key_id, r.key.public_key_der)
+
+    def create_csr(self, key_id: str, subject: dict[str, str]) -> bytes:
+        r = self.stub.CreateCertificateRequest(agent_pb2.CreateCertificateRequestRequest(
+            token=self.selector, key_id=key_id, subject=subject, credential=self.credential))
+        return bytes(r.csr_der)
+
+    def import_certificate(self, key_id: str, der: bytes, chain: list[bytes] | None = None) -> None:
+        self.stub.ImportCertificate(agent_pb2.ImportCertificateRequest(
+            token=self.selector, key_id=key_id, certificate_der=der, chain_der=list(chain or []),
+            credential=self.credential))
+
+    def delete_key(self, key_id: str) -> None:
+        self.stub.DeleteKey(agent_pb2.DeleteKeyRequest(token=self.selector, key_id=key_id,
+                                                       credential=self.credential))
+
+
+def add_arguments(sp: argparse.ArgumentParser) -> None:
+    """The `signet enroll` options (the token selection and PIN options are added by the CLI)."""
+    sp.add_argument("--server", required=True, help="HOST:PORT of signet-server's enrollment listener")
+    sp.add_argument("--server-ca", required=True, metavar="PEM", help="signet-server's root CA certificate")
+    sp.add_argument("--person", required=True, help="your person id (from the operator who registered you)")
+    sp.add_argument("--api", help="HOST:PORT of the server's API listener (recorded for later calls)")
+    sp.add_argument("--tls-server-name", help="TLS name to expect when it differs from HOST")
+    sp.add_argument("--send-code", action="store_true", help="only ask the server to send an enrollment code")
+    sp.add_argument("--code-env", metavar="VAR", help="read the one-time code from this environment variable")
+    sp.add_argument("--code-file", help="read the one-time code from the first line of this file")
+    sp.add_argument("--tls-dir", help="where to keep the agent's TLS client files (default: state dir/server)")
+    sp.add_argument("--key-label", help="label of the new key (default: signet-PERSON)")
+    sp.add_argument("--algorithm", choices=("p256", "p384", "rsa-2048", "rsa-3072", "rsa-4096"), default="p256")
+
+
+def _code(args: argparse.Namespace) -> str | None:
+    if args.code_file:
+        text = Path(args.code_file).read_text()
+        return text.splitlines()[0].strip() if text else ""
+    if args.code_env:
+        value = os.environ.get(args.code_env)
+        if value is None:
+            raise ValueError(f"environment variable {args.code_env} is not set")
+        return value.strip()
+    return None
+
+
+def cmd_enroll(stub: Any, args: argparse.Namespace, selector: agent_pb2.TokenSelector,
+               credential: agent_pb2.PinCredential | None) -> int:
+    """`signet enroll`: key on the token (through the agent), certified by signet-server, stored back."""
+    import getpass
+
+    target = ServerTarget(enroll=args.server, ca_pem=Path(args.server_ca).read_bytes(), api=args.api,
+                          server_name=args.tls_server_name)
     with ServerLink(target) as link:
         try:
-            if args.command == "request":
+            code = _code(args)
+            if code is None and not args.send_code and not sys.stdin.isatty():
+                raise SystemExit("signet enroll: no terminal to type the one-time code: send it with --send-code, "
+                                 "then run again with --code-env VAR or --code-file F")
+            if code is None or args.send_code:
                 c = link.start_enrollment(args.person)
                 print(f"enrollment code sent via {c.channel}; it expires at {c.expires_at:%Y-%m-%d %H:%M:%S} UTC")
-                return 0
-            from hsm import Hsm
-
-            from .client import read_pin
+                if args.send_code:
+                    return 0
+                code = getpass.getpass("one-time code: ").strip()
             from .config import default_state_dir
 
-            pin = read_pin(args.pin_file, args.pin_env, prompt="token PIN: ")
-            if pin is None:
-                raise SystemExit("signet enroll: give the token PIN (--pin-env VAR or --pin-file F)")
-            code = _secret(args.code_env, args.code, "code")
-            token = Hsm(pin_state=default_state_dir() / "pin-failures.json").token(label=args.token_label)
-            token.login(pin)
             tls_dir = Path(args.tls_dir) if args.tls_dir else default_state_dir() / "server"
-            result = enroll(token, link, args.person, code, key_label=args.key_label, algorithm=args.algorithm,
-                            tls_dir=tls_dir)
+            result = enroll(AgentToken(stub, selector, credential), link, args.person, code,
+                            key_label=args.key_label, algorithm=args.algorithm, tls_dir=tls_dir)
         except (ServerRefused, EnrollmentFailed) as err:
             print(f"signet enroll: {err}", file=sys.stderr)
             return 1
-    print(f"enrolled key {result.key_id} ({result.key_label}) on token {args.token_label}: certificate "
-          f"{result.serial} for {result.subject}; agent TLS files in {result.tls_dir}")
+    print(f"enrolled key {result.key_id} ({result.key_label}): certificate {result.serial} for "
+          f"{result.subject}; agent TLS files in {result.tls_dir}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -200,6 +200,20 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         except Exception as e:
             abort(context, e, request.token.serial, request.key_id)
 
+    def DeleteKey(self, request: agent_pb2.DeleteKeyRequest, context: grpc.ServicerContext
+                  ) -> agent_pb2.DeleteKeyResponse:
+        try:
+            caller = caller_of(context)
+            self._admin(caller)
+            token = self.agent.directory.resolve(*_selector(request.token))
+            with self.agent.unlock.use(caller, token, _pin(request.credential), 0):
+                token.delete_key(request.key_id)
+            self.material.forget(token.serial)
+            self.agent.journal.record([Entry("delete_key", caller, token.serial, request.key_id)])
+            return agent_pb2.DeleteKeyResponse()
+        except Exception as e:
+            abort(context, e, request.token.serial, request.key_id)
+
     # -- unlock ---------------------------------------------------------------
     def Unlock(self, request: agent_pb2.UnlockRequest, context: grpc.ServicerContext) -> agent_pb2.UnlockResponse:
         caller, serial = "", request.token.serial

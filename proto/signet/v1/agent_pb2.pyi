@@ -186,6 +186,20 @@ class ImportCertificateResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class DeleteKeyRequest(_message.Message):
+    __slots__ = ("token", "key_id", "credential")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    token: TokenSelector
+    key_id: str
+    credential: PinCredential
+    def __init__(self, token: _Optional[_Union[TokenSelector, _Mapping]] = ..., key_id: _Optional[str] = ..., credential: _Optional[_Union[PinCredential, _Mapping]] = ...) -> None: ...
+
+class DeleteKeyResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class UnlockRequest(_message.Message):
     __slots__ = ("token", "pin", "ttl_seconds", "max_signatures")
     TOKEN_FIELD_NUMBER: _ClassVar[int]

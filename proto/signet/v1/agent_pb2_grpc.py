@@ -69,6 +69,11 @@ class AgentServiceStub:
                 request_serializer=signet_dot_v1_dot_agent__pb2.ImportCertificateRequest.SerializeToString,
                 response_deserializer=signet_dot_v1_dot_agent__pb2.ImportCertificateResponse.FromString,
                 _registered_method=True)
+        self.DeleteKey = channel.unary_unary(
+                '/signet.v1.AgentService/DeleteKey',
+                request_serializer=signet_dot_v1_dot_agent__pb2.DeleteKeyRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_agent__pb2.DeleteKeyResponse.FromString,
+                _registered_method=True)
         self.Unlock = channel.unary_unary(
                 '/signet.v1.AgentService/Unlock',
                 request_serializer=signet_dot_v1_dot_agent__pb2.UnlockRequest.SerializeToString,
@@ -157,6 +162,14 @@ class AgentServiceServicer:
 
     def ImportCertificate(self, request, context):
         """Stores a certificate (and its CA chain) on the token next to its key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteKey(self, request, context):
+        """Destroys a key pair and its certificate on the token (admin callers only;
+        used to undo an enrollment the server refused).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -259,6 +272,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.ImportCertificate,
                     request_deserializer=signet_dot_v1_dot_agent__pb2.ImportCertificateRequest.FromString,
                     response_serializer=signet_dot_v1_dot_agent__pb2.ImportCertificateResponse.SerializeToString,
+            ),
+            'DeleteKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteKey,
+                    request_deserializer=signet_dot_v1_dot_agent__pb2.DeleteKeyRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_agent__pb2.DeleteKeyResponse.SerializeToString,
             ),
             'Unlock': grpc.unary_unary_rpc_method_handler(
                     servicer.Unlock,
@@ -490,6 +508,33 @@ class AgentService:
             '/signet.v1.AgentService/ImportCertificate',
             signet_dot_v1_dot_agent__pb2.ImportCertificateRequest.SerializeToString,
             signet_dot_v1_dot_agent__pb2.ImportCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.AgentService/DeleteKey',
+            signet_dot_v1_dot_agent__pb2.DeleteKeyRequest.SerializeToString,
+            signet_dot_v1_dot_agent__pb2.DeleteKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,21 +24,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16signet/v1/common.proto\x12\tsignet.v1\"\x82\x01\n\x05Token\x12\x0f\n\x07slot_id\x18\x01 \x01(\x04\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0e\n\x06serial\x18\x03 \x01(\t\x12\x14\n\x0cmanufacturer\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12$\n\x05\x66lags\x18\x06 \x01(\x0b\x32\x15.signet.v1.TokenFlags\"\xd9\x01\n\nTokenFlags\x12\x16\n\x0elogin_required\x18\x01 \x01(\x08\x12\x13\n\x0binitialized\x18\x02 \x01(\x08\x12\x1c\n\x14user_pin_initialized\x18\x03 \x01(\x08\x12\x15\n\rpin_count_low\x18\x04 \x01(\x08\x12\x15\n\rpin_final_try\x18\x05 \x01(\x08\x12\x12\n\npin_locked\x18\x06 \x01(\x08\x12%\n\x1dprotected_authentication_path\x18\x07 \x01(\x08\x12\x17\n\x0fwrite_protected\x18\x08 \x01(\x08\"\x9c\x01\n\x03Key\x12\x14\n\x0ctoken_serial\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\r\n\x05label\x18\x03 \x01(\t\x12*\n\talgorithm\x18\x04 \x01(\x0e\x32\x17.signet.v1.KeyAlgorithm\x12\x17\n\x0f\x63\x65rtificate_der\x18\x05 \x01(\x0c\x12\x1b\n\x13\x63\x65rtificate_subject\x18\x06 \x01(\t\"[\n\x0b\x45rrorDetail\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x16\n\x0epin_tries_left\x18\x02 \x01(\x05\x12\x14\n\x0ctoken_serial\x18\x03 \x01(\t\x12\x0e\n\x06key_id\x18\x04 \x01(\t*\xb7\x01\n\x0cKeyAlgorithm\x12\x1d\n\x19KEY_ALGORITHM_UNSPECIFIED\x10\x00\x12\x1a\n\x16KEY_ALGORITHM_RSA_2048\x10\x01\x12\x1a\n\x16KEY_ALGORITHM_RSA_3072\x10\x02\x12\x1a\n\x16KEY_ALGORITHM_RSA_4096\x10\x03\x12\x19\n\x15KEY_ALGORITHM_EC_P256\x10\x04\x12\x19\n\x15KEY_ALGORITHM_EC_P384\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16signet/v1/common.proto\x12\tsignet.v1\"\x82\x01\n\x05Token\x12\x0f\n\x07slot_id\x18\x01 \x01(\x04\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0e\n\x06serial\x18\x03 \x01(\t\x12\x14\n\x0cmanufacturer\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12$\n\x05\x66lags\x18\x06 \x01(\x0b\x32\x15.signet.v1.TokenFlags\"\xd9\x01\n\nTokenFlags\x12\x16\n\x0elogin_required\x18\x01 \x01(\x08\x12\x13\n\x0binitialized\x18\x02 \x01(\x08\x12\x1c\n\x14user_pin_initialized\x18\x03 \x01(\x08\x12\x15\n\rpin_count_low\x18\x04 \x01(\x08\x12\x15\n\rpin_final_try\x18\x05 \x01(\x08\x12\x12\n\npin_locked\x18\x06 \x01(\x08\x12%\n\x1dprotected_authentication_path\x18\x07 \x01(\x08\x12\x17\n\x0fwrite_protected\x18\x08 \x01(\x08\"\xb4\x01\n\x03Key\x12\x14\n\x0ctoken_serial\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\r\n\x05label\x18\x03 \x01(\t\x12*\n\talgorithm\x18\x04 \x01(\x0e\x32\x17.signet.v1.KeyAlgorithm\x12\x17\n\x0f\x63\x65rtificate_der\x18\x05 \x01(\x0c\x12\x1b\n\x13\x63\x65rtificate_subject\x18\x06 \x01(\t\x12\x16\n\x0epublic_key_der\x18\x07 \x01(\x0c\"[\n\x0b\x45rrorDetail\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x16\n\x0epin_tries_left\x18\x02 \x01(\x05\x12\x14\n\x0ctoken_serial\x18\x03 \x01(\t\x12\x0e\n\x06key_id\x18\x04 \x01(\t*\xb7\x01\n\x0cKeyAlgorithm\x12\x1d\n\x19KEY_ALGORITHM_UNSPECIFIED\x10\x00\x12\x1a\n\x16KEY_ALGORITHM_RSA_2048\x10\x01\x12\x1a\n\x16KEY_ALGORITHM_RSA_3072\x10\x02\x12\x1a\n\x16KEY_ALGORITHM_RSA_4096\x10\x03\x12\x19\n\x15KEY_ALGORITHM_EC_P256\x10\x04\x12\x19\n\x15KEY_ALGORITHM_EC_P384\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'signet.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_KEYALGORITHM']._serialized_start=643
-  _globals['_KEYALGORITHM']._serialized_end=826
+  _globals['_KEYALGORITHM']._serialized_start=667
+  _globals['_KEYALGORITHM']._serialized_end=850
   _globals['_TOKEN']._serialized_start=38
   _globals['_TOKEN']._serialized_end=168
   _globals['_TOKENFLAGS']._serialized_start=171
   _globals['_TOKENFLAGS']._serialized_end=388
   _globals['_KEY']._serialized_start=391
-  _globals['_KEY']._serialized_end=547
-  _globals['_ERRORDETAIL']._serialized_start=549
-  _globals['_ERRORDETAIL']._serialized_end=640
+  _globals['_KEY']._serialized_end=571
+  _globals['_ERRORDETAIL']._serialized_start=573
+  _globals['_ERRORDETAIL']._serialized_end=664
 # @@protoc_insertion_point(module_scope)

@@ -58,20 +58,22 @@ class TokenFlags(_message.Message):
     def __init__(self, login_required: _Optional[bool] = ..., initialized: _Optional[bool] = ..., user_pin_initialized: _Optional[bool] = ..., pin_count_low: _Optional[bool] = ..., pin_final_try: _Optional[bool] = ..., pin_locked: _Optional[bool] = ..., protected_authentication_path: _Optional[bool] = ..., write_protected: _Optional[bool] = ...) -> None: ...
 
 class Key(_message.Message):
-    __slots__ = ("token_serial", "key_id", "label", "algorithm", "certificate_der", "certificate_subject")
+    __slots__ = ("token_serial", "key_id", "label", "algorithm", "certificate_der", "certificate_subject", "public_key_der")
     TOKEN_SERIAL_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     ALGORITHM_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_DER_FIELD_NUMBER: _ClassVar[int]
     CERTIFICATE_SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_DER_FIELD_NUMBER: _ClassVar[int]
     token_serial: str
     key_id: str
     label: str
     algorithm: KeyAlgorithm
     certificate_der: bytes
     certificate_subject: str
-    def __init__(self, token_serial: _Optional[str] = ..., key_id: _Optional[str] = ..., label: _Optional[str] = ..., algorithm: _Optional[_Union[KeyAlgorithm, str]] = ..., certificate_der: _Optional[bytes] = ..., certificate_subject: _Optional[str] = ...) -> None: ...
+    public_key_der: bytes
+    def __init__(self, token_serial: _Optional[str] = ..., key_id: _Optional[str] = ..., label: _Optional[str] = ..., algorithm: _Optional[_Union[KeyAlgorithm, str]] = ..., certificate_der: _Optional[bytes] = ..., certificate_subject: _Optional[str] = ..., public_key_der: _Optional[bytes] = ...) -> None: ...
 
 class ErrorDetail(_message.Message):
     __slots__ = ("reason", "pin_tries_left", "token_serial", "key_id")
