@@ -176,7 +176,8 @@ class _RWLock:
         finally:
             with self._cond:
                 self._readers -= 1
-                if not self._readers:
+                if not self._readers and self._writers_waiting:
+                    # only a writer waits for readers; readers wait only for writers
                     self._cond.notify_all()
 
     @contextmanager
