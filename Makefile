@@ -14,17 +14,20 @@ all: test
 setup: sysdeps venv
 
 # Install missing Debian packages; `apt-get update` only when something is missing.
+# Debian's own python3 needs python3-venv for `python3 -m venv`.
 sysdeps:
-	@missing=""; for c in $(DEB_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	@missing=""; pkgs="$(DEB_PACKAGES)"; \
+	for c in $(DEB_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if ! $(PY) -c "import ensurepip, venv" >/dev/null 2>&1; then missing="$$missing python3-venv"; pkgs="$$pkgs python3-venv"; fi; \
 	if [ -n "$$missing" ]; then \
-	  echo "missing:$$missing -> installing $(DEB_PACKAGES)"; \
+	  echo "missing:$$missing -> installing $$pkgs"; \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get update -qq && apt-get install -y -qq $(DEB_PACKAGES) >/dev/null || exit 1; \
+	    apt-get update -qq && apt-get install -y -qq $$pkgs >/dev/null || exit 1; \
 	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
-	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES) >/dev/null || exit 1; \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null || exit 1; \
 	  else \
-	    echo "Please run: sudo apt-get update && sudo apt-get install -y $(DEB_PACKAGES)"; exit 1; \
+	    echo "Please run: sudo apt-get update && sudo apt-get install -y $$pkgs"; exit 1; \
 	  fi; \
 	fi
 
