@@ -76,11 +76,12 @@ def _signet() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "agent.cli"]
 
 
-def _env(pin: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("SIGNET_PIN", PIN_ENV)}
-    if pin is not None:
-        env[PIN_ENV] = pin
-    return env
+def _env(pin: str | None = None, secrets: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of an agent or CLI process: ``pin`` in PIN_ENV and ``secrets`` (name -> value) added,
+    no inherited PIN variables.  The only way PINs and one-time codes reach a process: never argv, never printed."""
+    extra = {**({PIN_ENV: pin} if pin is not None else {}), **(secrets or {})}
+    env = {k: v for k, v in os.environ.items() if k not in ("SIGNET_PIN", PIN_ENV, *extra)}
+    return {**env, **extra}
 
 
 def _show(cmd: list[str], p: subprocess.CompletedProcess[str]) -> None:
@@ -92,10 +93,12 @@ def _show(cmd: list[str], p: subprocess.CompletedProcess[str]) -> None:
         say(f"  ... ({len(lines) - SHOW_LINES} more lines)")
 
 
-def signet(*args: str, pin: str | None = None, expect: int = 0) -> subprocess.CompletedProcess[str]:
-    """Run ``signet --socket SOCK ARGS`` from the repository, show it (shortened), and check its exit code."""
-    cmd = ["signet", "--socket", rel(A.socket), *args]
-    p = subprocess.run([*_signet(), *cmd[1:]], capture_output=True, text=True, cwd=ROOT, env=_env(pin),
+def signet(*args: str, pin: str | None = None, expect: int = 0, agent: AgentDemo = A,
+           secrets: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``signet --socket SOCK ARGS`` against ``agent`` from the repository, show it (shortened), and check its
+    exit code.  ``pin`` goes to PIN_ENV, ``secrets`` (name -> value) to their variables: environment only."""
+    cmd = ["signet", "--socket", rel(agent.socket), *args]
+    p = subprocess.run([*_signet(), *cmd[1:]], capture_output=True, text=True, cwd=ROOT, env=_env(pin, secrets),
                        timeout=CLI_TIMEOUT)
     _show(cmd, p)
     if p.returncode != expect:
@@ -110,14 +113,14 @@ def _tool(*cmd: str) -> subprocess.CompletedProcess[str]:
 
 
 # -- agent process -----------------------------------------------------------------------------------------------
-def _health() -> str:
+def _health(agent: AgentDemo = A) -> str:
     """The agent's grpc.health.v1 status over its socket ("" while it does not answer)."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     from agent.client import Target, channel
 
-    with channel(Target(socket=A.socket)) as ch:
+    with channel(Target(socket=agent.socket)) as ch:
         try:
             r = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
         except grpc.RpcError:
@@ -125,12 +128,12 @@ def _health() -> str:
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(r.status))
 
 
-def _stop(reason: str) -> int:
+def stop_agent(reason: str, agent: AgentDemo = A) -> int:
     """SIGTERM the agent and wait for it; returns its exit code (killed after 30 s, then -9)."""
-    proc = A.proc
-    if proc is None or A.stopped:
+    proc = agent.proc
+    if proc is None or agent.stopped:
         return 0
-    A.stopped = True
+    agent.stopped = True
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -142,28 +145,56 @@ def _stop(reason: str) -> int:
     return int(proc.returncode)
 
 
-def _kill_at_exit() -> None:
-    if A.proc is not None and A.proc.poll() is None:
-        A.proc.kill()
+def _kill_at_exit(agent: AgentDemo = A) -> None:
+    if agent.proc is not None and agent.proc.poll() is None:
+        agent.proc.kill()
+
+
+def start_agent(agent: AgentDemo) -> tuple[str, float]:
+    """Start ``signet-agent --config agent.config`` (log in agent.log) and wait until its health check says SERVING;
+    returns that status and the seconds it took."""
+    agent.log.unlink(missing_ok=True)
+    with open(agent.log, "wb") as log:
+        agent.proc = subprocess.Popen([sys.executable, "-m", "agent.main", "--config", str(agent.config)], cwd=ROOT,
+                                      stdout=log, stderr=subprocess.STDOUT, env={**_env(), "PYTHONUNBUFFERED": "1"})
+    agent.stopped = False
+    atexit.register(_kill_at_exit, agent)
+    t0 = time.perf_counter()
+    status = ""
+    while status != "SERVING":
+        if agent.proc.poll() is not None:
+            tail = agent.log.read_text(errors="replace").splitlines()[-5:]
+            raise AgentDemoFailed(f"signet-agent exited with {agent.proc.returncode}: {' | '.join(tail)}")
+        if time.perf_counter() - t0 > START_TIMEOUT:
+            raise AgentDemoFailed(f"signet-agent not healthy after {START_TIMEOUT:.0f} s; see {rel(agent.log)}")
+        time.sleep(0.05)
+        status = _health(agent) if agent.socket.exists() else ""
+    return status, time.perf_counter() - t0
 
 
 Step = Callable[[Any], None]
 
 
-def _stops_agent_on_failure(fn: Step) -> Step:
-    """Once the agent runs, a step that fails stops it (SIGTERM, wait) before the failure is reported."""
+def stops_agent_on_failure(agent: AgentDemo) -> Callable[[Step], Step]:
+    """Once ``agent`` runs, a step that fails stops it (SIGTERM, wait) before the failure is reported."""
 
-    @functools.wraps(fn)
-    def run(d: Any) -> None:
-        try:
-            fn(d)
-        except BaseException:
-            rc = _stop("a step failed")
-            if A.proc is not None:
-                say(f"agent stopped after the failure (exit {rc}); its log: {rel(A.log)}")
-            raise
+    def wrap(fn: Step) -> Step:
+        @functools.wraps(fn)
+        def run(d: Any) -> None:
+            try:
+                fn(d)
+            except BaseException:
+                rc = stop_agent("a step failed", agent)
+                if agent.proc is not None:
+                    say(f"agent stopped after the failure (exit {rc}); its log: {rel(agent.log)}")
+                raise
 
-    return run
+        return run
+
+    return wrap
+
+
+_stops_agent_on_failure = stops_agent_on_failure(A)
 
 
 # -- steps ---------------------------------------------------------------------------------------------------------
@@ -202,25 +233,11 @@ usage_limit = 100
 
 @_stops_agent_on_failure
 def step_agent_start(d: Any) -> None:
-    A.log.unlink(missing_ok=True)
-    with open(A.log, "wb") as log:
-        A.proc = subprocess.Popen([sys.executable, "-m", "agent.main", "--config", str(A.config)], cwd=ROOT,
-                                  stdout=log, stderr=subprocess.STDOUT, env={**_env(), "PYTHONUNBUFFERED": "1"})
-    A.stopped = False
-    atexit.register(_kill_at_exit)
-    t0 = time.perf_counter()
-    status = ""
-    while status != "SERVING":
-        if A.proc.poll() is not None:
-            tail = A.log.read_text(errors="replace").splitlines()[-5:]
-            raise AgentDemoFailed(f"signet-agent exited with {A.proc.returncode}: {' | '.join(tail)}")
-        if time.perf_counter() - t0 > START_TIMEOUT:
-            raise AgentDemoFailed(f"signet-agent not healthy after {START_TIMEOUT:.0f} s; see {rel(A.log)}")
-        time.sleep(0.05)
-        status = _health() if A.socket.exists() else ""
+    status, took = start_agent(A)
+    assert A.proc is not None
     mode = A.socket.stat().st_mode & 0o777
     say(f"$ signet-agent --config {rel(A.config)}   (pid {A.proc.pid}, log {rel(A.log)})")
-    say(f"grpc.health.v1 Check: {status} after {time.perf_counter() - t0:.1f} s; socket mode {mode:04o}")
+    say(f"grpc.health.v1 Check: {status} after {took:.1f} s; socket mode {mode:04o}")
 
 
 @_stops_agent_on_failure
@@ -275,7 +292,7 @@ def step_agent_stop(d: Any) -> None:
     assert A.proc is not None
     pid = A.proc.pid
     t0 = time.perf_counter()
-    rc = _stop("end of the agent stage")
+    rc = stop_agent("end of the agent stage")
     say(f"SIGTERM -> pid {pid} exited with {rc} after {time.perf_counter() - t0:.1f} s; "
         f"socket {'still there' if A.socket.exists() else 'removed'}")
     if rc != 0:

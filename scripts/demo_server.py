@@ -2,9 +2,11 @@
 
 Steps (appended to ``scripts.demo.STEPS``): initialise the server in ``demo-state/server``, start it, create
 an organisation and an operator certificate, register Alice and Bob over mutual TLS, deliver their phone
-codes through the outbox and enter them, approve them, enrol a key on each one's own token from the
-signer's side (agent.enroll), show their certificates with the OCSP status from the running server, and
-stop the server with SIGTERM.
+codes through the outbox and enter them, approve them, create Alice's and Bob's own SoftHSM tokens and start
+one ``signet-agent`` for them (``demo-state/server/agent/``), enrol a key on each token through that agent with
+``signet enroll`` (``--send-code``, the code read from the outbox, then ``--code-env``; PINs and codes only in
+environment variables), show their certificates as the agent holds them with the OCSP status from the running
+server, stop the agent (SIGTERM, exit 0; also when one of these steps fails) and then the server.
 """
 
 from __future__ import annotations
@@ -23,10 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scripts.demo_agent import AgentDemo, AgentDemoFailed, rel, signet, start_agent, stop_agent, stops_agent_on_failure
+
 ROOT = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("SIGNET_DEMO_STATE") or ROOT / "demo-state").absolute()  # as scripts.demo
 SERVER = STATE / "server"
 PIN_ENV = "SIGNET_DEMO_SERVER_PIN"
+SIGNERS_AGENT = SERVER / "agent"  # the signet-agent holding Alice's and Bob's tokens
+SIGNER_PIN_ENV = "SIGNET_DEMO_SIGNER_PIN"  # `signet enroll --pin-env`: the PIN reaches the CLI only through here
+CODE_ENV = "SIGNET_DEMO_ENROLL_CODE"  # `signet enroll --code-env`: likewise the one-time code
+KEY_LABEL = "contract-signing"
 
 
 def say(msg: str) -> None:
@@ -43,6 +51,20 @@ def prc_id(area_birth_seq: str) -> str:
     return area_birth_seq + "10X98765432"[sum(int(d) * w for d, w in zip(area_birth_seq, weights, strict=True)) % 11]
 
 
+@dataclass(frozen=True)
+class Enrolled:
+    """What `signet enroll` reported."""
+
+    key_id: str
+    key_label: str
+    serial: str
+    subject: str
+    tls_dir: Path
+
+
+ENROLLED = re.compile(r"^enrolled key (\S+) \((.*)\): certificate (\S+) for (.*); agent TLS files in (.+)$", re.M)
+
+
 @dataclass
 class Signer:
     name: str
@@ -52,7 +74,11 @@ class Signer:
     token_label: str
     pin: str = field(default_factory=lambda: f"{secrets.randbelow(10**6):06d}", repr=False)
     person_id: str = ""
-    result: Any = None
+    result: Enrolled | None = None
+
+    @property
+    def tls_dir(self) -> Path:
+        return SIGNERS_AGENT / "tls" / self.token_label
 
 
 @dataclass
@@ -78,6 +104,9 @@ class ServerDemo:
 
 
 S = ServerDemo()
+AG = AgentDemo(config=SIGNERS_AGENT / "agent.toml", socket=SIGNERS_AGENT / "run" / "agent.sock",
+               log=SIGNERS_AGENT / "agent.log")
+_with_agent = stops_agent_on_failure(AG)  # once it runs, a failing step stops the signers' agent first
 
 
 def _free_port() -> int:
@@ -227,27 +256,71 @@ def step_approve(d: Any) -> None:
             f"(evidence chain of {last.seq} records, head {last.digest[:12]}…)")
 
 
-def step_enroll(d: Any) -> None:
-    from agent.enroll import enroll
-    from agent.serverlink import ServerLink, ServerTarget
-    from hsm import Hsm
-
-    hsm = Hsm(pin_state=SERVER / "agent-pin-state.json")
-    for s in S.people:
+@_with_agent
+def step_signers_agent(d: Any) -> None:
+    for s in S.people:  # before the agent starts: it serves the tokens it finds in the SoftHSM directory
         _new_token(s.token_label, s.pin)
-    target = ServerTarget(enroll=f"127.0.0.1:{S.ports['enroll']}", api=f"127.0.0.1:{S.ports['api']}",
-                          ca_pem=(SERVER / "state" / "tls" / "ca.pem").read_bytes())
-    with ServerLink(target) as link:
-        for s in S.people:
-            token = hsm.token(label=s.token_label)
-            token.login(s.pin)
-            link.start_enrollment(s.person_id)
-            s.result = enroll(token, link, s.person_id, _code(s.phone), key_label="contract-signing",
-                              tls_dir=SERVER / "agents" / s.token_label)
-            say(f"{s.name}: P-256 key {s.result.key_id[:12]}… generated on {s.token_label!r}, CSR signed by the "
-                f"token, certificate {s.result.serial} + chain stored back on the token")
+    (SIGNERS_AGENT / "run").mkdir(parents=True, exist_ok=True, mode=0o700)
+    AG.config.write_text("""# signet-agent for Alice's and Bob's tokens in `make demo` (paths relative to this file)
+[agent]
+socket = "run/agent.sock"
+state_dir = "."
+log_level = "INFO"
+pdf_workers = 0
+
+[policy]
+# the local caller may generate keys, have the token sign certificate requests and import certificates
+# (signet enroll); nobody may sign documents with these keys through this agent yet
+default_callers = []
+admin_callers = ["local"]
+""")
+    say(f"SoftHSM tokens {', '.join(repr(s.token_label) for s in S.people)} initialised, each with its own PIN")
+    status, took = start_agent(AG)
+    assert AG.proc is not None
+    say(f"$ signet-agent --config {rel(AG.config)}   (pid {AG.proc.pid}, log {rel(AG.log)})")
+    say(f"grpc.health.v1 Check: {status} after {took:.1f} s; socket {rel(AG.socket)}")
+    p = signet("tokens", agent=AG)
+    missing = [s.token_label for s in S.people if s.token_label not in p.stdout]
+    if missing:
+        raise AgentDemoFailed(f"`signet tokens` does not list {', '.join(missing)}")
 
 
+@_with_agent
+def step_enroll(d: Any) -> None:
+    server = ["--server", f"127.0.0.1:{S.ports['enroll']}", "--server-ca", rel(SERVER / "state" / "tls" / "ca.pem")]
+    for s in S.people:
+        who = ["--token", s.token_label, *server, "--person", s.person_id]
+        signet("enroll", *who, "--send-code", agent=AG)
+        code = _code(s.phone)  # read with signet-admin from the outbox, handed over in CODE_ENV only
+        p = signet("enroll", *who, "--pin-env", SIGNER_PIN_ENV, "--code-env", CODE_ENV, "--api",
+                   f"127.0.0.1:{S.ports['api']}", "--tls-dir", rel(s.tls_dir), "--key-label", KEY_LABEL, agent=AG,
+                   secrets={SIGNER_PIN_ENV: s.pin, CODE_ENV: code})
+        m = ENROLLED.search(p.stdout)
+        if not m:
+            raise AgentDemoFailed(f"`signet enroll` for {s.name} did not report an enrolled key")
+        s.result = Enrolled(m[1], m[2], m[3], m[4], ROOT / m[5])  # the CLI ran in ROOT
+        say(f"{s.name}: enrolled through the agent (signet enroll): P-256 key {m[1][:12]}… generated on "
+            f"{s.token_label!r}, CSR signed by the token, certificate {m[3]} + chain imported by the agent")
+
+
+def _on_token(s: Signer) -> bytes:
+    """The certificate next to ``s``'s enrolled key, as the agent lists it (gRPC ListKeys over its socket)."""
+    from signet.v1 import agent_pb2, agent_pb2_grpc
+
+    from agent.client import Target, channel
+
+    assert s.result is not None
+    with channel(Target(socket=AG.socket)) as ch:
+        keys = agent_pb2_grpc.AgentServiceStub(ch).ListKeys(agent_pb2.ListKeysRequest(
+            token=agent_pb2.TokenSelector(label=s.token_label), credential=agent_pb2.PinCredential(pin=s.pin)),
+            timeout=30).keys
+    der = next((bytes(k.certificate_der) for k in keys if k.key_id == s.result.key_id), b"")
+    if not der:
+        raise AgentDemoFailed(f"the agent lists no certificate for {s.name}'s key {s.result.key_id}")
+    return der
+
+
+@_with_agent
 def step_show(d: Any) -> None:
     from asn1crypto import pem, x509
 
@@ -255,18 +328,22 @@ def step_show(d: Any) -> None:
     files.mkdir(exist_ok=True)
     for s in S.people:
         r = s.result
-        (files / "issuing.pem").write_bytes(pem.armor("CERTIFICATE", r.chain_der[0]))
-        (files / "root.pem").write_bytes(pem.armor("CERTIFICATE", r.chain_der[1]))
+        assert r is not None
+        der = _on_token(s)
+        # agent.crt: the agent's TLS certificate + the issuing CA; ca.pem: the root the enrollment was checked against
+        issuing = [c for _, _, c in pem.unarmor((r.tls_dir / "agent.crt").read_bytes(), multiple=True)][1:]
+        (files / "issuing.pem").write_bytes(b"".join(pem.armor("CERTIFICATE", c) for c in issuing))
+        (files / "root.pem").write_bytes((r.tls_dir / "ca.pem").read_bytes())
         leaf = files / f"{s.token_label}.pem"
-        leaf.write_bytes(pem.armor("CERTIFICATE", r.certificate_der))
-        cert = x509.Certificate.load(r.certificate_der)
+        leaf.write_bytes(pem.armor("CERTIFICATE", der))
+        cert = x509.Certificate.load(der)
         subj = cert.subject.native
         p = subprocess.run(["openssl", "ocsp", "-issuer", str(files / "issuing.pem"), "-cert", str(leaf), "-url",
                             f"http://127.0.0.1:{S.ports['http']}/ocsp", "-CAfile", str(files / "root.pem")],
                            capture_output=True, text=True, timeout=30)
         status = next((ln.split(": ", 1)[1] for ln in p.stdout.splitlines() if ln.startswith(str(leaf))), "?")
         verified = "Response verify OK" in p.stdout + p.stderr
-        say(f"{s.name}")
+        say(f"{s.name} (certificate read from {s.token_label!r} through the agent)")
         say(f"  subject      CN={subj['common_name']}, serialNumber={subj['serial_number']}, "
             f"O={subj['organization_name']}, C={subj['country_name']}")
         say(f"  issuer       {cert.issuer.native['common_name']} (serial {r.serial})")
@@ -275,6 +352,26 @@ def step_show(d: Any) -> None:
         say(f"  OCSP         {status} (openssl ocsp, {'response verify OK' if verified else 'NOT VERIFIED'})")
         if status != "good" or not verified:
             raise RuntimeError(f"OCSP did not report {s.name}'s certificate as good")
+
+
+@_with_agent
+def step_signers_agent_stop(d: Any) -> None:
+    assert AG.proc is not None
+    pid = AG.proc.pid
+    rc = stop_agent("end of the enrollment", AG)
+    say(f"SIGTERM -> pid {pid} exited with {rc}; socket {'still there' if AG.socket.exists() else 'removed'}")
+    if rc != 0:
+        raise AgentDemoFailed(f"the signers' signet-agent exited with {rc}; see {rel(AG.log)}")
+    if AG.socket.exists():
+        raise AgentDemoFailed(f"the signers' signet-agent left its socket {rel(AG.socket)} behind")
+    log = AG.log.read_text(errors="replace")
+    if any(s.pin in log for s in S.people):
+        raise AgentDemoFailed(f"a PIN appears in {rel(AG.log)}")
+    from agent.journal import read
+
+    events = read(SIGNERS_AGENT / "journal.db")
+    ops = " ".join(f"{e['operation']}({e['outcome']})" for e in events)
+    say(f"journal {rel(SIGNERS_AGENT / 'journal.db')}: {len(events)} records: {ops}")
 
 
 def step_server_stop(d: Any) -> None:
@@ -294,7 +391,9 @@ SERVER_STEPS = [
     ("Alice and Bob registered by the operator over mutual TLS", step_register),
     ("Phone codes read from the outbox and entered", step_codes),
     ("Real-name approval recorded with evidence", step_approve),
-    ("Keys enrolled on Alice's and Bob's own tokens (agent side)", step_enroll),
-    ("Their certificates, with OCSP status from the running server", step_show),
+    ("Alice's and Bob's own tokens, served by their signet-agent", step_signers_agent),
+    ("Keys enrolled on their tokens through the agent (signet enroll)", step_enroll),
+    ("Their certificates from the agent, with OCSP status from the running server", step_show),
+    ("Signers' agent stopped cleanly", step_signers_agent_stop),
     ("Server stopped cleanly", step_server_stop),
 ]

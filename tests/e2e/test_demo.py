@@ -40,8 +40,20 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "NOT VALID" not in out
     assert "grpc.health.v1 Check: SERVING" in out
     assert "exited with 0" in out and "socket removed" in out
-    # server stage and the closing line
-    assert "OCSP         good (openssl ocsp, response verify OK)" in out
+    # server stage: Alice and Bob enrolled through their own agent with `signet enroll`, then the closing line
+    for name, token in (("Alice Wang 王爱丽", "alice-token"), ("Bob Li 李博", "bob-token")):
+        assert f"{name}: enrolled through the agent (signet enroll): P-256 key " in out
+        assert f"generated on '{token}', CSR signed by the token" in out
+        assert f"enroll --token {token} " in out and f"--tls-dir {state / 'server' / 'agent' / 'tls' / token}" in out
+        assert f"{name} (certificate read from '{token}' through the agent)" in out
+    assert out.count("--pin-env SIGNET_DEMO_SIGNER_PIN --code-env SIGNET_DEMO_ENROLL_CODE") == 2
+    assert out.count("enrollment code sent via outbox") == 2
+    assert out.count("enrolled key ") == 2  # the CLI's own line, once per person
+    assert out.count("OCSP         good (openssl ocsp, response verify OK)") == 2
+    assert "generate_key(ok) create_csr(ok) import_certificate(ok) generate_key(ok) create_csr(ok) " \
+           "import_certificate(ok)" in out
+    assert out.count("exited with 0; socket removed") == 1  # the signers' agent (the stage's own says "after")
+    assert not (state / "server" / "agent" / "run" / "agent.sock").exists()
     assert "(exit 0); log in" in out
     assert out.rstrip().splitlines()[-1].startswith("Demo complete in ")
 
