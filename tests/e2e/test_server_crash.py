@@ -1,5 +1,5 @@
-"""Durability: what signet-server acknowledged survives `kill -9` — a registered person, the evidence of a
-confirmed phone and an approval, a client certificate revocation."""
+"""Durability: writes acknowledged before `kill -9` of signet-server survive it — a registered person, the evidence of a
+confirmed phone and an approval (through the server), a client certificate revocation (through signet-admin)."""
 
 from __future__ import annotations
 
