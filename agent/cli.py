@@ -193,7 +193,8 @@ def cmd_sign(s: Any, args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else (
         src.with_name(src.stem + "-signed.pdf") if pdf else src.with_name(src.name + ".p7s"))
     up, down = Progress("upload", size, args.progress), Progress("download", size, args.progress)
-    chunks = client.file_chunks(src, up)
+    # small files travel inline (one message each way) when the agent supports it; large ones in chunks
+    signing = client.DocumentSigning(_target(args), s)
     if pdf:
         h = agent_pb2.SignPdfHeader(token=_sel(args), key_id=args.key, credential=_cred(args), size=size,
                                     field_name=args.field or "", reason=args.reason or "",
@@ -203,11 +204,11 @@ def cmd_sign(s: Any, args: argparse.Namespace) -> int:
         if args.visible:
             page, x1, y1, x2, y2 = (float(v) for v in args.visible.split(","))
             h.appearance.CopyFrom(agent_pb2.Appearance(page=int(page), x1=x1, y1=y1, x2=x2, y2=y2))
-        res = client.download(s.SignPdf(client.upload("header", h, agent_pb2.SignPdfRequest, chunks)), out, down)
+        res = signing.to_file("pdf", h, src, out, up, down)
     else:
         h2 = agent_pb2.SignDetachedHeader(token=_sel(args), key_id=args.key, credential=_cred(args), size=size,
                                           timestamp_url=args.tsa or "", file_name=src.name)
-        res = client.download(s.SignDetached(client.upload("header", h2, agent_pb2.SignDetachedRequest, chunks)), out)
+        res = signing.to_file("detached", h2, src, out, up)
     data = {**_msg(res), "output": str(out), "format": "pades" if pdf else "cades-detached"}
     _out(args, data, f"signed {src} -> {out} ({res.output_size} bytes, sha256 {res.output_sha256[:16]}...)")
     return 0
@@ -312,20 +313,22 @@ COMMANDS = {"info": cmd_info, "tokens": cmd_tokens, "watch": cmd_watch, "keys": 
             "enroll": lambda s, args: enroll.cmd_enroll(s, args, _sel(args), _cred(args))}
 
 
+def _target(args: argparse.Namespace) -> client.Target:
+    if args.tcp:
+        return client.Target(tcp=args.tcp, cert=Path(args.cert) if args.cert else None,
+                             key=Path(args.key_file) if args.key_file else None,
+                             ca=Path(args.ca) if args.ca else None, server_name=args.server_name)
+    return client.Target(socket=Path(args.socket)) if args.socket else client.Target.default()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "agent":
         from .main import main as agent_main
 
         return agent_main(["--config", args.config])
-    if args.tcp:
-        target = client.Target(tcp=args.tcp, cert=Path(args.cert) if args.cert else None,
-                               key=Path(args.key_file) if args.key_file else None,
-                               ca=Path(args.ca) if args.ca else None, server_name=args.server_name)
-    else:
-        target = client.Target(socket=Path(args.socket)) if args.socket else client.Target.default()
     try:
-        return COMMANDS[args.command](client.stub(target), args)
+        return COMMANDS[args.command](client.stub(_target(args)), args)
     except grpc.RpcError as e:
         detail = client.error_detail(e)
         extra = f" [{detail.reason}]" if detail and detail.reason else ""

@@ -84,6 +84,9 @@ class AgentConfig:
     max_message_bytes: int = 4 * MiB
     max_document_bytes: int = 256 * MiB
     chunk_bytes: int = 1 * MiB
+    # documents up to this size may travel inline in a SignPdf/SignDetached header (and outputs up to it come back
+    # inline in the result): one message each way instead of header + chunks + result; 0 disables
+    max_inline_bytes: int = 1 * MiB
     workers: int = 16
     sign_threads: int = 2
     pdf_workers: int = 2
@@ -151,7 +154,7 @@ def parse(data: dict[str, Any], base: Path) -> AgentConfig:
     _unknown(data, {"agent", "unlock", "tcp", "policy"}, "top level")
     a = data.get("agent", {})
     _unknown(a, {"socket", "state_dir", "pkcs11_module", "max_pin_failures", "max_message_bytes",
-                 "max_document_bytes", "chunk_bytes", "workers", "sign_threads", "pdf_workers",
+                 "max_document_bytes", "chunk_bytes", "max_inline_bytes", "workers", "sign_threads", "pdf_workers",
                  "token_poll_seconds", "trust_roots", "log_level"}, "agent")
     kw: dict[str, Any] = {}
     if "socket" in a:
@@ -177,8 +180,17 @@ def parse(data: dict[str, Any], base: Path) -> AgentConfig:
         if kw["log_level"] not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("agent.log_level must be DEBUG, INFO, WARNING or ERROR")
     chunk = kw.get("chunk_bytes", AgentConfig.chunk_bytes)
-    if chunk + 64 * 1024 > kw.get("max_message_bytes", AgentConfig.max_message_bytes):
+    max_message = kw.get("max_message_bytes", AgentConfig.max_message_bytes)
+    if chunk + 64 * 1024 > max_message:
         raise ConfigError("agent.chunk_bytes must be at least 64 KiB below agent.max_message_bytes")
+    if "max_inline_bytes" in a:
+        kw["max_inline_bytes"] = _get(a, "max_inline_bytes", int, "agent")
+        _positive(kw["max_inline_bytes"], "agent.max_inline_bytes", 0)
+        if kw["max_inline_bytes"] + 64 * 1024 > max_message:
+            raise ConfigError("agent.max_inline_bytes must be at least 64 KiB below agent.max_message_bytes")
+    else:  # never more than a chunk (no larger than the messages the agent already takes), nor than a document
+        kw["max_inline_bytes"] = min(AgentConfig.max_inline_bytes, chunk,
+                                     kw.get("max_document_bytes", AgentConfig.max_document_bytes))
 
     u = data.get("unlock", {})
     _unknown(u, {"max_seconds", "max_signatures", "allow_per_call_pin"}, "unlock")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
 from collections.abc import Iterator
+from contextlib import ExitStack
 from importlib import metadata
 from typing import Any
 
@@ -17,7 +19,7 @@ from hsm.watcher import TokenInserted
 from . import convert
 from .app import Agent
 from .config import LOCAL_CALLER
-from .errors import DeadlineExpired, InvalidRequest, PermissionDenied
+from .errors import DeadlineExpired, DocumentTooLarge, InvalidRequest, PermissionDenied
 from .journal import Entry, Ticket
 from .policy import caller_matches
 from .signing import KeyMaterial
@@ -68,6 +70,22 @@ def _chunks(requests: Iterator[Any]) -> Iterator[bytes]:
         yield r.chunk
 
 
+def _inline_document(h: Any, requests: Iterator[Any], inline_limit: int, document_limit: int) -> bytes:
+    """The document carried whole in the header, checked against the limits; nothing may follow the header."""
+    data: bytes = h.document
+    size = len(data)
+    if size > document_limit:
+        raise DocumentTooLarge(f"the document is {size} bytes; this agent accepts at most {document_limit}")
+    if size > inline_limit:
+        raise InvalidRequest(f"the inline document is {size} bytes; this agent accepts at most {inline_limit} "
+                             "inline: send larger documents in chunks after the header")
+    if h.size and h.size != size:
+        raise InvalidRequest(f"the inline document is {size} bytes; the header announces {h.size}")
+    for _ in requests:
+        raise InvalidRequest("no chunk may follow a header that carries the document")
+    return data
+
+
 class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
@@ -85,7 +103,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             return agent_pb2.GetInfoResponse(
                 agent_version=version, pkcs11_module=self.agent.hsm.module.path, caller=caller,
                 max_message_bytes=self.cfg.max_message_bytes, max_document_bytes=self.cfg.max_document_bytes,
-                unlock_max_seconds=self.cfg.unlock.max_seconds, unlock_max_signatures=self.cfg.unlock.max_signatures)
+                unlock_max_seconds=self.cfg.unlock.max_seconds, unlock_max_signatures=self.cfg.unlock.max_signatures,
+                max_inline_bytes=self.cfg.max_inline_bytes)
         except Exception as e:
             abort(context, e)
 
@@ -333,6 +352,12 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     # -- documents ------------------------------------------------------------
     def _sign_document(self, context: grpc.ServicerContext, request_iterator: Iterator[Any], kind: str,
                        suffix: str) -> Iterator[Any]:
+        """Upload (inline in the header, or spooled chunk by chunk), sign in a worker, answer.
+
+        The answer is the output in chunks and then the result, or -- when the header asked for
+        ``inline_result`` and the output is at most ``max_inline_bytes`` -- the result alone, carrying the
+        output.  Either way nothing leaves before the signature's journal row is on disk.
+        """
         resp_cls = agent_pb2.SignPdfResponse if kind == "sign_pdf" else agent_pb2.SignDetachedResponse
         h: Any = None
         caller, ref, doc_sha, fmt = "", None, "", "pades" if kind == "sign_pdf" else "cades-detached"
@@ -343,17 +368,34 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             if kind == "sign_pdf":
                 opts = convert.pdf_options(h)
                 fmt = f"pades-{opts['level'].lower()}"
-            with temp_path(self.cfg.spool_dir, suffix) as inp, temp_path(self.cfg.spool_dir, suffix) as out:
-                up = spool(_chunks(request_iterator), inp, self.cfg.max_document_bytes, h.size)
-                doc_sha = up.sha256
+            with ExitStack() as files:
+                # A PDF goes through spool files (pyHanko reads and writes paths); a detached signature's
+                # input is read as a stream, so a small one stays in memory, and its .p7s always comes back
+                # in memory: no file at all for a small file signed detached.
+                out = files.enter_context(temp_path(self.cfg.spool_dir, suffix)) if kind == "sign_pdf" else None
+                source: dict[str, Any] = {}
+                if h.HasField("document"):  # small document: one message, at most one write (no chunk loop)
+                    data = _inline_document(h, request_iterator, self.cfg.max_inline_bytes,
+                                            self.cfg.max_document_bytes)
+                    doc_sha = hashlib.sha256(data).hexdigest()
+                    if out is None:
+                        source["document"] = data
+                    else:
+                        inp = files.enter_context(temp_path(self.cfg.spool_dir, suffix))
+                        inp.write_bytes(data)
+                        source["in_path"] = str(inp)
+                else:
+                    inp = files.enter_context(temp_path(self.cfg.spool_dir, suffix))
+                    doc_sha = spool(_chunks(request_iterator), inp, self.cfg.max_document_bytes, h.size).sha256
+                    source["in_path"] = str(inp)
                 pin = _pin(h.credential)
                 signing = self.agent.signing
                 with signing.key(caller, h.token.serial, h.token.label, h.key_id, pin, 1) as ref:
                     cert, chain, spki = self.material.get(ref)
-                    job: dict[str, Any] = {"kind": kind, "in_path": str(inp), "out_path": str(out), "spki": spki,
-                                           "key_id": ref.key_id, "certificate": cert, "chain": chain}
-                    if kind == "sign_pdf":
-                        job["options"] = opts
+                    job: dict[str, Any] = {"kind": kind, **source, "spki": spki, "key_id": ref.key_id,
+                                           "certificate": cert, "chain": chain}
+                    if out is not None:
+                        job["out_path"], job["options"] = str(out), opts
                     else:
                         job["timestamp_url"] = h.timestamp_url or None
                     key = ref
@@ -371,23 +413,28 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                         return sig  # type: ignore[return-value]
 
                     res = self.agent.workers.run(job, sign)
-                    if kind == "sign_detached":
-                        out.write_bytes(res["p7s"])
                     if not tickets:  # cannot happen for a signed result; never release without a row
                         signing.journal_ok(kind, caller, ref, doc_sha, fmt)
                     for t in tickets:
                         t.wait()
-                if kind == "sign_pdf":
+                step = self.cfg.chunk_bytes
+                if out is not None:
                     out_sha, out_size = res["sha256"], res["size"]
-                else:
-                    import hashlib
-                    out_sha, out_size = hashlib.sha256(res["p7s"]).hexdigest(), len(res["p7s"])
-                for block in read_chunks(out, self.cfg.chunk_bytes):
-                    yield resp_cls(chunk=block)
-                yield resp_cls(result=agent_pb2.SignResult(
+                    blocks: Iterator[bytes] = read_chunks(out, step)
+                else:  # detached: the .p7s (a few KiB) came back in memory and is never written to the spool
+                    p7s: bytes = res["p7s"]
+                    out_sha, out_size = hashlib.sha256(p7s).hexdigest(), len(p7s)
+                    blocks = (p7s[i:i + step] for i in range(0, out_size, step))
+                result = agent_pb2.SignResult(
                     token_serial=ref.serial, key_id=ref.key_id, document_sha256=doc_sha, output_sha256=out_sha,
                     output_size=out_size, field_name=res.get("field_name", ""),
-                    signer_subject=res.get("signer_subject", "")))
+                    signer_subject=res.get("signer_subject", ""))
+                if h.inline_result and out_size <= self.cfg.max_inline_bytes:
+                    result.content = b"".join(blocks)
+                else:
+                    for block in blocks:
+                        yield resp_cls(chunk=block)
+                yield resp_cls(result=result)
         except Exception as e:
             if caller:
                 sel = h.token if h is not None else agent_pb2.TokenSelector()

@@ -13,6 +13,7 @@ thread instead (for debugging and measuring the difference).
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import multiprocessing
 import queue
@@ -116,8 +117,11 @@ def run_job(job: dict[str, Any], sign: SignCallback) -> Any:
                                                 formats.PdfSignOptions(**job["options"])))
             return {"field_name": res.field_name, "signer_subject": res.signer_subject, "sha256": res.sha256,
                     "size": res.size}
-        with open(job["in_path"], "rb") as f:
-            p7s = formats.sign_detached(f, signer, timestamp_url=job.get("timestamp_url"))
+        # a small document comes in the job itself (bytes), a large one as a spool file
+        from formats.cades import async_sign_detached
+
+        with io.BytesIO(job["document"]) if "document" in job else open(job["in_path"], "rb") as f:
+            p7s = _run_coroutine(async_sign_detached(f, signer, timestamp_url=job.get("timestamp_url")))
         return {"p7s": p7s, "signer_subject": signer.subject}
     if kind == "verify_pdf":
         return formats.verify_pdf(job["path"], trust_roots=job["trust_roots"]).to_dict()

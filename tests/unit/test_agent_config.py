@@ -42,12 +42,22 @@ def test_socket_fallback_without_xdg_runtime_dir(monkeypatch):
     ("[[policy.key]]\nkey_id = \"zz\"\ncallers = [\"local\"]\n", "hex"),
     ("[[policy.key]]\nlabel = \"k\"\ncallers = [\"local\"]\nusage_limit = 0\n", "usage_limit"),
     ("[agent]\nchunk_bytes = 4194304\n", "chunk_bytes"),
+    ("[agent]\nmax_inline_bytes = 4194304\n", "agent.max_inline_bytes"),
+    ("[agent]\nmax_inline_bytes = -1\n", "agent.max_inline_bytes"),
     ("not toml = = =", "not valid TOML"),
 ])
 def test_invalid_settings_are_named(tmp_path, text, words):
     with pytest.raises(ConfigError) as ei:
         _load(tmp_path, text)
     assert words in str(ei.value)
+
+
+def test_inline_limit_defaults_to_at_most_a_chunk_and_a_document(tmp_path):
+    assert _load(tmp_path, "").max_inline_bytes == 1024 * 1024
+    assert _load(tmp_path, "[agent]\nchunk_bytes = 65536\n").max_inline_bytes == 65536
+    assert _load(tmp_path, "[agent]\nmax_document_bytes = 1000\n").max_inline_bytes == 1000
+    assert _load(tmp_path, "[agent]\nmax_inline_bytes = 0\n").max_inline_bytes == 0  # inline transfers off
+    assert _load(tmp_path, "[agent]\nmax_inline_bytes = 2097152\n").max_inline_bytes == 2 * 1024 * 1024
 
 
 def test_tls_password_is_not_in_repr(tmp_path):

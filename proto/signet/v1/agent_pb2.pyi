@@ -58,7 +58,7 @@ class GetInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetInfoResponse(_message.Message):
-    __slots__ = ("agent_version", "pkcs11_module", "caller", "max_message_bytes", "max_document_bytes", "unlock_max_seconds", "unlock_max_signatures")
+    __slots__ = ("agent_version", "pkcs11_module", "caller", "max_message_bytes", "max_document_bytes", "unlock_max_seconds", "unlock_max_signatures", "max_inline_bytes")
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
     PKCS11_MODULE_FIELD_NUMBER: _ClassVar[int]
     CALLER_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +66,7 @@ class GetInfoResponse(_message.Message):
     MAX_DOCUMENT_BYTES_FIELD_NUMBER: _ClassVar[int]
     UNLOCK_MAX_SECONDS_FIELD_NUMBER: _ClassVar[int]
     UNLOCK_MAX_SIGNATURES_FIELD_NUMBER: _ClassVar[int]
+    MAX_INLINE_BYTES_FIELD_NUMBER: _ClassVar[int]
     agent_version: str
     pkcs11_module: str
     caller: str
@@ -73,7 +74,8 @@ class GetInfoResponse(_message.Message):
     max_document_bytes: int
     unlock_max_seconds: int
     unlock_max_signatures: int
-    def __init__(self, agent_version: _Optional[str] = ..., pkcs11_module: _Optional[str] = ..., caller: _Optional[str] = ..., max_message_bytes: _Optional[int] = ..., max_document_bytes: _Optional[int] = ..., unlock_max_seconds: _Optional[int] = ..., unlock_max_signatures: _Optional[int] = ...) -> None: ...
+    max_inline_bytes: int
+    def __init__(self, agent_version: _Optional[str] = ..., pkcs11_module: _Optional[str] = ..., caller: _Optional[str] = ..., max_message_bytes: _Optional[int] = ..., max_document_bytes: _Optional[int] = ..., unlock_max_seconds: _Optional[int] = ..., unlock_max_signatures: _Optional[int] = ..., max_inline_bytes: _Optional[int] = ...) -> None: ...
 
 class ListTokensRequest(_message.Message):
     __slots__ = ()
@@ -299,7 +301,7 @@ class Appearance(_message.Message):
     def __init__(self, page: _Optional[int] = ..., x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
 
 class SignPdfHeader(_message.Message):
-    __slots__ = ("token", "key_id", "credential", "size", "field_name", "reason", "location", "contact_info", "appearance", "level", "timestamp_url", "file_name")
+    __slots__ = ("token", "key_id", "credential", "size", "field_name", "reason", "location", "contact_info", "appearance", "level", "timestamp_url", "file_name", "document", "inline_result")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
@@ -312,6 +314,8 @@ class SignPdfHeader(_message.Message):
     LEVEL_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_URL_FIELD_NUMBER: _ClassVar[int]
     FILE_NAME_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    INLINE_RESULT_FIELD_NUMBER: _ClassVar[int]
     token: TokenSelector
     key_id: str
     credential: PinCredential
@@ -324,7 +328,9 @@ class SignPdfHeader(_message.Message):
     level: PadesLevel
     timestamp_url: str
     file_name: str
-    def __init__(self, token: _Optional[_Union[TokenSelector, _Mapping]] = ..., key_id: _Optional[str] = ..., credential: _Optional[_Union[PinCredential, _Mapping]] = ..., size: _Optional[int] = ..., field_name: _Optional[str] = ..., reason: _Optional[str] = ..., location: _Optional[str] = ..., contact_info: _Optional[str] = ..., appearance: _Optional[_Union[Appearance, _Mapping]] = ..., level: _Optional[_Union[PadesLevel, str]] = ..., timestamp_url: _Optional[str] = ..., file_name: _Optional[str] = ...) -> None: ...
+    document: bytes
+    inline_result: bool
+    def __init__(self, token: _Optional[_Union[TokenSelector, _Mapping]] = ..., key_id: _Optional[str] = ..., credential: _Optional[_Union[PinCredential, _Mapping]] = ..., size: _Optional[int] = ..., field_name: _Optional[str] = ..., reason: _Optional[str] = ..., location: _Optional[str] = ..., contact_info: _Optional[str] = ..., appearance: _Optional[_Union[Appearance, _Mapping]] = ..., level: _Optional[_Union[PadesLevel, str]] = ..., timestamp_url: _Optional[str] = ..., file_name: _Optional[str] = ..., document: _Optional[bytes] = ..., inline_result: _Optional[bool] = ...) -> None: ...
 
 class SignPdfRequest(_message.Message):
     __slots__ = ("header", "chunk")
@@ -335,7 +341,7 @@ class SignPdfRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[SignPdfHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class SignResult(_message.Message):
-    __slots__ = ("token_serial", "key_id", "document_sha256", "output_sha256", "output_size", "field_name", "signer_subject")
+    __slots__ = ("token_serial", "key_id", "document_sha256", "output_sha256", "output_size", "field_name", "signer_subject", "content")
     TOKEN_SERIAL_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_SHA256_FIELD_NUMBER: _ClassVar[int]
@@ -343,6 +349,7 @@ class SignResult(_message.Message):
     OUTPUT_SIZE_FIELD_NUMBER: _ClassVar[int]
     FIELD_NAME_FIELD_NUMBER: _ClassVar[int]
     SIGNER_SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
     token_serial: str
     key_id: str
     document_sha256: str
@@ -350,7 +357,8 @@ class SignResult(_message.Message):
     output_size: int
     field_name: str
     signer_subject: str
-    def __init__(self, token_serial: _Optional[str] = ..., key_id: _Optional[str] = ..., document_sha256: _Optional[str] = ..., output_sha256: _Optional[str] = ..., output_size: _Optional[int] = ..., field_name: _Optional[str] = ..., signer_subject: _Optional[str] = ...) -> None: ...
+    content: bytes
+    def __init__(self, token_serial: _Optional[str] = ..., key_id: _Optional[str] = ..., document_sha256: _Optional[str] = ..., output_sha256: _Optional[str] = ..., output_size: _Optional[int] = ..., field_name: _Optional[str] = ..., signer_subject: _Optional[str] = ..., content: _Optional[bytes] = ...) -> None: ...
 
 class SignPdfResponse(_message.Message):
     __slots__ = ("chunk", "result")
@@ -361,20 +369,24 @@ class SignPdfResponse(_message.Message):
     def __init__(self, chunk: _Optional[bytes] = ..., result: _Optional[_Union[SignResult, _Mapping]] = ...) -> None: ...
 
 class SignDetachedHeader(_message.Message):
-    __slots__ = ("token", "key_id", "credential", "size", "timestamp_url", "file_name")
+    __slots__ = ("token", "key_id", "credential", "size", "timestamp_url", "file_name", "document", "inline_result")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_URL_FIELD_NUMBER: _ClassVar[int]
     FILE_NAME_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    INLINE_RESULT_FIELD_NUMBER: _ClassVar[int]
     token: TokenSelector
     key_id: str
     credential: PinCredential
     size: int
     timestamp_url: str
     file_name: str
-    def __init__(self, token: _Optional[_Union[TokenSelector, _Mapping]] = ..., key_id: _Optional[str] = ..., credential: _Optional[_Union[PinCredential, _Mapping]] = ..., size: _Optional[int] = ..., timestamp_url: _Optional[str] = ..., file_name: _Optional[str] = ...) -> None: ...
+    document: bytes
+    inline_result: bool
+    def __init__(self, token: _Optional[_Union[TokenSelector, _Mapping]] = ..., key_id: _Optional[str] = ..., credential: _Optional[_Union[PinCredential, _Mapping]] = ..., size: _Optional[int] = ..., timestamp_url: _Optional[str] = ..., file_name: _Optional[str] = ..., document: _Optional[bytes] = ..., inline_result: _Optional[bool] = ...) -> None: ...
 
 class SignDetachedRequest(_message.Message):
     __slots__ = ("header", "chunk")

@@ -209,6 +209,10 @@ class AgentServiceServicer:
     def SignPdf(self, request_iterator, context):
         """PDF -> PAdES. Upload: first message `header`, then `chunk`s. Download:
         `chunk`s of the signed PDF, then a final `result`.
+        Small documents (up to GetInfoResponse.max_inline_bytes) may travel whole
+        in `header.document` with no chunk after it, and with
+        `header.inline_result` a small signed output comes back in
+        `result.content` as the only response message: one message each way.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
