@@ -9,6 +9,10 @@ override ``initialize``/``finalize`` so the module is initialised with
 primitives and concurrent sessions run in parallel (the GIL is released
 during every PKCS#11 call).
 
+The same module is also opened with ctypes (dlopen gives the same handle) and its function table
+read up to C_Sign: for C_Initialize/C_Finalize as above, C_Login/C_Logout (the session pool's one
+login), and C_SignInit/C_Sign for the signing hot path (hsm/signing.py ``sign_raw``).
+
 ``reinitialize()`` (needed to see tokens that appeared, since SoftHSM has no
 slot events) finalises the module, which invalidates every session of every
 thread; a readers-writer lock keeps it from running while any call is in
@@ -22,7 +26,7 @@ import ctypes
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -65,8 +69,25 @@ _CK_RV = ctypes.c_ulong
 _FN = ctypes.CFUNCTYPE
 
 
+class Mechanism(ctypes.Structure):
+    """CK_MECHANISM."""
+
+    _fields_ = [("mechanism", ctypes.c_ulong), ("pParameter", ctypes.c_void_p), ("ulParameterLen", ctypes.c_ulong)]
+
+
+class RsaPssParams(ctypes.Structure):
+    """CK_RSA_PKCS_PSS_PARAMS."""
+
+    _fields_ = [("hashAlg", ctypes.c_ulong), ("mgf", ctypes.c_ulong), ("sLen", ctypes.c_ulong)]
+
+
+_ULONG_P = ctypes.POINTER(ctypes.c_ulong)
+SignInitFn = _FN(_CK_RV, ctypes.c_ulong, ctypes.POINTER(Mechanism), ctypes.c_ulong)
+SignFn = _FN(_CK_RV, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p, _ULONG_P)
+
+
 class _FunctionList(ctypes.Structure):
-    """The head of CK_FUNCTION_LIST: the only entries called through ctypes."""
+    """The head of CK_FUNCTION_LIST (PKCS#11 v2.40 order) up to C_Sign: the entries called through ctypes."""
 
     _fields_ = [
         ("version", _Version),
@@ -93,6 +114,30 @@ class _FunctionList(ctypes.Structure):
             _FN(_CK_RV, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_ulong),
         ),
         ("C_Logout", _FN(_CK_RV, ctypes.c_ulong)),
+        ("C_CreateObject", ctypes.c_void_p),
+        ("C_CopyObject", ctypes.c_void_p),
+        ("C_DestroyObject", ctypes.c_void_p),
+        ("C_GetObjectSize", ctypes.c_void_p),
+        ("C_GetAttributeValue", ctypes.c_void_p),
+        ("C_SetAttributeValue", ctypes.c_void_p),
+        ("C_FindObjectsInit", ctypes.c_void_p),
+        ("C_FindObjects", ctypes.c_void_p),
+        ("C_FindObjectsFinal", ctypes.c_void_p),
+        ("C_EncryptInit", ctypes.c_void_p),
+        ("C_Encrypt", ctypes.c_void_p),
+        ("C_EncryptUpdate", ctypes.c_void_p),
+        ("C_EncryptFinal", ctypes.c_void_p),
+        ("C_DecryptInit", ctypes.c_void_p),
+        ("C_Decrypt", ctypes.c_void_p),
+        ("C_DecryptUpdate", ctypes.c_void_p),
+        ("C_DecryptFinal", ctypes.c_void_p),
+        ("C_DigestInit", ctypes.c_void_p),
+        ("C_Digest", ctypes.c_void_p),
+        ("C_DigestUpdate", ctypes.c_void_p),
+        ("C_DigestKey", ctypes.c_void_p),
+        ("C_DigestFinal", ctypes.c_void_p),
+        ("C_SignInit", SignInitFn),
+        ("C_Sign", SignFn),
     ]
 
 
@@ -113,6 +158,10 @@ class _RawFunctions:
             raise ModuleLoadError(f"C_GetFunctionList failed in {path} (rv=0x{rv:x})")
         self._dll = dll  # keeps the library loaded
         self.fl = ptr.contents
+        # read once: every read of a function-pointer field builds a new ctypes object.  Like every
+        # CFUNCTYPE call, these release the GIL while the module runs (python-pkcs11 does the same)
+        self.sign_init: Any = self.fl.C_SignInit
+        self.sign: Any = self.fl.C_Sign
 
     def initialize(self) -> int:
         args = _InitArgs(None, None, None, None, CKF_OS_LOCKING_OK, None)
@@ -154,7 +203,8 @@ class _RWLock:
     """Many readers (PKCS#11 calls) or one writer (reinitialize)."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()  # taken directly (a C-level context manager) on the hot path
+        self._cond = threading.Condition(self._lock)
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
@@ -164,21 +214,28 @@ class _RWLock:
     def readers(self) -> int:
         return self._readers
 
-    @contextmanager
-    def shared(self) -> Iterator[None]:
-        with self._cond:
+    def acquire_shared(self) -> None:
+        """Enter as a reader; every call must be paired with :meth:`release_shared`."""
+        with self._lock:
             while self._writer or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1
             self.entries += 1
+
+    def release_shared(self) -> None:
+        with self._lock:
+            self._readers -= 1
+            if not self._readers and self._writers_waiting:
+                # only a writer waits for readers; readers wait only for writers
+                self._cond.notify_all()
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        self.acquire_shared()
         try:
             yield
         finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers and self._writers_waiting:
-                    # only a writer waits for readers; readers wait only for writers
-                    self._cond.notify_all()
+            self.release_shared()
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -216,6 +273,9 @@ class Module:
         self.path = path
         self.raw = _RawFunctions(path)
         self._rw = _RWLock()
+        # shared() without its generator, for hot paths: pair every acquire_shared() with release_shared()
+        self.acquire_shared: Callable[[], None] = self._rw.acquire_shared
+        self.release_shared: Callable[[], None] = self._rw.release_shared
         self.generation = 0
         try:
             _RAW[path] = self.raw

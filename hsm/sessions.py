@@ -47,6 +47,7 @@ GONE_ERRORS: tuple[type[BaseException], ...] = (
     pkcs11.DeviceRemoved,
     pkcs11.SlotIDInvalid,
     pkcs11.ObjectHandleInvalid,
+    pkcs11.KeyHandleInvalid,
     pkcs11.DeviceError,
     pkcs11.GeneralError,
 )
@@ -54,9 +55,11 @@ GONE_ERRORS: tuple[type[BaseException], ...] = (
 # token is still there: the pool asks the slot before it decides which one happened
 STALE_OBJECT_ERRORS: tuple[type[BaseException], ...] = (
     pkcs11.ObjectHandleInvalid,
+    pkcs11.KeyHandleInvalid,  # what the standard has C_SignInit return for a bad key (SoftHSM: the one above)
     pkcs11.GeneralError,
     pkcs11.DeviceError,
 )
+_STALE_KEY_ERRORS = (pkcs11.ObjectHandleInvalid, pkcs11.KeyHandleInvalid)
 
 
 CKA_CERTIFICATE_CATEGORY = 0x87
@@ -96,6 +99,7 @@ class PooledSession:
     session: Any
     generation: int
     cache: dict[Any, Any] = field(default_factory=dict)
+    discard: bool = False  # set when the session must not be used again (e.g. an operation left active)
 
 
 class SessionPool:
@@ -250,7 +254,9 @@ class SessionPool:
         """(session, token object); the caller holds module.shared()."""
         mine = getattr(self._mine, "s", None)
         with self._lock:
-            tok = self._refresh()
+            tok = self._token
+            if tok is None or self._generation != self.module.generation:
+                tok = self._refresh()
             if need_login and self._anchor is None:
                 raise LoginRequired(f"token {self.label or self.serial} is locked: unlock it with its PIN first")
             idle = self._idle
@@ -262,11 +268,12 @@ class SessionPool:
             generation = self._generation
         if s is None:
             s = self._open(tok, generation)
-        self._mine.s = s
+        if s is not mine:
+            self._mine.s = s
         return s, tok
 
     def _give_back(self, s: PooledSession, keep: bool) -> None:
-        if keep:
+        if keep and not s.discard:
             with self._lock:
                 keep = s.generation == self._generation and len(self._idle) < self.max_idle
                 if keep:
@@ -283,7 +290,7 @@ class SessionPool:
             # the token is there: an object handle went stale (deleted through another
             # session or process), which must not cost the token its login
             s.cache.clear()
-            if isinstance(e, pkcs11.ObjectHandleInvalid):
+            if isinstance(e, _STALE_KEY_ERRORS):
                 return True, KeyNotFound(
                     f"a key or certificate on token {self.label or self.serial} was deleted while in use; "
                     "list the keys and retry")
@@ -305,18 +312,22 @@ class SessionPool:
             finally:
                 self._give_back(s, keep)
 
-    def run(self, fn: Callable[[PooledSession], T], *, need_login: bool = True) -> T:
-        """``fn(session)`` with a borrowed session: :meth:`session` without a generator per call (hot paths)."""
-        with self.module.shared():
+    def run(self, fn: Callable[..., T], *args: Any, need_login: bool = True) -> T:
+        """``fn(session, *args)`` with a borrowed session: :meth:`session` without a generator per call (hot paths)."""
+        module = self.module
+        module.acquire_shared()
+        try:
             s, tok = self._borrow(need_login)
             keep = True
             try:
-                return fn(s)
+                return fn(s, *args)
             except GONE_ERRORS as e:
                 keep, err = self._failure(tok, s, e)
                 raise err from e
             finally:
                 self._give_back(s, keep)
+        finally:
+            module.release_shared()
 
     def _removed_error(self) -> TokenRemoved:
         # a removed token takes its login with it (forget()): the PIN is asked again

@@ -3,19 +3,28 @@
 Hashing always happens here, in Python (SoftHSM 2.6 has no CKM_ECDSA_SHA256,
 and a uniform digest-then-sign path lets callers pass precomputed digests),
 and the token only performs the raw private-key operation.
+
+:func:`sign_raw` (what :class:`hsm.Token` uses) calls C_SignInit and C_Sign through the module's
+ctypes function table with an output buffer of the known signature size: two C calls per
+signature, where python-pkcs11's ``key.sign`` makes three (it asks C_Sign for the length first),
+each giving up and retaking the GIL, plus its per-call Python set-up.  With two threads signing
+P-256 that overhead, not the token, decided the rate.  Return values become the exceptions
+python-pkcs11 raises for them (:mod:`hsm.rv`), so callers handle both paths alike.
 """
 
 from __future__ import annotations
 
+import ctypes
 import enum
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from asn1crypto import algos
-from pkcs11 import MGF, Mechanism
+from pkcs11 import MGF, Mechanism, PKCS11Error
 
+from . import module, rv
 from .errors import UnsupportedAlgorithm
 from .keys import KeyAlgorithm
 
@@ -74,6 +83,24 @@ def _digest_info_prefix(hash_name: str) -> bytes:
 DIGEST_INFO_PREFIX = {name: _digest_info_prefix(name) for name in HASHES}
 
 
+def signature_size(algorithm: KeyAlgorithm) -> int:
+    """Bytes C_Sign returns: the modulus size for RSA, r||s (twice the coordinate size) for ECDSA."""
+    if algorithm.is_rsa:
+        return (int(algorithm.value[1]) + 7) // 8
+    return {KeyAlgorithm.EC_P256: 64, KeyAlgorithm.EC_P384: 96}[algorithm]
+
+
+def _ck_mechanism(mechanism: Mechanism, param: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    """(pointer to a CK_MECHANISM, the objects it points into): read-only for the module, shared by threads."""
+    if param is None:
+        mech = module.Mechanism(int(mechanism), None, 0)
+        return ctypes.pointer(mech), mech
+    hash_alg, mgf, salt_len = param
+    pss = module.RsaPssParams(int(hash_alg), int(mgf), int(salt_len))
+    mech = module.Mechanism(int(mechanism), ctypes.cast(ctypes.pointer(pss), ctypes.c_void_p), ctypes.sizeof(pss))
+    return ctypes.pointer(mech), mech, pss
+
+
 @dataclass(frozen=True, slots=True)
 class SignPlan:
     """Everything per-signature work needs, decided once per (key algorithm, scheme, hash)."""
@@ -84,6 +111,8 @@ class SignPlan:
     digest_size: int
     hash_name: str
     ecdsa: bool  # raw r||s to DER
+    sig_size: int = 0  # bytes C_Sign returns for this key algorithm (a larger answer grows the buffer)
+    ck_mechanism: tuple[Any, ...] = field(default=(), compare=False, repr=False)  # see _ck_mechanism
 
 
 _PLANS: dict[tuple[KeyAlgorithm, SignScheme, str], SignPlan] = {}
@@ -99,13 +128,16 @@ def plan(algorithm: KeyAlgorithm, scheme: SignScheme, hash_name: str) -> SignPla
     size = HASHES.get(hash_name)
     if size is None:
         raise UnsupportedAlgorithm(f"unsupported hash {hash_name!r}; use sha256, sha384 or sha512")
+    sig_size = signature_size(algorithm)
     if scheme is SignScheme.RSA_PKCS1V15:
-        p = SignPlan(Mechanism.RSA_PKCS, None, DIGEST_INFO_PREFIX[hash_name], size, hash_name, False)
+        mech, param, prefix = Mechanism.RSA_PKCS, None, DIGEST_INFO_PREFIX[hash_name]
     elif scheme is SignScheme.RSA_PSS:
         mech_hash, mgf = _PKCS11_HASH[hash_name]
-        p = SignPlan(Mechanism.RSA_PKCS_PSS, (mech_hash, mgf, size), b"", size, hash_name, False)
+        mech, param, prefix = Mechanism.RSA_PKCS_PSS, (mech_hash, mgf, size), b""
     else:
-        p = SignPlan(Mechanism.ECDSA, None, b"", size, hash_name, True)
+        mech, param, prefix = Mechanism.ECDSA, None, b""
+    p = SignPlan(mech, param, prefix, size, hash_name, scheme is SignScheme.ECDSA, sig_size,
+                 _ck_mechanism(mech, param))
     _PLANS[k] = p
     return p
 
@@ -131,6 +163,80 @@ def sign_many(priv: Any, p: SignPlan, digests: Sequence[bytes]) -> list[bytes]:
         return [bytes(sign(d, mechanism=mech, mechanism_param=param)) for d in digests]
     prefix = p.prefix
     return [bytes(sign(prefix + d, mechanism=mech)) for d in digests]
+
+
+class SessionKey:
+    """A private key found in one session, with what raw C_Sign calls need: handles and an output buffer.
+
+    Lives in the pooled session's cache, so only the thread that borrowed the session uses it.
+    """
+
+    __slots__ = ("priv", "session_handle", "handle", "buf", "size", "length", "length_ptr")
+
+    def __init__(self, priv: Any, session_handle: int) -> None:
+        self.priv = priv  # the python-pkcs11 object (keeps its session object alive)
+        self.session_handle = session_handle
+        self.handle = int(priv.handle)
+        self.length = ctypes.c_ulong(0)
+        self.length_ptr = ctypes.pointer(self.length)
+        self.resize(0)
+
+    def resize(self, size: int) -> None:
+        self.buf = ctypes.create_string_buffer(max(size, 1))
+        self.size = size
+
+
+class UnfinishedOperation(PKCS11Error):
+    """C_Sign refused the buffer it had asked for: a signature operation is still active in the session."""
+
+
+def sign_raw(raw: Any, key: SessionKey, p: SignPlan, digests: Sequence[bytes]) -> list[bytes]:
+    """Sign already checked digests through the module's C_SignInit and C_Sign, in order.
+
+    ``raw`` is the module's ``_RawFunctions``.  A non-OK return value raises the exception python-pkcs11
+    raises for it, and leaves no operation active: every return value but CKR_BUFFER_TOO_SMALL ends the
+    operation, and that one is answered by asking C_Sign for the length once and signing again (a module
+    that refuses twice raises :class:`UnfinishedOperation`: do not reuse that session).
+    """
+    sign_init, sign = raw.sign_init, raw.sign
+    sh, kh, mech = key.session_handle, key.handle, p.ck_mechanism[0]
+    if key.size < p.sig_size:
+        key.resize(p.sig_size)
+    buf, size, length, length_ptr = key.buf, key.size, key.length, key.length_ptr
+    prefix, ecdsa = p.prefix, p.ecdsa
+    out: list[bytes] = []
+    for d in digests:
+        data = prefix + d if prefix else d
+        r = sign_init(sh, mech, kh)
+        if r:
+            raise rv.error(r)
+        length.value = size
+        r = sign(sh, data, len(data), buf, length_ptr)
+        if r:
+            buf, size = _sign_resized(sign, key, data, r)
+        n = length.value
+        sig = buf.raw if n == size else buf.raw[:n]
+        out.append(raw_to_der_ecdsa(sig) if ecdsa else sig)
+    return out
+
+
+def _sign_resized(sign: Any, key: SessionKey, data: bytes, r: int) -> tuple[Any, int]:
+    """C_Sign returned ``r``: raise it, or after CKR_BUFFER_TOO_SMALL ask the length, grow the buffer, sign."""
+    if r != rv.CKR_BUFFER_TOO_SMALL:
+        raise rv.error(r)
+    sh = key.session_handle
+    key.length.value = 0
+    r = sign(sh, data, len(data), None, key.length_ptr)
+    if r:
+        raise rv.error(r)
+    key.resize(key.length.value)
+    key.length.value = key.size
+    r = sign(sh, data, len(data), key.buf, key.length_ptr)
+    if r == rv.CKR_BUFFER_TOO_SMALL:
+        raise UnfinishedOperation(f"C_Sign asked for {key.size} bytes, then refused them (rv={r:#x})")
+    if r:
+        raise rv.error(r)
+    return key.buf, key.size
 
 
 def sign_digest(

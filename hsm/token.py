@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 import pkcs11
 
@@ -49,6 +48,7 @@ class Token:
         self._algos: dict[bytes, KeyAlgorithm] = {}
         self._algos_lock = threading.Lock()
         self._plans: dict[bytes, dict[tuple[str, str | None], signing.SignPlan]] = {}
+        self._raw = pool.module.raw
 
     @property
     def label(self) -> str:
@@ -110,11 +110,11 @@ class Token:
         return algo
 
     # -- signing --------------------------------------------------------
-    def _private(self, s: PooledSession, kid: bytes) -> Any:
-        priv = s.cache.get(kid)
-        if priv is None:
-            priv = s.cache[kid] = keys.find_private(s.session, key_id=kid)
-        return priv
+    def _private(self, s: PooledSession, kid: bytes) -> signing.SessionKey:
+        key = s.cache.get(kid)
+        if key is None:
+            key = s.cache[kid] = signing.SessionKey(keys.find_private(s.session, key_id=kid), s.session.handle)
+        return key
 
     def _plan(self, kid: bytes, hash_name: str, scheme: SignScheme | None) -> signing.SignPlan:
         # keyed without hashing enum members (a Python-level __hash__): this runs once per call
@@ -143,26 +143,28 @@ class Token:
             if not digests:
                 return []
 
-            def batch(s: PooledSession) -> list[bytes]:
-                priv = s.cache.get(kid)
-                if priv is None:
-                    priv = self._private(s, kid)
-                try:
-                    return signing.sign_many(priv, plan, digests)
-                except GONE_ERRORS:
-                    raise  # the pool decides: removed token, or a stale handle (KeyNotFound)
-                except pkcs11.PKCS11Error as e:
-                    s.cache.pop(kid, None)
-                    raise SigningFailed(
-                        f"signing with key {kid.hex()} on {self.label} failed: {type(e).__name__}"
-                    ) from e
-
-            return self.pool.run(batch)
+            return self.pool.run(self._sign_batch, kid, plan, digests)
         except KeyNotFound:
             with self._algos_lock:
                 self._algos.pop(kid, None)  # deleted (maybe elsewhere): look it up afresh next time
                 self._plans.pop(kid, None)
             raise
+
+    def _sign_batch(
+        self, s: PooledSession, kid: bytes, plan: signing.SignPlan, digests: Sequence[bytes]
+    ) -> list[bytes]:
+        key = s.cache.get(kid)
+        if key is None:
+            key = self._private(s, kid)
+        try:
+            return signing.sign_raw(self._raw, key, plan, digests)
+        except GONE_ERRORS:
+            raise  # the pool decides: removed token, or a stale handle (KeyNotFound)
+        except pkcs11.PKCS11Error as e:
+            s.cache.pop(kid, None)
+            if isinstance(e, signing.UnfinishedOperation):
+                s.discard = True
+            raise SigningFailed(f"signing with key {kid.hex()} on {self.label} failed: {type(e).__name__}") from e
 
     def sign_digest(
         self, key_id: str | bytes, dgst: bytes, *, hash_name: str = "sha256", scheme: SignScheme | None = None

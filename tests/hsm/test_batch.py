@@ -104,20 +104,19 @@ def test_unknown_and_deleted_keys_are_key_not_found(make_token, tmp_path) -> Non
         b.logout()
 
 
-class _DeletesTokenAfter:
-    """A real private key object that deletes its real token (softhsm2-util) after ``n`` signatures."""
+def _hook_c_sign(monkeypatch, module, before) -> None:
+    """Make the module's raw C_Sign (what Token signs through) call ``before(n)`` ahead of its n-th call."""
+    real, calls = module.raw.sign, [0]
 
-    def __init__(self, priv, n: int, label: str) -> None:
-        self.priv, self.n, self.label, self.calls = priv, n, label, 0
+    def sign(*args):
+        calls[0] += 1
+        before(calls[0])
+        return real(*args)
 
-    def sign(self, data, **kw):
-        self.calls += 1
-        if self.calls == self.n:
-            delete_token(self.label)
-        return self.priv.sign(data, **kw)
+    monkeypatch.setattr(module.raw, "sign", sign)
 
 
-def test_token_removed_mid_batch_raises_cleanly_and_returns_nothing(make_token, tmp_path) -> None:
+def test_token_removed_mid_batch_raises_cleanly_and_returns_nothing(make_token, tmp_path, monkeypatch) -> None:
     t = make_token("batchrm")
     h = Hsm(pin_state=tmp_path / "pins.json")
     tok = h.token(serial=t.serial)
@@ -125,9 +124,7 @@ def test_token_removed_mid_batch_raises_cleanly_and_returns_nothing(make_token, 
     key = tok.generate_key("p256", "k")
     kid = bytes.fromhex(key.key_id)
     tok.sign_digests(kid, _digests(2))
-    with tok.pool.session() as s:  # the pooled session that the next batch borrows
-        real = s.cache[kid]
-        s.cache[kid] = _DeletesTokenAfter(real, 5, t.label)
+    _hook_c_sign(monkeypatch, h.module, lambda n: n == 5 and delete_token(t.label))  # softhsm2-util deletes it
     with pytest.raises(HsmError) as ei:
         tok.sign_digests(kid, _digests(50))
     # whichever SoftHSM notices first (the slot or the object), it is one of the layer's errors, never pkcs11's
@@ -137,30 +134,19 @@ def test_token_removed_mid_batch_raises_cleanly_and_returns_nothing(make_token, 
         tok.sign_digests(kid, _digests(2))
 
 
-class _Signals:
-    """A real private key object that reports its first signature."""
-
-    def __init__(self, priv) -> None:
-        self.priv, self.first = priv, threading.Event()
-
-    def sign(self, data, **kw):
-        self.first.set()
-        return self.priv.sign(data, **kw)
-
-
-def test_reinitialize_waits_for_a_batch_in_flight(logged_in_token, hsm_module) -> None:
+def test_reinitialize_waits_for_a_batch_in_flight(logged_in_token, hsm_module, monkeypatch) -> None:
     """reinitialize() finalises the module: it must wait until a running batch has returned."""
     _, tok = logged_in_token
     key = tok.generate_key("p256", "long")
     kid = bytes.fromhex(key.key_id)
     tok.sign_digests(kid, _digests(1))
-    with tok.pool.session() as s:
-        probe = s.cache[kid] = _Signals(s.cache[kid])
+    first = threading.Event()
+    _hook_c_sign(monkeypatch, hsm_module, lambda n: first.set())
     results: list[list[bytes]] = []
     digests = _digests(400)
     th = threading.Thread(target=lambda: results.append(tok.sign_digests(kid, digests)))
     th.start()
-    assert probe.first.wait(10)  # the batch is signing now
+    assert first.wait(10)  # the batch is signing now
     hsm_module.reinitialize()  # must not pull the module out from under the batch
     assert len(results) == 1, "reinitialize returned while the batch was still signing"
     th.join()
