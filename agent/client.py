@@ -231,17 +231,28 @@ def error_detail(e: grpc.RpcError) -> Any:
         return None
 
 
+def read_secret(from_file: str | None = None, from_env: str | None = None) -> str | None:
+    """A secret (PIN, one-time code) from a file's first line or an environment variable; None when neither is given.
+
+    Secrets are never taken from command-line arguments, which other users can read in the process list.
+    """
+    if from_file:
+        text = Path(from_file).read_text()
+        return text.splitlines()[0] if text else ""
+    if from_env:
+        value = os.environ.get(from_env)
+        if value is None:
+            raise ValueError(f"environment variable {from_env} is not set")
+        return value
+    return None
+
+
 def read_pin(pin_file: str | None = None, pin_env: str | None = None, prompt: str = "PIN: ",
              interactive: bool = True) -> str | None:
-    """The PIN from a file (first line), an environment variable, or a prompt; None when none is available."""
-    if pin_file:
-        text = Path(pin_file).read_text()
-        return text.splitlines()[0] if text else ""
-    if pin_env:
-        value = os.environ.get(pin_env)
-        if value is None:
-            raise ValueError(f"environment variable {pin_env} is not set")
-        return value
+    """The PIN from a file (first line), an environment variable, $SIGNET_PIN or a prompt; None when none."""
+    pin = read_secret(pin_file, pin_env)
+    if pin is not None:
+        return pin
     if "SIGNET_PIN" in os.environ:
         return os.environ["SIGNET_PIN"]
     if interactive and sys.stdin.isatty():

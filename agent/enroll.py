@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -188,15 +187,10 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 
 
 def _code(args: argparse.Namespace) -> str | None:
-    if args.code_file:
-        text = Path(args.code_file).read_text()
-        return text.splitlines()[0].strip() if text else ""
-    if args.code_env:
-        value = os.environ.get(args.code_env)
-        if value is None:
-            raise ValueError(f"environment variable {args.code_env} is not set")
-        return value.strip()
-    return None
+    from .client import read_secret
+
+    code = read_secret(args.code_file, args.code_env)
+    return code.strip() if code is not None else None
 
 
 def cmd_enroll(stub: Any, args: argparse.Namespace, selector: agent_pb2.TokenSelector,
