@@ -15,17 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-import aiohttp
 from asn1crypto import cms
-from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 from pyhanko.sign.timestamps import HTTPTimeStamper
-from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.validation import async_validate_detached_cms
 
-from .errors import FormatError, InvalidDocument, SigningError
+from .errors import InvalidDocument
 from .report import SignatureReport, VerificationReport, chain_subjects, iso, timestamp_report
-from .signer import TokenSigner
+from .signer import TokenSigner, signing_errors
 from .verify import SIGNER_KEY_USAGE, status_problems, validation_context
 
 Data = BinaryIO | str | os.PathLike[str]
@@ -55,19 +52,11 @@ async def async_sign_detached(
     timestamper = HTTPTimeStamper(timestamp_url, timeout=timestamp_timeout) if timestamp_url else None
     attrs = PdfCMSSignedAttributes(signing_time=signing_time or dt.datetime.now(dt.UTC))
     with _stream(data, "the file to sign") as f:
-        try:
+        with signing_errors(timestamp_url):
             ci = await signer.async_sign_general_data(
                 f, signer.digest_algorithm, detached=True, use_cades=True, timestamper=timestamper,
                 chunk_size=_CHUNK, signed_attr_settings=attrs,
             )
-        except FormatError:
-            raise
-        except (TimeoutError, TimestampRequestError, aiohttp.ClientError) as e:
-            raise SigningError(
-                f"the timestamp authority at {timestamp_url} failed: {type(e).__name__} {e}".strip()
-            ) from e
-        except PyHankoSigningError as e:
-            raise SigningError(f"signing failed: {e}") from e
     return ci.dump()
 
 

@@ -17,18 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-import aiohttp
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields, signers
-from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.timestamps import HTTPTimeStamper
-from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 
 from .durable import open_atomic
-from .errors import FormatError, InvalidDocument, InvalidOptions, SigningError
+from .errors import InvalidDocument, InvalidOptions
 from .pdfinput import open_pdf
-from .signer import TokenSigner
+from .signer import TokenSigner, signing_errors
 
 log = logging.getLogger(__name__)
 
@@ -143,19 +140,11 @@ async def async_sign_pdf(
         pdf_signer = signers.PdfSigner(meta, signer, timestamper=timestamper, new_field_spec=spec)
         writer = IncrementalPdfFileWriter.from_reader(reader)
         try:
-            with open_atomic(out, 0o644) as f:
+            with signing_errors(options.timestamp_url), open_atomic(out, 0o644) as f:
                 await pdf_signer.async_sign_pdf(
                     writer, bytes_reserved=reserve_for(signer, timestamper is not None), output=f
                 )
                 digest, size = _sha256_of(f)
-        except FormatError:
-            raise
-        except (TimeoutError, TimestampRequestError, aiohttp.ClientError) as e:
-            raise SigningError(
-                f"the timestamp authority at {options.timestamp_url} failed: {type(e).__name__} {e}".strip()
-            ) from e
-        except PyHankoSigningError as e:
-            raise SigningError(f"signing failed: {e}") from e
         except PdfError as e:
             raise InvalidDocument(f"the document could not be processed ({type(e).__name__})") from e
     log.info("signed PDF field=%s size=%d sha256=%s", field_name, size, digest)

@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+import aiohttp
 from asn1crypto import algos, x509
+from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers.pdf_cms import Signer
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from .errors import SigningError
+from .errors import FormatError, SigningError
 
 if TYPE_CHECKING:  # hsm is only needed when a real token is used
     from hsm import Token
@@ -143,3 +147,16 @@ class TokenSigner(Signer):
         sig = self.sign_digest(hashlib.new(digest_algorithm, data).digest(), digest_algorithm)
         log.debug("signed with key %s", self.key_id)
         return sig
+
+
+@contextmanager
+def signing_errors(timestamp_url: str | None) -> Iterator[None]:
+    """pyHanko's and the timestamp authority's failures as :class:`SigningError`; ours pass through."""
+    try:
+        yield
+    except FormatError:
+        raise
+    except (TimeoutError, TimestampRequestError, aiohttp.ClientError) as e:
+        raise SigningError(f"the timestamp authority at {timestamp_url} failed: {type(e).__name__} {e}".strip()) from e
+    except PyHankoSigningError as e:
+        raise SigningError(f"signing failed: {e}") from e
