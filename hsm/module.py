@@ -315,18 +315,17 @@ _modules_lock = threading.Lock()
 
 
 @atexit.register
-def _finalize_at_exit() -> None:
-    """C_Finalize loaded modules while the interpreter is still whole.
+def _keep_libs_at_exit() -> None:
+    """Keep python-pkcs11's lib objects from being deallocated during interpreter teardown.
 
-    python-pkcs11's ``lib.__dealloc__`` calls ``self.unload()`` through attribute
-    lookup; during interpreter teardown our subclass's type may already be half
-    cleared, which prints "Error in sys.excepthook" noise.  Finalise here, then keep
-    one reference for ever so that ``__dealloc__`` never runs at shutdown.
+    ``lib.__dealloc__`` calls ``self.unload()`` through attribute lookup; during teardown our
+    subclass's type may already be half cleared, which prints "Error in sys.excepthook" noise.
+    One extra reference for ever means ``__dealloc__`` never runs at shutdown; the OS unloads the
+    module with the process.  No C_Finalize here: it would have to wait for daemon threads that
+    may still be inside a PKCS#11 call, and the module writes token objects as they are created.
     """
     with _modules_lock:
         for mod in _modules.values():
-            with mod._rw.exclusive():
-                mod.raw.finalize()
             ctypes.pythonapi.Py_IncRef(ctypes.py_object(mod.lib))
 
 
