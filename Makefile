@@ -7,7 +7,7 @@ DEB_PACKAGES := softhsm2 opensc poppler-utils qpdf libnss3-tools
 # one command per package, to tell whether it is installed
 DEB_COMMANDS := softhsm2-util pkcs11-tool pdfsig qpdf certutil
 
-.PHONY: all setup sysdeps venv demo test test-fast bench proto proto-check lint clean
+.PHONY: all setup sysdeps venv lock demo test test-fast bench proto proto-check lint clean
 
 all: test
 
@@ -33,17 +33,30 @@ sysdeps:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Exact versions from requirements.lock (what CI saw), then the project itself without resolving again.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(VPY) || $(PY) -m venv $(VENV)
 	@$(VPY) -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-	$(VPY) -m pip install -q -e '.[dev]'
+	$(VPY) -m pip install -q -r requirements.lock
+	$(VPY) -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
+
+# Re-resolve the dependencies of pyproject.toml and record the exact versions (commit the result).
+lock:
+	@test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q -e '.[dev]'
+	$(VPY) -m pip freeze --exclude-editable --all | grep -vE '^(pip|signet)==' > requirements.lock
+	@echo "wrote requirements.lock ($$(wc -l < requirements.lock) packages)"
 
 demo: setup
 	$(VPY) -m scripts.demo
 
 test: setup proto-check
 	$(VPY) -m pytest -q
+
+# Unit and in-process tests only: no agent/server processes, nothing marked slow.
+test-fast: setup
+	$(VPY) -m pytest -q -m "not e2e and not slow"
 
 bench: setup
 	$(VPY) -m bench.run_all
@@ -54,9 +67,13 @@ proto: venv
 proto-check: venv
 	bash scripts/gen_proto.sh --check
 
+# ruff (incl. bandit, pylint subsets), mypy --strict on the product, mypy on tests/bench/scripts,
+# and the layer contracts (pyproject.toml [tool.importlinter]).
 lint: venv
-	$(VENV)/bin/ruff check hsm formats agent server scripts bench tests
-	$(VENV)/bin/mypy hsm formats agent server
+	$(VENV)/bin/ruff check hsm formats agent server scripts bench tests proto/signet
+	$(VENV)/bin/mypy hsm formats agent server proto/signet
+	$(VENV)/bin/mypy tests bench scripts
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) demo-state bench/results

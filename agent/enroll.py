@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from signet.v1 import agent_pb2
 
-from formats.durable import write_atomic
+from signet.durable import write_atomic
 
 from .serverlink import ServerLink, ServerRefused, ServerTarget
 

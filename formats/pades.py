@@ -22,7 +22,7 @@ from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields, signers
 from pyhanko.sign.timestamps import HTTPTimeStamper
 
-from .durable import open_atomic
+from signet.durable import open_atomic
 from .errors import InvalidDocument, InvalidOptions
 from .pdfinput import open_pdf
 from .signer import TokenSigner, signing_errors

@@ -6,7 +6,7 @@ import os
 import textwrap
 from collections.abc import Sequence
 
-from .durable import write_atomic
+from signet.durable import write_atomic
 
 _PAGE_W, _PAGE_H = 595, 842  # A4 in points
 
