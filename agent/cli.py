@@ -1,42 +1,61 @@
 """`signet`: the command-line client of the local agent.
 
-Commands: info, tokens, watch, keys, keygen, csr, import-cert, unlock, lock,
-sign FILE [-o OUT] (PDF -> PAdES, anything else -> FILE.p7s), verify FILE
-[--sig FILE.p7s], enroll (with signet-server), agent --config FILE.  ``--json`` prints one JSON document
-per result for scripts.  The PIN comes from --pin-file, --pin-env VAR,
-$SIGNET_PIN or a prompt -- never from an argument.
+Commands: info, tokens, watch, keys, keygen, csr, import-cert, unlock, lock, pin-reset, sign FILE [-o OUT]
+(PDF -> PAdES, anything else -> FILE.p7s), verify FILE [--sig FILE.p7s] [--offline], enroll (with
+signet-server), agent --config FILE.  ``--json`` prints one JSON document per result for scripts.  The PIN
+comes from --pin-file, --pin-env VAR, $SIGNET_PIN or a prompt -- never from an argument.  `signet unlock`
+keeps the grant handle for later commands in $SIGNET_GRANT_DIR (default $XDG_RUNTIME_DIR/signet/grants).
 
 Exit codes:
   0  success                       5  token locked / login required (FAILED_PRECONDITION)
-  1  other error                   6  not permitted or usage limit reached
+  1  other error                   6  not permitted, declined, busy or usage limit reached
   2  bad command line              7  token or key not found
   3  signature(s) NOT valid        8  agent unreachable, or token removed (UNAVAILABLE)
-  4  wrong PIN (UNAUTHENTICATED)   9  bad document or argument (INVALID_ARGUMENT)
+  4  wrong PIN (UNAUTHENTICATED)   9  bad document or argument (INVALID_ARGUMENT), missing file
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 from google.protobuf.json_format import MessageToDict
-from signet.v1 import agent_pb2, common_pb2
+from google.protobuf.message import Message
 
-from . import client, enroll
+from signet.pemfiles import ders, read_certificates
+from signet.secrets import SecretUnavailable, read_secret
+
+from signet.wire import KEY_ALGORITHMS, KEY_ALGORITHM_NAMES, detail_of
+
+from . import enroll
+from .client import CHUNK, AgentClient, NoAgent, PdfOptions, Target, TokenRef
 
 EXIT = {grpc.StatusCode.UNAUTHENTICATED: 4, grpc.StatusCode.FAILED_PRECONDITION: 5,
         grpc.StatusCode.PERMISSION_DENIED: 6, grpc.StatusCode.RESOURCE_EXHAUSTED: 6,
-        grpc.StatusCode.NOT_FOUND: 7, grpc.StatusCode.UNAVAILABLE: 8, grpc.StatusCode.INVALID_ARGUMENT: 9}
+        grpc.StatusCode.NOT_FOUND: 7, grpc.StatusCode.UNAVAILABLE: 8, grpc.StatusCode.INVALID_ARGUMENT: 9,
+        grpc.StatusCode.DEADLINE_EXCEEDED: 1}
+EXIT_USAGE = 2
 EXIT_INVALID_SIGNATURE = 3
-ALGOS = client.ALGOS
+EXIT_NO_AGENT = 8
+EXIT_BAD_INPUT = 9
 SUBJECT_KEYS = {"CN": "common_name", "O": "organization_name", "OU": "organizational_unit_name", "C": "country_name",
                 "L": "locality_name", "ST": "state_or_province_name", "SERIALNUMBER": "serial_number",
                 "EMAIL": "email_address", "EMAILADDRESS": "email_address"}
+
+
+class Usage(Exception):
+    """A command line that cannot be carried out as given (exit 2)."""
+
+
+class BadInput(Exception):
+    """A file that cannot be used (missing, empty, not what its name says) (exit 9)."""
 
 
 class Progress:
@@ -44,7 +63,7 @@ class Progress:
 
     def __init__(self, label: str, total: int, force: bool = False) -> None:
         self.label, self.total = label, total
-        self.enabled = total > client.CHUNK and (force or sys.stderr.isatty())
+        self.enabled = total > CHUNK and (force or sys.stderr.isatty())
         self._last = 0.0
 
     def __call__(self, done: int) -> None:
@@ -59,27 +78,38 @@ class Progress:
         sys.stderr.flush()
 
 
+def _dict(m: Message) -> dict[str, Any]:
+    return MessageToDict(m, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+
+
 def _out(args: argparse.Namespace, data: Any, text: str) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True) if args.json else text)
+    print(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) if args.json else text)
 
 
-def _msg(m: Any) -> dict[str, Any]:
-    return MessageToDict(m, preserving_proto_field_name=True)
+def _token(args: argparse.Namespace, client: AgentClient | None = None) -> TokenRef:
+    """--token / --serial, or the only token present."""
+    if args.token or args.serial:
+        return TokenRef(label=args.token or "", serial=args.serial or "")
+    if client is not None:
+        tokens = client.tokens().tokens
+        if len(tokens) == 1:
+            return TokenRef(serial=tokens[0].serial, label=tokens[0].label)
+        if not tokens:
+            raise Usage("no token is present: insert one (signet tokens lists them)")
+    raise Usage("select the token with --token LABEL or --serial SERIAL (signet tokens lists them)")
 
 
-def _sel(args: argparse.Namespace) -> agent_pb2.TokenSelector:
-    if not args.token and not args.serial:
-        raise SystemExit("signet: select the token with --token LABEL or --serial SERIAL (see `signet tokens`)")
-    return client.selector(args.token, args.serial)
-
-
-def _cred(args: argparse.Namespace, required: bool = False) -> agent_pb2.PinCredential | None:
-    pin = client.read_pin(args.pin_file, args.pin_env, interactive=required or args.ask_pin)
-    if pin is None:
-        if required:
-            raise SystemExit("signet: a PIN is needed: use --pin-file, --pin-env VAR, $SIGNET_PIN or a terminal")
-        return None
-    return agent_pb2.PinCredential(pin=pin)
+def _pin(args: argparse.Namespace, required: bool = False) -> str | None:
+    try:
+        pin = read_secret(getattr(args, "pin_file", None), getattr(args, "pin_env", None), what="PIN",
+                          prompt="PIN: " if required or getattr(args, "ask_pin", False) else None)
+    except SecretUnavailable as e:
+        raise Usage(str(e)) from None
+    if pin is None and "SIGNET_PIN" in os.environ:
+        pin = os.environ["SIGNET_PIN"]
+    if pin is None and required:
+        raise Usage("a PIN is needed: use --pin-file, --pin-env VAR, $SIGNET_PIN or a terminal")
+    return pin
 
 
 def _subject(text: str) -> dict[str, str]:
@@ -87,16 +117,18 @@ def _subject(text: str) -> dict[str, str]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         k, sep, v = part.partition("=")
         if not sep or k.strip().upper() not in SUBJECT_KEYS:
-            raise SystemExit(f"signet: cannot read subject part {part!r} (use CN=..,O=..,C=..,SERIALNUMBER=..)")
+            raise Usage(f"cannot read subject part {part!r} (use CN=..,O=..,C=..,SERIALNUMBER=..)")
         out[SUBJECT_KEYS[k.strip().upper()]] = v.strip()
     return out
 
 
-def _pem_or_der(path: str) -> list[bytes]:
-    from asn1crypto import pem
-
-    data = Path(path).read_bytes()
-    return [der for _, _, der in pem.unarmor(data, multiple=True)] if pem.detect(data) else [data]
+def _existing(path: str, what: str = "file") -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise BadInput(f"the {what} {path} does not exist")
+    if not p.is_file():
+        raise BadInput(f"the {what} {path} is not a regular file")
+    return p
 
 
 def is_pdf(path: Path) -> bool:
@@ -105,135 +137,176 @@ def is_pdf(path: Path) -> bool:
 
 
 # -- commands ------------------------------------------------------------------------------------------------------
-def cmd_info(s: Any, args: argparse.Namespace) -> int:
-    r = s.GetInfo(agent_pb2.GetInfoRequest())
-    _out(args, _msg(r), f"agent {r.agent_version}  module {r.pkcs11_module}  you are {r.caller!r}")
+def cmd_info(c: AgentClient, args: argparse.Namespace) -> int:
+    r = c.info()
+    _out(args, _dict(r), f"agent {r.agent_version}  module {r.pkcs11_module}  you are {r.caller!r}")
     return 0
 
 
-def cmd_tokens(s: Any, args: argparse.Namespace) -> int:
-    r = s.ListTokens(agent_pb2.ListTokensRequest())
+def cmd_tokens(c: AgentClient, args: argparse.Namespace) -> int:
+    r = c.tokens()
     lines = [f"{t.label:<24} serial {t.serial:<18} {t.manufacturer} {t.model}"
              + ("  [unlocked]" if t.serial in r.unlocked_serials else "")
              + ("  [PIN LOCKED]" if t.flags.pin_locked else "") for t in r.tokens]
-    _out(args, _msg(r), "\n".join(lines) or "no token present")
+    _out(args, _dict(r), "\n".join(lines) or "no token present")
     return 0
 
 
-def cmd_watch(s: Any, args: argparse.Namespace) -> int:
-    for ev in s.WatchTokens(agent_pb2.WatchTokensRequest()):
-        kind = agent_pb2.WatchTokensResponse.Kind.Name(ev.kind).removeprefix("KIND_").lower()
-        _out(args, _msg(ev), f"{kind:<9} {ev.token.label:<24} serial {ev.token.serial}")
+def cmd_watch(c: AgentClient, args: argparse.Namespace) -> int:
+    for ev in c.watch():
+        kind = "inserted" if ev.kind == ev.KIND_INSERTED else "removed"
+        _out(args, _dict(ev), f"{kind:<9} {ev.token.label:<24} serial {ev.token.serial}")
         sys.stdout.flush()
     return 0
 
 
-def cmd_keys(s: Any, args: argparse.Namespace) -> int:
-    r = s.ListKeys(agent_pb2.ListKeysRequest(token=_sel(args), credential=_cred(args)))
-    lines = [f"{k.key_id}  {common_pb2.KeyAlgorithm.Name(k.algorithm).removeprefix('KEY_ALGORITHM_'):<9} "
-             f"{k.label:<20} {k.certificate_subject or '(no certificate)'}" for k in r.keys]
-    data = _msg(r)
+def _key_lines(keys: Any) -> list[str]:
+    return [f"{k.key_id}  {KEY_ALGORITHM_NAMES.get(k.algorithm, '?'):<9} {k.label:<20} "
+            f"{k.certificate_subject or '(no certificate)'}" for k in keys]
+
+
+def cmd_keys(c: AgentClient, args: argparse.Namespace) -> int:
+    r = c.keys(_token(args, c), _pin(args))
+    data = _dict(r)
     for k in data.get("keys", []):
         k.pop("certificate_der", None)
-    _out(args, data, "\n".join(lines) or "no keys")
+    _out(args, data, "\n".join(_key_lines(r.keys)) or "no keys")
     return 0
 
 
-def cmd_keygen(s: Any, args: argparse.Namespace) -> int:
-    r = s.GenerateKey(agent_pb2.GenerateKeyRequest(token=_sel(args), algorithm=ALGOS[args.algorithm],
-                                                   label=args.label, credential=_cred(args)))
-    _out(args, _msg(r), f"generated {args.algorithm} key {r.key.key_id} ({r.key.label})")
+def cmd_keygen(c: AgentClient, args: argparse.Namespace) -> int:
+    key = c.generate_key(_token(args, c), args.algorithm, args.label, _pin(args))
+    _out(args, _dict(key), f"generated {args.algorithm} key {key.key_id} ({key.label})")
     return 0
 
 
-def cmd_csr(s: Any, args: argparse.Namespace) -> int:
+def cmd_csr(c: AgentClient, args: argparse.Namespace) -> int:
     from asn1crypto import pem
 
-    r = s.CreateCertificateRequest(agent_pb2.CreateCertificateRequestRequest(
-        token=_sel(args), key_id=args.key, subject=_subject(args.subject), dns_names=args.dns or [],
-        emails=args.email or [], credential=_cred(args)))
-    data = pem.armor("CERTIFICATE REQUEST", r.csr_der)
+    der = c.certificate_request(_token(args, c), args.key, _subject(args.subject), dns=args.dns, emails=args.email,
+                                pin=_pin(args))
+    data = pem.armor("CERTIFICATE REQUEST", der)
     if args.output:
-        Path(args.output).write_bytes(data)
+        from signet.durable import write_atomic
+
+        write_atomic(args.output, data, 0o644)
     _out(args, {"csr_pem": data.decode(), "output": args.output},
          f"wrote {args.output}" if args.output else data.decode().rstrip())
     return 0
 
 
-def cmd_import_cert(s: Any, args: argparse.Namespace) -> int:
-    certs = _pem_or_der(args.certificate)
-    chain = [d for c in (args.chain or []) for d in _pem_or_der(c)] + certs[1:]
-    s.ImportCertificate(agent_pb2.ImportCertificateRequest(token=_sel(args), key_id=args.key,
-                                                           certificate_der=certs[0], chain_der=chain,
-                                                           credential=_cred(args)))
+def cmd_import_cert(c: AgentClient, args: argparse.Namespace) -> int:
+    certs = read_certificates(_existing(args.certificate, "certificate file"))
+    chain = [d for f in (args.chain or []) for d in read_certificates(_existing(f, "chain file"))] + certs[1:]
+    c.import_certificate(_token(args, c), args.key, certs[0], chain, _pin(args))
     _out(args, {"imported": True, "chain": len(chain)}, f"certificate stored next to key {args.key}")
     return 0
 
 
-def cmd_unlock(s: Any, args: argparse.Namespace) -> int:
-    cred = _cred(args, required=True)
-    assert cred is not None
-    r = s.Unlock(agent_pb2.UnlockRequest(token=_sel(args), pin=cred.pin, ttl_seconds=args.ttl,
-                                         max_signatures=args.max_signatures))
-    _out(args, _msg(r), f"token {r.token_serial} unlocked until "
-         f"{time.strftime('%H:%M:%S', time.localtime(r.expires_at))} for {r.signatures_left} signatures")
+def cmd_unlock(c: AgentClient, args: argparse.Namespace) -> int:
+    token = _token(args, c)
+    r = c.unlock(token, _pin(args, required=True) or "", args.ttl, args.max_signatures)
+    data = _dict(r)
+    data.pop("grant", None)  # kept in the grant directory, never printed
+    _out(args, data, f"token {r.token_serial} unlocked until "
+         f"{time.strftime('%H:%M:%S', time.localtime(r.expires_at))} for {r.signatures_left} signature(s)")
     return 0
 
 
-def cmd_lock(s: Any, args: argparse.Namespace) -> int:
-    r = s.Lock(agent_pb2.LockRequest(token=_sel(args)))
-    _out(args, _msg(r), "locked" + (" (token logged out)" if r.logged_out else ""))
+def cmd_lock(c: AgentClient, args: argparse.Namespace) -> int:
+    r = c.lock(_token(args, c))
+    _out(args, _dict(r), "locked" + (" (token logged out)" if r.logged_out else ""))
     return 0
 
 
-def cmd_sign(s: Any, args: argparse.Namespace) -> int:
-    src = Path(args.file)
+def cmd_pin_reset(c: AgentClient, args: argparse.Namespace) -> int:
+    token = _token(args, c)
+    so_pin = None
+    if args.so_pin_env or args.so_pin_file:
+        try:
+            so_pin = read_secret(args.so_pin_file, args.so_pin_env, what="SO PIN")
+        except SecretUnavailable as e:
+            raise Usage(str(e)) from None
+    r = c.pin_reset(token, pin=None if so_pin else _pin(args, required=True), so_pin=so_pin)
+    _out(args, _dict(r), f"token {r.token_serial}: the agent's PIN lock is cleared ({r.pin_tries_left} tries)")
+    return 0
+
+
+def _signing_key(c: AgentClient, args: argparse.Namespace, token: TokenRef, pin: str | None) -> str:
+    if args.key:
+        return str(args.key)
+    keys = [k for k in c.keys(token, pin).keys if k.certificate_der]
+    if len(keys) == 1:
+        return str(keys[0].key_id)
+    raise Usage("the token holds " + (f"{len(keys)} keys with certificates" if keys else "no key with a certificate")
+                + ": choose one with --key KEY_ID (signet keys lists them)")
+
+
+def cmd_sign(c: AgentClient, args: argparse.Namespace) -> int:
+    src = _existing(args.file)
     size = src.stat().st_size
+    if size == 0:
+        raise BadInput(f"{src} is empty (0 bytes); there is nothing to sign")
     pdf = is_pdf(src) and not args.detached
+    if src.suffix.lower() == ".pdf" and not pdf and not args.detached:
+        raise BadInput(f"{src} is named .pdf but is not a PDF; sign it as a file with --detached")
     out = Path(args.output) if args.output else (
         src.with_name(src.stem + "-signed.pdf") if pdf else src.with_name(src.name + ".p7s"))
-    up, down = Progress("upload", size, args.progress), Progress("download", size, args.progress)
-    # small files travel inline (one message each way) when the agent supports it; large ones in chunks
-    signing = client.DocumentSigning(_target(args), s)
-    if pdf:
-        h = agent_pb2.SignPdfHeader(token=_sel(args), key_id=args.key, credential=_cred(args), size=size,
-                                    field_name=args.field or "", reason=args.reason or "",
-                                    location=args.location or "", contact_info=args.contact or "",
-                                    level=agent_pb2.PADES_LEVEL_B_T if args.tsa else agent_pb2.PADES_LEVEL_B_B,
-                                    timestamp_url=args.tsa or "", file_name=src.name)
-        if args.visible:
-            page, x1, y1, x2, y2 = (float(v) for v in args.visible.split(","))
-            h.appearance.CopyFrom(agent_pb2.Appearance(page=int(page), x1=x1, y1=y1, x2=x2, y2=y2))
-        res = signing.to_file("pdf", h, src, out, up, down)
-    else:
-        h2 = agent_pb2.SignDetachedHeader(token=_sel(args), key_id=args.key, credential=_cred(args), size=size,
-                                          timestamp_url=args.tsa or "", file_name=src.name)
-        res = signing.to_file("detached", h2, src, out, up)
-    data = {**_msg(res), "output": str(out), "format": "pades" if pdf else "cades-detached"}
+    token = _token(args, c)
+    pin = _pin(args)
+    key = _signing_key(c, args, token, pin)
+    options = PdfOptions(field_name=args.field or "", reason=args.reason or "", location=args.location or "",
+                         contact_info=args.contact or "", timestamp_url=args.tsa or "",
+                         visible=_visible(args.visible) if args.visible else None)
+    res = c.sign_file(src, out, pdf=pdf, token=token, key_id=key, pin=pin, options=options,
+                      timestamp_url=args.tsa or "", upload_progress=Progress("upload", size, args.progress),
+                      download_progress=Progress("download", size, args.progress) if pdf else None)
+    data = {**_dict(res), "output": str(out), "format": "pades" if pdf else "cades-detached"}
     _out(args, data, f"signed {src} -> {out} ({res.output_size} bytes, sha256 {res.output_sha256[:16]}...)")
     return 0
 
 
-def cmd_verify(s: Any, args: argparse.Namespace) -> int:
-    src = Path(args.file)
-    size = src.stat().st_size
-    roots = [d for r in (args.trust or []) for d in _pem_or_der(r)]
-    chunks = client.file_chunks(src, Progress("upload", size, args.progress))
-    if args.sig:
-        h = agent_pb2.VerifyDetachedHeader(size=size, signature_der=_pem_or_der(args.sig)[0], trust_roots_der=roots)
-        r = s.VerifyDetached(client.upload("header", h, agent_pb2.VerifyDetachedRequest, chunks))
-    else:
-        h2 = agent_pb2.VerifyPdfHeader(size=size, trust_roots_der=roots)
-        r = s.VerifyPdf(client.upload("header", h2, agent_pb2.VerifyPdfRequest, chunks))
-    lines = [f"{'VALID' if r.valid else 'NOT VALID'}: {src}"]
+def _visible(text: str) -> tuple[int, float, float, float, float]:
+    try:
+        page, x1, y1, x2, y2 = (float(v) for v in text.split(","))
+    except ValueError:
+        raise Usage("--visible takes PAGE,X1,Y1,X2,Y2 (numbers, PDF points)") from None
+    return int(page), x1, y1, x2, y2
+
+
+def verify_text(name: str, r: Any) -> str:
+    """The human verdict: VALID or NOT VALID, and always the reasons, every problem and warning."""
+    lines = [f"{'VALID' if r.valid else 'NOT VALID'}: {name}"]
+    lines.extend(f"  problem: {p}" for p in r.problems)
     for sig in r.signatures:
-        lines.append(f"  {sig.field_name or 'signature'}: {sig.signer_subject}  intact={sig.intact} "
-                     f"trusted={sig.trusted} coverage={sig.coverage or '-'} "
-                     f"modifications={sig.modification_level or '-'}")
+        lines.append(f"  {sig.field_name or 'signature'}: {sig.signer_subject or '(unknown signer)'}  "
+                     f"{'valid' if sig.valid else 'NOT valid'}  intact={sig.intact} trusted={sig.trusted} "
+                     f"coverage={sig.coverage or '-'} modifications={sig.modification_level or '-'}"
+                     + (f" policy={sig.signing_policy}" if sig.signing_policy else ""))
         lines.extend(f"    problem: {p}" for p in sig.problems)
-    data = _msg(r)
+        lines.extend(f"    warning: {w}" for w in sig.warnings)
+    lines.extend(f"  warning: {w}" for w in r.warnings)
+    if not r.valid and len(lines) == 1:
+        lines.append("  problem: no valid signature")
+    return "\n".join(lines)
+
+
+def cmd_verify(c: AgentClient, args: argparse.Namespace) -> int:
+    src = _existing(args.file)
+    roots = [d for f in (args.trust or []) for d in read_certificates(_existing(f, "trust root file"))]
+    signature = None
+    sig_path = Path(args.sig) if args.sig else None
+    if sig_path is None and not is_pdf(src):
+        sig_path = src.with_name(src.name + ".p7s")
+        if not sig_path.exists():
+            raise BadInput(f"{src} is not a PDF and {sig_path.name} is not beside it: give the signature with --sig")
+    if sig_path is not None:
+        signature = ders(_existing(str(sig_path), "signature file").read_bytes())[0]
+    r = c.verify_file(src, signature=signature, trust_roots=roots, offline=args.offline,
+                      progress=Progress("upload", src.stat().st_size, args.progress))
+    data = _dict(r)
     data.pop("report_json", None)
-    _out(args, data, "\n".join(lines))
+    _out(args, data, verify_text(str(src), r))
     return 0 if r.valid else EXIT_INVALID_SIGNATURE
 
 
@@ -251,10 +324,10 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def tok(sp: argparse.ArgumentParser, pin: bool = True) -> None:
-        sp.add_argument("--token", help="token label")
+        sp.add_argument("--token", help="token label (default: the only token present)")
         sp.add_argument("--serial", help="token serial (pins one physical token)")
         if pin:
-            sp.add_argument("--pin-file", help="read the PIN from the first line of this file")
+            sp.add_argument("--pin-file", help="read the PIN from the first line of this file (mode 0600)")
             sp.add_argument("--pin-env", metavar="VAR", help="read the PIN from this environment variable")
             sp.add_argument("--ask-pin", action="store_true", help="prompt for the PIN instead of using an unlock")
 
@@ -264,7 +337,7 @@ def parser() -> argparse.ArgumentParser:
     tok(sub.add_parser("keys", help="list keys on a token"))
     sp = sub.add_parser("keygen", help="generate a key pair on a token")
     tok(sp)
-    sp.add_argument("--algorithm", choices=sorted(ALGOS), default="p256")
+    sp.add_argument("--algorithm", choices=sorted(KEY_ALGORITHMS), default="p256")
     sp.add_argument("--label", required=True)
     sp = sub.add_parser("csr", help="PKCS#10 request signed by a token key")
     tok(sp)
@@ -281,24 +354,29 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("unlock", help="log a token in for a bounded time and number of signatures")
     tok(sp)
     sp.add_argument("--ttl", type=int, default=0, help="seconds (0: policy maximum)")
-    sp.add_argument("--max-signatures", type=int, default=0, help="0: policy maximum")
+    sp.add_argument("--max-signatures", type=int, default=0, help="0: policy maximum (1 by default: one document)")
     tok(sub.add_parser("lock", help="end your unlock of a token"), pin=False)
+    sp = sub.add_parser("pin-reset", help="admin: clear the agent's own wrong-PIN lock of a token")
+    tok(sp)
+    sp.add_argument("--so-pin-env", metavar="VAR", help="prove the SO PIN (from this variable) instead of the PIN")
+    sp.add_argument("--so-pin-file", help="prove the SO PIN (first line of this file) instead of the PIN")
     sp = sub.add_parser("sign", help="sign FILE: PDF -> PAdES, anything else -> detached CAdES (.p7s)")
     tok(sp)
     sp.add_argument("file")
     sp.add_argument("-o", "--output")
-    sp.add_argument("--key", required=True, help="key id (signet keys)")
+    sp.add_argument("--key", help="key id (default: the token's only key with a certificate)")
     sp.add_argument("--detached", action="store_true", help="a .p7s even for a PDF")
     sp.add_argument("--field")
     sp.add_argument("--reason")
     sp.add_argument("--location")
     sp.add_argument("--contact")
     sp.add_argument("--visible", metavar="PAGE,X1,Y1,X2,Y2", help="visible signature box in PDF points")
-    sp.add_argument("--tsa", metavar="URL", help="RFC 3161 timestamp authority (PAdES B-T)")
-    sp = sub.add_parser("verify", help="verify a signed PDF, or FILE against --sig FILE.p7s")
+    sp.add_argument("--tsa", metavar="URL", help="RFC 3161 timestamp authority (PAdES B-T; on the agent's allow-list)")
+    sp = sub.add_parser("verify", help="verify a signed PDF, or FILE against --sig (default FILE.p7s beside it)")
     sp.add_argument("file")
     sp.add_argument("--sig")
     sp.add_argument("--trust", action="append", help="extra trust anchor (PEM/DER, repeatable)")
+    sp.add_argument("--offline", action="store_true", help="do not fetch revocation data (the report says so)")
     sp = sub.add_parser("enroll", help="enrol a new token key with signet-server (certificate stored on the token)")
     tok(sp)
     enroll.add_arguments(sp)
@@ -307,44 +385,58 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMANDS = {"info": cmd_info, "tokens": cmd_tokens, "watch": cmd_watch, "keys": cmd_keys, "keygen": cmd_keygen,
-            "csr": cmd_csr, "import-cert": cmd_import_cert, "unlock": cmd_unlock, "lock": cmd_lock,
-            "sign": cmd_sign, "verify": cmd_verify,
-            "enroll": lambda s, args: enroll.cmd_enroll(s, args, _sel(args), _cred(args))}
+Command = Callable[[AgentClient, argparse.Namespace], int]
+COMMANDS: dict[str, Command] = {
+    "info": cmd_info, "tokens": cmd_tokens, "watch": cmd_watch, "keys": cmd_keys, "keygen": cmd_keygen,
+    "csr": cmd_csr, "import-cert": cmd_import_cert, "unlock": cmd_unlock, "lock": cmd_lock,
+    "pin-reset": cmd_pin_reset, "sign": cmd_sign, "verify": cmd_verify,
+    "enroll": lambda c, args: enroll.cmd_enroll(c, args, _token(args, c), _pin(args)),
+}
 
 
-def _target(args: argparse.Namespace) -> client.Target:
+def _target(args: argparse.Namespace) -> Target:
     if args.tcp:
-        return client.Target(tcp=args.tcp, cert=Path(args.cert) if args.cert else None,
-                             key=Path(args.key_file) if args.key_file else None,
-                             ca=Path(args.ca) if args.ca else None, server_name=args.server_name)
-    return client.Target(socket=Path(args.socket)) if args.socket else client.Target.default()
+        return Target(tcp=args.tcp, cert=Path(args.cert) if args.cert else None,
+                      key=Path(args.key_file) if args.key_file else None,
+                      ca=Path(args.ca) if args.ca else None, server_name=args.server_name)
+    return Target(socket=Path(args.socket)) if args.socket else Target.default()
+
+
+def _fail(args: argparse.Namespace, code: int, message: str, extra: dict[str, Any] | None = None) -> int:
+    print(f"signet: {message}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print(json.dumps({"error": message, "exit": code, **(extra or {})}, ensure_ascii=False))
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command == "agent":
-        from .main import main as agent_main
-
-        return agent_main(["--config", args.config])
+    if args.command == "agent":  # the agent runs in its own process image: this client never loads PKCS#11
+        os.execv(sys.executable, [sys.executable, "-m", "agent.main", "--config", args.config])
     try:
-        return COMMANDS[args.command](client.stub(_target(args)), args)
+        with AgentClient(_target(args)) as client:
+            return COMMANDS[args.command](client, args)
     except grpc.RpcError as e:
-        detail = client.error_detail(e)
+        code = e.code() if isinstance(e, grpc.Call) else grpc.StatusCode.UNKNOWN
+        details = e.details() if isinstance(e, grpc.Call) else str(e)
+        detail = detail_of(e)
         extra = f" [{detail.reason}]" if detail and detail.reason else ""
-        if detail and detail.pin_tries_left >= 0 and e.code() in (grpc.StatusCode.UNAUTHENTICATED,
-                                                                   grpc.StatusCode.FAILED_PRECONDITION):
+        if detail and detail.pin_tries_left >= 0 and code in (grpc.StatusCode.UNAUTHENTICATED,
+                                                              grpc.StatusCode.FAILED_PRECONDITION):
             extra += f" ({detail.pin_tries_left} PIN tries left)"
-        print(f"signet: {e.code().name}: {e.details()}{extra}", file=sys.stderr)
-        if args.json:
-            print(json.dumps({"error": e.code().name, "message": e.details(),
-                              "detail": _msg(detail) if detail else None}))
-        return EXIT.get(e.code(), 1)
+        return _fail(args, EXIT.get(code, 1), f"{code.name}: {details}{extra}",
+                     {"status": code.name, "detail": _dict(detail) if detail else None})
+    except Usage as e:
+        return _fail(args, EXIT_USAGE, str(e))
+    except BadInput as e:
+        return _fail(args, EXIT_BAD_INPUT, str(e))
+    except NoAgent as e:
+        return _fail(args, EXIT_NO_AGENT, str(e))
     except (OSError, ValueError) as e:
-        print(f"signet: {e}", file=sys.stderr)
-        return 1
+        return _fail(args, 1, str(e))
     except KeyboardInterrupt:
         return 130
+
 
 
 if __name__ == "__main__":

@@ -1,41 +1,44 @@
-"""Client side of AgentService: channels (Unix socket or mutual TLS), uploads in chunks, PIN sources.
+"""Client side of AgentService: :class:`AgentClient`, the typed facade the `signet` CLI, the demo, tests and
+benchmarks use; channels (Unix socket or mutual TLS); uploads; grant handles.
 
-Document signing (:class:`DocumentSigning`) puts a small file whole into the header and asks for the output
-inline in the result when the agent supports it (``GetInfoResponse.max_inline_bytes``): one message each
-way instead of header + chunks + chunks + result.  That one request is sent as a unary-stream call of the
-same SignPdf/SignDetached method (identical on the wire) on a channel whose unary-stream calls run in the
-calling thread: Python gRPC's client-streaming calls start a request-consumer thread per call and read
-responses through the channel's spin thread, ~1.4 ms of a 2-core machine per call; this costs ~0.3 ms.
-Larger files are streamed in chunks as before.
+This module and the CLI never load PKCS#11 or pyHanko (import-linter checks it): a command starts in the time
+it takes to import gRPC and the generated messages.
 
-Used by the `signet` CLI, the end-to-end tests and the benchmark.
+Document signing puts a small file whole into the header and asks for the output inline in the result when
+the agent supports it (``GetInfoResponse.max_inline_bytes``): one message each way.  That one request is sent
+as a unary-stream call of the same SignPdf/SignDetached method (identical on the wire) on a channel whose
+unary-stream calls run in the calling thread (~0.3 ms instead of ~1.4 ms of client-streaming machinery).
+Larger files are streamed in chunks.  Before it connects to a Unix socket, the client checks that the socket's
+directory is private (ours, 0700, not a symlink): a PIN is never sent to a socket someone else could own.
 """
 
 from __future__ import annotations
 
-import getpass
 import io
 import itertools
 import os
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import grpc
+
+from signet.durable import open_atomic
+from signet.private import check_private_dir
 from signet.v1 import agent_pb2, agent_pb2_grpc, common_pb2
+from signet.wire import GRANT_METADATA, KEY_ALGORITHMS
 
 from .config import default_socket_path
-from .status import parse_detail
-
-ALGOS = {"rsa-2048": common_pb2.KEY_ALGORITHM_RSA_2048, "rsa-3072": common_pb2.KEY_ALGORITHM_RSA_3072,
-         "rsa-4096": common_pb2.KEY_ALGORITHM_RSA_4096, "p256": common_pb2.KEY_ALGORITHM_EC_P256,
-         "p384": common_pb2.KEY_ALGORITHM_EC_P384}
+from .grantfiles import GrantFiles
 
 CHUNK = 1024 * 1024
 MAX_MESSAGE = 8 * 1024 * 1024
 Progress = Callable[[int], None]
+
+
+class NoAgent(Exception):
+    """No agent to talk to: no socket configured, or a socket directory that is not private."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,11 @@ class Target:
 
     @classmethod
     def default(cls) -> Target:
-        return cls(socket=Path(os.environ.get("SIGNET_AGENT_SOCKET") or default_socket_path()))
+        explicit = os.environ.get("SIGNET_AGENT_SOCKET")
+        path = Path(explicit) if explicit else default_socket_path()
+        if path is None:
+            raise NoAgent("no agent socket: set SIGNET_AGENT_SOCKET or XDG_RUNTIME_DIR, or give --socket")
+        return cls(socket=path)
 
 
 def channel(target: Target, single_threaded_streams: bool = False) -> grpc.Channel:
@@ -70,15 +77,28 @@ def channel(target: Target, single_threaded_streams: bool = False) -> grpc.Chann
         if target.server_name:
             opts.append(("grpc.ssl_target_name_override", target.server_name))
         return grpc.secure_channel(target.tcp, creds, options=opts)
+    if target.socket is None:
+        raise NoAgent("no agent socket given")
+    try:
+        check_private_dir(target.socket.parent)
+    except PermissionError as e:
+        raise NoAgent(f"refusing to talk to the agent socket {target.socket}: {e}") from None
     return grpc.insecure_channel(f"unix:{target.socket}", options=opts)
 
 
-def stub(target: Target) -> agent_pb2_grpc.AgentServiceStub:
-    return agent_pb2_grpc.AgentServiceStub(channel(target))
+@dataclass(frozen=True)
+class TokenRef:
+    """A token chosen by label (follows whatever token carries it) or by serial (pins one physical token)."""
+
+    label: str = ""
+    serial: str = ""
+
+    def message(self) -> agent_pb2.TokenSelector:
+        return agent_pb2.TokenSelector(serial=self.serial) if self.serial else agent_pb2.TokenSelector(label=self.label)
 
 
-def selector(label: str | None = None, serial: str | None = None) -> agent_pb2.TokenSelector:
-    return agent_pb2.TokenSelector(serial=serial) if serial else agent_pb2.TokenSelector(label=label or "")
+def _cred(pin: str | None) -> agent_pb2.PinCredential | None:
+    return agent_pb2.PinCredential(pin=pin) if pin else None
 
 
 def file_chunks(path: Path, progress: Progress | None = None, chunk: int = CHUNK) -> Iterator[bytes]:
@@ -101,10 +121,9 @@ def document_requests(header: Any, request_cls: Any, path: Path, limit: int, pro
                       chunk: int = CHUNK) -> Iterator[Any]:
     """The requests of a SignPdf/SignDetached upload of ``path``: one, inline, when it has at most ``limit`` bytes.
 
-    ``header`` (a SignPdfHeader or SignDetachedHeader) gets ``inline_result`` whenever ``limit`` says the
-    agent knows the fields (``limit`` > 0), and ``document`` + ``size`` for a small file.  The file is read
-    once; the decision reads at most ``limit`` + 1 bytes, so a file that grows meanwhile is still sent whole
-    (in chunks).
+    ``header`` gets ``inline_result`` whenever ``limit`` says the agent knows the fields (``limit`` > 0), and
+    ``document`` + ``size`` for a small file.  The file is read once; the decision reads at most ``limit`` + 1
+    bytes, so a file that grows meanwhile is still sent whole (in chunks).
     """
     with open(path, "rb") as f:
         head = f.read(limit + 1) if limit > 0 else b""
@@ -133,12 +152,12 @@ def document_requests(header: Any, request_cls: Any, path: Path, limit: int, pro
             yield request_cls(chunk=block)
 
 
-def receive(responses: Iterator[Any], sink: BinaryIO, progress: Progress | None = None) -> Any:
+def receive(responses: Iterator[Any], sink: BinaryIO, progress: Progress | None = None) -> agent_pb2.SignResult:
     """Write the output of a signing call to ``sink`` (streamed chunks, or the result's inline content).
 
     Returns the SignResult without its ``content`` (already written to ``sink``).
     """
-    result = None
+    result: agent_pb2.SignResult | None = None
     done = 0
     for r in responses:
         if r.WhichOneof("part") == "chunk":
@@ -158,103 +177,178 @@ def receive(responses: Iterator[Any], sink: BinaryIO, progress: Progress | None 
     return result
 
 
-def download(responses: Iterator[Any], out: Path, progress: Progress | None = None) -> Any:
-    """Write the signed output to ``out`` (0644 via a temp file, renamed at the end); returns the result."""
-    tmp = out.with_name(f".{out.name}.part")
-    try:
-        with open(tmp, "wb") as f:
-            result = receive(responses, f, progress)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-        return result
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 _SIGN_METHODS = {"pdf": ("SignPdf", agent_pb2.SignPdfRequest, agent_pb2.SignPdfResponse),
                  "detached": ("SignDetached", agent_pb2.SignDetachedRequest, agent_pb2.SignDetachedResponse)}
 
 
-class DocumentSigning:
-    """SignPdf ("pdf") and SignDetached ("detached") of files: inline for small files, chunked for large ones.
+@dataclass(frozen=True)
+class PdfOptions:
+    field_name: str = ""
+    reason: str = ""
+    location: str = ""
+    contact_info: str = ""
+    visible: tuple[int, float, float, float, float] | None = None  # page, x1, y1, x2, y2 (points)
+    timestamp_url: str = ""  # B-T when set
 
-    Asks the agent once (GetInfo) how large an inline document may be; an agent that predates inline
-    transfers says 0 and gets the chunked framing.
-    """
 
-    def __init__(self, target: Target, agent: agent_pb2_grpc.AgentServiceStub | None = None) -> None:
-        self.stub = agent or stub(target)
-        once = self._channel = channel(target, single_threaded_streams=True)  # kept: closed when collected
-        self._once = {kind: once.unary_stream(f"/signet.v1.AgentService/{name}",
-                                              request_serializer=req.SerializeToString,
-                                              response_deserializer=resp.FromString, _registered_method=True)
-                      for kind, (name, req, resp) in _SIGN_METHODS.items()}
+class AgentClient:
+    """Every AgentService call the CLI makes, with plain arguments; answers are the API's messages."""
+
+    def __init__(self, target: Target, grants: GrantFiles | None = None) -> None:
+        self.target = target
+        self._channel = channel(target)
+        self.stub = agent_pb2_grpc.AgentServiceStub(self._channel)
+        self.grants = grants if grants is not None else GrantFiles()
+        self._once_channel: grpc.Channel | None = None
         self._limit: int | None = None
 
+    def close(self) -> None:
+        self._channel.close()
+        if self._once_channel is not None:
+            self._once_channel.close()
+
+    def __enter__(self) -> AgentClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _grant(self, token: TokenRef, grant: str | None) -> tuple[tuple[str, str], ...] | None:
+        handle = grant or self.grants.load(serial=token.serial, label=token.label)
+        return ((GRANT_METADATA, handle),) if handle else None
+
+    # -- info, tokens, keys ---------------------------------------------------------------------------------
+    def info(self) -> agent_pb2.GetInfoResponse:
+        return self.stub.GetInfo(agent_pb2.GetInfoRequest())
+
+    def tokens(self) -> agent_pb2.ListTokensResponse:
+        return self.stub.ListTokens(agent_pb2.ListTokensRequest())
+
+    def watch(self) -> Iterator[agent_pb2.WatchTokensResponse]:
+        return self.stub.WatchTokens(agent_pb2.WatchTokensRequest())
+
+    def keys(self, token: TokenRef, pin: str | None = None, grant: str | None = None) -> agent_pb2.ListKeysResponse:
+        return self.stub.ListKeys(agent_pb2.ListKeysRequest(token=token.message(), credential=_cred(pin)),
+                                  metadata=self._grant(token, grant))
+
+    def generate_key(self, token: TokenRef, algorithm: str, label: str, pin: str | None = None) -> common_pb2.Key:
+        return self.stub.GenerateKey(agent_pb2.GenerateKeyRequest(
+            token=token.message(), algorithm=KEY_ALGORITHMS[algorithm], label=label, credential=_cred(pin)),
+            metadata=self._grant(token, None)).key
+
+    def certificate_request(self, token: TokenRef, key_id: str, subject: dict[str, str], *, dns: list[str] | None = None,
+                            emails: list[str] | None = None, pin: str | None = None) -> bytes:
+        return self.stub.CreateCertificateRequest(agent_pb2.CreateCertificateRequestRequest(
+            token=token.message(), key_id=key_id, subject=subject, dns_names=dns or [], emails=emails or [],
+            credential=_cred(pin)), metadata=self._grant(token, None)).csr_der
+
+    def import_certificate(self, token: TokenRef, key_id: str, certificate: bytes, chain: list[bytes],
+                           pin: str | None = None) -> None:
+        self.stub.ImportCertificate(agent_pb2.ImportCertificateRequest(
+            token=token.message(), key_id=key_id, certificate_der=certificate, chain_der=chain, credential=_cred(pin)),
+            metadata=self._grant(token, None))
+
+    def delete_key(self, token: TokenRef, key_id: str, pin: str | None = None) -> None:
+        self.stub.DeleteKey(agent_pb2.DeleteKeyRequest(token=token.message(), key_id=key_id, credential=_cred(pin)),
+                            metadata=self._grant(token, None))
+
+    # -- unlock ---------------------------------------------------------------------------------------------
+    def unlock(self, token: TokenRef, pin: str, ttl: int = 0, max_signatures: int = 0, *,
+               keep: bool = True) -> agent_pb2.UnlockResponse:
+        """Unlock; with ``keep`` the grant handle is stored for later commands (:mod:`agent.grantfiles`)."""
+        r = self.stub.Unlock(agent_pb2.UnlockRequest(token=token.message(), pin=pin, ttl_seconds=ttl,
+                                                     max_signatures=max_signatures))
+        if keep:
+            self.grants.save(r.grant, serial=r.token_serial, label=token.label)
+        return r
+
+    def lock(self, token: TokenRef) -> agent_pb2.LockResponse:
+        r = self.stub.Lock(agent_pb2.LockRequest(token=token.message()))
+        self.grants.forget(serial=token.serial, label=token.label)
+        return r
+
+    def pin_reset(self, token: TokenRef, *, pin: str | None = None, so_pin: str | None = None
+                  ) -> agent_pb2.PinResetResponse:
+        req = agent_pb2.PinResetRequest(token=token.message(), pin=pin) if pin else \
+            agent_pb2.PinResetRequest(token=token.message(), so_pin=so_pin or "")
+        return self.stub.PinReset(req)
+
+    # -- signing and verification ----------------------------------------------------------------------------
     @property
     def inline_limit(self) -> int:
         """The largest document the agent takes inline (0: an agent without inline transfers)."""
         if self._limit is None:
-            self._limit = int(self.stub.GetInfo(agent_pb2.GetInfoRequest()).max_inline_bytes)
+            self._limit = int(self.info().max_inline_bytes)
         return self._limit
 
-    def responses(self, kind: str, header: Any, path: Path, progress: Progress | None = None,
-                  timeout: float | None = None) -> Iterator[Any]:
-        """Start the call for ``path`` (``kind`` "pdf" or "detached"); its response stream."""
-        name, request_cls, _ = _SIGN_METHODS[kind]
+    def _responses(self, kind: str, header: Any, path: Path, token: TokenRef, grant: str | None,
+                   progress: Progress | None, timeout: float | None) -> Iterator[Any]:
+        name, request_cls, resp_cls = _SIGN_METHODS[kind]
         requests = document_requests(header, request_cls, path, self.inline_limit, progress)
         first = next(requests)
+        metadata = self._grant(token, grant)
         if first.header.HasField("document"):  # the only request: no client-streaming machinery
-            return self._once[kind](first, timeout=timeout)  # type: ignore[no-any-return]
-        return getattr(self.stub, name)(itertools.chain([first], requests), timeout=timeout)  # type: ignore[no-any-return]
+            if self._once_channel is None:
+                self._once_channel = channel(self.target, single_threaded_streams=True)
+            once = self._once_channel.unary_stream(f"/signet.v1.AgentService/{name}",
+                                                   request_serializer=request_cls.SerializeToString,
+                                                   response_deserializer=resp_cls.FromString, _registered_method=True)
+            return once(first, timeout=timeout, metadata=metadata)  # type: ignore[no-any-return]
+        method = getattr(self.stub, name)
+        return method(itertools.chain([first], requests), timeout=timeout, metadata=metadata)  # type: ignore[no-any-return]
 
-    def to_file(self, kind: str, header: Any, path: Path, out: Path, upload: Progress | None = None,
-                download_progress: Progress | None = None, timeout: float | None = None) -> Any:
-        """Sign ``path`` into ``out`` (see :func:`download`); returns the SignResult."""
-        return download(self.responses(kind, header, path, upload, timeout), out, download_progress)
+    def sign_responses(self, kind: str, header: Any, path: Path, *, grant: str | None = None,
+                       progress: Progress | None = None, timeout: float | None = None) -> Iterator[Any]:
+        """The raw response stream of signing ``path`` with a prepared SignPdfHeader ("pdf") or SignDetachedHeader
+        ("detached"): one inline result, or chunks then the result."""
+        sel = header.token
+        return self._responses(kind, header, path, TokenRef(sel.label, sel.serial), grant, progress, timeout)
 
-    def close(self) -> None:
-        self._channel.close()
+    def _header(self, pdf: bool, token: TokenRef, key_id: str, pin: str | None, size: int, file_name: str,
+                options: PdfOptions, timestamp_url: str) -> Any:
+        if not pdf:
+            return agent_pb2.SignDetachedHeader(token=token.message(), key_id=key_id, credential=_cred(pin), size=size,
+                                                timestamp_url=timestamp_url, file_name=file_name)
+        h = agent_pb2.SignPdfHeader(
+            token=token.message(), key_id=key_id, credential=_cred(pin), size=size, field_name=options.field_name,
+            reason=options.reason, location=options.location, contact_info=options.contact_info,
+            level=agent_pb2.PADES_LEVEL_B_T if options.timestamp_url else agent_pb2.PADES_LEVEL_B_B,
+            timestamp_url=options.timestamp_url, file_name=file_name)
+        if options.visible is not None:
+            page, x1, y1, x2, y2 = options.visible
+            h.appearance.CopyFrom(agent_pb2.Appearance(page=int(page), x1=x1, y1=y1, x2=x2, y2=y2))
+        return h
 
-    def to_bytes(self, kind: str, header: Any, path: Path, timeout: float | None = None) -> tuple[Any, bytes]:
-        """Sign ``path``; returns (SignResult, output in memory) -- for programs signing many small files."""
+    def sign_file(self, path: Path, out: Path, *, pdf: bool, token: TokenRef, key_id: str, pin: str | None = None,
+                  grant: str | None = None, options: PdfOptions | None = None, timestamp_url: str = "",
+                  upload_progress: Progress | None = None, download_progress: Progress | None = None,
+                  timeout: float | None = None) -> agent_pb2.SignResult:
+        """Sign ``path`` into ``out`` (PAdES when ``pdf``, else a detached .p7s), written atomically."""
+        options = options or PdfOptions()
+        header = self._header(pdf, token, key_id, pin, path.stat().st_size, path.name, options, timestamp_url)
+        responses = self._responses("pdf" if pdf else "detached", header, path, token, grant, upload_progress,
+                                    timeout)
+        with open_atomic(out, 0o644) as f:
+            return receive(responses, f, download_progress)
+
+    def sign_to_bytes(self, path: Path, *, pdf: bool, token: TokenRef, key_id: str, pin: str | None = None,
+                      grant: str | None = None, options: PdfOptions | None = None, timestamp_url: str = "",
+                      timeout: float | None = None) -> tuple[agent_pb2.SignResult, bytes]:
+        """Sign ``path``; (SignResult, output in memory) -- for programs signing many small files."""
+        options = options or PdfOptions()
+        header = self._header(pdf, token, key_id, pin, path.stat().st_size, path.name, options, timestamp_url)
         buf = io.BytesIO()
-        result = receive(self.responses(kind, header, path, timeout=timeout), buf)
+        result = receive(self._responses("pdf" if pdf else "detached", header, path, token, grant, None, timeout),
+                         buf)
         return result, buf.getvalue()
 
-
-def error_detail(e: grpc.RpcError) -> Any:
-    try:
-        return parse_detail(e.trailing_metadata())  # type: ignore[attr-defined]
-    except Exception:
-        return None
-
-
-def read_secret(from_file: str | None = None, from_env: str | None = None) -> str | None:
-    """A secret (PIN, one-time code) from a file's first line or an environment variable; None when neither is given.
-
-    Secrets are never taken from command-line arguments, which other users can read in the process list.
-    """
-    if from_file:
-        text = Path(from_file).read_text()
-        return text.splitlines()[0] if text else ""
-    if from_env:
-        value = os.environ.get(from_env)
-        if value is None:
-            raise ValueError(f"environment variable {from_env} is not set")
-        return value
-    return None
-
-
-def read_pin(pin_file: str | None = None, pin_env: str | None = None, prompt: str = "PIN: ",
-             interactive: bool = True) -> str | None:
-    """The PIN from a file (first line), an environment variable, $SIGNET_PIN or a prompt; None when none."""
-    pin = read_secret(pin_file, pin_env)
-    if pin is not None:
-        return pin
-    if "SIGNET_PIN" in os.environ:
-        return os.environ["SIGNET_PIN"]
-    if interactive and sys.stdin.isatty():
-        return getpass.getpass(prompt)
-    return None
+    def verify_file(self, path: Path, *, signature: bytes | None = None, trust_roots: list[bytes] | None = None,
+                    offline: bool = False, progress: Progress | None = None) -> agent_pb2.VerifyResponse:
+        size = path.stat().st_size
+        chunks = file_chunks(path, progress)
+        if signature is not None:
+            h = agent_pb2.VerifyDetachedHeader(size=size, signature_der=signature, trust_roots_der=trust_roots or [],
+                                               offline=offline)
+            return self.stub.VerifyDetached(upload("header", h, agent_pb2.VerifyDetachedRequest, chunks))
+        h2 = agent_pb2.VerifyPdfHeader(size=size, trust_roots_der=trust_roots or [], offline=offline)
+        return self.stub.VerifyPdf(upload("header", h2, agent_pb2.VerifyPdfRequest, chunks))

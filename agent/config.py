@@ -1,32 +1,38 @@
-"""Agent configuration: one frozen dataclass loaded from TOML and validated at load.
+"""Agent configuration: one frozen dataclass per TOML table, each built by its own ``from_table``.
 
-Paths default to the XDG base directories: the socket lives in
-``$XDG_RUNTIME_DIR/signet/agent.sock``; without ``XDG_RUNTIME_DIR`` (cron, some
-containers) it falls back to ``/tmp/signet-<uid>/agent.sock`` (the directory is
-created 0700 and refused if someone else owns it).  State (journal, usage
-counters, wrong-PIN counters) lives in ``$XDG_STATE_HOME/signet`` or
-``~/.local/state/signet``.
+Every problem in the file is reported at once, each naming its setting and the expected type in words.
+Paths default to the XDG base directories: the socket lives in ``$XDG_RUNTIME_DIR/signet/agent.sock``;
+without ``XDG_RUNTIME_DIR`` (cron, some containers) the agent refuses to guess: set ``agent.socket``
+(a ``/tmp`` path is accepted only when written there explicitly).  State (journal, usage counters, wrong-PIN
+counters, the TLS files of enrollment) lives in ``$XDG_STATE_HOME/signet`` or ``~/.local/state/signet``.
 """
 
 from __future__ import annotations
 
+import enum
 import os
-import tomllib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from signet.secrets import SecretUnavailable, read_env_secret, read_file_secret
+from signet.tomlconf import ConfigProblems, Problems, Table, load_toml
 
 from .errors import ConfigError
 
 LOCAL_CALLER = "local"
 MiB = 1024 * 1024
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# a caller pattern: local, *, tls:*, tls:<SAN URI>, tls-sha256:<64 hex> (the client certificate's fingerprint)
+_CALLER = re.compile(r"^(local|\*|tls:\*|tls:[a-z][a-z0-9+.-]*:\S+|tls-sha256:[0-9a-f]{64})$")
 
 
-def default_socket_path() -> Path:
+def default_socket_path() -> Path | None:
+    """$XDG_RUNTIME_DIR/signet/agent.sock, or None when there is no runtime directory."""
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and Path(runtime).is_dir():
         return Path(runtime) / "signet" / "agent.sock"
-    return Path(f"/tmp/signet-{os.getuid()}") / "agent.sock"
+    return None
 
 
 def default_state_dir() -> Path:
@@ -34,50 +40,180 @@ def default_state_dir() -> Path:
     return Path(state) / "signet"
 
 
+class Revocation(enum.Enum):
+    """How a TLS client's certificate is checked against its CA's CRL."""
+
+    REQUIRE = "require"  # the certificate must name a CRL, and the CRL must say it is good
+    IF_PRESENT = "if-present"  # check when the certificate names a CRL; an unreachable CRL refuses the call
+    OFF = "off"
+
+
 @dataclass(frozen=True)
 class TlsConfig:
-    """TCP listener with mutual TLS: clients must present a certificate issued by ``client_ca``."""
+    """TCP listener with mutual TLS: clients must present a certificate issued by ``client_ca`` (a TLS CA)."""
 
     listen: str
     certificate: Path
     private_key: Path
     client_ca: Path
     private_key_password: str | None = field(default=None, repr=False)
+    revocation: Revocation = Revocation.REQUIRE
+    crl_refresh_seconds: int = 300
+    crl_timeout_seconds: float = 5.0
+
+    @classmethod
+    def from_table(cls, t: Table, base: Path) -> TlsConfig | None:
+        if not t.data:
+            return None
+        missing = [k for k in ("listen", "certificate", "private_key", "client_ca") if not t.has(k)]
+        if missing:
+            t.problems.add(f"[tcp] needs {', '.join(missing)} (mutual TLS is mandatory on TCP)")
+            return None
+        listen = t.text("listen")
+        if ":" not in listen:
+            t.problems.add(f"tcp.listen must be HOST:PORT, got {listen!r}")
+        paths = {k: t.path(k, base) or base for k in ("certificate", "private_key", "client_ca")}
+        for key, p in paths.items():
+            if not p.is_file():
+                t.problems.add(f"tcp.{key}: file {p} does not exist")
+        password = None
+        env, file = t.text("private_key_password_env"), t.text("private_key_password_file")
+        try:
+            if env and file:
+                t.problems.add("[tcp] give private_key_password_env or private_key_password_file, not both")
+            elif env:
+                password = read_env_secret(env, "TLS key password")
+            elif file:
+                password = read_file_secret(t.path("private_key_password_file", base) or base, "TLS key password")
+        except SecretUnavailable as e:
+            t.problems.add(f"[tcp] {e}")
+        return cls(listen=listen, certificate=paths["certificate"], private_key=paths["private_key"],
+                   client_ca=paths["client_ca"], private_key_password=password,
+                   revocation=t.enum("revocation", Revocation, Revocation.REQUIRE),
+                   crl_refresh_seconds=t.integer("crl_refresh_seconds", 300, minimum=1),
+                   crl_timeout_seconds=t.number("crl_timeout_seconds", 5.0, minimum=0.1, maximum=60))
 
 
 @dataclass(frozen=True)
 class UnlockPolicy:
-    """Upper bounds of one Unlock grant; callers may ask for less, never more."""
+    """Upper bounds of one Unlock grant; callers may ask for less, never more.  A grant covers one document by
+    default (``max_signatures`` 1): a signer unlocks for what they are about to sign."""
 
     max_seconds: int = 300
-    max_signatures: int = 1000
+    max_signatures: int = 1
     allow_per_call_pin: bool = True
+    pin_tries_per_minute: int = 5  # PIN attempts (Unlock or per-call PINs) per caller and minute
+
+    @classmethod
+    def from_table(cls, t: Table) -> UnlockPolicy:
+        return cls(max_seconds=t.integer("max_seconds", 300, minimum=1),
+                   max_signatures=t.integer("max_signatures", 1, minimum=1),
+                   allow_per_call_pin=t.flag("allow_per_call_pin", True),
+                   pin_tries_per_minute=t.integer("pin_tries_per_minute", 5, minimum=1))
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A program that must approve each signature (ssh-askpass style): JSON on stdin, exit 0 = yes."""
+
+    program: tuple[str, ...]  # argv
+    timeout_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
 class KeyRule:
-    """Who may use a key (by CKA_ID hex and/or label), and how many signatures it may ever make."""
+    """Who may use a key (by CKA_ID hex and/or label), how many signatures it may ever make, whether it signs raw
+    digests (which show the signer nothing) and which program must confirm each signature."""
 
     callers: tuple[str, ...]
     key_id: str | None = None
     label: str | None = None
     usage_limit: int | None = None
+    allow_digests: bool = False
+    confirm: Confirmation | None = None
 
     def matches(self, key_id: str, label: str | None) -> bool:
         if self.key_id is not None and self.key_id != key_id:
             return False
-        if self.label is not None and self.label != label:
-            return False
-        return True
+        return not (self.label is not None and self.label != label)
 
     @property
     def counter_name(self) -> str:
         return f"id:{self.key_id}" if self.key_id else f"label:{self.label}"
 
 
+def _confirmation(t: Table, base: Path) -> Confirmation | None:
+    program = t.text("confirm")
+    if not program:
+        return None
+    argv = tuple(program.split())
+    exe = Path(argv[0]) if Path(argv[0]).is_absolute() else base / argv[0]
+    if not exe.is_file() or not os.access(exe, os.X_OK):
+        t.problems.add(f"{t.name('confirm')}: {exe} is not an executable file")
+    return Confirmation((str(exe), *argv[1:]), t.number("confirm_timeout_seconds", 60.0, minimum=1, maximum=3600))
+
+
+def _callers(t: Table, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    if not t.has(key):
+        return default
+    values = t.strings(key) if t.data[key] else ()
+    for v in values:
+        if not _CALLER.match(v):
+            t.problems.add(f"{t.name(key)}: {v!r} is not a caller: use local, *, tls:*, tls:<the client "
+                           "certificate's SAN URI> or tls-sha256:<its SHA-256 fingerprint in hex> (common names "
+                           "are not unique and do not identify a caller)")
+    return values
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    default_callers: tuple[str, ...] = (LOCAL_CALLER,)
+    admin_callers: tuple[str, ...] = (LOCAL_CALLER,)
+    confirm: Confirmation | None = None  # for keys whose rule names none
+    keys: tuple[KeyRule, ...] = ()
+
+    @classmethod
+    def from_table(cls, t: Table, base: Path) -> PolicyConfig:
+        rules = []
+        for k in t.tables("key", {"key_id", "label", "callers", "usage_limit", "allow_digests", "confirm",
+                                  "confirm_timeout_seconds"}):
+            key_id = k.text("key_id") or None
+            label = k.text("label") or None
+            if not key_id and not label:
+                k.problems.add(f"[{k.where}] needs key_id or label")
+            if key_id:
+                try:
+                    key_id = bytes.fromhex(key_id).hex()
+                except ValueError:
+                    k.problems.add(f"{k.name('key_id')} must be hex (the CKA_ID as `signet keys` shows it)")
+            limit = k.integer("usage_limit", 0, minimum=1) if k.has("usage_limit") else None
+            rules.append(KeyRule(callers=_callers(k, "callers", ()), key_id=key_id, label=label, usage_limit=limit,
+                                 allow_digests=k.flag("allow_digests", False), confirm=_confirmation(k, base)))
+        return cls(default_callers=_callers(t, "default_callers", (LOCAL_CALLER,)),
+                   admin_callers=_callers(t, "admin_callers", (LOCAL_CALLER,)),
+                   confirm=_confirmation(t, base), keys=tuple(rules))
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """How the agent verifies signatures: revocation fetched online by default, and within which time."""
+
+    revocation: str = "online"  # online | offline
+    fetch_timeout_seconds: float = 10.0
+    check_before_signing: bool = True  # refuse to sign with a certificate its CA reports revoked
+    refuse_unknown_status: bool = False  # also refuse when the CA's responder cannot say (unknown_status = "refuse")
+
+    @classmethod
+    def from_table(cls, t: Table) -> VerifyConfig:
+        return cls(revocation=t.text("revocation", "online", choices=("online", "offline")),
+                   fetch_timeout_seconds=t.number("fetch_timeout_seconds", 10.0, minimum=0.5, maximum=120),
+                   check_before_signing=t.flag("check_before_signing", True),
+                   refuse_unknown_status=t.text("unknown_status", "allow", choices=("allow", "refuse")) == "refuse")
+
+
 @dataclass(frozen=True)
 class AgentConfig:
-    socket: Path = field(default_factory=default_socket_path)
+    socket: Path = field(default_factory=lambda: default_socket_path() or Path("agent.sock"))
     state_dir: Path = field(default_factory=default_state_dir)
     pkcs11_module: str | None = None
     max_pin_failures: int = 5
@@ -87,17 +223,36 @@ class AgentConfig:
     # documents up to this size may travel inline in a SignPdf/SignDetached header (and outputs up to it come back
     # inline in the result): one message each way instead of header + chunks + result; 0 disables
     max_inline_bytes: int = 1 * MiB
-    workers: int = 16
+    workers: int = 16  # gRPC threads
+    document_streams: int = 4  # document uploads (sign or verify) at once; more are refused at once
+    upload_idle_seconds: float = 30.0  # longest pause between two chunks of an upload
+    upload_seconds: float = 600.0  # longest whole upload
     sign_threads: int = 2
-    pdf_workers: int = 2
+    pdf_workers: int = 2  # document worker processes for signing (0 = in-process)
+    verify_workers: int = 1  # worker processes for verification (its own pool: hostile PDFs cannot starve signing)
+    job_seconds: float = 120.0  # wall-clock limit of one document job in a worker
+    worker_memory_mib: int = 1024  # RLIMIT_AS of a worker process
     token_poll_seconds: float = 1.0
+    token_reinit_seconds: float = 5.0  # least time between two idle reinitialisations (new SoftHSM tokens appear)
     trust_roots: tuple[Path, ...] = ()
+    timestamp_urls: tuple[str, ...] = ()  # TSAs a caller may name in a request (exact URLs)
     log_level: str = "INFO"
     unlock: UnlockPolicy = field(default_factory=UnlockPolicy)
     tls: TlsConfig | None = None
-    default_callers: tuple[str, ...] = (LOCAL_CALLER,)
-    admin_callers: tuple[str, ...] = (LOCAL_CALLER,)
-    keys: tuple[KeyRule, ...] = ()
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+
+    @property
+    def default_callers(self) -> tuple[str, ...]:
+        return self.policy.default_callers
+
+    @property
+    def admin_callers(self) -> tuple[str, ...]:
+        return self.policy.admin_callers
+
+    @property
+    def keys(self) -> tuple[KeyRule, ...]:
+        return self.policy.keys
 
     @property
     def journal_path(self) -> Path:
@@ -115,147 +270,86 @@ class AgentConfig:
     def spool_dir(self) -> Path:
         return self.state_dir / "spool"
 
-
-def _get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any = None) -> Any:
-    if key not in table:
-        return default
-    value = table[key]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise ConfigError(f"{where}.{key} must be a {getattr(kind, '__name__', kind)}, got {value!r}")
-    return value
+    @property
+    def server_dir(self) -> Path:
+        """Where `signet enroll` keeps the TLS files and roots it got from signet-server."""
+        return self.state_dir / "server"
 
 
-def _positive(value: int | float, name: str, minimum: float = 1) -> None:
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+_AGENT_KEYS = {"socket", "state_dir", "pkcs11_module", "max_pin_failures", "max_message_bytes", "max_document_bytes",
+               "chunk_bytes", "max_inline_bytes", "workers", "document_streams", "upload_idle_seconds",
+               "upload_seconds", "sign_threads", "pdf_workers", "verify_workers", "job_seconds", "worker_memory_mib",
+               "token_poll_seconds", "token_reinit_seconds", "trust_roots", "timestamp_urls", "log_level"}
 
 
-def _path(base: Path, value: str) -> Path:
-    p = Path(os.path.expandvars(os.path.expanduser(value)))
-    return p if p.is_absolute() else (base / p)
-
-
-def _strings(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"{where} must be a list of non-empty strings")
-    return tuple(value)
-
-
-def _unknown(table: dict[str, Any], allowed: set[str], where: str) -> None:
-    extra = sorted(set(table) - allowed)
-    if extra:
-        raise ConfigError(f"unknown setting(s) in [{where}]: {', '.join(extra)}")
-
-
-def parse(data: dict[str, Any], base: Path) -> AgentConfig:
-    """Validate a parsed TOML document; relative paths are relative to ``base``."""
-    _unknown(data, {"agent", "unlock", "tcp", "policy"}, "top level")
-    a = data.get("agent", {})
-    _unknown(a, {"socket", "state_dir", "pkcs11_module", "max_pin_failures", "max_message_bytes",
-                 "max_document_bytes", "chunk_bytes", "max_inline_bytes", "workers", "sign_threads", "pdf_workers",
-                 "token_poll_seconds", "trust_roots", "log_level"}, "agent")
-    kw: dict[str, Any] = {}
-    if "socket" in a:
-        kw["socket"] = _path(base, _get(a, "socket", str, "agent"))
-    if "state_dir" in a:
-        kw["state_dir"] = _path(base, _get(a, "state_dir", str, "agent"))
-    kw["pkcs11_module"] = _get(a, "pkcs11_module", str, "agent") or None
+def _agent_table(a: Table, base: Path) -> dict[str, object]:
+    d = AgentConfig.__dataclass_fields__
+    kw: dict[str, object] = {}
+    socket = a.path("socket", base)
+    if socket is None:
+        default = default_socket_path()
+        if default is None:
+            a.problems.add("agent.socket is not set and $XDG_RUNTIME_DIR names no directory: set agent.socket "
+                           "(a private directory; /tmp only if you must)")
+        else:
+            kw["socket"] = default
+    else:
+        kw["socket"] = socket
+    state = a.path("state_dir", base)
+    if state is not None:
+        kw["state_dir"] = state
+    kw["pkcs11_module"] = a.text("pkcs11_module") or None
     for name in ("max_pin_failures", "max_message_bytes", "max_document_bytes", "chunk_bytes", "workers",
-                 "sign_threads"):
-        if name in a:
-            kw[name] = _get(a, name, int, "agent")
-            _positive(kw[name], f"agent.{name}")
-    if "pdf_workers" in a:
-        kw["pdf_workers"] = _get(a, "pdf_workers", int, "agent")
-        _positive(kw["pdf_workers"], "agent.pdf_workers", 0)
-    if "token_poll_seconds" in a:
-        kw["token_poll_seconds"] = _get(a, "token_poll_seconds", float, "agent")
-        _positive(kw["token_poll_seconds"], "agent.token_poll_seconds", 0.05)
-    if "trust_roots" in a:
-        kw["trust_roots"] = tuple(_path(base, p) for p in _strings(a["trust_roots"], "agent.trust_roots"))
-    if "log_level" in a:
-        kw["log_level"] = _get(a, "log_level", str, "agent").upper()
-        if kw["log_level"] not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ConfigError("agent.log_level must be DEBUG, INFO, WARNING or ERROR")
-    chunk = kw.get("chunk_bytes", AgentConfig.chunk_bytes)
-    max_message = kw.get("max_message_bytes", AgentConfig.max_message_bytes)
-    if chunk + 64 * 1024 > max_message:
-        raise ConfigError("agent.chunk_bytes must be at least 64 KiB below agent.max_message_bytes")
-    if "max_inline_bytes" in a:
-        kw["max_inline_bytes"] = _get(a, "max_inline_bytes", int, "agent")
-        _positive(kw["max_inline_bytes"], "agent.max_inline_bytes", 0)
-        if kw["max_inline_bytes"] + 64 * 1024 > max_message:
-            raise ConfigError("agent.max_inline_bytes must be at least 64 KiB below agent.max_message_bytes")
+                 "document_streams", "sign_threads", "worker_memory_mib"):
+        kw[name] = a.integer(name, d[name].default, minimum=1)  # type: ignore[arg-type]
+    for name in ("pdf_workers", "verify_workers"):
+        kw[name] = a.integer(name, d[name].default, minimum=0)  # type: ignore[arg-type]
+    for name, low in (("upload_idle_seconds", 0.1), ("upload_seconds", 1.0), ("job_seconds", 1.0),
+                      ("token_poll_seconds", 0.05), ("token_reinit_seconds", 0.0)):
+        kw[name] = a.number(name, d[name].default, minimum=low)  # type: ignore[arg-type]
+    kw["trust_roots"] = a.paths("trust_roots", base)
+    urls = a.strings("timestamp_urls")
+    for u in urls:
+        if not re.match(r"^https?://[^\s/]+(/\S*)?$", u):
+            a.problems.add(f"agent.timestamp_urls: {u!r} is not an http(s) URL")
+    kw["timestamp_urls"] = urls
+    kw["log_level"] = a.text("log_level", "INFO", choices=_LEVELS).upper()
+    chunk, message = int(kw["chunk_bytes"]), int(kw["max_message_bytes"])  # type: ignore[call-overload]
+    if chunk + 64 * 1024 > message:
+        a.problems.add("agent.chunk_bytes must be at least 64 KiB below agent.max_message_bytes")
+    if a.has("max_inline_bytes"):
+        inline = a.integer("max_inline_bytes", AgentConfig.max_inline_bytes, minimum=0)
+        if inline + 64 * 1024 > message:
+            a.problems.add("agent.max_inline_bytes must be at least 64 KiB below agent.max_message_bytes")
+        kw["max_inline_bytes"] = inline
     else:  # never more than a chunk (no larger than the messages the agent already takes), nor than a document
-        kw["max_inline_bytes"] = min(AgentConfig.max_inline_bytes, chunk,
-                                     kw.get("max_document_bytes", AgentConfig.max_document_bytes))
+        kw["max_inline_bytes"] = min(AgentConfig.max_inline_bytes, chunk, int(kw["max_document_bytes"]))  # type: ignore[call-overload]
+    return kw
 
-    u = data.get("unlock", {})
-    _unknown(u, {"max_seconds", "max_signatures", "allow_per_call_pin"}, "unlock")
-    unlock = UnlockPolicy(
-        max_seconds=_get(u, "max_seconds", int, "unlock", 300),
-        max_signatures=_get(u, "max_signatures", int, "unlock", 1000),
-        allow_per_call_pin=_get(u, "allow_per_call_pin", bool, "unlock", True),
-    )
-    _positive(unlock.max_seconds, "unlock.max_seconds")
-    _positive(unlock.max_signatures, "unlock.max_signatures")
-    kw["unlock"] = unlock
 
-    if "tcp" in data:
-        t = data["tcp"]
-        _unknown(t, {"listen", "certificate", "private_key", "client_ca", "private_key_password"}, "tcp")
-        missing = [k for k in ("listen", "certificate", "private_key", "client_ca") if k not in t]
-        if missing:
-            raise ConfigError(f"[tcp] needs {', '.join(missing)} (mutual TLS is mandatory on TCP)")
-        listen = _get(t, "listen", str, "tcp")
-        if ":" not in listen:
-            raise ConfigError(f"tcp.listen must be HOST:PORT, got {listen!r}")
-        kw["tls"] = TlsConfig(
-            listen=listen,
-            certificate=_path(base, _get(t, "certificate", str, "tcp")),
-            private_key=_path(base, _get(t, "private_key", str, "tcp")),
-            client_ca=_path(base, _get(t, "client_ca", str, "tcp")),
-            private_key_password=_get(t, "private_key_password", str, "tcp") or None,
-        )
-        for what in ("certificate", "private_key", "client_ca"):
-            if not getattr(kw["tls"], what).is_file():
-                raise ConfigError(f"tcp.{what}: file {getattr(kw['tls'], what)} does not exist")
-
-    p = data.get("policy", {})
-    _unknown(p, {"default_callers", "admin_callers", "key"}, "policy")
-    for name in ("default_callers", "admin_callers"):
-        if name in p:
-            kw[name] = _strings(p[name], f"policy.{name}") if p[name] else ()
-    rules = []
-    for i, k in enumerate(p.get("key", [])):
-        where = f"policy.key[{i}]"
-        _unknown(k, {"key_id", "label", "callers", "usage_limit"}, where)
-        key_id = _get(k, "key_id", str, where)
-        label = _get(k, "label", str, where)
-        if not key_id and not label:
-            raise ConfigError(f"{where} needs key_id or label")
-        if key_id:
-            try:
-                key_id = bytes.fromhex(key_id).hex()
-            except ValueError:
-                raise ConfigError(f"{where}.key_id must be hex (CKA_ID as `signet keys` shows it)") from None
-        limit = _get(k, "usage_limit", int, where)
-        if limit is not None:
-            _positive(limit, f"{where}.usage_limit")
-        rules.append(KeyRule(callers=_strings(k.get("callers", []), f"{where}.callers"),
-                             key_id=key_id, label=label, usage_limit=limit))
-    kw["keys"] = tuple(rules)
-    return AgentConfig(**kw)
+def parse(data: dict[str, object], base: Path, source: str = "the agent configuration") -> AgentConfig:
+    """Validate a parsed TOML document; relative paths are relative to ``base``; every problem at once."""
+    problems = Problems(source)
+    top = Table(data, "", problems, {"agent", "unlock", "tcp", "policy", "verify"})
+    kw = _agent_table(top.table("agent", _AGENT_KEYS), base)
+    kw["unlock"] = UnlockPolicy.from_table(top.table("unlock", {"max_seconds", "max_signatures",
+                                                                "allow_per_call_pin", "pin_tries_per_minute"}))
+    kw["tls"] = TlsConfig.from_table(top.table("tcp", {"listen", "certificate", "private_key", "client_ca",
+                                                       "private_key_password_env", "private_key_password_file",
+                                                       "revocation", "crl_refresh_seconds",
+                                                       "crl_timeout_seconds"}), base)
+    kw["policy"] = PolicyConfig.from_table(top.table("policy", {"default_callers", "admin_callers", "key", "confirm",
+                                                                "confirm_timeout_seconds"}), base)
+    kw["verify"] = VerifyConfig.from_table(top.table("verify", {"revocation", "fetch_timeout_seconds",
+                                                                "check_before_signing", "unknown_status"}))
+    problems.raise_if_any(ConfigError)
+    return AgentConfig(**kw)  # type: ignore[arg-type]
 
 
 def load(path: str | os.PathLike[str]) -> AgentConfig:
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text())
-    except OSError as e:
-        raise ConfigError(f"cannot read config {p}: {e.strerror}") from e
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config {p} is not valid TOML: {e}") from e
-    return parse(data, p.resolve().parent)
+    return parse(load_toml(p, ConfigError), p.resolve().parent, str(p))
+
+
+__all__ = ["LOCAL_CALLER", "AgentConfig", "ConfigProblems", "Confirmation", "KeyRule", "PolicyConfig", "Revocation",
+           "TlsConfig", "UnlockPolicy", "VerifyConfig", "default_socket_path", "default_state_dir", "load", "parse"]

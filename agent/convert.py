@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from asn1crypto import x509
-from signet.v1 import agent_pb2, common_pb2
 
 from hsm import KeyAlgorithm, KeyInfo, SignScheme, TokenInfo
+from signet.v1 import agent_pb2, common_pb2
 
 from .errors import InvalidRequest
 
@@ -88,19 +89,21 @@ def pdf_options(h: agent_pb2.SignPdfHeader) -> dict[str, Any]:
 
 
 def verify_msg(report: dict[str, Any]) -> agent_pb2.VerifyResponse:
-    import json
-
+    """The formats report (``VerificationReport.to_dict()``) as the API's message; the full report as JSON too."""
     sigs = []
-    for s in report.get("signatures", []):
-        ts = s.get("timestamp") or {}
+    for sig in report.get("signatures", []):
+        ts = sig.get("timestamp") or {}
         sigs.append(agent_pb2.SignatureReport(
-            field_name=s.get("field_name") or "", signer_subject=s.get("signer_subject") or "",
-            certificate_chain=list(s.get("chain") or []), intact=bool(s.get("intact")),
-            trusted=bool(s.get("trusted")), coverage=s.get("coverage") or "",
-            modification_level=s.get("modification_level") or "", signing_time=s.get("signing_time") or "",
-            timestamp_time=ts.get("time") or "", valid=bool(s.get("ok", s.get("valid"))),
-            problems=list(s.get("problems") or []),
+            field_name=sig.get("field_name") or "", signer_subject=sig.get("signer_subject") or "",
+            certificate_chain=list(sig.get("chain") or []), intact=bool(sig.get("intact")),
+            trusted=bool(sig.get("trusted")), coverage=sig.get("coverage") or "",
+            modification_level=sig.get("modification_level") or "", signing_time=sig.get("signing_time") or "",
+            timestamp_time=ts.get("time") or "", valid=bool(sig.get("ok")), problems=list(sig.get("problems") or []),
+            docmdp_ok=bool(sig.get("docmdp_ok")), signing_policy=sig.get("signing_policy") or "",
+            warnings=list(sig.get("warnings") or []), signature_valid=bool(sig.get("valid")),
         ))
     return agent_pb2.VerifyResponse(valid=bool(report.get("valid")), signatures=sigs,
                                     report_json=json.dumps(report, sort_keys=True, default=str),
-                                    document_sha256=report.get("document_sha256") or "")
+                                    document_sha256=report.get("document_sha256") or "",
+                                    problems=list(report.get("problems") or []),
+                                    warnings=list(report.get("warnings") or []))

@@ -1,7 +1,8 @@
 """The operation journal: one row per operation in SQLite (sqlite-utils, WAL, synchronous=FULL).
 
-Rows hold time, caller, operation, token serial, key id, document SHA-256,
-format and outcome -- never document contents, never PINs.  One writer thread
+Rows hold time, caller, operation, token serial, key id, document SHA-256, format, outcome and the exact
+digest the token signed -- never document contents, never PINs.  Refused requests get a row too, with the
+reason as the outcome.  One writer thread
 owns the connection and commits whatever rows are pending in one transaction
 (group commit), so thousands of signatures per second cost a few fsyncs;
 ``record`` waits until its rows are durable, and the signing path withholds a
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -35,10 +37,13 @@ class Entry:
     document_sha256: str = ""
     format: str = ""  # digest, pades-b-b, pades-b-t, cades-detached, ...
     outcome: str = "ok"  # "ok" or an error reason such as PIN_INCORRECT
+    signed_digest: str = ""  # hex of the digest the token signed (what the signature commits to)
 
 
-COLUMNS = ("time", "caller", "operation", "token_serial", "key_id", "document_sha256", "format", "outcome")
-Row = tuple[str, str, str, str, str, str, str, str]  # in COLUMNS order
+COLUMNS = ("time", "caller", "operation", "token_serial", "key_id", "document_sha256", "format", "outcome",
+           "signed_digest")
+Row = tuple[str, str, str, str, str, str, str, str, str]  # in COLUMNS order
+FAULT_FILE_ENV = "SIGNET_TEST_JOURNAL_FAULT"  # test hook: while this file exists, journal writes fail (disk full)
 BLOCK = 64
 
 
@@ -63,14 +68,18 @@ class Journal:
     def __init__(self, path: Path, clock: Callable[[], dt.datetime] | None = None) -> None:
         self.path = path
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        fault = os.environ.get(FAULT_FILE_ENV)
+        self._fault = Path(fault) if fault else None
         self._queue: queue.SimpleQueue[Ticket | None] = queue.SimpleQueue()
         path.parent.mkdir(parents=True, exist_ok=True)
         db = self._open()
         db.table("journal").create(
             {"id": int, "time": str, "caller": str, "operation": str, "token_serial": str, "key_id": str,
-             "document_sha256": str, "format": str, "outcome": str},
+             "document_sha256": str, "format": str, "outcome": str, "signed_digest": str},
             pk="id", if_not_exists=True,
         )
+        if "signed_digest" not in db.table("journal").columns_dict:  # journals written before the column existed
+            db.execute("ALTER TABLE journal ADD COLUMN signed_digest TEXT NOT NULL DEFAULT ''")
         db.conn.close()
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
@@ -96,13 +105,22 @@ class Journal:
         """Append ``entries``; with ``wait`` return only when they are on disk (raises JournalError)."""
         now = self._now()
         return self._submit([(now, e.caller, e.operation, e.token_serial, e.key_id, e.document_sha256, e.format,
-                              e.outcome) for e in entries], wait)  # not asdict(): 80 us per row
+                              e.outcome, e.signed_digest) for e in entries], wait)  # not asdict(): 80 us per row
 
-    def record_documents(self, operation: str, caller: str, token_serial: str, key_id: str, fmt: str,
-                         document_sha256s: Sequence[str], *, outcome: str = "ok", wait: bool = True) -> Ticket:
-        """One row per document hash, all else equal (a batch of digests): no Entry object per row."""
-        head = (self._now(), caller, operation, token_serial, key_id)
-        return self._submit([(*head, h, fmt, outcome) for h in document_sha256s], wait)  # type: ignore[misc]
+    def record_digests(self, operation: str, caller: str, token_serial: str, key_id: str, fmt: str,
+                       digests_hex: Sequence[str], *, wait: bool = True) -> Ticket:
+        """One row per signed digest (a batch), all else equal: no Entry object per row."""
+        now = self._now()
+        return self._submit([(now, caller, operation, token_serial, key_id, d, fmt, "ok", d) for d in digests_hex],
+                            wait)
+
+    def refusal(self, operation: str, caller: str, reason: str, *, token_serial: str = "", key_id: str = "",
+                document_sha256: str = "", fmt: str = "") -> None:
+        """Record a refused request (never raises: the refusal itself is what the caller must see)."""
+        try:
+            self.record([Entry(operation, caller, token_serial, key_id, document_sha256, fmt, reason)])
+        except Exception:  # noqa: BLE001 - a failure row must never mask the real error
+            log.exception("journal row for a refused %s not recorded", operation)
 
     def _run(self) -> None:
         db = self._open()
@@ -126,6 +144,8 @@ class Journal:
                     break
                 batches.append(nxt)
             try:
+                if self._fault is not None and self._fault.exists():
+                    raise sqlite3.OperationalError("database or disk is full (test fault hook)")
                 db.conn.execute("BEGIN")
                 rows = [r for b in batches for r in b.rows] if len(batches) > 1 else first.rows
                 full = len(rows) - len(rows) % BLOCK

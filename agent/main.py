@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
+
+from signet import logs
 
 from .errors import AgentError, ConfigError
 
@@ -20,8 +23,9 @@ log = logging.getLogger("agent")
 def run(config_path: str, ready_file: str | None = None) -> int:
     from . import config as config_mod
 
+    os.umask(0o077)  # state files, journal and spool are private whatever the caller's umask
     cfg = config_mod.load(config_path)
-    logging.basicConfig(level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.setup(cfg.log_level)
     from .app import Agent
     from .servicer import AgentServicer
     from .transport import build_server, secure_socket
@@ -34,9 +38,9 @@ def run(config_path: str, ready_file: str | None = None) -> int:
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-        log.info("signet-agent listening on unix:%s%s (document workers: %s)", cfg.socket,
+        log.info("signet-agent listening on unix:%s%s (signing workers: %s, verification workers: %s)", cfg.socket,
                  f" and {cfg.tls.listen} (port {port}, mutual TLS)" if cfg.tls else "",
-                 agent.workers.pids() or "in-process")
+                 agent.sign_workers.pids() or "in-process", agent.verify_workers.pids() or "in-process")
         if ready_file:
             with open(ready_file, "w") as f:
                 f.write(f"{port or 0}\n")

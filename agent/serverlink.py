@@ -14,9 +14,10 @@ from datetime import datetime
 from typing import Any
 
 import grpc
-from signet.v1 import common_pb2, server_pb2, server_pb2_grpc
 
-ERROR_DETAIL_KEY = "signet-error-bin"
+from signet.v1 import server_pb2, server_pb2_grpc
+from signet.wire import reason_of
+
 TIMEOUT = 30.0
 
 
@@ -35,9 +36,9 @@ class ServerTarget:
     """Where the server is and how to authenticate to it (PEM bytes)."""
 
     enroll: str  # HOST:PORT of the enrollment listener
-    ca_pem: bytes  # the server's root CA certificate
+    ca_pem: bytes  # the Signet TLS root: what the server's listeners are checked against
     api: str | None = None  # HOST:PORT of the mutual-TLS API listener
-    client_cert_pem: bytes | None = None  # agent certificate + issuing CA
+    client_cert_pem: bytes | None = None  # agent certificate + TLS CA
     client_key_pem: bytes | None = field(default=None, repr=False)
     server_name: str | None = None  # override the TLS name checked (when dialling an IP not in the certificate)
 
@@ -55,18 +56,14 @@ class Enrolled:
     chain_der: tuple[bytes, ...]
     agent_certificate_der: bytes
     serial: str
-    root_der: bytes
+    root_der: bytes  # the signing root: anchor of certificate_der
+    agent_chain_der: tuple[bytes, ...]  # TLS CA, TLS root: chain of agent_certificate_der
 
 
 def _refused(e: grpc.RpcError) -> ServerRefused:
-    reason = ""
-    for key, value in (e.trailing_metadata() or ()):  # type: ignore[attr-defined]
-        if key == ERROR_DETAIL_KEY:
-            try:
-                reason = common_pb2.ErrorDetail.FromString(value).reason
-            except Exception:
-                reason = ""
-    return ServerRefused(e.code().name, reason, e.details() or "")  # type: ignore[attr-defined]
+    code = e.code() if isinstance(e, grpc.Call) else grpc.StatusCode.UNKNOWN
+    details = e.details() if isinstance(e, grpc.Call) else ""
+    return ServerRefused(code.name, reason_of(e), details or "")
 
 
 class ServerLink:
@@ -118,7 +115,8 @@ class ServerLink:
         r = self.call(self.enrollment.Enroll, server_pb2.EnrollRequest(
             person_id=person_id, one_time_code=code, code_id=code_id, csr_der=csr_der,
             agent_tls_csr_der=agent_tls_csr_der))
-        return Enrolled(r.certificate_der, tuple(r.chain_der), r.agent_certificate_der, r.serial, r.root_der)
+        return Enrolled(r.certificate_der, tuple(r.chain_der), r.agent_certificate_der, r.serial, r.root_der,
+                        tuple(r.agent_chain_der))
 
     # --- API (mutual TLS with the agent certificate) ---
 

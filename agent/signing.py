@@ -1,13 +1,13 @@
-"""The signing path shared by every RPC: token, authorization, unlock, usage limit, token call, journal.
+"""The signing path shared by every RPC: token, authorization, grant, usage limit, confirmation, token, journal.
 
-Order matters: the caller is authorized before a PIN is tried when the key id
-alone decides the policy; the usage limit is reserved durably before the token
-is asked; the deadline is checked after every wait, so a request whose deadline
-passed while it was queued is never signed; the journal row is durable before a
-signature is released.  A lone batch is split across ``sign_threads`` threads, each
-with its own pooled session (the module is initialised for OS locking); a stream
-instead submits whole batches to ``sign_threads`` signing lanes, so that both
-sessions stay busy across batches without a fork and join per batch.
+Order matters: the caller is authorized before a PIN is tried when the key id alone decides the policy; a
+raw digest is refused unless the key's policy allows digests (a digest shows the signer nothing); the usage
+limit is reserved durably before the token is asked; the signing certificate's revocation status is asked
+of its CA and the key's confirmation program (if any) must approve before the token signs; the deadline is
+checked after every wait, so a request whose deadline passed while it was queued is never signed; the journal
+row, with the exact digest signed, is durable before a signature is released.  A lone batch is split across
+``sign_threads`` threads, each with its own pooled session; a stream instead submits whole batches to
+``sign_threads`` signing lanes, so that both sessions stay busy across batches.
 """
 
 from __future__ import annotations
@@ -21,14 +21,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from hsm import HsmError, KeyNotFound, LoginRequired, SignScheme, Token, TokenRemoved
+from formats.errors import SigningError
+from hsm import HsmError, KeyNotFound, LoginRequired, SignScheme, Token
 from hsm.signing import HASHES
 from hsm.token import parse_key_id
 
-from .config import KeyRule
-from .errors import DeadlineExpired, InvalidRequest
+from .config import Confirmation, KeyRule
+from .confirm import ConfirmRequest, ask
+from .errors import DeadlineExpired, DigestsNotAllowed, InvalidRequest
 from .journal import Entry, Journal, Ticket
 from .policy import Authorizer
+from .revocation import OwnCertificateStatus
 from .tokens import TokenDirectory
 from .unlock import UnlockManager
 
@@ -42,30 +45,42 @@ def _always() -> bool:
     return True
 
 
-@dataclass(frozen=True)
+@dataclass
 class KeyRef:
-    """A resolved key: its token, CKA_ID (hex) and the policy rule that governs it."""
+    """A resolved key: its token, CKA_ID (hex), the policy rule that governs it, and how many of the reserved
+    signatures the token has made (those are never refunded, whatever fails afterwards)."""
 
     token: Token
     key_id: str
     rule: KeyRule | None
+    spent: int = 0
 
     @property
     def serial(self) -> str:
         return self.token.serial
 
 
+@dataclass(frozen=True)
+class Material:
+    """What document signing needs of a key besides the token: certificate, chain, public key."""
+
+    certificate: bytes
+    chain: tuple[bytes, ...]
+    spki: bytes
+    subject: str
+
+
 class KeyMaterial:
-    """(certificate, chain, SubjectPublicKeyInfo) per key for document signing: ~4 ms of token reads, cached
-    for ``ttl`` seconds and dropped when the agent imports a certificate or generates a key on that token."""
+    """:class:`Material` per key: ~4 ms of token reads, cached for ``ttl`` seconds and dropped when the agent
+    imports a certificate or generates a key on that token."""
 
     def __init__(self, ttl: float = 30.0) -> None:
         self.ttl = ttl
-        self._cache: dict[tuple[str, str], tuple[float, tuple[bytes, list[bytes], bytes]]] = {}
+        self._cache: dict[tuple[str, str], tuple[float, Material]] = {}
         self._lock = threading.Lock()
 
-    def get(self, ref: KeyRef) -> tuple[bytes, list[bytes], bytes]:
-        from formats.errors import SigningError
+    def get(self, ref: KeyRef) -> Material:
+        from asn1crypto import x509
 
         k = (ref.serial, ref.key_id)
         with self._lock:
@@ -77,7 +92,8 @@ class KeyMaterial:
             info = ref.token.key(ref.key_id)  # NOT_FOUND for an unknown key, before the certificate advice
             raise SigningError(f"key {info.key_id} has no certificate on the token: request one (signet csr) and "
                                "import it (signet import-cert) first")
-        value = (cert, ref.token.chain(ref.key_id), ref.token.key(ref.key_id).public_key_der)
+        subject = x509.Certificate.load(cert).subject.human_friendly
+        value = Material(cert, tuple(ref.token.chain(ref.key_id)), ref.token.key(ref.key_id).public_key_der, subject)
         with self._lock:
             self._cache[k] = (time.monotonic() + self.ttl, value)
         return value
@@ -88,16 +104,30 @@ class KeyMaterial:
                 del self._cache[k]
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What the signer is shown (and the journal records) for one document signature."""
+
+    operation: str  # sign_pdf | sign_detached
+    file_name: str
+    sha256: str
+    size: int
+
+
 class SigningService:
     """Everything between an RPC handler and hsm.Token.sign_digest."""
 
     def __init__(self, directory: TokenDirectory, unlock: UnlockManager, auth: Authorizer, journal: Journal,
-                 sign_threads: int = 2) -> None:
+                 sign_threads: int = 2, *, material: KeyMaterial | None = None,
+                 status: OwnCertificateStatus | None = None, default_confirm: Confirmation | None = None) -> None:
         self.directory = directory
         self.unlock = unlock
         self.auth = auth
         self.journal = journal
         self.sign_threads = sign_threads
+        self.material = material or KeyMaterial()
+        self.status = status
+        self.default_confirm = default_confirm
         self._pool = ThreadPoolExecutor(max_workers=max(1, sign_threads - 1), thread_name_prefix="sign")
         self._lanes = ThreadPoolExecutor(max_workers=max(1, sign_threads), thread_name_prefix="sign-lane")
         self._labels: dict[tuple[str, str], str] = {}
@@ -115,7 +145,7 @@ class SigningService:
                 self._labels[k] = label
         return label
 
-    def _pre_authorize(self, caller: str, token: Token, key_id: str) -> tuple[bool, KeyRule | None]:
+    def _pre_authorize(self, caller: str, key_id: str) -> tuple[bool, KeyRule | None]:
         """(decided, rule): decide before login when the key id alone is enough."""
         policy = self.auth.policy
         if not policy.may_use_any(caller):  # refused before any PIN is tried
@@ -125,53 +155,90 @@ class SigningService:
             return True, policy.authorize(caller, key_id, None)
         return False, None
 
+    def precheck(self, caller: str, serial: str, label: str, key_id: str, pin: str | None,
+                 handle: str | None) -> None:
+        """What can be refused before a document is uploaded: the token, the caller's right to the key (when the
+        key id decides), and the presence of a PIN or of a live grant for this caller."""
+        if not key_id:
+            raise InvalidRequest("key_id is required (signet keys lists the key ids)")
+        kid = parse_key_id(key_id).hex()
+        token = self.directory.resolve(serial, label)
+        self._pre_authorize(caller, kid)
+        if not pin and self.unlock.grant_left(caller, handle, token.serial) is None:
+            raise LoginRequired(f"token {token.label or token.serial} is not unlocked for this call: Unlock it "
+                                "(signet unlock) and present the grant handle, or give a PIN with the request")
+
     @contextmanager
-    def key(self, caller: str, serial: str, label: str, key_id: str, pin: str | None,
-            signatures: int) -> Iterator[KeyRef]:
+    def key(self, caller: str, serial: str, label: str, key_id: str, pin: str | None, signatures: int,
+            handle: str | None = None) -> Iterator[KeyRef]:
         """Resolve, authorize, log in and reserve ``signatures`` for one operation on one key."""
         if not key_id:
             raise InvalidRequest("key_id is required (signet keys lists the key ids)")
         kid = parse_key_id(key_id).hex()
         token = self.directory.resolve(serial, label)
-        decided, rule = self._pre_authorize(caller, token, kid)
-        with self.unlock.use(caller, token, pin, signatures):
+        decided, rule = self._pre_authorize(caller, kid)
+        with self.unlock.use(caller, token, pin, signatures, handle):
             if not decided:
                 rule = self.auth.policy.authorize(caller, kid, self._label(token, kid))
             self.auth.usage.reserve(rule, signatures)
+            ref = KeyRef(token, kid, rule)
             ok = False
             try:
-                yield KeyRef(token, kid, rule)
+                yield ref
                 ok = True
             finally:
                 if not ok:
-                    self.auth.usage.refund(rule, signatures)
+                    self.auth.usage.refund(rule, signatures - ref.spent)
 
-    def call_token(self, caller: str, ref: KeyRef, pin: str | None, fn: Callable[[], object]) -> object:
-        """Run one token operation; log in again once if the same token came back without its login.
+    def confirmation(self, ref: KeyRef) -> Confirmation | None:
+        if ref.rule is not None and ref.rule.confirm is not None:
+            return ref.rule.confirm
+        return self.default_confirm
 
-        A key that signed before and now cannot be found usually means the token is being pulled out
-        (SoftHSM loses the objects before the slot): that case gets a fresh rescan before it is called
-        a missing key.  Keys never seen to work (typos) do not trigger rescans.
+    def before_signing(self, caller: str, ref: KeyRef, request: ConfirmRequest, material: Material | None) -> None:
+        """The checks between a reservation and the token: the certificate is not revoked, the signer said yes."""
+        if self.status is not None and material is not None:
+            self.status.require_good(material.certificate, list(material.chain))
+        confirm = self.confirmation(ref)
+        if confirm is not None:
+            ask(confirm, request)
+
+    def call_token(self, ref: KeyRef, fn: Callable[[], object]) -> object:
+        """Run one token operation; a failure that looks like a removal is confirmed (or not) by the directory.
+
+        A key that signed before and now cannot be found usually means the token is being pulled out (SoftHSM
+        loses the objects before the slot): that case gets a fresh rescan before it is called a missing key.
         """
         try:
-            try:
-                out = fn()
-            except LoginRequired:
-                self.unlock.relogin(caller, ref.token, pin)
-                out = fn()
-        except (KeyNotFound, HsmError) as e:
-            if isinstance(e, LoginRequired):
-                raise
+            out = fn()
+        except LoginRequired:
+            raise
+        except HsmError as e:
             rescan = isinstance(e, KeyNotFound) and (ref.serial, ref.key_id) in self._worked
             raise self.directory.confirm_removed(ref.token, e, rescan=rescan) from e
         self._worked.add((ref.serial, ref.key_id))
         return out
 
+    def sign_document_digest(self, caller: str, ref: KeyRef, shown: Shown, material: Material, digest: bytes,
+                             hash_name: str, pages: int | None, alive: DeadlineCheck) -> tuple[bytes, Ticket]:
+        """The one token signature of a document job: checks, token, journal row (returned, not yet waited for)."""
+        self.before_signing(caller, ref, ConfirmRequest(
+            operation=shown.operation, file_name=shown.file_name, sha256=shown.sha256, size=shown.size, pages=pages,
+            signer_subject=material.subject, caller=caller, token=ref.token.label, key_id=ref.key_id), material)
+        if not alive():
+            raise DeadlineExpired("the deadline passed before signing; nothing was signed")
+        sig = self.call_token(ref, lambda: ref.token.sign_digest(ref.key_id, digest, hash_name=hash_name))
+        ref.spent += 1
+        fmt = "pades" if shown.operation == "sign_pdf" else "cades-detached"
+        ticket = self.journal.record([Entry(shown.operation, caller, ref.serial, ref.key_id, shown.sha256, fmt,
+                                            signed_digest=digest.hex())], wait=False)
+        return sig, ticket  # type: ignore[return-value]  # hsm returns bytes
+
     # -- digests ------------------------------------------------------------
     def sign_digests(
         self, caller: str, *, serial: str = "", label: str = "", key_id: str, digests: Sequence[bytes],
         hash_name: str = "sha256", scheme: SignScheme | None = None, pin: str | None = None,
-        alive: DeadlineCheck = _always, durable: bool = True, split: bool = True,
+        handle: str | None = None, alive: DeadlineCheck = _always, durable: bool = True, split: bool = True,
     ) -> tuple[str, list[bytes], Ticket]:
         """Sign every digest with one key; returns (token serial, signatures, journal ticket) or raises.
 
@@ -187,20 +254,24 @@ class SigningService:
         bad = next((i for i, d in enumerate(digests) if len(d) != size), None)
         if bad is not None:
             raise InvalidRequest(f"digest {bad} is {len(digests[bad])} bytes; a {hash_name} digest is {size}")
-        fmt = f"digest-{hash_name}"
-        ref: KeyRef | None = None
-        try:
-            with self.key(caller, serial, label, key_id, pin, len(digests)) as ref:
-                if not alive():
-                    raise DeadlineExpired("the deadline passed before signing started; nothing was signed")
-                sigs = self._sign_all(caller, ref, pin, digests, hash_name, scheme, split)
-                docs = [d.hex() for d in digests] if hash_name == "sha256" else [""] * len(digests)
-                ticket = self.journal.record_documents("sign_digest", caller, ref.serial, ref.key_id, fmt, docs,
-                                                       wait=durable)
-                return ref.serial, sigs, ticket
-        except Exception as e:
-            self._journal_failure("sign_digest", caller, serial, key_id, ref, fmt, e)
-            raise
+        with self.key(caller, serial, label, key_id, pin, len(digests), handle) as ref:
+            if ref.rule is None or not ref.rule.allow_digests:
+                raise DigestsNotAllowed(f"key {ref.key_id} does not sign raw digests (a digest shows the signer "
+                                        "nothing): sign documents with SignPdf/SignDetached, or set allow_digests = "
+                                        "true in the key's policy")
+            if self.confirmation(ref) is not None:
+                batch = b"".join(digests)
+                self.before_signing(caller, ref, ConfirmRequest(
+                    operation="sign_digest", file_name="", sha256=hashlib.sha256(batch).hexdigest()
+                    if len(digests) > 1 else digests[0].hex(), size=len(digests), pages=None, signer_subject="",
+                    caller=caller, token=ref.token.label, key_id=ref.key_id), None)
+            if not alive():
+                raise DeadlineExpired("the deadline passed before signing started; nothing was signed")
+            sigs = self._sign_all(ref, digests, hash_name, scheme, split)
+            ref.spent = len(sigs)
+            ticket = self.journal.record_digests("sign_digest", caller, ref.serial, ref.key_id, f"digest-{hash_name}",
+                                                 [d.hex() for d in digests], wait=durable)
+            return ref.serial, sigs, ticket
 
     def submit_digests(self, caller: str, *, failed: threading.Event | None = None,
                        **kw: object) -> Future[tuple[str, list[bytes], Ticket]]:
@@ -221,10 +292,10 @@ class SigningService:
 
         return self._lanes.submit(job)
 
-    def _sign_all(self, caller: str, ref: KeyRef, pin: str | None, digests: Sequence[bytes], hash_name: str,
-                  scheme: SignScheme | None, split: bool = True) -> list[bytes]:
+    def _sign_all(self, ref: KeyRef, digests: Sequence[bytes], hash_name: str, scheme: SignScheme | None,
+                  split: bool = True) -> list[bytes]:
         def run(part: Sequence[bytes]) -> list[bytes]:
-            return self.call_token(caller, ref, pin, lambda: ref.token.sign_digests(  # type: ignore[return-value]
+            return self.call_token(ref, lambda: ref.token.sign_digests(  # type: ignore[return-value]
                 ref.key_id, part, hash_name=hash_name, scheme=scheme))
 
         parts = self.sign_threads if split and len(digests) >= 8 else 1
@@ -236,35 +307,6 @@ class SigningService:
         first = run(chunks[0])  # this thread takes a share instead of waiting idle
         return first + [s for f in futures for s in f.result()]
 
-    def _journal_failure(self, op: str, caller: str, serial: str, key_id: str, ref: KeyRef | None, fmt: str,
-                         e: Exception, doc_sha256: str = "") -> None:
-        reason = getattr(e, "reason", type(e).__name__)
-        if reason == "JOURNAL_FAILED":
-            return
-        try:
-            self.journal.record([Entry(op, caller, ref.serial if ref else serial, ref.key_id if ref else key_id,
-                                       doc_sha256, fmt, reason)])
-        except Exception:  # noqa: BLE001 - a failure row must never mask the real error
-            log.exception("journal failure row not recorded")
-
-    def journal_ok(self, op: str, caller: str, ref: KeyRef, doc_sha256: str, fmt: str) -> None:
-        self.journal.record([Entry(op, caller, ref.serial, ref.key_id, doc_sha256, fmt)])
-
-    def journal_failure(self, op: str, caller: str, serial: str, key_id: str, ref: KeyRef | None, fmt: str,
-                        e: Exception, doc_sha256: str = "") -> None:
-        self._journal_failure(op, caller, serial, key_id, ref, fmt, e, doc_sha256)
-
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._lanes.shutdown(wait=False, cancel_futures=True)
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-__all__ = ["KeyRef", "SigningService", "TokenRemoved", "sha256_file"]

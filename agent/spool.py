@@ -6,15 +6,12 @@ arrive, and results are streamed back from disk in chunks.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-from .errors import DocumentTooLarge, InvalidRequest
 
 
 @dataclass(frozen=True)
@@ -42,24 +39,6 @@ def temp_path(directory: Path, suffix: str = "") -> Iterator[Path]:
             os.unlink(name)
         except FileNotFoundError:
             pass
-
-
-def spool(chunks: Iterable[bytes], dest: Path, limit: int, announced: int = 0) -> Spooled:
-    """Write ``chunks`` to ``dest`` (already created, 0600), refusing more than ``limit`` bytes."""
-    if announced > limit:
-        raise DocumentTooLarge(f"the document is {announced} bytes; this agent accepts at most {limit}")
-    h = hashlib.sha256()
-    size = 0
-    with open(dest, "wb") as f:
-        for chunk in chunks:
-            size += len(chunk)
-            if size > limit:
-                raise DocumentTooLarge(f"the document is larger than this agent's limit of {limit} bytes")
-            h.update(chunk)
-            f.write(chunk)
-    if announced and size != announced:
-        raise InvalidRequest(f"the upload ended after {size} of the {announced} bytes announced")
-    return Spooled(dest, size, h.hexdigest())
 
 
 def read_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:

@@ -12,18 +12,18 @@ import logging
 from typing import NoReturn
 
 import grpc
-from signet.v1 import common_pb2
 
 import hsm
 from formats.errors import FormatError, InvalidDocument, SigningError
 from hsm.errors import CertificateError, KeyExists, TokenAmbiguous, UnsupportedAlgorithm
+from signet.v1 import common_pb2
+from signet.wire import abort as wire_abort
 
 from . import errors
 from .workers import JobFailed
 
 log = logging.getLogger(__name__)
 
-ERROR_DETAIL_KEY = "signet-error-bin"
 C = grpc.StatusCode
 
 _BY_TYPE: list[tuple[type[BaseException], grpc.StatusCode]] = [
@@ -39,6 +39,11 @@ _BY_TYPE: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (CertificateError, C.INVALID_ARGUMENT),
     (errors.PermissionDenied, C.PERMISSION_DENIED),
     (errors.UsageLimitReached, C.RESOURCE_EXHAUSTED),
+    (errors.Busy, C.RESOURCE_EXHAUSTED),
+    (errors.DocumentTooComplex, C.RESOURCE_EXHAUSTED),
+    (errors.UploadStalled, C.DEADLINE_EXCEEDED),
+    (errors.CertificateRevoked, C.FAILED_PRECONDITION),
+    (errors.RevocationUnknown, C.UNAVAILABLE),
     (errors.GrantExhausted, C.FAILED_PRECONDITION),
     (errors.InvalidRequest, C.INVALID_ARGUMENT),
     (errors.DocumentTooLarge, C.INVALID_ARGUMENT),
@@ -54,7 +59,8 @@ _BY_TYPE: list[tuple[type[BaseException], grpc.StatusCode]] = [
 _JOB_KINDS = {"InvalidDocument": (C.INVALID_ARGUMENT, "INVALID_DOCUMENT"),
               "SigningError": (C.FAILED_PRECONDITION, "SIGNING_FAILED"),
               "VerificationFailed": (C.INVALID_ARGUMENT, "VERIFICATION_FAILED"),
-              "FormatError": (C.INVALID_ARGUMENT, "FORMAT_ERROR")}
+              "FormatError": (C.INVALID_ARGUMENT, "FORMAT_ERROR"),
+              "InvalidOptions": (C.INVALID_ARGUMENT, "INVALID_OPTIONS")}
 
 
 def classify(e: BaseException) -> tuple[grpc.StatusCode, str, str]:
@@ -85,15 +91,4 @@ def abort(context: grpc.ServicerContext, e: BaseException, serial: str = "", key
         log.error("internal error: %s", type(e).__name__, exc_info=e if log.isEnabledFor(logging.DEBUG) else None)
     else:
         log.info("request failed: %s %s", code.name, reason)
-    detail = detail_for(e, reason, serial, key_id)
-    context.set_trailing_metadata(((ERROR_DETAIL_KEY, detail.SerializeToString()),))
-    context.abort(code, message)
-    raise AssertionError("context.abort returned")  # it always raises
-
-
-def parse_detail(metadata: object) -> common_pb2.ErrorDetail | None:
-    """Client side: the ErrorDetail in a call's trailing metadata, if any."""
-    for key, value in metadata or ():  # type: ignore[attr-defined]
-        if key == ERROR_DETAIL_KEY:
-            return common_pb2.ErrorDetail.FromString(value)
-    return None
+    wire_abort(context, code, message, detail_for(e, reason, serial, key_id), getattr(e, "retry_after", None))

@@ -25,10 +25,11 @@ log = logging.getLogger(__name__)
 class TokenDirectory:
     """Resolves selectors to :class:`hsm.Token` objects and keeps them fresh."""
 
-    def __init__(self, hsm: Hsm, poll_seconds: float = 1.0) -> None:
+    def __init__(self, hsm: Hsm, poll_seconds: float = 1.0, reinit_seconds: float = 5.0) -> None:
         self.hsm = hsm
         self.min_interval = min(poll_seconds, 0.5)
         self.poll_seconds = poll_seconds
+        self.reinit_seconds = reinit_seconds
         self.watcher: TokenWatcher | None = None
         self._labels: dict[str, str] = {}
         self._seen: dict[str, str] = {}  # every label ever resolved -> its last serial (removal vs. typo)
@@ -38,7 +39,8 @@ class TokenDirectory:
 
     def start(self) -> None:
         # Hsm.watch also makes a removed token's pool forget its login (the PIN is asked again)
-        self.watcher = self.hsm.watch(interval=self.poll_seconds, reinitialize=ReinitPolicy.IDLE)
+        self.watcher = self.hsm.watch(interval=self.poll_seconds, reinitialize=ReinitPolicy.IDLE,
+                                      reinit_interval=self.reinit_seconds)
         self.watcher.subscribe(self._on_event)
 
     def stop(self) -> None:

@@ -1,10 +1,11 @@
-"""Listeners: the Unix socket (0600 in a 0700 directory) and the optional TCP listener with mutual TLS.
+"""Listeners: the Unix socket (0600 in a private 0700 directory) and the optional TCP listener with mutual TLS.
 
-Python gRPC gives the servicer no peer credentials on a Unix socket, so the
-file modes are the access control: only the agent's own user can connect.  A
-stale socket from a crashed agent is replaced; a live one (another agent
-answers) is refused.  Health checking (grpc.health.v1) and server reflection
-are registered so `grpcurl` works without the .proto files.
+Python gRPC gives the servicer no peer credentials on a Unix socket, so the file modes are the access control:
+only the agent's own user can connect.  The socket directory is created and checked without following symlinks
+(owner and mode read from the opened directory).  A stale socket from a crashed agent is replaced; a live one
+(another agent answers) is refused.  Health checking (grpc.health.v1) and server reflection (v1 and v1alpha)
+are registered so `grpcurl` works without the .proto files.  The server takes at most ``4 × workers`` calls at
+once; more are refused at once by gRPC (RESOURCE_EXHAUSTED) instead of queueing without bound.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pathlib import Path
 
 import grpc
 from cryptography.hazmat.primitives import serialization
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+
+from signet.private import NotPrivate, ensure_private_dir
+from signet.serving import add_health_and_reflection
 from signet.v1 import agent_pb2, agent_pb2_grpc
 
 from .config import AgentConfig, TlsConfig
@@ -30,13 +32,11 @@ SERVICE_NAME = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
 
 
 def prepare_socket(path: Path) -> None:
-    """Create the socket's directory 0700 (refusing one owned by someone else) and clear a stale socket."""
-    d = path.parent
-    d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    st = d.stat()
-    if st.st_uid != os.getuid():
-        raise ConfigError(f"socket directory {d} belongs to uid {st.st_uid}, not to this user")
-    os.chmod(d, 0o700)
+    """Create the socket's directory 0700 (refusing a symlink or one owned by someone else); clear a stale socket."""
+    try:
+        ensure_private_dir(path.parent)
+    except NotPrivate as e:
+        raise ConfigError(f"agent.socket: {e}") from None
     if path.exists() or path.is_symlink():
         if not stat.S_ISSOCK(path.lstat().st_mode):
             raise ConfigError(f"{path} exists and is not a socket; refusing to replace it")
@@ -71,17 +71,11 @@ def server_options(cfg: AgentConfig) -> list[tuple[str, int]]:
 
 
 def build_server(cfg: AgentConfig, servicer: agent_pb2_grpc.AgentServiceServicer) -> tuple[grpc.Server, int | None]:
-    """A started-ready server (not yet started) and the bound TCP port, if any."""
+    """A server ready to start (not yet started) and the bound TCP port, if any."""
     server = grpc.server(ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="rpc"),
-                         options=server_options(cfg), maximum_concurrent_rpcs=cfg.workers * 8)
+                         options=server_options(cfg), maximum_concurrent_rpcs=cfg.workers * 4)
     agent_pb2_grpc.add_AgentServiceServicer_to_server(servicer, server)
-    hs = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(hs, server)
-    hs.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
-    hs.set("", health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
-
+    add_health_and_reflection(server, [SERVICE_NAME])
     prepare_socket(cfg.socket)
     old = os.umask(0o177)  # the socket is created 0600, never briefly wider
     try:

@@ -1,64 +1,70 @@
-"""Unlock policy: who may sign with a logged-in token, for how long and how many times.
+"""Unlock grants: who may sign with a logged-in token, with which handle, for how long and how many times.
 
-PKCS#11 login belongs to the whole process, so the agent keeps its own grants
-per (caller, token serial): ``Unlock`` logs the token in and grants the caller a
-bounded time and number of signatures (capped by ``[unlock]`` in the config).
-The token is logged out, and the PIN dropped from memory, as soon as no grant
-and no in-flight per-call-PIN operation needs it (a reaper thread ends expired
-grants within a second).
+PKCS#11 login belongs to the whole process, so the agent keeps its own grants.  ``Unlock`` checks the PIN,
+logs the token in and returns a random grant *handle* (128 bits, shown once, kept here only as a hash).  A
+later call uses the grant only when it presents the handle and comes from the same caller: another process
+of the same user, which reaches the same socket, cannot use a grant it was not given.  A grant expires on a
+monotonic clock, covers one document by default (``unlock.max_signatures`` = 1), and ends when its token
+is removed (a token that comes back must be unlocked again).  The token is logged out, and its PIN dropped
+from memory, as soon as no grant and no in-flight per-call-PIN operation needs it.
 
-The PIN stays in memory (never on disk, never in logs) only while a grant
-lives: it is needed to log in again when the same token (same serial) comes
-back after being pulled out.  A token that comes back with a *different*
-serial -- a re-created SoftHSM token, another card with the same label -- is a
-different token, and the caller must unlock it again.
-
-When the token is already logged in, C_Login does not check a PIN (it answers
-USER_ALREADY_LOGGED_IN), so a second caller's PIN is compared with an HMAC of
-the PIN the token was logged in with; a mismatch counts as a wrong PIN in the
-hsm layer's PinGuard like any other, so nobody can guess PINs for free.
+When the token is already logged in, C_Login does not check a PIN (it answers USER_ALREADY_LOGGED_IN), so a
+second caller's PIN is compared with an HMAC of the PIN the token was logged in with; a mismatch counts as a
+wrong PIN in the hsm layer's PinGuard like any other.  Wrong PINs are also throttled per caller
+(``unlock.pin_tries_per_minute``): a caller that keeps guessing is refused before the token is asked.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import logging
 import os
+import secrets
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hsm import LoginRequired, PinIncorrect, PinLocked, Token
 
+from .clock import Clock, SystemClock
 from .config import UnlockPolicy
-from .errors import GrantExhausted, InvalidRequest
+from .errors import GrantExhausted, InvalidRequest, PinThrottled
 
 log = logging.getLogger(__name__)
+
+_WINDOW = 60.0
 
 
 @dataclass
 class Grant:
+    handle_hash: bytes
     caller: str
     serial: str
-    expires_at: float
+    expires_mono: float
+    expires_at: dt.datetime
     left: int
-    pin: str = field(repr=False)
+
+
+def _hash(handle: str) -> bytes:
+    return hashlib.sha256(handle.encode("utf-8", "replace")).digest()
 
 
 class UnlockManager:
-    """Grants, per-call PIN checks and the token logins they need."""
+    """Grants, per-call PIN checks, the PIN throttle and the token logins they need."""
 
-    def __init__(self, policy: UnlockPolicy, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, policy: UnlockPolicy, clock: Clock | None = None) -> None:
         self.policy = policy
-        self._clock = clock
+        self._clock = clock or SystemClock()
         self._lock = threading.RLock()
-        self._grants: dict[tuple[str, str], Grant] = {}
+        self._grants: dict[bytes, Grant] = {}
         self._tokens: dict[str, Token] = {}
         self._checks: dict[str, bytes] = {}  # serial -> HMAC of the PIN it is logged in with
         self._active: dict[str, int] = {}
+        self._failures: dict[str, deque[float]] = {}  # caller -> monotonic times of recent wrong PINs
         self._hkey = os.urandom(32)
         self._stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap_loop, name="unlock-reaper", daemon=True)
@@ -67,9 +73,36 @@ class UnlockManager:
     def _digest(self, pin: str) -> bytes:
         return hmac.new(self._hkey, pin.encode("utf-8"), hashlib.sha256).digest()
 
+    # -- PIN throttle -------------------------------------------------------
+    def _throttle(self, caller: str) -> None:
+        now = self._clock.monotonic()
+        recent = self._failures.get(caller)
+        if recent is None:
+            return
+        while recent and recent[0] <= now - _WINDOW:
+            recent.popleft()
+        if len(recent) >= self.policy.pin_tries_per_minute:
+            wait = recent[0] + _WINDOW - now
+            raise PinThrottled(f"too many wrong PINs from this caller; wait {max(1, round(wait))} s before the next "
+                               "try", retry_after=wait)
+
+    def _failed(self, caller: str) -> None:
+        self._failures.setdefault(caller, deque()).append(self._clock.monotonic())
+
     # -- login ------------------------------------------------------------
-    def _login(self, token: Token, pin: str) -> None:
+    def _login(self, caller: str, token: Token, pin: str) -> None:
         """Log ``token`` in with ``pin`` or check ``pin`` against the current login (caller holds _lock)."""
+        self._throttle(caller)
+        guard = token.pool.guard
+        before = guard.failures(token.serial)
+        try:
+            self._login_unthrottled(token, pin)
+        except (PinIncorrect, PinLocked):
+            if guard.failures(token.serial) > before:  # a wrong PIN (not a refusal before any try)
+                self._failed(caller)
+            raise
+
+    def _login_unthrottled(self, token: Token, pin: str) -> None:
         if not pin:
             raise PinIncorrect("an empty PIN was given", token.pin_tries_left())
         serial = token.serial
@@ -95,27 +128,26 @@ class UnlockManager:
         self._checks[serial] = check
 
     def _drop_token(self, serial: str) -> None:
-        for k in [k for k in self._grants if k[1] == serial]:
-            del self._grants[k]
+        for h in [h for h, g in self._grants.items() if g.serial == serial]:
+            del self._grants[h]
         self._checks.pop(serial, None)
         tok = self._tokens.get(serial)
         if tok is not None and tok.logged_in:
             try:
                 tok.logout()
-            except Exception as e:  # a removed token cannot log out; its login is gone anyway
+            except Exception as e:  # noqa: BLE001 - a removed token cannot log out; its login is gone anyway
                 log.info("logout of token %s failed: %s", serial, type(e).__name__)
 
-    def _live(self, caller: str, serial: str) -> Grant | None:
-        g = self._grants.get((caller, serial))
-        if g is not None and (g.expires_at <= self._clock() or g.left <= 0):
-            del self._grants[(caller, serial)]
-            return None
-        return g
+    def _live(self, g: Grant) -> bool:
+        if g.expires_mono <= self._clock.monotonic() or g.left <= 0:
+            self._grants.pop(g.handle_hash, None)
+            return False
+        return True
 
     def _maybe_logout(self, serial: str) -> bool:
         if self._active.get(serial, 0) > 0:
             return False
-        if any(self._live(c, s) for (c, s) in list(self._grants) if s == serial):
+        if any(self._live(g) for g in list(self._grants.values()) if g.serial == serial):
             return False
         if serial in self._checks or (serial in self._tokens and self._tokens[serial].logged_in):
             self._drop_token(serial)
@@ -124,31 +156,52 @@ class UnlockManager:
         return False
 
     # -- grants -------------------------------------------------------------
-    def unlock(self, caller: str, token: Token, pin: str, ttl_seconds: int = 0, max_signatures: int = 0) -> Grant:
+    def unlock(self, caller: str, token: Token, pin: str, ttl_seconds: int = 0,
+               max_signatures: int = 0) -> tuple[str, Grant]:
+        """Check the PIN and log in; returns (the new grant's handle, the grant)."""
         ttl = min(ttl_seconds or self.policy.max_seconds, self.policy.max_seconds)
         count = min(max_signatures or self.policy.max_signatures, self.policy.max_signatures)
+        handle = secrets.token_urlsafe(24)  # 192 bits
         with self._lock:
-            self._login(token, pin)
-            grant = Grant(caller, token.serial, self._clock() + ttl, count, pin)
-            self._grants[(caller, token.serial)] = grant
+            self._login(caller, token, pin)
+            grant = Grant(_hash(handle), caller, token.serial, self._clock.monotonic() + ttl,
+                          self._clock.now() + dt.timedelta(seconds=ttl), count)
+            self._grants[grant.handle_hash] = grant
         log.info("caller %s unlocked token %s for %ds / %d signatures", caller, token.serial, ttl, count)
-        return grant
+        return handle, grant
 
-    def lock(self, caller: str, serial: str) -> bool:
+    def _grant(self, caller: str, handle: str | None, serial: str) -> Grant | None:
+        if not handle:
+            return None
+        g = self._grants.get(_hash(handle))
+        if g is None or g.caller != caller or g.serial != serial or not self._live(g):
+            return None
+        return g
+
+    def lock(self, caller: str, serial: str, handle: str | None = None) -> bool:
+        """End this caller's grant(s) for the token (one, when ``handle`` is given); log out when none is left."""
         with self._lock:
-            self._grants.pop((caller, serial), None)
+            for h, g in list(self._grants.items()):
+                if g.caller == caller and g.serial == serial and (handle is None or h == _hash(handle)):
+                    del self._grants[h]
             return self._maybe_logout(serial)
 
     def unlocked_serials(self, caller: str) -> list[str]:
         with self._lock:
-            return sorted(s for (c, s) in list(self._grants) if c == caller and self._live(c, s))
+            return sorted({g.serial for g in list(self._grants.values()) if g.caller == caller and self._live(g)})
+
+    def grant_left(self, caller: str, handle: str | None, serial: str) -> int | None:
+        with self._lock:
+            g = self._grant(caller, handle, serial)
+            return g.left if g is not None else None
 
     @contextmanager
-    def use(self, caller: str, token: Token, pin: str | None, signatures: int = 1) -> Iterator[Grant | None]:
+    def use(self, caller: str, token: Token, pin: str | None, signatures: int = 1,
+            handle: str | None = None) -> Iterator[Grant | None]:
         """Hold the token logged in for one operation of ``signatures`` signatures by ``caller``.
 
-        With ``pin`` the PIN is checked (and the token logged in if needed) for this call only; else the
-        caller's grant pays for the signatures.  Signatures of a failed operation are given back.
+        With ``pin`` the PIN is checked (and the token logged in if needed) for this call only; else the grant
+        named by ``handle`` pays for the signatures.  Signatures of a failed operation are given back.
         """
         serial = token.serial
         with self._lock:
@@ -156,24 +209,19 @@ class UnlockManager:
             if pin:
                 if not self.policy.allow_per_call_pin:
                     raise InvalidRequest("per-call PINs are disabled on this agent: Unlock the token first")
-                self._login(token, pin)
+                self._login(caller, token, pin)
             else:
-                grant = self._live(caller, serial)
+                grant = self._grant(caller, handle, serial)
                 if grant is None:
                     raise LoginRequired(
-                        f"token {token.label or serial} is not unlocked for caller {caller}: "
-                        "Unlock it (signet unlock) or give a PIN with the request"
-                    )
+                        f"token {token.label or serial} is not unlocked for this call: Unlock it (signet unlock) "
+                        "and present the grant handle, or give a PIN with the request")
                 if grant.left < signatures:
                     raise GrantExhausted(f"the unlock grant for token {token.label or serial} has "
                                          f"{grant.left} signatures left, {signatures} requested; unlock again")
+                if not token.logged_in:
+                    raise LoginRequired(f"token {token.label or serial} lost its login; unlock it again")
                 grant.left -= signatures
-                if not token.logged_in:  # the same token came back after removal: log in again
-                    try:
-                        self._login(token, grant.pin)
-                    except BaseException:
-                        grant.left += signatures
-                        raise
             self._active[serial] = self._active.get(serial, 0) + 1
         ok = False
         try:
@@ -186,22 +234,38 @@ class UnlockManager:
                 self._active[serial] -= 1
                 self._maybe_logout(serial)
 
-    def relogin(self, caller: str, token: Token, pin: str | None) -> None:
-        """Log in again inside :meth:`use` after the token lost its login (removed and back)."""
+    def reset_pin_lock(self, caller: str, token: Token, pin: str | None, so_pin: str | None) -> None:
+        """Clear the agent's own wrong-PIN lock of ``token`` once the caller proves the PIN or the SO PIN.
+
+        The proof is one login attempt that bypasses the agent's lock (the token's own final-try and locked
+        flags still stop it); a wrong proof counts as a wrong PIN and goes through the per-caller throttle.
+        """
         with self._lock:
-            if pin is None:
-                grant = self._grants.get((caller, token.serial))
-                if grant is None:
-                    raise LoginRequired(f"token {token.label or token.serial} lost its login; unlock it again")
-                pin = grant.pin
-            self._checks.pop(token.serial, None)
-            self._login(token, pin)
+            self._throttle(caller)
+            try:
+                token.pool.prove_pin(so_pin if so_pin else (pin or ""), so=bool(so_pin))
+            except PinIncorrect:
+                self._failed(caller)
+                raise
+            token.pool.guard.reset(token.serial)
+        log.info("caller %s cleared the PIN lock of token %s (%s)", caller, token.serial,
+                 "SO PIN" if so_pin else "user PIN")
+
+    def token_removed(self, serial: str) -> None:
+        """The token left its slot: every grant on it ends (a token that comes back is unlocked again)."""
+        with self._lock:
+            dropped = [h for h, g in self._grants.items() if g.serial == serial]
+            for h in dropped:
+                del self._grants[h]
+            self._checks.pop(serial, None)
+        if dropped:
+            log.info("token %s removed: %d grant(s) ended", serial, len(dropped))
 
     # -- housekeeping -------------------------------------------------------
     def reap(self) -> None:
         with self._lock:
-            serials = {s for (c, s) in list(self._grants) if self._live(c, s) is None}
-            for s in serials | {s for s in self._checks if not any(k[1] == s for k in self._grants)}:
+            serials = {g.serial for g in list(self._grants.values()) if not self._live(g)}
+            for s in serials | {s for s in self._checks if not any(g.serial == s for g in self._grants.values())}:
                 self._maybe_logout(s)
 
     def _reap_loop(self) -> None:

@@ -46,9 +46,10 @@ def _rel(p: Path) -> Path:
 
 
 def prc_id(area_birth_seq: str) -> str:
-    """Append the ISO 7064 MOD 11-2 check digit to 17 digits."""
-    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-    return area_birth_seq + "10X98765432"[sum(int(d) * w for d, w in zip(area_birth_seq, weights, strict=True)) % 11]
+    """Append the ISO 7064 MOD 11-2 check digit to 17 digits (the server's own check)."""
+    from server.identity.documents import mod11_2_check
+
+    return area_birth_seq + mod11_2_check(area_birth_seq)
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,8 @@ state_dir = "state"
 organisation = "Signet Demo Platform"
 country = "CN"
 key_family = "ec"
+# demo: one-time codes are read from the outbox; production refuses that (codes must leave the server)
+mode = "demo"
 
 [hsm]
 token_label = "signet-server"
@@ -305,9 +308,8 @@ def step_enroll(d: Any) -> None:
 
 def _on_token(s: Signer) -> bytes:
     """The certificate next to ``s``'s enrolled key, as the agent lists it (gRPC ListKeys over its socket)."""
-    from signet.v1 import agent_pb2, agent_pb2_grpc
-
     from agent.client import Target, channel
+    from signet.v1 import agent_pb2, agent_pb2_grpc
 
     assert s.result is not None
     with channel(Target(socket=AG.socket)) as ch:
@@ -322,6 +324,8 @@ def _on_token(s: Signer) -> bytes:
 
 @_with_agent
 def step_show(d: Any) -> None:
+    import urllib.request
+
     from asn1crypto import pem, x509
 
     files = SERVER / "pki"
@@ -330,10 +334,10 @@ def step_show(d: Any) -> None:
         r = s.result
         assert r is not None
         der = _on_token(s)
-        # agent.crt: the agent's TLS certificate + the issuing CA; ca.pem: the root the enrollment was checked against
-        issuing = [c for _, _, c in pem.unarmor((r.tls_dir / "agent.crt").read_bytes(), multiple=True)][1:]
-        (files / "issuing.pem").write_bytes(b"".join(pem.armor("CERTIFICATE", c) for c in issuing))
-        (files / "root.pem").write_bytes((r.tls_dir / "ca.pem").read_bytes())
+        # the signing root came with the enrollment; the signing CA is published by the PKI listener
+        with urllib.request.urlopen(f"http://127.0.0.1:{S.ports['http']}/ca/signing-ca.crt", timeout=30) as resp:
+            (files / "issuing.pem").write_bytes(pem.armor("CERTIFICATE", resp.read()))
+        (files / "root.pem").write_bytes((r.tls_dir / "signing-root.pem").read_bytes())
         leaf = files / f"{s.token_label}.pem"
         leaf.write_bytes(pem.armor("CERTIFICATE", der))
         cert = x509.Certificate.load(der)

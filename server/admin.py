@@ -140,10 +140,10 @@ def run(rt: Runtime, args: argparse.Namespace) -> Any:
         out = Path(args.out)
         key = new_tls_key()
         der = issue_client_certificate(rt.keys, rt.store, rt.clock, rt.urls, tls_csr(key, args.login), caller,
-                                       timedelta(days=rt.config.client_validity_days))
+                                       timedelta(days=rt.config.ca.client_validity_days))
         write_file(out / "operator.key", key_pem(key), 0o600)
-        write_file(out / "operator.crt", certs_pem(der, rt.keys.certificate_der(KeyRole.ISSUING)))
-        write_file(out / "ca.pem", certs_pem(rt.keys.certificate_der(KeyRole.ROOT)), overwrite=True)
+        write_file(out / "operator.crt", certs_pem(der, rt.keys.certificate_der(KeyRole.TLS_CA)))
+        write_file(out / "ca.pem", certs_pem(rt.keys.certificate_der(KeyRole.TLS_ROOT)), overwrite=True)
         return {"caller": caller.uri, "serial": ca_db.serial_text(x509.Certificate.load(der).serial_number),
                 "key": str(out / "operator.key"), "certificate": str(out / "operator.crt"), "ca": str(out / "ca.pem")}
     raise InvalidArgument(f"unknown command {' '.join(cmd)}")

@@ -1,9 +1,9 @@
-"""signet-server configuration: one frozen dataclass loaded from TOML and validated at load.
+"""signet-server configuration: one frozen dataclass per TOML table, each built by its own ``from_table``.
 
-Relative paths are relative to the directory of the TOML file.  Secrets (the server token PIN,
-the SMTP password, the webhook secret) are never written in the file: it names an environment
-variable or a file (mode 0600 or stricter) holding each, they are read at load, and they are kept
-out of every ``repr``.  Example (every key, with its default)::
+Relative paths are relative to the directory of the TOML file.  Secrets (the server token PIN, the SMTP
+password, the webhook secret) are never written in the file: it names an environment variable or a file
+(mode 0600 or stricter) holding each; they are read at load and kept out of every ``repr``.  Every problem
+in the file is reported at once, each naming its key.  Example (every key, with its default)::
 
     [server]
     state_dir = "state"                  # created 0700: store, TLS material, wrapped data keys
@@ -12,6 +12,7 @@ out of every ``repr``.  Example (every key, with its default)::
     country = ""                         # optional C= of the server's certificates
     key_family = "rsa"                   # rsa (RSA-3072) | ec (P-384 CAs, P-256 others)
     log_level = "INFO"
+    mode = "production"                  # production | demo (demo allows the outbox as the only code channel)
 
     [hsm]
     module = ""                          # PKCS#11 module; default $SIGNET_PKCS11_MODULE or SoftHSM2
@@ -28,6 +29,9 @@ out of every ``repr``.  Example (every key, with its default)::
     [http]
     listen = "127.0.0.1:7080"            # OCSP, CRL, TSA, CA certificates
     base_url = ""                        # in certificates (AIA, CRL DP); default http://<listen>
+    max_connections = 64                 # requests served at once
+    request_deadline_seconds = 10        # a whole request (headers + body) must arrive within this
+    rate_per_minute = 600                # requests per client address and minute (0 = unlimited)
 
     [secrets]
     source = "hsm"                       # hsm: data keys wrapped by the token's archive KEK | file
@@ -39,11 +43,26 @@ out of every ``repr``.  Example (every key, with its default)::
     serial_policy = "document"           # document (IDCCN-...) | pseudonym (PSECN-...)
     client_validity_days = 365           # operator and agent TLS certificates
     external_roots = []                  # PEM/DER files trusted for RegisterExternalCertificate
+    signing_policy_oid = "1.3.6.1.4.1.59541.1.1"   # certificatePolicies of token-key signer certificates
+    remote_policy_oid = "1.3.6.1.4.1.59541.1.2"    # ... of remote-signing keys held on the server token
+    seal_policy_oid = "1.3.6.1.4.1.59541.1.3"      # ... of the platform seal
+    document_signing_eku = false         # add id-kp-documentSigning next to emailProtection
+
+    [tsa]
+    policy_oid = "1.3.6.1.4.1.59541.2.1"
+    accuracy_seconds = 1
 
     [otp]
     ttl_seconds = 300                    # at most 600
     min_interval_seconds = 60
     hourly_limit = 5
+
+    [enrollment]
+    max_failures_per_day = 5             # wrong enrollment codes before enrollment locks for the person
+    requests_per_minute = 10             # Start/Enroll calls per client address and minute
+
+    [approval]
+    four_eyes = true                     # the approving operator must not be the one who registered
 
     [notify]
     default = "outbox"                   # outbox | smtp | webhook
@@ -51,86 +70,351 @@ out of every ``repr``.  Example (every key, with its default)::
     email = ""                           # channel for e-mail addresses; default: default
     [notify.smtp]                        # host, port, sender, security, username, password_env, cafile
     [notify.webhook]                     # url, secret_env, cafile, allow_http
+
+The policy OIDs sit under a placeholder enterprise arc (1.3.6.1.4.1.59541): a deployment sets its own,
+registered arc **before** `signet-server init`, which writes them into the signing root and CA
+certificates (verifiers read the required policies from the root).
 """
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import os
 import re
-import stat
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from formats.policy import DEFAULT_REMOTE_POLICY, DEFAULT_SEAL_POLICY, DEFAULT_SIGNING_POLICY, DEFAULT_TSA_POLICY
+from signet.secrets import SecretUnavailable, read_env_secret, read_file_secret
+from signet.tomlconf import ConfigProblems, Problems, Table, load_toml
 
 from .errors import InvalidArgument
+from .notify.smtp import SmtpConfig
+from .webhooks import WebhookTarget
 
 
-class ConfigError(InvalidArgument):
-    """The configuration file is missing, malformed or inconsistent; the message names the key."""
+class ConfigError(ConfigProblems, InvalidArgument):
+    """The configuration file is missing, malformed or inconsistent; the message names every key at fault."""
 
     reason = "CONFIG_INVALID"
 
 
-_CHANNELS = ("outbox", "smtp", "webhook")
+class Mode(enum.Enum):
+    PRODUCTION = "production"
+    DEMO = "demo"
+
+
+class KeyFamily(enum.Enum):
+    RSA = "rsa"
+    EC = "ec"
+
+
+class SerialPolicyName(enum.Enum):
+    DOCUMENT = "document"
+    PSEUDONYM = "pseudonym"
+
+
+class ChannelName(enum.Enum):
+    OUTBOX = "outbox"
+    SMTP = "smtp"
+    WEBHOOK = "webhook"
+
+
+class SecretsSource(enum.Enum):
+    HSM = "hsm"
+    FILE = "file"
+
+
 _ADDRESS = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
+_OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _address(t: Table, key: str, default: str) -> str:
+    value = t.text(key, default)
+    m = _ADDRESS.match(value)
+    if not m or not 0 <= int(m.group(2)) <= 65535:
+        t.problems.add(f"{t.name(key)} must be HOST:PORT, got {value!r}")
+        return default
+    return value
+
+
+def _oid(t: Table, key: str, default: str) -> str:
+    value = t.text(key, default)
+    if not _OID.match(value):
+        t.problems.add(f"{t.name(key)} must be a dotted OID such as {default}, got {value!r}")
+        return default
+    return value
+
+
+def _secret(t: Table, env_key: str, file_key: str | None, what: str, base: Path, *, required: bool,
+            default_env: str | None = None) -> str | None:
+    env = t.text(env_key) or (default_env if not (file_key and t.text(file_key)) else "")
+    file = t.text(file_key) if file_key else ""
+    if env and file:
+        t.problems.add(f"[{t.where}] give {env_key} or {file_key}, not both")
+        return None
+    try:
+        if env:
+            return read_env_secret(env, what)
+        if file:
+            return read_file_secret(base / file, what)
+    except SecretUnavailable as e:
+        t.problems.add(f"[{t.where}] {e}")
+        return None
+    if required:
+        t.problems.add(f"[{t.where}] needs {env_key}" + (f" or {file_key}" if file_key else ""))
+    return None
 
 
 @dataclass(frozen=True)
-class SmtpSettings:
-    host: str
-    port: int = 587
-    sender: str = "signet@localhost"
-    security: str = "starttls"
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    cafile: str | None = None
+class ServerSettings:
+    state_dir: Path
+    store_url: str
+    organisation: str = "Signet"
+    country: str | None = None
+    key_family: KeyFamily = KeyFamily.RSA
+    log_level: str = "INFO"
+    mode: Mode = Mode.PRODUCTION
+
+    @classmethod
+    def from_table(cls, t: Table, base: Path) -> ServerSettings:
+        state_dir = (base / t.text("state_dir", "state")).resolve()
+        organisation = t.text("organisation", "Signet")
+        if not 0 < len(organisation) <= 40:
+            t.problems.add("server.organisation must be 1 to 40 characters")
+        country = t.text("country") or None
+        if country is not None and not re.match(r"^[A-Z]{2}$", country):
+            t.problems.add("server.country must be an ISO 3166 two-letter code such as CN")
+        return cls(state_dir=state_dir, store_url=t.text("store") or f"sqlite:///{state_dir / 'signet.sqlite'}",
+                   organisation=organisation, country=country,
+                   key_family=t.enum("key_family", KeyFamily, KeyFamily.RSA),
+                   log_level=t.text("log_level", "INFO", choices=_LEVELS).upper(),
+                   mode=t.enum("mode", Mode, Mode.PRODUCTION))
 
 
 @dataclass(frozen=True)
-class WebhookSettings:
-    url: str
-    secret: bytes = field(repr=False)
-    cafile: str | None = None
-    allow_http: bool = False
+class HsmSettings:
+    pin: str = field(repr=False)
+    module: str | None = None
+    token_label: str = "signet-server"
+
+    @classmethod
+    def from_table(cls, t: Table, base: Path) -> HsmSettings:
+        pin = _secret(t, "pin_env", "pin_file", "server token PIN", base, required=True,
+                      default_env="SIGNET_SERVER_PIN")
+        return cls(pin=pin or "", module=t.text("module") or None, token_label=t.text("token_label", "signet-server"))
+
+
+@dataclass(frozen=True)
+class GrpcSettings:
+    listen: str = "127.0.0.1:7443"
+    enroll_listen: str = "127.0.0.1:7444"
+    server_names: tuple[str, ...] = ("localhost", "127.0.0.1")
+    workers: int = 8
+
+    @classmethod
+    def from_table(cls, t: Table) -> GrpcSettings:
+        names = t.strings("server_names", ("localhost", "127.0.0.1"))
+        for n in names:
+            if not _is_name(n):
+                t.problems.add(f"grpc.server_names: {n!r} is neither a DNS name nor an IP address")
+        if not names:
+            t.problems.add("grpc.server_names must name at least one DNS name or IP address")
+        return cls(listen=_address(t, "listen", "127.0.0.1:7443"),
+                   enroll_listen=_address(t, "enroll_listen", "127.0.0.1:7444"), server_names=names,
+                   workers=t.integer("workers", 8, minimum=1, maximum=256))
+
+
+def _is_name(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return bool(re.match(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]{1,63}$",
+                             name))
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    listen: str = "127.0.0.1:7080"
+    base_url: str = "http://127.0.0.1:7080"
+    max_connections: int = 64
+    request_deadline_seconds: float = 10.0
+    rate_per_minute: int = 600
+
+    @classmethod
+    def from_table(cls, t: Table) -> HttpSettings:
+        listen = _address(t, "listen", "127.0.0.1:7080")
+        base_url = t.text("base_url") or f"http://{listen}"
+        if not re.match(r"^https?://[^\s/]+(/\S*)?$", base_url) or base_url.endswith("/"):
+            t.problems.add("http.base_url must be http(s)://host[:port][/path] without a trailing /")
+        return cls(listen=listen, base_url=base_url,
+                   max_connections=t.integer("max_connections", 64, minimum=1, maximum=4096),
+                   request_deadline_seconds=t.number("request_deadline_seconds", 10.0, minimum=0.1, maximum=300),
+                   rate_per_minute=t.integer("rate_per_minute", 600, minimum=0))
+
+
+@dataclass(frozen=True)
+class SecretsSettings:
+    source: SecretsSource = SecretsSource.HSM
+    hmac_key_file: Path | None = None
+    box_key_file: Path | None = None
+
+    @classmethod
+    def from_table(cls, t: Table, base: Path) -> SecretsSettings:
+        source = t.enum("source", SecretsSource, SecretsSource.HSM)
+        hmac_file, box_file = t.path("hmac_key_file", base), t.path("box_key_file", base)
+        if source is SecretsSource.FILE and (hmac_file is None or box_file is None):
+            t.problems.add('secrets.source = "file" needs hmac_key_file and box_key_file')
+        return cls(source, hmac_file, box_file)
+
+
+@dataclass(frozen=True)
+class CaSettings:
+    validity_days: int = 730
+    serial_policy: SerialPolicyName = SerialPolicyName.DOCUMENT
+    client_validity_days: int = 365
+    external_roots: tuple[Path, ...] = ()
+    signing_policy_oid: str = DEFAULT_SIGNING_POLICY
+    remote_policy_oid: str = DEFAULT_REMOTE_POLICY
+    seal_policy_oid: str = DEFAULT_SEAL_POLICY
+    document_signing_eku: bool = False
+
+    @classmethod
+    def from_table(cls, t: Table, base: Path) -> CaSettings:
+        policies = (_oid(t, "signing_policy_oid", DEFAULT_SIGNING_POLICY),
+                    _oid(t, "remote_policy_oid", DEFAULT_REMOTE_POLICY),
+                    _oid(t, "seal_policy_oid", DEFAULT_SEAL_POLICY))
+        if len(set(policies)) != len(policies):
+            t.problems.add("ca.signing_policy_oid, remote_policy_oid and seal_policy_oid must differ")
+        return cls(validity_days=t.integer("validity_days", 730, minimum=1, maximum=3650),
+                   serial_policy=t.enum("serial_policy", SerialPolicyName, SerialPolicyName.DOCUMENT),
+                   client_validity_days=t.integer("client_validity_days", 365, minimum=1, maximum=3650),
+                   external_roots=t.paths("external_roots", base), signing_policy_oid=policies[0],
+                   remote_policy_oid=policies[1], seal_policy_oid=policies[2],
+                   document_signing_eku=t.flag("document_signing_eku", False))
+
+    @property
+    def signing_policies(self) -> tuple[str, ...]:
+        """Every policy the signing CA issues under (listed in the signing root and CA certificates)."""
+        return (self.signing_policy_oid, self.remote_policy_oid, self.seal_policy_oid)
+
+
+@dataclass(frozen=True)
+class TsaSettings:
+    policy_oid: str = DEFAULT_TSA_POLICY
+    accuracy_seconds: int = 1
+
+    @classmethod
+    def from_table(cls, t: Table) -> TsaSettings:
+        return cls(policy_oid=_oid(t, "policy_oid", DEFAULT_TSA_POLICY),
+                   accuracy_seconds=t.integer("accuracy_seconds", 1, minimum=1, maximum=60))
+
+
+@dataclass(frozen=True)
+class OtpSettings:
+    ttl_seconds: int = 300
+    min_interval_seconds: int = 60
+    hourly_limit: int = 5
+
+    @classmethod
+    def from_table(cls, t: Table) -> OtpSettings:
+        return cls(ttl_seconds=t.integer("ttl_seconds", 300, minimum=1, maximum=600),
+                   min_interval_seconds=t.integer("min_interval_seconds", 60, minimum=0),
+                   hourly_limit=t.integer("hourly_limit", 5, minimum=1))
+
+
+@dataclass(frozen=True)
+class EnrollmentSettings:
+    max_failures_per_day: int = 5
+    requests_per_minute: int = 10
+
+    @classmethod
+    def from_table(cls, t: Table) -> EnrollmentSettings:
+        return cls(max_failures_per_day=t.integer("max_failures_per_day", 5, minimum=1, maximum=100),
+                   requests_per_minute=t.integer("requests_per_minute", 10, minimum=1))
+
+
+@dataclass(frozen=True)
+class ApprovalSettings:
+    four_eyes: bool = True
+
+    @classmethod
+    def from_table(cls, t: Table) -> ApprovalSettings:
+        return cls(four_eyes=t.flag("four_eyes", True))
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    default: ChannelName = ChannelName.OUTBOX
+    phone: ChannelName | None = None
+    email: ChannelName | None = None
+    smtp: SmtpConfig | None = None
+    webhook: WebhookTarget | None = None
+
+    @classmethod
+    def from_table(cls, t: Table, base: Path) -> NotifySettings:
+        default = t.enum("default", ChannelName, ChannelName.OUTBOX)
+        phone = t.enum("phone", ChannelName, default) if t.text("phone") else None
+        email = t.enum("email", ChannelName, default) if t.text("email") else None
+        smtp = webhook = None
+        if t.has("smtp"):
+            m = t.table("smtp", {"host", "port", "sender", "security", "username", "password_env", "cafile"})
+            if not m.text("host"):
+                t.problems.add("notify.smtp.host is required")
+            try:
+                smtp = SmtpConfig(m.text("host"), m.integer("port", 587, minimum=1, maximum=65535),
+                                  m.text("sender", "signet@localhost"),
+                                  m.text("security", "starttls", choices=("starttls", "tls", "none")),  # type: ignore[arg-type]  # checked by choices
+                                  m.text("username") or None,
+                                  _secret(m, "password_env", None, "SMTP password", base, required=False),
+                                  cafile=m.text("cafile") or None)
+            except InvalidArgument as e:
+                t.problems.add(f"[notify.smtp] {e.message}")
+        if t.has("webhook"):
+            w = t.table("webhook", {"url", "secret_env", "cafile", "allow_http"})
+            secret = _secret(w, "secret_env", None, "webhook secret", base, required=True)
+            try:
+                webhook = WebhookTarget(w.text("url"), (secret or "").encode(), allow_http=w.flag("allow_http", False),
+                                        cafile=w.text("cafile") or None)
+            except InvalidArgument as e:
+                if secret is not None:
+                    t.problems.add(f"[notify.webhook] {e.message}")
+        used = {c for c in (default, phone, email) if c is not None}
+        if (ChannelName.SMTP in used and smtp is None) or (ChannelName.WEBHOOK in used and webhook is None):
+            t.problems.add("[notify] names a channel without its [notify.smtp] / [notify.webhook] table")
+        return cls(default, phone, email, smtp, webhook)
+
+    @property
+    def phone_channel(self) -> ChannelName:
+        return self.phone or self.default
+
+
+_TABLES = {"server", "hsm", "grpc", "http", "secrets", "ca", "tsa", "otp", "enrollment", "approval", "notify"}
 
 
 @dataclass(frozen=True)
 class ServerConfig:
     path: Path
-    state_dir: Path
-    store_url: str
-    organisation: str
-    country: str | None
-    key_family: str
-    log_level: str
-    pkcs11_module: str | None
-    token_label: str
-    pin: str = field(repr=False)
-    grpc_listen: str = "127.0.0.1:7443"
-    enroll_listen: str = "127.0.0.1:7444"
-    server_names: tuple[str, ...] = ("localhost", "127.0.0.1")
-    grpc_workers: int = 8
-    http_listen: str = "127.0.0.1:7080"
-    base_url: str = "http://127.0.0.1:7080"
-    secrets_source: str = "hsm"
-    hmac_key_file: Path | None = None
-    box_key_file: Path | None = None
-    leaf_validity_days: int = 730
-    serial_policy: str = "document"
-    client_validity_days: int = 365
-    external_roots: tuple[Path, ...] = ()
-    otp_ttl_seconds: int = 300
-    otp_min_interval_seconds: int = 60
-    otp_hourly_limit: int = 5
-    notify_default: str = "outbox"
-    notify_phone: str | None = None
-    notify_email: str | None = None
-    smtp: SmtpSettings | None = None
-    webhook: WebhookSettings | None = None
+    server: ServerSettings
+    hsm: HsmSettings
+    grpc: GrpcSettings = field(default_factory=GrpcSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    secrets: SecretsSettings = field(default_factory=SecretsSettings)
+    ca: CaSettings = field(default_factory=CaSettings)
+    tsa: TsaSettings = field(default_factory=TsaSettings)
+    otp: OtpSettings = field(default_factory=OtpSettings)
+    enrollment: EnrollmentSettings = field(default_factory=EnrollmentSettings)
+    approval: ApprovalSettings = field(default_factory=ApprovalSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     # --- derived locations under state_dir ---
+    @property
+    def state_dir(self) -> Path:
+        return self.server.state_dir
+
     @property
     def tls_dir(self) -> Path:
         return self.state_dir / "tls"
@@ -143,197 +427,44 @@ class ServerConfig:
     def pin_state_path(self) -> Path:
         return self.state_dir / "pin-failures.json"
 
+    @classmethod
+    def parse(cls, doc: dict[str, object], path: Path) -> ServerConfig:
+        """Validate a parsed TOML document; every problem is reported at once (:class:`ConfigError`)."""
+        problems = Problems(str(path))
+        top = Table(doc, "", problems, _TABLES)
+        base = path.parent
 
-def _table(doc: dict[str, Any], name: str) -> dict[str, Any]:
-    value = doc.get(name, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"[{name}] must be a table")
-    return value
+        def sub(name: str, known: set[str]) -> Table:
+            return top.table(name, known)
 
-
-class _Reader:
-    """Typed access to one table; unknown keys are errors (typos must not pass silently)."""
-
-    def __init__(self, table: dict[str, Any], where: str, known: set[str]) -> None:
-        unknown = set(table) - known
-        if unknown:
-            raise ConfigError(f"unknown key(s) in [{where}]: {', '.join(sorted(unknown))}")
-        self.table, self.where = table, where
-
-    def get(self, key: str, kind: type, default: Any) -> Any:
-        if key not in self.table:
-            return default
-        value = self.table[key]
-        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-            raise ConfigError(f"[{self.where}] {key} must be a {kind.__name__}")
-        return value
-
-    def text(self, key: str, default: str = "") -> str:
-        return str(self.get(key, str, default)).strip()
-
-
-def _read_secret_file(path: Path, what: str) -> bytes:
-    try:
-        st = path.stat()
-    except OSError as e:
-        raise ConfigError(f"{what} file {path} cannot be read: {e.strerror}") from None
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"{what} file {path} is readable by others: chmod 600 it")
-    return path.read_bytes()
-
-
-def _secret(r: _Reader, env_key: str, file_key: str | None, what: str, base: Path, required: bool) -> str | None:
-    env = r.text(env_key)
-    file = r.text(file_key) if file_key else ""
-    if env and file:
-        raise ConfigError(f"[{r.where}] give {env_key} or {file_key}, not both")
-    if env:
-        value = os.environ.get(env)
-        if value is None:
-            raise ConfigError(f"{what}: environment variable {env} ([{r.where}] {env_key}) is not set")
-        return value
-    if file:
-        text = _read_secret_file(base / file, what).decode("utf-8")
-        return text.splitlines()[0] if text else ""
-    if required:
-        raise ConfigError(f"[{r.where}] needs {env_key}" + (f" or {file_key}" if file_key else ""))
-    return None
-
-
-def _address(value: str, key: str) -> str:
-    m = _ADDRESS.match(value)
-    if not m or not 0 <= int(m.group(2)) <= 65535:
-        raise ConfigError(f"{key} = {value!r} must be HOST:PORT")
-    return value
-
-
-def _server_name(name: str) -> str:
-    try:
-        ipaddress.ip_address(name)
-        return name
-    except ValueError:
-        pass
-    if not re.match(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]{1,63}$", name):
-        raise ConfigError(f"[grpc] server_names: {name!r} is neither a DNS name nor an IP address")
-    return name
+        server = ServerSettings.from_table(sub("server", {"state_dir", "store", "organisation", "country",
+                                                          "key_family", "log_level", "mode"}), base)
+        cfg = cls(
+            path=path, server=server,
+            hsm=HsmSettings.from_table(sub("hsm", {"module", "token_label", "pin_env", "pin_file"}), base),
+            grpc=GrpcSettings.from_table(sub("grpc", {"listen", "enroll_listen", "server_names", "workers"})),
+            http=HttpSettings.from_table(sub("http", {"listen", "base_url", "max_connections",
+                                                      "request_deadline_seconds", "rate_per_minute"})),
+            secrets=SecretsSettings.from_table(sub("secrets", {"source", "hmac_key_file", "box_key_file"}), base),
+            ca=CaSettings.from_table(sub("ca", {"validity_days", "serial_policy", "client_validity_days",
+                                                "external_roots", "signing_policy_oid", "remote_policy_oid",
+                                                "seal_policy_oid", "document_signing_eku"}), base),
+            tsa=TsaSettings.from_table(sub("tsa", {"policy_oid", "accuracy_seconds"})),
+            otp=OtpSettings.from_table(sub("otp", {"ttl_seconds", "min_interval_seconds", "hourly_limit"})),
+            enrollment=EnrollmentSettings.from_table(sub("enrollment", {"max_failures_per_day",
+                                                                        "requests_per_minute"})),
+            approval=ApprovalSettings.from_table(sub("approval", {"four_eyes"})),
+            notify=NotifySettings.from_table(sub("notify", {"default", "phone", "email", "smtp", "webhook"}), base),
+        )
+        if server.mode is Mode.PRODUCTION and cfg.notify.phone_channel is ChannelName.OUTBOX:
+            problems.add('server.mode = "production" refuses the outbox as the only channel for one-time codes: '
+                         'set [notify] phone (or default) to "smtp" or "webhook" (an SMS gateway), or set '
+                         '[server] mode = "demo" for a demonstration or test installation')
+        problems.raise_if_any(ConfigError)
+        return cfg
 
 
 def load_config(path: str | os.PathLike[str]) -> ServerConfig:
-    """Read and check the TOML file; raises :class:`ConfigError` naming the offending key."""
-    path = Path(path).resolve()
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"cannot read the configuration {path}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path} is not valid TOML: {e}") from None
-    unknown = set(doc) - {"server", "hsm", "grpc", "http", "secrets", "ca", "otp", "notify"}
-    if unknown:
-        raise ConfigError(f"unknown table(s) in {path.name}: {', '.join(sorted(unknown))}")
-    base = path.parent
-
-    s = _Reader(_table(doc, "server"), "server",
-                {"state_dir", "store", "organisation", "country", "key_family", "log_level"})
-    state_dir = (base / s.text("state_dir", "state")).resolve()
-    store_url = s.text("store") or f"sqlite:///{state_dir / 'signet.sqlite'}"
-    organisation = s.text("organisation", "Signet")
-    if not 0 < len(organisation) <= 40:
-        raise ConfigError("[server] organisation must be 1 to 40 characters")
-    country = s.text("country") or None
-    if country is not None and not re.match(r"^[A-Z]{2}$", country):
-        raise ConfigError("[server] country must be an ISO 3166 two-letter code such as CN")
-    key_family = s.text("key_family", "rsa")
-    if key_family not in ("rsa", "ec"):
-        raise ConfigError("[server] key_family must be rsa or ec")
-    log_level = s.text("log_level", "INFO").upper()
-    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ConfigError("[server] log_level must be DEBUG, INFO, WARNING or ERROR")
-
-    h = _Reader(_table(doc, "hsm"), "hsm", {"module", "token_label", "pin_env", "pin_file"})
-    if not h.table.get("pin_env") and not h.table.get("pin_file"):
-        h.table = {**h.table, "pin_env": "SIGNET_SERVER_PIN"}
-    pin = _secret(h, "pin_env", "pin_file", "the server token PIN", base, True)
-    assert pin is not None
-
-    g = _Reader(_table(doc, "grpc"), "grpc", {"listen", "enroll_listen", "server_names", "workers"})
-    grpc_listen = _address(g.text("listen", "127.0.0.1:7443"), "[grpc] listen")
-    enroll_listen = _address(g.text("enroll_listen", "127.0.0.1:7444"), "[grpc] enroll_listen")
-    names = g.get("server_names", list, ["localhost", "127.0.0.1"])
-    if not names or not all(isinstance(n, str) for n in names):
-        raise ConfigError("[grpc] server_names must be a non-empty list of names")
-    workers = g.get("workers", int, 8)
-    if not 1 <= workers <= 256:
-        raise ConfigError("[grpc] workers must be 1 to 256")
-
-    w = _Reader(_table(doc, "http"), "http", {"listen", "base_url"})
-    http_listen = _address(w.text("listen", "127.0.0.1:7080"), "[http] listen")
-    base_url = w.text("base_url") or f"http://{http_listen}"
-    if not re.match(r"^https?://[^\s/]+(/\S*)?$", base_url) or base_url.endswith("/"):
-        raise ConfigError("[http] base_url must be http(s)://host[:port][/path] without a trailing /")
-
-    k = _Reader(_table(doc, "secrets"), "secrets", {"source", "hmac_key_file", "box_key_file"})
-    source = k.text("source", "hsm")
-    if source not in ("hsm", "file"):
-        raise ConfigError("[secrets] source must be hsm or file")
-    hmac_file = base / k.text("hmac_key_file") if k.text("hmac_key_file") else None
-    box_file = base / k.text("box_key_file") if k.text("box_key_file") else None
-    if source == "file" and (hmac_file is None or box_file is None):
-        raise ConfigError("[secrets] source = \"file\" needs hmac_key_file and box_key_file")
-
-    c = _Reader(_table(doc, "ca"), "ca", {"validity_days", "serial_policy", "client_validity_days",
-                                          "external_roots"})
-    validity = c.get("validity_days", int, 730)
-    client_validity = c.get("client_validity_days", int, 365)
-    if not 1 <= validity <= 3650 or not 1 <= client_validity <= 3650:
-        raise ConfigError("[ca] validity_days and client_validity_days must be 1 to 3650")
-    serial_policy = c.text("serial_policy", "document")
-    if serial_policy not in ("document", "pseudonym"):
-        raise ConfigError("[ca] serial_policy must be document or pseudonym")
-    roots = c.get("external_roots", list, [])
-    if not all(isinstance(x, str) for x in roots):
-        raise ConfigError("[ca] external_roots must be a list of file names")
-
-    o = _Reader(_table(doc, "otp"), "otp", {"ttl_seconds", "min_interval_seconds", "hourly_limit"})
-    ttl = o.get("ttl_seconds", int, 300)
-    if not 1 <= ttl <= 600:
-        raise ConfigError("[otp] ttl_seconds must be 1 to 600 (codes expire within 10 minutes)")
-    min_interval, hourly = o.get("min_interval_seconds", int, 60), o.get("hourly_limit", int, 5)
-    if min_interval < 0 or hourly < 1:
-        raise ConfigError("[otp] min_interval_seconds must be >= 0 and hourly_limit >= 1")
-
-    n = _Reader(_table(doc, "notify"), "notify", {"default", "phone", "email", "smtp", "webhook"})
-    chosen = {key: n.text(key, "outbox" if key == "default" else "") or None for key in ("default", "phone", "email")}
-    for key, value in chosen.items():
-        if value is not None and value not in _CHANNELS:
-            raise ConfigError(f"[notify] {key} must be one of {', '.join(_CHANNELS)}")
-    smtp = webhook = None
-    if "smtp" in n.table:
-        m = _Reader(_table(n.table, "smtp"), "notify.smtp",
-                    {"host", "port", "sender", "security", "username", "password_env", "cafile"})
-        if not m.text("host"):
-            raise ConfigError("[notify.smtp] host is required")
-        smtp = SmtpSettings(m.text("host"), m.get("port", int, 587), m.text("sender", "signet@localhost"),
-                            m.text("security", "starttls"), m.text("username") or None,
-                            _secret(m, "password_env", None, "the SMTP password", base, False),
-                            m.text("cafile") or None)
-    if "webhook" in n.table:
-        wh = _Reader(_table(n.table, "webhook"), "notify.webhook", {"url", "secret_env", "cafile", "allow_http"})
-        secret = _secret(wh, "secret_env", None, "the webhook secret", base, True)
-        webhook = WebhookSettings(wh.text("url"), (secret or "").encode(), wh.text("cafile") or None,
-                                  bool(wh.get("allow_http", bool, False)))
-    used = {v for v in chosen.values() if v}
-    if "smtp" in used and smtp is None or "webhook" in used and webhook is None:
-        raise ConfigError("[notify] names a channel without its [notify.smtp] / [notify.webhook] table")
-
-    return ServerConfig(
-        path=path, state_dir=state_dir, store_url=store_url, organisation=organisation, country=country,
-        key_family=key_family, log_level=log_level, pkcs11_module=h.text("module") or None,
-        token_label=h.text("token_label", "signet-server"), pin=pin, grpc_listen=grpc_listen,
-        enroll_listen=enroll_listen, server_names=tuple(_server_name(x) for x in names), grpc_workers=workers,
-        http_listen=http_listen, base_url=base_url, secrets_source=source, hmac_key_file=hmac_file,
-        box_key_file=box_file, leaf_validity_days=validity, serial_policy=serial_policy,
-        client_validity_days=client_validity, external_roots=tuple(base / x for x in roots),
-        otp_ttl_seconds=ttl, otp_min_interval_seconds=min_interval, otp_hourly_limit=hourly,
-        notify_default=chosen["default"] or "outbox", notify_phone=chosen["phone"], notify_email=chosen["email"],
-        smtp=smtp, webhook=webhook,
-    )
+    """Read and check the TOML file; raises :class:`ConfigError` naming every offending key."""
+    p = Path(path).resolve()
+    return ServerConfig.parse(load_toml(p, ConfigError), p)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from hsm.wrap import WrappedKey
 
-from .config import ConfigError, ServerConfig
+from .config import ConfigError, SecretsSource, ServerConfig
 from .keys import ARCHIVE_KEK_LABEL
 from .sealing import AesGcmBox
 from .tls import write_file
@@ -43,8 +43,8 @@ def ensure_data_keys(cfg: ServerConfig, token: Token) -> tuple[list[str], list[s
     """Create the wrapped data keys that are missing; returns (created, existing) file names."""
     created: list[str] = []
     existing: list[str] = []
-    if cfg.secrets_source != "hsm":
-        return created, [str(cfg.hmac_key_file), str(cfg.box_key_file)]
+    if cfg.secrets.source is not SecretsSource.HSM:
+        return created, [str(cfg.secrets.hmac_key_file), str(cfg.secrets.box_key_file)]
     for name in NAMES:
         path = _path(cfg, name)
         if path.exists():
@@ -61,23 +61,25 @@ def ensure_data_keys(cfg: ServerConfig, token: Token) -> tuple[list[str], list[s
 def _raw(path: Path, what: str) -> bytes:
     st = path.stat()
     if st.st_mode & 0o077:
-        raise ConfigError(f"{what} file {path} is readable by others: chmod 600 it")
+        raise ConfigError(str(path), [f"the {what} file is readable by others: chmod 600 it"])
     return path.read_bytes()
 
 
 def load_data_keys(cfg: ServerConfig, token: Token) -> DataKeys:
     """Unwrap (or read) both keys; raises ConfigError with the missing file named."""
-    if cfg.secrets_source == "file":
-        assert cfg.hmac_key_file is not None and cfg.box_key_file is not None
-        hmac_key, box_key = _raw(cfg.hmac_key_file, "HMAC key"), _raw(cfg.box_key_file, "box key")
+    if cfg.secrets.source is SecretsSource.FILE:
+        hmac_file, box_file = cfg.secrets.hmac_key_file, cfg.secrets.box_key_file
+        assert hmac_file is not None and box_file is not None  # checked at load
+        hmac_key, box_key = _raw(hmac_file, "HMAC key"), _raw(box_file, "box key")
         if len(hmac_key) < 32 or len(box_key) != 32:
-            raise ConfigError("the HMAC key file needs at least 32 bytes and the box key file exactly 32")
+            raise ConfigError(str(cfg.path), ["the HMAC key file needs at least 32 bytes and the box key file "
+                                              "exactly 32"])
         return DataKeys(hmac_key, AesGcmBox(box_key, "file-1"))
     keys: dict[str, bytes] = {}
     for name in NAMES:
         path = _path(cfg, name)
         if not path.exists():
-            raise ConfigError(f"the wrapped {name} key {path} is missing; run `signet-server init`")
+            raise ConfigError(str(cfg.path), [f"the wrapped {name} key {path} is missing; run `signet-server init`"])
         doc = json.loads(_raw(path, f"wrapped {name} key"))
         keys[name] = token.unwrap_key(WrappedKey(doc["kek_label"], doc["mechanism"], base64.b64decode(doc["wrapped"])))
     return DataKeys(keys["hmac"], AesGcmBox(keys["box"], "hsm-1"))

@@ -1,5 +1,6 @@
-"""The server's key set on its own token: root and issuing CA, OCSP responder, TSA, platform seal,
-audit-log key and the archive key-encryption key, with certificates for the signing keys.
+"""The server's key set on its own token: two hierarchies (signing root -> signing CA; TLS root -> TLS CA),
+the OCSP responder, TSA, platform seal, audit-log key and the archive key-encryption key, with certificates
+for the signing keys.
 
 :func:`init_server_keys` is idempotent: it creates only what is missing, never replaces a key or a
 certificate, and reports what it created and what already existed (a second run after a crash
@@ -23,7 +24,7 @@ from hsm.errors import KeyExists, KeyNotFound
 from .ca import db
 from .ca import x509build as xb
 from .ca.errors import ServerKeysMissing
-from .ca.profiles import COMMON_NAMES, Role, server_extensions
+from .ca.profiles import COMMON_NAMES, ISSUER, ROOTS, PolicySet, Role, server_extensions
 from .ca.signer import HsmSigner
 from .clock import Clock
 from .store import Store
@@ -35,12 +36,21 @@ log = logging.getLogger(__name__)
 
 LABEL_PREFIX = "signet-"
 ARCHIVE_KEK_LABEL = "signet-archive-kek"
-ORDER = (Role.ROOT, Role.ISSUING, Role.OCSP, Role.TSA, Role.SEAL, Role.AUDIT)
+# issuers before the keys they certify
+ORDER = (Role.SIGNING_ROOT, Role.SIGNING_CA, Role.TLS_ROOT, Role.TLS_CA, Role.OCSP, Role.TSA, Role.SEAL, Role.AUDIT)
 _ALGORITHMS = {
     "rsa": dict.fromkeys(ORDER, "rsa-3072"),
-    "ec": {Role.ROOT: "p384", Role.ISSUING: "p384", Role.OCSP: "p256", Role.TSA: "p256", Role.SEAL: "p256",
-           Role.AUDIT: "p256"},
+    "ec": {role: ("p384" if role in (Role.SIGNING_ROOT, Role.SIGNING_CA, Role.TLS_ROOT, Role.TLS_CA) else "p256")
+           for role in ORDER},
 }
+# key labels of the single-hierarchy layout before the split (one CA certified token keys and TLS keys)
+OLD_LAYOUT_LABELS = ("signet-root", "signet-issuing")
+REINIT_HINT = (
+    "this server token and state were made by an earlier Signet whose one CA certified both token signing keys "
+    "and software TLS keys; that hierarchy cannot be trusted for signatures. Re-initialise: stop signet-server, "
+    "move the state directory away, delete and re-create the server token (softhsm2-util --delete-token --token "
+    "LABEL, then --init-token), run `signet-server init`, and enroll every signer again"
+)
 
 
 def label_for(role: Role) -> str:
@@ -56,13 +66,16 @@ class KeySetPolicy:
     issuing_validity: timedelta = timedelta(days=10 * 365)
     service_validity: timedelta = timedelta(days=3 * 365)
     country: str | None = None
+    policies: PolicySet = PolicySet()
 
     def __post_init__(self) -> None:
         if self.family not in _ALGORITHMS:
             raise ValueError(f"key family {self.family!r} is not one of {sorted(_ALGORITHMS)}")
 
     def validity(self, role: Role) -> timedelta:
-        return {Role.ROOT: self.root_validity, Role.ISSUING: self.issuing_validity}.get(role, self.service_validity)
+        if role in ROOTS:
+            return self.root_validity
+        return self.issuing_validity if role in (Role.SIGNING_CA, Role.TLS_CA) else self.service_validity
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,15 @@ class ServerKeys:
     def certificate_der(self, role: Role) -> bytes:
         return self.keys[role].certificate_der
 
+    def chain_der(self, role: Role) -> tuple[bytes, ...]:
+        """The certificates above ``role``'s own, up to and including its root."""
+        out: list[bytes] = []
+        cur = role
+        while ISSUER[cur] is not cur:
+            cur = ISSUER[cur]
+            out.append(self.keys[cur].certificate_der)
+        return tuple(out)
+
 
 @dataclass(frozen=True)
 class InitReport:
@@ -118,6 +140,13 @@ def _subject(role: Role, org: str, country: str | None) -> x509.Name:
     return xb.build_name([*attrs, ("organization_name", org), ("common_name", cn)])
 
 
+def refuse_old_layout(token: Token) -> None:
+    """:class:`ServerKeysMissing` with re-initialisation advice when the token holds the old single CA."""
+    for label in OLD_LAYOUT_LABELS:
+        if _find(token, label) is not None:
+            raise ServerKeysMissing(REINIT_HINT.replace("LABEL", token.label or "signet-server"))
+
+
 def init_server_keys(
     token: Token,
     store: Store,
@@ -130,6 +159,7 @@ def init_server_keys(
 ) -> InitReport:
     """Create the missing server keys and certificates on ``token`` (logged in); record the certificates."""
     policy = policy or KeySetPolicy()
+    refuse_old_layout(token)
     db.migrate(store)
     now = xb.whole_second(clock.now())
     created: list[str] = []
@@ -147,8 +177,7 @@ def init_server_keys(
         rec = db.find_by_key(store, db.spki_hash(info.public_key_der))
         cert_der = rec.der if rec else None
         if cert_der is None:
-            issuer_role = {Role.ROOT: Role.ROOT, Role.ISSUING: Role.ROOT}.get(role, Role.ISSUING)
-            issuer_info, issuer_cert = done.get(issuer_role, (info, b""))
+            issuer_info, issuer_cert = done.get(ISSUER[role], (info, b""))
             issuer_name = (x509.Certificate.load(issuer_cert).subject if issuer_cert
                            else _subject(role, subject_org, policy.country))
             not_after = now + policy.validity(role)
@@ -159,7 +188,8 @@ def init_server_keys(
                 serial=xb.random_serial(rng), issuer=issuer_name,
                 subject=_subject(role, subject_org, policy.country), subject_spki_der=info.public_key_der,
                 not_before=now, not_after=not_after,
-                extensions=server_extensions(role, info.public_key_der, issuer_info.public_key_der, urls),
+                extensions=server_extensions(role, info.public_key_der, issuer_info.public_key_der, urls,
+                                             policy.policies),
             )
             created.append(f"{label} certificate")
             log.info("issued the certificate of server key %s", label)
@@ -180,8 +210,7 @@ def _record(store: Store, role: Role, cert_der: bytes, done: dict[Role, tuple[Ke
     key_hash = db.spki_hash(cert.public_key.dump())
     if db.find_by_key(store, key_hash) is not None:
         return
-    issuer_role = {Role.ROOT: Role.ROOT, Role.ISSUING: Role.ROOT}.get(role, Role.ISSUING)
-    issuer_spki = done[issuer_role][0].public_key_der
+    issuer_spki = done[ISSUER[role]][0].public_key_der
     db.insert(store, db.CertRecord(
         issuer_key_hash=db.spki_hash(issuer_spki), serial=cert.serial_number, origin=db.ORIGIN_SERVER,
         subject=cert.subject.human_friendly, person_id=None, key_hash=key_hash,
@@ -193,6 +222,7 @@ def _record(store: Store, role: Role, cert_der: bytes, done: dict[Role, tuple[Ke
 def load_server_keys(token: Token, store: Store) -> ServerKeys:
     """The key set (keys on the token, certificates in the store); :class:`ServerKeysMissing` names what
     `signet-server init` must create."""
+    refuse_old_layout(token)
     db.migrate(store)
     found: dict[Role, ServerKey] = {}
     missing: list[str] = []

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -30,14 +31,15 @@ from asn1crypto import pem, x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from hsm import HsmError, KeyNotFound
+from signet import logs
 
 from .ca import PkiUrls, Role, ServerKeysMissing
 from .ca import db as ca_db
 from .clock import SystemClock
 from .config import ConfigError, ServerConfig, load_config
 from .datakeys import ensure_data_keys
-from .keys import KeySetPolicy, ServerKeys, init_server_keys, label_for, load_server_keys
-from .runtime import open_runtime, open_token
+from .keys import ServerKeys, init_server_keys, label_for, load_server_keys
+from .runtime import key_set_policy, open_runtime, open_token, tsa_policy
 from .store import Store, open_store
 from .tls import certs_pem, issue_server_certificate, key_pem, new_tls_key, spki_of, write_file
 
@@ -49,14 +51,19 @@ class Refused(Exception):
 
 
 def tls_paths(cfg: ServerConfig) -> tuple[Path, Path, Path]:
-    """(server key, server certificate chain, CA certificate for clients) under ``<state_dir>/tls``."""
+    """(server key, server certificate chain, TLS root for clients) under ``<state_dir>/tls``."""
     return cfg.tls_dir / "server.key", cfg.tls_dir / "server.crt", cfg.tls_dir / "ca.pem"
+
+
+def signing_root_path(cfg: ServerConfig) -> Path:
+    """The signing root certificate (PEM): the trust anchor verifiers of Signet signatures need."""
+    return cfg.state_dir / "signing-root.pem"
 
 
 def _check_token_matches_store(token: object, store: Store) -> None:
     ca_db.migrate(store)
     try:
-        root = token.key(label=label_for(Role.ROOT))  # type: ignore[attr-defined]
+        root = token.key(label=label_for(Role.SIGNING_ROOT))  # type: ignore[attr-defined]
     except KeyNotFound:
         return
     if ca_db.find_by_key(store, ca_db.spki_hash(root.public_key_der)) is None:
@@ -66,7 +73,7 @@ def _check_token_matches_store(token: object, store: Store) -> None:
 
 def _ensure_tls(cfg: ServerConfig, keys: ServerKeys, store: Store) -> tuple[list[str], list[str]]:
     key_path, crt_path, ca_path = tls_paths(cfg)
-    root_pem = certs_pem(keys.certificate_der(Role.ROOT))
+    root_pem = certs_pem(keys.certificate_der(Role.TLS_ROOT))
     created, existing = [], []
     if key_path.exists() != crt_path.exists():
         raise Refused(f"only one of {key_path.name} and {crt_path.name} exists in {cfg.tls_dir}; restore the other "
@@ -79,10 +86,11 @@ def _ensure_tls(cfg: ServerConfig, keys: ServerKeys, store: Store) -> tuple[list
         existing += [key_path.name, crt_path.name]
     else:
         key = new_tls_key()
-        der = issue_server_certificate(keys, store, SystemClock(), PkiUrls(cfg.base_url), spki_of(key),
-                                       cfg.server_names, timedelta(days=cfg.client_validity_days), cfg.organisation)
+        der = issue_server_certificate(keys, store, SystemClock(), PkiUrls(cfg.http.base_url), spki_of(key),
+                                       cfg.grpc.server_names, timedelta(days=cfg.ca.client_validity_days),
+                                       cfg.server.organisation)
         write_file(key_path, key_pem(key), 0o600)
-        write_file(crt_path, certs_pem(der, keys.certificate_der(Role.ISSUING)), 0o644)
+        write_file(crt_path, certs_pem(der, keys.certificate_der(Role.TLS_CA)), 0o644)
         created += [key_path.name, crt_path.name]
     if ca_path.exists():
         if ca_path.read_bytes() != root_pem:
@@ -91,17 +99,26 @@ def _ensure_tls(cfg: ServerConfig, keys: ServerKeys, store: Store) -> tuple[list
     else:
         write_file(ca_path, root_pem, 0o644)
         created.append(ca_path.name)
+    signing_root = signing_root_path(cfg)
+    signing_pem = certs_pem(keys.certificate_der(Role.SIGNING_ROOT))
+    if signing_root.exists():
+        if signing_root.read_bytes() != signing_pem:
+            raise Refused(f"{signing_root} is not this server's signing root certificate; refusing to replace it")
+        existing.append(signing_root.name)
+    else:
+        write_file(signing_root, signing_pem, 0o644)
+        created.append(signing_root.name)
     return created, existing
 
 
 def cmd_init(cfg: ServerConfig) -> int:
     cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     token = open_token(cfg)
-    store = open_store(cfg.store_url)
+    store = open_store(cfg.server.store_url)
     try:
         _check_token_matches_store(token, store)
-        report = init_server_keys(token, store, cfg.organisation, SystemClock(), urls=PkiUrls(cfg.base_url),
-                                  policy=KeySetPolicy(family=cfg.key_family, country=cfg.country))
+        report = init_server_keys(token, store, cfg.server.organisation, SystemClock(),
+                                  urls=PkiUrls(cfg.http.base_url), policy=key_set_policy(cfg))
         keys = load_server_keys(token, store)
         data_created, data_existing = ensure_data_keys(cfg, token)
         tls_created, tls_existing = _ensure_tls(cfg, keys, store)
@@ -114,7 +131,7 @@ def cmd_init(cfg: ServerConfig) -> int:
     print("  created: " + (", ".join(created) if created else "nothing (already initialised)"))
     if existing:
         print("  kept:    " + ", ".join(existing))
-    print(f"  clients trust {tls_paths(cfg)[2]}")
+    print(f"  TLS clients trust {tls_paths(cfg)[2]}; verifiers of signatures trust {signing_root_path(cfg)}")
     return 0
 
 
@@ -123,7 +140,7 @@ def _read_tls(cfg: ServerConfig) -> tuple[bytes, bytes]:
     if not key_path.exists() or not crt_path.exists():
         raise ServerKeysMissing(f"the TLS material in {cfg.tls_dir} is missing; run `signet-server init`")
     if key_path.stat().st_mode & 0o077:
-        raise ConfigError(f"{key_path} is readable by others: chmod 600 it")
+        raise ConfigError(str(cfg.path), [f"{key_path} is readable by others: chmod 600 it"])
     return key_path.read_bytes(), crt_path.read_bytes()
 
 
@@ -142,13 +159,14 @@ def cmd_run(cfg: ServerConfig) -> int:
     rt = open_runtime(cfg)
     try:
         key, chain = _read_tls(cfg)
-        http = PkiHttpServer(_host_port(cfg.http_listen), build_services(rt.keys, rt.store, rt.clock))
+        http = PkiHttpServer(_host_port(cfg.http.listen), build_services(rt.keys, rt.store, rt.clock,
+                                                                         tsa_policy=tsa_policy(cfg)))
         http.start()
         try:
             listeners = start_listeners(rt, key, chain)
-            host = _host_port(cfg.grpc_listen)[0]
+            host = _host_port(cfg.grpc.listen)[0]
             print(f"signet-server ready api={host}:{listeners.api_port} "
-                  f"enroll={_host_port(cfg.enroll_listen)[0]}:{listeners.enroll_port} pki={http.base_url}",
+                  f"enroll={_host_port(cfg.grpc.enroll_listen)[0]}:{listeners.enroll_port} pki={http.base_url}",
                   flush=True)
             stop.wait()
             log.info("stopping: draining gRPC calls")
@@ -169,13 +187,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         p = sub.add_parser(name, help=text)
         p.add_argument("--config", required=True, help="the server's TOML configuration")
     args = parser.parse_args(argv)
+    os.umask(0o077)  # state, store and key files are private whatever the caller's umask
     try:
         cfg = load_config(args.config)
     except ConfigError as e:
         print(f"signet-server: configuration error: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=cfg.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.setup(cfg.server.log_level)
     try:
         return cmd_init(cfg) if args.command == "init" else cmd_run(cfg)
     except ConfigError as e:

@@ -10,19 +10,21 @@ from datetime import timedelta
 from typing import Any
 
 from hsm import Hsm, Token
+from signet.pemfiles import read_certificates
 
 from .ca import CertificateAuthority, ExternalRoots, LeafProfile, PkiUrls, SerialPolicy
+from .ca.profiles import PolicySet
 from .clock import Clock, SystemClock
-from .config import ServerConfig
+from .config import ChannelName, ServerConfig
 from .datakeys import DataKeys, load_data_keys
 from .enrollment import Enrollment
 from .identity import IdentityService
-from .keys import ServerKeys, load_server_keys
-from .notify import OutboxChannel, Router, SmtpChannel, SmtpConfig, WebhookChannel
+from .keys import KeySetPolicy, ServerKeys, load_server_keys
+from .notify import OutboxChannel, Router, SmtpChannel, WebhookChannel
 from .notify.message import AddressKind, Channel
 from .otp import OtpPolicy
 from .store import Store, open_store
-from .webhooks import WebhookTarget
+from .tsa import TsaPolicy
 
 log = logging.getLogger(__name__)
 
@@ -30,30 +32,37 @@ log = logging.getLogger(__name__)
 def open_token(cfg: ServerConfig) -> Token:
     """The server token, logged in with the configured PIN (wrong PINs are counted by hsm's guard)."""
     cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    token = Hsm(cfg.pkcs11_module, pin_state=cfg.pin_state_path).token(label=cfg.token_label)
-    token.login(cfg.pin)
+    token = Hsm(cfg.hsm.module, pin_state=cfg.pin_state_path).token(label=cfg.hsm.token_label)
+    token.login(cfg.hsm.pin)
     return token
 
 
-def _channel(cfg: ServerConfig, name: str, outbox: OutboxChannel, clock: Clock) -> Channel:
-    if name == "smtp":
-        assert cfg.smtp is not None
-        s = cfg.smtp
-        return SmtpChannel(SmtpConfig(s.host, s.port, s.sender, s.security, s.username, s.password, cafile=s.cafile))  # type: ignore[arg-type]
-    if name == "webhook":
-        assert cfg.webhook is not None
-        w = cfg.webhook
-        return WebhookChannel(WebhookTarget(w.url, w.secret, allow_http=w.allow_http, cafile=w.cafile), clock=clock)
+def key_set_policy(cfg: ServerConfig) -> KeySetPolicy:
+    """Algorithms, subject country and certificate policies of the server's own keys (``signet-server init``)."""
+    return KeySetPolicy(family=cfg.server.key_family.value, country=cfg.server.country,
+                        policies=PolicySet(cfg.ca.signing_policy_oid, cfg.ca.remote_policy_oid, cfg.ca.seal_policy_oid,
+                                           cfg.tsa.policy_oid))
+
+
+def tsa_policy(cfg: ServerConfig) -> TsaPolicy:
+    return TsaPolicy(policy_oid=cfg.tsa.policy_oid, accuracy_seconds=cfg.tsa.accuracy_seconds)
+
+
+def _channel(cfg: ServerConfig, name: ChannelName, outbox: OutboxChannel, clock: Clock) -> Channel:
+    if name is ChannelName.SMTP:
+        assert cfg.notify.smtp is not None  # checked at load
+        return SmtpChannel(cfg.notify.smtp)
+    if name is ChannelName.WEBHOOK:
+        assert cfg.notify.webhook is not None  # checked at load
+        return WebhookChannel(cfg.notify.webhook, clock=clock)
     return outbox
 
 
 def _external_roots(cfg: ServerConfig) -> ExternalRoots:
-    from asn1crypto import pem
 
     ders = []
-    for path in cfg.external_roots:
-        data = path.read_bytes()
-        ders += [der for _, _, der in pem.unarmor(data, multiple=True)] if pem.detect(data) else [data]
+    for path in cfg.ca.external_roots:
+        ders += read_certificates(path)
     return ExternalRoots(tuple(ders))
 
 
@@ -85,28 +94,30 @@ def open_runtime(cfg: ServerConfig, clock: Clock | None = None, token: Token | N
     """Log in to the token, open the store, load keys and data keys, build the services."""
     clock = clock or SystemClock()
     token = token or open_token(cfg)
-    store = open_store(cfg.store_url)
+    store = open_store(cfg.server.store_url)
     try:
         keys = load_server_keys(token, store)
         data = load_data_keys(cfg, token)
-        urls = PkiUrls(cfg.base_url)
+        urls = PkiUrls(cfg.http.base_url)
         outbox = OutboxChannel(store, data.box, clock)
         by_kind: dict[AddressKind, Any] = {}
-        if cfg.notify_phone:
-            by_kind[AddressKind.PHONE] = _channel(cfg, cfg.notify_phone, outbox, clock)
-        if cfg.notify_email:
-            by_kind[AddressKind.EMAIL] = _channel(cfg, cfg.notify_email, outbox, clock)
-        notifier = Router(_channel(cfg, cfg.notify_default, outbox, clock), by_kind)
-        policy = OtpPolicy(ttl=timedelta(seconds=cfg.otp_ttl_seconds),
-                           min_interval=timedelta(seconds=cfg.otp_min_interval_seconds),
-                           hourly_limit=cfg.otp_hourly_limit)
+        if cfg.notify.phone:
+            by_kind[AddressKind.PHONE] = _channel(cfg, cfg.notify.phone, outbox, clock)
+        if cfg.notify.email:
+            by_kind[AddressKind.EMAIL] = _channel(cfg, cfg.notify.email, outbox, clock)
+        notifier = Router(_channel(cfg, cfg.notify.default, outbox, clock), by_kind)
+        policy = OtpPolicy(ttl=timedelta(seconds=cfg.otp.ttl_seconds),
+                           min_interval=timedelta(seconds=cfg.otp.min_interval_seconds),
+                           hourly_limit=cfg.otp.hourly_limit)
         identity = IdentityService(store, data.box, data.hmac_key, notifier, clock, otp_policy=policy)
         ca = CertificateAuthority(keys, store, clock, urls,
-                                  LeafProfile(validity=timedelta(days=cfg.leaf_validity_days),
-                                              serial_policy=SerialPolicy(cfg.serial_policy)))
+                                  LeafProfile(validity=timedelta(days=cfg.ca.validity_days),
+                                              document_signing=cfg.ca.document_signing_eku,
+                                              policy_oids=(cfg.ca.signing_policy_oid,),
+                                              serial_policy=SerialPolicy(cfg.ca.serial_policy.value)))
         enrollment = Enrollment(identity, ca, keys, store, clock, notifier, hmac_key=data.hmac_key,
-                                serial_policy=SerialPolicy(cfg.serial_policy),
-                                client_validity=timedelta(days=cfg.client_validity_days))
+                                serial_policy=SerialPolicy(cfg.ca.serial_policy.value),
+                                client_validity=timedelta(days=cfg.ca.client_validity_days))
     except BaseException:
         store.close()
         raise

@@ -1,4 +1,4 @@
-"""TLS certificates issued by the server's own issuing CA: the gRPC listeners' certificate and the client
+"""TLS certificates issued by the server's TLS CA (a hierarchy apart from the signing one): the gRPC listeners' certificate and the client
 certificates of operators and agents.
 
 Who a client is lives in one SAN URI, ``urn:signet:org:<org id>:role:<operator|agent>:subject:<id>``
@@ -74,7 +74,7 @@ class Caller:
 def _issue(keys: ServerKeys, store: Store, clock: Clock, urls: xb.PkiUrls, *, spki_der: bytes, subject: x509.Name,
            sans: list[x509.GeneralName], purpose: str, validity: timedelta, origin: str,
            person_id: str | None) -> bytes:
-    issuing = keys[Role.ISSUING]
+    issuing = keys[Role.TLS_CA]
     key_hash = db.spki_hash(spki_der)
     if db.key_is_certified(store, key_hash):
         raise KeyAlreadyCertified("this TLS key already has a certificate; generate a new key")
@@ -83,14 +83,14 @@ def _issue(keys: ServerKeys, store: Store, clock: Clock, urls: xb.PkiUrls, *, sp
     not_after = min(now + validity, issuing_cert.not_valid_after)
     serial = xb.random_serial()
     der = xb.sign_certificate(
-        keys.signer(Role.ISSUING), serial=serial, issuer=issuing_cert.subject, subject=subject,
+        keys.signer(Role.TLS_CA), serial=serial, issuer=issuing_cert.subject, subject=subject,
         subject_spki_der=spki_der, not_before=now - timedelta(minutes=5), not_after=not_after,
         extensions=[
             xb.basic_constraints(False), xb.key_usage("digital_signature"), xb.extended_key_usage(purpose),
             xb.subject_key_id(spki_der), xb.authority_key_id(issuing.public_key_der),
             xb.ext("subject_alt_name", sans),
-            xb.authority_info_access(ocsp=urls.ocsp, ca_issuers=urls.ca_certificate(Role.ISSUING.value)),
-            xb.crl_distribution_point(urls.crl(Role.ISSUING.value)),
+            xb.authority_info_access(ocsp=None, ca_issuers=urls.ca_certificate(Role.TLS_CA.value)),
+            xb.crl_distribution_point(urls.crl(Role.TLS_CA.value)),
         ],
     )
     db.insert(store, db.CertRecord(

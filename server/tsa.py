@@ -2,8 +2,9 @@
 
 The token is CMS SignedData over a TSTInfo (policy, message imprint, random serial, genTime,
 accuracy, the request's nonce, the TSA's name) with the signed attributes content-type,
-message-digest and signing-certificate-v2 (ESSCertIDv2, RFC 5816).  The TSA certificate is
-included when the request asks for it (certReq).  A request the TSA cannot honour gets a
+message-digest and signing-certificate-v2 (ESSCertIDv2, RFC 5816).  When the request asks for
+certificates (certReq), the token carries the whole chain below the root (the TSA certificate and the
+signing CA), so that it validates under the Signet signing root alone.  A request the TSA cannot honour gets a
 PKIStatus "rejection" with the RFC 3161 failure bit and a short reason; an internal failure gets
 "systemFailure" and nothing more.
 """
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from asn1crypto import algos, cms, core, tsp, x509
 
+from formats.policy import DEFAULT_TSA_POLICY
+
 from .ca import x509build as xb
 from .ca.profiles import Role
 from .clock import Clock
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_QUERY_BYTES = 8 * 1024
-DEFAULT_POLICY = "2.999.3161.1"  # an example-arc OID (X.660); deployments configure their own
+DEFAULT_POLICY = DEFAULT_TSA_POLICY  # under Signet's placeholder arc; deployments set their own ([tsa] policy_oid)
 _DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64, "sha3_256": 32, "sha3_384": 48, "sha3_512": 64}
 
 
@@ -67,6 +70,8 @@ class TimeStampAuthority:
         self._rng = rng
         self._cert_der = keys.certificate_der(Role.TSA)
         self._cert = x509.Certificate.load(self._cert_der)
+        # the TSA certificate and the CAs above it, root excluded (relying parties bring the root)
+        self._chain = [self._cert, *(x509.Certificate.load(d) for d in keys.chain_der(Role.TSA)[:-1])]
 
     def respond(self, query_der: bytes) -> bytes:
         """DER TimeStampResp for a DER TimeStampReq; never raises for bad input."""
@@ -156,7 +161,7 @@ class TimeStampAuthority:
             }],
         }
         if cert_req:
-            signed_data["certificates"] = [self._cert]
+            signed_data["certificates"] = self._chain
         log.info("issued time-stamp token %s", format(tst["serial_number"], "x"))
         return cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(signed_data)})
 

@@ -22,12 +22,20 @@ _WORDS: dict[type, str] = {str: "a string", int: "an integer", float: "a number"
 
 
 class ConfigProblems(ValueError):
-    """One or more problems in a configuration file; ``problems`` lists each in words."""
+    """One or more problems in a configuration file; ``problems`` lists each in words.
 
-    def __init__(self, source: str, problems: list[str]) -> None:
+    ``ConfigProblems(source, [problem, ...])`` for a file; ``ConfigProblems(message)`` for one problem found
+    after loading (a key file readable by others, a missing file the configuration names).
+    """
+
+    def __init__(self, source: str, problems: list[str] | None = None) -> None:
+        if problems is None:
+            self.source, self.problems = "", [source]
+            super().__init__(source)
+            return
         self.source = source
         self.problems = list(problems)
-        head = f"{len(problems)} problem(s) in {source}" if len(problems) > 1 else f"problem in {source}"
+        head = f"{len(problems)} problems in {source}" if len(problems) > 1 else f"problem in {source}"
         super().__init__(head + ":\n  - " + "\n  - ".join(problems))
 
 
@@ -90,7 +98,7 @@ class Table:
             return default
         return value
 
-    def str(self, key: str, default: str = "", *, choices: Iterable[str] | None = None) -> str:
+    def text(self, key: str, default: str = "", *, choices: Iterable[str] | None = None) -> str:
         value = str(self._typed(key, str, default)).strip()
         if choices is not None and key in self.data:
             allowed = list(choices)
@@ -99,14 +107,16 @@ class Table:
                 return default
         return value
 
-    def int(self, key: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    def integer(self, key: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
         value: int = self._typed(key, int, default)
-        return self._ranged(key, value, default, minimum, maximum)
+        ranged: int = self._ranged(key, value, default, minimum, maximum)
+        return ranged
 
-    def float(self, key: str, default: float, *, minimum: float | None = None,
+    def number(self, key: str, default: float, *, minimum: float | None = None,
               maximum: float | None = None) -> float:
         value: float = self._typed(key, float, default)
-        return self._ranged(key, value, default, minimum, maximum)
+        ranged: float = self._ranged(key, value, default, minimum, maximum)
+        return ranged
 
     def _ranged(self, key: str, value: Any, default: Any, minimum: Any, maximum: Any) -> Any:
         if minimum is not None and value < minimum:
@@ -117,7 +127,7 @@ class Table:
             return default
         return value
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         return bool(self._typed(key, bool, default))
 
     def strings(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -130,7 +140,7 @@ class Table:
         return tuple(value)
 
     def path(self, key: str, base: Path, default: Path | None = None) -> Path | None:
-        text = self.str(key, "")
+        text = self.text(key, "")
         if not text:
             return default
         p = Path(os.path.expandvars(os.path.expanduser(text)))
@@ -146,7 +156,7 @@ class Table:
     def enum(self, key: str, kind: type[E], default: E) -> E:
         if key not in self.data:
             return default
-        text = self.str(key, default.value)
+        text = self.text(key, default.value)
         try:
             return kind(text)
         except ValueError:

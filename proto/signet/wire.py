@@ -17,6 +17,7 @@ from signet.v1 import common_pb2
 
 ERROR_DETAIL_KEY = "signet-error-bin"
 RETRY_AFTER_KEY = "retry-after"
+GRANT_METADATA = "signet-grant"  # request metadata: the unlock grant handle a call uses (agent)
 
 # CLI / config names of key algorithms -> the API enum (hsm.KeyAlgorithm.parse accepts the same names)
 KEY_ALGORITHMS: dict[str, common_pb2.KeyAlgorithm.ValueType] = {

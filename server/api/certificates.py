@@ -11,6 +11,7 @@ signet-admin on the server host only.
 from __future__ import annotations
 
 import grpc
+
 from signet.v1 import server_pb2 as pb
 from signet.v1 import server_pb2_grpc as pb_grpc
 
@@ -50,27 +51,27 @@ class CertificateServicer(pb_grpc.CertificateServiceServicer):
         self.identity.get_person(principal, rec.person_id)  # NotFound across organisations
         return rec
 
-    @rpc()
-    def RevokeCertificate(self, request: pb.RevokeCertificateRequest, principal: Principal,  # noqa: N802
+    @rpc
+    def RevokeCertificate(self, request: pb.RevokeCertificateRequest, principal: Principal,
                           context: grpc.ServicerContext) -> pb.RevokeCertificateResponse:
         rec = self._held(principal, request.serial)
         revoked = self.ca.revoke(rec.serial, request.reason or "unspecified")
         return pb.RevokeCertificateResponse(certificate=convert.certificate(revoked))
 
-    @rpc()
-    def GetCertificateStatus(self, request: pb.GetCertificateStatusRequest, principal: Principal,  # noqa: N802
+    @rpc
+    def GetCertificateStatus(self, request: pb.GetCertificateStatusRequest, principal: Principal,
                              context: grpc.ServicerContext) -> pb.GetCertificateStatusResponse:
         return pb.GetCertificateStatusResponse(certificate=convert.certificate(self._held(principal, request.serial)))
 
-    @rpc()
-    def ListCertificates(self, request: pb.ListCertificatesRequest, principal: Principal,  # noqa: N802
+    @rpc
+    def ListCertificates(self, request: pb.ListCertificatesRequest, principal: Principal,
                          context: grpc.ServicerContext) -> pb.ListCertificatesResponse:
         self.identity.get_person(principal, request.person_id)
         records = self.ca.certificates_of(request.person_id)
         return pb.ListCertificatesResponse(certificates=[convert.certificate(r) for r in records])
 
-    @rpc()
-    def RegisterExternalCertificate(self, request: pb.RegisterExternalCertificateRequest,  # noqa: N802
+    @rpc
+    def RegisterExternalCertificate(self, request: pb.RegisterExternalCertificateRequest,
                                     principal: Principal,
                                     context: grpc.ServicerContext) -> pb.RegisterExternalCertificateResponse:
         require_operator(principal, "register externally issued certificates")

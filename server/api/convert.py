@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
+
 from signet.v1 import server_pb2 as pb
 
 from ..ca import db

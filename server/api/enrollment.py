@@ -4,6 +4,7 @@ person id and a fresh one-time code (a new agent has no client certificate yet).
 from __future__ import annotations
 
 import grpc
+
 from signet.v1 import server_pb2 as pb
 from signet.v1 import server_pb2_grpc as pb_grpc
 
@@ -11,7 +12,7 @@ from ..ca import Role, db
 from ..enrollment import Enrollment
 from ..errors import InvalidArgument
 from . import convert
-from .status import rpc
+from .status import rpc_open
 
 _MAX_ID = 64
 
@@ -26,14 +27,14 @@ class EnrollmentServicer(pb_grpc.EnrollmentServiceServicer):
     def __init__(self, enrollment: Enrollment) -> None:
         self.enrollment = enrollment
 
-    @rpc(authenticate=False)
-    def StartEnrollment(self, request: pb.StartEnrollmentRequest,  # noqa: N802
+    @rpc_open
+    def StartEnrollment(self, request: pb.StartEnrollmentRequest,
                         context: grpc.ServicerContext) -> pb.StartEnrollmentResponse:
         challenge = self.enrollment.start(_person_id(request.person_id))
         return pb.StartEnrollmentResponse(challenge=convert.challenge(challenge))
 
-    @rpc(authenticate=False)
-    def Enroll(self, request: pb.EnrollRequest, context: grpc.ServicerContext) -> pb.EnrollResponse:  # noqa: N802
+    @rpc_open
+    def Enroll(self, request: pb.EnrollRequest, context: grpc.ServicerContext) -> pb.EnrollResponse:
         if not request.one_time_code:
             raise InvalidArgument("the enrollment code is required", reason="OTP_REQUIRED")
         done = self.enrollment.enroll(_person_id(request.person_id), request.one_time_code, request.csr_der,
@@ -41,4 +42,6 @@ class EnrollmentServicer(pb_grpc.EnrollmentServiceServicer):
         return pb.EnrollResponse(certificate_der=done.certificate_der, chain_der=list(done.chain_der),
                                  agent_certificate_der=done.agent_certificate_der or b"",
                                  serial=db.serial_text(done.serial),
-                                 root_der=self.enrollment.keys.certificate_der(Role.ROOT))
+                                 root_der=self.enrollment.keys.certificate_der(Role.SIGNING_ROOT),
+                                 agent_chain_der=[self.enrollment.keys.certificate_der(Role.TLS_CA),
+                                                  self.enrollment.keys.certificate_der(Role.TLS_ROOT)])

@@ -16,8 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health
+
+from signet.serving import add_health_and_reflection
 from signet.v1 import server_pb2, server_pb2_grpc
 
 from ..ca import Role, db
@@ -55,12 +56,7 @@ def _server(workers: int, services: list[str]) -> tuple[grpc.Server, health.Heal
                          options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                                   ("grpc.max_send_message_length", MAX_MESSAGE),
                                   ("grpc.so_reuseport", 0)])
-    checker = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-    names = [_SERVICES[s].full_name for s in services]
-    for name in ["", *names]:
-        checker.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    checker = add_health_and_reflection(server, [_SERVICES[s].full_name for s in services])
     return server, checker
 
 
@@ -73,19 +69,19 @@ def _port(server: grpc.Server, address: str, credentials: grpc.ServerCredentials
 
 def start_listeners(rt: Runtime, server_key_pem: bytes, server_chain_pem: bytes) -> Listeners:
     cfg = rt.config
-    client_ca = certs_pem(rt.keys.certificate_der(Role.ROOT), rt.keys.certificate_der(Role.ISSUING))
-    auth = Authenticator(rt.store, db.spki_hash(rt.keys[Role.ISSUING].public_key_der))
+    client_ca = certs_pem(rt.keys.certificate_der(Role.TLS_ROOT), rt.keys.certificate_der(Role.TLS_CA))
+    auth = Authenticator(rt.store, db.spki_hash(rt.keys[Role.TLS_CA].public_key_der))
 
-    api, api_health = _server(cfg.grpc_workers, ["IdentityService", "CertificateService"])
+    api, api_health = _server(cfg.grpc.workers, ["IdentityService", "CertificateService"])
     server_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(rt.identity, auth), api)
     server_pb2_grpc.add_CertificateServiceServicer_to_server(
         CertificateServicer(rt.ca, rt.identity, rt.external_roots, auth), api)
-    api_port = _port(api, cfg.grpc_listen, grpc.ssl_server_credentials(
+    api_port = _port(api, cfg.grpc.listen, grpc.ssl_server_credentials(
         [(server_key_pem, server_chain_pem)], root_certificates=client_ca, require_client_auth=True))
 
-    enroll, enroll_health = _server(max(2, cfg.grpc_workers // 2), ["EnrollmentService"])
+    enroll, enroll_health = _server(max(2, cfg.grpc.workers // 2), ["EnrollmentService"])
     server_pb2_grpc.add_EnrollmentServiceServicer_to_server(EnrollmentServicer(rt.enrollment), enroll)
-    enroll_port = _port(enroll, cfg.enroll_listen, grpc.ssl_server_credentials(
+    enroll_port = _port(enroll, cfg.grpc.enroll_listen, grpc.ssl_server_credentials(
         [(server_key_pem, server_chain_pem)], require_client_auth=False))
 
     api.start()

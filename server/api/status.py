@@ -1,8 +1,10 @@
-"""ServerError -> gRPC status: code, a message a person can act on, and an ErrorDetail trailer.
+"""ServerError -> gRPC status: code, a message a person can act on, and the ErrorDetail trailer (signet.wire).
 
 Only this module maps errors to codes.  Messages are the domain errors' own (they never hold codes,
 PINs, document numbers or keys); anything unexpected becomes INTERNAL with a generic message and is
-logged with its type and a stack trace on the server only.
+logged with its type and a stack trace on the server only.  Servicer methods are wrapped by
+:func:`rpc` (the caller is authenticated from its client certificate first) or :func:`rpc_open`
+(enrollment: the request authenticates itself with a one-time code).
 """
 
 from __future__ import annotations
@@ -10,19 +12,19 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Protocol, TypeVar
 
 import grpc
-from signet.v1 import common_pb2
 
 from hsm import HsmError
+from signet.v1 import common_pb2
+from signet.wire import abort as wire_abort
 
 from .. import errors
+from ..identity import Principal
 
 log = logging.getLogger(__name__)
 
-ERROR_DETAIL_KEY = "signet-error-bin"
-RETRY_AFTER_KEY = "retry-after"
 C = grpc.StatusCode
 
 # Checked in order: CA errors inherit from both CaError and one generic class.
@@ -45,44 +47,55 @@ def code_for(error: errors.ServerError) -> grpc.StatusCode:
     return C.INTERNAL
 
 
-def abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str, reason: str,
-          retry_after: float | None = None) -> NoReturn:
-    trailer: list[tuple[str, Any]] = [(ERROR_DETAIL_KEY, common_pb2.ErrorDetail(reason=reason).SerializeToString())]
-    if retry_after is not None:
-        trailer.append((RETRY_AFTER_KEY, str(max(1, round(retry_after)))))
-    context.set_trailing_metadata(tuple(trailer))
-    context.abort(code, message)
-    raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+class Authenticated(Protocol):
+    """A servicer that can tell who is calling."""
+
+    @property
+    def auth(self) -> PrincipalSource: ...
 
 
-F = TypeVar("F", bound=Callable[..., Any])
+class PrincipalSource(Protocol):
+    def principal(self, context: grpc.ServicerContext) -> Principal: ...
 
 
-def rpc(authenticate: bool = True) -> Callable[[F], F]:
-    """Wrap a servicer method: authenticate the caller (``fn(self, request, principal, context)``) unless
-    ``authenticate`` is False (``fn(self, request, context)``), and map errors to statuses."""
+S = TypeVar("S")
+A = TypeVar("A", bound=Authenticated)
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
 
-    def decorate(fn: F) -> F:
-        name = fn.__name__
 
-        @functools.wraps(fn)
-        def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
-            try:
-                if authenticate:
-                    principal = self.auth.principal(context)
-                    return fn(self, request, principal, context)
-                return fn(self, request, context)
-            except errors.ServerError as e:
-                code = code_for(e)
-                log.info("api %s refused: %s (%s)", name, code.name, e.reason)
-                abort(context, code, e.message, e.reason, getattr(e, "retry_after", None))
-            except HsmError as e:
-                log.error("api %s: server HSM failed: %s", name, type(e).__name__)
-                abort(context, C.UNAVAILABLE, "the server's HSM is unavailable; try again later", "HSM_UNAVAILABLE")
-            except Exception:
-                log.exception("api %s failed", name)
-                abort(context, C.INTERNAL, "internal server error", "INTERNAL")
+def _mapped(name: str, call: Callable[[], Resp], context: grpc.ServicerContext) -> Resp:
+    try:
+        return call()
+    except errors.ServerError as e:
+        code = code_for(e)
+        log.info("api %s refused: %s (%s)", name, code.name, e.reason)
+        wire_abort(context, code, e.message, common_pb2.ErrorDetail(reason=e.reason),
+                   getattr(e, "retry_after", None))
+    except HsmError as e:
+        log.error("api %s: server HSM failed: %s", name, type(e).__name__)
+        wire_abort(context, C.UNAVAILABLE, "the server's HSM is unavailable; try again later",
+                   common_pb2.ErrorDetail(reason="HSM_UNAVAILABLE"))
+    except Exception:
+        log.exception("api %s failed", name)
+        wire_abort(context, C.INTERNAL, "internal server error", common_pb2.ErrorDetail(reason="INTERNAL"))
 
-        return wrapper  # type: ignore[return-value]
 
-    return decorate
+def rpc(fn: Callable[[A, Req, Principal, grpc.ServicerContext], Resp]) -> Callable[[A, Req, grpc.ServicerContext], Resp]:
+    """A servicer method called as ``fn(self, request, principal, context)`` after authenticating the caller."""
+
+    @functools.wraps(fn)
+    def wrapper(self: A, request: Req, context: grpc.ServicerContext) -> Resp:
+        return _mapped(fn.__name__, lambda: fn(self, request, self.auth.principal(context), context), context)
+
+    return wrapper
+
+
+def rpc_open(fn: Callable[[S, Req, grpc.ServicerContext], Resp]) -> Callable[[S, Req, grpc.ServicerContext], Resp]:
+    """A servicer method of a listener without client certificates: errors mapped, nobody authenticated."""
+
+    @functools.wraps(fn)
+    def wrapper(self: S, request: Req, context: grpc.ServicerContext) -> Resp:
+        return _mapped(fn.__name__, lambda: fn(self, request, context), context)
+
+    return wrapper

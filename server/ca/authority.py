@@ -1,4 +1,4 @@
-"""The issuing CA: certificates from PKCS#10 requests for verified people, and revocation by serial.
+"""The signing CA: certificates from PKCS#10 requests for verified people, and revocation by serial.
 
 The caller (enrollment) has already checked that the person is verified and the one-time code;
 this module checks the request itself, refuses a key that was ever certified, and signs on the HSM.
@@ -55,13 +55,13 @@ class CertificateAuthority:
         self.urls = urls
         self.profile = profile or LeafProfile()
         self._rng = rng
-        self._issuing = keys[Role.ISSUING]
+        self._issuing = keys[Role.SIGNING_CA]
         self.issuer_key_hash = db.spki_hash(self._issuing.public_key_der)
         db.migrate(store)
 
     @property
     def chain(self) -> tuple[bytes, ...]:
-        return (self.keys.certificate_der(Role.ISSUING), self.keys.certificate_der(Role.ROOT))
+        return (self.keys.certificate_der(Role.SIGNING_CA), self.keys.certificate_der(Role.SIGNING_ROOT))
 
     def issue(self, csr_der: bytes, identity: SubjectIdentity, person_id: str, *,
               validity: timedelta | None = None) -> IssuedCertificate:
@@ -79,10 +79,10 @@ class CertificateAuthority:
         not_after = min(now + (validity or self.profile.validity), issuing_cert.not_valid_after)
         serial = xb.random_serial(self._rng)
         der = xb.sign_certificate(
-            self.keys.signer(Role.ISSUING), serial=serial, issuer=issuing_cert.subject, subject=subject,
+            self.keys.signer(Role.SIGNING_CA), serial=serial, issuer=issuing_cert.subject, subject=subject,
             subject_spki_der=request.spki_der, not_before=now, not_after=not_after,
             extensions=leaf_extensions(request.spki_der, self._issuing.public_key_der, self.urls,
-                                       Role.ISSUING.value, self.profile, identity.emails),
+                                       Role.SIGNING_CA.value, self.profile, identity.emails),
         )
         # the UNIQUE key_hash turns a concurrent second request for the same key into KeyAlreadyCertified
         db.insert(self.store, db.CertRecord(

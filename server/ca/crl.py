@@ -19,7 +19,7 @@ from ..store import Store
 from . import db
 from . import x509build as xb
 from .errors import CertificateNotFound
-from .profiles import Role
+from .profiles import CERTIFICATION_AUTHORITIES
 from .signer import HsmSigner
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CRL_ISSUERS = {"issuing": Role.ISSUING, "root": Role.ROOT}
+CRL_ISSUERS = {role.value: role for role in CERTIFICATION_AUTHORITIES}
 
 
 def build_crl(signer: HsmSigner, issuer_cert_der: bytes, revoked: list[db.CertRecord], *, number: int,
@@ -71,7 +71,7 @@ def build_crl(signer: HsmSigner, issuer_cert_der: bytes, revoked: list[db.CertRe
 
 
 class CrlPublisher:
-    """The current CRL of each server CA ("issuing", "root")."""
+    """The current CRL of each server CA (signing-root, signing-ca, tls-root, tls-ca)."""
 
     def __init__(self, keys: ServerKeys, store: Store, clock: Clock, *, validity: timedelta = timedelta(days=1),
                  refresh: timedelta = timedelta(hours=1)) -> None:

@@ -1,4 +1,4 @@
-"""RFC 6960 OCSP responder for the issuing CA, signed by its delegated responder key on the HSM.
+"""RFC 6960 OCSP responder for the signing CA, signed by its delegated responder key on the HSM.
 
 Every answer is made from the store at request time, so a revocation shows at once.  Requests for
 certificates of other issuers get "unknown"; a request naming only other issuers is "unauthorized"
@@ -49,8 +49,8 @@ class OcspResponder:
         self.store = store
         self.clock = clock
         self.validity = validity
-        issuing = keys[Role.ISSUING].certificate
-        self._issuer_key_hash = db.spki_hash(keys[Role.ISSUING].public_key_der)
+        issuing = keys[Role.SIGNING_CA].certificate
+        self._issuer_key_hash = db.spki_hash(keys[Role.SIGNING_CA].public_key_der)
         subject_der = issuing.subject.dump()
         key_bits = bytes(issuing.public_key["public_key"])
         self._cert_id_hashes = {h: (hashlib.new(h, subject_der).digest(), hashlib.new(h, key_bits).digest())

@@ -13,11 +13,20 @@ import enum
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from asn1crypto import x509
+
+from formats.policy import (
+    DEFAULT_REMOTE_POLICY,
+    DEFAULT_SEAL_POLICY,
+    DEFAULT_SIGNING_POLICY,
+    DEFAULT_TSA_POLICY,
+    SIGNING_ROOT_MARKER,
+    TLS_ROOT_MARKER,
+)
 
 from . import x509build as xb
 from .errors import InvalidRequest
@@ -80,12 +89,14 @@ class LeafProfile:
 
     validity: timedelta = timedelta(days=730)
     document_signing: bool = False  # add id-kp-documentSigning next to emailProtection
-    policy_oids: tuple[str, ...] = field(default_factory=tuple)
+    policy_oids: tuple[str, ...] = (DEFAULT_SIGNING_POLICY,)  # every signer certificate carries its policy
     serial_policy: SerialPolicy = SerialPolicy.DOCUMENT
 
     def __post_init__(self) -> None:
         if self.validity <= timedelta(0):
             raise ValueError("certificate validity must be positive")
+        if not self.policy_oids:
+            raise ValueError("a signer certificate needs its signing policy: verifiers require it")
         for oid in self.policy_oids:
             if not re.match(r"^[0-2](\.\d+)+$", oid):
                 raise ValueError(f"{oid!r} is not a dotted OID")
@@ -111,30 +122,71 @@ def leaf_extensions(spki: bytes, issuer_spki: bytes, urls: xb.PkiUrls, issuing_c
 
 
 class Role(enum.Enum):
-    """The server's keys; the value is the key label on the server token and the name in URLs."""
+    """The server's keys; the value names the key (label ``signet-<value>``) and its files in URLs.
 
-    ROOT = "root"
-    ISSUING = "issuing"
+    Two hierarchies, one per purpose: the signing root certifies the signing CA, which certifies token
+    signing keys, remote-signing keys, the seal, the OCSP responder, the TSA and the audit key; the TLS
+    root certifies the TLS CA, which certifies the server's listeners and the agents' and operators'
+    TLS client keys (software keys).  No TLS certificate ever chains to the signing root.
+    """
+
+    SIGNING_ROOT = "signing-root"
+    SIGNING_CA = "signing-ca"
+    TLS_ROOT = "tls-root"
+    TLS_CA = "tls-ca"
     OCSP = "ocsp"
     TSA = "tsa"
     SEAL = "seal"
     AUDIT = "audit"
 
 
-COMMON_NAMES = {Role.ROOT: "Root CA", Role.ISSUING: "Issuing CA", Role.OCSP: "OCSP Responder",
-                Role.TSA: "Time-Stamping Authority", Role.SEAL: "Platform Seal", Role.AUDIT: "Audit Log"}
+ISSUER: dict[Role, Role] = {Role.SIGNING_ROOT: Role.SIGNING_ROOT, Role.SIGNING_CA: Role.SIGNING_ROOT,
+                            Role.TLS_ROOT: Role.TLS_ROOT, Role.TLS_CA: Role.TLS_ROOT}
+for _service in (Role.OCSP, Role.TSA, Role.SEAL, Role.AUDIT):
+    ISSUER[_service] = Role.SIGNING_CA
+ROOTS = (Role.SIGNING_ROOT, Role.TLS_ROOT)
+CERTIFICATION_AUTHORITIES = (Role.SIGNING_ROOT, Role.SIGNING_CA, Role.TLS_ROOT, Role.TLS_CA)
+
+COMMON_NAMES = {Role.SIGNING_ROOT: "Signing Root CA", Role.SIGNING_CA: "Signing CA", Role.TLS_ROOT: "TLS Root CA",
+                Role.TLS_CA: "TLS CA", Role.OCSP: "OCSP Responder", Role.TSA: "Time-Stamping Authority",
+                Role.SEAL: "Platform Seal", Role.AUDIT: "Audit Log"}
 
 
-def server_extensions(role: Role, spki: bytes, issuer_spki: bytes, urls: xb.PkiUrls) -> list[dict[str, Any]]:
-    """Extensions of the server's own certificates (root self-signed, issuing by root, the rest by issuing)."""
-    if role is Role.ROOT:
-        return [xb.basic_constraints(True), xb.key_usage("key_cert_sign", "crl_sign"), xb.subject_key_id(spki)]
-    parent = Role.ROOT if role is Role.ISSUING else Role.ISSUING
+@dataclass(frozen=True)
+class PolicySet:
+    """The certificate policies of the signing hierarchy (configurable: [ca] and [tsa] of server.toml)."""
+
+    signing: str = DEFAULT_SIGNING_POLICY
+    remote: str = DEFAULT_REMOTE_POLICY
+    seal: str = DEFAULT_SEAL_POLICY
+    tsa: str = DEFAULT_TSA_POLICY
+
+    @property
+    def signature_policies(self) -> tuple[str, ...]:
+        """Policies under which a certificate may make a valid signature (listed in the signing root)."""
+        return (self.signing, self.remote, self.seal)
+
+
+def server_extensions(role: Role, spki: bytes, issuer_spki: bytes, urls: xb.PkiUrls,
+                      policies: PolicySet | None = None) -> list[dict[str, Any]]:
+    """Extensions of the server's own certificates (roots self-signed, CAs by their root, the rest by the
+    signing CA).  The roots list their hierarchy's marker and policies: verifiers read them there."""
+    policies = policies or PolicySet()
+    if role is Role.SIGNING_ROOT:
+        return [xb.basic_constraints(True), xb.key_usage("key_cert_sign", "crl_sign"), xb.subject_key_id(spki),
+                xb.certificate_policies(SIGNING_ROOT_MARKER, *policies.signature_policies)]
+    if role is Role.TLS_ROOT:
+        return [xb.basic_constraints(True), xb.key_usage("key_cert_sign", "crl_sign"), xb.subject_key_id(spki),
+                xb.certificate_policies(TLS_ROOT_MARKER)]
+    parent = ISSUER[role]
     common = [xb.subject_key_id(spki), xb.authority_key_id(issuer_spki)]
     revocation = [xb.crl_distribution_point(urls.crl(parent.value)),
-                  xb.authority_info_access(ocsp=None if parent is Role.ROOT else urls.ocsp,
+                  xb.authority_info_access(ocsp=None if parent in ROOTS else urls.ocsp,
                                            ca_issuers=urls.ca_certificate(parent.value))]
-    if role is Role.ISSUING:
+    if role is Role.SIGNING_CA:
+        return [xb.basic_constraints(True, 0), xb.key_usage("key_cert_sign", "crl_sign"), *common, *revocation,
+                xb.certificate_policies(*policies.signature_policies, policies.tsa)]
+    if role is Role.TLS_CA:
         return [xb.basic_constraints(True, 0), xb.key_usage("key_cert_sign", "crl_sign"), *common, *revocation]
     if role is Role.OCSP:
         # RFC 6960 4.2.2.2.1: responder certificates with ocsp-nocheck are not themselves checked
@@ -144,8 +196,10 @@ def server_extensions(role: Role, spki: bytes, issuer_spki: bytes, urls: xb.PkiU
     if role is Role.TSA:
         # RFC 3161 2.3: the timeStamping EKU is the only one, and critical
         return [xb.basic_constraints(False), xb.key_usage("digital_signature", "non_repudiation"),
-                xb.extended_key_usage("time_stamping", critical=True), *common, *revocation]
+                xb.extended_key_usage("time_stamping", critical=True), *common, *revocation,
+                xb.certificate_policies(policies.tsa)]
     if role is Role.SEAL:
         return [xb.basic_constraints(False), xb.key_usage("digital_signature", "non_repudiation"),
-                xb.extended_key_usage("email_protection", xb.DOCUMENT_SIGNING), *common, *revocation]
+                xb.extended_key_usage("email_protection", xb.DOCUMENT_SIGNING), *common, *revocation,
+                xb.certificate_policies(policies.seal)]
     return [xb.basic_constraints(False), xb.key_usage("digital_signature"), *common, *revocation]

@@ -56,4 +56,4 @@ def open_store(url: str) -> Store:
     return SqliteStore(url)
 
 
-__all__ = ["IntegrityError", "Migration", "Row", "Store", "StoreError", "open_store", "Iterator"]
+__all__ = ["IntegrityError", "Iterator", "Migration", "Row", "Store", "StoreError", "open_store"]

@@ -1,6 +1,7 @@
-"""Test harness for the agent: a real `signet-agent` subprocess, mTLS test certificates, token set-up via the API.
+"""Test harness for the agent: mTLS test certificates, token set-up through the API, large documents.
 
-Imported by tests/e2e/test_agent_*.py and bench/agent_sign.py; nothing here fakes the agent or the token.
+The agent process itself is scripts.processes.AgentProcess (shared with the demo, the soak and the benchmarks);
+nothing here fakes the agent or the token.
 """
 
 from __future__ import annotations
@@ -8,22 +9,18 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-ROOT = Path(__file__).resolve().parents[2]
-PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+from scripts.processes import PY, ROOT, AgentProcess, free_port, signet
+
+__all__ = ["PY", "ROOT", "AgentProcess", "cli", "free_port", "make_tls", "provision_key", "signet"]
 
 
 # -- mutual TLS test PKI -------------------------------------------------------------------------------------------
@@ -42,7 +39,7 @@ def _write_key(path: Path, key: Any) -> None:
     os.chmod(path, 0o600)
 
 
-def make_tls(directory: Path, clients: tuple[str, ...] = ("kiosk-1", "intruder")) -> TlsFiles:
+def make_tls(directory: Path, clients: tuple[str, ...] = ("kiosk-1", "intruder", "no-uri")) -> TlsFiles:
     """A CA, a server certificate for 127.0.0.1/localhost and one client certificate per CN."""
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
@@ -65,6 +62,9 @@ def make_tls(directory: Path, clients: tuple[str, ...] = ("kiosk-1", "intruder")
             b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
                                                              x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
                                 critical=False)
+        elif cn != "no-uri":  # a client is named by its SAN URI; "no-uri" is named by its fingerprint
+            b = b.add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(client_uri(cn))]),
+                                critical=False)
         return b.sign(ca_key, hashes.SHA256()), key
 
     files = TlsFiles(directory, directory / "ca.pem", directory / "server.pem", directory / "server.key")
@@ -81,103 +81,32 @@ def make_tls(directory: Path, clients: tuple[str, ...] = ("kiosk-1", "intruder")
     return files
 
 
-# -- the agent process -----------------------------------------------------------------------------------------------
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# -- the agent process (scripts.processes: one implementation for demo, tests, soak and bench) ---------------------
+def tls_settings(tls: TlsFiles, revocation: str = "off") -> dict[str, str]:
+    """[tcp] settings for an agent serving mutual TLS with the test PKI (its client certificates name no CRL)."""
+    return {"certificate": str(tls.server_cert), "private_key": str(tls.server_key), "client_ca": str(tls.ca_cert),
+            "revocation": revocation}
 
 
-class AgentProcess:
-    """`python -m agent.main --config FILE` in ``directory``; stop() asserts a clean exit."""
+def tls_stub(agent: AgentProcess, tls: TlsFiles, cn: str | None) -> Any:
+    from agent.client import Target, channel
+    from signet.v1 import agent_pb2_grpc
 
-    def __init__(self, directory: Path, extra_toml: str = "", *, tls: TlsFiles | None = None,
-                 agent_settings: str = "") -> None:
-        self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.socket = self.dir / "run" / "agent.sock"
-        self.state = self.dir / "state"
-        self.log_path = self.dir / "agent.log"
-        self.port: int | None = None
-        lines = ["[agent]", f'socket = "{self.socket}"', f'state_dir = "{self.state}"',
-                 "token_poll_seconds = 0.5", agent_settings, ""]
-        if tls is not None:
-            self.port = free_port()
-            lines += ["[tcp]", f'listen = "127.0.0.1:{self.port}"', f'certificate = "{tls.server_cert}"',
-                      f'private_key = "{tls.server_key}"', f'client_ca = "{tls.ca_cert}"', ""]
-        self.config = self.dir / "agent.toml"
-        self.config.write_text("\n".join(lines) + "\n" + extra_toml)
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 90.0) -> AgentProcess:
-        ready = self.dir / "ready"
-        ready.unlink(missing_ok=True)
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([PY, "-m", "agent.main", "--config", str(self.config), "--ready-file",
-                                      str(ready)], cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        deadline = time.monotonic() + timeout
-        while not ready.exists():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"agent exited with {self.proc.returncode}:\n{self.log()}")
-            if time.monotonic() > deadline:
-                self.proc.kill()
-                raise RuntimeError(f"agent did not become ready:\n{self.log()}")
-            time.sleep(0.05)
-        return self
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return int(self.proc.returncode)
-
-    def channel(self) -> grpc.Channel:
-        from agent.client import Target, channel
-
-        return channel(Target(socket=self.socket))
-
-    def stub(self) -> Any:
-        from signet.v1 import agent_pb2_grpc
-
-        return agent_pb2_grpc.AgentServiceStub(self.channel())
-
-    def tls_stub(self, tls: TlsFiles, cn: str | None) -> Any:
-        from signet.v1 import agent_pb2_grpc
-
-        from agent.client import Target, channel
-
-        cert, key = tls.clients[cn] if cn else (None, None)
-        t = Target(tcp=f"127.0.0.1:{self.port}", cert=cert, key=key, ca=tls.ca_cert)
-        return agent_pb2_grpc.AgentServiceStub(channel(t))
-
-    def journal(self) -> list[dict[str, Any]]:
-        from agent.journal import read
-
-        return read(self.state / "journal.db")
+    cert, key = tls.clients[cn] if cn else (None, None)
+    t = Target(tcp=f"127.0.0.1:{agent.port}", cert=cert, key=key, ca=tls.ca_cert)
+    return agent_pb2_grpc.AgentServiceStub(channel(t))
 
 
-def cli(agent: AgentProcess, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
-        ) -> subprocess.CompletedProcess[str]:
-    """Run `signet` (python -m agent.cli) against ``agent``'s socket."""
-    return subprocess.run([PY, "-m", "agent.cli", "--socket", str(agent.socket), *args], cwd=ROOT,
-                          capture_output=True, text=True, env={**os.environ, **(env or {})}, input=stdin,
-                          timeout=120)
+def caller(cn: str) -> str:
+    """How the agent names a test client certificate (its SAN URI)."""
+    return f"tls:{client_uri(cn)}"
+
+
+def client_uri(cn: str) -> str:
+    return f"urn:signet:test:client:{cn}"
+
+
+cli = signet
 
 
 # -- token set-up through the API --------------------------------------------------------------------------------------
@@ -241,20 +170,34 @@ def big_pdf(path: Path, size: int, title: str = "Large contract") -> Path:
 
 
 def sign_pdf_call(stub: Any, path: Path, token_label: str, key_id: str, pin: str | None = None,
-                  chunk: int = 1 << 20, timeout: float | None = None, **header: Any) -> tuple[Any, bytes]:
-    """SignPdf over the API; returns (result, signed bytes)."""
-    from signet.v1 import agent_pb2
-
+                  chunk: int = 1 << 20, timeout: float | None = None, grant: str | None = None,
+                  **header: Any) -> tuple[Any, bytes]:
+    """SignPdf over the API (header, then chunks); returns (result, signed bytes)."""
     from agent.client import file_chunks, upload
+    from signet.v1 import agent_pb2
 
     h = agent_pb2.SignPdfHeader(token=agent_pb2.TokenSelector(label=token_label), key_id=key_id,
                                 credential=agent_pb2.PinCredential(pin=pin) if pin else None, **header)
     out = bytearray()
     result = None
     for r in stub.SignPdf(upload("header", h, agent_pb2.SignPdfRequest, file_chunks(path, chunk=chunk)),
-                          timeout=timeout):
+                          timeout=timeout, metadata=with_grant(grant) if grant else None):
         if r.WhichOneof("part") == "chunk":
             out += r.chunk
         else:
             result = r.result
     return result, bytes(out)
+
+
+# -- policies and grants ----------------------------------------------------------------------------------------
+def digest_policy(label: str = "signing", callers: str = '"local"', extra: str = "") -> str:
+    """A [[policy.key]] that lets ``callers`` sign raw digests with the key labelled ``label`` (tests that measure
+    or exercise SignDigest; documents need no such rule)."""
+    return f'[[policy.key]]\nlabel = "{label}"\ncallers = [{callers}]\nallow_digests = true\n{extra}\n'
+
+
+def with_grant(handle: str) -> tuple[tuple[str, str], ...]:
+    """gRPC metadata presenting an unlock grant handle."""
+    from signet.wire import GRANT_METADATA
+
+    return ((GRANT_METADATA, handle),)

@@ -1,5 +1,5 @@
-"""Test harness for signet-server: a real `signet-server` subprocess on a real SoftHSM token, real TLS on
-127.0.0.1, `signet-admin` as a subprocess, and gRPC clients with the certificates it issues.
+"""Test harness for signet-server: a real `signet-server` subprocess (scripts.processes) on a real SoftHSM token,
+real TLS on 127.0.0.1, `signet-admin` as a subprocess, and gRPC clients with the certificates it issues.
 
 Imported by tests/e2e/test_server_*.py; nothing here fakes the server, the token or the network.
 """
@@ -7,99 +7,36 @@ Imported by tests/e2e/test_server_*.py; nothing here fakes the server, the token
 from __future__ import annotations
 
 import json
-import os
-import queue
 import re
-import signal
-import socket
 import subprocess
-import sys
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-ROOT = Path(__file__).resolve().parents[2]
-PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
-PIN_ENV = "SIGNET_TEST_SERVER_PIN"
+from scripts.processes import (
+    PY,
+    ROOT,
+    SERVER_PIN_ENV,
+    ServerEnv,
+    ServerProcess,
+    free_port,
+    server_cli,
+    write_server_config,
+)
+from signet.wire import reason_of
 
+__all__ = ["PY", "ROOT", "ServerEnv", "ServerProcess", "free_port"]
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class ServerEnv:
-    dir: Path
-    config: Path
-    token_label: str
-    pin: str = field(repr=False)
-    api_port: int = 0
-    enroll_port: int = 0
-    http_port: int = 0
-
-    @property
-    def state(self) -> Path:
-        return self.dir / "state"
-
-    @property
-    def ca_pem(self) -> Path:
-        return self.state / "tls" / "ca.pem"
-
-    @property
-    def api(self) -> str:
-        return f"127.0.0.1:{self.api_port}"
-
-    @property
-    def enroll(self) -> str:
-        return f"127.0.0.1:{self.enroll_port}"
-
-    @property
-    def pki_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    def env(self) -> dict[str, str]:
-        return {**os.environ, PIN_ENV: self.pin}
+PIN_ENV = SERVER_PIN_ENV
 
 
 def write_config(directory: Path, token_label: str, pin: str, extra: str = "") -> ServerEnv:
-    directory.mkdir(parents=True, exist_ok=True)
-    env = ServerEnv(directory, directory / "server.toml", token_label, pin, free_port(), free_port(), free_port())
-    env.config.write_text(f"""
-[server]
-state_dir = "state"
-organisation = "Signet Test Platform"
-country = "CN"
-key_family = "ec"
-log_level = "INFO"
-
-[hsm]
-token_label = "{token_label}"
-pin_env = "{PIN_ENV}"
-
-[grpc]
-listen = "127.0.0.1:{env.api_port}"
-enroll_listen = "127.0.0.1:{env.enroll_port}"
-workers = 4
-
-[http]
-listen = "127.0.0.1:{env.http_port}"
-
-[otp]
-min_interval_seconds = 0
-hourly_limit = 50
-{extra}
-""")
-    return env
+    return write_server_config(directory, token_label, pin, extra)
 
 
-def cli(env: ServerEnv, module: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PY, "-m", module, *args], capture_output=True, text=True, timeout=timeout,
-                          env=env.env(), cwd=ROOT)
+cli = server_cli
 
 
 def server_init(env: ServerEnv) -> subprocess.CompletedProcess[str]:
@@ -123,47 +60,6 @@ def latest_code(env: ServerEnv, phone: str) -> str:
     return m.group(1)
 
 
-class ServerProcess:
-    """`signet-server run` as a subprocess; ``stop()`` sends SIGTERM and checks the clean exit."""
-
-    def __init__(self, env: ServerEnv) -> None:
-        self.env = env
-        self.proc = subprocess.Popen([PY, "-m", "server.main", "run", "--config", str(env.config)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env.env(), cwd=ROOT)
-        self.stdout: queue.Queue[str] = queue.Queue()
-        self.stderr_lines: list[str] = []
-        threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout.put), daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr_lines.append), daemon=True).start()
-        try:
-            line = self.stdout.get(timeout=60)
-        except queue.Empty:
-            self.proc.kill()
-            raise AssertionError("signet-server did not report ready: " + "".join(self.stderr_lines[-20:])) from None
-        if not line.startswith("signet-server ready"):
-            self.proc.kill()
-            raise AssertionError(f"unexpected first line {line!r}: " + "".join(self.stderr_lines[-20:]))
-        self.ready_line = line
-
-    @staticmethod
-    def _pump(stream: Any, sink: Any) -> None:
-        for line in stream:
-            sink(line)
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout=30)
-        rest = []
-        while not self.stdout.empty():
-            rest.append(self.stdout.get())
-        assert rc == 0, f"signet-server exited {rc}: " + "".join(self.stderr_lines[-20:])
-        assert any("signet-server stopped" in r for r in rest), rest
-        return rc
-
-    @property
-    def log(self) -> str:
-        return "".join(self.stderr_lines)
-
-
 @dataclass(frozen=True)
 class ClientFiles:
     cert: Path
@@ -185,13 +81,7 @@ def channel(env: ServerEnv, client: ClientFiles | None, *, target: str | None = 
     return grpc.secure_channel(target or env.api, creds)
 
 
-def reason(e: grpc.RpcError) -> str:
-    from signet.v1 import common_pb2
-
-    for key, value in e.trailing_metadata() or ():
-        if key == "signet-error-bin":
-            return common_pb2.ErrorDetail.FromString(value).reason
-    return ""
+reason = reason_of
 
 
 def openssl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -231,9 +121,10 @@ def start_running(directory: Path, token_label: str, pin: str) -> Running:
 
 def prc_id(birth: str, seq: str) -> str:
     """A PRC resident ID number with a correct ISO 7064 MOD 11-2 check digit (area 110105, Beijing)."""
+    from server.identity.documents import mod11_2_check
+
     body = "110105" + birth + seq
-    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11]
+    return body + mod11_2_check(body)
 
 
 def register_verified(r: Running, ch: grpc.Channel, name: str, doc: str, phone: str, email: str,

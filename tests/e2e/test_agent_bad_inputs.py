@@ -8,10 +8,10 @@ import subprocess
 
 import grpc
 import pytest
-from signet.v1 import agent_pb2
 
-from agent.status import parse_detail
+from signet.wire import parse_detail
 from formats.samplepdf import make_contract_pdf
+from signet.v1 import agent_pb2
 from tests.e2e.agent_harness import AgentProcess, big_pdf, provision_key, sign_pdf_call
 from tests.pki import make_ca
 

@@ -7,9 +7,9 @@ import signal
 
 import grpc
 import pytest
-from signet.v1 import agent_pb2
 
-from agent.status import parse_detail
+from signet.wire import parse_detail
+from signet.v1 import agent_pb2
 from tests.e2e.agent_harness import AgentProcess, provision_key
 from tests.pki import make_ca
 
@@ -23,6 +23,7 @@ admin_callers = ["local"]
 label = "crash-key"
 callers = ["local"]
 usage_limit = {LIMIT}
+allow_digests = true
 """
 
 
@@ -32,25 +33,35 @@ def _sign(stub, tok, key, i):
         digest=hashlib.sha256(b"crash-%d" % i).digest(), credential=agent_pb2.PinCredential(pin=tok.pin)))
 
 
+def _verify(key, signature, i):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    x509.load_der_x509_certificate(key.certificate_der).public_key().verify(
+        signature, b"crash-%d" % i, ec.ECDSA(hashes.SHA256()))
+
+
 def test_acknowledged_signatures_survive_kill_9(tmp_path, make_token):
     tok = make_token("crash")
     agent = AgentProcess(tmp_path / "agent", POLICY).start()
     key = provision_key(agent.stub(), tok.label, tok.pin, make_ca(), key_label="crash-key")
     stub = agent.stub()
-    acknowledged = [_sign(stub, tok, key, i).signature for i in range(5)]
-    assert len(acknowledged) == 5
+    for i in range(5):  # each acknowledged signature is a real one over its digest
+        _verify(key, _sign(stub, tok, key, i).signature, i)
 
-    agent.proc.send_signal(signal.SIGKILL)  # no shutdown path runs: nothing is flushed on the way out
-    agent.proc.wait()
+    agent.kill()  # SIGKILL: no shutdown path runs, nothing is flushed on the way out
     assert agent.proc.returncode == -signal.SIGKILL
-    agent._log.close()
 
     rows = [r for r in agent.journal() if r["operation"] == "sign_digest" and r["key_id"] == key.key_id]
     assert [r["outcome"] for r in rows] == ["ok"] * 5
+    # each row holds the exact digest that was signed: the five acknowledged ones, in order
+    assert [r["signed_digest"] for r in rows] == [hashlib.sha256(b"crash-%d" % i).hexdigest() for i in range(5)]
 
     agent.start()  # the stale socket and lock of the killed agent must not stop it
     stub = agent.stub()
-    assert len([_sign(stub, tok, key, 10 + i).signature for i in range(LIMIT - 5)]) == LIMIT - 5
+    for i in range(LIMIT - 5):  # the persisted count allows exactly the rest of the limit
+        _verify(key, _sign(stub, tok, key, 10 + i).signature, 10 + i)
     with pytest.raises(grpc.RpcError) as ei:
         _sign(stub, tok, key, 99)
     assert ei.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

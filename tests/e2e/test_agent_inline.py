@@ -1,6 +1,6 @@
 """Small documents inline: the PDF in the SignPdf header and the signed PDF in the result, one message each way.
 
-Covers the client that uses it (agent.client.DocumentSigning, as the `signet` CLI does), the limit at its
+Covers the client that uses it (agent.client.AgentClient, as the `signet` CLI does), the limit at its
 exact boundary (inline accepted at max_inline_bytes, the output then coming back in chunks), inline headers
 that are too large for the inline limit (INVALID_ARGUMENT) or for a gRPC message (RESOURCE_EXHAUSTED),
 chunks after an inline document, an agent with inline transfers switched off, and detached signatures.
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import grpc
 import pytest
-from signet.v1 import agent_pb2
 
-from agent.client import DocumentSigning, Target, document_requests
-from agent.status import parse_detail
+from agent.client import AgentClient, Target, document_requests, receive
+from signet.wire import parse_detail
 from formats.samplepdf import make_contract_pdf
+from signet.v1 import agent_pb2
 from tests.e2e.agent_harness import AgentProcess, big_pdf, cli, provision_key, sign_pdf_call
 from tests.pki import make_ca, make_nssdb, pdfsig
 
@@ -35,17 +35,30 @@ def ca():
 def env(tmp_path_factory, make_token, ca):
     base = tmp_path_factory.mktemp("agent-inline")
     tok = make_token("aginl")
-    agent = AgentProcess(base / "agent", agent_settings=f"pdf_workers = 1\nmax_inline_bytes = {LIMIT}").start()
+    agent = AgentProcess(base / "agent", "[unlock]\nmax_signatures = 10\n",
+                         agent_settings=f"pdf_workers = 1\nmax_inline_bytes = {LIMIT}").start()
     stub = agent.stub()
     key = provision_key(stub, tok.label, tok.pin, ca)
-    stub.Unlock(agent_pb2.UnlockRequest(token=agent_pb2.TokenSelector(label=tok.label), pin=tok.pin))
-    (base / "root.pem").write_bytes(ca.root_pem)
+    (base / "signing-root.pem").write_bytes(ca.root_pem)
     yield agent, tok, key, base
     assert agent.stop() == 0
 
 
 def _header(tok, key, **kw):
+    kw.setdefault("credential", agent_pb2.PinCredential(pin=tok.pin))
     return agent_pb2.SignPdfHeader(token=agent_pb2.TokenSelector(label=tok.label), key_id=key.key_id, **kw)
+
+
+def _client(agent) -> AgentClient:
+    return AgentClient(Target(socket=agent.socket))
+
+
+def _to_bytes(client: AgentClient, kind: str, header, path: Path):
+    import io
+
+    buf = io.BytesIO()
+    res = receive(client.sign_responses(kind, header, path), buf)
+    return res, buf.getvalue()
 
 
 def _pdf_of_size(path: Path, size: int) -> Path:
@@ -78,8 +91,7 @@ def test_small_pdf_signed_inline_verifies_with_pdfsig(env, ca):
     agent, tok, key, base = env
     src = base / "contract.pdf"
     make_contract_pdf(src, "Inline contract", ["Alice Example", "Bob Example"], pages=2)
-    signing = DocumentSigning(Target(socket=agent.socket), agent.stub())
-    responses = list(signing.responses("pdf", _header(tok, key, reason="Inline"), src))
+    responses = list(_client(agent).sign_responses("pdf", _header(tok, key, reason="Inline"), src))
     assert [r.WhichOneof("part") for r in responses] == ["result"]  # one message back: the result with the PDF
     res = responses[0].result
     data = res.content
@@ -97,11 +109,11 @@ def test_small_pdf_signed_inline_verifies_with_pdfsig(env, ca):
 
 def test_document_at_the_inline_limit_goes_inline_and_one_byte_more_goes_in_chunks(env, ca):
     agent, tok, key, base = env
-    signing = DocumentSigning(Target(socket=agent.socket), agent.stub())
+    signing = _client(agent)
     at = _pdf_of_size(base / "at-limit.pdf", LIMIT)
     requests = list(document_requests(_header(tok, key), agent_pb2.SignPdfRequest, at, LIMIT))
     assert len(requests) == 1 and len(requests[0].header.document) == LIMIT
-    responses = list(signing.responses("pdf", _header(tok, key), at))
+    responses = list(signing.sign_responses("pdf", _header(tok, key), at))
     # accepted inline; the signed output is larger than the limit, so it comes back in chunks, then the result
     assert [r.WhichOneof("part") for r in responses][-1] == "result"
     assert responses[-1].result.content == b"" and responses[0].WhichOneof("part") == "chunk"
@@ -112,7 +124,7 @@ def test_document_at_the_inline_limit_goes_inline_and_one_byte_more_goes_in_chun
     assert pdfsig(out, make_nssdb(base / "nss-at", ca.root_pem)).ok
 
     over = _pdf_of_size(base / "over-limit.pdf", LIMIT + 1)
-    res, data = signing.to_bytes("pdf", _header(tok, key), over)  # the client sends it in chunks
+    res, data = _to_bytes(signing, "pdf", _header(tok, key), over)  # the client sends it in chunks
     assert res.document_sha256 == hashlib.sha256(over.read_bytes()).hexdigest()
     assert res.output_sha256 == hashlib.sha256(data).hexdigest()
     # the same document forced inline is refused, and says how to send it
@@ -134,7 +146,7 @@ def test_inline_header_over_the_message_limit_is_resource_exhausted(env):
     # the agent keeps serving
     small = base / "after.pdf"
     make_contract_pdf(small, "After", ["Alice Example"])
-    res, data = DocumentSigning(Target(socket=agent.socket), agent.stub()).to_bytes("pdf", _header(tok, key), small)
+    res, data = _to_bytes(_client(agent), "pdf", _header(tok, key), small)
     assert res.output_sha256 == hashlib.sha256(data).hexdigest()
 
 
@@ -164,28 +176,42 @@ def test_old_framing_still_works(env):
     agent, tok, key, base = env
     src = base / "old.pdf"
     make_contract_pdf(src, "Chunked", ["Alice Example"])
-    res, data = sign_pdf_call(agent.stub(), src, tok.label, key.key_id)  # header, chunk; chunk(s), result
+    res, data = sign_pdf_call(agent.stub(), src, tok.label, key.key_id, tok.pin)  # header, chunk; chunk(s), result
     assert res.content == b"" and res.output_sha256 == hashlib.sha256(data).hexdigest()
 
 
 def test_cli_signs_small_files_inline_pdf_and_detached(env, ca):
+    """`signet unlock` keeps the grant handle in a private grant directory; `signet sign` presents it."""
     agent, tok, key, base = env
+    grants = base / "grants"
+    genv = {"SIGNET_GRANT_DIR": str(grants)}
+    r = cli(agent, "--json", "unlock", "--token", tok.label, "--pin-env", "P", "--max-signatures", "2",
+            env={**genv, "P": tok.pin})
+    assert r.returncode == 0, r.stderr
+    assert "grant" not in json.loads(r.stdout)  # the handle is never printed
+    (handle_file,) = [p for p in grants.iterdir() if p.name.startswith("serial-")]
+    assert oct(handle_file.stat().st_mode & 0o777) == "0o600" and oct(grants.stat().st_mode & 0o777) == "0o700"
     src = base / "cli.pdf"
     make_contract_pdf(src, "CLI contract", ["Alice Example"])
     out = base / "cli-signed.pdf"
-    r = cli(agent, "--json", "sign", str(src), "-o", str(out), "--token", tok.label, "--key", key.key_id)
+    r = cli(agent, "--json", "sign", str(src), "-o", str(out), "--token", tok.label, "--key", key.key_id, env=genv)
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     assert "content" not in res and int(res["output_size"]) == out.stat().st_size
     assert pdfsig(out, make_nssdb(base / "nss-cli", ca.root_pem)).ok
     txt = base / "note.txt"
     txt.write_text("a small note to sign\n")
-    r = cli(agent, "--json", "sign", str(txt), "--token", tok.label, "--key", key.key_id)
+    r = cli(agent, "--json", "sign", str(txt), "--token", tok.label, "--key", key.key_id, env=genv)
     assert r.returncode == 0, r.stderr
     p7s = Path(str(txt) + ".p7s")
     assert int(json.loads(r.stdout)["output_size"]) == p7s.stat().st_size > 0
-    r = cli(agent, "--json", "verify", str(txt), "--sig", str(p7s), "--trust", str(base / "root.pem"))
+    r = cli(agent, "--json", "verify", "--offline", str(txt), "--sig", str(p7s), "--trust",
+            str(base / "signing-root.pem"))
     assert r.returncode == 0, r.stdout + r.stderr
+    # the grant covered two documents: a third needs a new unlock
+    r = cli(agent, "sign", str(txt), "-o", str(base / "third.p7s"), "--token", tok.label, "--key", key.key_id,
+            env=genv)
+    assert r.returncode == 5 and "LOGIN_REQUIRED" in r.stderr
 
 
 def test_agent_without_inline_transfers_gets_chunks(tmp_path, make_token, ca):
@@ -196,10 +222,9 @@ def test_agent_without_inline_transfers_gets_chunks(tmp_path, make_token, ca):
         key = provision_key(stub, tok.label, tok.pin, ca)
         src = tmp_path / "c.pdf"
         make_contract_pdf(src, "No inline", ["Alice Example"])
-        signing = DocumentSigning(Target(socket=agent.socket), stub)
+        signing = _client(agent)
         assert signing.inline_limit == 0
-        responses = list(signing.responses("pdf", _header(tok, key, credential=agent_pb2.PinCredential(
-            pin=tok.pin)), src))
+        responses = list(signing.sign_responses("pdf", _header(tok, key), src))
         assert [r.WhichOneof("part") for r in responses] == ["chunk", "result"]
         with pytest.raises(grpc.RpcError) as ei:
             list(stub.SignPdf(iter([agent_pb2.SignPdfRequest(header=_header(
@@ -213,14 +238,15 @@ def test_detached_large_file_in_chunks_small_p7s_inline(env):
     agent, tok, key, base = env
     src = base / "data.bin"
     src.write_bytes(b"0123456789abcdef" * (LIMIT // 8))  # twice the inline limit: uploaded in chunks
-    signing = DocumentSigning(Target(socket=agent.socket), agent.stub())
-    header = agent_pb2.SignDetachedHeader(token=agent_pb2.TokenSelector(label=tok.label), key_id=key.key_id)
-    responses = list(signing.responses("detached", header, src))
+    header = agent_pb2.SignDetachedHeader(token=agent_pb2.TokenSelector(label=tok.label), key_id=key.key_id,
+                                          credential=agent_pb2.PinCredential(pin=tok.pin))
+    responses = list(_client(agent).sign_responses("detached", header, src))
     assert [r.WhichOneof("part") for r in responses] == ["result"]  # the .p7s came back in the result
     res = responses[0].result
     assert res.document_sha256 == hashlib.sha256(src.read_bytes()).hexdigest()
     p7s = base / "data.bin.p7s"
     p7s.write_bytes(res.content)
-    r = cli(agent, "--json", "verify", str(src), "--sig", str(p7s), "--trust", str(base / "root.pem"))
+    r = cli(agent, "--json", "verify", "--offline", str(src), "--sig", str(p7s), "--trust",
+            str(base / "signing-root.pem"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert _spool_empty(agent)

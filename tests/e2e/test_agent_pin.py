@@ -1,4 +1,5 @@
-"""Wrong PINs count down to a lock, over the API and the CLI; the lock survives an agent restart."""
+"""Wrong PINs count down to a lock, over the API and the CLI; the lock survives an agent restart, and only an
+admin who proves the PIN or the SO PIN clears it (`signet pin-reset`)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import hashlib
 
 import grpc
 import pytest
-from signet.v1 import agent_pb2
 
-from agent.status import parse_detail
-from tests.e2e.agent_harness import AgentProcess, cli
+from signet.wire import parse_detail
+from signet.v1 import agent_pb2
+from tests.conftest import SO_PIN
+from tests.e2e.agent_harness import AgentProcess, cli, digest_policy
 
 
 def _fail(call):
@@ -44,9 +46,40 @@ def test_wrong_pin_counts_down_then_locks_and_stays_locked(tmp_path, make_token)
     assert wrong not in log and tok.pin not in log
     agent.start()  # the failure count is persisted
     try:
-        code, reason, _, _ = _fail(lambda: agent.stub().Unlock(agent_pb2.UnlockRequest(
-            token=agent_pb2.TokenSelector(label=tok.label), pin=tok.pin)))
+        sel = agent_pb2.TokenSelector(label=tok.label)
+        code, reason, _, _ = _fail(lambda: agent.stub().Unlock(agent_pb2.UnlockRequest(token=sel, pin=tok.pin)))
         assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "PIN_LOCKED")
+        # a wrong SO PIN clears nothing
+        r = cli(agent, "pin-reset", "--token", tok.label, "--so-pin-env", "SO", env={"SO": "99999999"})
+        assert r.returncode == 4, r.stdout + r.stderr
+        r = cli(agent, "--json", "pin-reset", "--token", tok.label, "--so-pin-env", "SO", env={"SO": SO_PIN})
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert agent.stub().Unlock(agent_pb2.UnlockRequest(token=sel, pin=tok.pin)).signatures_left == 1
+        assert [r["operation"] for r in agent.journal()][-3:] == ["pin_reset", "pin_reset", "unlock"]
+        assert [r["outcome"] for r in agent.journal()][-2:] == ["ok", "ok"]
+    finally:
+        assert agent.stop() == 0
+    assert SO_PIN not in agent.log()
+
+
+def test_pin_reset_with_the_user_pin_and_only_for_admins(tmp_path, make_token):
+    tok = make_token("agpin3")
+    agent = AgentProcess(tmp_path / "a", '[policy]\nadmin_callers = []\n',
+                         agent_settings="max_pin_failures = 2").start()
+    try:
+        stub = agent.stub()
+        sel = agent_pb2.TokenSelector(label=tok.label)
+        for _ in range(2):
+            _fail(lambda: stub.Unlock(agent_pb2.UnlockRequest(token=sel, pin="0000")))
+        code, reason, *_ = _fail(lambda: stub.PinReset(agent_pb2.PinResetRequest(token=sel, pin=tok.pin)))
+        assert (code, reason) == (grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED")  # no admin callers
+    finally:
+        assert agent.stop() == 0
+    agent = AgentProcess(tmp_path / "a", agent_settings="max_pin_failures = 2").start()  # local is admin again
+    try:
+        stub = agent.stub()
+        r = stub.PinReset(agent_pb2.PinResetRequest(token=sel, pin=tok.pin))
+        assert r.token_serial == tok.serial and r.pin_tries_left == 2
     finally:
         assert agent.stop() == 0
 
@@ -54,7 +87,7 @@ def test_wrong_pin_counts_down_then_locks_and_stays_locked(tmp_path, make_token)
 def test_second_callers_wrong_pin_is_counted_while_token_is_logged_in(tmp_path, make_token):
     """C_Login does not check a PIN on a logged-in token; the agent must, and count the failure."""
     tok = make_token("agpin2")
-    agent = AgentProcess(tmp_path / "a", agent_settings="max_pin_failures = 5").start()
+    agent = AgentProcess(tmp_path / "a", digest_policy(), agent_settings="max_pin_failures = 5").start()
     try:
         stub = agent.stub()
         sel = agent_pb2.TokenSelector(label=tok.label)

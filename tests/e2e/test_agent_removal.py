@@ -1,9 +1,10 @@
 """A token pulled out during a stream of signatures: the call fails cleanly (UNAVAILABLE), the agent keeps
-serving, and signing works again without a restart once the token is back.
+serving, every grant on the token ends, and signing works again without a restart once the token is back and
+unlocked again.
 
-Two ways back: the same token re-inserted (its SoftHSM directory moved away and back: same serial, same
-keys; the agent logs in again with the caller's unlock grant), and a token deleted and re-created with the
-same label (SoftHSM gives it a new serial: a different token, so it must be unlocked again and has no keys).
+Two ways back: the same token re-inserted (its SoftHSM directory moved away and back: same serial, same keys,
+but the old grant is gone: the signer unlocks again), and a token deleted and re-created with the same label
+(SoftHSM gives it a new serial: a different token, with no keys).
 """
 
 from __future__ import annotations
@@ -18,19 +19,19 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from signet.v1 import agent_pb2
 
-from agent.status import parse_detail
+from signet.wire import parse_detail
+from signet.v1 import agent_pb2
 from tests.conftest import create_token, delete_token
-from tests.e2e.agent_harness import AgentProcess, provision_key
+from tests.e2e.agent_harness import AgentProcess, digest_policy, provision_key, with_grant
 from tests.pki import make_ca
 
 
 class StreamDriver:
     """Sends batches of 16 digests until stopped; records signatures and the final status."""
 
-    def __init__(self, stub, label, key_id):
-        self.stub, self.label, self.key_id = stub, label, key_id
+    def __init__(self, stub, label, key_id, grant):
+        self.stub, self.label, self.key_id, self.grant = stub, label, key_id, grant
         self.stop = threading.Event()
         self.sigs: list[tuple[bytes, bytes]] = []
         self.error: grpc.RpcError | None = None
@@ -51,7 +52,7 @@ class StreamDriver:
 
     def _run(self):
         try:
-            for r in self.stub.SignDigestStream(self._requests()):
+            for r in self.stub.SignDigestStream(self._requests(), metadata=with_grant(self.grant)):
                 msgs = [b"m%d" % (r.request_id + j) for j in range(16)]
                 self.sigs.extend(zip(msgs, r.signatures, strict=True))
         except grpc.RpcError as e:
@@ -78,10 +79,15 @@ def _token_dir(softhsm_dir, label):
     raise AssertionError(f"no token directory for {label}")
 
 
-def _sign(stub, label, key_id, pin=None):
+def _sign(stub, label, key_id, pin=None, grant=None):
     return stub.SignDigest(agent_pb2.SignDigestRequest(
         token=agent_pb2.TokenSelector(label=label), key_id=key_id, digest=hashlib.sha256(b"after").digest(),
-        credential=agent_pb2.PinCredential(pin=pin) if pin else None), timeout=60)
+        credential=agent_pb2.PinCredential(pin=pin) if pin else None), timeout=60,
+        metadata=with_grant(grant) if grant else None)
+
+
+def _unlock(stub, tok):
+    return stub.Unlock(agent_pb2.UnlockRequest(token=agent_pb2.TokenSelector(label=tok.label), pin=tok.pin)).grant
 
 
 def _status(fn):
@@ -93,17 +99,17 @@ def _status(fn):
 
 @pytest.fixture
 def agent(tmp_path):
-    a = AgentProcess(tmp_path / "agent").start()
+    a = AgentProcess(tmp_path / "agent", digest_policy() + "[unlock]\nmax_signatures = 1000000\n").start()
     yield a
     assert a.stop() == 0
 
 
-def test_same_token_reinserted_signs_again_with_the_existing_unlock(agent, make_token, softhsm_dir, tmp_path):
+def test_same_token_reinserted_signs_again_after_a_new_unlock(agent, make_token, softhsm_dir, tmp_path):
     tok = make_token("agrm")
     stub = agent.stub()
     key = provision_key(stub, tok.label, tok.pin, make_ca())
-    stub.Unlock(agent_pb2.UnlockRequest(token=agent_pb2.TokenSelector(label=tok.label), pin=tok.pin))
-    drv = StreamDriver(stub, tok.label, key.key_id)
+    grant = _unlock(stub, tok)
+    drv = StreamDriver(stub, tok.label, key.key_id, grant)
     drv.wait_for(64)
     tokdir = _token_dir(softhsm_dir, tok.label)
     shutil.move(str(tokdir), str(tmp_path / "pulled"))  # the token leaves the reader
@@ -113,11 +119,18 @@ def test_same_token_reinserted_signs_again_with_the_existing_unlock(agent, make_
     assert parse_detail(drv.error.trailing_metadata()).reason == "TOKEN_REMOVED"
     _verify_all(key.certificate_der, drv.sigs)  # everything released before the failure is a good signature
     assert stub.GetInfo(agent_pb2.GetInfoRequest()).caller == "local"  # still serving
-    assert _status(lambda: _sign(stub, tok.label, key.key_id))[0] in (grpc.StatusCode.UNAVAILABLE,
-                                                                     grpc.StatusCode.NOT_FOUND)
+    # with the token out of its slot, even the right PIN cannot sign: the token is reported removed
+    assert _status(lambda: _sign(stub, tok.label, key.key_id, tok.pin)) == (grpc.StatusCode.UNAVAILABLE,
+                                                                            "TOKEN_REMOVED")
+    end = time.monotonic() + 30  # the watcher has seen the removal: the grant ended with it
+    while stub.ListTokens(agent_pb2.ListTokensRequest()).unlocked_serials and time.monotonic() < end:
+        time.sleep(0.05)
+    assert stub.ListTokens(agent_pb2.ListTokensRequest()).unlocked_serials == []
 
     shutil.move(str(tmp_path / "pulled"), str(tokdir))  # ... and comes back
-    r = _sign(stub, tok.label, key.key_id)  # no PIN: the grant still holds, the agent logs in again
+    assert _status(lambda: _sign(stub, tok.label, key.key_id, grant=grant)) == (
+        grpc.StatusCode.FAILED_PRECONDITION, "LOGIN_REQUIRED")  # the old grant does not come back with it
+    r = _sign(stub, tok.label, key.key_id, grant=_unlock(stub, tok))
     assert r.token_serial == tok.serial
     _verify_all(key.certificate_der, [(b"after", r.signature)])
     assert stub.ListTokens(agent_pb2.ListTokensRequest()).unlocked_serials == [tok.serial]
@@ -127,8 +140,8 @@ def test_deleted_and_recreated_token_is_a_new_token(agent, make_token):
     tok = make_token("agrc")
     stub = agent.stub()
     key = provision_key(stub, tok.label, tok.pin, make_ca())
-    stub.Unlock(agent_pb2.UnlockRequest(token=agent_pb2.TokenSelector(label=tok.label), pin=tok.pin))
-    drv = StreamDriver(stub, tok.label, key.key_id)
+    grant = _unlock(stub, tok)
+    drv = StreamDriver(stub, tok.label, key.key_id, grant)
     drv.wait_for(64)
     delete_token(tok.label)
     drv.thread.join(60)
@@ -138,8 +151,8 @@ def test_deleted_and_recreated_token_is_a_new_token(agent, make_token):
 
     create_token(tok.label, tok.pin)  # same label, new serial, no keys
     # the old grant belonged to the old token: the new one must be unlocked (checked before the key)
-    assert _status(lambda: _sign(stub, tok.label, key.key_id)) == (grpc.StatusCode.FAILED_PRECONDITION,
-                                                                   "LOGIN_REQUIRED")
+    assert _status(lambda: _sign(stub, tok.label, key.key_id, grant=grant)) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                                                                "LOGIN_REQUIRED")
     assert _status(lambda: _sign(stub, tok.label, key.key_id, tok.pin)) == (grpc.StatusCode.NOT_FOUND,
                                                                             "KEY_NOT_FOUND")
     tokens = {t.label: t.serial for t in stub.ListTokens(agent_pb2.ListTokensRequest()).tokens}

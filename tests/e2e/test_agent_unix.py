@@ -15,11 +15,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from signet.v1 import agent_pb2
 
-from agent.status import parse_detail
+from signet.wire import parse_detail
 from formats.samplepdf import make_contract_pdf
-from tests.e2e.agent_harness import AgentProcess, cli, provision_key
+from signet.v1 import agent_pb2
+from tests.e2e.agent_harness import AgentProcess, cli, digest_policy, provision_key, with_grant
 from tests.pki import make_ca, make_nssdb, pdfsig
 
 
@@ -31,7 +31,7 @@ def ca():
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, make_token, ca):
     tok = make_token("agu", pin="Unix-PIN-7q")  # distinctive: searched for in the log below
-    agent = AgentProcess(tmp_path_factory.mktemp("agent-unix")).start()
+    agent = AgentProcess(tmp_path_factory.mktemp("agent-unix"), digest_policy()).start()
     stub = agent.stub()
     key = provision_key(stub, tok.label, tok.pin, ca)
     yield agent, stub, tok, key
@@ -54,18 +54,22 @@ def test_socket_and_directory_are_private(env):
     assert stat.S_IMODE((agent.state / "spool").stat().st_mode) == 0o700
 
 
-def test_health_and_reflection(env):
+def test_health_and_reflection_v1_and_v1alpha(env):
+    """grpcurl asks reflection v1 first: both versions answer, and list the agent's service."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
-    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2
 
     agent, *_ = env
     ch = agent.channel()
     h = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service="signet.v1.AgentService"))
     assert h.status == health_pb2.HealthCheckResponse.SERVING
-    refl = reflection_pb2_grpc.ServerReflectionStub(ch)
-    resp = next(refl.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
-    names = {s.name for s in resp.list_services_response.service}
-    assert "signet.v1.AgentService" in names
+    for package in ("grpc.reflection.v1", "grpc.reflection.v1alpha"):
+        info = ch.stream_stream(f"/{package}.ServerReflection/ServerReflectionInfo",
+                                request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+                                response_deserializer=reflection_pb2.ServerReflectionResponse.FromString)
+        resp = next(info(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+        names = {s.name for s in resp.list_services_response.service}
+        assert {"signet.v1.AgentService", "grpc.reflection.v1.ServerReflection"} <= names, package
 
 
 def test_sign_digest_needs_unlock_or_pin_then_verifies(env):
@@ -77,16 +81,23 @@ def test_sign_digest_needs_unlock_or_pin_then_verifies(env):
     assert parse_detail(ei.value.trailing_metadata()).reason == "LOGIN_REQUIRED"
 
     grant = stub.Unlock(agent_pb2.UnlockRequest(token=sel(tok), pin=tok.pin, ttl_seconds=60, max_signatures=3))
-    assert grant.signatures_left == 3 and grant.token_serial == tok.serial
-    for _ in range(3):
-        r = stub.SignDigest(agent_pb2.SignDigestRequest(token=sel(tok), key_id=key.key_id, digest=digest))
-        verify_ec(key.certificate_der, r.signature, b"contract v1")
-    with pytest.raises(grpc.RpcError) as ei:  # the grant allowed exactly 3 signatures
+    assert grant.signatures_left == 1 and grant.token_serial == tok.serial  # capped: the policy's default is 1
+    assert len(grant.grant) >= 32
+    with pytest.raises(grpc.RpcError) as ei:  # the same caller without the handle gets nothing
         stub.SignDigest(agent_pb2.SignDigestRequest(token=sel(tok), key_id=key.key_id, digest=digest))
+    assert parse_detail(ei.value.trailing_metadata()).reason == "LOGIN_REQUIRED"
+    r = stub.SignDigest(agent_pb2.SignDigestRequest(token=sel(tok), key_id=key.key_id, digest=digest),
+                        metadata=with_grant(grant.grant))
+    verify_ec(key.certificate_der, r.signature, b"contract v1")
+    with pytest.raises(grpc.RpcError) as ei:  # the grant allowed exactly one signature
+        stub.SignDigest(agent_pb2.SignDigestRequest(token=sel(tok), key_id=key.key_id, digest=digest),
+                        metadata=with_grant(grant.grant))
     assert ei.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert stub.Lock(agent_pb2.LockRequest(token=sel(tok))).logged_out is False  # the grant was already used up
     rows = [r for r in agent.journal() if r["operation"] == "sign_digest" and r["outcome"] == "ok"]
-    assert rows[-1]["document_sha256"] == digest.hex() and rows[-1]["token_serial"] == tok.serial
+    assert rows[-1]["signed_digest"] == digest.hex() and rows[-1]["token_serial"] == tok.serial
+    refused = [r for r in agent.journal() if r["operation"] == "sign_digest" and r["outcome"] == "LOGIN_REQUIRED"]
+    assert len(refused) >= 3  # every refused request left a row too
 
 
 def test_stream_signs_batches_in_order(env):
@@ -171,20 +182,25 @@ def test_cli_signs_pdf_verified_by_pdfsig_and_agent(env, ca, tmp_path):
     assert res["document_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
     verdict = pdfsig(out, make_nssdb(tmp_path / "nss", ca.root_pem))
     assert verdict.ok, verdict.text
-    (tmp_path / "root.pem").write_bytes(ca.root_pem)
-    v = cli(agent, "--json", "verify", str(out), "--trust", str(tmp_path / "root.pem"))
+    (tmp_path / "signing-root.pem").write_bytes(ca.root_pem)
+    # the test CA publishes no revocation data: online, that is a problem; --offline says it was not checked
+    v = cli(agent, "--json", "verify", str(out), "--trust", str(tmp_path / "signing-root.pem"))
+    assert v.returncode == 3, v.stdout + v.stderr
+    assert any("revocation" in p for p in json.loads(v.stdout)["signatures"][0]["problems"])
+    v = cli(agent, "--json", "verify", "--offline", str(out), "--trust", str(tmp_path / "signing-root.pem"))
     assert v.returncode == 0, v.stdout + v.stderr
     rep = json.loads(v.stdout)
     assert rep["valid"] is True and "Alice Example" in rep["signatures"][0]["signer_subject"]
+    assert any("not checked" in w for w in rep["signatures"][0]["warnings"] + rep["warnings"])
     # a modified copy is reported NOT valid, with exit code 3
     tampered = tmp_path / "tampered.pdf"
     data = bytearray(out.read_bytes())
     i = data.index(b"Clause 2")
     data[i:i + 8] = b"Clause 9"
     tampered.write_bytes(bytes(data))
-    v = cli(agent, "verify", str(tampered), "--trust", str(tmp_path / "root.pem"))
+    v = cli(agent, "verify", "--offline", str(tampered), "--trust", str(tmp_path / "signing-root.pem"))
     assert v.returncode == 3, v.stdout + v.stderr
-    assert "NOT VALID" in v.stdout
+    assert "NOT VALID" in v.stdout and "problem:" in v.stdout  # the reason is always printed
 
 
 def test_cli_detached_p7s_verified_by_openssl(env, ca, tmp_path):
@@ -193,19 +209,26 @@ def test_cli_detached_p7s_verified_by_openssl(env, ca, tmp_path):
     src.write_bytes(b"any file at all\n" * 1000)
     pin_file = tmp_path / "pin"
     pin_file.write_text(tok.pin + "\n")
+    pin_file.chmod(0o644)  # a PIN file others can read is refused before anything is sent
+    r = cli(agent, "sign", str(src), "--token", tok.label, "--key", key.key_id, "--pin-file", str(pin_file))
+    assert r.returncode == 2 and "readable by others" in r.stderr and tok.pin not in r.stderr
+    pin_file.chmod(0o600)
     r = cli(agent, "sign", str(src), "--token", tok.label, "--key", key.key_id, "--pin-file", str(pin_file))
     assert r.returncode == 0, r.stderr
     p7s = tmp_path / "terms.txt.p7s"
-    (tmp_path / "root.pem").write_bytes(ca.root_pem)
+    (tmp_path / "signing-root.pem").write_bytes(ca.root_pem)
     o = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", str(p7s), "-content",
-                        str(src), "-CAfile", str(tmp_path / "root.pem"), "-purpose", "any", "-out", os.devnull],
+                        str(src), "-CAfile", str(tmp_path / "signing-root.pem"), "-purpose", "any", "-out", os.devnull],
                        capture_output=True, text=True)
     assert o.returncode == 0, o.stderr
-    v = cli(agent, "verify", str(src), "--sig", str(p7s), "--trust", str(tmp_path / "root.pem"))
+    v = cli(agent, "verify", "--offline", str(src), "--sig", str(p7s), "--trust", str(tmp_path / "signing-root.pem"))
+    assert v.returncode == 0, v.stdout + v.stderr
+    # without --sig, FILE.p7s beside a non-PDF file is what is verified
+    v = cli(agent, "verify", "--offline", str(src), "--trust", str(tmp_path / "signing-root.pem"))
     assert v.returncode == 0, v.stdout + v.stderr
     src.write_bytes(b"changed")
-    v = cli(agent, "verify", str(src), "--sig", str(p7s), "--trust", str(tmp_path / "root.pem"))
-    assert v.returncode == 3
+    v = cli(agent, "verify", "--offline", str(src), "--trust", str(tmp_path / "signing-root.pem"))
+    assert v.returncode == 3 and "problem:" in v.stdout
 
 
 def test_cli_lists_tokens_and_keys_and_never_takes_pin_as_argument(env):

@@ -38,11 +38,12 @@ def agent(tmp_path):
     assert a.stop() == 0
 
 
-def _enroll(running, agent, token, person, code, *extra):
-    env = {"SIGNET_TEST_PIN": token.pin, "SIGNET_TEST_CODE": code}
+def _enroll(running, agent, token, person, code, *extra, tls_dir=True, home=None):
+    env = {"SIGNET_TEST_PIN": token.pin, "SIGNET_TEST_CODE": code, **({"HOME": str(home)} if home else {})}
+    where = ["--tls-dir", str(agent.dir / "server-tls")] if tls_dir else []
     return cli(agent, "enroll", "--token", token.label, "--pin-env", "SIGNET_TEST_PIN", "--server", running.env.enroll,
                "--server-ca", str(running.env.ca_pem), "--person", person, "--code-env", "SIGNET_TEST_CODE",
-               "--tls-dir", str(agent.dir / "server-tls"), *extra, env=env)
+               *where, *extra, env=env)
 
 
 def _keys(agent, token):
@@ -63,8 +64,16 @@ def _send_code(running, agent, token, person):
 def test_signet_enroll_through_the_agent(running, person, agent, make_token, tmp_path):
     token = make_token("wei")
     code = _send_code(running, agent, token, person)
-    p = _enroll(running, agent, token, person, code, "--key-label", "wei-signing")
+    home = tmp_path / "home"
+    home.mkdir()
+    p = _enroll(running, agent, token, person, code, "--key-label", "wei-signing", tls_dir=False, home=home)
     assert p.returncode == 0, p.stderr
+    # the agent's TLS material and the server's roots are kept with the agent's state, never in $HOME
+    tls = agent.state / "server"
+    assert list(home.iterdir()) == [] and str(tls) in p.stdout
+    assert oct((tls / "agent.key").stat().st_mode & 0o777) == "0o600"
+    assert (tls / "signing-root.pem").read_bytes() == running.env.signing_root.read_bytes()
+    assert (tls / "ca.pem").read_bytes() == running.env.ca_pem.read_bytes()
     assert "enrolled key" in p.stdout and "Wei Chen" in p.stdout
     assert code not in p.stdout + p.stderr + agent.log()
 
@@ -80,15 +89,18 @@ def test_signet_enroll_through_the_agent(running, person, agent, make_token, tmp
         if k.label == "wei-signing"]
     leaf = tmp_path / "leaf.pem"
     leaf.write_bytes(pem.armor("CERTIFICATE", on_token.certificate_der))
-    tls = agent.dir / "server-tls"
-    chain = [der for _, _, der in pem.unarmor((tls / "agent.crt").read_bytes(), multiple=True)][1:]
-    issuing = tmp_path / "issuing.pem"
-    issuing.write_bytes(b"".join(pem.armor("CERTIFICATE", d) for d in chain))
-    out = openssl("verify", "-CAfile", str(running.env.ca_pem), "-untrusted", str(issuing), str(leaf))
+    import urllib.request
+
+    with urllib.request.urlopen(f"{running.env.pki_url}/ca/signing-ca.crt", timeout=30) as resp:
+        issuing = tmp_path / "signing-ca.pem"
+        issuing.write_bytes(pem.armor("CERTIFICATE", resp.read()))
+    out = openssl("verify", "-CAfile", str(running.env.signing_root), "-untrusted", str(issuing), str(leaf))
     assert f"{leaf}: OK" in out.stdout
+    # ... and never to the TLS root the agent's TLS certificate chains to
+    out = openssl("verify", "-CAfile", str(running.env.ca_pem), "-untrusted", str(issuing), str(leaf), check=False)
+    assert out.returncode != 0
     cert = x509.Certificate.load(on_token.certificate_der)
     assert cert.public_key.dump() == on_token.public_key_der == base64.b64decode(key["public_key_der"])
-    assert oct((tls / "agent.key").stat().st_mode & 0o777) == "0o600"
     journal = [r["operation"] for r in agent.journal()]
     assert {"generate_key", "create_csr", "import_certificate"} <= set(journal)
 

@@ -7,6 +7,7 @@ import signal
 
 import grpc
 import pytest
+
 from signet.v1 import server_pb2 as pb
 from signet.v1 import server_pb2_grpc as pbg
 

@@ -11,6 +11,7 @@ import json
 import grpc
 import pytest
 from asn1crypto import pem, x509
+
 from signet.v1 import server_pb2 as pb
 from signet.v1 import server_pb2_grpc as pbg
 
@@ -59,8 +60,8 @@ def _write_pem(path, der):
 
 
 def _ocsp(running, files, leaf):
-    return openssl("ocsp", "-issuer", str(files / "issuing.pem"), "-cert", str(leaf), "-url",
-                   f"{running.env.pki_url}/ocsp", "-CAfile", str(files / "root.pem"), check=False)
+    return openssl("ocsp", "-issuer", str(files / "signing-ca.pem"), "-cert", str(leaf), "-url",
+                   f"{running.env.pki_url}/ocsp", "-CAfile", str(files / "signing-root.pem"), check=False)
 
 
 def test_register_verify_approve_enrol_verify_revoke(running, user_token, tmp_path):
@@ -98,11 +99,14 @@ def test_register_verify_approve_enrol_verify_revoke(running, user_token, tmp_pa
 
     files = tmp_path / "pki"
     files.mkdir()
-    _write_pem(files / "issuing.pem", result.chain_der[0])
-    _write_pem(files / "root.pem", result.chain_der[1])
+    _write_pem(files / "signing-ca.pem", result.chain_der[0])
+    _write_pem(files / "signing-root.pem", result.chain_der[1])
     leaf = _write_pem(files / "leaf.pem", result.certificate_der)
-    assert (files / "root.pem").read_bytes() == running.env.ca_pem.read_bytes()
-    out = openssl("verify", "-CAfile", str(files / "root.pem"), "-untrusted", str(files / "issuing.pem"),
+    # the signing chain ends at the signing root, which is not the TLS root the listeners use
+    assert (files / "signing-root.pem").read_bytes() == running.env.signing_root.read_bytes()
+    assert (files / "signing-root.pem").read_bytes() != running.env.ca_pem.read_bytes()
+    assert (tls_dir / "signing-root.pem").read_bytes() == running.env.signing_root.read_bytes()
+    out = openssl("verify", "-CAfile", str(files / "signing-root.pem"), "-untrusted", str(files / "signing-ca.pem"),
                   "-purpose", "smimesign", str(leaf))
     assert f"{leaf}: OK" in out.stdout
     p = _ocsp(running, files, leaf)

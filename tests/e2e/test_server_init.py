@@ -23,18 +23,23 @@ def test_init_creates_keys_and_tls_then_is_idempotent(make_token, tmp_path):
     env = write_config(tmp_path / "a", tok.label, tok.pin)
     first = server_init(env)
     assert first.returncode == 0, first.stderr
-    for label in ("signet-root", "signet-issuing", "signet-ocsp", "signet-tsa", "signet-seal", "signet-audit",
-                  "signet-archive-kek", "hmac.wrapped.json", "box.wrapped.json", "server.key", "server.crt", "ca.pem"):
+    for label in ("signet-signing-root", "signet-signing-ca", "signet-tls-root", "signet-tls-ca", "signet-ocsp",
+                  "signet-tsa", "signet-seal", "signet-audit", "signet-archive-kek", "hmac.wrapped.json",
+                  "box.wrapped.json", "server.key", "server.crt", "ca.pem", "signing-root.pem"):
         assert label in first.stdout.split("created:")[1], label
     tls = env.state / "tls"
     assert _mode(env.state) == 0o700 and _mode(tls) == 0o700
     assert _mode(tls / "server.key") == 0o600
     assert _mode(env.state / "keys" / "hmac.wrapped.json") == 0o600
     assert _mode(env.state / "keys" / "box.wrapped.json") == 0o600
-    # the listener certificate chains to our root, is for TLS servers, and names 127.0.0.1
+    # the listener certificate chains to the TLS root, is for TLS servers, and names 127.0.0.1 ...
     out = openssl("verify", "-CAfile", str(tls / "ca.pem"), "-untrusted", str(tls / "server.crt"),
                   "-purpose", "sslserver", str(tls / "server.crt"))
     assert ": OK" in out.stdout
+    # ... and never to the signing root
+    out = openssl("verify", "-CAfile", str(env.state / "signing-root.pem"), "-untrusted", str(tls / "server.crt"),
+                  str(tls / "server.crt"), check=False)
+    assert out.returncode != 0
     text = openssl("x509", "-in", str(tls / "server.crt"), "-noout", "-text").stdout
     assert "IP Address:127.0.0.1" in text and "DNS:localhost" in text and "TLS Web Server Authentication" in text
 

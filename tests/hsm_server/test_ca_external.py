@@ -80,7 +80,7 @@ def test_refused_chains(pki, external):
         "missing intermediate": (_leaf(sub, sub_key, _spki(pki)), [], roots),
         "expired": (_leaf(sub, sub_key, _spki(pki), days=-1, start_days_ago=30), [_der(sub)], roots),
         "a CA certificate": (_leaf(sub, sub_key, _spki(pki), ca_flag=True), [_der(sub)], roots),
-        "our own chain is not an external root": (own, [pki.keys.certificate_der(Role.ISSUING)], roots),
+        "our own chain is not an external root": (own, [pki.keys.certificate_der(Role.SIGNING_CA)], roots),
         "garbage": (b"\x30\x00", [], roots),
         "no roots configured": (_leaf(sub, sub_key, _spki(pki)), [_der(sub)], ExternalRoots(())),
     }

@@ -6,6 +6,8 @@ import pytest
 from asn1crypto import csr as asn1_csr
 from asn1crypto import x509
 
+from formats.policy import DEFAULT_SIGNING_POLICY
+
 from .conftest import openssl, write_pem
 
 
@@ -18,7 +20,7 @@ def _issue_and_files(pki, tmp_path, csr, identity, **kw):
 def test_issued_certificate_verifies_with_openssl_and_has_the_profile(pki, new_key, person, tmp_path, alg):
     key_id, csr = new_key(alg)
     issued, leaf = _issue_and_files(pki, tmp_path, csr, person)
-    out = openssl("verify", "-CAfile", str(pki.files / "root.pem"), "-untrusted", str(pki.files / "issuing.pem"),
+    out = openssl("verify", "-CAfile", str(pki.files / "signing-root.pem"), "-untrusted", str(pki.files / "signing-ca.pem"),
                   str(leaf))
     assert out.stdout.strip().endswith(": OK")
     text = openssl("x509", "-in", str(leaf), "-noout", "-text", "-nameopt", "utf8,sep_comma_plus_space").stdout
@@ -26,18 +28,20 @@ def test_issued_certificate_verifies_with_openssl_and_has_the_profile(pki, new_k
     assert "X509v3 Key Usage: critical\n                Digital Signature, Non Repudiation" in text
     assert "X509v3 Extended Key Usage: \n                E-mail Protection\n" in text
     assert f"OCSP - URI:{pki.url}/ocsp" in text
-    assert f"CA Issuers - URI:{pki.url}/ca/issuing.crt" in text
-    assert f"URI:{pki.url}/crl/issuing.crl" in text
+    assert f"CA Issuers - URI:{pki.url}/ca/signing-ca.crt" in text
+    assert f"Policy: {DEFAULT_SIGNING_POLICY}" in text  # verifiers require it under the Signet signing root
+    assert f"URI:{pki.url}/crl/signing-ca.crl" in text
     assert "X509v3 Subject Key Identifier" in text and "X509v3 Authority Key Identifier" in text
     assert "email:zhang.san@example.com" in text
     cert = x509.Certificate.load(issued.der)
     # the certified key is the token key, whatever the request said about the subject
     assert cert.public_key.dump() == pki.agent.key(key_id).public_key_der
     assert cert.key_identifier == cert.public_key.sha1
-    assert cert.authority_key_identifier == pki.keys.keys[_role("ISSUING")].certificate.key_identifier
+    assert cert.authority_key_identifier == pki.keys.keys[_role("SIGNING_CA")].certificate.key_identifier
     raw_serial = cert["tbs_certificate"]["serial_number"].contents
     assert len(raw_serial) == 16 and raw_serial[0] & 0x80 == 0 and cert.serial_number > 0
-    assert issued.chain == (pki.keys.certificate_der(_role("ISSUING")), pki.keys.certificate_der(_role("ROOT")))
+    assert issued.chain == (pki.keys.certificate_der(_role("SIGNING_CA")),
+                            pki.keys.certificate_der(_role("SIGNING_ROOT")))
 
 
 def _role(name):
@@ -115,11 +119,16 @@ def test_the_same_key_is_never_certified_twice(pki, new_key, person):
 
 
 def test_server_keys_cannot_be_certified_for_a_person(pki, person):
-    """A request can only carry a server key if signed by it; the key-uniqueness table covers them too."""
-    from server.ca import db
+    """A well-formed request signed by a server key itself (root, CA, TSA, seal) is refused: every server key is on
+    record as certified, so no person can ever hold a certificate for it."""
+    from server.ca import KeyAlreadyCertified
 
-    for role in ("ROOT", "ISSUING", "TSA"):
-        assert db.key_is_certified(pki.store, db.spki_hash(pki.keys.keys[_role(role)].public_key_der))
+    for role in ("SIGNING_ROOT", "SIGNING_CA", "TLS_CA", "TSA", "SEAL"):
+        key_id = pki.keys.keys[_role(role)].key_id
+        csr = pki.token.create_csr(key_id, {"common_name": "Mallory"})
+        with pytest.raises(KeyAlreadyCertified):
+            pki.ca.issue(csr, person, f"p-server-{role}")
+        assert pki.ca.certificates_of(f"p-server-{role}") == []
 
 
 def test_bad_subjects_are_refused(pki, new_key):

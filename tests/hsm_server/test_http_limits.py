@@ -29,7 +29,7 @@ def _raw(pki, request: bytes) -> tuple[int, bytes]:
      413),
     (b"POST /tsa HTTP/1.1\r\nHost: x\r\nContent-Type: application/timestamp-query\r\n"
      b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411),
-    (b"DELETE /crl/issuing.crl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 501),
+    (b"DELETE /crl/signing-ca.crl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 501),
 ])
 def test_refusals(pki, request_bytes, status):
     got, body = _raw(pki, request_bytes)
@@ -45,7 +45,7 @@ def test_failures_on_our_side_are_protocol_errors_without_detail(pki, tmp_path, 
     from .test_tsa import _query, _StatusOnly
 
     req = tmp_path / "req.der"
-    openssl("ocsp", "-issuer", str(pki.files / "issuing.pem"), "-serial", "0x42", "-reqout", str(req))
+    openssl("ocsp", "-issuer", str(pki.files / "signing-ca.pem"), "-serial", "0x42", "-reqout", str(req))
     ocsp_req = req.read_bytes()
     tsq = _query()
     pki.token.logout()

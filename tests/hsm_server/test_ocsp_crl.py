@@ -15,8 +15,8 @@ from .conftest import openssl, write_pem
 
 
 def _ocsp(pki, leaf, *extra):
-    out = openssl("ocsp", "-issuer", str(pki.files / "issuing.pem"), "-cert", str(leaf), "-url",
-                  f"{pki.url}/ocsp", "-CAfile", str(pki.files / "root.pem"), *extra, check=False)
+    out = openssl("ocsp", "-issuer", str(pki.files / "signing-ca.pem"), "-cert", str(leaf), "-url",
+                  f"{pki.url}/ocsp", "-CAfile", str(pki.files / "signing-root.pem"), *extra, check=False)
     return out.returncode, out.stdout + out.stderr
 
 
@@ -43,7 +43,7 @@ def test_ocsp_good_then_revoked_at_once(pki, new_key, person, tmp_path):
 def test_ocsp_nonce_is_echoed_and_absent_when_not_asked(pki, new_key, person, tmp_path):
     leaf = write_pem(tmp_path / "leaf.pem", pki.ca.issue(new_key()[1], person, "p-nonce").der)
     req = tmp_path / "req.der"
-    openssl("ocsp", "-issuer", str(pki.files / "issuing.pem"), "-cert", str(leaf), "-reqout", str(req))
+    openssl("ocsp", "-issuer", str(pki.files / "signing-ca.pem"), "-cert", str(leaf), "-reqout", str(req))
     sent = ocsp.OCSPRequest.load(req.read_bytes()).nonce_value.native
     status, ctype, body = _fetch(f"{pki.url}/ocsp", req.read_bytes(), {"Content-Type": "application/ocsp-request"})
     assert status == 200 and ctype == "application/ocsp-response"
@@ -58,7 +58,7 @@ def test_ocsp_get_with_base64_path(pki, new_key, person, tmp_path):
     issued = pki.ca.issue(new_key()[1], person, "p-get")
     leaf = write_pem(tmp_path / "leaf.pem", issued.der)
     req = tmp_path / "req.der"
-    openssl("ocsp", "-issuer", str(pki.files / "issuing.pem"), "-cert", str(leaf), "-no_nonce", "-reqout", str(req))
+    openssl("ocsp", "-issuer", str(pki.files / "signing-ca.pem"), "-cert", str(leaf), "-no_nonce", "-reqout", str(req))
     path = urllib.parse.quote(base64.b64encode(req.read_bytes()).decode(), safe="")
     status, ctype, body = _fetch(f"{pki.url}/ocsp/{path}")
     assert status == 200 and ctype == "application/ocsp-response"
@@ -68,15 +68,15 @@ def test_ocsp_get_with_base64_path(pki, new_key, person, tmp_path):
     assert single["cert_id"]["serial_number"].native == issued.serial
     # the response verifies with openssl too (read back from the GET answer)
     (tmp_path / "resp.der").write_bytes(body)
-    out = openssl("ocsp", "-respin", str(tmp_path / "resp.der"), "-issuer", str(pki.files / "issuing.pem"),
-                  "-cert", str(leaf), "-CAfile", str(pki.files / "root.pem"), check=False)
+    out = openssl("ocsp", "-respin", str(tmp_path / "resp.der"), "-issuer", str(pki.files / "signing-ca.pem"),
+                  "-cert", str(leaf), "-CAfile", str(pki.files / "signing-root.pem"), check=False)
     assert "Response verify OK" in out.stderr + out.stdout and ": good" in out.stdout
 
 
 def test_ocsp_unknown_serial_malformed_request_and_foreign_issuer(pki, tmp_path):
     # our issuer, a serial this CA never issued
     req = tmp_path / "req.der"
-    openssl("ocsp", "-issuer", str(pki.files / "issuing.pem"), "-serial", "0x1234567", "-no_nonce",
+    openssl("ocsp", "-issuer", str(pki.files / "signing-ca.pem"), "-serial", "0x1234567", "-no_nonce",
             "-reqout", str(req))
     _, _, body = _fetch(f"{pki.url}/ocsp", req.read_bytes(), {"Content-Type": "application/ocsp-request"})
     single = ocsp.OCSPResponse.load(body).basic_ocsp_response["tbs_response_data"]["responses"][0]
@@ -84,7 +84,7 @@ def test_ocsp_unknown_serial_malformed_request_and_foreign_issuer(pki, tmp_path)
     _, _, body = _fetch(f"{pki.url}/ocsp", b"\x30\x02\x05\x00", {"Content-Type": "application/ocsp-request"})
     assert ocsp.OCSPResponse.load(body)["response_status"].native == "malformed_request"
     # asking about a certificate of another issuer (our root as "issuer") is not ours to answer
-    openssl("ocsp", "-issuer", str(pki.files / "root.pem"), "-cert", str(pki.files / "issuing.pem"), "-no_nonce",
+    openssl("ocsp", "-issuer", str(pki.files / "signing-root.pem"), "-cert", str(pki.files / "signing-ca.pem"), "-no_nonce",
             "-reqout", str(req))
     _, _, body = _fetch(f"{pki.url}/ocsp", req.read_bytes(), {"Content-Type": "application/ocsp-request"})
     assert ocsp.OCSPResponse.load(body)["response_status"].native == "unauthorized"
@@ -93,13 +93,13 @@ def test_ocsp_unknown_serial_malformed_request_and_foreign_issuer(pki, tmp_path)
 def test_crl_lists_revoked_serials_and_verifies(pki, new_key, person, tmp_path):
     keep = pki.ca.issue(new_key()[1], person, "p-crl")
     gone = pki.ca.issue(new_key()[1], person, "p-crl")
-    status, ctype, first = _fetch(f"{pki.url}/crl/issuing.crl")
+    status, ctype, first = _fetch(f"{pki.url}/crl/signing-ca.crl")
     assert status == 200 and ctype == "application/pkix-crl"
     pki.ca.revoke(gone.serial, "cessation_of_operation")
-    _, _, der = _fetch(f"{pki.url}/crl/issuing.crl")
+    _, _, der = _fetch(f"{pki.url}/crl/signing-ca.crl")
     (tmp_path / "issuing.crl").write_bytes(der)
     chain = tmp_path / "chain.pem"
-    chain.write_bytes((pki.files / "issuing.pem").read_bytes() + (pki.files / "root.pem").read_bytes())
+    chain.write_bytes((pki.files / "signing-ca.pem").read_bytes() + (pki.files / "signing-root.pem").read_bytes())
     out = openssl("crl", "-inform", "DER", "-in", str(tmp_path / "issuing.crl"), "-text", "-noout",
                   "-CAfile", str(chain))
     assert "verify OK" in out.stderr + out.stdout
@@ -111,14 +111,14 @@ def test_crl_lists_revoked_serials_and_verifies(pki, new_key, person, tmp_path):
     n_after = asn1_crl.CertificateList.load(der).crl_number_value.native
     assert n_after > n_before
     # unchanged revocations within the refresh interval: the same CRL again
-    assert _fetch(f"{pki.url}/crl/issuing.crl")[2] == der
+    assert _fetch(f"{pki.url}/crl/signing-ca.crl")[2] == der
     # openssl's own revocation check refuses the revoked leaf and accepts the other
     for issued, ok in ((gone, False), (keep, True)):
         leaf = write_pem(tmp_path / "leaf.pem", issued.der)
         (tmp_path / "crl.pem").write_text(
             openssl("crl", "-inform", "DER", "-in", str(tmp_path / "issuing.crl")).stdout)
         out = openssl("verify", "-crl_check", "-CRLfile", str(tmp_path / "crl.pem"), "-CAfile",
-                      str(pki.files / "root.pem"), "-untrusted", str(pki.files / "issuing.pem"), str(leaf),
+                      str(pki.files / "signing-root.pem"), "-untrusted", str(pki.files / "signing-ca.pem"), str(leaf),
                       check=False)
         assert (out.returncode == 0) is ok, out.stdout + out.stderr
         if not ok:
@@ -126,12 +126,12 @@ def test_crl_lists_revoked_serials_and_verifies(pki, new_key, person, tmp_path):
 
 
 def test_root_crl_and_ca_certificates_are_served(pki, tmp_path):
-    _, _, der = _fetch(f"{pki.url}/crl/root.crl")
+    _, _, der = _fetch(f"{pki.url}/crl/signing-root.crl")
     (tmp_path / "root.crl").write_bytes(der)
     out = openssl("crl", "-inform", "DER", "-in", str(tmp_path / "root.crl"), "-noout", "-text",
-                  "-CAfile", str(pki.files / "root.pem"))
+                  "-CAfile", str(pki.files / "signing-root.pem"))
     assert "verify OK" in out.stderr + out.stdout and "No Revoked Certificates" in out.stdout
-    for name in ("root", "issuing", "ocsp", "tsa", "seal", "audit"):
+    for name in ("signing-root", "signing-ca", "tls-root", "tls-ca", "ocsp", "tsa", "seal", "audit"):
         status, ctype, body = _fetch(f"{pki.url}/ca/{name}.crt")
         assert status == 200 and ctype == "application/pkix-cert"
         assert body == pki.http.services.ca_certificates[name]

@@ -19,7 +19,7 @@ def _validate(pki, pdf_path):
     async def run():
         async with AIOHttpFetcherBackend() as fetchers:
             vc = ValidationContext(
-                trust_roots=[x509.Certificate.load(pki.keys.certificate_der(Role.ROOT))],
+                trust_roots=[x509.Certificate.load(pki.keys.certificate_der(Role.SIGNING_ROOT))],
                 allow_fetching=True, revocation_mode="require", fetchers=fetchers,
             )
             with open(pdf_path, "rb") as f:

@@ -8,7 +8,8 @@ from pkcs11 import Attribute, ObjectClass
 
 from .conftest import openssl, write_pem
 
-LABELS = ["signet-root", "signet-issuing", "signet-ocsp", "signet-tsa", "signet-seal", "signet-audit"]
+LABELS = ["signet-signing-root", "signet-signing-ca", "signet-tls-root", "signet-tls-ca", "signet-ocsp", "signet-tsa",
+          "signet-seal", "signet-audit"]
 
 
 @pytest.fixture
@@ -51,16 +52,51 @@ def test_init_creates_everything_once_and_never_overwrites(fresh, tmp_path):
     # the chain is sound: openssl verifies every service certificate up to the root
     files = {r.value: write_pem(tmp_path / f"{r.value}.pem", k.certificate_der) for r, k in after.keys.items()}
     for name in ("ocsp", "tsa", "seal", "audit"):
-        out = openssl("verify", "-CAfile", str(files["root"]), "-untrusted", str(files["issuing"]), str(files[name]))
+        out = openssl("verify", "-CAfile", str(files["signing-root"]), "-untrusted", str(files["signing-ca"]), str(files[name]))
         assert out.stdout.strip().endswith("OK")
     ocsp_text = openssl("x509", "-in", str(files["ocsp"]), "-noout", "-text").stdout
     assert "OCSP Signing" in ocsp_text and "OCSP No Check" in ocsp_text
     tsa_text = openssl("x509", "-in", str(files["tsa"]), "-noout", "-text").stdout
     assert "X509v3 Extended Key Usage: critical\n                Time Stamping\n" in tsa_text
-    root = x509.Certificate.load(after.certificate_der(_role("ROOT")))
-    assert root.self_signed == "maybe" and root.ca and root.subject.native["country_name"] == "DE"
-    issuing = x509.Certificate.load(after.certificate_der(_role("ISSUING")))
-    assert issuing.max_path_length == 0 and issuing.not_valid_after <= root.not_valid_after
+    for root_name, ca_name in (("SIGNING_ROOT", "SIGNING_CA"), ("TLS_ROOT", "TLS_CA")):
+        root = x509.Certificate.load(after.certificate_der(_role(root_name)))
+        assert root.self_signed == "maybe" and root.ca and root.subject.native["country_name"] == "DE"
+        issuing = x509.Certificate.load(after.certificate_der(_role(ca_name)))
+        assert issuing.max_path_length == 0 and issuing.not_valid_after <= root.not_valid_after
+        assert issuing.issuer == root.subject
+
+
+def test_two_hierarchies_signing_and_tls_never_meet(fresh, tmp_path):
+    """TLS certificates chain to the TLS root only; the signing root lists its marker and signature policies."""
+    from formats.policy import (
+        DEFAULT_REMOTE_POLICY,
+        DEFAULT_SEAL_POLICY,
+        DEFAULT_SIGNING_POLICY,
+        SIGNING_ROOT_MARKER,
+        TLS_ROOT_MARKER,
+    )
+    from server.keys import load_server_keys
+
+    tok, store = fresh
+    _init(tok, store)
+    keys = load_server_keys(tok, store)
+    files = {r.value: write_pem(tmp_path / f"{r.value}.pem", k.certificate_der) for r, k in keys.keys.items()}
+    # the TLS CA does not verify under the signing root, nor the signing CA under the TLS root
+    out = openssl("verify", "-CAfile", str(files["signing-root"]), str(files["tls-ca"]), check=False)
+    assert out.returncode != 0
+    out = openssl("verify", "-CAfile", str(files["tls-root"]), str(files["signing-ca"]), check=False)
+    assert out.returncode != 0
+    assert openssl("verify", "-CAfile", str(files["tls-root"]), str(files["tls-ca"])).stdout.strip().endswith("OK")
+
+    def policies(role):
+        cert = x509.Certificate.load(keys.certificate_der(_role(role)))
+        value = cert.certificate_policies_value
+        return [p["policy_identifier"].dotted for p in value] if value is not None else []
+
+    assert policies("SIGNING_ROOT") == [SIGNING_ROOT_MARKER, DEFAULT_SIGNING_POLICY, DEFAULT_REMOTE_POLICY,
+                                        DEFAULT_SEAL_POLICY]
+    assert policies("TLS_ROOT") == [TLS_ROOT_MARKER]
+    assert DEFAULT_SEAL_POLICY in policies("SEAL") and policies("TLS_CA") == []
 
 
 def test_keys_are_non_extractable_and_the_kek_wraps(fresh):
@@ -85,14 +121,28 @@ def test_an_interrupted_init_is_finished_without_replacing_keys(fresh):
     from server.keys import load_server_keys
 
     tok, store = fresh
-    root_before = tok.generate_key("p384", "signet-root")  # as if init died right after this
-    with pytest.raises(ServerKeysMissing, match="signet-root certificate.*signet-issuing"):
+    root_before = tok.generate_key("p384", "signet-signing-root")  # as if init died right after this
+    with pytest.raises(ServerKeysMissing, match="signet-signing-root certificate.*signet-signing-ca"):
         load_server_keys(tok, store)
     report = _init(tok, store)
-    assert "signet-root" in report.existing and "signet-root certificate" in report.created
+    assert "signet-signing-root" in report.existing and "signet-signing-root certificate" in report.created
     keys = load_server_keys(tok, store)
-    assert keys[_role("ROOT")].key_id == root_before.key_id
-    assert x509.Certificate.load(keys.certificate_der(_role("ROOT"))).public_key.dump() == root_before.public_key_der
+    assert keys[_role("SIGNING_ROOT")].key_id == root_before.key_id
+    root = x509.Certificate.load(keys.certificate_der(_role("SIGNING_ROOT")))
+    assert root.public_key.dump() == root_before.public_key_der
+
+
+def test_a_token_of_the_old_single_ca_layout_is_refused_with_advice(fresh):
+    """A server token made when one CA certified both signing and TLS keys is not silently reused."""
+    from server.ca import ServerKeysMissing
+    from server.keys import load_server_keys
+
+    tok, store = fresh
+    tok.generate_key("p256", "signet-issuing")
+    for attempt in (lambda: _init(tok, store), lambda: load_server_keys(tok, store)):
+        with pytest.raises(ServerKeysMissing, match="earlier Signet.*Re-initialise.*signet-server init"):
+            attempt()
+    assert [k.label for k in tok.keys()] == ["signet-issuing"]  # nothing was added next to it
 
 
 def _role(name):

@@ -10,6 +10,8 @@ import urllib.request
 import pytest
 from asn1crypto import cms, core, tsp
 
+from formats.policy import DEFAULT_TSA_POLICY
+
 from .conftest import openssl
 
 
@@ -31,18 +33,20 @@ def test_openssl_query_is_stamped_and_verifies(pki, tmp_path):
     assert status == 200 and ctype == "application/timestamp-reply"
     resp = tmp_path / "resp.tsr"
     resp.write_bytes(body)
-    out = openssl("ts", "-verify", "-data", str(data), "-in", str(resp), "-CAfile", str(pki.files / "root.pem"),
-                  "-untrusted", str(pki.files / "issuing.pem"))
+    # the token carries its chain below the root: the Signet signing root alone is enough to verify it
+    root = str(pki.files / "signing-root.pem")
+    out = openssl("ts", "-verify", "-data", str(data), "-in", str(resp), "-CAfile", root)
     assert "Verification: OK" in out.stdout
     # against the query: imprint, nonce and (absent) policy all match
-    out = openssl("ts", "-verify", "-queryfile", str(q), "-in", str(resp), "-CAfile", str(pki.files / "root.pem"),
-                  "-untrusted", str(pki.files / "issuing.pem"))
+    out = openssl("ts", "-verify", "-queryfile", str(q), "-in", str(resp), "-CAfile", root)
     assert "Verification: OK" in out.stdout
     text = openssl("ts", "-reply", "-in", str(resp), "-text").stdout
-    assert "Status: Granted." in text and "Policy OID: 2.999.3161.1" in text
+    assert "Status: Granted." in text and f"Policy OID: {DEFAULT_TSA_POLICY}" in text
     assert "Accuracy: 0x01 seconds" in text and "Nonce: 0x" in text
     info = tsp.TimeStampResp.load(body)["time_stamp_token"]["content"]
-    assert len(info["certificates"]) == 1  # certReq honoured: the TSA certificate
+    # certReq honoured: the TSA certificate and the signing CA, not the root
+    assert sorted(c.chosen.subject.native["common_name"] for c in info["certificates"]) == [
+        "Signet Test Org Signing CA", "Signet Test Org Time-Stamping Authority"]
     tst = info["encap_content_info"]["content"].parsed
     assert tst["message_imprint"]["hashed_message"].native == hashlib.sha256(data.read_bytes()).digest()
     query_nonce = tsp.TimeStampReq.load(q.read_bytes())["nonce"].native
@@ -61,8 +65,8 @@ def test_without_cert_req_verifies_with_the_tsa_certificate_given(pki, tmp_path)
     assert not token["certificates"]
     (tmp_path / "r.tsr").write_bytes(body)
     out = openssl("ts", "-verify", "-data", str(data), "-in", str(tmp_path / "r.tsr"), "-CAfile",
-                  str(pki.files / "root.pem"), "-untrusted",
-                  str(_cat(tmp_path / "u.pem", pki.files / "issuing.pem", pki.files / "tsa.pem")))
+                  str(pki.files / "signing-root.pem"), "-untrusted",
+                  str(_cat(tmp_path / "u.pem", pki.files / "signing-ca.pem", pki.files / "tsa.pem")))
     assert "Verification: OK" in out.stdout
 
 
@@ -107,7 +111,7 @@ class _StatusOnly(core.Sequence):
 
 
 def test_our_policy_requested_by_name_is_granted(pki):
-    body = pki.http.services.tsa.respond(_query(req_policy="2.999.3161.1", nonce=7, cert_req=True))
+    body = pki.http.services.tsa.respond(_query(req_policy=DEFAULT_TSA_POLICY, nonce=7, cert_req=True))
     resp = tsp.TimeStampResp.load(body)
     assert resp["status"]["status"].native == "granted"
     assert resp["time_stamp_token"]["content"]["encap_content_info"]["content"].parsed["nonce"].native == 7
@@ -122,9 +126,8 @@ def test_pyhanko_http_timestamper_gets_a_valid_token(pki):
     digest = hashlib.sha256(b"a PAdES document's signature value").digest()
     stamper = HTTPTimeStamper(f"{pki.url}/tsa")
     token = asyncio.run(stamper.async_timestamp(digest, "sha256"))
-    root = x509.Certificate.load(pki.keys.certificate_der(_role("ROOT")))
-    issuing = x509.Certificate.load(pki.keys.certificate_der(_role("ISSUING")))
-    vc = ValidationContext(trust_roots=[root], other_certs=[issuing])
+    root = x509.Certificate.load(pki.keys.certificate_der(_role("SIGNING_ROOT")))
+    vc = ValidationContext(trust_roots=[root])  # the root alone: the token brings the rest of its chain
     status = asyncio.run(validate_tst_signed_data(token["content"], vc, lambda _algo: digest))
     assert status["intact"] and status["valid"], status
     assert status["trust_problem_indic"] is None and status["validation_path"] is not None, status

@@ -17,7 +17,8 @@ def test_rows_are_durable_on_return_with_injected_time(tmp_path):
     rows = read(tmp_path / "j.db")
     assert rows == [{"id": 1, "time": "2026-01-02T03:04:05.000000+00:00", "caller": "local",
                      "operation": "sign_digest", "token_serial": "serial1", "key_id": "ab",
-                     "document_sha256": "00" * 32, "format": "digest-sha256", "outcome": "ok"}]
+                     "document_sha256": "00" * 32, "format": "digest-sha256", "outcome": "ok",
+                     "signed_digest": ""}]
     conn = sqlite3.connect(tmp_path / "j.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     j.close()
@@ -55,11 +56,11 @@ def test_a_write_failure_reaches_the_waiter(tmp_path):
     j.close()
 
 
-def test_batches_of_documents_keep_every_row_in_order(tmp_path):
-    """record_documents: one row per hash, in order, across the 64-row statements and the remainder."""
+def test_batches_of_digests_keep_every_row_in_order(tmp_path):
+    """record_digests: one row per signed digest, in order, across the 64-row statements and the remainder."""
     j = Journal(tmp_path / "j.db")
-    tickets = [j.record_documents("sign_digest", "local", "s1", "k1", "digest-sha256",
-                                  [f"{n:02x}{i:062x}" for i in range(n)], wait=False) for n in (1, 64, 130, 7)]
+    tickets = [j.record_digests("sign_digest", "local", "s1", "k1", "digest-sha256",
+                                [f"{n:02x}{i:062x}" for i in range(n)], wait=False) for n in (1, 64, 130, 7)]
     for t in tickets:
         t.wait()
     j.record([Entry("lock", "local", "s1")])
@@ -67,6 +68,29 @@ def test_batches_of_documents_keep_every_row_in_order(tmp_path):
     rows = read(tmp_path / "j.db")
     expected = [f"{n:02x}{i:062x}" for n in (1, 64, 130, 7) for i in range(n)]
     assert [r["document_sha256"] for r in rows[:-1]] == expected
+    assert [r["signed_digest"] for r in rows[:-1]] == expected  # the exact digest the token signed
     assert {(r["operation"], r["caller"], r["token_serial"], r["key_id"], r["format"], r["outcome"])
             for r in rows[:-1]} == {("sign_digest", "local", "s1", "k1", "digest-sha256", "ok")}
     assert rows[-1]["operation"] == "lock" and [r["id"] for r in rows] == list(range(1, len(expected) + 2))
+
+
+def test_a_journal_written_before_the_digest_column_is_upgraded(tmp_path):
+    conn = sqlite3.connect(tmp_path / "j.db")
+    conn.execute("CREATE TABLE journal (id INTEGER PRIMARY KEY, time TEXT, caller TEXT, operation TEXT, "
+                 "token_serial TEXT, key_id TEXT, document_sha256 TEXT, format TEXT, outcome TEXT)")
+    conn.execute("INSERT INTO journal (time, caller, operation) VALUES ('t', 'local', 'unlock')")
+    conn.commit()
+    conn.close()
+    j = Journal(tmp_path / "j.db")
+    j.record([Entry("sign_pdf", "local", signed_digest="ab" * 32)])
+    j.close()
+    rows = read(tmp_path / "j.db")
+    assert [r["signed_digest"] for r in rows] == ["", "ab" * 32]
+
+
+def test_refusals_are_journalled_without_raising(tmp_path):
+    j = Journal(tmp_path / "j.db")
+    j.refusal("sign_digest", "local", "DIGESTS_NOT_ALLOWED", token_serial="s1", key_id="k1")
+    j.close()
+    (row,) = read(tmp_path / "j.db")
+    assert (row["operation"], row["outcome"], row["key_id"]) == ("sign_digest", "DIGESTS_NOT_ALLOWED", "k1")

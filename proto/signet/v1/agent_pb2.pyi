@@ -3,13 +3,26 @@
 isort:skip_file
 The local signing agent: tokens, keys, unlock, signing and verification.
 
+Unlock grants: Unlock returns a grant handle; a later call uses the grant only
+when it presents the handle in the request metadata key "signet-grant" (and
+comes from the same caller). Without a handle (or a per-call PIN) a call that
+needs the token logged in fails with FAILED_PRECONDITION (LOGIN_REQUIRED).
+
 Errors: every non-OK status carries a signet.v1.ErrorDetail serialized in
 the trailing metadata key "signet-error-bin" (reason, PIN tries left, token
 serial, key id). Status codes: wrong PIN -> UNAUTHENTICATED, PIN locked ->
 FAILED_PRECONDITION, token removed -> UNAVAILABLE, caller not allowed ->
 PERMISSION_DENIED, key usage limit reached -> RESOURCE_EXHAUSTED, bad
 document or argument -> INVALID_ARGUMENT, unknown token/key -> NOT_FOUND,
-token not unlocked and no PIN given -> FAILED_PRECONDITION (LOGIN_REQUIRED).
+token not unlocked and no PIN given -> FAILED_PRECONDITION (LOGIN_REQUIRED),
+the signer declined in the key's confirmation -> PERMISSION_DENIED
+(USER_DECLINED), raw digests for a key that does not allow them ->
+PERMISSION_DENIED (DIGESTS_NOT_ALLOWED), the agent at its document capacity
+or too many wrong PINs -> RESOURCE_EXHAUSTED (BUSY, PIN_THROTTLED; with
+"retry-after"), an upload that stalls -> DEADLINE_EXCEEDED (UPLOAD_STALLED),
+a document over a worker's time or memory limit -> RESOURCE_EXHAUSTED
+(DOCUMENT_TOO_COMPLEX), a revoked signing certificate -> FAILED_PRECONDITION
+(CERTIFICATE_REVOKED).
 """
 
 from collections import abc as _abc
@@ -168,10 +181,14 @@ class GetInfoResponse(_message.Message):
     UNLOCK_MAX_SECONDS_FIELD_NUMBER: _builtins.int
     UNLOCK_MAX_SIGNATURES_FIELD_NUMBER: _builtins.int
     MAX_INLINE_BYTES_FIELD_NUMBER: _builtins.int
+    STATE_DIR_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_URLS_FIELD_NUMBER: _builtins.int
     agent_version: _builtins.str
     pkcs11_module: _builtins.str
     caller: _builtins.str
-    """How the agent identifies this caller: "local" or "tls:<certificate CN>"."""
+    """How the agent identifies this caller: "local", "tls:<the client certificate's
+    SAN URI>" or "tls-sha256:<its SHA-256 fingerprint>".
+    """
     max_message_bytes: _builtins.int
     max_document_bytes: _builtins.int
     unlock_max_seconds: _builtins.int
@@ -181,6 +198,14 @@ class GetInfoResponse(_message.Message):
     largest output returned inline in SignResult.content; 0 = inline
     transfers are not supported (agents older than these fields report 0).
     """
+    state_dir: _builtins.str
+    """The agent's state directory (only told to local callers): where `signet enroll` keeps what it gets
+    from signet-server.
+    """
+    @_builtins.property
+    def timestamp_urls(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Timestamp authorities a caller may name (timestamp_url); others are refused."""
+
     def __init__(
         self,
         *,
@@ -192,10 +217,12 @@ class GetInfoResponse(_message.Message):
         unlock_max_seconds: _builtins.int = ...,
         unlock_max_signatures: _builtins.int = ...,
         max_inline_bytes: _builtins.int = ...,
+        state_dir: _builtins.str = ...,
+        timestamp_urls: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "caller", b"caller", "max_document_bytes", b"max_document_bytes", "max_inline_bytes", b"max_inline_bytes", "max_message_bytes", b"max_message_bytes", "pkcs11_module", b"pkcs11_module", "unlock_max_seconds", b"unlock_max_seconds", "unlock_max_signatures", b"unlock_max_signatures"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "caller", b"caller", "max_document_bytes", b"max_document_bytes", "max_inline_bytes", b"max_inline_bytes", "max_message_bytes", b"max_message_bytes", "pkcs11_module", b"pkcs11_module", "state_dir", b"state_dir", "timestamp_urls", b"timestamp_urls", "unlock_max_seconds", b"unlock_max_seconds", "unlock_max_signatures", b"unlock_max_signatures"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -604,20 +631,26 @@ class UnlockResponse(_message.Message):
     TOKEN_SERIAL_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     SIGNATURES_LEFT_FIELD_NUMBER: _builtins.int
+    GRANT_FIELD_NUMBER: _builtins.int
     token_serial: _builtins.str
     expires_at: _builtins.int
     """Unix time (seconds) when the grant ends."""
     signatures_left: _builtins.int
+    grant: _builtins.str
+    """The grant handle (random, 192 bits): present it in the "signet-grant"
+    metadata of the calls that use the grant. Shown once; keep it private.
+    """
     def __init__(
         self,
         *,
         token_serial: _builtins.str = ...,
         expires_at: _builtins.int = ...,
         signatures_left: _builtins.int = ...,
+        grant: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "signatures_left", b"signatures_left", "token_serial", b"token_serial"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "grant", b"grant", "signatures_left", b"signatures_left", "token_serial", b"token_serial"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -662,6 +695,58 @@ class LockResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LockResponse: _TypeAlias = LockResponse  # noqa: Y015
+
+@_typing.final
+class PinResetRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    PIN_FIELD_NUMBER: _builtins.int
+    SO_PIN_FIELD_NUMBER: _builtins.int
+    pin: _builtins.str
+    """The user PIN: the lock is cleared after the token accepts it."""
+    so_pin: _builtins.str
+    """The security officer PIN: checked by a login as SO."""
+    @_builtins.property
+    def token(self) -> Global___TokenSelector: ...
+    def __init__(
+        self,
+        *,
+        token: Global___TokenSelector | None = ...,
+        pin: _builtins.str = ...,
+        so_pin: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pin", b"pin", "proof", b"proof", "so_pin", b"so_pin", "token", b"token"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pin", b"pin", "proof", b"proof", "so_pin", b"so_pin", "token", b"token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_proof: _TypeAlias = _typing.Literal["pin", "so_pin"]  # noqa: Y015
+    _WhichOneofArgType_proof: _TypeAlias = _typing.Literal["proof", b"proof"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_proof) -> _WhichOneofReturnType_proof | None: ...
+
+Global___PinResetRequest: _TypeAlias = PinResetRequest  # noqa: Y015
+
+@_typing.final
+class PinResetResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_SERIAL_FIELD_NUMBER: _builtins.int
+    PIN_TRIES_LEFT_FIELD_NUMBER: _builtins.int
+    token_serial: _builtins.str
+    pin_tries_left: _builtins.int
+    def __init__(
+        self,
+        *,
+        token_serial: _builtins.str = ...,
+        pin_tries_left: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pin_tries_left", b"pin_tries_left", "token_serial", b"token_serial"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PinResetResponse: _TypeAlias = PinResetResponse  # noqa: Y015
 
 @_typing.final
 class SignDigestRequest(_message.Message):
@@ -1095,7 +1180,10 @@ class VerifyPdfHeader(_message.Message):
 
     SIZE_FIELD_NUMBER: _builtins.int
     TRUST_ROOTS_DER_FIELD_NUMBER: _builtins.int
+    OFFLINE_FIELD_NUMBER: _builtins.int
     size: _builtins.int
+    offline: _builtins.bool
+    """Do not fetch revocation data (OCSP/CRL); the report then says revocation was not checked."""
     @_builtins.property
     def trust_roots_der(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
         """Extra trust anchors (DER) on top of the agent's configured ones."""
@@ -1105,10 +1193,11 @@ class VerifyPdfHeader(_message.Message):
         *,
         size: _builtins.int = ...,
         trust_roots_der: _abc.Iterable[_builtins.bytes] | None = ...,
+        offline: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["size", b"size", "trust_roots_der", b"trust_roots_der"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["offline", b"offline", "size", b"size", "trust_roots_der", b"trust_roots_der"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1146,8 +1235,10 @@ class VerifyDetachedHeader(_message.Message):
     SIZE_FIELD_NUMBER: _builtins.int
     SIGNATURE_DER_FIELD_NUMBER: _builtins.int
     TRUST_ROOTS_DER_FIELD_NUMBER: _builtins.int
+    OFFLINE_FIELD_NUMBER: _builtins.int
     size: _builtins.int
     signature_der: _builtins.bytes
+    offline: _builtins.bool
     @_builtins.property
     def trust_roots_der(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
     def __init__(
@@ -1156,10 +1247,11 @@ class VerifyDetachedHeader(_message.Message):
         size: _builtins.int = ...,
         signature_der: _builtins.bytes = ...,
         trust_roots_der: _abc.Iterable[_builtins.bytes] | None = ...,
+        offline: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["signature_der", b"signature_der", "size", b"size", "trust_roots_der", b"trust_roots_der"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["offline", b"offline", "signature_der", b"signature_der", "size", b"size", "trust_roots_der", b"trust_roots_der"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1205,6 +1297,10 @@ class SignatureReport(_message.Message):
     TIMESTAMP_TIME_FIELD_NUMBER: _builtins.int
     VALID_FIELD_NUMBER: _builtins.int
     PROBLEMS_FIELD_NUMBER: _builtins.int
+    DOCMDP_OK_FIELD_NUMBER: _builtins.int
+    SIGNING_POLICY_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
+    SIGNATURE_VALID_FIELD_NUMBER: _builtins.int
     field_name: _builtins.str
     signer_subject: _builtins.str
     intact: _builtins.bool
@@ -1219,12 +1315,22 @@ class SignatureReport(_message.Message):
     """Signing time claimed by the signer and, when present, the timestamp time (RFC 3339)."""
     timestamp_time: _builtins.str
     valid: _builtins.bool
+    docmdp_ok: _builtins.bool
+    """Difference analysis: the changes after this signature are allowed by its DocMDP level (PDF only)."""
+    signing_policy: _builtins.str
+    """The Signet signing policy the signer certificate carries (empty when none is required or found)."""
+    signature_valid: _builtins.bool
+    """The cryptographic signature verifies (intact: the signed bytes hash to the signed digest)."""
     @_builtins.property
     def certificate_chain(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Signer first, then the chain up to the trust anchor (RFC 4514 subjects)."""
 
     @_builtins.property
     def problems(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Things a relying party should know that do not invalidate (e.g. revocation not checked, offline)."""
+
     def __init__(
         self,
         *,
@@ -1239,10 +1345,14 @@ class SignatureReport(_message.Message):
         timestamp_time: _builtins.str = ...,
         valid: _builtins.bool = ...,
         problems: _abc.Iterable[_builtins.str] | None = ...,
+        docmdp_ok: _builtins.bool = ...,
+        signing_policy: _builtins.str = ...,
+        warnings: _abc.Iterable[_builtins.str] | None = ...,
+        signature_valid: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_chain", b"certificate_chain", "coverage", b"coverage", "field_name", b"field_name", "intact", b"intact", "modification_level", b"modification_level", "problems", b"problems", "signer_subject", b"signer_subject", "signing_time", b"signing_time", "timestamp_time", b"timestamp_time", "trusted", b"trusted", "valid", b"valid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_chain", b"certificate_chain", "coverage", b"coverage", "docmdp_ok", b"docmdp_ok", "field_name", b"field_name", "intact", b"intact", "modification_level", b"modification_level", "problems", b"problems", "signature_valid", b"signature_valid", "signer_subject", b"signer_subject", "signing_policy", b"signing_policy", "signing_time", b"signing_time", "timestamp_time", b"timestamp_time", "trusted", b"trusted", "valid", b"valid", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1256,12 +1366,20 @@ class VerifyResponse(_message.Message):
     SIGNATURES_FIELD_NUMBER: _builtins.int
     REPORT_JSON_FIELD_NUMBER: _builtins.int
     DOCUMENT_SHA256_FIELD_NUMBER: _builtins.int
+    PROBLEMS_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
     valid: _builtins.bool
     report_json: _builtins.str
     """The full formats report as JSON, for tools that want every detail."""
     document_sha256: _builtins.str
     @_builtins.property
     def signatures(self) -> _containers.RepeatedCompositeFieldContainer[Global___SignatureReport]: ...
+    @_builtins.property
+    def problems(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Document-level problems (no signature, bytes no signature covers, ...)."""
+
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -1269,10 +1387,12 @@ class VerifyResponse(_message.Message):
         signatures: _abc.Iterable[Global___SignatureReport] | None = ...,
         report_json: _builtins.str = ...,
         document_sha256: _builtins.str = ...,
+        problems: _abc.Iterable[_builtins.str] | None = ...,
+        warnings: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_sha256", b"document_sha256", "report_json", b"report_json", "signatures", b"signatures", "valid", b"valid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_sha256", b"document_sha256", "problems", b"problems", "report_json", b"report_json", "signatures", b"signatures", "valid", b"valid", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

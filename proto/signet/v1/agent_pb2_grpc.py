@@ -84,6 +84,11 @@ class AgentServiceStub:
                 request_serializer=signet_dot_v1_dot_agent__pb2.LockRequest.SerializeToString,
                 response_deserializer=signet_dot_v1_dot_agent__pb2.LockResponse.FromString,
                 _registered_method=True)
+        self.PinReset = channel.unary_unary(
+                '/signet.v1.AgentService/PinReset',
+                request_serializer=signet_dot_v1_dot_agent__pb2.PinResetRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_agent__pb2.PinResetResponse.FromString,
+                _registered_method=True)
         self.SignDigest = channel.unary_unary(
                 '/signet.v1.AgentService/SignDigest',
                 request_serializer=signet_dot_v1_dot_agent__pb2.SignDigestRequest.SerializeToString,
@@ -184,14 +189,23 @@ class AgentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Lock(self, request, context):
-        """Ends this caller's grant; the token is logged out when no grant is left.
+        """Ends this caller's grant (the one whose handle is presented, else all of the
+        caller's grants on the token); the token is logged out when none is left.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PinReset(self, request, context):
+        """Admin callers: clears the agent's own wrong-PIN lock of a token after proving
+        the PIN (a successful login) or the SO PIN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SignDigest(self, request, context):
-        """One signature over a precomputed digest.
+        """One signature over a precomputed digest (keys whose policy allows digests).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -291,6 +305,11 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.Lock,
                     request_deserializer=signet_dot_v1_dot_agent__pb2.LockRequest.FromString,
                     response_serializer=signet_dot_v1_dot_agent__pb2.LockResponse.SerializeToString,
+            ),
+            'PinReset': grpc.unary_unary_rpc_method_handler(
+                    servicer.PinReset,
+                    request_deserializer=signet_dot_v1_dot_agent__pb2.PinResetRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_agent__pb2.PinResetResponse.SerializeToString,
             ),
             'SignDigest': grpc.unary_unary_rpc_method_handler(
                     servicer.SignDigest,
@@ -593,6 +612,33 @@ class AgentService:
             '/signet.v1.AgentService/Lock',
             signet_dot_v1_dot_agent__pb2.LockRequest.SerializeToString,
             signet_dot_v1_dot_agent__pb2.LockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PinReset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.AgentService/PinReset',
+            signet_dot_v1_dot_agent__pb2.PinResetRequest.SerializeToString,
+            signet_dot_v1_dot_agent__pb2.PinResetResponse.FromString,
             options,
             channel_credentials,
             insecure,

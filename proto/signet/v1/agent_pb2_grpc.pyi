@@ -3,13 +3,26 @@
 isort:skip_file
 The local signing agent: tokens, keys, unlock, signing and verification.
 
+Unlock grants: Unlock returns a grant handle; a later call uses the grant only
+when it presents the handle in the request metadata key "signet-grant" (and
+comes from the same caller). Without a handle (or a per-call PIN) a call that
+needs the token logged in fails with FAILED_PRECONDITION (LOGIN_REQUIRED).
+
 Errors: every non-OK status carries a signet.v1.ErrorDetail serialized in
 the trailing metadata key "signet-error-bin" (reason, PIN tries left, token
 serial, key id). Status codes: wrong PIN -> UNAUTHENTICATED, PIN locked ->
 FAILED_PRECONDITION, token removed -> UNAVAILABLE, caller not allowed ->
 PERMISSION_DENIED, key usage limit reached -> RESOURCE_EXHAUSTED, bad
 document or argument -> INVALID_ARGUMENT, unknown token/key -> NOT_FOUND,
-token not unlocked and no PIN given -> FAILED_PRECONDITION (LOGIN_REQUIRED).
+token not unlocked and no PIN given -> FAILED_PRECONDITION (LOGIN_REQUIRED),
+the signer declined in the key's confirmation -> PERMISSION_DENIED
+(USER_DECLINED), raw digests for a key that does not allow them ->
+PERMISSION_DENIED (DIGESTS_NOT_ALLOWED), the agent at its document capacity
+or too many wrong PINs -> RESOURCE_EXHAUSTED (BUSY, PIN_THROTTLED; with
+"retry-after"), an upload that stalls -> DEADLINE_EXCEEDED (UPLOAD_STALLED),
+a document over a worker's time or memory limit -> RESOURCE_EXHAUSTED
+(DOCUMENT_TOO_COMPLEX), a revoked signing certificate -> FAILED_PRECONDITION
+(CERTIFICATE_REVOKED).
 """
 
 from collections import abc as _abc
@@ -62,9 +75,15 @@ class AgentServiceStub:
     and number of signatures (capped by the agent's unlock policy).
     """
     Lock: _grpc.UnaryUnaryMultiCallable[_agent_pb2.LockRequest, _agent_pb2.LockResponse]
-    """Ends this caller's grant; the token is logged out when no grant is left."""
+    """Ends this caller's grant (the one whose handle is presented, else all of the
+    caller's grants on the token); the token is logged out when none is left.
+    """
+    PinReset: _grpc.UnaryUnaryMultiCallable[_agent_pb2.PinResetRequest, _agent_pb2.PinResetResponse]
+    """Admin callers: clears the agent's own wrong-PIN lock of a token after proving
+    the PIN (a successful login) or the SO PIN.
+    """
     SignDigest: _grpc.UnaryUnaryMultiCallable[_agent_pb2.SignDigestRequest, _agent_pb2.SignDigestResponse]
-    """One signature over a precomputed digest."""
+    """One signature over a precomputed digest (keys whose policy allows digests)."""
     SignDigestStream: _grpc.StreamStreamMultiCallable[_agent_pb2.SignDigestStreamRequest, _agent_pb2.SignDigestStreamResponse]
     """High-volume signing: each request carries a batch of digests for one key,
     each response the signatures of one request, in order. The stream ends
@@ -110,9 +129,15 @@ class AgentServiceAsyncStub(AgentServiceStub):
     and number of signatures (capped by the agent's unlock policy).
     """
     Lock: _aio.UnaryUnaryMultiCallable[_agent_pb2.LockRequest, _agent_pb2.LockResponse]  # type: ignore[assignment]
-    """Ends this caller's grant; the token is logged out when no grant is left."""
+    """Ends this caller's grant (the one whose handle is presented, else all of the
+    caller's grants on the token); the token is logged out when none is left.
+    """
+    PinReset: _aio.UnaryUnaryMultiCallable[_agent_pb2.PinResetRequest, _agent_pb2.PinResetResponse]  # type: ignore[assignment]
+    """Admin callers: clears the agent's own wrong-PIN lock of a token after proving
+    the PIN (a successful login) or the SO PIN.
+    """
     SignDigest: _aio.UnaryUnaryMultiCallable[_agent_pb2.SignDigestRequest, _agent_pb2.SignDigestResponse]  # type: ignore[assignment]
-    """One signature over a precomputed digest."""
+    """One signature over a precomputed digest (keys whose policy allows digests)."""
     SignDigestStream: _aio.StreamStreamMultiCallable[_agent_pb2.SignDigestStreamRequest, _agent_pb2.SignDigestStreamResponse]  # type: ignore[assignment]
     """High-volume signing: each request carries a batch of digests for one key,
     each response the signatures of one request, in order. The stream ends
@@ -215,7 +240,19 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _agent_pb2.LockRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_pb2.LockResponse, _abc.Awaitable[_agent_pb2.LockResponse]]:
-        """Ends this caller's grant; the token is logged out when no grant is left."""
+        """Ends this caller's grant (the one whose handle is presented, else all of the
+        caller's grants on the token); the token is logged out when none is left.
+        """
+
+    @_abc_1.abstractmethod
+    def PinReset(
+        self,
+        request: _agent_pb2.PinResetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_agent_pb2.PinResetResponse, _abc.Awaitable[_agent_pb2.PinResetResponse]]:
+        """Admin callers: clears the agent's own wrong-PIN lock of a token after proving
+        the PIN (a successful login) or the SO PIN.
+        """
 
     @_abc_1.abstractmethod
     def SignDigest(
@@ -223,7 +260,7 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _agent_pb2.SignDigestRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_pb2.SignDigestResponse, _abc.Awaitable[_agent_pb2.SignDigestResponse]]:
-        """One signature over a precomputed digest."""
+        """One signature over a precomputed digest (keys whose policy allows digests)."""
 
     @_abc_1.abstractmethod
     def SignDigestStream(

@@ -671,6 +671,7 @@ class EnrollResponse(_message.Message):
     AGENT_CERTIFICATE_DER_FIELD_NUMBER: _builtins.int
     SERIAL_FIELD_NUMBER: _builtins.int
     ROOT_DER_FIELD_NUMBER: _builtins.int
+    AGENT_CHAIN_DER_FIELD_NUMBER: _builtins.int
     certificate_der: _builtins.bytes
     """The signing certificate (DER)."""
     agent_certificate_der: _builtins.bytes
@@ -678,10 +679,16 @@ class EnrollResponse(_message.Message):
     serial: _builtins.str
     """Lowercase hex serial of the signing certificate."""
     root_der: _builtins.bytes
-    """The server's root CA (DER): the trust anchor for both listeners."""
+    """The Signet signing root (DER): the trust anchor of `certificate_der` and of every Signet signature."""
     @_builtins.property
     def chain_der(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
-        """Issuing CA, then root CA (DER)."""
+        """Signing CA, then signing root (DER)."""
+
+    @_builtins.property
+    def agent_chain_der(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """The chain of `agent_certificate_der`: the Signet TLS CA, then the TLS root (the trust
+        anchor of the server's listeners). A hierarchy of its own: it never certifies signing keys.
+        """
 
     def __init__(
         self,
@@ -691,10 +698,11 @@ class EnrollResponse(_message.Message):
         agent_certificate_der: _builtins.bytes = ...,
         serial: _builtins.str = ...,
         root_der: _builtins.bytes = ...,
+        agent_chain_der: _abc.Iterable[_builtins.bytes] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_certificate_der", b"agent_certificate_der", "certificate_der", b"certificate_der", "chain_der", b"chain_der", "root_der", b"root_der", "serial", b"serial"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_certificate_der", b"agent_certificate_der", "agent_chain_der", b"agent_chain_der", "certificate_der", b"certificate_der", "chain_der", b"chain_der", "root_der", b"root_der", "serial", b"serial"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
