@@ -3,9 +3,9 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
-DEB_PACKAGES := softhsm2 opensc poppler-utils qpdf libnss3-tools
-# one command per package, to tell whether it is installed
-DEB_COMMANDS := softhsm2-util pkcs11-tool pdfsig qpdf certutil
+DEB_PACKAGES := softhsm2 opensc poppler-utils qpdf libnss3-tools gcc libc6-dev
+# one command per package, to tell whether it is installed (gcc builds the fault-injecting PKCS#11 shim of the tests)
+DEB_COMMANDS := softhsm2-util pkcs11-tool pdfsig qpdf certutil gcc
 
 .PHONY: all setup sysdeps venv lock demo test test-fast bench proto proto-check lint clean
 

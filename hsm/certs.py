@@ -10,7 +10,8 @@ from pkcs11 import Attribute, CertificateType, ObjectClass
 
 from .errors import CertificateError
 
-CKA_CERTIFICATE_CATEGORY = 0x87
+# CKA_CERTIFICATE_CATEGORY values (PKCS#11 v2.40 4.6.2); python-pkcs11 packs the attribute only with
+# hsm.compat.ATTRIBUTE_MAPPER, which every pooled session uses
 CATEGORY_TOKEN_USER = 1
 CATEGORY_AUTHORITY = 2
 
@@ -37,7 +38,7 @@ def _template(cert: x509.Certificate, der: bytes, key_id: bytes, label: str, cat
         Attribute.ISSUER: cert.issuer.dump(),
         Attribute.SERIAL_NUMBER: cert["tbs_certificate"]["serial_number"].dump(),
         Attribute.VALUE: der,
-        CKA_CERTIFICATE_CATEGORY: category,
+        Attribute.CERTIFICATE_CATEGORY: category,
     }
 
 
@@ -61,7 +62,9 @@ def import_certificate(
     session.create_object(_template(cert, der, key_id, label, CATEGORY_TOKEN_USER))
     for ca_der in chain:
         ca = parse(ca_der)
-        ca_id = hashlib.sha1(ca.public_key.dump()).digest()
+        # CKA_ID of a CA certificate: SHA-1 of its public key, as RFC 5280's key identifier method 1 and
+        # most token tools do; an identifier, not a security function
+        ca_id = hashlib.sha1(ca.public_key.dump(), usedforsecurity=False).digest()
         existing = list(session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: ca_id}))
         if any(bytes(o[Attribute.VALUE]) == ca_der for o in existing):
             continue

@@ -53,10 +53,6 @@ def build(
             "signature": signature,
         }
     )
-    return req.dump()
+    der: bytes = req.dump()
+    return der
 
-
-def to_pem(der: bytes) -> str:
-    from asn1crypto import pem
-
-    return pem.armor("CERTIFICATE REQUEST", der).decode("ascii")

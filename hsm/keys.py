@@ -7,7 +7,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import pkcs11
 from asn1crypto import keys as asn1_keys
 from asn1crypto.core import OctetString
 from pkcs11 import Attribute, KeyType, ObjectClass
@@ -25,7 +24,7 @@ class KeyAlgorithm(enum.Enum):
 
     @property
     def is_rsa(self) -> bool:
-        return self.value[0] == "rsa"
+        return bool(self.value[0] == "rsa")
 
     @classmethod
     def parse(cls, name: str) -> KeyAlgorithm:
@@ -204,4 +203,5 @@ def delete(session: Any, key_id: bytes) -> int:
     return n
 
 
-__all__ = ["KeyAlgorithm", "KeyInfo", "generate", "find_private", "list_keys", "delete", "pkcs11"]
+__all__ = ["KeyAlgorithm", "KeyInfo", "delete", "find_private", "find_public", "generate", "list_keys",
+           "private_template", "public_key_info", "public_template"]

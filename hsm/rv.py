@@ -1,16 +1,35 @@
-"""PKCS#11 return values to python-pkcs11's exception classes, for calls made through ctypes.
+"""PKCS#11 return values to python-pkcs11's exception classes, and what those classes mean to the layer.
 
 The table is python-pkcs11 0.9.5's own ``map_rv_to_error`` (``_pkcs11.pxd``), value for value, so
 that code catching python-pkcs11's exceptions (the session pool's stale-handle and removed-token
-logic) sees the same classes whichever way the module was called.
+logic) sees the same classes whichever way the module was called (python-pkcs11 or ctypes).
 """
 
 from __future__ import annotations
 
 from pkcs11 import exceptions as x
 
-CKR_OK = 0x000
-CKR_BUFFER_TOO_SMALL = 0x150
+from .constants import CKR_BUFFER_TOO_SMALL, CKR_OK
+
+__all__ = ["CKR_BUFFER_TOO_SMALL", "CKR_OK", "DEVICE_ERRORS", "GONE_ERRORS", "SESSION_LOST_ERRORS",
+           "STALE_OBJECT_ERRORS", "error"]
+
+# What a python-pkcs11 error means to the layer.  The session pool asks the slot whether the token is
+# still there before it decides (hsm.sessions); a token that is gone is TokenRemoved whatever the error.
+# An object handle went stale (deleted through another session or process): KeyNotFound, login kept.
+# SoftHSM answers C_SignInit with OBJECT_HANDLE_INVALID for a deleted key; the standard says KEY_HANDLE_INVALID.
+STALE_OBJECT_ERRORS: tuple[type[x.PKCS11Error], ...] = (x.ObjectHandleInvalid, x.KeyHandleInvalid)
+# The module no longer knows the session (token reset, removed and inserted again, sessions closed under
+# us): the login went with it.
+SESSION_LOST_ERRORS: tuple[type[x.PKCS11Error], ...] = (
+    x.SessionHandleInvalid, x.SessionClosed, x.TokenNotPresent, x.TokenNotRecognised, x.DeviceRemoved,
+    x.SlotIDInvalid,
+)
+# The device failed this call (SoftHSM also says GENERAL_ERROR for a token whose files were deleted):
+# a retry may work while the token is there.
+DEVICE_ERRORS: tuple[type[x.PKCS11Error], ...] = (x.DeviceError, x.GeneralError)
+# Every error the pool classifies; any other is the operation's own failure (bad mechanism, data, ...).
+GONE_ERRORS: tuple[type[x.PKCS11Error], ...] = SESSION_LOST_ERRORS + STALE_OBJECT_ERRORS + DEVICE_ERRORS
 
 _BY_RV: dict[int, type[x.PKCS11Error] | tuple[type[x.PKCS11Error], str]] = {
     0x002: x.HostMemory,  # CKR_HOST_MEMORY

@@ -24,7 +24,7 @@ from typing import Any
 from asn1crypto import algos
 from pkcs11 import MGF, Mechanism, PKCS11Error
 
-from . import module, rv
+from . import functions, rv
 from .errors import UnsupportedAlgorithm
 from .keys import KeyAlgorithm
 
@@ -74,7 +74,7 @@ def raw_to_der_ecdsa(sig: bytes) -> bytes:
 
 def _digest_info_prefix(hash_name: str) -> bytes:
     size = HASHES[hash_name]
-    der = algos.DigestInfo({"digest_algorithm": {"algorithm": hash_name}, "digest": b"\0" * size}).dump()
+    der: bytes = algos.DigestInfo({"digest_algorithm": {"algorithm": hash_name}, "digest": b"\0" * size}).dump()
     return der[:-size]
 
 
@@ -93,11 +93,11 @@ def signature_size(algorithm: KeyAlgorithm) -> int:
 def _ck_mechanism(mechanism: Mechanism, param: tuple[Any, ...] | None) -> tuple[Any, ...]:
     """(pointer to a CK_MECHANISM, the objects it points into): read-only for the module, shared by threads."""
     if param is None:
-        mech = module.Mechanism(int(mechanism), None, 0)
+        mech = functions.Mechanism(int(mechanism), None, 0)
         return ctypes.pointer(mech), mech
     hash_alg, mgf, salt_len = param
-    pss = module.RsaPssParams(int(hash_alg), int(mgf), int(salt_len))
-    mech = module.Mechanism(int(mechanism), ctypes.cast(ctypes.pointer(pss), ctypes.c_void_p), ctypes.sizeof(pss))
+    pss = functions.RsaPssParams(int(hash_alg), int(mgf), int(salt_len))
+    mech = functions.Mechanism(int(mechanism), ctypes.cast(ctypes.pointer(pss), ctypes.c_void_p), ctypes.sizeof(pss))
     return ctypes.pointer(mech), mech, pss
 
 
@@ -171,7 +171,7 @@ class SessionKey:
     Lives in the pooled session's cache, so only the thread that borrowed the session uses it.
     """
 
-    __slots__ = ("priv", "session_handle", "handle", "buf", "size", "length", "length_ptr")
+    __slots__ = ("buf", "handle", "length", "length_ptr", "priv", "session_handle", "size")
 
     def __init__(self, priv: Any, session_handle: int) -> None:
         self.priv = priv  # the python-pkcs11 object (keeps its session object alive)
@@ -193,8 +193,8 @@ class UnfinishedOperation(PKCS11Error):
 def sign_raw(raw: Any, key: SessionKey, p: SignPlan, digests: Sequence[bytes]) -> list[bytes]:
     """Sign already checked digests through the module's C_SignInit and C_Sign, in order.
 
-    ``raw`` is the module's ``_RawFunctions``.  A non-OK return value raises the exception python-pkcs11
-    raises for it, and leaves no operation active: every return value but CKR_BUFFER_TOO_SMALL ends the
+    ``raw`` is the module's :class:`hsm.functions.RawFunctions`.  A non-OK return value raises the exception
+    python-pkcs11 raises for it, and leaves no operation active: every return value but CKR_BUFFER_TOO_SMALL ends the
     operation, and that one is answered by asking C_Sign for the length once and signing again (a module
     that refuses twice raises :class:`UnfinishedOperation`: do not reuse that session).
     """

@@ -8,10 +8,10 @@ from contextlib import contextmanager
 
 import pkcs11
 
-from . import certs, csr, keys, signing, wrap
-from .errors import HsmError, KeyNotFound, SigningFailed
+from . import certs, csr, keys, rv, signing, wrap
+from .errors import HsmError, KeyNotFound, SigningFailed, WrapError
 from .keys import KeyAlgorithm, KeyInfo
-from .sessions import GONE_ERRORS, PooledSession, SessionPool
+from .sessions import PooledSession, SessionPool
 from .signing import SignScheme
 from .tokens import TokenInfo
 from .wrap import WrappedKey
@@ -33,8 +33,8 @@ def _translated(what: str) -> Iterator[None]:
         yield
     except HsmError:
         raise
-    except GONE_ERRORS:
-        raise  # SessionPool.session turns these into TokenRemoved
+    except rv.GONE_ERRORS:
+        raise  # SessionPool.session decides what they mean (TokenRemoved, KeyNotFound, or a retry)
     except pkcs11.PKCS11Error as e:
         raise HsmError(f"{what} failed: {type(e).__name__} {e}".strip()) from e
 
@@ -143,7 +143,7 @@ class Token:
             if not digests:
                 return []
 
-            return self.pool.run(self._sign_batch, kid, plan, digests)
+            return self.pool.run(self._sign_batch, kid, plan, digests, failure=SigningFailed)
         except KeyNotFound:
             with self._algos_lock:
                 self._algos.pop(kid, None)  # deleted (maybe elsewhere): look it up afresh next time
@@ -158,8 +158,8 @@ class Token:
             key = self._private(s, kid)
         try:
             return signing.sign_raw(self._raw, key, plan, digests)
-        except GONE_ERRORS:
-            raise  # the pool decides: removed token, or a stale handle (KeyNotFound)
+        except rv.GONE_ERRORS:
+            raise  # the pool decides: removed token, a stale handle (KeyNotFound), or a device error (retry)
         except pkcs11.PKCS11Error as e:
             s.cache.pop(kid, None)
             if isinstance(e, signing.UnfinishedOperation):
@@ -214,9 +214,9 @@ class Token:
             wrap.generate_kek(s.session, label, bits)
 
     def wrap_key(self, kek_label: str, data_key: bytes) -> WrappedKey:
-        with self.pool.session() as s, _translated(f"wrapping with {kek_label}"):
+        with self.pool.session(failure=WrapError) as s, _translated(f"wrapping with {kek_label}"):
             return wrap.wrap(s.session, kek_label, data_key)
 
     def unwrap_key(self, wrapped: WrappedKey) -> bytes:
-        with self.pool.session() as s, _translated(f"unwrapping with {wrapped.kek_label}"):
+        with self.pool.session(failure=WrapError) as s, _translated(f"unwrapping with {wrapped.kek_label}"):
             return wrap.unwrap(s.session, wrapped)

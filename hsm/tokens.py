@@ -11,11 +11,6 @@ from pkcs11.constants import TokenFlag
 from .errors import HsmError, TokenAmbiguous, TokenNotFound
 from .module import Module
 
-# flags python-pkcs11's TokenFlag enum spells differently or lacks
-CKF_USER_PIN_COUNT_LOW = 0x00010000
-CKF_USER_PIN_FINAL_TRY = 0x00020000
-CKF_USER_PIN_LOCKED = 0x00040000
-
 
 @dataclass(frozen=True)
 class TokenInfo:
@@ -32,6 +27,7 @@ class TokenInfo:
     pin_locked: bool
     protected_authentication_path: bool
     write_protected: bool
+    so_pin_locked: bool = False
 
     @classmethod
     def from_token(cls, tok: Any) -> TokenInfo:
@@ -46,11 +42,12 @@ class TokenInfo:
             login_required=bool(f & TokenFlag.LOGIN_REQUIRED),
             initialized=bool(f & TokenFlag.TOKEN_INITIALIZED),
             user_pin_initialized=bool(f & TokenFlag.USER_PIN_INITIALIZED),
-            pin_count_low=bool(f & CKF_USER_PIN_COUNT_LOW),
-            pin_final_try=bool(f & CKF_USER_PIN_FINAL_TRY),
-            pin_locked=bool(f & CKF_USER_PIN_LOCKED),
+            pin_count_low=bool(f & TokenFlag.USER_PIN_COUNT_LOW),
+            pin_final_try=bool(f & TokenFlag.USER_PIN_FINAL_TRY),
+            pin_locked=bool(f & TokenFlag.USER_PIN_LOCKED),
             protected_authentication_path=bool(f & TokenFlag.PROTECTED_AUTHENTICATION_PATH),
             write_protected=bool(f & TokenFlag.WRITE_PROTECTED),
+            so_pin_locked=bool(f & TokenFlag.SO_PIN_LOCKED),
         )
 
 
@@ -60,23 +57,25 @@ _SLOT_GONE: tuple[type[BaseException], ...] = (
 )
 
 
-def _raw_tokens(module: Module) -> list[Any]:
+def _raw_tokens(module: Module, skipped: list[str] | None = None) -> list[Any]:
+    """Tokens in the slots; a slot that does not answer is left out (and its error added to ``skipped``)."""
     out = []
     try:
         for slot in module.lib.get_slots(token_present=True):
             try:
                 out.append(slot.get_token())
-            except _SLOT_GONE:
+            except _SLOT_GONE as e:
                 # removed between listing and reading, or (SoftHSM) its files were deleted under
                 # a module that still lists the slot (GeneralError until reinitialize): not present
-                continue
+                if skipped is not None:
+                    skipped.append(f"slot {slot.slot_id}: {type(e).__name__}")
     except pkcs11.PKCS11Error as e:
-        raise HsmError(f"cannot list tokens of {module.path}: {e!r}") from e
+        raise HsmError(f"cannot list tokens of {module.path}: {type(e).__name__}; retry") from e
     return out
 
 
 def list_tokens(module: Module) -> list[TokenInfo]:
-    """Every initialised or uninitialised token present in a slot."""
+    """Every initialised or uninitialised token present in a slot (a slot that does not answer is left out)."""
     with module.shared():
         return [TokenInfo.from_token(t) for t in _raw_tokens(module)]
 
@@ -86,7 +85,8 @@ def find_raw_token(module: Module, *, label: str | None = None, serial: str | No
     if not label and not serial:
         raise TokenNotFound("give a token label or serial")
     matches = []
-    for tok in _raw_tokens(module):
+    skipped: list[str] = []
+    for tok in _raw_tokens(module, skipped):
         info = TokenInfo.from_token(tok)
         if label and info.label != label:
             continue
@@ -98,8 +98,9 @@ def find_raw_token(module: Module, *, label: str | None = None, serial: str | No
     )
     if not matches:
         present = ", ".join(f"{t.label.strip()!r} ({TokenInfo.from_token(t).serial})" for t in _raw_tokens(module))
+        silent = f"; slots that did not answer: {', '.join(skipped)}" if skipped else ""
         raise TokenNotFound(
-            f"no token with {what} is present; tokens present: {present or 'none'} "
+            f"no token with {what} is present; tokens present: {present or 'none'}{silent} "
             "(insert the token, or check the label/serial)"
         )
     if len(matches) > 1:

@@ -1,11 +1,12 @@
-"""Token insertion and removal events: pyudev for USB devices plus slot polling.
+"""Token insertion and removal events: slot polling, woken early by udev.
 
 Two sources feed one poll of the module's slot list:
 
-* **udev** — a pyudev monitor on the ``usb`` subsystem.  :func:`classify` (a
-  small pure function) picks USB smart-card readers (interface class 0x0B,
-  CCID) and known HID/FIDO-style token vendors; a match wakes the poller at
-  once.  In containers udev delivers nothing, so this source is optional.
+* **udev** — a pyudev monitor on the ``usb`` subsystem (:mod:`hsm.udev`).
+  :func:`hsm.udev.classify` picks USB smart-card readers (interface class
+  0x0B, CCID) and known HID/FIDO-style token vendors; a match wakes the
+  poller at once.  In containers udev delivers nothing, so this source is
+  optional.
 * **slot polling** — every ``interval`` seconds the watcher lists the slots and
   compares token serials with the previous list.
 
@@ -20,14 +21,27 @@ each reinitialisation stalls callers for the time it takes.  So:
 * ``ReinitPolicy.NEVER`` — cheap slot polls only (removals are still seen;
   insertions only with modules that update their slot list, e.g. OpenSC).
 * ``ReinitPolicy.IDLE`` (default) — reinitialise on a poll only when no
-  PKCS#11 call has started since the previous poll and none is in flight, or
-  when udev just reported a matching device; ``may_reinitialize`` (a callable)
-  can veto either.
+  PKCS#11 call has started since the previous poll and none is in flight, and
+  at most once per ``reinit_interval`` seconds; or at once when udev just
+  reported a matching device.  ``may_reinitialize`` (a callable) can veto
+  either.
 * ``ReinitPolicy.ALWAYS`` — every poll (tools and tests with no long sessions).
+
+``reinit_interval`` (default 5 s) is the trade-off of the IDLE policy: with
+SoftHSM (no udev device behind its tokens) a token created while the agent is
+idle shows up, and TokenInserted is emitted, only at the next reinitialisation,
+so up to ``reinit_interval`` (plus one ``interval``) later; a shorter interval
+finds new tokens sooner, but an idle agent then tears down and rebuilds every
+session that often, and a request arriving meanwhile waits for it.  Removals
+need no reinitialisation and are seen at the next poll.  udev-triggered and
+forced (``poll(reinitialize=True)``, e.g. the agent's rescan of a token it
+cannot find) reinitialisations are not limited by it.
 
 Removed tokens leave stale handles behind (SoftHSM answers GeneralError or
 ObjectHandleInvalid for them): listing skips such slots, and a failed poll is
-logged and retried, never fatal to the thread.
+logged (once, until polls succeed again) and retried, never fatal to the thread.
+Logging follows changes, not polls: insertions and removals at INFO,
+reinitialisations and udev matches at DEBUG.
 """
 
 from __future__ import annotations
@@ -36,26 +50,18 @@ import enum
 import logging
 import queue
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from . import udev
 from .errors import HsmError
 from .module import Module
 from .tokens import TokenInfo, list_tokens
+from .udev import DeviceLike, UdevMatch
 
 log = logging.getLogger(__name__)
-
-CCID_INTERFACE_CLASS = 0x0B
-# USB vendor ids of tokens that also (or only) show up as HID devices
-TOKEN_VENDORS: Mapping[str, str] = {
-    "1050": "Yubico",
-    "20a0": "Nitrokey",
-    "096e": "Feitian",
-    "0529": "SafeNet (Aladdin)",
-    "0a89": "Aktiv (Rutoken)",
-}
-_ACTIONS = frozenset({"add", "remove", "bind", "unbind"})
 
 
 @dataclass(frozen=True)
@@ -78,83 +84,6 @@ class ReinitPolicy(enum.Enum):
     ALWAYS = "always"
 
 
-class DeviceLike(Protocol):
-    """What :func:`classify` reads from a ``pyudev.Device``."""
-
-    @property
-    def action(self) -> str | None: ...
-
-    @property
-    def properties(self) -> Mapping[str, str]: ...
-
-    @property
-    def attributes(self) -> Any: ...
-
-
-@dataclass(frozen=True)
-class UdevMatch:
-    kind: str  # "ccid" or "hid-token"
-    action: str
-    vendor_id: str | None
-    vendor: str | None = None
-
-
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "replace")
-    return str(value).strip().lower() or None
-
-
-def _attr(device: DeviceLike, name: str) -> str | None:
-    attrs = getattr(device, "attributes", None)
-    if attrs is None:
-        return None
-    try:
-        return _text(attrs.get(name))
-    except (KeyError, OSError, AttributeError, UnicodeError):
-        return None  # a removed device's sysfs attributes are gone
-
-
-def _vendor_id(props: Mapping[str, str], device: DeviceLike) -> str | None:
-    vid = _text(props.get("ID_VENDOR_ID")) or _attr(device, "idVendor")
-    if vid is None and props.get("PRODUCT"):  # "1050/407/543": hex without leading zeros
-        head = _text(props["PRODUCT"].split("/")[0])
-        vid = head.zfill(4) if head else None
-    return vid
-
-
-def _is_ccid(props: Mapping[str, str], device: DeviceLike) -> bool:
-    # usb_device: ID_USB_INTERFACES=":030101:0b0000:" (class, subclass, protocol in hex per interface)
-    for entry in (props.get("ID_USB_INTERFACES") or "").split(":"):
-        if entry.lower().startswith("0b"):
-            return True
-    # usb_interface: INTERFACE="11/0/0" (decimal) or the sysfs attribute bInterfaceClass="0b"
-    iface = props.get("INTERFACE")
-    if iface and iface.split("/")[0].strip() == str(CCID_INTERFACE_CLASS):
-        return True
-    cls = _attr(device, "bInterfaceClass")
-    return cls is not None and cls.zfill(2) == f"{CCID_INTERFACE_CLASS:02x}"
-
-
-def classify(device: DeviceLike) -> UdevMatch | None:
-    """A USB smart-card reader or known token being added/removed, else None."""
-    action = _text(getattr(device, "action", None))
-    if action not in _ACTIONS:
-        return None
-    try:
-        props = dict(device.properties)
-    except (AttributeError, TypeError):
-        props = {}
-    vid = _vendor_id(props, device)
-    if _is_ccid(props, device):
-        return UdevMatch("ccid", action, vid, TOKEN_VENDORS.get(vid or ""))
-    if vid is not None and vid in TOKEN_VENDORS:
-        return UdevMatch("hid-token", action, vid, TOKEN_VENDORS[vid])
-    return None
-
-
 class TokenWatcher:
     """Watches one module's slots and tells subscribers about tokens coming and going."""
 
@@ -166,11 +95,21 @@ class TokenWatcher:
         reinitialize: ReinitPolicy | str = ReinitPolicy.IDLE,
         may_reinitialize: Callable[[], bool] | None = None,
         use_udev: bool = True,
+        reinit_interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``reinit_interval``: the minimum seconds between two IDLE-policy reinitialisations (see the
+        module docstring for the trade-off); ``clock``: monotonic seconds, replaceable in tests."""
         if interval <= 0:
             raise ValueError("interval must be positive")
+        if reinit_interval < 0:
+            raise ValueError("reinit_interval must not be negative")
         self.module = module
         self.interval = interval
+        self.reinit_interval = reinit_interval
+        self._clock = clock
+        self._last_reinit: float | None = None  # clock() after this watcher's last reinitialisation
+        self._failing = False  # the last poll failed: log the next failure at DEBUG, the recovery at INFO
         self.policy = ReinitPolicy(reinitialize)
         self.may_reinitialize = may_reinitialize
         self.use_udev = use_udev
@@ -230,8 +169,16 @@ class TokenWatcher:
             return False
         if self.policy is ReinitPolicy.ALWAYS or udev_triggered:
             return True
+        if self._last_reinit is not None and self._clock() - self._last_reinit < self.reinit_interval:
+            return False
         started, in_flight = self.module.activity()
         return in_flight == 0 and started == self._last_activity
+
+    def _poll_failed(self, what: str, e: BaseException) -> None:
+        self.errors += 1
+        level = logging.DEBUG if self._failing else logging.WARNING
+        self._failing = True
+        log.log(level, "%s of %s failed: %s", what, self.module.path, e)
 
     def poll(self, *, reinitialize: bool | None = None, udev_triggered: bool = False) -> list[TokenEvent]:
         """Look at the slots now; emit and return the changes since the last poll.
@@ -247,14 +194,17 @@ class TokenWatcher:
                 if reinitialize:
                     self.module.reinitialize()
                     self.reinits += 1
+                    self._last_reinit = self._clock()
                 current = {t.serial: t for t in list_tokens(self.module) if t.initialized and t.serial}
             except HsmError as e:
-                self.errors += 1
-                log.warning("token poll of %s failed: %s", self.module.path, e)
+                self._poll_failed("token poll", e)
                 return []
             finally:
                 # our own listing counts as activity: remember the count after it
                 self._last_activity = self.module.activity()[0]
+            if self._failing:
+                self._failing = False
+                log.info("token poll of %s works again", self.module.path)
             events: list[TokenEvent] = []
             for serial, old in self._known.items():
                 if serial not in current:
@@ -270,10 +220,10 @@ class TokenWatcher:
 
     def handle_udev_event(self, device: DeviceLike) -> UdevMatch | None:
         """Feed one udev device event (the monitor thread does; tests may too)."""
-        match = classify(device)
+        match = udev.classify(device)
         if match is not None:
             self.udev_matches += 1
-            log.info("udev: %s %s (vendor %s): polling slots now", match.action, match.kind, match.vendor_id)
+            log.debug("udev: %s %s (vendor %s): polling slots now", match.action, match.kind, match.vendor_id)
             self._udev_pending.set()
             self._wake.set()
         return match
@@ -292,14 +242,14 @@ class TokenWatcher:
                 try:
                     self._known = {t.serial: t for t in list_tokens(self.module) if t.initialized and t.serial}
                 except HsmError as e:
-                    log.warning("first token poll of %s failed: %s", self.module.path, e)
+                    self._poll_failed("first token poll", e)
                 self._last_activity = self.module.activity()[0]
         else:
             self.poll(reinitialize=False)
         poller = threading.Thread(target=self._poll_loop, name="hsm-token-poll", daemon=True)
         self._threads.append(poller)
         if self.use_udev:
-            self._monitor = self._open_monitor()
+            self._monitor = udev.open_monitor()
             if self._monitor is not None:
                 self._threads.append(threading.Thread(target=self._udev_loop, name="hsm-token-udev", daemon=True))
         for t in self._threads:
@@ -334,26 +284,13 @@ class TokenWatcher:
             self._wake.clear()
             if self._stop.is_set():
                 break
-            udev = self._udev_pending.is_set()
+            udev_triggered = self._udev_pending.is_set()
             self._udev_pending.clear()
             try:
-                self.poll(udev_triggered=udev)
+                self.poll(udev_triggered=udev_triggered)
             except Exception:  # the watcher thread must survive anything a module does
                 self.errors += 1
                 log.exception("token poll failed")
-
-    @staticmethod
-    def _open_monitor() -> Any:
-        try:
-            import pyudev
-
-            monitor = pyudev.Monitor.from_netlink(pyudev.Context())
-            monitor.filter_by("usb")
-            monitor.start()
-            return monitor
-        except Exception as e:  # no udev (containers, non-Linux): polling alone still works
-            log.info("udev monitor unavailable (%s); slot polling only", e)
-            return None
 
     def _udev_loop(self) -> None:
         monitor = self._monitor

@@ -12,6 +12,7 @@ from typing import Any
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 
+from . import rv
 from .errors import KeyExists, KeyNotFound, WrapError
 
 CKM_AES_KEY_WRAP_PAD = Mechanism.AES_KEY_WRAP_PAD  # 0x210A
@@ -60,6 +61,8 @@ def wrap(session: Any, kek_label: str, data_key: bytes) -> WrappedKey:
     })
     try:
         wrapped = kek.wrap_key(tmp, mechanism=CKM_AES_KEY_WRAP_PAD)
+    except rv.GONE_ERRORS:
+        raise  # the session pool decides: token removed, or a device error worth a retry
     except pkcs11.PKCS11Error as e:
         raise WrapError(f"wrapping with {kek_label!r} failed: {e!r}") from e
     finally:
@@ -77,6 +80,11 @@ def unwrap(session: Any, wk: WrappedKey) -> bytes:
             ObjectClass.SECRET_KEY, KeyType.AES, wk.wrapped, mechanism=mech, store=False,
             template={Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True, Attribute.TOKEN: False},
         )
+    except pkcs11.GeneralError as e:
+        # SoftHSM's answer to a wrong KEK or corrupted data (not WRAPPED_KEY_INVALID): no retry will help
+        raise WrapError(f"unwrapping with {wk.kek_label!r} failed (wrong key or corrupted data): {e!r}") from e
+    except rv.GONE_ERRORS:
+        raise  # the session pool decides: token removed, or a device error worth a retry
     except pkcs11.PKCS11Error as e:
         raise WrapError(f"unwrapping with {wk.kek_label!r} failed (wrong key or corrupted data): {e!r}") from e
     try:

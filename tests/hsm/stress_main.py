@@ -72,7 +72,7 @@ def main() -> int:
                     if len(tok.keys()) != 3:
                         raise AssertionError("key search returned the wrong number of keys")
                     searches += 1
-            except BaseException as e:  # noqa: BLE001 - every failure is counted and shown
+            except BaseException as e:  # every failure is counted and shown
                 fail(e)
         with lock:
             counts["signatures"] += done
@@ -95,7 +95,7 @@ def main() -> int:
                 other.logout()
                 with lock:
                     counts["logins"] += 1
-            except BaseException as e:  # noqa: BLE001
+            except BaseException as e:
                 fail(e)
 
     def reinitializer() -> None:
@@ -107,7 +107,7 @@ def main() -> int:
                 h.module.reinitialize()
                 with lock:
                     counts["reinits"] += 1
-            except BaseException as e:  # noqa: BLE001
+            except BaseException as e:
                 fail(e)
 
     stop = threading.Event()

@@ -18,6 +18,8 @@ from hsm.errors import CertificateError
 
 from .probes import object_blocks, pkcs11_tool
 
+pytestmark = pytest.mark.hsm
+
 NOW = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 SUBJECT = {"common_name": "张三 Zhang San", "serial_number": "IDCCN-11010519491231002X",
            "organization_name": "Signet Test", "country_name": "CN"}

@@ -11,6 +11,8 @@ import pytest
 from hsm import HsmError, KeyNotFound, LoginRequired, PinIncorrect, TokenNotFound
 from hsm.errors import KeyExists, UnsupportedAlgorithm, WrapError
 
+pytestmark = pytest.mark.hsm
+
 PIN_LIKE = "86420"
 
 

@@ -11,6 +11,8 @@ from hsm.errors import KeyExists, UnsupportedAlgorithm
 
 from .probes import object_blocks, pkcs11_tool
 
+pytestmark = pytest.mark.hsm
+
 ACCESS = "sensitive, always sensitive, never extractable, local"
 
 

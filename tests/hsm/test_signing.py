@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 from hsm import Hsm, KeyNotFound, SignScheme
 from hsm.errors import UnsupportedAlgorithm
 
+pytestmark = pytest.mark.hsm
+
 DOC = b"Contract: party A pays party B 100 EUR.\n"
 HASHES = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
 

@@ -1,8 +1,11 @@
 """First proof that the layer works end to end on a real SoftHSM token."""
 
+import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+pytestmark = pytest.mark.hsm
 
 
 def test_generate_and_sign_rsa_and_ec(logged_in_token):

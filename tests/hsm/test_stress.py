@@ -11,7 +11,11 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from ..conftest import ROOT
+
+pytestmark = [pytest.mark.hsm, pytest.mark.slow]
 
 THREADS, SIGS = 16, 1000
 

@@ -13,6 +13,8 @@ from hsm.tokens import find_token, list_tokens
 
 from ..conftest import create_token
 
+pytestmark = pytest.mark.hsm
+
 
 def test_listing_shows_label_serial_and_flags(make_token, hsm_root: Hsm) -> None:
     t = make_token("list")
