@@ -3,6 +3,9 @@
 The content is hashed in chunks from a stream, never read whole.  The output is DER CMS SignedData with
 signed attributes content-type, message-digest, signing-time, signing-certificate-v2 and CMS algorithm
 protection; ``openssl cms -verify -binary -inform DER -content FILE`` accepts it.
+
+Verification applies the same rules as for PDF signatures (:mod:`formats.verdict`): revocation of every
+certificate of the signer's and the timestamp's paths, and the Signet signing-policy rule.
 """
 
 from __future__ import annotations
@@ -11,19 +14,21 @@ import asyncio
 import datetime as dt
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-from asn1crypto import cms
+from asn1crypto import cms, x509
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 from pyhanko.sign.timestamps import HTTPTimeStamper
 from pyhanko.sign.validation import async_validate_detached_cms
 
+from . import verdict
 from .errors import InvalidDocument
-from .report import SignatureReport, VerificationReport, chain_subjects, iso, timestamp_report
-from .signer import TokenSigner, signing_errors
-from .verify import SIGNER_KEY_USAGE, status_problems, validation_context
+from .failures import PARSE_ERRORS, VALIDATION_ERRORS, describe, signing_errors
+from .report import VerificationReport
+from .signer import TokenSigner
+from .validation import SIGNER_KEY_USAGE, Evidence, Settings, cms_evidence, session
 
 Data = BinaryIO | str | os.PathLike[str]
 _CHUNK = 1 << 20
@@ -33,7 +38,7 @@ _CHUNK = 1 << 20
 def _stream(data: Data, what: str) -> Iterator[BinaryIO]:
     if isinstance(data, str | os.PathLike):
         try:
-            f = open(data, "rb")  # noqa: SIM115 - closed below
+            f = open(data, "rb")
         except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
             raise InvalidDocument(f"{what} cannot be read ({type(e).__name__})") from None
         try:
@@ -52,12 +57,12 @@ async def async_sign_detached(
     timestamper = HTTPTimeStamper(timestamp_url, timeout=timestamp_timeout) if timestamp_url else None
     attrs = PdfCMSSignedAttributes(signing_time=signing_time or dt.datetime.now(dt.UTC))
     with _stream(data, "the file to sign") as f:
-        with signing_errors(timestamp_url):
+        with signing_errors(timestamp_url, signer):
             ci = await signer.async_sign_general_data(
                 f, signer.digest_algorithm, detached=True, use_cades=True, timestamper=timestamper,
                 chunk_size=_CHUNK, signed_attr_settings=attrs,
             )
-    return ci.dump()
+    return bytes(ci.dump())
 
 
 def sign_detached(
@@ -83,45 +88,55 @@ def _parse_signed_data(signature_der: bytes) -> cms.SignedData:
         sd.native  # noqa: B018 - parse fully now
     except InvalidDocument:
         raise
-    except (ValueError, TypeError, KeyError) as e:
-        raise InvalidDocument(f"the signature is not DER CMS SignedData ({type(e).__name__})") from e
+    except PARSE_ERRORS as e:
+        raise InvalidDocument(f"the signature is not DER CMS SignedData: {describe(e)}") from e
     if len(sd["signer_infos"]) != 1:
         raise InvalidDocument(f"the signature has {len(sd['signer_infos'])} signers; expected exactly one")
     return sd
 
 
-async def async_verify_detached(data: Data, signature_der: bytes, trust_roots: list[bytes]) -> VerificationReport:
+async def async_verify_detached(
+    data: Data, signature_der: bytes, trust_roots: Iterable[bytes | x509.Certificate], *, revocation: str = "online",
+    validation_time: dt.datetime | None = None, other_certs: Iterable[bytes | x509.Certificate] = (),
+    fetch_timeout: float = 10.0,
+) -> VerificationReport:
     """Coroutine form of :func:`verify_detached`."""
+    settings = Settings.make(trust_roots, revocation=revocation, validation_time=validation_time,
+                             other_certs=other_certs, fetch_timeout=fetch_timeout)
     sd = _parse_signed_data(signature_der)
-    vc = validation_context(trust_roots)
+    try:
+        evidence = cms_evidence(sd)
+    except PARSE_ERRORS:  # malformed revocation data settles nothing
+        evidence = Evidence()
     with _stream(data, "the signed file") as f:
         start = f.tell()
         h = hashlib.sha256()
         while chunk := f.read(_CHUNK):
             h.update(chunk)
         f.seek(start)
-        try:
-            status = await async_validate_detached_cms(
-                f, sd, signer_validation_context=vc, key_usage_settings=SIGNER_KEY_USAGE, chunk_size=_CHUNK,
-            )
-        except Exception as e:  # a verdict, not a crash
-            why = f"the signature could not be validated ({type(e).__name__})"
-            return VerificationReport(h.hexdigest(), (), (why,))
-    cert = status.signing_cert
-    rep = SignatureReport(
-        field_name=None, kind="cms", signer_subject=cert.subject.human_friendly if cert is not None else None,
-        chain=chain_subjects(status), intact=bool(status.intact), valid=bool(status.valid),
-        trusted=bool(status.trusted), coverage=None, modification_level=None, docmdp_ok=None,
-        signing_time=iso(status.signer_reported_dt), timestamp=timestamp_report(status.timestamp_validity),
-        md_algorithm=status.md_algorithm, problems=tuple(status_problems(status)),
-    )
+        async with session(settings) as s:
+            vc = s.context(evidence, fetch=s.fetching)
+            try:
+                status = await async_validate_detached_cms(
+                    f, sd, signer_validation_context=vc, key_usage_settings=SIGNER_KEY_USAGE, chunk_size=_CHUNK,
+                )
+                rep = await verdict.judge(status, kind="cms", field_name=None, settings=s, evidence=evidence,
+                                          registry=vc.certificate_registry)
+            except VALIDATION_ERRORS as e:  # a verdict, not a crash
+                rep = verdict.broken("cms", None, e, f"the signature could not be validated: {describe(e)}")
     return VerificationReport(h.hexdigest(), (rep,))
 
 
-def verify_detached(data: Data, signature_der: bytes, trust_roots: list[bytes]) -> VerificationReport:
+def verify_detached(
+    data: Data, signature_der: bytes, trust_roots: Iterable[bytes | x509.Certificate], *, revocation: str = "online",
+    validation_time: dt.datetime | None = None, other_certs: Iterable[bytes | x509.Certificate] = (),
+    fetch_timeout: float = 10.0,
+) -> VerificationReport:
     """Check a detached CMS/CAdES signature over ``data`` (stream or path) against ``trust_roots``.
 
-    A bad or untrusted signature is a report with ``valid == False``; only an unparseable signature or
-    unreadable file raises InvalidDocument.
+    Same keywords and rules as :func:`formats.verify.verify_pdf`.  A bad, untrusted or revoked signature is a
+    report with ``valid == False``; only an unparseable signature or unreadable file raises InvalidDocument.
     """
-    return asyncio.run(async_verify_detached(data, signature_der, trust_roots))
+    return asyncio.run(async_verify_detached(data, signature_der, trust_roots, revocation=revocation,
+                                             validation_time=validation_time, other_certs=other_certs,
+                                             fetch_timeout=fetch_timeout))

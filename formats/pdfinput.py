@@ -1,25 +1,43 @@
-"""Checking a PDF before any work is done on it: present, non-empty, a PDF, complete, not encrypted.
+"""Checking a PDF before any work is done on it: present, non-empty, a PDF, complete, sane, not encrypted.
 
-Every failure is an :class:`InvalidDocument` whose message says what is wrong in words a person can act
-on; parser messages are not passed on, because they can quote bytes of the document.
+Order: cheap byte checks (header, end-of-file marker), the structural pre-scan (:mod:`formats.prescan`),
+then pyHanko's reader under :func:`formats.failures.reading`.  Every failure is an :class:`InvalidDocument`
+whose message says what is wrong in words a person can act on; parser messages are not passed on, because
+they can quote bytes of the document.
+
+Files are read through :class:`_InputFile`, whose seeks outside the file raise ValueError (as BytesIO's do)
+rather than OSError: a broken startxref or /Prev offset is a damaged document, while an OSError stays what
+it is, a failure of the machine.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
-from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 
+from . import prescan
 from .errors import InvalidDocument
+from .failures import reading
 
 # The PDF header may follow some junk (ISO 32000-1 §7.5.2 readers accept up to 1024 bytes);
 # %%EOF must be near the end (trailing whitespace or a short junk tail is tolerated by readers).
 _HEAD_WINDOW = 1024
 _TAIL_WINDOW = 2048
+
+
+class _InputFile(io.FileIO):
+    """A read-only file whose impossible seeks are ValueError, as for in-memory streams."""
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        try:
+            return super().seek(pos, whence)
+        except OSError as e:
+            raise ValueError("seek outside the file") from e
 
 
 def check_bytes(f: BinaryIO, size: int, name: str) -> None:
@@ -36,40 +54,45 @@ def check_bytes(f: BinaryIO, size: int, name: str) -> None:
     f.seek(0)
 
 
-def read_pdf(f: BinaryIO, name: str = "the document", *, strict: bool = False) -> PdfFileReader:
-    """Open a reader on ``f`` after the byte checks; refuse encrypted documents."""
+def read_pdf(f: BinaryIO, name: str = "the document", *, strict: bool = False,
+             limits: prescan.Limits = prescan.DEFAULT_LIMITS) -> PdfFileReader:
+    """Open a reader on ``f`` after the byte checks and the pre-scan; refuse encrypted documents."""
     size = f.seek(0, os.SEEK_END)
     check_bytes(f, size, name)
-    try:
+    prescan.scan(f, name, limits)
+    with reading(name):
         reader = PdfFileReader(f, strict=strict)
         encrypted = reader.encrypted
         if not encrypted:
-            reader.root["/Pages"]  # noqa: B018 - the page tree must resolve
-    except InvalidDocument:
-        raise
-    except (PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
-        raise InvalidDocument(
-            f"{name} is not a readable PDF: its cross-reference table or trailer is damaged "
-            f"({type(e).__name__})"
-        ) from e
+            reader.root["/Pages"]
     if encrypted:
         raise InvalidDocument(f"{name} is encrypted; remove the password protection before signing or verifying")
     return reader
 
 
-@contextmanager
-def open_pdf(path: str | os.PathLike[str], name: str | None = None) -> Iterator[tuple[BinaryIO, PdfFileReader]]:
-    """Open ``path`` read-only and yield (file, reader); InvalidDocument for anything unusable."""
-    label = name or "the document"
+def open_input(path: str | os.PathLike[str], name: str) -> BinaryIO:
+    """``path`` opened for reading (buffered, with ValueError for impossible seeks); InvalidDocument if it can't be."""
     try:
-        f = open(path, "rb")  # noqa: SIM115 - closed below
+        return io.BufferedReader(_InputFile(path, "r"), buffer_size=1 << 16)
     except FileNotFoundError:
-        raise InvalidDocument(f"{label} does not exist") from None
+        raise InvalidDocument(f"{name} does not exist") from None
     except IsADirectoryError:
-        raise InvalidDocument(f"{label} is a directory, not a file") from None
+        raise InvalidDocument(f"{name} is a directory, not a file") from None
     except PermissionError:
-        raise InvalidDocument(f"{label} cannot be read (permission denied)") from None
-    try:
-        yield f, read_pdf(f, label)
-    finally:
-        f.close()
+        raise InvalidDocument(f"{name} cannot be read (permission denied)") from None
+
+
+@contextmanager
+def open_pdf(
+    source: str | os.PathLike[str] | BinaryIO, name: str | None = None
+) -> Iterator[tuple[BinaryIO, PdfFileReader]]:
+    """Open a path read-only (or take a seekable binary stream) and yield (file, reader)."""
+    label = name or "the document"
+    if isinstance(source, str | os.PathLike):
+        f = open_input(source, label)
+        try:
+            yield f, read_pdf(f, label)
+        finally:
+            f.close()
+    else:
+        yield source, read_pdf(source, label)

@@ -7,35 +7,53 @@ hashes in Python and calls ``token.sign_digest`` (one token round trip, the key 
 pooled session by hsm).
 
 Errors from the token (``hsm.HsmError`` subclasses such as ``PinIncorrect``, ``TokenRemoved``) pass
-through unchanged so callers can map them to precise statuses; everything else that goes wrong while
-setting up the signer is a :class:`formats.errors.SigningError`.
+through unchanged so callers can map them to precise statuses (the signer remembers the last one, so the
+guards of :mod:`formats.failures` can tell it from a document failure); everything else that goes wrong
+while setting up the signer is a :class:`formats.errors.SigningError`.
+
+Each certificate goes into the CMS SignedData once: pyHanko adds the signer certificate itself, so the
+registry holds only the chain (without the signer certificate, without duplicates).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import Any, Protocol
 
-import aiohttp
 from asn1crypto import algos, x509
-from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers.pdf_cms import Signer
-from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from .errors import FormatError, SigningError
-
-if TYPE_CHECKING:  # hsm is only needed when a real token is used
-    from hsm import Token
+from .errors import SigningError
 
 log = logging.getLogger(__name__)
 
 # ECDSA DER signature upper bound: SEQUENCE header + two INTEGERs with a possible sign byte.
 _EC_DER_MAX = {"secp256r1": 72, "secp384r1": 104, "secp521r1": 139}
 _EC_HASH = {"secp256r1": "sha256", "secp384r1": "sha384", "secp521r1": "sha512"}
+
+
+class _KeyView(Protocol):
+    @property
+    def public_key_der(self) -> bytes: ...
+
+
+class Token(Protocol):
+    """The part of ``hsm.Token`` a TokenSigner uses (a Protocol: formats does not import hsm; the agent's
+    worker processes pass a stand-in)."""
+
+    @property
+    def label(self) -> str: ...
+
+    def certificate(self, key_id: str) -> bytes | None: ...
+
+    def chain(self, key_id: str) -> list[bytes]: ...
+
+    def key(self, key_id: str) -> _KeyView: ...
+
+    def sign_digest(self, key_id: str, dgst: bytes, *, hash_name: str = ...) -> bytes: ...
 
 
 def _load_cert(der: bytes | x509.Certificate, what: str) -> x509.Certificate:
@@ -78,7 +96,13 @@ class TokenSigner(Signer):
             if chain is None:
                 chain = token.chain(key_id)
         cert = _load_cert(certificate, "the signer certificate")
-        others = [_load_cert(c, "a chain certificate") for c in (chain or ())]
+        others: list[x509.Certificate] = []
+        seen = {cert.dump()}
+        for c in chain or ():
+            loaded = _load_cert(c, "a chain certificate")
+            if loaded.dump() not in seen:  # pyHanko adds the signer certificate itself
+                seen.add(loaded.dump())
+                others.append(loaded)
         if token is not None and key_id is not None:
             spki = token.key(key_id).public_key_der
             if spki != cert.public_key.dump():
@@ -87,7 +111,7 @@ class TokenSigner(Signer):
         algo = cert.public_key.algorithm
         if algo == "rsa":
             self._hash = "sha256"
-            self._raw_size = (cert.public_key.bit_size + 7) // 8
+            self._raw_size: int = (cert.public_key.bit_size + 7) // 8
             mech = "sha256_rsa"
         elif algo == "ec":
             curve = cert.public_key.curve[1]
@@ -101,10 +125,11 @@ class TokenSigner(Signer):
         super().__init__(
             embed_roots=embed_roots,
             signing_cert=cert,
-            cert_registry=SimpleCertificateStore.from_certs([cert, *others]),
+            cert_registry=_store(others),
             signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": mech}),
         )
         self.chain_certs: tuple[x509.Certificate, ...] = tuple(others)
+        self.token_failure: BaseException | None = None
 
     @classmethod
     def for_sizing(
@@ -128,14 +153,20 @@ class TokenSigner(Signer):
         return str(cert.subject.human_friendly) if cert is not None else ""
 
     def certificates_size(self) -> int:
-        """DER bytes of every certificate that goes into the CMS object."""
-        return sum(len(c.dump()) for c in self.cert_registry)
+        """DER bytes of every certificate that goes into the CMS object (the signer's and the chain)."""
+        cert = self.signing_cert
+        return (len(cert.dump()) if cert is not None else 0) + sum(len(c.dump()) for c in self.chain_certs)
 
     def sign_digest(self, digest: bytes, digest_algorithm: str) -> bytes:
         """Sign a precomputed digest with the token key (DER for ECDSA, PKCS#1 v1.5 for RSA)."""
         if self.token is None or self.key_id is None:
             raise SigningError("this signer is for size estimates only; it has no token")
-        return self.token.sign_digest(self.key_id, digest, hash_name=digest_algorithm)
+        self.token_failure = None
+        try:
+            return bytes(self.token.sign_digest(self.key_id, digest, hash_name=digest_algorithm))
+        except Exception as e:  # remembered, not handled: formats.failures lets exactly this one through
+            self.token_failure = e
+            raise
 
     async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
         if dry_run:
@@ -149,14 +180,7 @@ class TokenSigner(Signer):
         return sig
 
 
-@contextmanager
-def signing_errors(timestamp_url: str | None) -> Iterator[None]:
-    """pyHanko's and the timestamp authority's failures as :class:`SigningError`; ours pass through."""
-    try:
-        yield
-    except FormatError:
-        raise
-    except (TimeoutError, TimestampRequestError, aiohttp.ClientError) as e:
-        raise SigningError(f"the timestamp authority at {timestamp_url} failed: {type(e).__name__} {e}".strip()) from e
-    except PyHankoSigningError as e:
-        raise SigningError(f"signing failed: {e}") from e
+def _store(certs: list[x509.Certificate]) -> Any:
+    store = SimpleCertificateStore()  # type: ignore[no-untyped-call]
+    store.register_multiple(certs)
+    return store

@@ -1,135 +1,49 @@
 """PDF signature validation with pyHanko, turned into a :class:`VerificationReport` (never a stack trace).
 
-Only an unusable input (not a PDF, empty, truncated, encrypted) raises :class:`InvalidDocument`; a bad,
-untrusted or tampered signature is a report whose ``valid`` is False and whose ``problems`` say why.
+Only an unusable input (not a PDF, empty, truncated, encrypted, refused by the pre-scan, unreadable by the
+parser) raises :class:`InvalidDocument`; a bad, untrusted, revoked or tampered signature, or bytes that no
+signature covers, make a report whose ``valid`` is False and whose ``reasons()`` say why.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
+import io
 import logging
 import os
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, BinaryIO
 
-from asn1crypto import x509
+from asn1crypto import crl, ocsp, x509
+from pyhanko.pdf_utils.decode_limits import DecodePurpose
 from pyhanko.sign.fields import SigSeedSubFilter, enumerate_sig_fields
 from pyhanko.sign.validation import (
     EmbeddedPdfSignature,
     async_validate_pdf_signature,
     async_validate_pdf_timestamp,
 )
-from pyhanko.sign.validation.settings import KeyUsageConstraints
+from pyhanko.sign.validation.dss import DocumentSecurityStore
+from pyhanko.sign.validation.errors import NoDSSFoundError
 from pyhanko.sign.validation.status import SignatureCoverageLevel
-from pyhanko_certvalidator import ValidationContext
 
-from .errors import InvalidDocument
+from . import coverage, verdict
+from .failures import PARSE_ERRORS, VALIDATION_ERRORS, describe
 from .pdfinput import open_pdf
-from .report import SignatureReport, VerificationReport, chain_subjects, iso, timestamp_report
+from .report import SignatureReport, VerificationReport
+from .validation import SIGNER_KEY_USAGE, Evidence, Settings, cms_evidence, session
 
 log = logging.getLogger(__name__)
 _SUBFILTERS = {f.value for f in SigSeedSubFilter}
+_NAME = "the document to verify"
 
-# A signer certificate needs digitalSignature or nonRepudiation (either one: ETSI EN 319 412-2 allows both).
-SIGNER_KEY_USAGE = KeyUsageConstraints(key_usage={"digital_signature", "non_repudiation"},
-                                       match_all_key_usages=False)
-
-
-def load_certs(ders: Iterable[bytes | x509.Certificate], what: str) -> list[x509.Certificate]:
-    out = []
-    for d in ders:
-        if isinstance(d, x509.Certificate):
-            out.append(d)
-            continue
-        try:
-            c = x509.Certificate.load(bytes(d))
-            c.native  # noqa: B018 - parse fully now
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"{what}: not a DER X.509 certificate") from e
-        out.append(c)
-    return out
-
-
-def validation_context(
-    trust_roots: Iterable[bytes | x509.Certificate], *, allow_fetching: bool = False,
-    other_certs: Iterable[bytes | x509.Certificate] = (),
-) -> ValidationContext:
-    """Trust exactly ``trust_roots``; revocation soft-fails (no revocation data is not an error)."""
-    return ValidationContext(
-        trust_roots=load_certs(trust_roots, "trust root"),
-        other_certs=load_certs(other_certs, "other certificate"),
-        allow_fetching=allow_fetching,
-        revocation_mode="soft-fail",
-    )
-
-
-def status_problems(status: Any) -> list[str]:
-    """What is wrong with a pyHanko signature status, in words."""
-    problems = []
-    if not status.intact:
-        problems.append("the signed content was modified (digest mismatch)")
-    if not status.valid:
-        problems.append("the cryptographic signature does not verify")
-    if status.revoked:
-        problems.append("the signer's certificate is revoked")
-    elif not status.trusted:
-        indic = getattr(status, "trust_problem_indic", None)
-        why = f" ({indic.name})" if indic is not None else ""
-        problems.append(f"the signer's certificate does not chain to a trusted root{why}")
-    ts = getattr(status, "timestamp_validity", None)
-    if ts is not None and not (ts.intact and ts.valid and ts.trusted):
-        problems.append("the signature timestamp is not valid or not trusted")
-    return problems
+Certs = Iterable[bytes | x509.Certificate]
 
 
 def _str(v: Any) -> str | None:
     """Plain str: pyHanko's string objects keep references to the open document."""
     return None if v is None else str(v)
-
-
-def _pdf_report(emb: Any, status: Any, kind: str) -> SignatureReport:
-    problems = status_problems(status)
-    coverage = status.coverage
-    if coverage is not None and coverage < SignatureCoverageLevel.ENTIRE_REVISION:
-        problems.append(f"the signature does not cover its whole revision ({coverage.name})")
-    level = status.modification_level
-    if status.docmdp_ok is False:
-        problems.append("the document was changed after signing in a way that is not permitted"
-                        + (f" ({level.name})" if level is not None else ""))
-    if getattr(status, "seed_value_constraint_error", None) is not None:
-        problems.append("the signature violates its field's seed value constraints")
-    cert = status.signing_cert
-    return SignatureReport(
-        field_name=_str(emb.field_name),
-        kind=kind,
-        signer_subject=cert.subject.human_friendly if cert is not None else None,
-        chain=chain_subjects(status),
-        intact=bool(status.intact), valid=bool(status.valid), trusted=bool(status.trusted),
-        coverage=coverage.name if coverage is not None else None,
-        modification_level=level.name if level is not None else None,
-        docmdp_ok=status.docmdp_ok,
-        signing_time=iso(getattr(status, "signer_reported_dt", None)),
-        timestamp=timestamp_report(getattr(status, "timestamp_validity", None)) if kind == "signature"
-        else timestamp_report(status),
-        md_algorithm=status.md_algorithm,
-        problems=tuple(problems),
-    )
-
-
-def _broken_report(
-    emb: Any, kind: str, err: Exception | None, name: str | None = None, why: str | None = None
-) -> SignatureReport:
-    try:
-        subject = emb.signer_cert.subject.human_friendly
-    except Exception:  # the CMS object itself may be what is broken (or there is no emb)
-        subject = None
-    return SignatureReport(
-        field_name=_str(name if name is not None else getattr(emb, "field_name", None)), kind=kind,
-        signer_subject=subject, chain=(), intact=False, valid=False, trusted=False, coverage=None,
-        modification_level=None, docmdp_ok=None, signing_time=None, timestamp=None, md_algorithm=None,
-        problems=(why or f"the signature could not be validated: it is malformed ({type(err).__name__})",),
-    )
 
 
 def _collect(reader: Any) -> tuple[list[EmbeddedPdfSignature], list[SignatureReport]]:
@@ -141,66 +55,143 @@ def _collect(reader: Any) -> tuple[list[EmbeddedPdfSignature], list[SignatureRep
     good: list[EmbeddedPdfSignature] = []
     broken: list[SignatureReport] = []
     for name, sig_obj, sig_field in enumerate_sig_fields(reader, filled_status=True):
-        sub = sig_obj.get_object().get("/SubFilter")
-        kind = "document-timestamp" if sig_obj.get_object().get("/Type") == "/DocTimeStamp" else "signature"
+        try:
+            sig = sig_obj.get_object()
+            sub = sig.get("/SubFilter")
+            kind = "document-timestamp" if sig.get("/Type") == "/DocTimeStamp" else "signature"
+        except PARSE_ERRORS as e:
+            broken.append(verdict.broken("signature", _str(name), e))
+            continue
         if sub not in _SUBFILTERS:
-            broken.append(_broken_report(None, kind, None, name, f"unsupported signature format {sub}"))
+            broken.append(verdict.broken(kind, _str(name), None, f"unsupported signature format {_str(sub)}"))
             continue
         try:
             good.append(EmbeddedPdfSignature(reader, sig_field, name))
-        except Exception as e:
-            broken.append(_broken_report(None, kind, e, name))
+        except PARSE_ERRORS as e:
+            broken.append(verdict.broken(kind, _str(name), e))
     good.sort(key=lambda emb: emb.signed_revision)
     return good, broken
 
 
-def _file_sha256(f: Any) -> str:
+def _dss_evidence(reader: Any) -> tuple[Evidence, tuple[str, ...]]:
+    """Certificates, OCSP responses and CRLs of the document security store (B-LT/B-LTA validation data)."""
+    try:
+        dss = DocumentSecurityStore.read_dss(reader)
+        ocsps = tuple(ocsp.OCSPResponse.load(ref.get_object().read_data(DecodePurpose.OCSP_RESPONSE))
+                      for ref in dss.ocsps)
+        crls = tuple(crl.CertificateList.load(ref.get_object().read_data(DecodePurpose.CRL)) for ref in dss.crls)
+        return Evidence(tuple(dss.load_certs()), crls, ocsps), ()
+    except NoDSSFoundError:
+        return Evidence(), ()
+    except PARSE_ERRORS as e:
+        return Evidence(), (f"the document security store (DSS) is unreadable: {describe(e)}; its validation "
+                            f"data was not used",)
+
+
+async def _validate(emb: EmbeddedPdfSignature, settings: Settings, dss: Evidence) -> tuple[SignatureReport, Any]:
+    kind = "document-timestamp" if emb.sig_object_type == "/DocTimeStamp" else "signature"
+    try:
+        evidence = dss + cms_evidence(emb.signed_data)
+    except PARSE_ERRORS:
+        evidence = dss
+    vc = settings.context(evidence, fetch=settings.fetching)
+    status: Any
+    if kind == "signature":
+        status = await async_validate_pdf_signature(emb, signer_validation_context=vc, ts_validation_context=vc,
+                                                    key_usage_settings=SIGNER_KEY_USAGE)
+    else:
+        status = await async_validate_pdf_timestamp(emb, validation_context=vc)
+    pdf_problems = []
+    cov = status.coverage
+    if cov is not None and cov < SignatureCoverageLevel.ENTIRE_REVISION:
+        pdf_problems.append(f"the signature does not cover its whole revision ({cov.name})")
+    level = status.modification_level
+    if status.docmdp_ok is False:
+        pdf_problems.append("the document was changed after signing in a way that is not permitted"
+                            + (f" ({level.name})" if level is not None else ""))
+    if getattr(status, "seed_value_constraint_error", None) is not None:
+        pdf_problems.append("the signature violates its field's seed value constraints")
+    rep = await verdict.judge(
+        status, kind=kind, field_name=_str(emb.field_name), settings=settings, evidence=evidence,
+        registry=vc.certificate_registry, pdf_problems=tuple(pdf_problems),
+        coverage=cov.name if cov is not None else None, modification_level=level.name if level is not None else None,
+        docmdp_ok=status.docmdp_ok,
+    )
+    return rep, status
+
+
+def _digest(f: BinaryIO) -> tuple[str, int]:
     f.seek(0)
     h = hashlib.sha256()
+    size = 0
     while chunk := f.read(1 << 20):
         h.update(chunk)
-    return h.hexdigest()
+        size += len(chunk)
+    return h.hexdigest(), size
 
 
-async def async_verify_pdf(
-    path: str | os.PathLike[str], trust_roots: list[bytes], *, allow_fetching: bool = False,
-    other_certs: Iterable[bytes] = (),
-) -> VerificationReport:
-    """Coroutine form of :func:`verify_pdf`."""
-    with open_pdf(path, "the document to verify") as (f, reader):
-        digest = _file_sha256(f)
-        try:
-            embedded, broken = _collect(reader)
-        except Exception as e:  # a damaged AcroForm: report it, do not crash
-            log.info("signature fields unreadable: %s", type(e).__name__)
-            return VerificationReport(digest, (), (f"the signature fields cannot be read ({type(e).__name__})",))
-        if not embedded and not broken:
-            return VerificationReport(digest, (), ("the document has no signatures",))
-        vc = validation_context(trust_roots, allow_fetching=allow_fetching, other_certs=other_certs)
-        reports = []
+async def _verify(f: BinaryIO, reader: Any, settings: Settings) -> VerificationReport:
+    digest, size = _digest(f)
+    try:
+        embedded, broken = _collect(reader)
+    except PARSE_ERRORS as e:  # a damaged AcroForm: report it, do not crash
+        log.info("signature fields unreadable: %s", type(e).__name__)
+        return VerificationReport(digest, (), (f"the signature fields cannot be read: {describe(e)}",))
+    if not embedded and not broken:
+        return VerificationReport(digest, (), ("the document has no signatures",))
+    dss, warnings = _dss_evidence(reader)
+    reports: list[SignatureReport] = []
+    spans: list[coverage.Span] = []
+    async with session(settings) as s:
         for emb in embedded:
             kind = "document-timestamp" if emb.sig_object_type == "/DocTimeStamp" else "signature"
             try:
-                status: Any
-                if kind == "signature":
-                    status = await async_validate_pdf_signature(
-                        emb, signer_validation_context=vc, ts_validation_context=vc,
-                        key_usage_settings=SIGNER_KEY_USAGE,
-                    )
-                else:
-                    status = await async_validate_pdf_timestamp(emb, validation_context=vc)
-                reports.append(_pdf_report(emb, status, kind))
-            except InvalidDocument:
-                raise
-            except Exception as e:  # any failure inside validation is a verdict, not a crash
-                log.info("signature %s failed validation: %s", getattr(emb, "field_name", "?"), type(e).__name__)
-                reports.append(_broken_report(emb, kind, e))
-    return VerificationReport(digest, tuple(reports) + tuple(broken))
+                rep, status = await _validate(emb, s, dss)
+            except VALIDATION_ERRORS as e:  # a verdict on this signature, not a crash
+                log.info("signature %s failed validation: %s", _str(emb.field_name), type(e).__name__)
+                reports.append(verdict.broken(kind, _str(emb.field_name), e))
+                continue
+            reports.append(rep)
+            span = coverage.span_of(emb, status.docmdp_ok) if status.intact else None
+            if span is not None:
+                spans.append(span)
+    try:
+        problems = coverage.account(f, reader, size, spans)
+    except PARSE_ERRORS as e:
+        problems = [f"the revisions of the document cannot be accounted for: {describe(e)}"]
+    return VerificationReport(digest, tuple(reports) + tuple(broken), tuple(problems), warnings)
+
+
+async def async_verify_pdf(
+    path: str | os.PathLike[str] | BinaryIO, trust_roots: Certs, *, revocation: str = "online",
+    validation_time: dt.datetime | None = None, other_certs: Certs = (), fetch_timeout: float = 10.0,
+) -> VerificationReport:
+    """Coroutine form of :func:`verify_pdf` (also takes a seekable binary stream)."""
+    settings = Settings.make(trust_roots, revocation=revocation, validation_time=validation_time,
+                             other_certs=other_certs, fetch_timeout=fetch_timeout)
+    with open_pdf(path, _NAME) as (f, reader):
+        return await _verify(f, reader, settings)
 
 
 def verify_pdf(
-    path: str | os.PathLike[str], trust_roots: list[bytes], *, allow_fetching: bool = False,
-    other_certs: Iterable[bytes] = (),
+    path: str | os.PathLike[str] | BinaryIO, trust_roots: Certs, *, revocation: str = "online",
+    validation_time: dt.datetime | None = None, other_certs: Certs = (), fetch_timeout: float = 10.0,
 ) -> VerificationReport:
-    """Validate every signature and document timestamp in the PDF at ``path`` against ``trust_roots``."""
-    return asyncio.run(async_verify_pdf(path, trust_roots, allow_fetching=allow_fetching, other_certs=other_certs))
+    """Validate every signature and document timestamp in the PDF at ``path`` against ``trust_roots``.
+
+    ``revocation``: "online" (default) checks every certificate of every signer and TSA chain, embedded data
+    first, then OCSP/CRL fetched with ``fetch_timeout``; an unsettled certificate is a problem.  "offline"
+    fetches nothing and turns unsettled certificates into warnings.  ``validation_time`` (aware) validates
+    as of that moment, with embedded revocation data only.
+    """
+    return asyncio.run(async_verify_pdf(path, trust_roots, revocation=revocation, validation_time=validation_time,
+                                        other_certs=other_certs, fetch_timeout=fetch_timeout))
+
+
+def verify_pdf_bytes(
+    data: bytes, trust_roots: Certs, *, revocation: str = "online", validation_time: dt.datetime | None = None,
+    other_certs: Certs = (), fetch_timeout: float = 10.0,
+) -> VerificationReport:
+    """:func:`verify_pdf` over a document in memory (for fuzzers and callers that hold the bytes already)."""
+    return verify_pdf(io.BytesIO(data), trust_roots, revocation=revocation, validation_time=validation_time,
+                      other_certs=other_certs, fetch_timeout=fetch_timeout)

@@ -1,4 +1,6 @@
-"""Fixtures for formats/: a test CA, token keys with certificates issued from token-signed CSRs, an NSS db."""
+"""Fixtures for formats/: a test CA whose certificates name a local OCSP responder and CRL server (so the
+default, online revocation checking runs for real), token keys with certificates issued from token-signed
+CSRs, an RFC 3161 TSA, an NSS db."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests import pki
+
+from . import minipki
 
 
 @dataclass(frozen=True)
@@ -19,8 +23,14 @@ class SignerSetup:
 
 
 @pytest.fixture(scope="session")
-def ca() -> pki.TestCA:
-    return pki.make_ca()
+def revocation_srv():
+    with minipki.revocation_server() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def ca(revocation_srv) -> minipki.MiniCA:
+    return minipki.MiniCA("Signet Test Root CA", revocation_srv)
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +57,7 @@ def formats_token(make_token, tmp_path_factory):
     tok.logout()
 
 
-def _setup(tok, ca: pki.TestCA, algorithm: str, cn: str) -> SignerSetup:
+def _setup(tok, ca: minipki.MiniCA, algorithm: str, cn: str) -> SignerSetup:
     from formats import TokenSigner
 
     info = tok.generate_key(algorithm, f"{algorithm}-signing")

@@ -14,10 +14,10 @@ from formats import InvalidDocument, sign_detached, verify_detached
 
 def openssl_verify(content, sig: bytes, root_pem: bytes, tmp_path) -> subprocess.CompletedProcess:
     (tmp_path / "sig.p7s").write_bytes(sig)
-    (tmp_path / "root.pem").write_bytes(root_pem)
+    (tmp_path / "signing-root.pem").write_bytes(root_pem)
     return subprocess.run(
         ["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-content", str(content),
-         "-in", str(tmp_path / "sig.p7s"), "-CAfile", str(tmp_path / "root.pem"), "-purpose", "any",
+         "-in", str(tmp_path / "sig.p7s"), "-CAfile", str(tmp_path / "signing-root.pem"), "-purpose", "any",
          "-out", "/dev/null"],
         capture_output=True, text=True,
     )
