@@ -262,6 +262,7 @@ def cmd_sign(c: AgentClient, args: argparse.Namespace) -> int:
                       timestamp_url=args.tsa or "", upload_progress=Progress("upload", size, args.progress),
                       download_progress=Progress("download", size, args.progress) if pdf else None)
     data = {**_dict(res), "output": str(out), "format": "pades" if pdf else "cades-detached"}
+    data.pop("content", None)  # written to the output file
     _out(args, data, f"signed {src} -> {out} ({res.output_size} bytes, sha256 {res.output_sha256[:16]}...)")
     return 0
 

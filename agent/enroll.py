@@ -187,6 +187,7 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--send-code", action="store_true", help="only ask the server to send an enrollment code")
     sp.add_argument("--code-env", metavar="VAR", help="read the one-time code from this environment variable")
     sp.add_argument("--code-file", help="read the one-time code from the first line of this file (mode 0600)")
+    sp.add_argument("--code-id", help="the code_id --send-code printed (default: the one it kept for this person)")
     sp.add_argument("--tls-dir", help="where to keep the agent's TLS client files (default: the agent's state "
                                       "directory/server)")
     sp.add_argument("--key-label", help="label of the new key (default: signet-PERSON)")
@@ -206,15 +207,26 @@ def cmd_enroll(client: AgentClient, args: argparse.Namespace, token: TokenRef, p
             if code is None and not args.send_code and not sys.stdin.isatty():
                 raise SystemExit("signet enroll: no terminal to type the one-time code: send it with --send-code, "
                                  "then run again with --code-env VAR or --code-file F")
+            state = _agent_server_dir(client, required=not args.tls_dir)
+            tls_dir = Path(args.tls_dir) if args.tls_dir else state
+            pending = (state or tls_dir) / f"enrollment-code-{args.person}.json"
+            code_id = args.code_id or ""
             if code is None or args.send_code:
                 c = link.start_enrollment(args.person)
-                print(f"enrollment code sent via {c.channel}; it expires at {c.expires_at:%Y-%m-%d %H:%M:%S} UTC")
+                code_id = c.code_id
+                write_atomic(pending, json.dumps({"person_id": args.person, "code_id": c.code_id}).encode(), 0o600)
+                print(f"enrollment code sent via {c.channel} (code id {c.code_id}); it expires at "
+                      f"{c.expires_at:%Y-%m-%d %H:%M:%S} UTC")
                 if args.send_code:
                     return 0
                 code = getpass.getpass("one-time code: ").strip()
-            tls_dir = Path(args.tls_dir) if args.tls_dir else _agent_server_dir(client)
+            if not code_id and pending.exists():
+                code_id = str(json.loads(pending.read_text())["code_id"])
+            if not code_id:
+                raise SystemExit("signet enroll: which code? send one first (--send-code), or give --code-id")
             result = enroll(AgentToken(client, token, pin), link, args.person, code,
-                            key_label=args.key_label, algorithm=args.algorithm, tls_dir=tls_dir)
+                            key_label=args.key_label, algorithm=args.algorithm, tls_dir=tls_dir, code_id=code_id)
+            pending.unlink(missing_ok=True)
         except (ServerRefused, EnrollmentFailed) as err:
             print(f"signet enroll: {err}", file=sys.stderr)
             return 1
@@ -223,10 +235,12 @@ def cmd_enroll(client: AgentClient, args: argparse.Namespace, token: TokenRef, p
     return 0
 
 
-def _agent_server_dir(client: AgentClient) -> Path:
+def _agent_server_dir(client: AgentClient, required: bool = True) -> Path:
     """The agent's own state directory (it tells local callers), so the TLS files live with the agent."""
     state = client.info().state_dir
     if not state:
+        if not required:
+            return None  # type: ignore[return-value]  # callers give --tls-dir then
         raise SystemExit("signet enroll: the agent does not say where its state is (a TCP connection?): "
                          "give --tls-dir")
     return Path(state) / "server"

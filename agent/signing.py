@@ -104,6 +104,10 @@ class KeyMaterial:
                 del self._cache[k]
 
 
+class BatchSkipped(InvalidRequest):
+    """A batch of a stream that was not signed because another batch of the stream had failed."""
+
+
 @dataclass(frozen=True)
 class Shown:
     """What the signer is shown (and the journal records) for one document signature."""
@@ -282,7 +286,7 @@ class SigningService:
         """
         def job() -> tuple[str, list[bytes], Ticket]:
             if failed is not None and failed.is_set():
-                raise InvalidRequest("an earlier batch of this stream failed; this batch was not signed")
+                raise BatchSkipped("an earlier batch of this stream failed; this batch was not signed")
             try:
                 return self.sign_digests(caller, durable=False, split=False, **kw)  # type: ignore[arg-type]
             except BaseException:

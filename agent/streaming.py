@@ -21,7 +21,7 @@ from . import convert
 from .errors import InvalidRequest
 from .journal import Ticket
 from .rpc import Call, pin_of
-from .signing import SigningService
+from .signing import BatchSkipped, SigningService
 
 Batch = Future[tuple[str, list[bytes], Ticket]]
 
@@ -66,15 +66,24 @@ def sign_stream(signing: SigningService, requests: Iterator[agent_pb2.SignDigest
 
     reader = threading.Thread(target=produce, name="sign-stream", daemon=True)
     reader.start()
+    skipped: BatchSkipped | None = None  # a lane may skip a batch before the failure that caused it is read
     try:
         while True:
             item = out.get()
             if item is None:
+                if skipped is not None:
+                    raise skipped
                 return
             if isinstance(item, Exception):
                 raise item
             request_id, batch = item
-            serial, sigs, ticket = batch.result()
+            try:
+                serial, sigs, ticket = batch.result()
+            except BatchSkipped as e:
+                skipped = skipped or e
+                continue  # the batch that failed comes later in the stream: its error is the one to report
+            if skipped is not None:
+                continue  # after a skipped batch nothing more is sent (the call fails)
             call.serial = serial
             ticket.wait()  # the journal rows are durable before the signatures leave
             yield agent_pb2.SignDigestStreamResponse(request_id=request_id, signatures=sigs)

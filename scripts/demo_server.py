@@ -89,6 +89,7 @@ class ServerDemo:
     proc: subprocess.Popen[str] | None = None
     org: str = ""
     operator: Path = SERVER / "operator"
+    reviewer: Path = SERVER / "reviewer"  # a second operator: four eyes, the one who approves
     people: list[Signer] = field(default_factory=lambda: [
         Signer("Alice Wang 王爱丽", "11010519491231002X", "+8613800138000", "alice@example.com", "alice-token"),
         Signer("Bob Li 李博", prc_id("11010519900307457"), "+8613900139000", "bob@example.com", "bob-token"),
@@ -194,10 +195,10 @@ def _kill() -> None:
         S.proc.kill()
 
 
-def _grpc() -> Any:
+def _grpc(files: Path | None = None) -> Any:
     import grpc
 
-    files = S.operator
+    files = files or S.operator
     creds = grpc.ssl_channel_credentials((files / "ca.pem").read_bytes(), (files / "operator.key").read_bytes(),
                                          (files / "operator.crt").read_bytes())
     return grpc.secure_channel(f"127.0.0.1:{S.ports['api']}", creds)
@@ -206,8 +207,10 @@ def _grpc() -> Any:
 def step_org(d: Any) -> None:
     S.org = _admin("org", "create", "Signet Leasing Ltd.")["id"]
     op = _admin("operator-cert", "issue", "--org", S.org, "--login", "demo-operator", "--out", str(S.operator))
+    rv = _admin("operator-cert", "issue", "--org", S.org, "--login", "demo-reviewer", "--out", str(S.reviewer))
     say(f"organisation {S.org} 'Signet Leasing Ltd.'")
-    say(f"operator TLS certificate {op['serial']} for {op['caller']}")
+    say(f"operator TLS certificates (TLS CA, never the signing CA): {op['serial']} for {op['caller']}")
+    say(f"  and {rv['serial']} for {rv['caller']} (four eyes: who registers a person never approves them)")
 
 
 def step_register(d: Any) -> None:
@@ -227,7 +230,7 @@ def step_register(d: Any) -> None:
 def _code(phone: str) -> str:
     entry = _admin("outbox", "list", "--to", phone, "--unread")[0]
     body = _admin("outbox", "read", entry["id"])["body"]
-    m = re.search(r"\b(\d{6})\b", body)
+    m = re.search(r"\b(\d{8}|\d{6})\b", body)  # enrollment codes have 8 digits, phone codes 6
     if not m:
         raise RuntimeError("no code in the outbox message")
     return m.group(1)
@@ -250,7 +253,7 @@ def step_approve(d: Any) -> None:
     from signet.v1 import server_pb2 as pb
     from signet.v1 import server_pb2_grpc as pbg
 
-    ids = pbg.IdentityServiceStub(_grpc())
+    ids = pbg.IdentityServiceStub(_grpc(S.reviewer))
     for s in S.people:
         ids.ApprovePerson(pb.ApprovePersonRequest(person_id=s.person_id, evidence="resident ID card inspected at "
                                                   "the Beijing branch", reference="KYC-2030-0001"), timeout=30)

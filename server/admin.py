@@ -4,24 +4,29 @@
 
     signet-admin --config F [--json] org create NAME | org list
     signet-admin --config F person register --org ORG --name NAME --document-type T
-                 (--document-number-env VAR | --document-number N) [--document-country CC] --phone P --email E
+                 [--document-number-env VAR | --document-number-file F] [--document-country CC] --phone P --email E
     signet-admin --config F person list --org ORG | person show PERSON
     signet-admin --config F identity send-code PERSON              # phone-possession code via the notifier
-    signet-admin --config F identity confirm-phone PERSON CODE
+    signet-admin --config F identity confirm-phone PERSON [--code-env VAR | --code-file F]
     signet-admin --config F identity approve PERSON --evidence TEXT [--reference R] [--as LOGIN]
     signet-admin --config F identity reject PERSON --reason TEXT [--reference R] [--as LOGIN]
+    signet-admin --config F identity unlock-enrollment PERSON --evidence TEXT [--as LOGIN]
     signet-admin --config F outbox list [--to ADDRESS] [--unread] | outbox read MESSAGE_ID
     signet-admin --config F cert revoke SERIAL [--reason R] | cert list PERSON
     signet-admin --config F operator-cert issue --org ORG --login LOGIN --out DIR
 
 Decisions are recorded as ``operator:<login>`` (``--as``, default ``$USER``) with the time and the
-evidence text, in the person's digest-chained evidence.  ``--json`` prints one JSON document.
+evidence text, in the person's digest-chained evidence, beside the OS user who ran signet-admin (the login is
+asserted, the OS user is not).  Secrets -- document numbers and one-time codes -- never come from the command
+line (other users see it in the process list): an environment variable, a 0600 file, or a prompt.
+``--json`` prints one JSON document.
 Exit codes: 0 done, 1 refused by the server's rules (the message says why), 2 usage or configuration.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -33,6 +38,7 @@ from typing import Any
 from asn1crypto import x509
 
 from hsm import HsmError
+from signet.secrets import SecretUnavailable, read_secret
 
 from .ca import Role as KeyRole
 from .ca import db as ca_db
@@ -70,18 +76,19 @@ def _cert(rec: ca_db.CertRecord) -> dict[str, Any]:
 
 def _operator(rt: Runtime, args: argparse.Namespace, person_id: str | None = None) -> Principal:
     org = args.org if getattr(args, "org", None) else rt.identity.org_of(person_id or "")
-    return Principal(org, args.login, Role.OPERATOR)
+    return Principal(org, args.login, Role.OPERATOR, via=f"signet-admin run by OS user {getpass.getuser()}")
 
 
-def _document_number(args: argparse.Namespace) -> str:
-    if args.document_number_env:
-        value = os.environ.get(args.document_number_env)
-        if value is None:
-            raise InvalidArgument(f"environment variable {args.document_number_env} is not set")
-        return value
-    if args.document_number:
-        return str(args.document_number)
-    raise InvalidArgument("give --document-number-env VAR (preferred: not visible in ps) or --document-number")
+def _secret(args: argparse.Namespace, env: str, file: str, what: str) -> str:
+    try:
+        value = read_secret(getattr(args, file), getattr(args, env), prompt=f"{what}: ", what=what)
+    except SecretUnavailable as e:
+        raise InvalidArgument(str(e)) from None
+    if not value:
+        flag = env.replace("_", "-")
+        raise InvalidArgument(f"give the {what} with --{flag} VAR, --{flag.replace('-env', '-file')} F or on a "
+                              "terminal (never as an argument)")
+    return value
 
 
 def run(rt: Runtime, args: argparse.Namespace) -> Any:
@@ -94,7 +101,9 @@ def run(rt: Runtime, args: argparse.Namespace) -> Any:
         return [dict(r) for r in rows]
     if cmd == ("person", "register"):
         p = ids.register_person(_operator(rt, args), legal_name=args.name, document_type=args.document_type,
-                                document_number=_document_number(args), phone=args.phone, email=args.email,
+                                document_number=_secret(args, "document_number_env", "document_number_file",
+                                                        "document number"),
+                                phone=args.phone, email=args.email,
                                 document_country=args.document_country)
         return _person(p)
     if cmd == ("person", "list"):
@@ -111,7 +120,11 @@ def run(rt: Runtime, args: argparse.Namespace) -> Any:
         return {"code_id": c.code_id, "expires_at": to_text(c.expires_at), "channel": c.delivery.channel,
                 "message_id": c.delivery.message_id}
     if cmd == ("identity", "confirm-phone"):
-        return _person(ids.confirm_phone(_operator(rt, args, args.person), args.person, args.code))
+        code = _secret(args, "code_env", "code_file", "one-time code")
+        return _person(ids.confirm_phone(_operator(rt, args, args.person), args.person, code))
+    if cmd == ("identity", "unlock-enrollment"):
+        rt.enrollment.unlock(_operator(rt, args, args.person), args.person, args.evidence)
+        return {"person": args.person, "enrollment": "unlocked"}
     if cmd == ("identity", "approve"):
         return _person(ids.approve(_operator(rt, args, args.person), args.person, evidence=args.evidence,
                                    reference=args.reference))
@@ -167,8 +180,8 @@ def _parser() -> argparse.ArgumentParser:
     reg = person.add_parser("register")
     for flag in ("--org", "--name", "--document-type", "--phone", "--email"):
         reg.add_argument(flag, required=True)
-    reg.add_argument("--document-number-env")
-    reg.add_argument("--document-number")
+    reg.add_argument("--document-number-env", metavar="VAR", help="the document number from this variable")
+    reg.add_argument("--document-number-file", metavar="F", help="... from the first line of this 0600 file")
     reg.add_argument("--document-country")
     person.add_parser("list").add_argument("--org", required=True)
     person.add_parser("show").add_argument("person")
@@ -176,7 +189,11 @@ def _parser() -> argparse.ArgumentParser:
     ident.add_parser("send-code").add_argument("person")
     confirm = ident.add_parser("confirm-phone")
     confirm.add_argument("person")
-    confirm.add_argument("code")
+    confirm.add_argument("--code-env", metavar="VAR", help="the one-time code from this variable")
+    confirm.add_argument("--code-file", metavar="F", help="... from the first line of this 0600 file")
+    unlock = ident.add_parser("unlock-enrollment")
+    unlock.add_argument("person")
+    unlock.add_argument("--evidence", required=True)
     for action, text in (("approve", "--evidence"), ("reject", "--reason")):
         a = ident.add_parser(action)
         a.add_argument("person")

@@ -1,6 +1,6 @@
 """One-time codes (NIST SP 800-63B §5.1.3 out-of-band authenticators), bound to a purpose and a subject.
 
-A code is 6 digits from :mod:`secrets`, stored only as HMAC-SHA256 under a key derived from the
+A code is 6 digits (8 for enrollment) from :mod:`secrets`, stored only as HMAC-SHA256 under a key derived from the
 server secret (the key is not in the database, so the database alone does not let anyone
 search the million possible codes).  Each code is:
 
@@ -55,7 +55,11 @@ def _v1(store: Store) -> None:
     store.execute("CREATE INDEX otp_codes_destination ON otp_codes (destination_key, created_at)")
 
 
-MIGRATIONS = [_v1]
+def _v2(store: Store) -> None:
+    store.execute("ALTER TABLE otp_codes ADD COLUMN digits INTEGER NOT NULL DEFAULT 6")
+
+
+MIGRATIONS = [_v1, _v2]
 
 
 @dataclass(frozen=True)
@@ -116,12 +120,14 @@ class OneTimeCodes:
     def _mac(self, code_id: str, purpose: str, binding: str, code: str) -> str:
         return keyed_hash(self._code_key, code_id, purpose, binding, code)
 
-    def issue(self, purpose: str, binding: str, destination: str) -> IssuedCode:
+    def issue(self, purpose: str, binding: str, destination: str, digits: int = DIGITS) -> IssuedCode:
         """A fresh code; raises :class:`RateLimited` when ``destination`` had too many lately."""
         if not purpose or not binding or not destination:
             raise InvalidArgument("one-time code needs a purpose, a binding and a destination")
+        if not 6 <= digits <= 10:
+            raise InvalidArgument("one-time codes have 6 to 10 digits")
         dest = keyed_hash(self._dest_key, destination)
-        code = f"{secrets.randbelow(10**DIGITS):0{DIGITS}d}"
+        code = f"{secrets.randbelow(10**digits):0{digits}d}"
         code_id = "otp_" + secrets.token_hex(12)
         with self._store.transaction():
             now = self._clock.now()
@@ -134,6 +140,7 @@ class OneTimeCodes:
                 "id": code_id, "purpose": purpose, "binding": binding, "destination_key": dest,
                 "code_mac": self._mac(code_id, purpose, binding, code),
                 "created_at": to_text(now), "expires_at": to_text(expires), "attempts": 0, "status": "active",
+                "digits": digits,
             })
         log.info("otp: issued %s for %s", code_id, purpose)
         return IssuedCode(code_id, purpose, binding, now, expires, code)
@@ -179,7 +186,7 @@ class OneTimeCodes:
                 attempts = int(row["attempts"]) + 1
                 expected = str(row["code_mac"]).encode("ascii")
                 actual = self._mac(row["id"], purpose, binding, given).encode("ascii")
-                if hmac.compare_digest(expected, actual) and len(given) == DIGITS and given.isdigit():
+                if hmac.compare_digest(expected, actual) and len(given) == int(row["digits"]) and given.isdigit():
                     changed = self._store.execute(
                         "UPDATE otp_codes SET status = 'used', used_at = ?, attempts = ? "
                         "WHERE id = ? AND status = 'active'", (to_text(now), attempts, row["id"]))
@@ -194,10 +201,11 @@ class OneTimeCodes:
                         f"the one-time code is incorrect; {left} attempt(s) left" if left else
                         "the one-time code is incorrect and no attempts are left; request a new code",
                         reason="OTP_INCORRECT")
-        if refusal is not None:
+        if refusal is not None or row is None:
+            refusal = refusal or Unauthenticated("no one-time code was issued for this request",
+                                                 reason="OTP_NOT_FOUND")
             log.info("otp: refused a code for %s (%s)", purpose, refusal.reason)
             raise refusal
-        assert row is not None
         log.info("otp: accepted %s for %s", row["id"], purpose)
         return AcceptedCode(row["id"], purpose, binding, from_text(row["created_at"]), now)
 
@@ -237,12 +245,13 @@ def send_code(
     subject: str,
     text: Callable[[str, int], str],
     topic: str | None = None,
+    digits: int = DIGITS,
 ) -> Challenge:
     """Issue a code and deliver it; ``text(code, minutes)`` builds the message body.
 
     A code whose delivery failed is revoked, so it can never be guessed later.
     """
-    issued = codes.issue(purpose, binding, to.value)
+    issued = codes.issue(purpose, binding, to.value, digits)
     minutes = max(1, int(codes.policy.ttl.total_seconds() // 60))
     message = Message(to=to, subject=subject, body=text(issued.code, minutes), topic=topic or f"otp.{purpose}")
     try:

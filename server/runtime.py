@@ -109,7 +109,8 @@ def open_runtime(cfg: ServerConfig, clock: Clock | None = None, token: Token | N
         policy = OtpPolicy(ttl=timedelta(seconds=cfg.otp.ttl_seconds),
                            min_interval=timedelta(seconds=cfg.otp.min_interval_seconds),
                            hourly_limit=cfg.otp.hourly_limit)
-        identity = IdentityService(store, data.box, data.hmac_key, notifier, clock, otp_policy=policy)
+        identity = IdentityService(store, data.box, data.hmac_key, notifier, clock, otp_policy=policy,
+                                   four_eyes=cfg.approval.four_eyes)
         ca = CertificateAuthority(keys, store, clock, urls,
                                   LeafProfile(validity=timedelta(days=cfg.ca.validity_days),
                                               document_signing=cfg.ca.document_signing_eku,
@@ -117,7 +118,8 @@ def open_runtime(cfg: ServerConfig, clock: Clock | None = None, token: Token | N
                                               serial_policy=SerialPolicy(cfg.ca.serial_policy.value)))
         enrollment = Enrollment(identity, ca, keys, store, clock, notifier, hmac_key=data.hmac_key,
                                 serial_policy=SerialPolicy(cfg.ca.serial_policy.value),
-                                client_validity=timedelta(days=cfg.ca.client_validity_days))
+                                client_validity=timedelta(days=cfg.ca.client_validity_days),
+                                max_failures_per_day=cfg.enrollment.max_failures_per_day)
     except BaseException:
         store.close()
         raise

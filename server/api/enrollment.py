@@ -12,6 +12,7 @@ from ..ca import Role, db
 from ..enrollment import Enrollment
 from ..errors import InvalidArgument
 from . import convert
+from ..ratelimit import SlidingWindow, client_host
 from .status import rpc_open
 
 _MAX_ID = 64
@@ -24,17 +25,22 @@ def _person_id(value: str) -> str:
 
 
 class EnrollmentServicer(pb_grpc.EnrollmentServiceServicer):
-    def __init__(self, enrollment: Enrollment) -> None:
+    """No client certificate here: every call counts against its client address's rate limit first."""
+
+    def __init__(self, enrollment: Enrollment, requests_per_minute: int = 10) -> None:
         self.enrollment = enrollment
+        self.throttle = SlidingWindow(requests_per_minute, 60.0, reason="ENROLLMENT_THROTTLED")
 
     @rpc_open
     def StartEnrollment(self, request: pb.StartEnrollmentRequest,
                         context: grpc.ServicerContext) -> pb.StartEnrollmentResponse:
+        self.throttle.hit(client_host(context.peer()))
         challenge = self.enrollment.start(_person_id(request.person_id))
         return pb.StartEnrollmentResponse(challenge=convert.challenge(challenge))
 
     @rpc_open
     def Enroll(self, request: pb.EnrollRequest, context: grpc.ServicerContext) -> pb.EnrollResponse:
+        self.throttle.hit(client_host(context.peer()))
         if not request.one_time_code:
             raise InvalidArgument("the enrollment code is required", reason="OTP_REQUIRED")
         done = self.enrollment.enroll(_person_id(request.person_id), request.one_time_code, request.csr_der,

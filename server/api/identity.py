@@ -7,6 +7,7 @@ import grpc
 from signet.v1 import server_pb2 as pb
 from signet.v1 import server_pb2_grpc as pb_grpc
 
+from ..enrollment import Enrollment
 from ..identity import IdentityService, Principal
 from . import convert
 from .auth import Authenticator
@@ -14,9 +15,10 @@ from .status import rpc
 
 
 class IdentityServicer(pb_grpc.IdentityServiceServicer):
-    def __init__(self, identity: IdentityService, auth: Authenticator) -> None:
+    def __init__(self, identity: IdentityService, auth: Authenticator, enrollment: Enrollment) -> None:
         self.identity = identity
         self.auth = auth
+        self.enrollment = enrollment
 
     @rpc
     def RegisterPerson(self, request: pb.RegisterPersonRequest, principal: Principal,
@@ -69,3 +71,9 @@ class IdentityServicer(pb_grpc.IdentityServiceServicer):
                      context: grpc.ServicerContext) -> pb.ListEvidenceResponse:
         records = self.identity.evidence(principal, request.person_id)
         return pb.ListEvidenceResponse(records=[convert.evidence(r) for r in records])
+
+    @rpc
+    def UnlockEnrollment(self, request: pb.UnlockEnrollmentRequest, principal: Principal,
+                         context: grpc.ServicerContext) -> pb.UnlockEnrollmentResponse:
+        self.enrollment.unlock(principal, request.person_id, request.evidence)
+        return pb.UnlockEnrollmentResponse()

@@ -73,14 +73,14 @@ def start_listeners(rt: Runtime, server_key_pem: bytes, server_chain_pem: bytes)
     auth = Authenticator(rt.store, db.spki_hash(rt.keys[Role.TLS_CA].public_key_der))
 
     api, api_health = _server(cfg.grpc.workers, ["IdentityService", "CertificateService"])
-    server_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(rt.identity, auth), api)
+    server_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(rt.identity, auth, rt.enrollment), api)
     server_pb2_grpc.add_CertificateServiceServicer_to_server(
         CertificateServicer(rt.ca, rt.identity, rt.external_roots, auth), api)
     api_port = _port(api, cfg.grpc.listen, grpc.ssl_server_credentials(
         [(server_key_pem, server_chain_pem)], root_certificates=client_ca, require_client_auth=True))
 
     enroll, enroll_health = _server(max(2, cfg.grpc.workers // 2), ["EnrollmentService"])
-    server_pb2_grpc.add_EnrollmentServiceServicer_to_server(EnrollmentServicer(rt.enrollment), enroll)
+    server_pb2_grpc.add_EnrollmentServiceServicer_to_server(EnrollmentServicer(rt.enrollment, cfg.enrollment.requests_per_minute), enroll)
     enroll_port = _port(enroll, cfg.grpc.enroll_listen, grpc.ssl_server_credentials(
         [(server_key_pem, server_chain_pem)], require_client_auth=False))
 

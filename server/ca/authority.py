@@ -57,6 +57,8 @@ class CertificateAuthority:
         self._rng = rng
         self._issuing = keys[Role.SIGNING_CA]
         self.issuer_key_hash = db.spki_hash(self._issuing.public_key_der)
+        # TLS client and server certificates come from the TLS CA; they are revoked through this authority too
+        self.tls_issuer_key_hash = db.spki_hash(keys[Role.TLS_CA].public_key_der)
         db.migrate(store)
 
     @property
@@ -98,7 +100,7 @@ class CertificateAuthority:
         """Revoke an issued certificate; OCSP and the next CRL fetch reflect it at once."""
         if reason not in REVOCATION_REASONS:
             raise InvalidRequest(f"revocation reason {reason!r} is not one of {', '.join(REVOCATION_REASONS)}")
-        rec = db.find(self.store, self.issuer_key_hash, serial)
+        rec = self.status(serial)
         if rec is None:
             raise CertificateNotFound(f"no certificate with serial {db.serial_text(serial)} from this CA")
         with self.store.transaction():
@@ -107,15 +109,18 @@ class CertificateAuthority:
             when = xb.whole_second(at or now)
             if when > now or when < rec.not_before:
                 raise InvalidRequest("the revocation time must lie between the certificate's start and now")
-            if not db.mark_revoked(self.store, self.issuer_key_hash, serial, reason, when, now):
+            if not db.mark_revoked(self.store, rec.issuer_key_hash, serial, reason, when, now):
                 raise AlreadyRevoked(f"certificate {db.serial_text(serial)} is already revoked")
         log.info("revoked certificate %s (%s)", db.serial_text(serial), reason)
-        found = db.find(self.store, self.issuer_key_hash, serial)
-        assert found is not None
+        found = db.find(self.store, rec.issuer_key_hash, serial)
+        if found is None:  # it was there a moment ago, inside this transaction's lock
+            raise CertificateNotFound(f"certificate {db.serial_text(serial)} disappeared while being revoked")
         return found
 
     def status(self, serial: int) -> db.CertRecord | None:
-        return db.find(self.store, self.issuer_key_hash, serial)
+        """A certificate of the signing CA, or else of the TLS CA, by serial."""
+        return db.find(self.store, self.issuer_key_hash, serial) or db.find(self.store, self.tls_issuer_key_hash,
+                                                                             serial)
 
     def certificates_of(self, person_id: str) -> list[db.CertRecord]:
         return db.for_person(self.store, person_id)

@@ -30,6 +30,7 @@ class Principal:
     org_id: str
     subject: str
     role: Role
+    via: str = ""  # how the caller came in when it is not a certificate, e.g. "signet-admin by OS user root"
 
     def __post_init__(self) -> None:
         if not self.org_id or not self.subject:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..clock import Clock, SystemClock, from_text, to_text
-from ..errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from ..errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from ..notify.message import Address, Channel
 from ..otp import Challenge, OneTimeCodes, OtpPolicy, send_code
 from ..sealing import SecretBox, derive_key, keyed_hash
@@ -42,6 +42,7 @@ class IdentityService:
         *,
         otp_policy: OtpPolicy | None = None,
         providers: Mapping[str, IdentityProvider] | None = None,
+        four_eyes: bool = True,
     ) -> None:
         self._store = store
         self._box = box
@@ -49,6 +50,7 @@ class IdentityService:
         self._notifier = notifier
         self._clock = clock or SystemClock()
         self._providers = dict(providers or {})
+        self.four_eyes = four_eyes  # the operator who registered a person never approves them
         self.codes = OneTimeCodes(store, hmac_key, self._clock, otp_policy)
         store.migrate("identity", MIGRATIONS)
 
@@ -81,6 +83,11 @@ class IdentityService:
     @staticmethod
     def _doc_aad(org_id: str, person_id: str, doc_type: str, country: str) -> bytes:
         return "\x00".join(("signet/identity/document/v1", org_id, person_id, doc_type, country)).encode()
+
+    def _document_number(self, row: Mapping[str, Any]) -> str:
+        """The decrypted document number of a person row (never logged, never put in a message)."""
+        aad = self._doc_aad(row["org_id"], row["id"], row["doc_type"], row["doc_country"])
+        return self._box.decrypt(bytes(row["doc_sealed"]), aad).decode()
 
     def register_person(
         self,
@@ -122,7 +129,7 @@ class IdentityService:
             chain.append(self._store, person_id=person_id, org_id=principal.org_id, kind="registered", at=now,
                          actor=_actor(principal), detail={"legal_name": name, "document_type": doc.type,
                                                           "document_country": doc.country, "phone": phone_n,
-                                                          "email": email_n})
+                                                          "email": email_n, **_via(principal)})
         log.info("identity: registered person %s in %s", person_id, principal.org_id)
         return self._load(principal, person_id)
 
@@ -174,10 +181,9 @@ class IdentityService:
     def reveal_document(self, principal: Principal, person_id: str) -> Document:
         """The decrypted document (for the CA's serialNumber, or shown to its holder); never logged."""
         row = self._row(principal, person_id)
-        number = self._box.decrypt(bytes(row["doc_sealed"]),
-                                   self._doc_aad(row["org_id"], row["id"], row["doc_type"], row["doc_country"]))
+        number = self._document_number(row)
         log.info("identity: document of %s revealed to %s", person_id, _actor(principal))
-        return Document(row["doc_type"], row["doc_country"], number.decode())
+        return Document(row["doc_type"], row["doc_country"], number)
 
     # --- phone possession ---
 
@@ -237,9 +243,8 @@ class IdentityService:
         for text in texts:
             if len(text) > _MAX_TEXT:
                 raise InvalidArgument(f"evidence and reference texts are limited to {_MAX_TEXT} characters")
-        number = self._box.decrypt(bytes(row["doc_sealed"]),
-                                   self._doc_aad(row["org_id"], row["id"], row["doc_type"], row["doc_country"]))
-        if any(number.decode() in normalise_number(t) for t in texts):
+        number = self._document_number(row)
+        if any(number in normalise_number(t) for t in texts):
             raise InvalidArgument("evidence texts must not contain the identity document number; "
                                   "refer to the document instead", reason="EVIDENCE_HAS_DOCUMENT_NUMBER")
 
@@ -248,6 +253,9 @@ class IdentityService:
         if not evidence.strip():
             raise InvalidArgument("say what the approval is based on (evidence text)", reason="EVIDENCE_REQUIRED")
         row = self._decidable(principal, person_id)
+        if self.four_eyes and row["created_by"] == _actor(principal):
+            raise PermissionDenied("four eyes: the operator who registered this person may not also approve them; "
+                                   "another operator of the organisation must", reason="FOUR_EYES")
         self._check_text(row, evidence, reference)
         return self._record(principal, row, Decision(Verdict.APPROVE, "operator", reference, evidence,
                                                      principal.subject))
@@ -291,6 +299,7 @@ class IdentityService:
                                       "phone_verified_code_id": current["phone_verified_code_id"]}
             if request_id:
                 detail["request_id"] = request_id
+            detail.update(_via(principal))
             actor = f"operator:{decision.reviewer}" if decision.provider == "operator" else \
                 f"provider:{decision.provider} (requested by {_actor(principal)})"
             chain.append(self._store, person_id=person_id, org_id=row["org_id"], kind=status.value, at=now,
@@ -303,6 +312,12 @@ class IdentityService:
         """The person's evidence chain, oldest first, after checking its digests."""
         self._row(principal, person_id)
         return chain.load(self._store, person_id)
+
+
+def _via(principal: Principal) -> dict[str, str]:
+    """How an operator acting without a certificate came in (signet-admin on the server host, and as which OS
+    user), recorded beside the login it asserted."""
+    return {"via": principal.via} if principal.via else {}
 
 
 def _person(row: Mapping[str, Any]) -> Person:

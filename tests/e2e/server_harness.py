@@ -33,6 +33,10 @@ PIN_ENV = SERVER_PIN_ENV
 
 
 def write_config(directory: Path, token_label: str, pin: str, extra: str = "") -> ServerEnv:
+    """The test server: every test talks to it from 127.0.0.1, so the per-address enrollment throttle is wide
+    unless a test sets its own."""
+    if "[enrollment]" not in extra:
+        extra += "\n[enrollment]\nrequests_per_minute = 10000\n"
     return write_server_config(directory, token_label, pin, extra)
 
 
@@ -55,7 +59,7 @@ def latest_code(env: ServerEnv, phone: str) -> str:
     """The 6-digit code of the newest outbox message to ``phone`` (read with signet-admin outbox read)."""
     entries = admin(env, "outbox", "list", "--to", phone)
     body = admin(env, "outbox", "read", entries[0]["id"])["body"]
-    m = re.search(r"\b(\d{6})\b", body)
+    m = re.search(r"\b(\d{8}|\d{6})\b", body)  # enrollment codes have 8 digits, phone codes 6
     assert m, "no code in the outbox message"
     return m.group(1)
 
@@ -100,11 +104,12 @@ class Running:
     org_b: str
     op_a: ClientFiles
     op_b: ClientFiles
+    reviewer_a: ClientFiles  # a second operator of organisation A: four eyes, the one who approves
     org_a_name: str = "Acme Leasing Ltd"
 
 
-def start_running(directory: Path, token_label: str, pin: str) -> Running:
-    env = write_config(directory, token_label, pin)
+def start_running(directory: Path, token_label: str, pin: str, extra: str = "") -> Running:
+    env = write_config(directory, token_label, pin, extra)
     p = server_init(env)
     assert p.returncode == 0, p.stderr
     server = ServerProcess(env)
@@ -113,10 +118,11 @@ def start_running(directory: Path, token_label: str, pin: str) -> Running:
         org_b = admin(env, "org", "create", "Other Corp")["id"]
         op_a = operator_cert(env, org_a, "alice-op", directory / "op-a")
         op_b = operator_cert(env, org_b, "bob-op", directory / "op-b")
+        reviewer_a = operator_cert(env, org_a, "alice-reviewer", directory / "reviewer-a")
     except BaseException:
         server.proc.kill()
         raise
-    return Running(env, server, org_a, org_b, op_a, op_b)
+    return Running(env, server, org_a, org_b, op_a, op_b, reviewer_a)
 
 
 def prc_id(birth: str, seq: str) -> str:
@@ -129,7 +135,8 @@ def prc_id(birth: str, seq: str) -> str:
 
 def register_verified(r: Running, ch: grpc.Channel, name: str, doc: str, phone: str, email: str,
                       approve: bool = True) -> str:
-    """Register a person over gRPC as operator A, confirm the phone with the code from the outbox, approve."""
+    """Register a person over gRPC as operator A, confirm the phone with the code from the outbox, and have the
+    second operator of A approve (four eyes: the registering operator may not)."""
     from signet.v1 import server_pb2 as pb
     from signet.v1 import server_pb2_grpc as pbg
 
@@ -141,6 +148,14 @@ def register_verified(r: Running, ch: grpc.Channel, name: str, doc: str, phone: 
     ids.ConfirmPhone(pb.ConfirmPhoneRequest(person_id=person.id, code=latest_code(r.env, phone),
                                             code_id=ch_.code_id), timeout=30)
     if approve:
-        ids.ApprovePerson(pb.ApprovePersonRequest(person_id=person.id, evidence="ID card inspected at the branch",
-                                                  reference="ticket-7"), timeout=30)
+        approve_as_reviewer(r, person.id)
     return person.id
+
+
+def approve_as_reviewer(r: Running, person_id: str) -> None:
+    from signet.v1 import server_pb2 as pb
+    from signet.v1 import server_pb2_grpc as pbg
+
+    with channel(r.env, r.reviewer_a) as ch:
+        pbg.IdentityServiceStub(ch).ApprovePerson(pb.ApprovePersonRequest(
+            person_id=person_id, evidence="ID card inspected at the branch", reference="ticket-7"), timeout=30)

@@ -91,7 +91,8 @@ def test_small_pdf_signed_inline_verifies_with_pdfsig(env, ca):
     agent, tok, key, base = env
     src = base / "contract.pdf"
     make_contract_pdf(src, "Inline contract", ["Alice Example", "Bob Example"], pages=2)
-    responses = list(_client(agent).sign_responses("pdf", _header(tok, key, reason="Inline"), src))
+    client = _client(agent)  # kept alive while its response stream is read
+    responses = list(client.sign_responses("pdf", _header(tok, key, reason="Inline"), src))
     assert [r.WhichOneof("part") for r in responses] == ["result"]  # one message back: the result with the PDF
     res = responses[0].result
     data = res.content
@@ -240,7 +241,8 @@ def test_detached_large_file_in_chunks_small_p7s_inline(env):
     src.write_bytes(b"0123456789abcdef" * (LIMIT // 8))  # twice the inline limit: uploaded in chunks
     header = agent_pb2.SignDetachedHeader(token=agent_pb2.TokenSelector(label=tok.label), key_id=key.key_id,
                                           credential=agent_pb2.PinCredential(pin=tok.pin))
-    responses = list(_client(agent).sign_responses("detached", header, src))
+    client = _client(agent)
+    responses = list(client.sign_responses("detached", header, src))
     assert [r.WhichOneof("part") for r in responses] == ["result"]  # the .p7s came back in the result
     res = responses[0].result
     assert res.document_sha256 == hashlib.sha256(src.read_bytes()).hexdigest()

@@ -41,8 +41,9 @@ def world(make_token, tmp_path_factory, hsm_module):
     token.login(user.pin)
     tls = base / "dave-agent"
     with ServerLink(ServerTarget(enroll=r.env.enroll, ca_pem=r.env.ca_pem.read_bytes())) as link:
-        link.start_enrollment(dave)
-        done = enroll(token, link, dave, latest_code(r.env, "+8613800138011"), tls_dir=tls)
+        challenge = link.start_enrollment(dave)
+        done = enroll(token, link, dave, latest_code(r.env, "+8613800138011"), tls_dir=tls,
+                      code_id=challenge.code_id)
     yield {"r": r, "dave": dave, "erin": erin, "serial": done.serial, "agent": ClientFiles(
         tls / "agent.crt", tls / "agent.key", tls / "ca.pem")}
     token.logout()
@@ -63,6 +64,7 @@ def _calls(w):
         "IdentityService.ApprovePerson": pb.ApprovePersonRequest(person_id=dave, evidence="x"),
         "IdentityService.RejectPerson": pb.RejectPersonRequest(person_id=dave, reason="x"),
         "IdentityService.ListEvidence": pb.ListEvidenceRequest(person_id=dave),
+        "IdentityService.UnlockEnrollment": pb.UnlockEnrollmentRequest(person_id=dave, evidence="x"),
         "CertificateService.RevokeCertificate": pb.RevokeCertificateRequest(serial=serial, reason="superseded"),
         "CertificateService.GetCertificateStatus": pb.GetCertificateStatusRequest(serial=serial),
         "CertificateService.ListCertificates": pb.ListCertificatesRequest(person_id=dave),
@@ -161,6 +163,7 @@ def test_agent_acts_only_for_its_own_person(world):
     for name, request in (
             ("IdentityService.RegisterPerson", _calls(world)["IdentityService.RegisterPerson"]),
             ("IdentityService.ApprovePerson", pb.ApprovePersonRequest(person_id=erin, evidence="self-service")),
+            ("IdentityService.UnlockEnrollment", pb.UnlockEnrollmentRequest(person_id=dave, evidence="myself")),
             ("CertificateService.RegisterExternalCertificate",
              pb.RegisterExternalCertificateRequest(person_id=dave, certificate_der=b"\x30\x00"))):
         e = _refusal(agent, name, request)

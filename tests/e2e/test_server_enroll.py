@@ -15,7 +15,16 @@ from asn1crypto import pem, x509
 from signet.v1 import server_pb2 as pb
 from signet.v1 import server_pb2_grpc as pbg
 
-from .server_harness import channel, latest_code, openssl, prc_id, reason, register_verified, start_running
+from .server_harness import (
+    approve_as_reviewer,
+    channel,
+    latest_code,
+    openssl,
+    prc_id,
+    reason,
+    register_verified,
+    start_running,
+)
 
 ALICE_DOC = prc_id("19900307", "457")
 
@@ -50,8 +59,9 @@ def _link(running, tls_dir=None):
 
 
 def _enroll_code(running, link, person_id, phone):
-    link.start_enrollment(person_id)
-    return latest_code(running.env, phone)
+    """(the code from the outbox, its code_id): Enroll needs both."""
+    challenge = link.start_enrollment(person_id)
+    return latest_code(running.env, phone), challenge.code_id
 
 
 def _write_pem(path, der):
@@ -76,14 +86,14 @@ def test_register_verify_approve_enrol_verify_revoke(running, user_token, tmp_pa
     kinds = [r.kind for r in records]
     assert kinds == ["registered", "phone_code_sent", "phone_verified", "approved"]
     approved = records[-1]
-    assert approved.actor == "operator:alice-op"  # who (from the operator's certificate), when, on what evidence
+    assert approved.actor == "operator:alice-reviewer"  # who (from the operator's certificate), when, on what evidence
     assert json.loads(approved.detail_json)["evidence"] == "ID card inspected at the branch"
     assert ALICE_DOC not in "".join(r.detail_json for r in records)
 
     tls_dir = tmp_path / "alice-agent"
     with _link(running) as link:
-        code = _enroll_code(running, link, alice, "+8613800138001")
-        result = enroll(user_token, link, alice, code, tls_dir=tls_dir)
+        code, cid = _enroll_code(running, link, alice, "+8613800138001")
+        result = enroll(user_token, link, alice, code, tls_dir=tls_dir, code_id=cid)
 
     # certificate and chain are on Alice's token next to the key
     assert user_token.certificate(result.key_id) == result.certificate_der
@@ -139,37 +149,44 @@ def test_enrol_refuses_wrong_replayed_and_premature_codes(running, user_token, t
         with pytest.raises(ServerRefused) as e:  # not approved yet: no code is even sent
             link.start_enrollment(bob)
         assert e.value.code == "FAILED_PRECONDITION" and e.value.reason == "NOT_APPROVED"
-        pbg.IdentityServiceStub(op).ApprovePerson(pb.ApprovePersonRequest(person_id=bob, evidence="passport seen"),
-                                                  timeout=30)
-        code = _enroll_code(running, link, bob, phone)
-        wrong = f"{(int(code) + 1) % 1000000:06d}"
+        with pytest.raises(grpc.RpcError) as four_eyes:  # the operator who registered Bob may not approve him
+            pbg.IdentityServiceStub(op).ApprovePerson(pb.ApprovePersonRequest(person_id=bob, evidence="passport seen"),
+                                                      timeout=30)
+        assert four_eyes.value.code() == grpc.StatusCode.PERMISSION_DENIED and reason(four_eyes.value) == "FOUR_EYES"
+        approve_as_reviewer(running, bob)
+        code, cid = _enroll_code(running, link, bob, phone)
+        with pytest.raises(ServerRefused) as e:  # the code alone is not enough: which code it is, too
+            enroll(user_token, link, bob, code, key_label="bob-0")
+        assert e.value.code == "INVALID_ARGUMENT" and e.value.reason == "CODE_ID_REQUIRED"
+        assert len(code) == 8  # enrollment codes have 8 digits
+        wrong = f"{(int(code) + 1) % 10**8:08d}"
         keys_before = {k.label for k in user_token.keys()}
         with pytest.raises(ServerRefused) as e:
-            enroll(user_token, link, bob, wrong, key_label="bob-1")
+            enroll(user_token, link, bob, wrong, key_label="bob-1", code_id=cid)
         assert e.value.code == "UNAUTHENTICATED" and e.value.reason == "OTP_INCORRECT"
         assert wrong not in str(e.value) and code not in str(e.value)
         assert {k.label for k in user_token.keys()} == keys_before  # the refused key was removed again
 
-        first = enroll(user_token, link, bob, code, key_label="bob-1")
+        first = enroll(user_token, link, bob, code, key_label="bob-1", code_id=cid)
         assert x509.Certificate.load(first.certificate_der).subject.native["common_name"] == "Bob Li"
         with pytest.raises(ServerRefused) as e:  # the same code again, for another new key
-            enroll(user_token, link, bob, code, key_label="bob-2")
+            enroll(user_token, link, bob, code, key_label="bob-2", code_id=cid)
         assert e.value.code == "UNAUTHENTICATED" and e.value.reason == "OTP_USED"
 
         # a key certified once is refused before the (fresh) code is spent; the code still works afterwards
-        fresh = _enroll_code(running, link, bob, phone)
+        fresh, fcid = _enroll_code(running, link, bob, phone)
         csr = user_token.create_csr(first.key_id, {"common_name": "again"})
         with pytest.raises(ServerRefused) as e:
-            link.enroll(bob, fresh, csr)
+            link.enroll(bob, fresh, csr, code_id=fcid)
         assert e.value.code == "ALREADY_EXISTS" and e.value.reason == "CA_KEY_NOT_NEW"
         # a CSR whose signature does not verify is refused, also without spending the code
         tampered = bytearray(user_token.create_csr(user_token.generate_key("p256", "bob-3").key_id,
                                                    {"common_name": "x"}))
         tampered[-5] ^= 0x01
         with pytest.raises(ServerRefused) as e:
-            link.enroll(bob, fresh, bytes(tampered))
+            link.enroll(bob, fresh, bytes(tampered), code_id=fcid)
         assert e.value.code == "INVALID_ARGUMENT"
-        second = enroll(user_token, link, bob, fresh, key_label="bob-4")
+        second = enroll(user_token, link, bob, fresh, key_label="bob-4", code_id=fcid)
         assert second.serial != first.serial
         with pytest.raises(ServerRefused) as e:  # unknown person
             link.start_enrollment("p_000000000000000000000000")
@@ -205,7 +222,8 @@ def test_pades_bt_by_enrolled_key_validates_with_our_ocsp(running, user_token, t
     phone = "+8613800138003"
     carol = register_verified(running, op, "Carol Wang", prc_id("19791120", "208"), phone, "carol@example.com")
     with _link(running) as link:
-        result = enroll(user_token, link, carol, _enroll_code(running, link, carol, phone), key_label="carol")
+        code, cid = _enroll_code(running, link, carol, phone)
+        result = enroll(user_token, link, carol, code, key_label="carol", code_id=cid)
     src, out = tmp_path / "lease.pdf", tmp_path / "lease-signed.pdf"
     make_contract_pdf(src, "Lease", ["Carol Wang", "Acme Leasing Ltd"])
     signer = TokenSigner(user_token, result.key_id)  # certificate and chain as stored on the token by enrolment
@@ -238,3 +256,55 @@ def test_health_and_reflection_on_both_listeners(running):
             pb.ListPeopleRequest(), timeout=10)
     assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert reason(e.value) == ""
+
+
+def test_too_many_wrong_enrollment_codes_lock_enrollment_until_an_operator_unlocks_it(running, user_token):
+    """The cap (5 wrong codes in 24 h) locks enrollment for the person, with an evidence record; only an operator
+    of the person's organisation lifts it, with evidence of their own."""
+    from agent.serverlink import ServerRefused
+
+    op = channel(running.env, running.op_a)
+    phone = "+8613800138009"
+    dan = register_verified(running, op, "Dan Zhou", prc_id("19770302", "115"), phone, "dan@example.com")
+    csr = user_token.create_csr(user_token.generate_key("p256", "dan-1").key_id, {"common_name": "dan"})
+    with _link(running) as link:
+        for attempt in range(5):
+            code, cid = _enroll_code(running, link, dan, phone)
+            wrong = f"{(int(code) + 1) % 10**8:08d}"
+            with pytest.raises(ServerRefused) as e:
+                link.enroll(dan, wrong, csr, code_id=cid)
+            expected = "ENROLLMENT_LOCKED" if attempt == 4 else "OTP_INCORRECT"
+            assert e.value.reason == expected, (attempt, e.value)
+        with pytest.raises(ServerRefused) as e:  # locked: not even a code is sent
+            link.start_enrollment(dan)
+        assert e.value.code == "FAILED_PRECONDITION" and e.value.reason == "ENROLLMENT_LOCKED"
+    ids = pbg.IdentityServiceStub(op)
+    with pytest.raises(grpc.RpcError) as other:  # another organisation's operator cannot see Dan at all
+        pbg.IdentityServiceStub(channel(running.env, running.op_b)).UnlockEnrollment(
+            pb.UnlockEnrollmentRequest(person_id=dan, evidence="x"), timeout=30)
+    assert other.value.code() == grpc.StatusCode.NOT_FOUND
+    ids.UnlockEnrollment(pb.UnlockEnrollmentRequest(person_id=dan, evidence="caller verified by video"), timeout=30)
+    kinds = [r.kind for r in ids.ListEvidence(pb.ListEvidenceRequest(person_id=dan), timeout=30).records]
+    assert kinds[-2:] == ["enrollment_locked", "enrollment_unlocked"]
+    with _link(running) as link:
+        code, cid = _enroll_code(running, link, dan, phone)
+        assert link.enroll(dan, code, csr, code_id=cid).serial
+
+
+def test_enrollment_calls_are_throttled_per_client_address(make_token, tmp_path):
+    """An unauthenticated listener: a client address that calls too often is refused at once, with retry-after."""
+    from agent.serverlink import ServerLink, ServerRefused, ServerTarget
+
+    tok = make_token("srv-thr")
+    r = start_running(tmp_path / "thr", tok.label, tok.pin, extra="[enrollment]\nrequests_per_minute = 3\n")
+    try:
+        with ServerLink(ServerTarget(enroll=r.env.enroll, ca_pem=r.env.ca_pem.read_bytes())) as link:
+            outcomes = []
+            for _ in range(5):
+                try:
+                    link.start_enrollment("p_000000000000000000000000")
+                except ServerRefused as e:
+                    outcomes.append(e.reason)
+            assert outcomes == ["NOT_FOUND"] * 3 + ["ENROLLMENT_THROTTLED"] * 2
+    finally:
+        r.server.stop()

@@ -39,6 +39,7 @@ class World:
     db: Path
     op: Principal
     other_op: Principal
+    reviewer: Principal  # a second operator of the first organisation: four eyes, the one who approves
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ def w(tmp_path: Path) -> World:
     acme = svc.create_organisation("Acme Ltd")
     other = svc.create_organisation("Other Co")
     return World(svc, store, outbox, clock, db, Principal(acme.id, "alice-op", Role.OPERATOR),
-                 Principal(other.id, "mallory-op", Role.OPERATOR))
+                 Principal(other.id, "mallory-op", Role.OPERATOR), Principal(acme.id, "carol-op", Role.OPERATOR))
 
 
 def register(w: World, doc: str = DOC, phone: str = "+8613800138000", principal: Principal | None = None,
@@ -112,7 +113,7 @@ def test_document_number_is_not_stored_or_logged_in_clear(w: World, caplog: pyte
     caplog.set_level(logging.DEBUG)
     person = register(w)
     verify_phone(w, person.id)
-    w.svc.approve(w.op, person.id, evidence="passport copy checked at front desk", reference="ticket-7")
+    w.svc.approve(w.reviewer, person.id, evidence="passport copy checked at front desk", reference="ticket-7")
     w.svc.reveal_document(w.op, person.id)
     data = db_bytes(w.db)
     assert b"zhang@example.com" in data  # control: the person's row is in these bytes
@@ -143,15 +144,15 @@ def test_full_flow_with_evidence_chain(w: World) -> None:
     code = latest_code(w, "+8613800138000")
     w.clock.advance(30)
     with pytest.raises(FailedPrecondition, match="phone must be verified"):
-        w.svc.approve(w.op, person.id, evidence="documents seen")
+        w.svc.approve(w.reviewer, person.id, evidence="documents seen")
     verified = w.svc.confirm_phone(w.op, person.id, code)
     assert verified.phone_verified_at == w.clock.now()
     t_verified = w.clock.now()
     w.clock.advance(60)
-    approved = w.svc.approve(w.op, person.id, evidence="ID card inspected in person", reference="desk-42")
+    approved = w.svc.approve(w.reviewer, person.id, evidence="ID card inspected in person", reference="desk-42")
     assert approved.status is Status.APPROVED and approved.decided_at == w.clock.now()
     with pytest.raises(FailedPrecondition):
-        w.svc.approve(w.op, person.id, evidence="again")
+        w.svc.approve(w.reviewer, person.id, evidence="again")
     with pytest.raises(FailedPrecondition):
         w.svc.reject(w.op, person.id, reason="changed my mind")
 
@@ -162,7 +163,7 @@ def test_full_flow_with_evidence_chain(w: World) -> None:
     assert chain[1].reference == challenge.code_id and chain[1].provider == "outbox"
     assert chain[2].at == t_verified and chain[2].detail["code_id"] == challenge.code_id
     assert chain[2].detail["phone"] == "+8613800138000"
-    assert chain[3].actor == "operator:alice-op" and chain[3].provider == "operator"
+    assert chain[3].actor == "operator:carol-op" and chain[3].provider == "operator"
     assert chain[3].reference == "desk-42" and chain[3].detail["evidence"] == "ID card inspected in person"
     assert chain[3].detail["phone_verified_code_id"] == challenge.code_id
     assert len({r.digest for r in chain}) == 4
@@ -204,11 +205,11 @@ def test_reject_then_approve_with_new_evidence(w: World) -> None:
     assert w.svc.reject(w.op, person.id, reason="photo unreadable").status is Status.REJECTED
     assert w.svc.list_people(w.op, Status.REJECTED)[0].id == person.id
     with pytest.raises(InvalidArgument):
-        w.svc.approve(w.op, person.id, evidence="  ")
+        w.svc.approve(w.reviewer, person.id, evidence="  ")
     with pytest.raises(InvalidArgument) as info:
-        w.svc.approve(w.op, person.id, evidence=f"checked card {DOC.lower()} again")
+        w.svc.approve(w.reviewer, person.id, evidence=f"checked card {DOC.lower()} again")
     assert info.value.reason == "EVIDENCE_HAS_DOCUMENT_NUMBER" and DOC not in str(info.value)
-    assert w.svc.approve(w.op, person.id, evidence="new photo").status is Status.APPROVED
+    assert w.svc.approve(w.reviewer, person.id, evidence="new photo").status is Status.APPROVED
     kinds = [r.kind for r in w.svc.evidence(w.op, person.id)]
     assert kinds[-2:] == ["rejected", "approved"]
 
@@ -216,7 +217,7 @@ def test_reject_then_approve_with_new_evidence(w: World) -> None:
 def test_evidence_tampering_is_detected(w: World) -> None:
     person = register(w)
     verify_phone(w, person.id)
-    w.svc.approve(w.op, person.id, evidence="seen", reference="r1")
+    w.svc.approve(w.reviewer, person.id, evidence="seen", reference="r1")
     w.store.execute("UPDATE identity_evidence SET actor = 'operator:someone-else' WHERE person_id = ? AND seq = 4",
                     (person.id,))
     with pytest.raises(EvidenceChainBroken):
@@ -307,10 +308,30 @@ def test_unknown_organisation_and_duplicate_names(w: World) -> None:
 def test_state_survives_reopening(w: World) -> None:
     person = register(w)
     verify_phone(w, person.id)
-    w.svc.approve(w.op, person.id, evidence="seen")
+    w.svc.approve(w.reviewer, person.id, evidence="seen")
     reopened = IdentityService(open_store(str(w.db)), AesGcmBox.generate(), b"h" * 32, w.outbox, w.clock)
     assert reopened.get_person(w.op, person.id).status is Status.APPROVED
     assert reopened.find_by_document(w.op, "prc_resident_id", DOC).id == person.id  # same HMAC key
     assert len(reopened.evidence(w.op, person.id)) == 4
     with pytest.raises(SealingError):  # a different data key cannot open the stored number
         reopened.reveal_document(w.op, person.id)
+
+
+def test_four_eyes_the_registering_operator_never_approves(w: World):
+    from server.errors import PermissionDenied
+
+    person = register(w)
+    code = w.svc.start_phone_verification(w.op, person.id)
+    w.svc.confirm_phone(w.op, person.id, latest_code(w, "+8613800138000"), code.code_id)
+    with pytest.raises(PermissionDenied) as ei:
+        w.svc.approve(w.op, person.id, evidence="I registered them myself")
+    assert ei.value.reason == "FOUR_EYES"
+    assert w.svc.get_person(w.op, person.id).status is Status.PENDING
+    assert w.svc.approve(w.reviewer, person.id, evidence="ID card seen by a second operator").status is Status.APPROVED
+    # the rule can be switched off for a one-person office, explicitly
+    solo = IdentityService(w.store, AesGcmBox.generate(), b"h" * 32, w.outbox, w.clock, four_eyes=False)
+    other = solo.register_person(w.op, legal_name="李四", document_type="prc_resident_id",
+                                 document_number=DOC2, phone="+8613800138001", email="li@example.com")
+    code = solo.start_phone_verification(w.op, other.id)
+    solo.confirm_phone(w.op, other.id, latest_code(w, "+8613800138001"), code.code_id)
+    assert solo.approve(w.op, other.id, evidence="one-person office").status is Status.APPROVED

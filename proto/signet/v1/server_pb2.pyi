@@ -584,7 +584,52 @@ class ListEvidenceResponse(_message.Message):
 Global___ListEvidenceResponse: _TypeAlias = ListEvidenceResponse  # noqa: Y015
 
 @_typing.final
+class UnlockEnrollmentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    evidence: _builtins.str
+    """What the unlock rests on (e.g. "caller verified by video at 10:05")."""
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        evidence: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "person_id", b"person_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnlockEnrollmentRequest: _TypeAlias = UnlockEnrollmentRequest  # noqa: Y015
+
+@_typing.final
+class UnlockEnrollmentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnlockEnrollmentResponse: _TypeAlias = UnlockEnrollmentResponse  # noqa: Y015
+
+@_typing.final
 class StartEnrollmentRequest(_message.Message):
+    """Enrollment codes have 8 digits; Enroll needs the code_id StartEnrollment
+    returned. After too many wrong codes in 24 hours enrollment is locked for the
+    person (FAILED_PRECONDITION ENROLLMENT_LOCKED) until an operator unlocks it.
+    Each client address may make a limited number of enrollment calls a minute
+    (RESOURCE_EXHAUSTED ENROLLMENT_THROTTLED, with "retry-after").
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PERSON_ID_FIELD_NUMBER: _builtins.int
@@ -633,9 +678,9 @@ class EnrollRequest(_message.Message):
     AGENT_TLS_CSR_DER_FIELD_NUMBER: _builtins.int
     person_id: _builtins.str
     one_time_code: _builtins.str
-    """The fresh enrollment code from StartEnrollment (single use)."""
+    """The fresh enrollment code from StartEnrollment (8 digits, single use)."""
     code_id: _builtins.str
-    """Optional: the challenge's code_id."""
+    """Required: the challenge's code_id."""
     csr_der: _builtins.bytes
     """PKCS#10 request signed by the token key (DER). Only its key is used: the
     subject is the verified identity (CN = legal name, serialNumber = ETSI

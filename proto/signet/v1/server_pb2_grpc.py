@@ -75,6 +75,11 @@ class IdentityServiceStub:
                 request_serializer=signet_dot_v1_dot_server__pb2.ListEvidenceRequest.SerializeToString,
                 response_deserializer=signet_dot_v1_dot_server__pb2.ListEvidenceResponse.FromString,
                 _registered_method=True)
+        self.UnlockEnrollment = channel.unary_unary(
+                '/signet.v1.IdentityService/UnlockEnrollment',
+                request_serializer=signet_dot_v1_dot_server__pb2.UnlockEnrollmentRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.UnlockEnrollmentResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
@@ -137,6 +142,14 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UnlockEnrollment(self, request, context):
+        """Operator: lifts the enrollment lock a person gets after too many wrong
+        enrollment codes, with the evidence of why (recorded in the chain).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -179,6 +192,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.ListEvidence,
                     request_deserializer=signet_dot_v1_dot_server__pb2.ListEvidenceRequest.FromString,
                     response_serializer=signet_dot_v1_dot_server__pb2.ListEvidenceResponse.SerializeToString,
+            ),
+            'UnlockEnrollment': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnlockEnrollment,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.UnlockEnrollmentRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.UnlockEnrollmentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -398,6 +416,33 @@ class IdentityService:
             '/signet.v1.IdentityService/ListEvidence',
             signet_dot_v1_dot_server__pb2.ListEvidenceRequest.SerializeToString,
             signet_dot_v1_dot_server__pb2.ListEvidenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnlockEnrollment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.IdentityService/UnlockEnrollment',
+            signet_dot_v1_dot_server__pb2.UnlockEnrollmentRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.UnlockEnrollmentResponse.FromString,
             options,
             channel_credentials,
             insecure,

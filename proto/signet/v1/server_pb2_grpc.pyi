@@ -76,6 +76,10 @@ class IdentityServiceStub:
     """Operator: real-name rejection, recorded with who, when and why."""
     ListEvidence: _grpc.UnaryUnaryMultiCallable[_server_pb2.ListEvidenceRequest, _server_pb2.ListEvidenceResponse]
     """The person's evidence chain (digest-checked on read)."""
+    UnlockEnrollment: _grpc.UnaryUnaryMultiCallable[_server_pb2.UnlockEnrollmentRequest, _server_pb2.UnlockEnrollmentResponse]
+    """Operator: lifts the enrollment lock a person gets after too many wrong
+    enrollment codes, with the evidence of why (recorded in the chain).
+    """
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
@@ -98,6 +102,10 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """Operator: real-name rejection, recorded with who, when and why."""
     ListEvidence: _aio.UnaryUnaryMultiCallable[_server_pb2.ListEvidenceRequest, _server_pb2.ListEvidenceResponse]  # type: ignore[assignment]
     """The person's evidence chain (digest-checked on read)."""
+    UnlockEnrollment: _aio.UnaryUnaryMultiCallable[_server_pb2.UnlockEnrollmentRequest, _server_pb2.UnlockEnrollmentResponse]  # type: ignore[assignment]
+    """Operator: lifts the enrollment lock a person gets after too many wrong
+    enrollment codes, with the evidence of why (recorded in the chain).
+    """
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     """People and their real-name verification (API listener)."""
@@ -165,6 +173,16 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_server_pb2.ListEvidenceResponse, _abc.Awaitable[_server_pb2.ListEvidenceResponse]]:
         """The person's evidence chain (digest-checked on read)."""
+
+    @_abc_1.abstractmethod
+    def UnlockEnrollment(
+        self,
+        request: _server_pb2.UnlockEnrollmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.UnlockEnrollmentResponse, _abc.Awaitable[_server_pb2.UnlockEnrollmentResponse]]:
+        """Operator: lifts the enrollment lock a person gets after too many wrong
+        enrollment codes, with the evidence of why (recorded in the chain).
+        """
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
