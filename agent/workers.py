@@ -181,10 +181,13 @@ def worker_main(conn: Connection, memory_bytes: int, job_seconds: float) -> None
                 return  # a worker that ran out of memory is replaced, not reused
 
 
+WorkerEntry = Callable[[Connection, int, float], None]
+
+
 class _Worker:
-    def __init__(self, ctx: Any, memory_bytes: int, job_seconds: float) -> None:
+    def __init__(self, ctx: Any, memory_bytes: int, job_seconds: float, entry: WorkerEntry) -> None:
         self.conn, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=worker_main, args=(child, memory_bytes, job_seconds),
+        self.proc = ctx.Process(target=entry, args=(child, memory_bytes, job_seconds),
                                 name="signet-doc-worker", daemon=True)
         self.proc.start()
         child.close()
@@ -202,8 +205,10 @@ class DocumentWorkers:
     """A fixed set of worker processes (or none: jobs run in the calling thread)."""
 
     def __init__(self, processes: int, *, job_seconds: float = 120.0, memory_mib: int = 1024,
-                 name: str = "document") -> None:
+                 name: str = "document", entry: WorkerEntry = worker_main) -> None:
+        """``entry`` is the worker processes' main function (tests give misbehaving ones)."""
         self.processes = processes
+        self.entry = entry
         self.job_seconds = job_seconds
         self.memory_bytes = memory_mib * 1024 * 1024
         self.name = name
@@ -216,7 +221,7 @@ class DocumentWorkers:
             self._spawn()
 
     def _spawn(self) -> None:
-        w = _Worker(self._ctx, self.memory_bytes, self.job_seconds)
+        w = _Worker(self._ctx, self.memory_bytes, self.job_seconds, self.entry)
         with self._lock:
             self._all.append(w)
         self._idle.put(w)
