@@ -48,12 +48,12 @@ _BY_TYPE: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (errors.InvalidRequest, C.INVALID_ARGUMENT),
     (errors.DocumentTooLarge, C.INVALID_ARGUMENT),
     (errors.DeadlineExpired, C.DEADLINE_EXCEEDED),
-    (errors.JournalError, C.INTERNAL),
-    (errors.WorkerFailed, C.INTERNAL),
+    (errors.JournalError, C.UNAVAILABLE),  # disk full or an I/O error: retry once the disk is back
+    (errors.WorkerFailed, C.UNAVAILABLE),  # a worker process died: it was replaced, retry
     (InvalidDocument, C.INVALID_ARGUMENT),
     (SigningError, C.FAILED_PRECONDITION),
     (FormatError, C.INVALID_ARGUMENT),
-    (hsm.HsmError, C.INTERNAL),
+    (hsm.HsmError, C.UNAVAILABLE),  # the token or its module reported an error (device error): retry
 ]
 
 _JOB_KINDS = {"InvalidDocument": (C.INVALID_ARGUMENT, "INVALID_DOCUMENT"),
