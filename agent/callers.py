@@ -20,13 +20,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtensionOID
 
 from formats.policy import SIGNET_ARC, SIGNING_ROOT_MARKER
 from signet.pemfiles import read_certificates
@@ -41,7 +42,7 @@ MAX_CRL_BYTES = 16 * 1024 * 1024
 
 def _policies(cert: x509.Certificate) -> list[str]:
     try:
-        ext = cert.extensions.get_extension_for_oid(ExtensionOID.CERTIFICATE_POLICIES).value
+        ext = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
     except x509.ExtensionNotFound:
         return []
     return [p.policy_identifier.dotted_string for p in ext]
@@ -55,7 +56,7 @@ def load_client_cas(path: Path) -> list[x509.Certificate]:
         raise ConfigError(f"tcp.client_ca: {path} holds no readable certificate ({type(e).__name__})") from None
     for ca in cas:
         try:
-            is_ca = ca.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value.ca
+            is_ca = ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
         except x509.ExtensionNotFound:
             is_ca = False
         name = ca.subject.rfc4514_string()
@@ -72,7 +73,7 @@ def identity(cert_der: bytes) -> str:
     """``tls:<SAN URI>`` or ``tls-sha256:<fingerprint>``."""
     cert = x509.load_der_x509_certificate(cert_der)
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         uris = san.get_values_for_type(x509.UniformResourceIdentifier)
     except x509.ExtensionNotFound:
         uris = []
@@ -147,7 +148,7 @@ def _current(crl: x509.CertificateRevocationList) -> bool:
 
 def _crl_urls(cert: x509.Certificate) -> list[str]:
     try:
-        points = cert.extensions.get_extension_for_oid(ExtensionOID.CRL_DISTRIBUTION_POINTS).value
+        points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     except x509.ExtensionNotFound:
         return []
     return [n.value for p in points for n in (p.full_name or []) if isinstance(n, x509.UniformResourceIdentifier)
@@ -156,7 +157,7 @@ def _crl_urls(cert: x509.Certificate) -> list[str]:
 
 def caller_of(context: grpc.ServicerContext, clients: TlsClients | None) -> str:
     """``local`` on the Unix socket; a checked TLS identity over mutual TLS; PermissionDenied otherwise."""
-    auth = context.auth_context()
+    auth = cast(Mapping[str, list[bytes]], context.auth_context())  # the stubs say bytes; grpc gives lists
     if auth.get("transport_security_type") == [b"ssl"]:
         pems = auth.get("x509_pem_cert") or []
         if not pems or clients is None:

@@ -26,15 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
 from signet.pemfiles import ders, read_certificates
 from signet.secrets import SecretUnavailable, read_secret
+from signet.wire import KEY_ALGORITHM_NAMES, KEY_ALGORITHMS, detail_of, retry_after_of
 
-from signet.wire import KEY_ALGORITHMS, KEY_ALGORITHM_NAMES, detail_of
-
-from . import enroll
+from . import enroll_cli
 from .client import CHUNK, AgentClient, NoAgent, PdfOptions, Target, TokenRef
 
 EXIT = {grpc.StatusCode.UNAUTHENTICATED: 4, grpc.StatusCode.FAILED_PRECONDITION: 5,
@@ -79,6 +77,8 @@ class Progress:
 
 
 def _dict(m: Message) -> dict[str, Any]:
+    from google.protobuf.json_format import MessageToDict  # only for --json output: not at every start-up
+
     return MessageToDict(m, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
 
 
@@ -323,15 +323,27 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--progress", action="store_true", help="show progress bars even when stderr is not a terminal")
     sub = p.add_subparsers(dest="command", required=True)
+    _token_commands(sub)
+    _document_commands(sub)
+    sp = sub.add_parser("enroll", help="enrol a new token key with signet-server (certificate stored on the token)")
+    _tok(sp)
+    enroll_cli.add_arguments(sp)
+    sp = sub.add_parser("agent", help="run the agent (same as signet-agent)")
+    sp.add_argument("--config", required=True)
+    return p
 
-    def tok(sp: argparse.ArgumentParser, pin: bool = True) -> None:
-        sp.add_argument("--token", help="token label (default: the only token present)")
-        sp.add_argument("--serial", help="token serial (pins one physical token)")
-        if pin:
-            sp.add_argument("--pin-file", help="read the PIN from the first line of this file (mode 0600)")
-            sp.add_argument("--pin-env", metavar="VAR", help="read the PIN from this environment variable")
-            sp.add_argument("--ask-pin", action="store_true", help="prompt for the PIN instead of using an unlock")
 
+def _tok(sp: argparse.ArgumentParser, pin: bool = True) -> None:
+    sp.add_argument("--token", help="token label (default: the only token present)")
+    sp.add_argument("--serial", help="token serial (pins one physical token)")
+    if pin:
+        sp.add_argument("--pin-file", help="read the PIN from the first line of this file (mode 0600)")
+        sp.add_argument("--pin-env", metavar="VAR", help="read the PIN from this environment variable")
+        sp.add_argument("--ask-pin", action="store_true", help="prompt for the PIN instead of using an unlock")
+
+
+def _token_commands(sub: Any) -> None:
+    tok = _tok
     sub.add_parser("info", help="agent version and how it sees you")
     sub.add_parser("tokens", help="list tokens")
     sub.add_parser("watch", help="print token insertions and removals until interrupted")
@@ -361,6 +373,10 @@ def parser() -> argparse.ArgumentParser:
     tok(sp)
     sp.add_argument("--so-pin-env", metavar="VAR", help="prove the SO PIN (from this variable) instead of the PIN")
     sp.add_argument("--so-pin-file", help="prove the SO PIN (first line of this file) instead of the PIN")
+
+
+def _document_commands(sub: Any) -> None:
+    tok = _tok
     sp = sub.add_parser("sign", help="sign FILE: PDF -> PAdES, anything else -> detached CAdES (.p7s)")
     tok(sp)
     sp.add_argument("file")
@@ -378,12 +394,6 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--sig")
     sp.add_argument("--trust", action="append", help="extra trust anchor (PEM/DER, repeatable)")
     sp.add_argument("--offline", action="store_true", help="do not fetch revocation data (the report says so)")
-    sp = sub.add_parser("enroll", help="enrol a new token key with signet-server (certificate stored on the token)")
-    tok(sp)
-    enroll.add_arguments(sp)
-    sp = sub.add_parser("agent", help="run the agent (same as signet-agent)")
-    sp.add_argument("--config", required=True)
-    return p
 
 
 Command = Callable[[AgentClient, argparse.Namespace], int]
@@ -391,7 +401,7 @@ COMMANDS: dict[str, Command] = {
     "info": cmd_info, "tokens": cmd_tokens, "watch": cmd_watch, "keys": cmd_keys, "keygen": cmd_keygen,
     "csr": cmd_csr, "import-cert": cmd_import_cert, "unlock": cmd_unlock, "lock": cmd_lock,
     "pin-reset": cmd_pin_reset, "sign": cmd_sign, "verify": cmd_verify,
-    "enroll": lambda c, args: enroll.cmd_enroll(c, args, _token(args, c), _pin(args)),
+    "enroll": lambda c, args: enroll_cli.cmd_enroll(c, args, _token(args, c), _pin(args)),
 }
 
 
@@ -413,7 +423,8 @@ def _fail(args: argparse.Namespace, code: int, message: str, extra: dict[str, An
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "agent":  # the agent runs in its own process image: this client never loads PKCS#11
-        os.execv(sys.executable, [sys.executable, "-m", "agent.main", "--config", args.config])
+        argv = [sys.executable, "-m", "agent.main", "--config", args.config]
+        os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter and module, no shell
     try:
         with AgentClient(_target(args)) as client:
             return COMMANDS[args.command](client, args)
@@ -425,8 +436,11 @@ def main(argv: list[str] | None = None) -> int:
         if detail and detail.pin_tries_left >= 0 and code in (grpc.StatusCode.UNAUTHENTICATED,
                                                               grpc.StatusCode.FAILED_PRECONDITION):
             extra += f" ({detail.pin_tries_left} PIN tries left)"
+        wait = retry_after_of(e)
+        if wait is not None:
+            extra += f" (retry in {wait:.0f} s)"
         return _fail(args, EXIT.get(code, 1), f"{code.name}: {details}{extra}",
-                     {"status": code.name, "detail": _dict(detail) if detail else None})
+                     {"status": code.name, "detail": _dict(detail) if detail else None, "retry_after": wait})
     except Usage as e:
         return _fail(args, EXIT_USAGE, str(e))
     except BadInput as e:

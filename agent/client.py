@@ -20,17 +20,18 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import grpc
+from google.protobuf.message import Message
 
 from signet.durable import open_atomic
 from signet.private import check_private_dir
 from signet.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 from signet.wire import GRANT_METADATA, KEY_ALGORITHMS
 
-from .config import default_socket_path
 from .grantfiles import GrantFiles
+from .paths import default_socket_path
 
 CHUNK = 1024 * 1024
 MAX_MESSAGE = 8 * 1024 * 1024
@@ -67,7 +68,7 @@ def channel(target: Target, single_threaded_streams: bool = False) -> grpc.Chann
     opts: list[tuple[str, Any]] = [("grpc.max_receive_message_length", MAX_MESSAGE),
                                    ("grpc.max_send_message_length", MAX_MESSAGE)]
     if single_threaded_streams:
-        opts.append((grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, 1))
+        opts.append(("SingleThreadedUnaryStream", 1))  # grpc.experimental.ChannelOptions (untyped in the stubs)
     if target.tcp:
         creds = grpc.ssl_channel_credentials(
             root_certificates=target.ca.read_bytes() if target.ca else None,
@@ -177,8 +178,9 @@ def receive(responses: Iterator[Any], sink: BinaryIO, progress: Progress | None 
     return result
 
 
-_SIGN_METHODS = {"pdf": ("SignPdf", agent_pb2.SignPdfRequest, agent_pb2.SignPdfResponse),
-                 "detached": ("SignDetached", agent_pb2.SignDetachedRequest, agent_pb2.SignDetachedResponse)}
+_SIGN_METHODS: dict[str, tuple[str, type[Message], type[Message]]] = {
+    "pdf": ("SignPdf", agent_pb2.SignPdfRequest, agent_pb2.SignPdfResponse),
+    "detached": ("SignDetached", agent_pb2.SignDetachedRequest, agent_pb2.SignDetachedResponse)}
 
 
 @dataclass(frozen=True)
@@ -236,8 +238,9 @@ class AgentClient:
             token=token.message(), algorithm=KEY_ALGORITHMS[algorithm], label=label, credential=_cred(pin)),
             metadata=self._grant(token, None)).key
 
-    def certificate_request(self, token: TokenRef, key_id: str, subject: dict[str, str], *, dns: list[str] | None = None,
-                            emails: list[str] | None = None, pin: str | None = None) -> bytes:
+    def certificate_request(self, token: TokenRef, key_id: str, subject: dict[str, str], *,
+                            dns: list[str] | None = None, emails: list[str] | None = None,
+                            pin: str | None = None) -> bytes:
         return self.stub.CreateCertificateRequest(agent_pb2.CreateCertificateRequestRequest(
             token=token.message(), key_id=key_id, subject=subject, dns_names=dns or [], emails=emails or [],
             credential=_cred(pin)), metadata=self._grant(token, None)).csr_der
@@ -281,7 +284,7 @@ class AgentClient:
             self._limit = int(self.info().max_inline_bytes)
         return self._limit
 
-    def _responses(self, kind: str, header: Any, path: Path, token: TokenRef, grant: str | None,
+    def _responses(self, kind: str, header: Any, path: Path, token: TokenRef, *, grant: str | None,
                    progress: Progress | None, timeout: float | None) -> Iterator[Any]:
         name, request_cls, resp_cls = _SIGN_METHODS[kind]
         requests = document_requests(header, request_cls, path, self.inline_limit, progress)
@@ -290,21 +293,25 @@ class AgentClient:
         if first.header.HasField("document"):  # the only request: no client-streaming machinery
             if self._once_channel is None:
                 self._once_channel = channel(self.target, single_threaded_streams=True)
-            once = self._once_channel.unary_stream(f"/signet.v1.AgentService/{name}",
-                                                   request_serializer=request_cls.SerializeToString,
-                                                   response_deserializer=resp_cls.FromString, _registered_method=True)
-            return once(first, timeout=timeout, metadata=metadata)  # type: ignore[no-any-return]
+            # _registered_method: the call path the generated stubs use (not in the grpc stubs' signature)
+            once: Any = cast(Any, self._once_channel).unary_stream(
+                f"/signet.v1.AgentService/{name}", request_serializer=request_cls.SerializeToString,
+                response_deserializer=resp_cls.FromString, _registered_method=True)
+            responses: Iterator[Any] = once(first, timeout=timeout, metadata=metadata)
+            return responses
         method = getattr(self.stub, name)
-        return method(itertools.chain([first], requests), timeout=timeout, metadata=metadata)  # type: ignore[no-any-return]
+        streamed: Iterator[Any] = method(itertools.chain([first], requests), timeout=timeout, metadata=metadata)
+        return streamed
 
     def sign_responses(self, kind: str, header: Any, path: Path, *, grant: str | None = None,
                        progress: Progress | None = None, timeout: float | None = None) -> Iterator[Any]:
         """The raw response stream of signing ``path`` with a prepared SignPdfHeader ("pdf") or SignDetachedHeader
         ("detached"): one inline result, or chunks then the result."""
         sel = header.token
-        return self._responses(kind, header, path, TokenRef(sel.label, sel.serial), grant, progress, timeout)
+        return self._responses(kind, header, path, TokenRef(sel.label, sel.serial), grant=grant, progress=progress,
+                               timeout=timeout)
 
-    def _header(self, pdf: bool, token: TokenRef, key_id: str, pin: str | None, size: int, file_name: str,
+    def _header(self, pdf: bool, token: TokenRef, key_id: str, pin: str | None, *, size: int, file_name: str,
                 options: PdfOptions, timestamp_url: str) -> Any:
         if not pdf:
             return agent_pb2.SignDetachedHeader(token=token.message(), key_id=key_id, credential=_cred(pin), size=size,
@@ -325,9 +332,10 @@ class AgentClient:
                   timeout: float | None = None) -> agent_pb2.SignResult:
         """Sign ``path`` into ``out`` (PAdES when ``pdf``, else a detached .p7s), written atomically."""
         options = options or PdfOptions()
-        header = self._header(pdf, token, key_id, pin, path.stat().st_size, path.name, options, timestamp_url)
-        responses = self._responses("pdf" if pdf else "detached", header, path, token, grant, upload_progress,
-                                    timeout)
+        header = self._header(pdf, token, key_id, pin, size=path.stat().st_size, file_name=path.name, options=options,
+                              timestamp_url=timestamp_url)
+        responses = self._responses("pdf" if pdf else "detached", header, path, token, grant=grant,
+                                    progress=upload_progress, timeout=timeout)
         with open_atomic(out, 0o644) as f:
             return receive(responses, f, download_progress)
 
@@ -336,10 +344,12 @@ class AgentClient:
                       timeout: float | None = None) -> tuple[agent_pb2.SignResult, bytes]:
         """Sign ``path``; (SignResult, output in memory) -- for programs signing many small files."""
         options = options or PdfOptions()
-        header = self._header(pdf, token, key_id, pin, path.stat().st_size, path.name, options, timestamp_url)
+        header = self._header(pdf, token, key_id, pin, size=path.stat().st_size, file_name=path.name, options=options,
+                              timestamp_url=timestamp_url)
         buf = io.BytesIO()
-        result = receive(self._responses("pdf" if pdf else "detached", header, path, token, grant, None, timeout),
-                         buf)
+        responses = self._responses("pdf" if pdf else "detached", header, path, token, grant=grant, progress=None,
+                                    timeout=timeout)
+        result = receive(responses, buf)
         return result, buf.getvalue()
 
     def verify_file(self, path: Path, *, signature: bytes | None = None, trust_roots: list[bytes] | None = None,

@@ -14,30 +14,19 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from signet.secrets import SecretUnavailable, read_env_secret, read_file_secret
 from signet.tomlconf import ConfigProblems, Problems, Table, load_toml
 
 from .errors import ConfigError
+from .paths import default_socket_path, default_state_dir
 
 LOCAL_CALLER = "local"
 MiB = 1024 * 1024
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # a caller pattern: local, *, tls:*, tls:<SAN URI>, tls-sha256:<64 hex> (the client certificate's fingerprint)
 _CALLER = re.compile(r"^(local|\*|tls:\*|tls:[a-z][a-z0-9+.-]*:\S+|tls-sha256:[0-9a-f]{64})$")
-
-
-def default_socket_path() -> Path | None:
-    """$XDG_RUNTIME_DIR/signet/agent.sock, or None when there is no runtime directory."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and Path(runtime).is_dir():
-        return Path(runtime) / "signet" / "agent.sock"
-    return None
-
-
-def default_state_dir() -> Path:
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "signet"
 
 
 class Revocation(enum.Enum):
@@ -270,11 +259,6 @@ class AgentConfig:
     def spool_dir(self) -> Path:
         return self.state_dir / "spool"
 
-    @property
-    def server_dir(self) -> Path:
-        """Where `signet enroll` keeps the TLS files and roots it got from signet-server."""
-        return self.state_dir / "server"
-
 
 _AGENT_KEYS = {"socket", "state_dir", "pkcs11_module", "max_pin_failures", "max_message_bytes", "max_document_bytes",
                "chunk_bytes", "max_inline_bytes", "workers", "document_streams", "upload_idle_seconds",
@@ -282,18 +266,30 @@ _AGENT_KEYS = {"socket", "state_dir", "pkcs11_module", "max_pin_failures", "max_
                "token_poll_seconds", "token_reinit_seconds", "trust_roots", "timestamp_urls", "log_level"}
 
 
-def _agent_table(a: Table, base: Path) -> dict[str, object]:
-    d = AgentConfig.__dataclass_fields__
-    kw: dict[str, object] = {}
+def _socket(a: Table, base: Path) -> Path | None:
     socket = a.path("socket", base)
-    if socket is None:
-        default = default_socket_path()
-        if default is None:
-            a.problems.add("agent.socket is not set and $XDG_RUNTIME_DIR names no directory: set agent.socket "
-                           "(a private directory; /tmp only if you must)")
-        else:
-            kw["socket"] = default
-    else:
+    if socket is not None:
+        return socket
+    default = default_socket_path()
+    if default is None:
+        a.problems.add("agent.socket is not set and $XDG_RUNTIME_DIR names no directory: set agent.socket "
+                       "(a private directory; /tmp only if you must)")
+    return default
+
+
+def _inline_bytes(a: Table, chunk: int, message: int, document: int) -> int:
+    if not a.has("max_inline_bytes"):  # never more than a chunk (no larger than the messages the agent takes)
+        return min(AgentConfig.max_inline_bytes, chunk, document)
+    inline = a.integer("max_inline_bytes", AgentConfig.max_inline_bytes, minimum=0)
+    if inline + 64 * 1024 > message:
+        a.problems.add("agent.max_inline_bytes must be at least 64 KiB below agent.max_message_bytes")
+    return inline
+
+
+def _agent_table(a: Table, base: Path) -> dict[str, Any]:
+    kw: dict[str, Any] = {}
+    socket = _socket(a, base)
+    if socket is not None:
         kw["socket"] = socket
     state = a.path("state_dir", base)
     if state is not None:
@@ -301,12 +297,12 @@ def _agent_table(a: Table, base: Path) -> dict[str, object]:
     kw["pkcs11_module"] = a.text("pkcs11_module") or None
     for name in ("max_pin_failures", "max_message_bytes", "max_document_bytes", "chunk_bytes", "workers",
                  "document_streams", "sign_threads", "worker_memory_mib"):
-        kw[name] = a.integer(name, d[name].default, minimum=1)  # type: ignore[arg-type]
+        kw[name] = a.integer(name, getattr(AgentConfig, name), minimum=1)
     for name in ("pdf_workers", "verify_workers"):
-        kw[name] = a.integer(name, d[name].default, minimum=0)  # type: ignore[arg-type]
+        kw[name] = a.integer(name, getattr(AgentConfig, name), minimum=0)
     for name, low in (("upload_idle_seconds", 0.1), ("upload_seconds", 1.0), ("job_seconds", 1.0),
                       ("token_poll_seconds", 0.05), ("token_reinit_seconds", 0.0)):
-        kw[name] = a.number(name, d[name].default, minimum=low)  # type: ignore[arg-type]
+        kw[name] = a.number(name, getattr(AgentConfig, name), minimum=low)
     kw["trust_roots"] = a.paths("trust_roots", base)
     urls = a.strings("timestamp_urls")
     for u in urls:
@@ -314,16 +310,10 @@ def _agent_table(a: Table, base: Path) -> dict[str, object]:
             a.problems.add(f"agent.timestamp_urls: {u!r} is not an http(s) URL")
     kw["timestamp_urls"] = urls
     kw["log_level"] = a.text("log_level", "INFO", choices=_LEVELS).upper()
-    chunk, message = int(kw["chunk_bytes"]), int(kw["max_message_bytes"])  # type: ignore[call-overload]
+    chunk, message = int(kw["chunk_bytes"]), int(kw["max_message_bytes"])
     if chunk + 64 * 1024 > message:
         a.problems.add("agent.chunk_bytes must be at least 64 KiB below agent.max_message_bytes")
-    if a.has("max_inline_bytes"):
-        inline = a.integer("max_inline_bytes", AgentConfig.max_inline_bytes, minimum=0)
-        if inline + 64 * 1024 > message:
-            a.problems.add("agent.max_inline_bytes must be at least 64 KiB below agent.max_message_bytes")
-        kw["max_inline_bytes"] = inline
-    else:  # never more than a chunk (no larger than the messages the agent already takes), nor than a document
-        kw["max_inline_bytes"] = min(AgentConfig.max_inline_bytes, chunk, int(kw["max_document_bytes"]))  # type: ignore[call-overload]
+    kw["max_inline_bytes"] = _inline_bytes(a, chunk, message, int(kw["max_document_bytes"]))
     return kw
 
 
@@ -343,7 +333,7 @@ def parse(data: dict[str, object], base: Path, source: str = "the agent configur
     kw["verify"] = VerifyConfig.from_table(top.table("verify", {"revocation", "fetch_timeout_seconds",
                                                                 "check_before_signing", "unknown_status"}))
     problems.raise_if_any(ConfigError)
-    return AgentConfig(**kw)  # type: ignore[arg-type]
+    return AgentConfig(**kw)
 
 
 def load(path: str | os.PathLike[str]) -> AgentConfig:

@@ -19,10 +19,10 @@ _ALGOS = {
     KeyAlgorithm.EC_P256: common_pb2.KEY_ALGORITHM_EC_P256,
     KeyAlgorithm.EC_P384: common_pb2.KEY_ALGORITHM_EC_P384,
 }
-_ALGOS_BACK = {v: k for k, v in _ALGOS.items()}
-_HASHES = {agent_pb2.HASH_ALGORITHM_UNSPECIFIED: "sha256", agent_pb2.HASH_ALGORITHM_SHA256: "sha256",
+_ALGOS_BACK: dict[int, KeyAlgorithm] = {v: k for k, v in _ALGOS.items()}
+_HASHES: dict[int, str] = {agent_pb2.HASH_ALGORITHM_UNSPECIFIED: "sha256", agent_pb2.HASH_ALGORITHM_SHA256: "sha256",
            agent_pb2.HASH_ALGORITHM_SHA384: "sha384", agent_pb2.HASH_ALGORITHM_SHA512: "sha512"}
-_SCHEMES = {agent_pb2.SIGNATURE_SCHEME_UNSPECIFIED: None,
+_SCHEMES: dict[int, SignScheme | None] = {agent_pb2.SIGNATURE_SCHEME_UNSPECIFIED: None,
             agent_pb2.SIGNATURE_SCHEME_RSA_PKCS1V15: SignScheme.RSA_PKCS1V15,
             agent_pb2.SIGNATURE_SCHEME_RSA_PSS: SignScheme.RSA_PSS,
             agent_pb2.SIGNATURE_SCHEME_ECDSA: SignScheme.ECDSA}

@@ -88,7 +88,8 @@ class Documents:
                 raise InvalidDocument("the document is empty (0 bytes); there is nothing to sign")
             out = files.enter_context(temp_path(self.config.spool_dir, ".pdf")) if kind == "sign_pdf" else None
             shown = Shown(kind, h.file_name or "", call.document_sha256, size)
-            res, ref = self._sign_job(call, h, kind, source, out, options, timestamp_url, shown, pin, handle)
+            res, ref = self._sign_job(call, h, kind, source, out=out, options=options,
+                                          timestamp_url=timestamp_url, shown=shown, pin=pin, handle=handle)
             step = self.config.chunk_bytes
             if out is not None:
                 out_sha, out_size = str(res.fields["sha256"]), int(res.fields["size"])
@@ -108,10 +109,11 @@ class Documents:
                     yield resp_cls(chunk=block)
             yield resp_cls(result=result)
 
-    def _sign_job(self, call: Call, h: Any, kind: str, source: dict[str, Any], out: Any, options: dict[str, Any],
+    def _sign_job(self, call: Call, h: Any, kind: str, source: dict[str, Any], *, out: Any, options: dict[str, Any],
                   timestamp_url: str | None, shown: Shown, pin: str | None, handle: str | None) -> tuple[Any, Any]:
         signing = self.signing
-        with signing.key(call.caller, h.token.serial, h.token.label, h.key_id, pin, 1, handle) as ref:
+        with signing.key(call.caller, h.token.serial, h.token.label, h.key_id, pin, signatures=1,
+                         handle=handle) as ref:
             call.serial, call.key_id = ref.serial, ref.key_id
             material = signing.material.get(ref)
             job = SignJob(kind=kind, key_id=ref.key_id, spki=material.spki, certificate=material.certificate,
@@ -121,8 +123,9 @@ class Documents:
             tickets: list[Ticket] = []
 
             def sign(request: SignRequest) -> bytes:
-                sig, ticket = signing.sign_document_digest(call.caller, ref, shown, material, request.digest,
-                                                           request.hash_name, request.pages, call.alive)
+                sig, ticket = signing.sign_document_digest(call.caller, ref, shown, material,
+                                                           digest=request.digest, hash_name=request.hash_name,
+                                                           pages=request.pages, alive=call.alive)
                 tickets.append(ticket)  # durable while the worker embeds the signature; waited for below
                 return sig
 

@@ -10,21 +10,13 @@ store certificate + chain on the token next to the key; save the agent's TLS cli
 mutual-TLS calls and for verification.  When the server refuses, the new key is deleted from the token
 again, so a retry starts clean.
 
-Command line (through the running agent, which holds the token)::
-
-    signet enroll --server HOST:PORT --server-ca tls-root.pem --person P_ID --token LABEL --send-code
-    signet enroll --server HOST:PORT --server-ca tls-root.pem --person P_ID --token LABEL [--api HOST:PORT]
-        [--pin-env VAR | --pin-file F] [--code-env VAR | --code-file F] [--tls-dir DIR] [--key-label L]
-
-Without ``--code-env``/``--code-file`` the command asks the server to send a code and then
-prompts for it on the terminal; one-time codes, like PINs, are never taken as arguments.
+The `signet enroll` command is :mod:`agent.enroll_cli`.
 """
 
 from __future__ import annotations
 
-import argparse
+import itertools
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,11 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from signet import pemfiles
 from signet.durable import write_atomic
-from signet.secrets import read_secret
-from signet.wire import KEY_ALGORITHMS
 
-from .client import AgentClient, TokenRef
-from .serverlink import Enrolled, ServerLink, ServerRefused, ServerTarget
+from .serverlink import Enrolled, ServerLink, ServerRefused
 
 
 class EnrollmentFailed(Exception):
@@ -79,7 +68,7 @@ def _verify_path(what: str, certs: Sequence[bytes]) -> list[x509.Certificate]:
     """Each certificate issued by the next; the last one self-signed (a root)."""
     try:
         path = [x509.load_der_x509_certificate(d) for d in certs]
-        for child, parent in zip(path, path[1:], strict=False):
+        for child, parent in itertools.pairwise(path):
             child.verify_directly_issued_by(parent)
         path[-1].verify_directly_issued_by(path[-1])
     except (ValueError, TypeError, IndexError) as e:
@@ -148,99 +137,3 @@ def enroll(token: EnrollToken, link: ServerLink, person_id: str, code: str, *, k
             "enroll": link.target.enroll, "api": link.target.api}, indent=2).encode(), 0o644)
     return EnrollResult(info.key_id, label, answer.serial, cert.subject.rfc4514_string(), answer.certificate_der,
                         answer.chain_der, tls_dir)
-
-
-@dataclass(frozen=True)
-class _NewKey:
-    key_id: str
-    public_key_der: bytes
-
-
-class AgentToken:
-    """:class:`EnrollToken` over the running agent (which holds the token), through :class:`AgentClient`."""
-
-    def __init__(self, client: AgentClient, token: TokenRef, pin: str | None) -> None:
-        self.client, self.token, self.pin = client, token, pin
-
-    def generate_key(self, algorithm: str, label: str) -> _NewKey:
-        key = self.client.generate_key(self.token, algorithm, label, self.pin)
-        return _NewKey(key.key_id, key.public_key_der)
-
-    def create_csr(self, key_id: str, subject: dict[str, str]) -> bytes:
-        return self.client.certificate_request(self.token, key_id, subject, pin=self.pin)
-
-    def import_certificate(self, key_id: str, der: bytes, chain: list[bytes] | None = None) -> None:
-        self.client.import_certificate(self.token, key_id, der, list(chain or []), self.pin)
-
-    def delete_key(self, key_id: str) -> None:
-        self.client.delete_key(self.token, key_id, self.pin)
-
-
-def add_arguments(sp: argparse.ArgumentParser) -> None:
-    """The `signet enroll` options (the token selection and PIN options are added by the CLI)."""
-    sp.add_argument("--server", required=True, help="HOST:PORT of signet-server's enrollment listener")
-    sp.add_argument("--server-ca", required=True, metavar="PEM",
-                    help="signet-server's TLS root certificate (its tls/ca.pem)")
-    sp.add_argument("--person", required=True, help="your person id (from the operator who registered you)")
-    sp.add_argument("--api", help="HOST:PORT of the server's API listener (recorded for later calls)")
-    sp.add_argument("--tls-server-name", help="TLS name to expect when it differs from HOST")
-    sp.add_argument("--send-code", action="store_true", help="only ask the server to send an enrollment code")
-    sp.add_argument("--code-env", metavar="VAR", help="read the one-time code from this environment variable")
-    sp.add_argument("--code-file", help="read the one-time code from the first line of this file (mode 0600)")
-    sp.add_argument("--code-id", help="the code_id --send-code printed (default: the one it kept for this person)")
-    sp.add_argument("--tls-dir", help="where to keep the agent's TLS client files (default: the agent's state "
-                                      "directory/server)")
-    sp.add_argument("--key-label", help="label of the new key (default: signet-PERSON)")
-    sp.add_argument("--algorithm", choices=sorted(KEY_ALGORITHMS), default="p256")
-
-
-def cmd_enroll(client: AgentClient, args: argparse.Namespace, token: TokenRef, pin: str | None) -> int:
-    """`signet enroll`: key on the token (through the agent), certified by signet-server, stored back."""
-    import getpass
-
-    target = ServerTarget(enroll=args.server, ca_pem=Path(args.server_ca).read_bytes(), api=args.api,
-                          server_name=args.tls_server_name)
-    with ServerLink(target) as link:
-        try:
-            code = read_secret(args.code_file, args.code_env, what="one-time code")
-            code = code.strip() if code is not None else None
-            if code is None and not args.send_code and not sys.stdin.isatty():
-                raise SystemExit("signet enroll: no terminal to type the one-time code: send it with --send-code, "
-                                 "then run again with --code-env VAR or --code-file F")
-            state = _agent_server_dir(client, required=not args.tls_dir)
-            tls_dir = Path(args.tls_dir) if args.tls_dir else state
-            pending = (state or tls_dir) / f"enrollment-code-{args.person}.json"
-            code_id = args.code_id or ""
-            if code is None or args.send_code:
-                c = link.start_enrollment(args.person)
-                code_id = c.code_id
-                write_atomic(pending, json.dumps({"person_id": args.person, "code_id": c.code_id}).encode(), 0o600)
-                print(f"enrollment code sent via {c.channel} (code id {c.code_id}); it expires at "
-                      f"{c.expires_at:%Y-%m-%d %H:%M:%S} UTC")
-                if args.send_code:
-                    return 0
-                code = getpass.getpass("one-time code: ").strip()
-            if not code_id and pending.exists():
-                code_id = str(json.loads(pending.read_text())["code_id"])
-            if not code_id:
-                raise SystemExit("signet enroll: which code? send one first (--send-code), or give --code-id")
-            result = enroll(AgentToken(client, token, pin), link, args.person, code,
-                            key_label=args.key_label, algorithm=args.algorithm, tls_dir=tls_dir, code_id=code_id)
-            pending.unlink(missing_ok=True)
-        except (ServerRefused, EnrollmentFailed) as err:
-            print(f"signet enroll: {err}", file=sys.stderr)
-            return 1
-    print(f"enrolled key {result.key_id} ({result.key_label}): certificate {result.serial} for "
-          f"{result.subject}; agent TLS files in {result.tls_dir}")
-    return 0
-
-
-def _agent_server_dir(client: AgentClient, required: bool = True) -> Path:
-    """The agent's own state directory (it tells local callers), so the TLS files live with the agent."""
-    state = client.info().state_dir
-    if not state:
-        if not required:
-            return None  # type: ignore[return-value]  # callers give --tls-dir then
-        raise SystemExit("signet enroll: the agent does not say where its state is (a TCP connection?): "
-                         "give --tls-dir")
-    return Path(state) / "server"

@@ -45,6 +45,10 @@ COLUMNS = ("time", "caller", "operation", "token_serial", "key_id", "document_sh
 Row = tuple[str, str, str, str, str, str, str, str, str]  # in COLUMNS order
 FAULT_FILE_ENV = "SIGNET_TEST_JOURNAL_FAULT"  # test hook: while this file exists, journal writes fail (disk full)
 BLOCK = 64
+_ONE = f"({', '.join('?' * len(COLUMNS))})"
+_INSERT_ONE = f"INSERT INTO journal({', '.join(COLUMNS)}) VALUES {_ONE}"  # noqa: S608 - constant column names
+# 64 rows per statement: one sqlite3_step (and one GIL release) instead of 64 -- ~2 us less per row
+_INSERT_BLOCK = f"INSERT INTO journal({', '.join(COLUMNS)}) VALUES {', '.join([_ONE] * BLOCK)}"  # noqa: S608
 
 
 class Ticket:
@@ -119,42 +123,42 @@ class Journal:
         """Record a refused request (never raises: the refusal itself is what the caller must see)."""
         try:
             self.record([Entry(operation, caller, token_serial, key_id, document_sha256, fmt, reason)])
-        except Exception:  # noqa: BLE001 - a failure row must never mask the real error
+        except Exception:  # a failure row must never mask the real error
             log.exception("journal row for a refused %s not recorded", operation)
+
+    def _take(self, first: Ticket) -> tuple[list[Ticket], bool]:
+        """``first`` and every batch queued behind it (one transaction for all); True when close() came too."""
+        batches = [first]
+        while True:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                return batches, False
+            if nxt is None:
+                return batches, True
+            batches.append(nxt)
+
+    def _write(self, db: sqlite_utils.Database, rows: list[Row]) -> None:
+        if self._fault is not None and self._fault.exists():
+            raise sqlite3.OperationalError("database or disk is full (test fault hook)")
+        db.conn.execute("BEGIN")
+        full = len(rows) - len(rows) % BLOCK
+        for i in range(0, full, BLOCK):
+            db.conn.execute(_INSERT_BLOCK, [v for r in rows[i:i + BLOCK] for v in r])
+        if full < len(rows):
+            db.conn.executemany(_INSERT_ONE, rows[full:])
+        db.conn.execute("COMMIT")
 
     def _run(self) -> None:
         db = self._open()
-        one = f"({', '.join('?' * len(COLUMNS))})"
-        sql = f"INSERT INTO journal({', '.join(COLUMNS)}) VALUES {one}"
-        # 64 rows per statement: one sqlite3_step (and one GIL release) instead of 64 -- ~2 us less per row
-        sql_block = f"INSERT INTO journal({', '.join(COLUMNS)}) VALUES {', '.join([one] * BLOCK)}"
         while True:
             first = self._queue.get()
             if first is None:
                 break
-            batches = [first]
-            stop = False
-            while True:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batches.append(nxt)
+            batches, stop = self._take(first)
             try:
-                if self._fault is not None and self._fault.exists():
-                    raise sqlite3.OperationalError("database or disk is full (test fault hook)")
-                db.conn.execute("BEGIN")
-                rows = [r for b in batches for r in b.rows] if len(batches) > 1 else first.rows
-                full = len(rows) - len(rows) % BLOCK
-                for i in range(0, full, BLOCK):
-                    db.conn.execute(sql_block, [v for r in rows[i:i + BLOCK] for v in r])
-                if full < len(rows):
-                    db.conn.executemany(sql, rows[full:])
-                db.conn.execute("COMMIT")
-            except Exception as e:  # disk full, I/O error: every waiter learns it
+                self._write(db, [r for b in batches for r in b.rows] if len(batches) > 1 else first.rows)
+            except Exception as e:  # noqa: BLE001 - disk full, I/O error: every waiter learns it
                 log.error("journal write failed: %s", type(e).__name__)
                 try:
                     db.conn.execute("ROLLBACK")

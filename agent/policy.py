@@ -73,7 +73,7 @@ class UsageCounter:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.table("usage").create({"counter": str, "used": int}, pk="counter", if_not_exists=True)
         self._lock = threading.Lock()
-        self._used = {row["counter"]: row["used"] for row in self._db.table("usage").rows}
+        self._used: dict[str, int] = {str(row["counter"]): int(row["used"]) for row in self._db.table("usage").rows}
 
     def used(self, rule: KeyRule) -> int:
         with self._lock:

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, ExtensionOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
+
+from signet.pubkeys import signature_ok
 
 from .errors import CertificateRevoked, RevocationUnknown
 
@@ -40,7 +41,7 @@ class Status:
 
 def _ocsp_url(cert: x509.Certificate) -> str | None:
     try:
-        aia = cert.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_INFORMATION_ACCESS).value
+        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     except x509.ExtensionNotFound:
         return None
     for desc in aia:
@@ -50,30 +51,17 @@ def _ocsp_url(cert: x509.Certificate) -> str | None:
     return None
 
 
-def _verify(key: object, signature: bytes, data: bytes, algorithm: hashes.HashAlgorithm | None) -> bool:
-    try:
-        if isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
-            key.verify(signature, data, padding.PKCS1v15(), algorithm)
-        elif isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:
-            key.verify(signature, data, ec.ECDSA(algorithm))
-        else:
-            return False
-    except InvalidSignature:
-        return False
-    return True
-
-
 def _responder_key(resp: ocsp.OCSPResponse, issuer: x509.Certificate) -> object | None:
     """The issuer itself, or a delegated responder certificate it issued with the OCSPSigning EKU."""
-    if _verify(issuer.public_key(), resp.signature, resp.tbs_response_bytes, resp.signature_hash_algorithm):
+    if signature_ok(issuer.public_key(), resp.signature, resp.tbs_response_bytes, resp.signature_hash_algorithm):
         return issuer.public_key()
     for cert in resp.certificates:
         try:
             cert.verify_directly_issued_by(issuer)
-            eku = cert.extensions.get_extension_for_oid(ExtensionOID.EXTENDED_KEY_USAGE).value
+            eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
             continue
-        if ExtendedKeyUsageOID.OCSP_SIGNING in eku and _verify(cert.public_key(), resp.signature,
+        if ExtendedKeyUsageOID.OCSP_SIGNING in eku and signature_ok(cert.public_key(), resp.signature,
                                                                resp.tbs_response_bytes, resp.signature_hash_algorithm):
             return cert.public_key()
     return None
@@ -119,19 +107,16 @@ class OwnCertificateStatus:
         if issuer is None:
             return Status("unknown", "the issuer certificate is not on the token")
         req = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1()).build()  # noqa: S303 - RFC 6960 CertID
-        http = urllib.request.Request(url, data=req.public_bytes(Encoding.DER),
+        http = urllib.request.Request(url, data=req.public_bytes(Encoding.DER),  # noqa: S310 - http(s) only, above
                                       headers={"Content-Type": "application/ocsp-request"})
         try:
             with urllib.request.urlopen(http, timeout=self.timeout) as r:  # noqa: S310 - the AIA of our own certificate
                 resp = ocsp.load_der_ocsp_response(r.read(MAX_RESPONSE))
         except (OSError, ValueError, urllib.error.URLError) as e:
             return Status("unknown", f"the OCSP responder did not answer ({type(e).__name__})")
-        if resp.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
-            return Status("unknown", f"the OCSP responder answered {resp.response_status.name}")
-        if _responder_key(resp, issuer) is None:
-            return Status("unknown", "the OCSP answer is not signed by the certificate's CA")
-        if resp.serial_number != cert.serial_number:
-            return Status("unknown", "the OCSP answer is about another certificate")
+        problem = _unusable(resp, cert, issuer)
+        if problem is not None:
+            return Status("unknown", problem)
         if resp.certificate_status is ocsp.OCSPCertStatus.REVOKED:
             return Status("revoked")
         if resp.certificate_status is ocsp.OCSPCertStatus.GOOD:
@@ -142,3 +127,14 @@ class OwnCertificateStatus:
                     nxt or now + self.max_cache, now + self.max_cache)
             return Status("good")
         return Status("unknown", "the OCSP responder does not know the certificate")
+
+
+def _unusable(resp: ocsp.OCSPResponse, cert: x509.Certificate, issuer: x509.Certificate) -> str | None:
+    """Why an OCSP answer says nothing about ``cert`` (None: it does)."""
+    if resp.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+        return f"the OCSP responder answered {resp.response_status.name}"
+    if _responder_key(resp, issuer) is None:
+        return "the OCSP answer is not signed by the certificate's CA"
+    if resp.serial_number != cert.serial_number:
+        return "the OCSP answer is about another certificate"
+    return None

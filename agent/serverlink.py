@@ -9,9 +9,10 @@ machine-readable reason (from the ``signet-error-bin`` trailer).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -19,6 +20,7 @@ from signet.v1 import server_pb2, server_pb2_grpc
 from signet.wire import reason_of
 
 TIMEOUT = 30.0
+R = TypeVar("R")
 
 
 class ServerRefused(Exception):
@@ -98,7 +100,7 @@ class ServerLink:
             self._api_channel.close()
 
     @staticmethod
-    def call(method: Any, request: Any, timeout: float = TIMEOUT) -> Any:
+    def call(method: Callable[..., R], request: Any, timeout: float = TIMEOUT) -> R:
         try:
             return method(request, timeout=timeout)
         except grpc.RpcError as e:

@@ -48,7 +48,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 
     # -- info and tokens ------------------------------------------------------
     @rpc("get_info")
-    def GetInfo(self, request: agent_pb2.GetInfoRequest, call: Call) -> agent_pb2.GetInfoResponse:  # noqa: N802
+    def GetInfo(self, request: agent_pb2.GetInfoRequest, call: Call) -> agent_pb2.GetInfoResponse:
         return agent_pb2.GetInfoResponse(
             agent_version=self.version, pkcs11_module=self.agent.hsm.module.path, caller=call.caller,
             max_message_bytes=self.cfg.max_message_bytes, max_document_bytes=self.cfg.max_document_bytes,
@@ -58,13 +58,13 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             timestamp_urls=list(self.cfg.timestamp_urls))
 
     @rpc("list_tokens")
-    def ListTokens(self, request: agent_pb2.ListTokensRequest, call: Call) -> agent_pb2.ListTokensResponse:  # noqa: N802
+    def ListTokens(self, request: agent_pb2.ListTokensRequest, call: Call) -> agent_pb2.ListTokensResponse:
         return agent_pb2.ListTokensResponse(
             tokens=[convert.token_msg(t) for t in self.agent.directory.list()],
             unlocked_serials=self.agent.unlock.unlocked_serials(call.caller))
 
     @rpc_stream("watch_tokens")
-    def WatchTokens(self, request: agent_pb2.WatchTokensRequest,  # noqa: N802
+    def WatchTokens(self, request: agent_pb2.WatchTokensRequest,
                     call: Call) -> Iterator[agent_pb2.WatchTokensResponse]:
         watcher = self.agent.directory.watcher
         if watcher is None:
@@ -92,7 +92,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 
     # -- keys -----------------------------------------------------------------
     @rpc("list_keys")
-    def ListKeys(self, request: agent_pb2.ListKeysRequest, call: Call) -> agent_pb2.ListKeysResponse:  # noqa: N802
+    def ListKeys(self, request: agent_pb2.ListKeysRequest, call: Call) -> agent_pb2.ListKeysResponse:
         token = self.agent.directory.resolve(request.token.serial, request.token.label)
         call.serial = token.serial
         pin = pin_of(request.credential)
@@ -102,7 +102,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             return agent_pb2.ListKeysResponse(keys=[convert.key_msg(k) for k in token.keys()])
 
     @rpc("generate_key")
-    def GenerateKey(self, request: agent_pb2.GenerateKeyRequest,  # noqa: N802
+    def GenerateKey(self, request: agent_pb2.GenerateKeyRequest,
                     call: Call) -> agent_pb2.GenerateKeyResponse:
         self._admin(call.caller)
         algo = convert.algorithm(request.algorithm)
@@ -115,7 +115,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return agent_pb2.GenerateKeyResponse(key=convert.key_msg(info))
 
     @rpc("create_csr")
-    def CreateCertificateRequest(self, request: agent_pb2.CreateCertificateRequestRequest,  # noqa: N802
+    def CreateCertificateRequest(self, request: agent_pb2.CreateCertificateRequestRequest,
                                  call: Call) -> agent_pb2.CreateCertificateRequestResponse:
         """Admin callers only: a PKCS#10 request proves possession of a key for enrollment; it is not a use of
         the key that a document signer should be able to trigger (its digest shows nobody anything)."""
@@ -131,7 +131,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return agent_pb2.CreateCertificateRequestResponse(csr_der=der)
 
     @rpc("import_certificate")
-    def ImportCertificate(self, request: agent_pb2.ImportCertificateRequest,  # noqa: N802
+    def ImportCertificate(self, request: agent_pb2.ImportCertificateRequest,
                           call: Call) -> agent_pb2.ImportCertificateResponse:
         self._admin(call.caller)
         token = self.agent.directory.resolve(request.token.serial, request.token.label)
@@ -143,7 +143,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return agent_pb2.ImportCertificateResponse()
 
     @rpc("delete_key")
-    def DeleteKey(self, request: agent_pb2.DeleteKeyRequest, call: Call) -> agent_pb2.DeleteKeyResponse:  # noqa: N802
+    def DeleteKey(self, request: agent_pb2.DeleteKeyRequest, call: Call) -> agent_pb2.DeleteKeyResponse:
         self._admin(call.caller)
         token = self.agent.directory.resolve(request.token.serial, request.token.label)
         call.serial, call.key_id = token.serial, request.key_id
@@ -155,7 +155,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 
     # -- unlock ---------------------------------------------------------------
     @rpc("unlock")
-    def Unlock(self, request: agent_pb2.UnlockRequest, call: Call) -> agent_pb2.UnlockResponse:  # noqa: N802
+    def Unlock(self, request: agent_pb2.UnlockRequest, call: Call) -> agent_pb2.UnlockResponse:
         self._may_try_pins(call.caller)
         call.serial = request.token.serial
         token = self.agent.directory.resolve(request.token.serial, request.token.label)
@@ -167,7 +167,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                                         signatures_left=grant.left, grant=handle)
 
     @rpc("lock")
-    def Lock(self, request: agent_pb2.LockRequest, call: Call) -> agent_pb2.LockResponse:  # noqa: N802
+    def Lock(self, request: agent_pb2.LockRequest, call: Call) -> agent_pb2.LockResponse:
         token = self.agent.directory.resolve(request.token.serial, request.token.label)
         call.serial = token.serial
         out = self.agent.unlock.lock(call.caller, token.serial, call.grant)
@@ -175,7 +175,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return agent_pb2.LockResponse(logged_out=out)
 
     @rpc("pin_reset")
-    def PinReset(self, request: agent_pb2.PinResetRequest, call: Call) -> agent_pb2.PinResetResponse:  # noqa: N802
+    def PinReset(self, request: agent_pb2.PinResetRequest, call: Call) -> agent_pb2.PinResetResponse:
         self._admin(call.caller)
         token = self.agent.directory.resolve(request.token.serial, request.token.label)
         call.serial = token.serial
@@ -189,7 +189,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 
     # -- digests --------------------------------------------------------------
     @rpc("sign_digest")
-    def SignDigest(self, request: agent_pb2.SignDigestRequest, call: Call) -> agent_pb2.SignDigestResponse:  # noqa: N802
+    def SignDigest(self, request: agent_pb2.SignDigestRequest, call: Call) -> agent_pb2.SignDigestResponse:
         call.serial, call.key_id = request.token.serial, request.key_id
         pin = pin_of(request.credential)
         if pin:
@@ -201,27 +201,27 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         return agent_pb2.SignDigestResponse(signature=sigs[0], token_serial=serial)
 
     @rpc_stream("sign_digest")
-    def SignDigestStream(self, request_iterator: Iterator[agent_pb2.SignDigestStreamRequest],  # noqa: N802
+    def SignDigestStream(self, request_iterator: Iterator[agent_pb2.SignDigestStreamRequest],
                          call: Call) -> Iterator[agent_pb2.SignDigestStreamResponse]:
         return sign_stream(self.agent.signing, request_iterator, call)
 
     # -- documents ------------------------------------------------------------
     @rpc_stream("sign_pdf")
-    def SignPdf(self, request_iterator: Iterator[agent_pb2.SignPdfRequest],  # noqa: N802
+    def SignPdf(self, request_iterator: Iterator[agent_pb2.SignPdfRequest],
                 call: Call) -> Iterator[agent_pb2.SignPdfResponse]:
         return self.agent.documents.sign(request_iterator, call, "sign_pdf")
 
     @rpc_stream("sign_detached")
-    def SignDetached(self, request_iterator: Iterator[agent_pb2.SignDetachedRequest],  # noqa: N802
+    def SignDetached(self, request_iterator: Iterator[agent_pb2.SignDetachedRequest],
                      call: Call) -> Iterator[agent_pb2.SignDetachedResponse]:
         return self.agent.documents.sign(request_iterator, call, "sign_detached")
 
     @rpc("verify_pdf")
-    def VerifyPdf(self, request_iterator: Iterator[agent_pb2.VerifyPdfRequest],  # noqa: N802
+    def VerifyPdf(self, request_iterator: Iterator[agent_pb2.VerifyPdfRequest],
                   call: Call) -> agent_pb2.VerifyResponse:
         return self.agent.documents.verify(request_iterator, call, "verify_pdf")
 
     @rpc("verify_detached")
-    def VerifyDetached(self, request_iterator: Iterator[agent_pb2.VerifyDetachedRequest],  # noqa: N802
+    def VerifyDetached(self, request_iterator: Iterator[agent_pb2.VerifyDetachedRequest],
                        call: Call) -> agent_pb2.VerifyResponse:
         return self.agent.documents.verify(request_iterator, call, "verify_detached")

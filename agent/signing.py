@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from formats.errors import SigningError
 from hsm import HsmError, KeyNotFound, LoginRequired, SignScheme, Token
@@ -34,6 +35,8 @@ from .policy import Authorizer
 from .revocation import OwnCertificateStatus
 from .tokens import TokenDirectory
 from .unlock import UnlockManager
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +176,7 @@ class SigningService:
                                 "(signet unlock) and present the grant handle, or give a PIN with the request")
 
     @contextmanager
-    def key(self, caller: str, serial: str, label: str, key_id: str, pin: str | None, signatures: int,
+    def key(self, caller: str, serial: str, label: str, key_id: str, pin: str | None, *, signatures: int,
             handle: str | None = None) -> Iterator[KeyRef]:
         """Resolve, authorize, log in and reserve ``signatures`` for one operation on one key."""
         if not key_id:
@@ -207,7 +210,7 @@ class SigningService:
         if confirm is not None:
             ask(confirm, request)
 
-    def call_token(self, ref: KeyRef, fn: Callable[[], object]) -> object:
+    def call_token(self, ref: KeyRef, fn: Callable[[], T]) -> T:
         """Run one token operation; a failure that looks like a removal is confirmed (or not) by the directory.
 
         A key that signed before and now cannot be found usually means the token is being pulled out (SoftHSM
@@ -223,7 +226,7 @@ class SigningService:
         self._worked.add((ref.serial, ref.key_id))
         return out
 
-    def sign_document_digest(self, caller: str, ref: KeyRef, shown: Shown, material: Material, digest: bytes,
+    def sign_document_digest(self, caller: str, ref: KeyRef, shown: Shown, material: Material, *, digest: bytes,
                              hash_name: str, pages: int | None, alive: DeadlineCheck) -> tuple[bytes, Ticket]:
         """The one token signature of a document job: checks, token, journal row (returned, not yet waited for)."""
         self.before_signing(caller, ref, ConfirmRequest(
@@ -236,7 +239,7 @@ class SigningService:
         fmt = "pades" if shown.operation == "sign_pdf" else "cades-detached"
         ticket = self.journal.record([Entry(shown.operation, caller, ref.serial, ref.key_id, shown.sha256, fmt,
                                             signed_digest=digest.hex())], wait=False)
-        return sig, ticket  # type: ignore[return-value]  # hsm returns bytes
+        return sig, ticket
 
     # -- digests ------------------------------------------------------------
     def sign_digests(
@@ -258,7 +261,7 @@ class SigningService:
         bad = next((i for i, d in enumerate(digests) if len(d) != size), None)
         if bad is not None:
             raise InvalidRequest(f"digest {bad} is {len(digests[bad])} bytes; a {hash_name} digest is {size}")
-        with self.key(caller, serial, label, key_id, pin, len(digests), handle) as ref:
+        with self.key(caller, serial, label, key_id, pin, signatures=len(digests), handle=handle) as ref:
             if ref.rule is None or not ref.rule.allow_digests:
                 raise DigestsNotAllowed(f"key {ref.key_id} does not sign raw digests (a digest shows the signer "
                                         "nothing): sign documents with SignPdf/SignDetached, or set allow_digests = "
@@ -278,7 +281,7 @@ class SigningService:
             return ref.serial, sigs, ticket
 
     def submit_digests(self, caller: str, *, failed: threading.Event | None = None,
-                       **kw: object) -> Future[tuple[str, list[bytes], Ticket]]:
+                       **kw: Any) -> Future[tuple[str, list[bytes], Ticket]]:
         """:meth:`sign_digests` (not durable, not split) on a signing lane: a stream keeps several in flight.
 
         ``failed`` is shared by the batches of one stream: a batch that fails sets it, and a batch that has not
@@ -288,7 +291,7 @@ class SigningService:
             if failed is not None and failed.is_set():
                 raise BatchSkipped("an earlier batch of this stream failed; this batch was not signed")
             try:
-                return self.sign_digests(caller, durable=False, split=False, **kw)  # type: ignore[arg-type]
+                return self.sign_digests(caller, durable=False, split=False, **kw)
             except BaseException:
                 if failed is not None:
                     failed.set()
@@ -299,7 +302,7 @@ class SigningService:
     def _sign_all(self, ref: KeyRef, digests: Sequence[bytes], hash_name: str, scheme: SignScheme | None,
                   split: bool = True) -> list[bytes]:
         def run(part: Sequence[bytes]) -> list[bytes]:
-            return self.call_token(ref, lambda: ref.token.sign_digests(  # type: ignore[return-value]
+            return self.call_token(ref, lambda: ref.token.sign_digests(
                 ref.key_id, part, hash_name=hash_name, scheme=scheme))
 
         parts = self.sign_threads if split and len(digests) >= 8 else 1

@@ -21,12 +21,6 @@ class Spooled:
     sha256: str
 
 
-def prepare_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
-    return path
-
-
 @contextmanager
 def temp_path(directory: Path, suffix: str = "") -> Iterator[Path]:
     """A fresh private file name in ``directory``; removed afterwards whatever happens."""

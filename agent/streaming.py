@@ -12,42 +12,47 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from typing import Any
 
 from signet.v1 import agent_pb2
 
 from . import convert
 from .errors import InvalidRequest
-from .journal import Ticket
 from .rpc import Call, pin_of
 from .signing import BatchSkipped, SigningService
-
-Batch = Future[tuple[str, list[bytes], Ticket]]
 
 
 def sign_stream(signing: SigningService, requests: Iterator[agent_pb2.SignDigestStreamRequest],
                 call: Call) -> Iterator[agent_pb2.SignDigestStreamResponse]:
-    out: queue.Queue[Any] = queue.Queue(maxsize=4)
-    stop = threading.Event()
-    failed = threading.Event()  # set by the first batch that fails: no later batch starts signing
-    handle = call.grant
+    yield from _DigestStream(signing, requests, call).responses()
 
-    def put(item: Any) -> None:
-        while not stop.is_set():
+
+class _DigestStream:
+    """One SignDigestStream call: ``_produce`` (a reader thread) submits batches in order, ``responses`` answers."""
+
+    def __init__(self, signing: SigningService, requests: Iterator[agent_pb2.SignDigestStreamRequest],
+                 call: Call) -> None:
+        self.signing, self.requests, self.call = signing, requests, call
+        self.out: queue.Queue[Any] = queue.Queue(maxsize=4)
+        self.stop = threading.Event()
+        self.failed = threading.Event()  # set by the first batch that fails: no later batch starts signing
+
+    def _put(self, item: Any) -> None:
+        while not self.stop.is_set():
             try:
-                out.put(item, timeout=0.5)
+                self.out.put(item, timeout=0.5)
                 return
             except queue.Full:
                 continue
 
-    def produce() -> None:
+    def _produce(self) -> None:
+        call = self.call
         sel: agent_pb2.TokenSelector | None = None
         hash_name, scheme, pin = "sha256", None, None
         alive: Callable[[], bool] = call.alive
         try:
-            for req in requests:
-                if stop.is_set() or failed.is_set():
+            for req in self.requests:
+                if self.stop.is_set() or self.failed.is_set():
                     return
                 if req.HasField("token") or req.key_id:
                     sel = req.token
@@ -56,43 +61,47 @@ def sign_stream(signing: SigningService, requests: Iterator[agent_pb2.SignDigest
                     pin = pin_of(req.credential)
                 if sel is None:
                     raise InvalidRequest("the first message must select the token and key")
-                put((req.request_id, signing.submit_digests(
-                    call.caller, failed=failed, serial=sel.serial, label=sel.label, key_id=call.key_id,
-                    digests=list(req.digests), hash_name=hash_name, scheme=scheme, pin=pin, handle=handle,
+                self._put((req.request_id, self.signing.submit_digests(
+                    call.caller, failed=self.failed, serial=sel.serial, label=sel.label, key_id=call.key_id,
+                    digests=list(req.digests), hash_name=hash_name, scheme=scheme, pin=pin, handle=call.grant,
                     alive=alive)))
-            put(None)
+            self._put(None)
         except Exception as e:  # noqa: BLE001 - handed to the response side, mapped there
-            put(e)
+            self._put(e)
 
-    reader = threading.Thread(target=produce, name="sign-stream", daemon=True)
-    reader.start()
-    skipped: BatchSkipped | None = None  # a lane may skip a batch before the failure that caused it is read
-    try:
+    def _drain(self) -> None:
+        """Batches not started yet are not signed at all."""
+        self.stop.set()
         while True:
-            item = out.get()
-            if item is None:
-                if skipped is not None:
-                    raise skipped
-                return
-            if isinstance(item, Exception):
-                raise item
-            request_id, batch = item
             try:
-                serial, sigs, ticket = batch.result()
-            except BatchSkipped as e:
-                skipped = skipped or e
-                continue  # the batch that failed comes later in the stream: its error is the one to report
-            if skipped is not None:
-                continue  # after a skipped batch nothing more is sent (the call fails)
-            call.serial = serial
-            ticket.wait()  # the journal rows are durable before the signatures leave
-            yield agent_pb2.SignDigestStreamResponse(request_id=request_id, signatures=sigs)
-    finally:
-        stop.set()
-        while True:  # batches not started yet are not signed at all
-            try:
-                item = out.get_nowait()
+                item = self.out.get_nowait()
             except queue.Empty:
                 break
             if isinstance(item, tuple):
                 item[1].cancel()
+
+    def responses(self) -> Iterator[agent_pb2.SignDigestStreamResponse]:
+        threading.Thread(target=self._produce, name="sign-stream", daemon=True).start()
+        skipped: BatchSkipped | None = None  # a lane may skip a batch before the failure that caused it is read
+        try:
+            while True:
+                item = self.out.get()
+                if item is None:
+                    if skipped is not None:
+                        raise skipped
+                    return
+                if isinstance(item, Exception):
+                    raise item
+                request_id, batch = item
+                try:
+                    serial, sigs, ticket = batch.result()
+                except BatchSkipped as e:
+                    skipped = skipped or e
+                    continue  # the batch that failed comes later in the stream: its error is the one to report
+                if skipped is not None:
+                    continue  # after a skipped batch nothing more is sent (the call fails)
+                self.call.serial = serial
+                ticket.wait()  # the journal rows are durable before the signatures leave
+                yield agent_pb2.SignDigestStreamResponse(request_id=request_id, signatures=sigs)
+        finally:
+            self._drain()

@@ -4,7 +4,7 @@ Python gRPC gives the servicer no peer credentials on a Unix socket, so the file
 only the agent's own user can connect.  The socket directory is created and checked without following symlinks
 (owner and mode read from the opened directory).  A stale socket from a crashed agent is replaced; a live one
 (another agent answers) is refused.  Health checking (grpc.health.v1) and server reflection (v1 and v1alpha)
-are registered so `grpcurl` works without the .proto files.  The server takes at most ``4 × workers`` calls at
+are registered so `grpcurl` works without the .proto files.  The server takes at most ``4 * workers`` calls at
 once; more are refused at once by gRPC (RESOURCE_EXHAUSTED) instead of queueing without bound.
 """
 

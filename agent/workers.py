@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from multiprocessing.connection import Connection
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from .errors import DocumentTooComplex, WorkerFailed
 from .jobs import FrameError, Job, JobResult, SignJob, SignRequest, VerifyJob, decode, encode, job_from_frame
@@ -41,7 +41,7 @@ MAX_FRAME = 64 * 1024 * 1024  # a result frame: a .p7s or a report, never a docu
 class JobFailed(Exception):
     """A job ended with an error of kind ``kind`` (InvalidDocument, SigningError, ...)."""
 
-    REASONS = {"InvalidDocument": "INVALID_DOCUMENT", "SigningError": "SIGNING_FAILED",
+    REASONS: ClassVar[dict[str, str]] = {"InvalidDocument": "INVALID_DOCUMENT", "SigningError": "SIGNING_FAILED",
                "VerificationFailed": "VERIFICATION_FAILED", "FormatError": "FORMAT_ERROR",
                "InvalidOptions": "INVALID_OPTIONS"}
 
@@ -148,8 +148,8 @@ def worker_main(conn: Connection, memory_bytes: int, job_seconds: float) -> None
     logs.setup(logging.WARNING)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the agent decides when workers stop
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    import formats.cades  # noqa: F401 - import pyHanko once, before the first job
-    import formats.pades  # noqa: F401
+    import formats.cades  # import pyHanko once, before the first job
+    import formats.pades
     import formats.verify  # noqa: F401
 
     def sign(request: SignRequest) -> bytes:
@@ -309,13 +309,13 @@ class DocumentWorkers:
                 raise _TokenFailed("a job may make exactly one signature")
             try:
                 return sign(request)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - kept, re-raised by the caller with its own type
                 token_error.append(e)
                 raise _TokenFailed("the token refused to sign") from None
 
         try:
             return run_job(job, guarded)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # the token's own error, else classified like a worker's
             if token_error:
                 raise token_error[0] from None
             raise JobFailed(*_classify(e)) from e

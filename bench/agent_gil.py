@@ -28,9 +28,8 @@ def main() -> None:
         subprocess.run([str(ROOT / "softhsm-config" / "init-token.sh"), str(state), LABEL, SO_PIN, PIN],
                        check=True, capture_output=True)
         os.environ["SOFTHSM2_CONF"] = str(state / "softhsm2.conf")
-        from signet.v1 import agent_pb2
-
         from formats.samplepdf import make_contract_pdf
+        from signet.v1 import agent_pb2
         from tests.e2e.agent_harness import AgentProcess, provision_key, sign_pdf_call
         from tests.pki import make_ca
 

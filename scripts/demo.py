@@ -25,7 +25,7 @@ from scripts.demo_server import SERVER_STEPS
 ROOT = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("SIGNET_DEMO_STATE") or ROOT / "demo-state").absolute()  # tests use their own
 OUT = STATE / "out"
-TOKEN_LABEL = "signet-demo"
+TOKEN_LABEL = "signet-demo"  # noqa: S105 - a token label, not a PIN
 SIGNER = {"common_name": "Zhang San", "serial_number": "IDCCN-110101199003074578", "country_name": "CN"}
 
 
@@ -185,7 +185,7 @@ def main() -> int:
         except DemoFailed as e:
             print(f"DEMO FAILED at step {n}: {e}", file=sys.stderr)
             return 1
-        except Exception as e:  # the demo reports which step broke, with the error, not a bare trace
+        except Exception as e:  # noqa: BLE001 - the demo reports which step broke, with the error, not a bare trace
             print(f"DEMO FAILED at step {n} ({title}): {type(e).__name__}: {e}", file=sys.stderr)
             return 1
     print(f"Demo complete in {time.perf_counter() - t0:.1f} s; outputs in {rel(OUT)}/")

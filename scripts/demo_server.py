@@ -178,7 +178,7 @@ def _pump(stream: Any, sink: list[str]) -> None:
 
 def step_server_start(d: Any) -> None:
     S.proc = subprocess.Popen([sys.executable, "-m", "server.main", "run", "--config", str(S.config)],
-                              stdout=subprocess.PIPE, stderr=open(SERVER / "server.log", "w"), text=True,  # noqa: SIM115
+                              stdout=subprocess.PIPE, stderr=open(SERVER / "server.log", "w"), text=True,
                               env=S.env(), cwd=ROOT)
     atexit.register(_kill)
     assert S.proc.stdout is not None

@@ -64,7 +64,7 @@ class AgentProcess:
     def start(self, timeout: float = 90.0) -> AgentProcess:
         ready = self.dir / "ready"
         ready.unlink(missing_ok=True)
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "ab")  # closed in stop()
         self.proc = subprocess.Popen([PY, "-m", "agent.main", "--config", str(self.config), "--ready-file",
                                       str(ready)], cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})

@@ -30,7 +30,7 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -62,16 +62,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _plain_dict(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(v) for k, v in d.items()}
+
+
 def _person(p: Any) -> dict[str, Any]:
-    return _plain({"id": p.id, "organisation": p.org_id, "legal_name": p.legal_name, "document_type": p.document_type,
-                   "document_country": p.document_country, "phone": p.phone, "email": p.email,
-                   "status": p.status.value, "phone_verified_at": p.phone_verified_at, "decided_at": p.decided_at})
+    return _plain_dict({"id": p.id, "organisation": p.org_id, "legal_name": p.legal_name,
+                        "document_type": p.document_type, "document_country": p.document_country, "phone": p.phone,
+                        "email": p.email, "status": p.status.value, "phone_verified_at": p.phone_verified_at,
+                        "decided_at": p.decided_at})
 
 
 def _cert(rec: ca_db.CertRecord) -> dict[str, Any]:
-    return _plain({"serial": ca_db.serial_text(rec.serial), "origin": rec.origin, "subject": rec.subject,
-                   "person_id": rec.person_id, "status": rec.status, "revocation_reason": rec.revocation_reason,
-                   "revoked_at": rec.revoked_at, "not_after": rec.not_after})
+    return _plain_dict({"serial": ca_db.serial_text(rec.serial), "origin": rec.origin, "subject": rec.subject,
+                        "person_id": rec.person_id, "status": rec.status, "revocation_reason": rec.revocation_reason,
+                        "revoked_at": rec.revoked_at, "not_after": rec.not_after})
 
 
 def _operator(rt: Runtime, args: argparse.Namespace, person_id: str | None = None) -> Principal:
@@ -91,75 +96,136 @@ def _secret(args: argparse.Namespace, env: str, file: str, what: str) -> str:
     return value
 
 
+def _org_create(rt: Runtime, args: argparse.Namespace) -> Any:
+    ids = rt.identity
+    org = ids.create_organisation(args.name)
+    return {"id": org.id, "name": org.name}
+
+
+def _org_list(rt: Runtime, args: argparse.Namespace) -> Any:
+    rows = rt.store.query("SELECT id, name, created_at FROM identity_organisations ORDER BY name")
+    return [dict(r) for r in rows]
+
+
+def _person_register(rt: Runtime, args: argparse.Namespace) -> Any:
+    ids = rt.identity
+    p = ids.register_person(_operator(rt, args), legal_name=args.name, document_type=args.document_type,
+                            document_number=_secret(args, "document_number_env", "document_number_file",
+                                                    "document number"),
+                            phone=args.phone, email=args.email,
+                            document_country=args.document_country)
+    return _person(p)
+
+
+def _person_list(rt: Runtime, args: argparse.Namespace) -> Any:
+    ids = rt.identity
+    return [_person(p) for p in ids.list_people(_operator(rt, args))]
+
+
+def _person_show(rt: Runtime, args: argparse.Namespace) -> Any:
+    ids = rt.identity
+    me = _operator(rt, args, args.person)
+    return {"person": _person(ids.get_person(me, args.person)),
+            "evidence": [_plain({"seq": r.seq, "kind": r.kind, "at": r.at, "actor": r.actor,
+                                 "provider": r.provider, "reference": r.reference, "detail": dict(r.detail)})
+                         for r in ids.evidence(me, args.person)],
+            "certificates": [_cert(c) for c in rt.ca.certificates_of(args.person)]}
+
+
+def _identity_send_code(rt: Runtime, args: argparse.Namespace) -> Any:
+    ids = rt.identity
+    c = ids.start_phone_verification(_operator(rt, args, args.person), args.person)
+    return {"code_id": c.code_id, "expires_at": to_text(c.expires_at), "channel": c.delivery.channel,
+            "message_id": c.delivery.message_id}
+
+
+def _identity_confirm_phone(rt: Runtime, args: argparse.Namespace) -> Any:
+    ids = rt.identity
+    code = _secret(args, "code_env", "code_file", "one-time code")
+    return _person(ids.confirm_phone(_operator(rt, args, args.person), args.person, code))
+
+
+def _identity_unlock_enrollment(rt: Runtime, args: argparse.Namespace) -> Any:
+    rt.enrollment.unlock(_operator(rt, args, args.person), args.person, args.evidence)
+    return {"person": args.person, "enrollment": "unlocked"}
+
+
+def _identity_approve(rt: Runtime, args: argparse.Namespace) -> Any:
+    ids = rt.identity
+    return _person(ids.approve(_operator(rt, args, args.person), args.person, evidence=args.evidence,
+                               reference=args.reference))
+
+
+def _identity_reject(rt: Runtime, args: argparse.Namespace) -> Any:
+    ids = rt.identity
+    return _person(ids.reject(_operator(rt, args, args.person), args.person, reason=args.reason,
+                              reference=args.reference))
+
+
+def _outbox_list(rt: Runtime, args: argparse.Namespace) -> Any:
+    return [_plain({"id": e.id, "created_at": e.created_at, "topic": e.topic, "to": e.to.value,
+                    "subject": e.subject, "read_at": e.read_at})
+            for e in rt.outbox.list(to=args.to, unread_only=args.unread)]
+
+
+def _outbox_read(rt: Runtime, args: argparse.Namespace) -> Any:
+    m = rt.outbox.read(args.message)
+    return _plain({"id": m.entry.id, "to": m.entry.to.value, "subject": m.entry.subject, "topic": m.entry.topic,
+                   "created_at": m.entry.created_at, "body": m.body})
+
+
+def _cert_revoke(rt: Runtime, args: argparse.Namespace) -> Any:
+    try:
+        serial = int(args.serial.lower().removeprefix("0x").replace(":", ""), 16)
+    except ValueError:
+        raise InvalidArgument("a certificate serial is hex digits") from None
+    return _cert(rt.ca.revoke(serial, args.reason))
+
+
+def _cert_list(rt: Runtime, args: argparse.Namespace) -> Any:
+    return [_cert(c) for c in rt.ca.certificates_of(args.person)]
+
+
+def _operator_cert_issue(rt: Runtime, args: argparse.Namespace) -> Any:
+    ids = rt.identity
+    caller = Caller(args.org, Role.OPERATOR, args.login)
+    ids.get_organisation(Principal(args.org, args.login, Role.OPERATOR))  # NotFound for an unknown org
+    out = Path(args.out)
+    key = new_tls_key()
+    der = issue_client_certificate(rt.keys, rt.store, rt.clock, rt.urls, tls_csr(key, args.login), caller,
+                                   validity=timedelta(days=rt.config.ca.client_validity_days))
+    write_file(out / "operator.key", key_pem(key), 0o600)
+    write_file(out / "operator.crt", certs_pem(der, rt.keys.certificate_der(KeyRole.TLS_CA)))
+    write_file(out / "ca.pem", certs_pem(rt.keys.certificate_der(KeyRole.TLS_ROOT)), overwrite=True)
+    return {"caller": caller.uri, "serial": ca_db.serial_text(x509.Certificate.load(der).serial_number),
+            "key": str(out / "operator.key"), "certificate": str(out / "operator.crt"), "ca": str(out / "ca.pem")}
+
+
+Handler = Callable[[Runtime, argparse.Namespace], Any]
+COMMANDS: dict[tuple[str, str], Handler] = {
+    ("org", "create"): _org_create,
+    ("org", "list"): _org_list,
+    ("person", "register"): _person_register,
+    ("person", "list"): _person_list,
+    ("person", "show"): _person_show,
+    ("identity", "send-code"): _identity_send_code,
+    ("identity", "confirm-phone"): _identity_confirm_phone,
+    ("identity", "unlock-enrollment"): _identity_unlock_enrollment,
+    ("identity", "approve"): _identity_approve,
+    ("identity", "reject"): _identity_reject,
+    ("outbox", "list"): _outbox_list,
+    ("outbox", "read"): _outbox_read,
+    ("cert", "revoke"): _cert_revoke,
+    ("cert", "list"): _cert_list,
+    ("operator-cert", "issue"): _operator_cert_issue,
+}
+
+
 def run(rt: Runtime, args: argparse.Namespace) -> Any:
-    ids, cmd = rt.identity, (args.area, args.action)
-    if cmd == ("org", "create"):
-        org = ids.create_organisation(args.name)
-        return {"id": org.id, "name": org.name}
-    if cmd == ("org", "list"):
-        rows = rt.store.query("SELECT id, name, created_at FROM identity_organisations ORDER BY name")
-        return [dict(r) for r in rows]
-    if cmd == ("person", "register"):
-        p = ids.register_person(_operator(rt, args), legal_name=args.name, document_type=args.document_type,
-                                document_number=_secret(args, "document_number_env", "document_number_file",
-                                                        "document number"),
-                                phone=args.phone, email=args.email,
-                                document_country=args.document_country)
-        return _person(p)
-    if cmd == ("person", "list"):
-        return [_person(p) for p in ids.list_people(_operator(rt, args))]
-    if cmd == ("person", "show"):
-        me = _operator(rt, args, args.person)
-        return {"person": _person(ids.get_person(me, args.person)),
-                "evidence": [_plain({"seq": r.seq, "kind": r.kind, "at": r.at, "actor": r.actor,
-                                     "provider": r.provider, "reference": r.reference, "detail": dict(r.detail)})
-                             for r in ids.evidence(me, args.person)],
-                "certificates": [_cert(c) for c in rt.ca.certificates_of(args.person)]}
-    if cmd == ("identity", "send-code"):
-        c = ids.start_phone_verification(_operator(rt, args, args.person), args.person)
-        return {"code_id": c.code_id, "expires_at": to_text(c.expires_at), "channel": c.delivery.channel,
-                "message_id": c.delivery.message_id}
-    if cmd == ("identity", "confirm-phone"):
-        code = _secret(args, "code_env", "code_file", "one-time code")
-        return _person(ids.confirm_phone(_operator(rt, args, args.person), args.person, code))
-    if cmd == ("identity", "unlock-enrollment"):
-        rt.enrollment.unlock(_operator(rt, args, args.person), args.person, args.evidence)
-        return {"person": args.person, "enrollment": "unlocked"}
-    if cmd == ("identity", "approve"):
-        return _person(ids.approve(_operator(rt, args, args.person), args.person, evidence=args.evidence,
-                                   reference=args.reference))
-    if cmd == ("identity", "reject"):
-        return _person(ids.reject(_operator(rt, args, args.person), args.person, reason=args.reason,
-                                  reference=args.reference))
-    if cmd == ("outbox", "list"):
-        return [_plain({"id": e.id, "created_at": e.created_at, "topic": e.topic, "to": e.to.value,
-                        "subject": e.subject, "read_at": e.read_at})
-                for e in rt.outbox.list(to=args.to, unread_only=args.unread)]
-    if cmd == ("outbox", "read"):
-        m = rt.outbox.read(args.message)
-        return _plain({"id": m.entry.id, "to": m.entry.to.value, "subject": m.entry.subject, "topic": m.entry.topic,
-                       "created_at": m.entry.created_at, "body": m.body})
-    if cmd == ("cert", "revoke"):
-        try:
-            serial = int(args.serial.lower().removeprefix("0x").replace(":", ""), 16)
-        except ValueError:
-            raise InvalidArgument("a certificate serial is hex digits") from None
-        return _cert(rt.ca.revoke(serial, args.reason))
-    if cmd == ("cert", "list"):
-        return [_cert(c) for c in rt.ca.certificates_of(args.person)]
-    if cmd == ("operator-cert", "issue"):
-        caller = Caller(args.org, Role.OPERATOR, args.login)
-        ids.get_organisation(Principal(args.org, args.login, Role.OPERATOR))  # NotFound for an unknown org
-        out = Path(args.out)
-        key = new_tls_key()
-        der = issue_client_certificate(rt.keys, rt.store, rt.clock, rt.urls, tls_csr(key, args.login), caller,
-                                       timedelta(days=rt.config.ca.client_validity_days))
-        write_file(out / "operator.key", key_pem(key), 0o600)
-        write_file(out / "operator.crt", certs_pem(der, rt.keys.certificate_der(KeyRole.TLS_CA)))
-        write_file(out / "ca.pem", certs_pem(rt.keys.certificate_der(KeyRole.TLS_ROOT)), overwrite=True)
-        return {"caller": caller.uri, "serial": ca_db.serial_text(x509.Certificate.load(der).serial_number),
-                "key": str(out / "operator.key"), "certificate": str(out / "operator.crt"), "ca": str(out / "ca.pem")}
-    raise InvalidArgument(f"unknown command {' '.join(cmd)}")
+    handler = COMMANDS.get((args.area, args.action))
+    if handler is None:
+        raise InvalidArgument(f"unknown command {args.area} {args.action}")
+    return handler(rt, args)
 
 
 def _parser() -> argparse.ArgumentParser:

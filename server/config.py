@@ -198,7 +198,7 @@ class ServerSettings:
 class HsmSettings:
     pin: str = field(repr=False)
     module: str | None = None
-    token_label: str = "signet-server"
+    token_label: str = "signet-server"  # noqa: S105 - a token's label, not a secret
 
     @classmethod
     def from_table(cls, t: Table, base: Path) -> HsmSettings:
@@ -295,11 +295,6 @@ class CaSettings:
                    external_roots=t.paths("external_roots", base), signing_policy_oid=policies[0],
                    remote_policy_oid=policies[1], seal_policy_oid=policies[2],
                    document_signing_eku=t.flag("document_signing_eku", False))
-
-    @property
-    def signing_policies(self) -> tuple[str, ...]:
-        """Every policy the signing CA issues under (listed in the signing root and CA certificates)."""
-        return (self.signing_policy_oid, self.remote_policy_oid, self.seal_policy_oid)
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,8 @@ def load_data_keys(cfg: ServerConfig, token: Token) -> DataKeys:
     """Unwrap (or read) both keys; raises ConfigError with the missing file named."""
     if cfg.secrets.source is SecretsSource.FILE:
         hmac_file, box_file = cfg.secrets.hmac_key_file, cfg.secrets.box_key_file
-        assert hmac_file is not None and box_file is not None  # checked at load
+        if hmac_file is None or box_file is None:  # checked at load already
+            raise ConfigError(str(cfg.path), ["secrets.hmac_key_file and secrets.box_key_file are required"])
         hmac_key, box_key = _raw(hmac_file, "HMAC key"), _raw(box_file, "box key")
         if len(hmac_key) < 32 or len(box_key) != 32:
             raise ConfigError(str(cfg.path), ["the HMAC key file needs at least 32 bytes and the box key file "

@@ -188,7 +188,8 @@ class Enrollment:
         agent_der = None
         if agent_tls_csr_der:
             agent_der = issue_client_certificate(self.keys, self.store, self.clock, self.ca.urls, agent_tls_csr_der,
-                                                 Caller(me.org_id, Role.AGENT, person_id), self.client_validity)
+                                                 Caller(me.org_id, Role.AGENT, person_id),
+                                                 validity=self.client_validity)
         detail = {"serial": issued.serial_hex, "code_id": accepted.code_id,
                   "key_sha256": ca_db.spki_hash(spki)}
         if agent_der is not None:

@@ -66,7 +66,7 @@ class KeySetPolicy:
     issuing_validity: timedelta = timedelta(days=10 * 365)
     service_validity: timedelta = timedelta(days=3 * 365)
     country: str | None = None
-    policies: PolicySet = PolicySet()
+    policies: PolicySet = field(default_factory=PolicySet)
 
     def __post_init__(self) -> None:
         if self.family not in _ALGORITHMS:

@@ -87,8 +87,8 @@ def _ensure_tls(cfg: ServerConfig, keys: ServerKeys, store: Store) -> tuple[list
     else:
         key = new_tls_key()
         der = issue_server_certificate(keys, store, SystemClock(), PkiUrls(cfg.http.base_url), spki_of(key),
-                                       cfg.grpc.server_names, timedelta(days=cfg.ca.client_validity_days),
-                                       cfg.server.organisation)
+                                       cfg.grpc.server_names, validity=timedelta(days=cfg.ca.client_validity_days),
+                                       organisation=cfg.server.organisation)
         write_file(key_path, key_pem(key), 0o600)
         write_file(crt_path, certs_pem(der, keys.certificate_der(Role.TLS_CA)), 0o644)
         created += [key_path.name, crt_path.name]

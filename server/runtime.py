@@ -49,11 +49,9 @@ def tsa_policy(cfg: ServerConfig) -> TsaPolicy:
 
 
 def _channel(cfg: ServerConfig, name: ChannelName, outbox: OutboxChannel, clock: Clock) -> Channel:
-    if name is ChannelName.SMTP:
-        assert cfg.notify.smtp is not None  # checked at load
+    if name is ChannelName.SMTP and cfg.notify.smtp is not None:  # a channel without its table is refused at load
         return SmtpChannel(cfg.notify.smtp)
-    if name is ChannelName.WEBHOOK:
-        assert cfg.notify.webhook is not None  # checked at load
+    if name is ChannelName.WEBHOOK and cfg.notify.webhook is not None:
         return WebhookChannel(cfg.notify.webhook, clock=clock)
     return outbox
 
@@ -86,7 +84,7 @@ class Runtime:
         self.store.close()
         try:
             self.token.logout()
-        except Exception as e:  # logging out at exit is best effort
+        except Exception as e:  # noqa: BLE001 - logging out at exit is best effort
             log.debug("logout at close failed: %s", type(e).__name__)
 
 

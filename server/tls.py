@@ -1,5 +1,5 @@
-"""TLS certificates issued by the server's TLS CA (a hierarchy apart from the signing one): the gRPC listeners' certificate and the client
-certificates of operators and agents.
+"""TLS certificates issued by the server's TLS CA (a hierarchy apart from the signing one): the gRPC listeners'
+certificate and the client certificates of operators and agents.
 
 Who a client is lives in one SAN URI, ``urn:signet:org:<org id>:role:<operator|agent>:subject:<id>``
 (EKU clientAuth); the subject DN repeats it for people reading logs (O = org id, OU = role, CN = id).
@@ -101,7 +101,7 @@ def _issue(keys: ServerKeys, store: Store, clock: Clock, urls: xb.PkiUrls, *, sp
 
 
 def issue_server_certificate(keys: ServerKeys, store: Store, clock: Clock, urls: xb.PkiUrls, spki_der: bytes,
-                             names: Sequence[str], validity: timedelta, organisation: str) -> bytes:
+                             names: Sequence[str], *, validity: timedelta, organisation: str) -> bytes:
     """serverAuth certificate for the gRPC listeners, valid for ``names`` (DNS names and IP addresses)."""
     sans = []
     for name in names:
@@ -115,7 +115,7 @@ def issue_server_certificate(keys: ServerKeys, store: Store, clock: Clock, urls:
 
 
 def issue_client_certificate(keys: ServerKeys, store: Store, clock: Clock, urls: xb.PkiUrls, csr_der: bytes,
-                             caller: Caller, validity: timedelta) -> bytes:
+                             caller: Caller, *, validity: timedelta) -> bytes:
     """clientAuth certificate naming ``caller``, for the key of a PKCS#10 request (checked here)."""
     request = check_csr(csr_der)
     subject = xb.build_name([("organization_name", caller.org_id), ("organizational_unit_name", caller.role.value),

@@ -74,7 +74,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        return min(self.base_delay * (2 ** (attempt - 1)), self.max_delay)
+        return float(min(self.base_delay * (2 ** (attempt - 1)), self.max_delay))
 
 
 @dataclass(frozen=True)

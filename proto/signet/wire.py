@@ -41,8 +41,8 @@ def abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str, de
     raise AssertionError("context.abort returned")  # pragma: no cover - it always raises
 
 
-def parse_detail(metadata: Iterable[tuple[str, Any]] | None) -> common_pb2.ErrorDetail | None:
-    """The ErrorDetail in trailing metadata, if any (an unreadable one counts as none)."""
+def parse_detail(metadata: Iterable[Any] | None) -> common_pb2.ErrorDetail | None:
+    """The ErrorDetail in trailing metadata ((key, value) pairs), if any (an unreadable one counts as none)."""
     for key, value in metadata or ():
         if key == ERROR_DETAIL_KEY:
             try:

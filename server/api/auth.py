@@ -8,6 +8,9 @@ caller in its SAN URI (:mod:`server.tls`).  The record is read on every call, so
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import cast
+
 import grpc
 from asn1crypto import pem, x509
 
@@ -24,7 +27,8 @@ class Authenticator:
         self.issuing_key_hash = issuing_key_hash
 
     def principal(self, context: grpc.ServicerContext) -> Principal:
-        pems = context.auth_context().get("x509_pem_cert") or []
+        auth = cast(Mapping[str, list[bytes]], context.auth_context())  # the stubs say bytes; grpc gives lists
+        pems = auth.get("x509_pem_cert") or []
         if not pems:
             raise Unauthenticated("this call needs a client certificate issued by this server (mutual TLS)",
                                   reason="CLIENT_CERT_REQUIRED")

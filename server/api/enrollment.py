@@ -11,8 +11,8 @@ from signet.v1 import server_pb2_grpc as pb_grpc
 from ..ca import Role, db
 from ..enrollment import Enrollment
 from ..errors import InvalidArgument
-from . import convert
 from ..ratelimit import SlidingWindow, client_host
+from . import convert
 from .status import rpc_open
 
 _MAX_ID = 64

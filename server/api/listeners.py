@@ -80,7 +80,8 @@ def start_listeners(rt: Runtime, server_key_pem: bytes, server_chain_pem: bytes)
         [(server_key_pem, server_chain_pem)], root_certificates=client_ca, require_client_auth=True))
 
     enroll, enroll_health = _server(max(2, cfg.grpc.workers // 2), ["EnrollmentService"])
-    server_pb2_grpc.add_EnrollmentServiceServicer_to_server(EnrollmentServicer(rt.enrollment, cfg.enrollment.requests_per_minute), enroll)
+    server_pb2_grpc.add_EnrollmentServiceServicer_to_server(
+        EnrollmentServicer(rt.enrollment, cfg.enrollment.requests_per_minute), enroll)
     enroll_port = _port(enroll, cfg.grpc.enroll_listen, grpc.ssl_server_credentials(
         [(server_key_pem, server_chain_pem)], require_client_auth=False))
 

@@ -81,7 +81,8 @@ def _mapped(name: str, call: Callable[[], Resp], context: grpc.ServicerContext) 
         wire_abort(context, C.INTERNAL, "internal server error", common_pb2.ErrorDetail(reason="INTERNAL"))
 
 
-def rpc(fn: Callable[[A, Req, Principal, grpc.ServicerContext], Resp]) -> Callable[[A, Req, grpc.ServicerContext], Resp]:
+def rpc(fn: Callable[[A, Req, Principal, grpc.ServicerContext], Resp]
+        ) -> Callable[[A, Req, grpc.ServicerContext], Resp]:
     """A servicer method called as ``fn(self, request, principal, context)`` after authenticating the caller."""
 
     @functools.wraps(fn)

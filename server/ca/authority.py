@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from asn1crypto import x509
-
 from ..clock import Clock
 from ..store import Store
 from . import db
@@ -125,8 +123,3 @@ class CertificateAuthority:
     def certificates_of(self, person_id: str) -> list[db.CertRecord]:
         return db.for_person(self.store, person_id)
 
-
-def describe(der: bytes) -> str:
-    """Subject and serial of a certificate, for messages and logs."""
-    cert = x509.Certificate.load(der)
-    return f"{cert.subject.human_friendly} (serial {db.serial_text(cert.serial_number)})"

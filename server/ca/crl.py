@@ -40,7 +40,8 @@ def build_crl(signer: HsmSigner, issuer_cert_der: bytes, revoked: list[db.CertRe
     issuer = x509.Certificate.load(issuer_cert_der)
     entries = []
     for rec in revoked:
-        assert rec.revoked_at is not None
+        if rec.revoked_at is None:  # never leave a revoked certificate off the list: refuse to publish instead
+            raise RuntimeError(f"certificate {rec.serial:x} is revoked without a revocation time")
         entry: dict[str, Any] = {"user_certificate": rec.serial, "revocation_date": xb.x509_time(rec.revoked_at)}
         if rec.revocation_reason and rec.revocation_reason != "unspecified":
             # RFC 5280 5.3.1: the reason code SHOULD be absent rather than "unspecified"
@@ -63,11 +64,11 @@ def build_crl(signer: HsmSigner, issuer_cert_der: bytes, revoked: list[db.CertRe
         tbs_fields["revoked_certificates"] = entries
     tbs_der = crl.TbsCertList(tbs_fields).dump()
     signature = signer.sign(tbs_der)
-    return crl.CertificateList({
+    return bytes(crl.CertificateList({
         "tbs_cert_list": crl.TbsCertList.load(tbs_der),
         "signature_algorithm": signer.signature_algorithm(),
         "signature": signature,
-    }).dump()
+    }).dump())
 
 
 class CrlPublisher:

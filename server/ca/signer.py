@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from asn1crypto import algos, keys
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+from signet.pubkeys import signature_ok
 
 from .errors import SigningCheckFailed
 
@@ -37,7 +37,7 @@ class HsmSigner:
 
     @property
     def is_rsa(self) -> bool:
-        return keys.PublicKeyInfo.load(self.public_key_der).algorithm == "rsa"
+        return bool(keys.PublicKeyInfo.load(self.public_key_der).algorithm == "rsa")
 
     @property
     def hash_name(self) -> str:
@@ -74,14 +74,4 @@ class HsmSigner:
 def verify(spki_der: bytes, signature: bytes, data: bytes, hash_name: str) -> bool:
     """True when ``signature`` (PKCS#1 v1.5 or DER ECDSA) over ``data`` verifies with the key."""
     pub = load_der_public_key(spki_der)
-    algorithm = _HASH_CLASSES[hash_name]()
-    try:
-        if isinstance(pub, rsa.RSAPublicKey):
-            pub.verify(signature, data, padding.PKCS1v15(), algorithm)
-        elif isinstance(pub, ec.EllipticCurvePublicKey):
-            pub.verify(signature, data, ec.ECDSA(algorithm))
-        else:
-            return False
-    except InvalidSignature:
-        return False
-    return True
+    return signature_ok(pub, signature, data, _HASH_CLASSES[hash_name]())

@@ -96,7 +96,7 @@ def random_serial(rng: Rng = os.urandom) -> int:
 
 def key_identifier(spki_der: bytes) -> bytes:
     """RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING."""
-    return keys.PublicKeyInfo.load(spki_der).sha1
+    return bytes(keys.PublicKeyInfo.load(spki_der).sha1)
 
 
 def ext(extn_id: str, value: Any, critical: bool = False) -> dict[str, Any]:
@@ -190,4 +190,4 @@ def sign_certificate(
         "signature_algorithm": signer.signature_algorithm(),
         "signature_value": signature,
     })
-    return cert.dump()
+    return bytes(cert.dump())

@@ -22,9 +22,9 @@ class EvidenceChainBroken(ServerError):
     reason = "EVIDENCE_CHAIN_BROKEN"
 
 
-def _digest(prev: str, person_id: str, org_id: str, seq: int, kind: str, at: str, actor: str,
-            provider: str, reference: str, detail: str) -> str:
-    body = json.dumps([person_id, org_id, seq, kind, at, actor, provider, reference, detail],
+def _digest(prev: str, fields: tuple[str, str, int, str, str, str, str, str, str]) -> str:
+    """Chain digest over (person_id, org_id, seq, kind, at, actor, provider, reference, detail)."""
+    body = json.dumps(list(fields),
                       ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(f"{prev}\n{body}".encode()).hexdigest()
 
@@ -39,7 +39,7 @@ def append(store: Store, *, person_id: str, org_id: str, kind: str, at: datetime
         prev = str(last["digest"]) if last else GENESIS
         detail_text = json.dumps(dict(detail or {}), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
         at_text = to_text(at)
-        digest = _digest(prev, person_id, org_id, seq, kind, at_text, actor, provider, reference, detail_text)
+        digest = _digest(prev, (person_id, org_id, seq, kind, at_text, actor, provider, reference, detail_text))
         store.insert("identity_evidence", {
             "person_id": person_id, "seq": seq, "org_id": org_id, "kind": kind, "at": at_text, "actor": actor,
             "provider": provider, "reference": reference, "detail": detail_text, "prev_digest": prev,
@@ -58,8 +58,8 @@ def load(store: Store, person_id: str) -> list[EvidenceRecord]:
     prev = GENESIS
     out = []
     for expected_seq, r in enumerate(rows, start=1):
-        digest = _digest(prev, r["person_id"], r["org_id"], int(r["seq"]), r["kind"], r["at"], r["actor"],
-                         r["provider"], r["reference"], r["detail"])
+        digest = _digest(prev, (r["person_id"], r["org_id"], int(r["seq"]), r["kind"], r["at"], r["actor"],
+                                r["provider"], r["reference"], r["detail"]))
         if int(r["seq"]) != expected_seq or r["prev_digest"] != prev or r["digest"] != digest:
             raise EvidenceChainBroken(
                 f"evidence of person {person_id!r} fails its digest check at record {expected_seq}")

@@ -116,9 +116,8 @@ class TotpAuthenticators:
                                     (0 if locked else failures, locked, subject))
                 refusal = Unauthenticated("this code was used already; wait for the next one", reason="TOTP_REPLAYED") \
                     if matched is not None else Unauthenticated("the code is incorrect", reason="TOTP_INCORRECT")
-        if refusal is not None:
-            raise refusal
-        assert matched is not None
+        if refusal is not None or matched is None:
+            raise refusal or Unauthenticated("the code is incorrect", reason="TOTP_INCORRECT")
         return matched
 
     def _match(self, secret: str, given: str, now: datetime) -> int | None:

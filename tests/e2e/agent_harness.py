@@ -169,7 +169,7 @@ def big_pdf(path: Path, size: int, title: str = "Large contract") -> Path:
     return path
 
 
-def sign_pdf_call(stub: Any, path: Path, token_label: str, key_id: str, pin: str | None = None,
+def sign_pdf_call(stub: Any, path: Path, token_label: str, key_id: str, pin: str | None = None, *,
                   chunk: int = 1 << 20, timeout: float | None = None, grant: str | None = None,
                   **header: Any) -> tuple[Any, bytes]:
     """SignPdf over the API (header, then chunks); returns (result, signed bytes)."""

@@ -133,7 +133,7 @@ def prc_id(birth: str, seq: str) -> str:
     return body + mod11_2_check(body)
 
 
-def register_verified(r: Running, ch: grpc.Channel, name: str, doc: str, phone: str, email: str,
+def register_verified(r: Running, ch: grpc.Channel, name: str, doc: str, phone: str, email: str, *,
                       approve: bool = True) -> str:
     """Register a person over gRPC as operator A, confirm the phone with the code from the outbox, and have the
     second operator of A approve (four eyes: the registering operator may not)."""

@@ -1,0 +1,149 @@
+"""signet-server configuration: defaults, every table's checks, secrets from env/file only, every problem at once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from server.config import (
+    ChannelName,
+    ConfigError,
+    KeyFamily,
+    Mode,
+    SecretsSource,
+    SerialPolicyName,
+    ServerConfig,
+    load_config,
+)
+
+PIN = "4242-server-pin"
+
+
+@pytest.fixture(autouse=True)
+def pin_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGNET_SERVER_PIN", PIN)
+
+
+def parse(doc: dict[str, object], base: Path = Path("/etc/signet")) -> ServerConfig:
+    return ServerConfig.parse(doc, base / "server.toml")
+
+
+def demo(**tables: dict[str, object]) -> dict[str, object]:
+    doc: dict[str, object] = {name: dict(table) for name, table in tables.items()}
+    doc["server"] = {"mode": "demo", **tables.get("server", {})}
+    return doc
+
+
+def problems(doc: dict[str, object]) -> list[str]:
+    with pytest.raises(ConfigError) as ei:
+        parse(doc)
+    return list(ei.value.problems)
+
+
+def test_defaults_of_a_demo_configuration() -> None:
+    cfg = parse(demo())
+    assert cfg.server.state_dir == Path("/etc/signet/state")
+    assert cfg.server.store_url == "sqlite:////etc/signet/state/signet.sqlite"
+    assert (cfg.server.key_family, cfg.server.mode) == (KeyFamily.RSA, Mode.DEMO)
+    assert cfg.hsm.pin == PIN and cfg.hsm.token_label == "signet-server"
+    assert cfg.grpc.listen == "127.0.0.1:7443" and cfg.http.base_url == "http://127.0.0.1:7080"
+    assert cfg.secrets.source is SecretsSource.HSM
+    assert cfg.ca.serial_policy is SerialPolicyName.DOCUMENT
+    assert cfg.notify.phone_channel is ChannelName.OUTBOX
+    assert cfg.approval.four_eyes is True
+    assert cfg.enrollment.max_failures_per_day == 5
+
+
+def test_the_pin_never_appears_in_repr() -> None:
+    cfg = parse(demo())
+    assert PIN not in repr(cfg) and PIN not in repr(cfg.hsm)
+
+
+def test_production_refuses_the_outbox_as_the_code_channel() -> None:
+    found = problems({})
+    assert any("production" in p and "outbox" in p for p in found)
+
+
+def test_every_problem_is_reported_at_once_naming_its_key() -> None:
+    found = problems(demo(server={"key_family": "dsa", "country": "China", "surprise": 1},
+                          grpc={"listen": "nowhere", "server_names": ["bad name!"]},
+                          http={"base_url": "ftp://x/"}, ca={"validity_days": 0},
+                          tsa={"policy_oid": "not-an-oid"}, otp={"ttl_seconds": 3600}))
+    text = "\n".join(found)
+    for needle in ("key_family", "server.country", "surprise", "grpc.listen", "grpc.server_names",
+                   "http.base_url", "validity_days", "tsa.policy_oid", "ttl_seconds"):
+        assert needle in text, (needle, found)
+    assert len(found) >= 9
+
+
+def test_unknown_tables_are_refused() -> None:
+    assert any("grcp" in p for p in problems(demo(grcp={"listen": "127.0.0.1:1"})))
+
+
+def test_policy_oids_must_differ_and_be_dotted() -> None:
+    same = problems(demo(ca={"signing_policy_oid": "1.2.3", "remote_policy_oid": "1.2.3"}))
+    assert any("must differ" in p for p in same)
+    cfg = parse(demo(ca={"signing_policy_oid": "1.2.3.4", "remote_policy_oid": "1.2.3.5",
+                         "seal_policy_oid": "1.2.3.6"}))
+    assert (cfg.ca.signing_policy_oid, cfg.ca.seal_policy_oid) == ("1.2.3.4", "1.2.3.6")
+
+
+def test_pin_from_env_or_file_not_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("from-file\n")
+    pin_file.chmod(0o600)
+    cfg = parse(demo(hsm={"pin_file": "pin"}), tmp_path)
+    assert cfg.hsm.pin == "from-file"
+    both = problems(demo(hsm={"pin_file": str(pin_file), "pin_env": "SIGNET_SERVER_PIN"}))
+    assert any("not both" in p for p in both)
+    monkeypatch.delenv("SIGNET_SERVER_PIN")
+    assert any("SIGNET_SERVER_PIN is not set" in p for p in problems(demo()))
+
+
+def test_a_pin_file_readable_by_others_is_refused(tmp_path: Path) -> None:
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("x\n")
+    pin_file.chmod(0o644)
+    with pytest.raises(ConfigError) as ei:
+        parse(demo(hsm={"pin_file": "pin"}), tmp_path)
+    assert "x\n" not in str(ei.value)
+    assert any("pin" in p.lower() for p in ei.value.problems)
+
+
+def test_file_secrets_need_both_key_files() -> None:
+    assert any("hmac_key_file and box_key_file" in p for p in problems(demo(secrets={"source": "file"})))
+
+
+def test_a_channel_without_its_table_is_refused() -> None:
+    assert any("without its" in p for p in problems(demo(notify={"phone": "smtp"})))
+
+
+def test_smtp_table_is_read_and_production_accepts_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMTP_PW", "mail-secret")
+    cfg = parse({"notify": {"default": "smtp", "smtp": {"host": "mail.example", "port": 2525,
+                                                        "password_env": "SMTP_PW"}}})
+    assert cfg.server.mode is Mode.PRODUCTION and cfg.notify.phone_channel is ChannelName.SMTP
+    assert cfg.notify.smtp is not None and cfg.notify.smtp.port == 2525
+    assert "mail-secret" not in repr(cfg)
+
+
+def test_load_config_names_the_file_and_bad_toml(tmp_path: Path) -> None:
+    bad = tmp_path / "server.toml"
+    bad.write_text("[server\nmode = 'demo'\n")
+    with pytest.raises(ConfigError) as ei:
+        load_config(bad)
+    assert str(bad) in str(ei.value)
+    with pytest.raises(ConfigError):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_load_config_resolves_paths_relative_to_the_file(tmp_path: Path) -> None:
+    f = tmp_path / "conf" / "server.toml"
+    f.parent.mkdir()
+    f.write_text('[server]\nmode = "demo"\nstate_dir = "../var"\n[ca]\nexternal_roots = ["roots/a.pem"]\n')
+    cfg = load_config(f)
+    assert cfg.server.state_dir == (tmp_path / "var").resolve()
+    assert cfg.ca.external_roots == (f.parent / "roots" / "a.pem",)
+    assert os.path.isabs(cfg.path)
