@@ -33,7 +33,7 @@ from formats.policy import SIGNET_ARC, SIGNING_ROOT_MARKER
 from signet.pemfiles import read_certificates
 
 from .config import LOCAL_CALLER, Revocation, TlsConfig
-from .errors import ConfigError, PermissionDenied, RevocationUnknown
+from .errors import ClientCertRevoked, ConfigError, PermissionDenied, RevocationUnknown
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class TlsClients:
         crl = self._crl(urls[0], cert)
         if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
             log.warning("refused a revoked client certificate (serial %x)", cert.serial_number)
-            raise PermissionDenied("the client certificate is revoked")
+            raise ClientCertRevoked("the client certificate is revoked")
 
     def _issuer(self, cert: x509.Certificate) -> x509.Certificate | None:
         return next((ca for ca in self.cas if ca.subject == cert.issuer), None)

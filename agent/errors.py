@@ -23,6 +23,12 @@ class PermissionDenied(AgentError):
     reason = "PERMISSION_DENIED"
 
 
+class ClientCertRevoked(AgentError):
+    """The TLS client certificate is on its CA's CRL (as signet-server says for its own callers)."""
+
+    reason = "CLIENT_CERT_REVOKED"
+
+
 class UsageLimitReached(AgentError):
     """The key has made all the signatures its usage limit allows."""
 

@@ -56,11 +56,15 @@ def run(config_path: str, ready_file: str | None = None) -> int:
             pass
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="signet-agent", description="Signet local signing agent")
     p.add_argument("--config", required=True, help="TOML configuration file")
     p.add_argument("--ready-file", help="write the TCP port (0 if none) here once serving")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
         return run(args.config, args.ready_file)
     except ConfigError as e:

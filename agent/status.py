@@ -28,6 +28,7 @@ C = grpc.StatusCode
 
 _BY_TYPE: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (hsm.PinIncorrect, C.UNAUTHENTICATED),
+    (errors.ClientCertRevoked, C.UNAUTHENTICATED),
     (hsm.PinLocked, C.FAILED_PRECONDITION),
     (hsm.TokenRemoved, C.UNAVAILABLE),
     (hsm.LoginRequired, C.FAILED_PRECONDITION),

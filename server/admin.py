@@ -228,7 +228,7 @@ def run(rt: Runtime, args: argparse.Namespace) -> Any:
     return handler(rt, args)
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="signet-admin", description="Signet server administration (on the server host).")
     p.add_argument("--config", required=True)
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -297,7 +297,7 @@ def _print(result: Any, as_json: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     try:
         cfg = load_config(args.config)
     except ConfigError as e:

@@ -179,14 +179,18 @@ def cmd_run(cfg: ServerConfig) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="signet-server", description="Signet server: identity, CA, enrollment.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="signet-server", description="Signet server: identity, CA, enrollment.")
+    sub = p.add_subparsers(dest="command", required=True)
     for name, text in (("init", "create the server keys on its token and the TLS material (idempotent)"),
                        ("run", "serve gRPC (TLS; mutual TLS for clients) and the PKI HTTP listener")):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("--config", required=True, help="the server's TOML configuration")
-    args = parser.parse_args(argv)
+        sp = sub.add_parser(name, help=text)
+        sp.add_argument("--config", required=True, help="the server's TOML configuration")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     os.umask(0o077)  # state, store and key files are private whatever the caller's umask
     try:
         cfg = load_config(args.config)

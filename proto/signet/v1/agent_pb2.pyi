@@ -22,7 +22,16 @@ or too many wrong PINs -> RESOURCE_EXHAUSTED (BUSY, PIN_THROTTLED; with
 "retry-after"), an upload that stalls -> DEADLINE_EXCEEDED (UPLOAD_STALLED),
 a document over a worker's time or memory limit -> RESOURCE_EXHAUSTED
 (DOCUMENT_TOO_COMPLEX), a revoked signing certificate -> FAILED_PRECONDITION
-(CERTIFICATE_REVOKED).
+(CERTIFICATE_REVOKED), a revoked TLS client certificate -> UNAUTHENTICATED
+(CLIENT_CERT_REVOKED; the agent reads its CA's CRL every
+tcp.crl_refresh_seconds). Over TCP, no client certificate or one from another
+CA fails the TLS handshake (the client sees UNAVAILABLE).
+
+Callers: GetInfo, ListTokens, WatchTokens, Lock, VerifyPdf and VerifyDetached
+are open to every caller the transport admits (verification uses no key, but
+takes a document slot); GenerateKey, CreateCertificateRequest,
+ImportCertificate, DeleteKey and PinReset to policy.admin_callers only;
+ListKeys, Unlock and the signing calls to callers the key policy names.
 """
 
 from collections import abc as _abc

@@ -146,27 +146,31 @@ class AgentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListKeys(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Keys on the token (needs the token unlocked or a PIN; callers the key
+        policy names).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GenerateKey(self, request, context):
-        """Generates a key pair on the token (needs the token unlocked or a PIN).
+        """Generates a key pair on the token (admin callers; needs the token unlocked
+        or a PIN).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreateCertificateRequest(self, request, context):
-        """PKCS#10 request signed by the token key.
+        """PKCS#10 request signed by the token key (admin callers).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ImportCertificate(self, request, context):
-        """Stores a certificate (and its CA chain) on the token next to its key.
+        """Stores a certificate (and its CA chain) on the token next to its key
+        (admin callers).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -22,7 +22,16 @@ or too many wrong PINs -> RESOURCE_EXHAUSTED (BUSY, PIN_THROTTLED; with
 "retry-after"), an upload that stalls -> DEADLINE_EXCEEDED (UPLOAD_STALLED),
 a document over a worker's time or memory limit -> RESOURCE_EXHAUSTED
 (DOCUMENT_TOO_COMPLEX), a revoked signing certificate -> FAILED_PRECONDITION
-(CERTIFICATE_REVOKED).
+(CERTIFICATE_REVOKED), a revoked TLS client certificate -> UNAUTHENTICATED
+(CLIENT_CERT_REVOKED; the agent reads its CA's CRL every
+tcp.crl_refresh_seconds). Over TCP, no client certificate or one from another
+CA fails the TLS handshake (the client sees UNAVAILABLE).
+
+Callers: GetInfo, ListTokens, WatchTokens, Lock, VerifyPdf and VerifyDetached
+are open to every caller the transport admits (verification uses no key, but
+takes a document slot); GenerateKey, CreateCertificateRequest,
+ImportCertificate, DeleteKey and PinReset to policy.admin_callers only;
+ListKeys, Unlock and the signing calls to callers the key policy names.
 """
 
 from collections import abc as _abc
@@ -60,12 +69,19 @@ class AgentServiceStub:
     WatchTokens: _grpc.UnaryStreamMultiCallable[_agent_pb2.WatchTokensRequest, _agent_pb2.WatchTokensResponse]
     """Current tokens as INSERTED events, then one event per insertion/removal."""
     ListKeys: _grpc.UnaryUnaryMultiCallable[_agent_pb2.ListKeysRequest, _agent_pb2.ListKeysResponse]
+    """Keys on the token (needs the token unlocked or a PIN; callers the key
+    policy names).
+    """
     GenerateKey: _grpc.UnaryUnaryMultiCallable[_agent_pb2.GenerateKeyRequest, _agent_pb2.GenerateKeyResponse]
-    """Generates a key pair on the token (needs the token unlocked or a PIN)."""
+    """Generates a key pair on the token (admin callers; needs the token unlocked
+    or a PIN).
+    """
     CreateCertificateRequest: _grpc.UnaryUnaryMultiCallable[_agent_pb2.CreateCertificateRequestRequest, _agent_pb2.CreateCertificateRequestResponse]
-    """PKCS#10 request signed by the token key."""
+    """PKCS#10 request signed by the token key (admin callers)."""
     ImportCertificate: _grpc.UnaryUnaryMultiCallable[_agent_pb2.ImportCertificateRequest, _agent_pb2.ImportCertificateResponse]
-    """Stores a certificate (and its CA chain) on the token next to its key."""
+    """Stores a certificate (and its CA chain) on the token next to its key
+    (admin callers).
+    """
     DeleteKey: _grpc.UnaryUnaryMultiCallable[_agent_pb2.DeleteKeyRequest, _agent_pb2.DeleteKeyResponse]
     """Destroys a key pair and its certificate on the token (admin callers only;
     used to undo an enrollment the server refused).
@@ -114,12 +130,19 @@ class AgentServiceAsyncStub(AgentServiceStub):
     WatchTokens: _aio.UnaryStreamMultiCallable[_agent_pb2.WatchTokensRequest, _agent_pb2.WatchTokensResponse]  # type: ignore[assignment]
     """Current tokens as INSERTED events, then one event per insertion/removal."""
     ListKeys: _aio.UnaryUnaryMultiCallable[_agent_pb2.ListKeysRequest, _agent_pb2.ListKeysResponse]  # type: ignore[assignment]
+    """Keys on the token (needs the token unlocked or a PIN; callers the key
+    policy names).
+    """
     GenerateKey: _aio.UnaryUnaryMultiCallable[_agent_pb2.GenerateKeyRequest, _agent_pb2.GenerateKeyResponse]  # type: ignore[assignment]
-    """Generates a key pair on the token (needs the token unlocked or a PIN)."""
+    """Generates a key pair on the token (admin callers; needs the token unlocked
+    or a PIN).
+    """
     CreateCertificateRequest: _aio.UnaryUnaryMultiCallable[_agent_pb2.CreateCertificateRequestRequest, _agent_pb2.CreateCertificateRequestResponse]  # type: ignore[assignment]
-    """PKCS#10 request signed by the token key."""
+    """PKCS#10 request signed by the token key (admin callers)."""
     ImportCertificate: _aio.UnaryUnaryMultiCallable[_agent_pb2.ImportCertificateRequest, _agent_pb2.ImportCertificateResponse]  # type: ignore[assignment]
-    """Stores a certificate (and its CA chain) on the token next to its key."""
+    """Stores a certificate (and its CA chain) on the token next to its key
+    (admin callers).
+    """
     DeleteKey: _aio.UnaryUnaryMultiCallable[_agent_pb2.DeleteKeyRequest, _agent_pb2.DeleteKeyResponse]  # type: ignore[assignment]
     """Destroys a key pair and its certificate on the token (admin callers only;
     used to undo an enrollment the server refused).
@@ -188,7 +211,10 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _agent_pb2.ListKeysRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_agent_pb2.ListKeysResponse, _abc.Awaitable[_agent_pb2.ListKeysResponse]]: ...
+    ) -> _typing.Union[_agent_pb2.ListKeysResponse, _abc.Awaitable[_agent_pb2.ListKeysResponse]]:
+        """Keys on the token (needs the token unlocked or a PIN; callers the key
+        policy names).
+        """
 
     @_abc_1.abstractmethod
     def GenerateKey(
@@ -196,7 +222,9 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _agent_pb2.GenerateKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_pb2.GenerateKeyResponse, _abc.Awaitable[_agent_pb2.GenerateKeyResponse]]:
-        """Generates a key pair on the token (needs the token unlocked or a PIN)."""
+        """Generates a key pair on the token (admin callers; needs the token unlocked
+        or a PIN).
+        """
 
     @_abc_1.abstractmethod
     def CreateCertificateRequest(
@@ -204,7 +232,7 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _agent_pb2.CreateCertificateRequestRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_pb2.CreateCertificateRequestResponse, _abc.Awaitable[_agent_pb2.CreateCertificateRequestResponse]]:
-        """PKCS#10 request signed by the token key."""
+        """PKCS#10 request signed by the token key (admin callers)."""
 
     @_abc_1.abstractmethod
     def ImportCertificate(
@@ -212,7 +240,9 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _agent_pb2.ImportCertificateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_agent_pb2.ImportCertificateResponse, _abc.Awaitable[_agent_pb2.ImportCertificateResponse]]:
-        """Stores a certificate (and its CA chain) on the token next to its key."""
+        """Stores a certificate (and its CA chain) on the token next to its key
+        (admin callers).
+        """
 
     @_abc_1.abstractmethod
     def DeleteKey(

@@ -23,11 +23,12 @@ Errors: every non-OK status carries a signet.v1.ErrorDetail (only `reason`
 is set) in the trailing metadata key "signet-error-bin". Codes:
 NOT_FOUND, PERMISSION_DENIED, INVALID_ARGUMENT (malformed field, bad CSR),
 FAILED_PRECONDITION (wrong state, e.g. PHONE_NOT_VERIFIED, NOT_APPROVED),
-UNAUTHENTICATED (no/unknown/revoked client certificate, or a refused
-one-time code: OTP_INCORRECT, OTP_USED, OTP_EXPIRED, ...), ALREADY_EXISTS
+UNAUTHENTICATED (an unknown or revoked client certificate of ours:
+CLIENT_CERT_UNKNOWN, CLIENT_CERT_REVOKED; or a refused one-time code: OTP_INCORRECT, OTP_USED, OTP_EXPIRED, ...), ALREADY_EXISTS
 (DUPLICATE_DOCUMENT, CA_KEY_NOT_NEW), RESOURCE_EXHAUSTED (code send rate;
 "retry-after" trailing metadata in seconds), UNAVAILABLE (delivery or
-provider failure).
+provider failure; also what the client sees when the API listener's TLS
+handshake fails: no client certificate, or one not from Signet's TLS CA).
 """
 
 from collections import abc as _abc
