@@ -27,8 +27,9 @@ MiB = 1 << 20
 
 def vm_hwm(pid: int) -> float:
     """Peak resident set size of ``pid`` in MiB."""
-    text = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+) kB", text).group(1)) / 1024  # type: ignore[union-attr]
+    m = re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    assert m is not None, f"no VmHWM for process {pid}"
+    return int(m.group(1)) / 1024
 
 
 def main() -> None:
@@ -46,8 +47,10 @@ def main() -> None:
         stub = agent.stub()
         key = provision_key(stub, LABEL, PIN, make_ca())
         src = big_pdf(state / "big.pdf", size_mb * MiB)
-        base_agent = vm_hwm(agent.proc.pid)  # type: ignore[union-attr]
-        workers = [int(p) for p in re.findall(r"\d+", agent.log().split("document workers:")[1].splitlines()[0])]
+        assert agent.proc is not None  # started above
+        agent_pid = agent.proc.pid
+        base_agent = vm_hwm(agent_pid)
+        workers = _document_workers(agent.log())
         t = time.perf_counter()
         res = _sign_to_file(stub, src, key.key_id, state / "signed.pdf")
         elapsed = time.perf_counter() - t
@@ -55,7 +58,7 @@ def main() -> None:
         report = Report("agent_bigpdf")
         report.add(f"document size ({size_mb} MB)", src.stat().st_size / MiB, "MiB")
         report.add("agent peak RSS before", base_agent, "MiB")
-        report.add("agent peak RSS after", vm_hwm(agent.proc.pid), "MiB")  # type: ignore[union-attr]
+        report.add("agent peak RSS after", vm_hwm(agent_pid), "MiB")
         for i, pid in enumerate(workers):
             report.add(f"worker {i} peak RSS", vm_hwm(pid), "MiB")
         report.add("upload+sign+download", elapsed, "s")
@@ -64,6 +67,13 @@ def main() -> None:
         if agent is not None and agent.alive:
             agent.stop()
         shutil.rmtree(state, ignore_errors=True)
+
+
+def _document_workers(log: str) -> list[int]:
+    """The pids of the document (signing) workers, from the agent's start-up line
+    "... (signing workers: [p1, p2], verification workers: [...])"."""
+    line = log.split("signing workers:")[1].splitlines()[0]
+    return [int(p) for p in re.findall(r"\d+", line.split("verification workers:")[0])]
 
 
 def _sha256(path: Path) -> str:
@@ -76,14 +86,14 @@ def _sha256(path: Path) -> str:
 
 def _sign_to_file(stub: Any, src: Path, key_id: str, out: Path) -> Any:
     """SignPdf writing the result to disk as it arrives (the client must not hold 200 MB either)."""
+    from agent.client import file_chunks, receive, upload
+    from signet.durable import open_atomic
     from signet.v1 import agent_pb2
-
-    from agent.client import download, file_chunks, upload
 
     h = agent_pb2.SignPdfHeader(token=agent_pb2.TokenSelector(label=LABEL), key_id=key_id,
                                 credential=agent_pb2.PinCredential(pin=PIN), size=src.stat().st_size)
-    res = download(stub.SignPdf(upload("header", h, agent_pb2.SignPdfRequest, file_chunks(src))), out)
-    return res
+    with open_atomic(out, 0o644) as f:  # chunks written as they arrive; renamed into place at the end
+        return receive(stub.SignPdf(upload("header", h, agent_pb2.SignPdfRequest, file_chunks(src))), f)
 
 
 if __name__ == "__main__":

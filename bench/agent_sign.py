@@ -23,6 +23,7 @@ Targets (issue 3): streaming >= 0.90x raw 2 sessions; PAdES through the agent <=
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -31,6 +32,8 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +53,12 @@ def _softhsm(state: Path) -> None:
     os.environ["SOFTHSM2_CONF"] = str(state / "softhsm2.conf")
 
 
-def stream_rate(stub: Any, key_id: str, streams: int, seconds: float, batch: int = BATCH) -> float:
-    """Signatures/s over ``streams`` concurrent SignDigestStream calls with bounded batches in flight."""
+def stream_rate(stub: Any, key_id: str, streams: int, seconds: float, batch: int = BATCH, *,
+                grant: str | None = None) -> float:
+    """Signatures/s over ``streams`` concurrent SignDigestStream calls with bounded batches in flight
+    (presenting the unlock ``grant`` handle when given)."""
     from signet.v1 import agent_pb2
+    from tests.e2e.agent_harness import with_grant
 
     digests = [hashlib.sha256(b"%d" % i).digest() for i in range(batch)]
     counts = [0] * streams
@@ -71,7 +77,7 @@ def stream_rate(stub: Any, key_id: str, streams: int, seconds: float, batch: int
                     key_id=key_id if first else "", digests=digests)
                 first = False
 
-        for r in stub.SignDigestStream(reqs()):
+        for r in stub.SignDigestStream(reqs(), metadata=with_grant(grant) if grant else None):
             window.release()
             if measuring.is_set() and not stop.is_set():
                 counts[i] += len(r.signatures)
@@ -106,24 +112,26 @@ def main() -> None:
     agent = None
     try:
         _softhsm(state)
-        from signet.v1 import agent_pb2
-
         import formats
         from agent import client
         from bench.hsm_sign import _raw_signer
         from formats.samplepdf import make_contract_pdf
         from hsm import Hsm
         from hsm.tokens import find_raw_token
-        from tests.e2e.agent_harness import AgentProcess, provision_key, sign_pdf_call
+        from signet.v1 import agent_pb2
+        from tests.e2e.agent_harness import AgentProcess, digest_policy, provision_key, sign_pdf_call, with_grant
         from tests.pki import make_ca
 
+        # raw digests only for keys a policy rule allows them; one grant (below) for the whole run
+        policy = digest_policy("bench-rsa") + digest_policy("bench-p256")
         agent = AgentProcess(state / "agent", agent_settings="pdf_workers = 2",
-                             extra_toml="[unlock]\nmax_signatures = 100000000\nmax_seconds = 3600\n").start()
+                             extra_toml=policy + "[unlock]\nmax_signatures = 100000000\nmax_seconds = 3600\n").start()
         stub = agent.stub()
         ca = make_ca()
         keys = {"rsa2048": provision_key(stub, LABEL, PIN, ca, algorithm="rsa-2048", key_label="bench-rsa"),
                 "p256": provision_key(stub, LABEL, PIN, ca, algorithm="p256", key_label="bench-p256")}
-        stub.Unlock(agent_pb2.UnlockRequest(token=agent_pb2.TokenSelector(label=LABEL), pin=PIN))
+        grant = stub.Unlock(agent_pb2.UnlockRequest(token=agent_pb2.TokenSelector(label=LABEL), pin=PIN)).grant
+        metadata = with_grant(grant)
 
         h = Hsm(pin_state=state / "pins.json")
         tok = h.token(label=LABEL)
@@ -144,12 +152,12 @@ def main() -> None:
                 finally:
                     signer.close()
 
-            variants = {f"raw {n}": (lambda n=n: raw(n)) for n in (1, 2)}
-            for n in (1, 4):
-                variants[f"unary {n}"] = lambda n=n, r=req: rate(lambda: stub.SignDigest(r), n, SECONDS)
-            for n in (1, 2):
-                variants[f"stream {n}"] = lambda n=n, k=key.key_id: stream_rate(stub, k, n, SECONDS)
-            variants["stream big"] = lambda k=key.key_id: stream_rate(stub, k, 1, SECONDS, BIG_BATCH)
+            variants: dict[str, Callable[[], float]] = {f"raw {n}": partial(raw, n) for n in (1, 2)}
+            unary = partial(stub.SignDigest, req, metadata=metadata)
+            variants.update({f"unary {n}": partial(rate, unary, n, SECONDS) for n in (1, 4)})
+            variants.update({f"stream {n}": partial(stream_rate, stub, key.key_id, n, SECONDS, grant=grant)
+                             for n in (1, 2)})
+            variants["stream big"] = partial(stream_rate, stub, key.key_id, 1, SECONDS, BIG_BATCH, grant=grant)
             runs = alternate(variants, ROUNDS)
             report.add(f"{name} raw 1 session", runs["raw 1"], "sig/s")
             report.add(f"{name} raw 2 sessions", runs["raw 2"], "sig/s")
@@ -161,7 +169,7 @@ def main() -> None:
                        baseline=f"{name} raw 2 sessions")
             report.add(f"{name} agent stream 1 (batch {BIG_BATCH})", runs["stream big"], "sig/s",
                        baseline=f"{name} raw 2 sessions")
-            p50, p99 = latencies(lambda r=req: stub.SignDigest(r), 300)
+            p50, p99 = latencies(unary, 300)
             report.add(f"{name} agent unary p50", p50, "ms")
             report.add(f"{name} agent unary p99", p99, "ms")
 
@@ -172,14 +180,17 @@ def main() -> None:
         signer = formats.TokenSigner(tok, key.key_id)
         n_docs = int(os.environ.get("BENCH_DOCS", "40"))
 
-        agent_pids = [agent.proc.pid] + [int(x) for x in re.findall(
-            r"\d+", agent.log().split("document workers:")[1].splitlines()[0])]
+        assert agent.proc is not None  # started above
+        # the agent and its document workers, from "(signing workers: [..], verification workers: [..])"
+        workers = agent.log().split("signing workers:")[1].splitlines()[0].split("verification workers:")[0]
+        agent_pids = [agent.proc.pid] + [int(x) for x in re.findall(r"\d+", workers)]
         cpu: dict[str, list[float]] = {"inproc": [], "agent": [], "chunked": []}
-        signing = client.DocumentSigning(client.Target(socket=agent.socket), stub)
+        signing = client.AgentClient(client.Target(socket=agent.socket))
 
         def sign_inline(i: int = 0) -> None:
-            signing.to_bytes("pdf", agent_pb2.SignPdfHeader(token=agent_pb2.TokenSelector(label=LABEL),
-                                                            key_id=key.key_id), pdf)
+            # as the CLI sends it: inline when small, on a single-threaded channel; the output kept in memory
+            header = agent_pb2.SignPdfHeader(token=agent_pb2.TokenSelector(label=LABEL), key_id=key.key_id)
+            client.receive(signing.sign_responses("pdf", header, pdf, grant=grant), io.BytesIO())
 
         def per_doc(fn: Any, pids: list[int]) -> tuple[float, float]:
             """(median wall ms per document, CPU ms per document of this process and ``pids``) over a block."""
@@ -203,7 +214,7 @@ def main() -> None:
             return wall
 
         def via_agent_chunked() -> float:
-            wall, used = per_doc(lambda i: sign_pdf_call(stub, pdf, LABEL, key.key_id), agent_pids)
+            wall, used = per_doc(lambda i: sign_pdf_call(stub, pdf, LABEL, key.key_id, grant=grant), agent_pids)
             cpu["chunked"].append(used)
             return wall
 

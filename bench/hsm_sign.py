@@ -16,6 +16,8 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +55,8 @@ def _raw_signer(raw_token: Any, key_id: bytes, is_rsa: bool, dgst: bytes) -> Any
             s = raw_token.open(rw=True)  # the application is already logged in: a user session
             with lock:
                 sessions.append(s)
-            key = local.key = list(s.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY,
-                                                  Attribute.ID: key_id}))[0]
+            key = local.key = next(iter(s.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY,
+                                                  Attribute.ID: key_id})))
         return key.sign(data, mechanism=mech)
 
     def close() -> None:
@@ -91,14 +93,16 @@ def main() -> None:
                 finally:
                     signer.close()
 
+            def hsm(n: int, key_id: str = key.key_id) -> float:
+                return rate(lambda: tok.sign_digest(key_id, dgst), n, SECONDS)
+
+            def batched(n: int, key_id: str = key.key_id, batch: list[bytes] = batch) -> float:
+                return BATCH * rate(lambda: tok.sign_digests(key_id, batch), n, SECONDS)
+
             # rounds alternate raw and hsm runs so that load from elsewhere hits both alike; medians reported
-            variants = {f"raw {n}": (lambda n=n: raw(n)) for n in (1, 2)}
-            for n in (1, 2, 4):
-                variants[f"hsm {n}"] = lambda n=n, key_id=key.key_id: rate(lambda: tok.sign_digest(key_id, dgst),
-                                                                            n, SECONDS)
-            for n in (1, 2):
-                variants[f"batch {n}"] = lambda n=n, key_id=key.key_id, batch=batch: BATCH * rate(
-                    lambda: tok.sign_digests(key_id, batch), n, SECONDS)
+            variants: dict[str, Callable[[], float]] = {f"raw {n}": partial(raw, n) for n in (1, 2)}
+            variants.update({f"hsm {n}": partial(hsm, n) for n in (1, 2, 4)})
+            variants.update({f"batch {n}": partial(batched, n) for n in (1, 2)})
             runs = alternate(variants, ROUNDS)
             for n in (1, 2):
                 report.add(f"{name} raw {n} session{'s' if n > 1 else ''}", runs[f"raw {n}"], "sig/s")

@@ -172,7 +172,7 @@ def tsa_server(ca: TestCA) -> Iterator[str]:
     lock = threading.Lock()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server API
+        def do_POST(self) -> None:  # http.server API
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             try:
                 with lock:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from cryptography import x509
@@ -48,7 +49,7 @@ def http_receiver(respond: Callable[[Received, int], Answer], tls: TlsFiles | No
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+        def do_POST(self) -> None:  # (http.server naming)
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             req = Received(self.path, {k: v for k, v in self.headers.items()}, body)
             with lock:
@@ -95,7 +96,7 @@ class SmtpSink:
     def __init__(self) -> None:
         self.envelopes: list[tuple[str, list[str], bytes]] = []
 
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content)))  # type: ignore[attr-defined]
         return "250 OK queued"
 
@@ -104,7 +105,7 @@ class SmtpSink:
 def smtp_server(tls: TlsFiles | None = None) -> Iterator[tuple[SmtpSink, int]]:
     sink = SmtpSink()
     port = free_port()
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}  # SMTP options, passed through to aiosmtpd's SMTP
     if tls is not None:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(tls.cert, tls.key)

@@ -9,9 +9,9 @@ import subprocess
 import grpc
 import pytest
 
-from signet.wire import parse_detail
 from formats.samplepdf import make_contract_pdf
 from signet.v1 import agent_pb2
+from signet.wire import parse_detail
 from tests.e2e.agent_harness import AgentProcess, big_pdf, provision_key, sign_pdf_call
 from tests.pki import make_ca
 
@@ -89,7 +89,7 @@ def test_empty_file(env):
 def test_document_over_the_size_limit(env):
     agent, tok, key, good, base = env
     big = big_pdf(base / "big.pdf", 4 * MiB)
-    code, reason, msg = _refused(agent, tok, key, big)
+    code, reason, _msg = _refused(agent, tok, key, big)
     assert (code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "DOCUMENT_TOO_LARGE")
     # announced size refused up front, too
     code, reason, _ = _refused(agent, tok, key, big, size=big.stat().st_size)
@@ -110,10 +110,10 @@ def test_message_over_the_size_limit(env):
 
 
 def test_unknown_key(env):
-    agent, tok, key, good, base = env
-    code, reason, msg = _refused(agent, tok, key, good, key_id="00112233")
+    agent, tok, key, good, _base = env
+    code, reason, _msg = _refused(agent, tok, key, good, key_id="00112233")
     assert (code, reason) == (grpc.StatusCode.NOT_FOUND, "KEY_NOT_FOUND")
-    code, reason, msg = _refused(agent, tok, key, good, key_id="not-hex")
+    code, reason, _msg = _refused(agent, tok, key, good, key_id="not-hex")
     assert code == grpc.StatusCode.NOT_FOUND
     _still_serving(agent, tok, key, good)
 

@@ -8,10 +8,11 @@ import signal
 import grpc
 import pytest
 
-from signet.wire import parse_detail
 from signet.v1 import agent_pb2
+from signet.wire import parse_detail
 from tests.e2e.agent_harness import AgentProcess, provision_key
 from tests.pki import make_ca
+from tests.sigcheck import ec_key, verify_signature
 
 LIMIT = 7
 POLICY = f"""
@@ -35,11 +36,9 @@ def _sign(stub, tok, key, i):
 
 def _verify(key, signature, i):
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
 
-    x509.load_der_x509_certificate(key.certificate_der).public_key().verify(
-        signature, b"crash-%d" % i, ec.ECDSA(hashes.SHA256()))
+    # ECDSA with SHA-256, by the key of the certificate stored with it
+    verify_signature(ec_key(x509.load_der_x509_certificate(key.certificate_der)), signature, b"crash-%d" % i)
 
 
 def test_acknowledged_signatures_survive_kill_9(tmp_path, make_token):
@@ -51,6 +50,7 @@ def test_acknowledged_signatures_survive_kill_9(tmp_path, make_token):
         _verify(key, _sign(stub, tok, key, i).signature, i)
 
     agent.kill()  # SIGKILL: no shutdown path runs, nothing is flushed on the way out
+    assert agent.proc is not None
     assert agent.proc.returncode == -signal.SIGKILL
 
     rows = [r for r in agent.journal() if r["operation"] == "sign_digest" and r["key_id"] == key.key_id]
@@ -65,5 +65,7 @@ def test_acknowledged_signatures_survive_kill_9(tmp_path, make_token):
     with pytest.raises(grpc.RpcError) as ei:
         _sign(stub, tok, key, 99)
     assert ei.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert parse_detail(ei.value.trailing_metadata()).reason == "KEY_USAGE_LIMIT"
+    detail = parse_detail(ei.value.trailing_metadata())
+    assert detail is not None
+    assert detail.reason == "KEY_USAGE_LIMIT"
     assert agent.stop() == 0

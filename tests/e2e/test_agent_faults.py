@@ -86,7 +86,12 @@ def test_a_slow_token_slows_signing_only(env):
     env["rules"].set("C_Sign delay_ms 3000 1")
     done = threading.Event()
     result: list[object] = []
-    t = threading.Thread(target=lambda: (result.append(_digest(env, b"slow")), done.set()), daemon=True)
+
+    def sign_slowly() -> None:
+        result.append(_digest(env, b"slow"))
+        done.set()
+
+    t = threading.Thread(target=sign_slowly, daemon=True)
     t.start()
     time.sleep(0.5)  # let the signature reach the slow token (asserted below: it was still running)
     ch = env["agent"].channel()
@@ -151,7 +156,7 @@ def _stalled(tok, key, stop: threading.Event, token_label: str | None = None):
 
 
 def test_sixteen_stalled_uploads_do_not_freeze_the_agent(stall_env):
-    agent, tok, key, base = stall_env
+    agent, tok, key, _base = stall_env
     stop = threading.Event()
     outcomes: list[tuple[grpc.StatusCode, str]] = []
     lock = threading.Lock()
@@ -195,7 +200,7 @@ def test_sixteen_stalled_uploads_do_not_freeze_the_agent(stall_env):
 
 
 def test_a_header_naming_no_such_token_is_refused_before_the_body_is_read(stall_env):
-    agent, tok, key, base = stall_env
+    agent, tok, key, _base = stall_env
     stop = threading.Event()
     try:
         code, reason = _refused(lambda: list(agent.stub().SignPdf(_stalled(tok, key, stop, "no-such-token"),

@@ -16,9 +16,9 @@ import grpc
 import pytest
 
 from agent.client import AgentClient, Target, document_requests, receive
-from signet.wire import parse_detail
 from formats.samplepdf import make_contract_pdf
 from signet.v1 import agent_pb2
+from signet.wire import parse_detail
 from tests.e2e.agent_harness import AgentProcess, big_pdf, cli, provision_key, sign_pdf_call
 from tests.pki import make_ca, make_nssdb, pdfsig
 
@@ -75,7 +75,7 @@ def _pdf_of_size(path: Path, size: int) -> Path:
 
 def _refusal(e: grpc.RpcError) -> tuple[grpc.StatusCode, str | None, str]:
     d = parse_detail(e.trailing_metadata() or ())
-    return e.code(), d.reason if d else None, e.details()
+    return e.code(), d.reason if d else None, e.details() or ""
 
 
 def _spool_empty(agent) -> bool:
@@ -164,7 +164,7 @@ def test_inline_header_mismatches_are_refused(env):
     for name, reqs in cases.items():
         with pytest.raises(grpc.RpcError) as ei:
             list(agent.stub().SignPdf(iter(reqs)))
-        code, reason, msg = _refusal(ei.value)
+        code, _reason, msg = _refusal(ei.value)
         assert code == grpc.StatusCode.INVALID_ARGUMENT, (name, msg)
     # an empty inline document is an empty document, as over chunks
     with pytest.raises(grpc.RpcError) as ei:

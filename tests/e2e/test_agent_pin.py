@@ -8,8 +8,8 @@ import hashlib
 import grpc
 import pytest
 
-from signet.wire import parse_detail
 from signet.v1 import agent_pb2
+from signet.wire import parse_detail
 from tests.conftest import SO_PIN
 from tests.e2e.agent_harness import AgentProcess, cli, digest_policy
 
@@ -18,6 +18,7 @@ def _fail(call):
     with pytest.raises(grpc.RpcError) as ei:
         call()
     d = parse_detail(ei.value.trailing_metadata())
+    assert d is not None, "the refusal carries no ErrorDetail"
     return ei.value.code(), d.reason, d.pin_tries_left, ei.value.details()
 
 

@@ -17,14 +17,13 @@ import time
 import grpc
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from signet.wire import parse_detail
 from signet.v1 import agent_pb2
+from signet.wire import parse_detail
 from tests.conftest import create_token, delete_token
 from tests.e2e.agent_harness import AgentProcess, digest_policy, provision_key, with_grant
 from tests.pki import make_ca
+from tests.sigcheck import ec_key, verify_signature
 
 
 class StreamDriver:
@@ -66,9 +65,9 @@ class StreamDriver:
 
 
 def _verify_all(cert_der, sigs):
-    pub = x509.load_der_x509_certificate(cert_der).public_key()
+    pub = ec_key(x509.load_der_x509_certificate(cert_der))
     for m, s in sigs:
-        pub.verify(s, m, ec.ECDSA(hashes.SHA256()))
+        verify_signature(pub, s, m)  # ECDSA with SHA-256
 
 
 def _token_dir(softhsm_dir, label):
@@ -116,7 +115,9 @@ def test_same_token_reinserted_signs_again_after_a_new_unlock(agent, make_token,
     drv.thread.join(60)
     assert drv.error is not None, "the stream must fail once the token is gone"
     assert drv.error.code() == grpc.StatusCode.UNAVAILABLE
-    assert parse_detail(drv.error.trailing_metadata()).reason == "TOKEN_REMOVED"
+    detail = parse_detail(drv.error.trailing_metadata())
+    assert detail is not None
+    assert detail.reason == "TOKEN_REMOVED"
     _verify_all(key.certificate_der, drv.sigs)  # everything released before the failure is a good signature
     assert stub.GetInfo(agent_pb2.GetInfoRequest()).caller == "local"  # still serving
     # with the token out of its slot, even the right PIN cannot sign: the token is reported removed

@@ -74,7 +74,7 @@ def _confirmations(e):
 
 def test_the_confirmer_sees_name_hash_pages_signer_and_caller_and_approves(env):
     env["answer"].write_text("yes")
-    r, src, out = _sign(env)
+    r, src, _out = _sign(env)
     assert r.returncode == 0, r.stderr
     shown = _confirmations(env)[-1]
     assert shown["operation"] == "sign_pdf" and shown["file_name"] == "contract.pdf"
@@ -160,7 +160,7 @@ def test_a_socket_directory_that_is_a_symlink_is_refused_by_agent_and_client(tmp
         agent.start(timeout=60)
     open_dir = tmp_path / "open"
     open_dir.mkdir()
-    os.chmod(open_dir, 0o755)
+    os.chmod(open_dir, 0o755)  # noqa: S103 - the refusal under test
     r = subprocess.run([sys.executable, "-m", "agent.cli", "--socket", str(open_dir / "agent.sock"), "info"],
                        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode == 8 and "open to other users" in r.stderr

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
+from signet.v1 import agent_pb2, common_pb2
 from signet.wire import parse_detail
-from signet.v1 import agent_pb2
 from tests.e2e.agent_harness import (
     AgentProcess,
     caller,
@@ -71,7 +71,7 @@ def test_client_identity_is_its_san_uri_or_its_fingerprint_never_its_cn(env):
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    agent, tls, tok, key = env
+    agent, tls, _tok, _key = env
     info = tls_stub(agent, tls, "kiosk-1").GetInfo(agent_pb2.GetInfoRequest(), timeout=10)
     assert info.caller == "tls:urn:signet:test:client:kiosk-1" and info.state_dir == ""  # paths: local callers only
     der = x509.load_pem_x509_certificate(tls.clients["no-uri"][0].read_bytes()).public_bytes(Encoding.DER)
@@ -80,7 +80,7 @@ def test_client_identity_is_its_san_uri_or_its_fingerprint_never_its_cn(env):
 
 
 def test_client_without_certificate_is_refused_and_agent_keeps_serving(env, tmp_path):
-    agent, tls, tok, key = env
+    agent, tls, _tok, _key = env
     code, _ = _code(lambda: tls_stub(agent, tls, None).GetInfo(agent_pb2.GetInfoRequest(), timeout=10))
     assert code == grpc.StatusCode.UNAVAILABLE  # the TLS handshake fails: no stream is ever opened
     other = make_tls(tmp_path / "other", clients=("kiosk-1",))  # right name, wrong CA
@@ -104,7 +104,7 @@ def test_unauthorised_callers_are_refused_before_any_pin_is_tried(env):
                                                                     pin="0000")))
     assert code == grpc.StatusCode.PERMISSION_DENIED
     code, _ = _code(lambda: intruder.GenerateKey(agent_pb2.GenerateKeyRequest(
-        token=agent_pb2.TokenSelector(label=tok.label), algorithm=4, label="x",
+        token=agent_pb2.TokenSelector(label=tok.label), algorithm=common_pb2.KEY_ALGORITHM_EC_P256, label="x",
         credential=agent_pb2.PinCredential(pin=tok.pin))))
     assert code == grpc.StatusCode.PERMISSION_DENIED
     # the local caller is an admin but not among this key's callers

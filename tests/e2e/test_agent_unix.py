@@ -13,14 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from signet.wire import parse_detail
 from formats.samplepdf import make_contract_pdf
 from signet.v1 import agent_pb2
+from signet.wire import parse_detail
 from tests.e2e.agent_harness import AgentProcess, cli, digest_policy, provision_key, with_grant
 from tests.pki import make_ca, make_nssdb, pdfsig
+from tests.sigcheck import ec_key, verify_signature
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +43,8 @@ def sel(tok):
 
 
 def verify_ec(cert_der: bytes, sig: bytes, data: bytes) -> None:
-    x509.load_der_x509_certificate(cert_der).public_key().verify(sig, data, ec.ECDSA(hashes.SHA256()))
+    """ECDSA with SHA-256 over ``data``, by the EC key of the certificate ``cert_der``."""
+    verify_signature(ec_key(x509.load_der_x509_certificate(cert_der)), sig, data)
 
 
 def test_socket_and_directory_are_private(env):
@@ -78,14 +78,18 @@ def test_sign_digest_needs_unlock_or_pin_then_verifies(env):
     with pytest.raises(grpc.RpcError) as ei:
         stub.SignDigest(agent_pb2.SignDigestRequest(token=sel(tok), key_id=key.key_id, digest=digest))
     assert ei.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert parse_detail(ei.value.trailing_metadata()).reason == "LOGIN_REQUIRED"
+    detail = parse_detail(ei.value.trailing_metadata())
+    assert detail is not None
+    assert detail.reason == "LOGIN_REQUIRED"
 
     grant = stub.Unlock(agent_pb2.UnlockRequest(token=sel(tok), pin=tok.pin, ttl_seconds=60, max_signatures=3))
     assert grant.signatures_left == 1 and grant.token_serial == tok.serial  # capped: the policy's default is 1
     assert len(grant.grant) >= 32
     with pytest.raises(grpc.RpcError) as ei:  # the same caller without the handle gets nothing
         stub.SignDigest(agent_pb2.SignDigestRequest(token=sel(tok), key_id=key.key_id, digest=digest))
-    assert parse_detail(ei.value.trailing_metadata()).reason == "LOGIN_REQUIRED"
+    detail = parse_detail(ei.value.trailing_metadata())
+    assert detail is not None
+    assert detail.reason == "LOGIN_REQUIRED"
     r = stub.SignDigest(agent_pb2.SignDigestRequest(token=sel(tok), key_id=key.key_id, digest=digest),
                         metadata=with_grant(grant.grant))
     verify_ec(key.certificate_der, r.signature, b"contract v1")
@@ -101,7 +105,7 @@ def test_sign_digest_needs_unlock_or_pin_then_verifies(env):
 
 
 def test_stream_signs_batches_in_order(env):
-    agent, stub, tok, key = env
+    _agent, stub, tok, key = env
     msgs = [f"doc {i}".encode() for i in range(300)]
     digests = [hashlib.sha256(m).digest() for m in msgs]
 
@@ -170,7 +174,7 @@ def test_wrong_digest_length_is_invalid_argument(env):
 
 
 def test_cli_signs_pdf_verified_by_pdfsig_and_agent(env, ca, tmp_path):
-    agent, stub, tok, key = env
+    agent, _stub, tok, key = env
     src = tmp_path / "contract.pdf"
     make_contract_pdf(src, "Supply agreement", ["Alice Example", "Bob Example"], pages=3)
     out = tmp_path / "signed.pdf"
@@ -204,7 +208,7 @@ def test_cli_signs_pdf_verified_by_pdfsig_and_agent(env, ca, tmp_path):
 
 
 def test_cli_detached_p7s_verified_by_openssl(env, ca, tmp_path):
-    agent, stub, tok, key = env
+    agent, _stub, tok, key = env
     src = tmp_path / "terms.txt"
     src.write_bytes(b"any file at all\n" * 1000)
     pin_file = tmp_path / "pin"
@@ -232,7 +236,7 @@ def test_cli_detached_p7s_verified_by_openssl(env, ca, tmp_path):
 
 
 def test_cli_lists_tokens_and_keys_and_never_takes_pin_as_argument(env):
-    agent, stub, tok, key = env
+    agent, _stub, tok, key = env
     r = cli(agent, "--json", "tokens")
     assert r.returncode == 0 and tok.serial in {t["serial"] for t in json.loads(r.stdout)["tokens"]}
     r = cli(agent, "--json", "keys", "--token", tok.label, env={"SIGNET_PIN": tok.pin})

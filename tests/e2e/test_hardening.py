@@ -67,7 +67,8 @@ def test_token_key_pades_b_t_by_our_tsa_verifies_under_the_signing_root_alone_on
     w = world
     src = _contract(w["base"] / "bt.pdf")
     out = w["base"] / "bt-signed.pdf"
-    p = cli(w["agent"], "--json", "sign", str(src), "-o", str(out), "--token", w["token"].label, "--key", w["key"], "--tsa", w["tsa"],
+    p = cli(w["agent"], "--json", "sign", str(src), "-o", str(out), "--token", w["token"].label, "--key", w["key"],
+            "--tsa", w["tsa"],
             "--pin-env", "PIN", env=w["env"])
     assert p.returncode == 0, p.stderr
     v = _verify(w, str(out))
@@ -123,7 +124,7 @@ def test_a_signature_made_with_the_agent_tls_key_is_not_valid(world):
     data = w["base"] / "annex.txt"
     data.write_bytes(b"Annex: the equipment list\n")
     p7s = w["base"] / "annex.txt.p7s"
-    cms = asyncio.run(signer.async_sign_general_data(open(data, "rb"), "sha256", detached=True))  # noqa: SIM115
+    cms = asyncio.run(signer.async_sign_general_data(open(data, "rb"), "sha256", detached=True))
     p7s.write_bytes(cms.dump())
     v = _verify(w, "--trust", tls_root, str(data), "--sig", str(p7s))
     assert v.returncode == 3, v.stdout
@@ -136,12 +137,14 @@ def test_a_revoked_certificate_is_refused_before_the_token_is_asked_and_later_si
     w = world
     src = _contract(w["base"] / "before.pdf")
     before = w["base"] / "before-signed.pdf"
-    assert cli(w["agent"], "sign", str(src), "-o", str(before), "--token", w["token"].label, "--key", w["key"], "--pin-env", "PIN",
+    assert cli(w["agent"], "sign", str(src), "-o", str(before), "--token", w["token"].label, "--key", w["key"],
+               "--pin-env", "PIN",
                env=w["env"]).returncode == 0
     admin(w["r"].env, "cert", "revoke", w["serial"], "--reason", "key_compromise")
 
     after = w["base"] / "after-signed.pdf"
-    p = cli(w["agent"], "sign", str(src), "-o", str(after), "--token", w["token"].label, "--key", w["key"], "--pin-env", "PIN", env=w["env"])
+    p = cli(w["agent"], "sign", str(src), "-o", str(after), "--token", w["token"].label, "--key", w["key"],
+            "--pin-env", "PIN", env=w["env"])
     assert p.returncode == 5 and "CERTIFICATE_REVOKED" in p.stderr, p.stderr
     assert not after.exists()
     rows = [r for r in w["agent"].journal() if r["operation"] == "sign_pdf"]

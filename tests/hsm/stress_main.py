@@ -17,12 +17,9 @@ import tempfile
 import threading
 import traceback
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
-from cryptography.hazmat.primitives.serialization import load_der_public_key
-
 from hsm import Hsm, KeyInfo, Token
 from hsm.sessions import SessionPool
+from tests.sigcheck import signing_key, verify_signature
 
 
 def main() -> int:
@@ -36,7 +33,7 @@ def main() -> int:
     tok.login(pin)
     ec_keys = [tok.generate_key("p256", f"ec-{i}") for i in range(2)]
     rsa_key = tok.generate_key("rsa-2048", "rsa")
-    pubs = {k.key_id: load_der_public_key(k.public_key_der) for k in [*ec_keys, rsa_key]}
+    pubs = {k.key_id: signing_key(k.public_key_der) for k in [*ec_keys, rsa_key]}
 
     lock = threading.Lock()
     counts = {"signatures": 0, "verified": 0, "searches": 0, "logins": 0, "reinits": 0, "errors": 0}
@@ -50,11 +47,8 @@ def main() -> int:
                 errors.append("".join(traceback.format_exception(e)))
 
     def verify(key: KeyInfo, sig: bytes, dgst: bytes) -> None:
-        pub = pubs[key.key_id]
-        if key.algorithm.is_rsa:
-            pub.verify(sig, dgst, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
-        else:
-            pub.verify(sig, dgst, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+        # SHA-256 digest as given; PKCS#1 v1.5 for the RSA key, ECDSA for the EC keys
+        verify_signature(pubs[key.key_id], sig, dgst, prehashed=True)
 
     def signer(n: int) -> None:
         start.wait()
@@ -90,8 +84,7 @@ def main() -> int:
                 other.login(pin)
                 for _ in range(5):
                     dgst = os.urandom(32)
-                    load_der_public_key(key.public_key_der).verify(
-                        other.sign_digest(key.key_id, dgst), dgst, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+                    verify_signature(key.public_key_der, other.sign_digest(key.key_id, dgst), dgst, prehashed=True)
                 other.logout()
                 with lock:
                     counts["logins"] += 1

@@ -10,13 +10,13 @@ import pkcs11
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
-from cryptography.hazmat.primitives.serialization import load_der_public_key
+from cryptography.hazmat.primitives.asymmetric import utils
 
 from hsm import Hsm, KeyNotFound, SignScheme, TokenRemoved
 from hsm.errors import UnsupportedAlgorithm
 from hsm.signing import raw_to_der_ecdsa
 from tests.conftest import delete_token
+from tests.sigcheck import ec_key, rsa_key, verify_signature
 
 pytestmark = pytest.mark.hsm
 
@@ -34,14 +34,10 @@ def keys(logged_in_token):
 
 
 def _verify(pub_der: bytes, sig: bytes, dgst: bytes, hash_name: str, scheme: SignScheme) -> None:
-    pub = load_der_public_key(pub_der)
-    pre = utils.Prehashed(HASHES[hash_name])
-    if scheme is SignScheme.ECDSA:
-        pub.verify(sig, dgst, ec.ECDSA(pre))  # type: ignore[call-arg]
-    elif scheme is SignScheme.RSA_PSS:
-        pub.verify(sig, dgst, padding.PSS(padding.MGF1(HASHES[hash_name]), len(dgst)), pre)  # type: ignore[call-arg]
-    else:
-        pub.verify(sig, dgst, padding.PKCS1v15(), pre)  # type: ignore[call-arg]
+    """``sig`` over the precomputed ``dgst`` under ``scheme`` (the key must be of the scheme's kind)."""
+    pub = ec_key(pub_der) if scheme is SignScheme.ECDSA else rsa_key(pub_der)
+    verify_signature(pub, sig, dgst, hash=HASHES[hash_name], pss=scheme is SignScheme.RSA_PSS,
+                     salt_length=len(dgst) if scheme is SignScheme.RSA_PSS else None, prehashed=True)
 
 
 @pytest.mark.parametrize(("alg", "scheme", "hash_name"), [
@@ -127,7 +123,12 @@ def test_token_removed_mid_batch_raises_cleanly_and_returns_nothing(make_token, 
     key = tok.generate_key("p256", "k")
     kid = bytes.fromhex(key.key_id)
     tok.sign_digests(kid, _digests(2))
-    _hook_c_sign(monkeypatch, h.module, lambda n: n == 5 and delete_token(t.label))  # softhsm2-util deletes it
+
+    def pull_out_on_fifth(n: int) -> None:
+        if n == 5:
+            delete_token(t.label)  # softhsm2-util deletes it
+
+    _hook_c_sign(monkeypatch, h.module, pull_out_on_fifth)
     # SoftHSM loses the key before the slot (OBJECT_HANDLE_INVALID); the pool asks the slot, which is gone
     with pytest.raises(TokenRemoved) as ei:
         tok.sign_digests(kid, _digests(50))

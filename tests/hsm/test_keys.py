@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from hsm import KeyAlgorithm, KeyNotFound
 from hsm.errors import KeyExists, UnsupportedAlgorithm
+from tests.sigcheck import rsa_key
 
 from .probes import object_blocks, pkcs11_tool
 
@@ -58,7 +59,7 @@ def test_generate_rsa_4096(logged_in_token, hsm_module) -> None:
     t, tok = logged_in_token
     key = tok.generate_key(KeyAlgorithm.RSA_4096, "big")
     assert key.algorithm is KeyAlgorithm.RSA_4096
-    assert load_der_public_key(key.public_key_der).key_size == 4096
+    assert rsa_key(key.public_key_der).key_size == 4096
     _check_on_token(hsm_module, t, key.key_id, "big", "RSA")
 
 

@@ -7,11 +7,11 @@ import hashlib
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
-from cryptography.hazmat.primitives.serialization import load_der_public_key
+from cryptography.hazmat.primitives.asymmetric import utils
 
 from hsm import Hsm, KeyNotFound, SignScheme
 from hsm.errors import UnsupportedAlgorithm
+from tests.sigcheck import verify_signature
 
 pytestmark = pytest.mark.hsm
 
@@ -30,11 +30,10 @@ def test_rsa_pkcs1v15(keys, hash_name: str) -> None:
     tok, ks = keys
     key = ks["rsa-2048"]
     sig = tok.sign(key.key_id, DOC, hash_name=hash_name)
-    pub = load_der_public_key(key.public_key_der)
-    pub.verify(sig, DOC, padding.PKCS1v15(), HASHES[hash_name])
+    verify_signature(key.public_key_der, sig, DOC, hash=HASHES[hash_name])  # PKCS#1 v1.5
     assert tok.sign(key.key_id, DOC, hash_name=hash_name) == sig  # deterministic scheme
     with pytest.raises(InvalidSignature):
-        pub.verify(sig, DOC + b"!", padding.PKCS1v15(), HASHES[hash_name])
+        verify_signature(key.public_key_der, sig, DOC + b"!", hash=HASHES[hash_name])
 
 
 @pytest.mark.parametrize("hash_name", ["sha256", "sha384"])
@@ -42,8 +41,9 @@ def test_rsa_pss(keys, hash_name: str) -> None:
     tok, ks = keys
     key = ks["rsa-2048"]
     sig = tok.sign(key.key_id, DOC, hash_name=hash_name, scheme=SignScheme.RSA_PSS)
-    pss = padding.PSS(mgf=padding.MGF1(HASHES[hash_name]), salt_length=HASHES[hash_name].digest_size)
-    load_der_public_key(key.public_key_der).verify(sig, DOC, pss, HASHES[hash_name])
+    # MGF1 with the same hash, salt as long as the digest
+    verify_signature(key.public_key_der, sig, DOC, hash=HASHES[hash_name], pss=True,
+                     salt_length=HASHES[hash_name].digest_size)
     assert tok.sign(key.key_id, DOC, hash_name=hash_name, scheme=SignScheme.RSA_PSS) != sig  # salted
 
 
@@ -55,7 +55,7 @@ def test_ecdsa_is_der_and_verifies(keys, alg: str, hash_name: str) -> None:
     assert sig[0] == 0x30  # DER SEQUENCE {r, s}, not PKCS#11's raw r||s
     r, s = utils.decode_dss_signature(sig)
     assert r > 0 and s > 0
-    load_der_public_key(key.public_key_der).verify(sig, DOC, ec.ECDSA(HASHES[hash_name]))
+    verify_signature(key.public_key_der, sig, DOC, hash=HASHES[hash_name])  # ECDSA
 
 
 @pytest.mark.parametrize("alg", ["rsa-2048", "p256"])
@@ -64,14 +64,12 @@ def test_sign_precomputed_digest(keys, alg: str) -> None:
     key = ks[alg]
     dgst = hashlib.sha384(DOC).digest()
     sig = tok.sign_digest(key.key_id, dgst, hash_name="sha384")
-    pub = load_der_public_key(key.public_key_der)
-    prehashed = utils.Prehashed(hashes.SHA384())
+    # PKCS#1 v1.5 for RSA, ECDSA for EC, both over the digest as given
+    verify_signature(key.public_key_der, sig, dgst, hash=hashes.SHA384(), prehashed=True)
     if alg.startswith("rsa"):
-        pub.verify(sig, dgst, padding.PKCS1v15(), prehashed)
         pss = tok.sign_digest(key.key_id, dgst, hash_name="sha384", scheme=SignScheme.RSA_PSS)
-        pub.verify(pss, dgst, padding.PSS(padding.MGF1(hashes.SHA384()), 48), prehashed)
-    else:
-        pub.verify(sig, dgst, ec.ECDSA(prehashed))
+        verify_signature(key.public_key_der, pss, dgst, hash=hashes.SHA384(), pss=True, salt_length=48,
+                         prehashed=True)
 
 
 def test_bad_requests_are_refused(keys) -> None:
@@ -99,7 +97,7 @@ def test_key_deleted_elsewhere_is_key_not_found_and_keeps_login(make_token, tmp_
     with pytest.raises(KeyNotFound):
         a.sign(k1.key_id, DOC)
     assert a.logged_in
-    load_der_public_key(k2.public_key_der).verify(a.sign(k2.key_id, DOC), DOC, ec.ECDSA(hashes.SHA256()))
+    verify_signature(k2.public_key_der, a.sign(k2.key_id, DOC), DOC, hash=hashes.SHA256())  # ECDSA
     with pytest.raises(KeyNotFound):
         a.sign(k1.key_id, DOC)
     a.logout()

@@ -7,8 +7,12 @@ import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from server.http import PkiHttpServer
 
 
 @dataclass(frozen=True)
@@ -18,7 +22,7 @@ class Pki:
     store: object
     keys: object  # server.keys.ServerKeys
     ca: object  # server.ca.CertificateAuthority
-    http: object  # server.http.PkiHttpServer
+    http: PkiHttpServer
     urls: object
     files: Path  # root.pem, issuing.pem, ocsp.pem, tsa.pem
 

@@ -10,6 +10,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.sigcheck import signing_key
+
 
 def _name(cn):
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
@@ -30,7 +32,7 @@ def _ca(cn, issuer=None, issuer_key=None):
 def _leaf(ca, ca_key, spki_der, *, days=365, start_days_ago=1, ca_flag=False):
     now = datetime.now(UTC)
     return (x509.CertificateBuilder().subject_name(_name("External Person")).issuer_name(ca.subject)
-            .public_key(serialization.load_der_public_key(spki_der)).serial_number(x509.random_serial_number())
+            .public_key(signing_key(spki_der)).serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(days=start_days_ago)).not_valid_after(now + timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=ca_flag, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(True, True, False, False, False, ca_flag, False, False, False), critical=True)

@@ -18,11 +18,13 @@ def test_caller_patterns():
 
 def test_first_matching_rule_decides_and_default_applies_otherwise():
     p = KeyPolicy((KeyRule(("tls:kiosk",), key_id="aa"), KeyRule(("local",), label="desk")), ("local",))
-    assert p.authorize("tls:kiosk", "aa", None).key_id == "aa"
+    rule = p.authorize("tls:kiosk", "aa", None)
+    assert rule is not None and rule.key_id == "aa"
     with pytest.raises(PermissionDenied) as ei:
         p.authorize("local", "aa", None)
     assert "local" in str(ei.value) and "aa" in str(ei.value)
-    assert p.authorize("local", "bb", "desk").label == "desk"
+    rule = p.authorize("local", "bb", "desk")
+    assert rule is not None and rule.label == "desk"
     assert p.authorize("local", "cc", "other") is None  # default callers
     with pytest.raises(PermissionDenied):
         p.authorize("tls:kiosk", "cc", "other")

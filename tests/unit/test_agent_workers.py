@@ -19,11 +19,16 @@ def _pool(entry, **kw):
 
 def test_a_second_signature_request_kills_the_worker_and_fails_the_job():
     signed: list[SignRequest] = []
+
+    def sign(r: SignRequest) -> bytes:
+        signed.append(r)
+        return b"sig"
+
     pool = _pool(evil_workers.asks_twice)
     try:
         before = pool.pids()
         with pytest.raises(WorkerFailed, match="signature it may not have"):
-            pool.run(JOB, lambda r: signed.append(r) or b"sig")
+            pool.run(JOB, sign)
         assert [r.digest for r in signed] == [b"\x01" * 32]  # the token was asked exactly once
         assert pool.pids() != before and len(pool.pids()) == 1  # killed and replaced
     finally:
