@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import Report
+from .common import BenchCA, Report
 
 ROOT = Path(__file__).resolve().parent.parent
 PIN, SO_PIN, LABEL = "1234", "12345678", "bench-big"
@@ -40,12 +40,12 @@ def main() -> None:
         subprocess.run([str(ROOT / "softhsm-config" / "init-token.sh"), str(state), LABEL, SO_PIN, PIN],
                        check=True, capture_output=True)
         os.environ["SOFTHSM2_CONF"] = str(state / "softhsm2.conf")
-        from tests.e2e.agent_harness import AgentProcess, big_pdf, provision_key
-        from tests.pki import make_ca
+        from scripts.processes import AgentProcess
+        from scripts.provision import big_pdf, provision_key
 
         agent = AgentProcess(state / "agent", agent_settings=f"max_document_bytes = {(size_mb + 16) * MiB}").start()
         stub = agent.stub()
-        key = provision_key(stub, LABEL, PIN, make_ca())
+        key = provision_key(stub, LABEL, PIN, BenchCA(state / "ca"))
         src = big_pdf(state / "big.pdf", size_mb * MiB)
         assert agent.proc is not None  # started above
         agent_pid = agent.proc.pid

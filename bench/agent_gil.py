@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .agent_sign import LABEL, PIN, SO_PIN, stream_rate
-from .common import Report
+from .common import BenchCA, Report
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = float(os.environ.get("BENCH_SECONDS", "2.0"))
@@ -29,37 +29,37 @@ def main() -> None:
                        check=True, capture_output=True)
         os.environ["SOFTHSM2_CONF"] = str(state / "softhsm2.conf")
         from formats.samplepdf import make_contract_pdf
+        from scripts.processes import AgentProcess
+        from scripts.provision import digest_policy, provision_key, sign_pdf_call
         from signet.v1 import agent_pb2
-        from tests.e2e.agent_harness import AgentProcess, provision_key, sign_pdf_call
-        from tests.pki import make_ca
 
         pdf = state / "contract.pdf"
         make_contract_pdf(pdf, "Benchmark contract", ["Alice Example", "Bob Example"], pages=3)
         report = Report("agent_gil")
-        ca = make_ca()
+        ca = BenchCA(state / "ca")
         keys: dict[str, str] = {}
         for workers in (2, 0):
             agent = AgentProcess(state / f"agent-{workers}", agent_settings=f"pdf_workers = {workers}",
-                                 extra_toml="[unlock]\nmax_signatures = 100000000\n").start()
+                                 extra_toml=digest_policy("rsa") + "[unlock]\nmax_signatures = 100000000\n").start()
             try:
                 stub = agent.stub()
                 if not keys:
                     keys["rsa"] = provision_key(stub, LABEL, PIN, ca, algorithm="rsa-2048", key_label="rsa").key_id
                     keys["p256"] = provision_key(stub, LABEL, PIN, ca, key_label="p256").key_id
-                stub.Unlock(agent_pb2.UnlockRequest(token=agent_pb2.TokenSelector(label=LABEL), pin=PIN))
-                alone = stream_rate(stub, keys["rsa"], 1, SECONDS)
+                grant = stub.Unlock(agent_pb2.UnlockRequest(token=agent_pb2.TokenSelector(label=LABEL), pin=PIN)).grant
+                alone = stream_rate(stub, keys["rsa"], 1, SECONDS, grant=grant)
                 stop = threading.Event()
                 docs = [0]
 
-                def pdf_client(stub: Any, stop: threading.Event, docs: list[int]) -> None:
+                def pdf_client(stub: Any, stop: threading.Event, docs: list[int], grant: str) -> None:
                     while not stop.is_set():
-                        sign_pdf_call(stub, pdf, LABEL, keys["p256"])
+                        sign_pdf_call(stub, pdf, LABEL, keys["p256"], grant=grant)
                         docs[0] += 1
 
-                ts = [threading.Thread(target=pdf_client, args=(stub, stop, docs)) for _ in range(2)]
+                ts = [threading.Thread(target=pdf_client, args=(stub, stop, docs, grant)) for _ in range(2)]
                 for t in ts:
                     t.start()
-                busy = stream_rate(stub, keys["rsa"], 1, SECONDS)
+                busy = stream_rate(stub, keys["rsa"], 1, SECONDS, grant=grant)
                 stop.set()
                 for t in ts:
                     t.join()

@@ -37,7 +37,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .common import Report, alternate, latencies, rate
+from .common import BenchCA, Report, alternate, latencies, rate
 
 ROOT = Path(__file__).resolve().parent.parent
 PIN, SO_PIN, LABEL = "1234", "12345678", "bench-agent"
@@ -57,8 +57,8 @@ def stream_rate(stub: Any, key_id: str, streams: int, seconds: float, batch: int
                 grant: str | None = None) -> float:
     """Signatures/s over ``streams`` concurrent SignDigestStream calls with bounded batches in flight
     (presenting the unlock ``grant`` handle when given)."""
+    from scripts.provision import with_grant
     from signet.v1 import agent_pb2
-    from tests.e2e.agent_harness import with_grant
 
     digests = [hashlib.sha256(b"%d" % i).digest() for i in range(batch)]
     counts = [0] * streams
@@ -118,16 +118,16 @@ def main() -> None:
         from formats.samplepdf import make_contract_pdf
         from hsm import Hsm
         from hsm.tokens import find_raw_token
+        from scripts.processes import AgentProcess
+        from scripts.provision import digest_policy, provision_key, sign_pdf_call, with_grant
         from signet.v1 import agent_pb2
-        from tests.e2e.agent_harness import AgentProcess, digest_policy, provision_key, sign_pdf_call, with_grant
-        from tests.pki import make_ca
 
         # raw digests only for keys a policy rule allows them; one grant (below) for the whole run
         policy = digest_policy("bench-rsa") + digest_policy("bench-p256")
         agent = AgentProcess(state / "agent", agent_settings="pdf_workers = 2",
                              extra_toml=policy + "[unlock]\nmax_signatures = 100000000\nmax_seconds = 3600\n").start()
         stub = agent.stub()
-        ca = make_ca()
+        ca = BenchCA(state / "ca")
         keys = {"rsa2048": provision_key(stub, LABEL, PIN, ca, algorithm="rsa-2048", key_label="bench-rsa"),
                 "p256": provision_key(stub, LABEL, PIN, ca, algorithm="p256", key_label="bench-p256")}
         grant = stub.Unlock(agent_pb2.UnlockRequest(token=agent_pb2.TokenSelector(label=LABEL), pin=PIN)).grant

@@ -133,3 +133,19 @@ class Report:
                                     "rounds": [round(x, 3) for x in m.samples],
                                     "load": [self.load_start, load_end],
                                     "pid": os.getpid(), "time": time.time()}) + "\n")
+
+
+class BenchCA:
+    """A throwaway CA (scripts.demo_ca) for the keys a benchmark certifies through the agent's API."""
+
+    def __init__(self, directory: Path) -> None:
+        from scripts.demo_ca import DemoCA
+
+        self._ca = DemoCA(directory, "Signet Benchmark Root CA")
+
+    @property
+    def root_der(self) -> bytes:
+        return self._ca.root_der
+
+    def issue_from_csr(self, csr_der: bytes) -> bytes:
+        return self._ca.issue(csr_der)
