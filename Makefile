@@ -7,7 +7,7 @@ DEB_PACKAGES := softhsm2 opensc poppler-utils qpdf libnss3-tools gcc libc6-dev
 # one command per package, to tell whether it is installed (gcc builds the fault-injecting PKCS#11 shim of the tests)
 DEB_COMMANDS := softhsm2-util pkcs11-tool pdfsig qpdf certutil gcc
 
-.PHONY: all setup sysdeps venv lock demo test test-fast bench proto proto-check lint clean
+.PHONY: all setup sysdeps venv lock demo test test-fast bench soak proto proto-check lint clean fuzz
 
 all: test
 
@@ -60,6 +60,16 @@ test-fast: setup
 
 bench: setup
 	$(VPY) -m bench.run_all
+
+# Long fuzzing (tests/fuzz): every target for FUZZ_RUNS executions (default 1,000,000) or FUZZ_SECONDS each,
+# FUZZ_JOBS at once; prints executions, coverage and findings (inputs saved in tests/fuzz/findings/).
+fuzz: setup
+	$(VPY) -m tests.fuzz.driver $(FUZZ_TARGETS)
+
+# Crash soak: 50 rounds of kill -9 of the agent and of the server under mixed load; every acknowledged operation
+# must survive (tests/soak/soak.py; `make test` runs 3 rounds).
+soak: setup
+	$(VPY) -m tests.soak.soak --rounds 50
 
 proto: venv
 	bash scripts/gen_proto.sh

@@ -1,216 +1,232 @@
 """`make demo`, agent stage: the stage-1 token behind a running ``signet-agent``, driven only with the ``signet`` CLI.
 
-Steps (added to ``scripts.demo.STEPS`` right after stage 1): write an agent configuration in
-``demo-state/agent/`` (socket ``run/agent.sock``, journal and counters next to it, a policy that lets the local
-caller use the demo key), start ``signet-agent`` and wait for its gRPC health check, then run ``signet tokens``,
+Steps (added to ``scripts.demo.STEPS`` right after stage 1): an agent in ``demo-state/agent/`` (a
+:class:`scripts.processes.AgentProcess`: socket ``run/agent.sock``, journal and counters in ``state/``, a policy
+that lets the local caller use the demo key), started and asked for its gRPC health; then ``signet tokens``,
 ``signet unlock`` (PIN from an environment variable), ``signet keys``, ``signet sign`` of the contract (PAdES) and
 of a text annex (detached CAdES), ``signet verify`` of both against the demo root, an independent check with
-``pdfsig`` and ``openssl cms -verify``, and finally SIGTERM: exit code 0 and the socket removed.  Once the agent
-runs, a failing step still stops it (``_stops_agent_on_failure``) before the demo reports the failure.
+``pdfsig`` and ``openssl cms -verify``, and finally ``signet lock`` and SIGTERM: exit code 0 and the socket removed.
+Every ``signet`` call whose answer the demo uses runs with ``--json`` and is read with :func:`json.loads`; what the
+human sees is a short account made from that answer.  What the stage established goes to ``d.facts["agent"]``.
+
+The first part of this module holds what the stages share (``scripts.demo`` imports it from here): printing,
+the secrets registry that keeps PINs and one-time codes out of the output and the facts, running ``signet`` and
+the independent tools.
 """
 
 from __future__ import annotations
 
-import atexit
-import functools
+import json
 import os
+import re
 import shlex
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-ROOT = Path(__file__).resolve().parent.parent
-STATE = Path(os.environ.get("SIGNET_DEMO_STATE") or ROOT / "demo-state").absolute()
-AGENT = STATE / "agent"
+from scripts import processes
+from scripts.processes import AgentProcess
+
+if TYPE_CHECKING:
+    from scripts.demo import Demo
+
+ROOT = processes.ROOT
+STATE = Path(os.environ.get("SIGNET_DEMO_STATE") or ROOT / "demo-state").absolute()  # tests use their own
 OUT = STATE / "out"
-TOKEN_LABEL = "signet-demo"  # noqa: S105 - the stage-1 token (scripts.demo.TOKEN_LABEL)
+TOKEN_LABEL = "signet-demo"  # noqa: S105 - a token label, not a PIN (the stage-1 token)
 PIN_ENV = "SIGNET_DEMO_PIN"  # the unlock reads the PIN from here; it is never printed or put on a command line
-START_TIMEOUT = 30.0
 CLI_TIMEOUT = 60.0
 SHOW_LINES = 12
 
 
-class AgentDemoFailed(Exception):
-    pass
+# -- shared by the stages ----------------------------------------------------------------------------------------
+class DemoFailed(Exception):
+    """A step did not establish what it set out to; the message says what was seen instead."""
 
 
-@dataclass
-class AgentDemo:
-    """The running agent and the files of this stage."""
+class Secrets:
+    """Every PIN, SO PIN and one-time code the demo handles, so that none is ever printed or written to the facts.
 
-    config: Path = AGENT / "agent.toml"
-    socket: Path = AGENT / "run" / "agent.sock"
-    log: Path = AGENT / "agent.log"
-    annex: Path = STATE / "in" / "annex.txt"
-    signed_pdf: Path = OUT / "contract-signed-agent.pdf"
-    signed_annex: Path = OUT / "annex.txt.p7s"
-    proc: subprocess.Popen[bytes] | None = None
-    # copied from the stage-1 Demo; only ever handed to `signet unlock` through PIN_ENV
-    pin: str = field(default="", repr=False)
-    stopped: bool = False
-    started_at: float = 0.0
+    Short numeric secrets (6-digit PINs and codes) count as present only as a whole word: a code that happens to
+    occur inside a 32-digit hex serial has not leaked.
+    """
+
+    def __init__(self) -> None:
+        self._items: list[tuple[str, str]] = []  # (what, value)
+
+    def add(self, what: str, value: str) -> str:
+        """Register ``value`` (described as ``what``, e.g. "Alice's PIN") and return it."""
+        if value:
+            self._items.append((what, value))
+        return value
+
+    def found_in(self, text: str) -> list[str]:
+        """The descriptions of the registered secrets that occur in ``text``."""
+        return [what for what, value in self._items if _occurs(value, text)]
+
+    def redact(self, text: str) -> str:
+        for what, value in self._items:
+            if _occurs(value, text):
+                text = text.replace(value, f"[{what} withheld]")
+        return text
+
+    def as_json(self) -> bytes:
+        return json.dumps([{"what": w, "value": v} for w, v in self._items], indent=2, ensure_ascii=False).encode()
 
 
-A = AgentDemo()
+def _occurs(value: str, text: str) -> bool:
+    if len(value) >= 10:
+        return value in text
+    return re.search(rf"(?<![0-9A-Za-z]){re.escape(value)}(?![0-9A-Za-z])", text) is not None
+
+
+SECRETS = Secrets()
 
 
 def say(msg: str) -> None:
+    """Print one line of the human account; refuses (DemoFailed) a line that holds a registered secret."""
+    leaked = SECRETS.found_in(msg)
+    if leaked:
+        raise DemoFailed(f"refusing to print a line that holds {', '.join(leaked)}")
     print(f"       {msg}", flush=True)
 
 
-def rel(p: Path) -> str:
-    """``p`` relative to the repository when it is inside it (how the commands are shown), else absolute."""
-    try:
-        return str(p.relative_to(ROOT))
-    except ValueError:
-        return str(p)
+def rel(p: Path | str) -> str:
+    """``p`` relative to the repository when inside it (how paths are shown and passed to tools run there)."""
+    path = Path(p)
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def _signet() -> list[str]:
-    script = Path(sys.executable).parent / "signet"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "agent.cli"]
+def show_output(text: str, limit: int = SHOW_LINES) -> None:
+    lines = text.splitlines()
+    for line in lines[:limit]:
+        say("  " + line.expandtabs(2))
+    if len(lines) > limit:
+        say(f"  ... ({len(lines) - limit} more lines)")
 
 
-def _env(pin: str | None = None, secrets: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of an agent or CLI process: ``pin`` in PIN_ENV and ``secrets`` (name -> value) added,
-    no inherited PIN variables.  The only way PINs and one-time codes reach a process: never argv, never printed."""
-    extra = {**({PIN_ENV: pin} if pin is not None else {}), **(secrets or {})}
-    env = {k: v for k, v in os.environ.items() if k not in ("SIGNET_PIN", PIN_ENV, *extra)}
-    # `signet unlock` keeps the grant handle here, `signet sign` presents it (like ssh-agent's socket variable)
-    return {**env, "SIGNET_GRANT_DIR": str(AGENT / "grants"), **extra}
+def _cli_env(agent: AgentProcess, secrets: dict[str, str] | None) -> dict[str, str]:
+    # `signet unlock` keeps the grant handle here and `signet sign` presents it (like ssh-agent's socket variable);
+    # PINs and codes reach the CLI only as named environment variables (``secrets``), never argv
+    return {"SIGNET_GRANT_DIR": str(agent.dir / "grants"), **(secrets or {})}
 
 
-def _show(cmd: list[str], p: subprocess.CompletedProcess[str]) -> None:
-    say("$ " + shlex.join(cmd))
-    lines = (p.stdout + p.stderr).splitlines()
-    for line in lines[:SHOW_LINES]:
-        say("  " + line)
-    if len(lines) > SHOW_LINES:
-        say(f"  ... ({len(lines) - SHOW_LINES} more lines)")
-
-
-def signet(*args: str, pin: str | None = None, expect: int = 0, agent: AgentDemo = A,
-           secrets: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``signet --socket SOCK ARGS`` against ``agent`` from the repository, show it (shortened), and check its
-    exit code.  ``pin`` goes to PIN_ENV, ``secrets`` (name -> value) to their variables: environment only."""
-    cmd = ["signet", "--socket", rel(agent.socket), *args]
-    p = subprocess.run([*_signet(), *cmd[1:]], capture_output=True, text=True, cwd=ROOT, env=_env(pin, secrets),
-                       timeout=CLI_TIMEOUT)
-    _show(cmd, p)
+def signet_json(agent: AgentProcess, *args: str, secrets: dict[str, str] | None = None, expect: int = 0) -> Any:
+    """``signet --socket SOCK --json ARGS`` against ``agent``: shows the command, checks the exit code and returns
+    the parsed JSON answer.  ``secrets`` (variable -> value) are added to the CLI's environment only."""
+    shown = ["signet", "--socket", rel(agent.socket), "--json", *args]
+    say("$ " + shlex.join(shown))
+    p = processes.signet(agent, "--json", *args, env=_cli_env(agent, secrets), timeout=CLI_TIMEOUT)
     if p.returncode != expect:
-        raise AgentDemoFailed(f"`{shlex.join(cmd)}` exited with {p.returncode} (expected {expect})")
-    return p
+        why = (p.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise DemoFailed(f"`{shlex.join(shown)}` exited with {p.returncode} (expected {expect}): {why}")
+    try:
+        return json.loads(p.stdout)
+    except json.JSONDecodeError as e:
+        raise DemoFailed(f"`{shlex.join(shown)}` did not print JSON ({e})") from None
 
 
-def _tool(*cmd: str) -> subprocess.CompletedProcess[str]:
+def signet_shown(agent: AgentProcess, *args: str, secrets: dict[str, str] | None = None) -> None:
+    """A ``signet`` command whose answer the demo does not read (it establishes the result another way): shown
+    with its output, exit code checked."""
+    shown = ["signet", "--socket", rel(agent.socket), *args]
+    say("$ " + shlex.join(shown))
+    p = processes.signet(agent, *args, env=_cli_env(agent, secrets), timeout=CLI_TIMEOUT)
+    show_output(p.stdout + p.stderr)
+    if p.returncode != 0:
+        raise DemoFailed(f"`{shlex.join(shown)}` exited with {p.returncode}")
+
+
+def tool(*cmd: str) -> subprocess.CompletedProcess[str]:
+    """An independent tool (pdfsig, openssl) run from the repository, shown with its output (shortened)."""
+    say("$ " + shlex.join(cmd))
     p = subprocess.run(list(cmd), capture_output=True, text=True, cwd=ROOT, timeout=CLI_TIMEOUT)
-    _show(list(cmd), p)
+    show_output(p.stdout + p.stderr)
     return p
 
 
-# -- agent process -----------------------------------------------------------------------------------------------
-def _health(agent: AgentDemo = A) -> str:
-    """The agent's grpc.health.v1 status over its socket ("" while it does not answer)."""
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    from agent.client import Target, channel
-
-    with channel(Target(socket=agent.socket)) as ch:
-        try:
-            r = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
-        except grpc.RpcError:
-            return ""
-        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(r.status))
+PDFSIG_VERDICT = {"signature_valid": "Signature is Valid.", "total_document_signed": "Total document signed",
+                  "certificate_trusted": "Certificate is Trusted."}
 
 
-def stop_agent(reason: str, agent: AgentDemo = A) -> int:
-    """SIGTERM the agent and wait for it; returns its exit code (killed after 30 s, then -9)."""
-    proc = agent.proc
-    if proc is None or agent.stopped:
-        return 0
-    agent.stopped = True
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            say(f"agent did not stop within 30 s after SIGTERM ({reason}); killing it")
-            proc.kill()
-            proc.wait()
-    return int(proc.returncode)
+def pdfsig(nssdb: Path, pdf: Path) -> dict[str, bool]:
+    """``pdfsig`` against ``nssdb``: its verdict as booleans (it exits 0 even for a broken signature, so the
+    verdict is read from its report); DemoFailed unless all hold."""
+    p = tool("pdfsig", "-nssdir", f"sql:{rel(nssdb)}", rel(pdf))
+    verdict = {k: p.returncode == 0 and line in p.stdout for k, line in PDFSIG_VERDICT.items()}
+    missing = [PDFSIG_VERDICT[k] for k, ok in verdict.items() if not ok]
+    if missing:
+        raise DemoFailed(f"pdfsig did not report: {', '.join(missing)}")
+    say("pdfsig verdict: signature valid, total document signed, certificate trusted")
+    return verdict
 
 
-def _kill_at_exit(agent: AgentDemo = A) -> None:
-    if agent.proc is not None and agent.proc.poll() is None:
-        agent.proc.kill()
+def journal_facts(agent: AgentProcess) -> list[dict[str, Any]]:
+    """The agent's journal as (operation, outcome) records, oldest first; shown on one line."""
+    events = [{"operation": e["operation"], "outcome": e["outcome"]} for e in agent.journal()]
+    say(f"journal {rel(agent.state / 'journal.db')}: {len(events)} records: "
+        + " ".join(f"{e['operation']}({e['outcome']})" for e in events))
+    return events
 
 
-def start_agent(agent: AgentDemo) -> tuple[str, float]:
-    """Start ``signet-agent --config agent.config`` (log in agent.log) and wait until its health check says SERVING;
-    returns that status and the seconds it took."""
-    agent.log.unlink(missing_ok=True)
-    with open(agent.log, "wb") as log:
-        agent.proc = subprocess.Popen([sys.executable, "-m", "agent.main", "--config", str(agent.config)], cwd=ROOT,
-                                      stdout=log, stderr=subprocess.STDOUT, env={**_env(), "PYTHONUNBUFFERED": "1"})
-    agent.stopped = False
-    atexit.register(_kill_at_exit, agent)
+def start_agent(d: Demo, agent: AgentProcess) -> dict[str, Any]:
+    """Start ``agent`` (stopped again by ``scripts.demo.main`` if a later step fails), ask its health; the facts."""
+    d.running.append(agent)
+    agent.start()
+    assert agent.proc is not None
+    status = agent.health()
+    mode = agent.socket.stat().st_mode & 0o777
+    say(f"$ signet-agent --config {rel(agent.config)}   (pid {agent.proc.pid}, log {rel(agent.log_path)})")
+    say(f"ready after {agent.started_in:.1f} s; grpc.health.v1 Check: {status}; socket {rel(agent.socket)} "
+        f"mode {mode:04o}")
+    if status != "SERVING":
+        raise DemoFailed(f"the agent's health check answered {status or 'nothing'}, not SERVING")
+    return {"config": str(agent.config), "socket": str(agent.socket), "socket_mode": f"{mode:04o}",
+            "health": status, "ready_seconds": round(agent.started_in, 2)}
+
+
+def stop_agent(d: Demo, agent: AgentProcess, pins: list[str]) -> dict[str, Any]:
+    """SIGTERM ``agent`` and wait; DemoFailed unless it exits 0, removes its socket and never logged a PIN."""
+    assert agent.proc is not None
+    pid = agent.proc.pid
     t0 = time.perf_counter()
-    status = ""
-    while status != "SERVING":
-        if agent.proc.poll() is not None:
-            tail = agent.log.read_text(errors="replace").splitlines()[-5:]
-            raise AgentDemoFailed(f"signet-agent exited with {agent.proc.returncode}: {' | '.join(tail)}")
-        if time.perf_counter() - t0 > START_TIMEOUT:
-            raise AgentDemoFailed(f"signet-agent not healthy after {START_TIMEOUT:.0f} s; see {rel(agent.log)}")
-        time.sleep(0.05)
-        status = _health(agent) if agent.socket.exists() else ""
-    return status, time.perf_counter() - t0
+    rc = agent.stop()
+    d.running.remove(agent)
+    removed = not agent.socket.exists()
+    log = agent.log()
+    pin_logged = any(_occurs(pin, log) for pin in pins)
+    say(f"SIGTERM -> pid {pid} exited with {rc} after {time.perf_counter() - t0:.1f} s; "
+        f"socket {'removed' if removed else 'still there'}; PIN in its log: {'YES' if pin_logged else 'no'}")
+    if rc != 0:
+        raise DemoFailed(f"signet-agent exited with {rc}; see {rel(agent.log_path)}")
+    if not removed:
+        raise DemoFailed(f"signet-agent left its socket {rel(agent.socket)} behind")
+    if pin_logged:
+        raise DemoFailed(f"a PIN appears in {rel(agent.log_path)}")
+    return {"exit_code": rc, "socket_removed": removed, "pin_in_log": pin_logged}
 
 
-Step = Callable[[Any], None]
+def verify_account(answer: dict[str, Any]) -> None:
+    """The human verdict made from a ``signet --json verify`` answer."""
+    say(f"  {'VALID' if answer.get('valid') else 'NOT VALID'} (document sha256 "
+        f"{str(answer.get('document_sha256', ''))[:16]}...)")
+    for sig in answer.get("signatures", []):
+        checks = ", ".join(f"{k}={sig.get(k)}" for k in ("intact", "trusted", "coverage", "modification_level")
+                           if sig.get(k) not in (None, ""))
+        say(f"  {sig.get('field_name') or 'signature'} by {sig.get('signer_subject')}: "
+            f"{'valid' if sig.get('valid') else 'NOT valid'}; {checks}")
+        for line in [*sig.get("problems", []), *sig.get("warnings", [])]:
+            say(f"    note: {line}")
+    for line in [*answer.get("problems", []), *answer.get("warnings", [])]:
+        say(f"  note: {line}")
 
 
-def stops_agent_on_failure(agent: AgentDemo) -> Callable[[Step], Step]:
-    """Once ``agent`` runs, a step that fails stops it (SIGTERM, wait) before the failure is reported."""
-
-    def wrap(fn: Step) -> Step:
-        @functools.wraps(fn)
-        def run(d: Any) -> None:
-            try:
-                fn(d)
-            except BaseException:
-                rc = stop_agent("a step failed", agent)
-                if agent.proc is not None:
-                    say(f"agent stopped after the failure (exit {rc}); its log: {rel(agent.log)}")
-                raise
-
-        return run
-
-    return wrap
-
-
-_stops_agent_on_failure = stops_agent_on_failure(A)
-
-
-# -- steps ---------------------------------------------------------------------------------------------------------
-def step_agent_config(d: Any) -> None:
-    A.started_at = time.perf_counter()
-    (AGENT / "run").mkdir(parents=True, exist_ok=True, mode=0o700)
-    A.pin = d.pin
-    A.config.write_text(f"""# signet-agent configuration for `make demo` (paths relative to this file)
-[agent]
-socket = "run/agent.sock"
-state_dir = "."
-log_level = "INFO"
-pdf_workers = 1
-
-[unlock]
+# -- the agent stage -------------------------------------------------------------------------------------------
+AGENT_DIR = STATE / "agent"
+POLICY = """[unlock]
 max_seconds = 120
 max_signatures = 10
 allow_per_call_pin = false
@@ -220,97 +236,132 @@ default_callers = []
 admin_callers = ["local"]
 
 [[policy.key]]
-key_id = "{d.key_id}"
+key_id = "{key_id}"
 callers = ["local"]
 usage_limit = 100
-""")
+"""
+
+
+@dataclass
+class AgentStage:
+    """The running agent and the files of this stage."""
+
+    agent: AgentProcess | None = None
+    annex: Path = STATE / "in" / "annex.txt"
+    signed_pdf: Path = OUT / "contract-signed-agent.pdf"
+    signed_annex: Path = OUT / "annex.txt.p7s"
+    started_at: float = 0.0
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def running(self) -> AgentProcess:
+        if self.agent is None:
+            raise DemoFailed("the agent is not running")
+        return self.agent
+
+
+A = AgentStage()
+
+
+def step_agent_config(d: Demo) -> None:
+    A.started_at = time.perf_counter()
+    A.facts = d.facts.setdefault("agent", {})
+    A.agent = AgentProcess(AGENT_DIR, POLICY.format(key_id=d.key_id), agent_settings='log_level = "INFO"\n'
+                                                                                     "pdf_workers = 1")
     A.annex.write_text("Annex A to the Equipment Lease Agreement\n\n"
                        "1. Leased equipment: 3 x CNC milling machine, model SL-500.\n"
                        "2. Monthly rent: CNY 12,000 per machine, due on the 5th of each month.\n")
-    say(f"{rel(A.config)}: socket {rel(A.socket)}, journal and usage counters in {rel(AGENT)}/")
+    say(f"{rel(A.agent.config)}: socket {rel(A.agent.socket)}, journal and usage counters in "
+        f"{rel(A.agent.state)}/")
     say(f"policy: only the local caller (Unix socket, 0600) may use key {d.key_id[:16]}..., at most 100 "
         "signatures; unlock at most 120 s / 10 signatures; no per-call PINs")
 
 
-@_stops_agent_on_failure
-def step_agent_start(d: Any) -> None:
-    status, took = start_agent(A)
-    assert A.proc is not None
-    mode = A.socket.stat().st_mode & 0o777
-    say(f"$ signet-agent --config {rel(A.config)}   (pid {A.proc.pid}, log {rel(A.log)})")
-    say(f"grpc.health.v1 Check: {status} after {took:.1f} s; socket mode {mode:04o}")
+def step_agent_start(d: Demo) -> None:
+    A.facts.update(start_agent(d, A.running))
 
 
-@_stops_agent_on_failure
-def step_agent_unlock(d: Any) -> None:
-    p = signet("tokens")
-    if TOKEN_LABEL not in p.stdout:
-        raise AgentDemoFailed(f"`signet tokens` does not list {TOKEN_LABEL!r}")
-    signet("unlock", "--token", TOKEN_LABEL, "--pin-env", PIN_ENV, "--ttl", "120", "--max-signatures", "4",
-           pin=A.pin)
-    p = signet("keys", "--token", TOKEN_LABEL)
-    if d.key_id not in p.stdout:
-        raise AgentDemoFailed(f"`signet keys` does not list the demo key {d.key_id}")
+def step_agent_unlock(d: Demo) -> None:
+    agent = A.running
+    tokens = signet_json(agent, "tokens").get("tokens", [])
+    for t in tokens:
+        say(f"  {t['label']}  serial {t['serial']}  {t['manufacturer']} {t['model']}")
+    A.facts["tokens"] = [t["label"] for t in tokens]
+    if TOKEN_LABEL not in A.facts["tokens"]:
+        raise DemoFailed(f"`signet tokens` does not list {TOKEN_LABEL!r}")
+    unlock = signet_json(agent, "unlock", "--token", TOKEN_LABEL, "--pin-env", PIN_ENV, "--ttl", "120",
+                         "--max-signatures", "4", secrets={PIN_ENV: d.pin})
+    expires = time.strftime("%H:%M:%S", time.localtime(int(unlock["expires_at"])))
+    say(f"  token {unlock['token_serial']} unlocked until {expires} for {unlock['signatures_left']} signature(s); "
+        "the grant handle is kept in the grant directory, never printed")
+    A.facts["unlock"] = unlock
+    keys = signet_json(agent, "keys", "--token", TOKEN_LABEL).get("keys", [])
+    for k in keys:
+        say(f"  {k['key_id']}  {k['label']}  {k.get('certificate_subject') or '(no certificate)'}")
+    A.facts["keys"] = [k["key_id"] for k in keys]
+    if d.key_id not in A.facts["keys"]:
+        raise DemoFailed(f"`signet keys` does not list the demo key {d.key_id}")
 
 
-@_stops_agent_on_failure
-def step_agent_sign(d: Any) -> None:
+def _sign_account(answer: dict[str, Any]) -> None:
+    say(f"  -> {rel(answer['output'])} ({answer['format']}, field {answer.get('field_name') or '-'}, "
+        f"{answer['output_size']} bytes, sha256 {answer['output_sha256'][:16]}...)")
+
+
+def step_agent_sign(d: Demo) -> None:
+    agent = A.running
     key = ["--token", TOKEN_LABEL, "--key", d.key_id]
     t0 = time.perf_counter()
-    signet("sign", rel(d.contract), "-o", rel(A.signed_pdf), *key, "--reason", "I agree to the terms of this contract",
-           "--location", "Beijing", "--visible", "1,320,520,560,580")
-    signet("sign", rel(A.annex), "-o", rel(A.signed_annex), *key)
+    contract = signet_json(agent, "sign", rel(d.contract), "-o", rel(A.signed_pdf), *key, "--reason",
+                           "I agree to the terms of this contract", "--location", "Beijing", "--visible",
+                           "1,320,520,560,580")
+    _sign_account(contract)
+    annex = signet_json(agent, "sign", rel(A.annex), "-o", rel(A.signed_annex), *key)
+    _sign_account(annex)
+    A.facts["sign"] = {"contract": contract, "annex": annex}
+    for what, answer, path in (("contract", contract, A.signed_pdf), ("annex", annex, A.signed_annex)):
+        if Path(ROOT / answer["output"]).resolve() != path.resolve() or not path.stat().st_size:
+            raise DemoFailed(f"`signet sign` of the {what} did not write {rel(path)}")
     say(f"both signed through the agent in {time.perf_counter() - t0:.1f} s (PIN given once, at unlock)")
 
 
-@_stops_agent_on_failure
-def step_agent_verify(d: Any) -> None:
+def step_agent_verify(d: Demo) -> None:
+    agent = A.running
     root = rel(d.ca.root_pem_path)
+    A.facts["verify"] = {}
     # the demo CA publishes no CRL or OCSP: --offline, and the verdict says revocation was not checked
-    for args in ([rel(A.signed_pdf)], [rel(A.annex), "--sig", rel(A.signed_annex)]):
-        p = signet("verify", "--offline", *args, "--trust", root)
-        if not p.stdout.startswith("VALID:") or "trusted=True" not in p.stdout:
-            raise AgentDemoFailed(f"`signet verify {args[0]}` did not report a valid, trusted signature")
+    for what, args in (("contract", [rel(A.signed_pdf)]), ("annex", [rel(A.annex), "--sig", rel(A.signed_annex)])):
+        answer = signet_json(agent, "verify", "--offline", *args, "--trust", root)
+        verify_account(answer)
+        A.facts["verify"][what] = answer
+        sigs = answer.get("signatures", [])
+        if not answer.get("valid") or not sigs or not all(s.get("trusted") for s in sigs):
+            raise DemoFailed(f"`signet verify` of the {what} did not report a valid, trusted signature")
 
 
-@_stops_agent_on_failure
-def step_agent_independent(d: Any) -> None:
-    p = _tool("pdfsig", "-nssdir", f"sql:{rel(d.nssdb)}", rel(A.signed_pdf))
-    need = ["Signature is Valid.", "Total document signed", "Certificate is Trusted."]
-    missing = [n for n in need if n not in p.stdout]  # pdfsig exits 0 even for a broken signature
-    if missing:
-        raise AgentDemoFailed(f"pdfsig did not report: {', '.join(missing)}")
-    say("pdfsig verdict: signature valid, total document signed, certificate trusted")
-    p = _tool("openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", rel(A.signed_annex), "-content",
-              rel(A.annex), "-CAfile", rel(d.ca.root_pem_path), "-out", os.devnull)
-    if p.returncode != 0 or "Verification successful" not in p.stderr:
-        raise AgentDemoFailed(f"openssl cms -verify failed (exit {p.returncode})")
+def step_agent_independent(d: Demo) -> None:
+    A.facts["pdfsig"] = pdfsig(d.nssdb, A.signed_pdf)
+    p = tool("openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", rel(A.signed_annex), "-content",
+             rel(A.annex), "-CAfile", rel(d.ca.root_pem_path), "-out", os.devnull)
+    ok = p.returncode == 0 and "Verification successful" in p.stderr
+    A.facts["openssl_cms_verify"] = {"ok": ok, "exit_code": p.returncode}
+    if not ok:
+        raise DemoFailed(f"openssl cms -verify failed (exit {p.returncode})")
     say("openssl verdict: CMS signature over the annex verified against the demo root")
 
 
-@_stops_agent_on_failure
-def step_agent_stop(d: Any) -> None:
-    signet("lock", "--token", TOKEN_LABEL)
-    assert A.proc is not None
-    pid = A.proc.pid
-    t0 = time.perf_counter()
-    rc = stop_agent("end of the agent stage")
-    say(f"SIGTERM -> pid {pid} exited with {rc} after {time.perf_counter() - t0:.1f} s; "
-        f"socket {'still there' if A.socket.exists() else 'removed'}")
-    if rc != 0:
-        raise AgentDemoFailed(f"signet-agent exited with {rc}; see {rel(A.log)}")
-    if A.socket.exists():
-        raise AgentDemoFailed(f"signet-agent left its socket {rel(A.socket)} behind")
-    if A.pin and A.pin in A.log.read_text(errors="replace"):
-        raise AgentDemoFailed(f"the PIN appears in {rel(A.log)}")
-    from agent.journal import read
-
-    events = read(AGENT / "journal.db")
-    ops = " ".join(f"{e['operation']}({e['outcome']})" for e in events)
-    say(f"journal {rel(AGENT / 'journal.db')}: {len(events)} records: {ops}")
-    say(f"agent stage: {time.perf_counter() - A.started_at:.1f} s")
+def step_agent_stop(d: Demo) -> None:
+    agent = A.running
+    lock = signet_json(agent, "lock", "--token", TOKEN_LABEL)
+    say("  locked" + (" (token logged out)" if lock.get("logged_out") else ""))
+    A.facts["lock"] = lock
+    A.facts.update(stop_agent(d, agent, [d.pin]))
+    A.facts["journal"] = journal_facts(agent)
+    A.facts["duration_seconds"] = round(time.perf_counter() - A.started_at, 2)
+    say(f"agent stage: {A.facts['duration_seconds']:.1f} s")
 
 
+Step = Callable[["Demo"], None]
 AGENT_STEPS: list[tuple[str, Step]] = [
     ("Agent configured: socket, journal and key policy in demo-state/agent", step_agent_config),
     ("Agent started", step_agent_start),

@@ -1,48 +1,61 @@
 """`make demo`, server stage: signet-server on its own SoftHSM token, Alice and Bob verified and enrolled.
 
-Steps (appended to ``scripts.demo.STEPS``): initialise the server in ``demo-state/server``, start it, create
-an organisation and an operator certificate, register Alice and Bob over mutual TLS, deliver their phone
-codes through the outbox and enter them, approve them, create Alice's and Bob's own SoftHSM tokens and start
-one ``signet-agent`` for them (``demo-state/server/agent/``), enrol a key on each token through that agent with
-``signet enroll`` (``--send-code``, the code read from the outbox, then ``--code-env``; PINs and codes only in
-environment variables), show their certificates as the agent holds them with the OCSP status from the running
-server, stop the agent (SIGTERM, exit 0; also when one of these steps fails) and then the server.
+Steps (appended to ``scripts.demo.STEPS``): initialise the server in ``demo-state/server`` (configuration from
+:func:`scripts.processes.write_server_config`), start it (:class:`scripts.processes.ServerProcess`, log in
+``server.log``), create an organisation and two operator certificates, register Alice and Bob over mutual TLS,
+deliver their phone codes through the outbox and enter them, approve them, create Alice's and Bob's own SoftHSM
+tokens and start one ``signet-agent`` for them (``demo-state/server/agent/``), enrol a key on each token through
+that agent with ``signet enroll`` (``--send-code``, the code read from the outbox, then ``--code-env``; PINs and
+codes only in environment variables), read back with ``signet --json keys`` what is on their tokens and check their
+certificates' OCSP status at the running server with ``openssl ocsp``, then stop the agent and the server (SIGTERM,
+exit 0).  What the stage established goes to ``d.facts["server"]``.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
-import os
 import re
 import secrets
-import signal
-import socket
 import subprocess
-import sys
-import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scripts.demo_agent import AgentDemo, AgentDemoFailed, rel, signet, start_agent, stop_agent, stops_agent_on_failure
+from scripts.demo_agent import (
+    SECRETS,
+    STATE,
+    DemoFailed,
+    Step,
+    journal_facts,
+    rel,
+    say,
+    show_output,
+    signet_json,
+    signet_shown,
+    start_agent,
+    stop_agent,
+    tool,
+)
+from scripts.processes import ROOT, AgentProcess, ServerEnv, ServerProcess, server_cli, write_server_config
 
-ROOT = Path(__file__).resolve().parent.parent
-STATE = Path(os.environ.get("SIGNET_DEMO_STATE") or ROOT / "demo-state").absolute()  # as scripts.demo
+if TYPE_CHECKING:
+    from scripts.demo import Demo
+
 SERVER = STATE / "server"
+SERVER_TOKEN = "signet-server"  # noqa: S105 - a token label
 PIN_ENV = "SIGNET_DEMO_SERVER_PIN"
 SIGNERS_AGENT = SERVER / "agent"  # the signet-agent holding Alice's and Bob's tokens
-SIGNER_PIN_ENV = "SIGNET_DEMO_SIGNER_PIN"  # `signet enroll --pin-env`: the PIN reaches the CLI only through here
+SIGNER_PIN_ENV = "SIGNET_DEMO_SIGNER_PIN"  # `signet enroll/keys --pin-env`: the PIN reaches the CLI only through here
 CODE_ENV = "SIGNET_DEMO_ENROLL_CODE"  # `signet enroll --code-env`: likewise the one-time code
 KEY_LABEL = "contract-signing"
-
-
-def say(msg: str) -> None:
-    print(f"       {msg}", flush=True)
-
-
-def _rel(p: Path) -> Path:
-    return p.relative_to(ROOT) if p.is_relative_to(ROOT) else p
+ORGANISATION = "Signet Leasing Ltd."
+SIGNERS_POLICY = """[policy]
+# the local caller may generate keys, have the token sign certificate requests and import certificates
+# (signet enroll); nobody may sign documents with these keys through this agent yet
+default_callers = []
+admin_callers = ["local"]
+"""
 
 
 def prc_id(area_birth_seq: str) -> str:
@@ -52,20 +65,6 @@ def prc_id(area_birth_seq: str) -> str:
     return area_birth_seq + mod11_2_check(area_birth_seq)
 
 
-@dataclass(frozen=True)
-class Enrolled:
-    """What `signet enroll` reported."""
-
-    key_id: str
-    key_label: str
-    serial: str
-    subject: str
-    tls_dir: Path
-
-
-ENROLLED = re.compile(r"^enrolled key (\S+) \((.*)\): certificate (\S+) for (.*); agent TLS files in (.+)$", re.M)
-
-
 @dataclass
 class Signer:
     name: str
@@ -73,9 +72,12 @@ class Signer:
     phone: str
     email: str
     token_label: str
-    pin: str = field(default_factory=lambda: f"{secrets.randbelow(10**6):06d}", repr=False)
+    pin: str = field(default="", repr=False)
     person_id: str = ""
-    result: Enrolled | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.pin = self.pin or SECRETS.add(f"{self.name.split()[0]}'s PIN", f"{secrets.randbelow(10**6):06d}")
 
     @property
     def tls_dir(self) -> Path:
@@ -83,10 +85,11 @@ class Signer:
 
 
 @dataclass
-class ServerDemo:
-    pin: str = field(default_factory=lambda: secrets.token_hex(6), repr=False)
-    ports: dict[str, int] = field(default_factory=dict)
-    proc: subprocess.Popen[str] | None = None
+class ServerStage:
+    pin: str = field(default_factory=lambda: SECRETS.add("the server token's PIN", secrets.token_hex(6)), repr=False)
+    env: ServerEnv | None = None
+    server: ServerProcess | None = None
+    agent: AgentProcess | None = None  # the signers' agent
     org: str = ""
     operator: Path = SERVER / "operator"
     reviewer: Path = SERVER / "reviewer"  # a second operator: four eyes, the one who approves
@@ -94,105 +97,79 @@ class ServerDemo:
         Signer("Alice Wang 王爱丽", "11010519491231002X", "+8613800138000", "alice@example.com", "alice-token"),
         Signer("Bob Li 李博", prc_id("11010519900307457"), "+8613900139000", "bob@example.com", "bob-token"),
     ])
+    started_at: float = 0.0
+    facts: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def config(self) -> Path:
-        return SERVER / "server.toml"
+    def running_env(self) -> ServerEnv:
+        if self.env is None:
+            raise DemoFailed("the server is not configured")
+        return self.env
 
-    def env(self) -> dict[str, str]:
-        import os
-
-        return {**os.environ, PIN_ENV: self.pin}
-
-
-S = ServerDemo()
-AG = AgentDemo(config=SIGNERS_AGENT / "agent.toml", socket=SIGNERS_AGENT / "run" / "agent.sock",
-               log=SIGNERS_AGENT / "agent.log")
-_with_agent = stops_agent_on_failure(AG)  # once it runs, a failing step stops the signers' agent first
+    @property
+    def signers_agent(self) -> AgentProcess:
+        if self.agent is None:
+            raise DemoFailed("the signers' agent is not running")
+        return self.agent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+S = ServerStage()
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    p = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, env=S.env(), cwd=ROOT,
-                       timeout=120)
+    p = server_cli(S.running_env, *args)
     if p.returncode != 0:
-        raise RuntimeError(f"{args[0]} {' '.join(args[1:3])} failed: {p.stderr.strip().splitlines()[-1:]}")
+        why = (p.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise DemoFailed(f"{args[0]} {' '.join(args[1:3])} exited with {p.returncode}: {why}")
     return p
 
 
 def _admin(*args: str) -> Any:
-    return json.loads(_run("server.admin", "--config", str(S.config), "--json", "--as", "demo-operator", *args).stdout)
+    """`signet-admin --json ARGS` as the demo operator: the parsed answer."""
+    return json.loads(_run("server.admin", "--config", str(S.running_env.config), "--json", "--as", "demo-operator",
+                           *args).stdout)
 
 
 def _new_token(label: str, pin: str) -> None:
     from hsm import module
 
     subprocess.run([str(ROOT / "softhsm-config" / "init-token.sh"), str(STATE / "softhsm"), label,
-                    secrets.token_hex(8), pin], check=True, capture_output=True)
+                    SECRETS.add(f"the SO PIN of {label!r}", secrets.token_hex(8)), pin], check=True,
+                   capture_output=True)
     module.load().reinitialize()  # SoftHSM shows new tokens only after C_Finalize/C_Initialize
 
 
-def step_server_init(d: Any) -> None:
+def _subject_of(pem_file: Path) -> str:
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificate(pem_file.read_bytes()).subject.rfc4514_string()
+
+
+def step_server_init(d: Demo) -> None:
+    S.started_at = time.perf_counter()
+    S.facts = d.facts.setdefault("server", {})
     SERVER.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _new_token("signet-server", S.pin)
-    S.ports = {"api": _free_port(), "enroll": _free_port(), "http": _free_port()}
-    S.config.write_text(f"""# signet-server configuration for `make demo`
-[server]
-state_dir = "state"
-organisation = "Signet Demo Platform"
-country = "CN"
-key_family = "ec"
-# demo: one-time codes are read from the outbox; production refuses that (codes must leave the server)
-mode = "demo"
-
-[hsm]
-token_label = "signet-server"
-pin_env = "{PIN_ENV}"
-
-[grpc]
-listen = "127.0.0.1:{S.ports['api']}"
-enroll_listen = "127.0.0.1:{S.ports['enroll']}"
-
-[http]
-listen = "127.0.0.1:{S.ports['http']}"
-
-[otp]
-# demo only: the phone code and the enrollment code go to the same phone within a minute
-min_interval_seconds = 0
-""")
-    out = _run("server.main", "init", "--config", str(S.config)).stdout
-    created = out.split("created:")[1].splitlines()[0].strip()
-    say(f"server token 'signet-server' + {_rel(S.config)}")
-    say(f"created: {created}")
+    _new_token(SERVER_TOKEN, S.pin)
+    S.env = write_server_config(SERVER, SERVER_TOKEN, S.pin, organisation="Signet Demo Platform", pin_env=PIN_ENV)
+    say(f"server token {SERVER_TOKEN!r} + {rel(S.env.config)} (demo mode: one-time codes are read from the outbox)")
+    cmd = ["signet-server", "init", "--config", rel(S.env.config)]
+    say("$ " + " ".join(cmd))
+    show_output(_run("server.main", "init", "--config", str(S.env.config)).stdout, limit=6)
+    S.facts.update(config=str(S.env.config),
+                   ports={"api": S.env.api_port, "enroll": S.env.enroll_port, "http": S.env.http_port},
+                   signing_root=_subject_of(S.env.signing_root), tls_root=_subject_of(S.env.ca_pem))
+    say(f"signing root: {S.facts['signing_root']}; TLS root: {S.facts['tls_root']}")
 
 
-def _pump(stream: Any, sink: list[str]) -> None:
-    for line in stream:
-        sink.append(line)
-
-
-def step_server_start(d: Any) -> None:
-    S.proc = subprocess.Popen([sys.executable, "-m", "server.main", "run", "--config", str(S.config)],
-                              stdout=subprocess.PIPE, stderr=open(SERVER / "server.log", "w"), text=True,
-                              env=S.env(), cwd=ROOT)
-    atexit.register(_kill)
-    assert S.proc.stdout is not None
-    line = S.proc.stdout.readline()
-    if not line.startswith("signet-server ready"):
-        raise RuntimeError(f"signet-server did not start; see {SERVER / 'server.log'}")
-    threading.Thread(target=_pump, args=(S.proc.stdout, []), daemon=True).start()
-    say(line.strip())
+def step_server_start(d: Demo) -> None:
+    # ServerProcess waits for the ready line (and kills the process itself when it does not come)
+    S.server = ServerProcess(S.running_env, log_path=SERVER / "server.log")
+    d.running.append(S.server)
+    S.facts["ready"] = S.server.ready_line.strip()
+    say(f"$ signet-server run --config {rel(S.running_env.config)}   (pid {S.server.proc.pid}, log "
+        f"{rel(SERVER / 'server.log')})")
+    say(S.facts["ready"])
     say("API: mutual TLS; enrollment: TLS; PKI HTTP: OCSP, CRL, TSA, CA certificates")
-
-
-def _kill() -> None:
-    if S.proc is not None and S.proc.poll() is None:
-        S.proc.kill()
 
 
 def _grpc(files: Path | None = None) -> Any:
@@ -201,42 +178,50 @@ def _grpc(files: Path | None = None) -> Any:
     files = files or S.operator
     creds = grpc.ssl_channel_credentials((files / "ca.pem").read_bytes(), (files / "operator.key").read_bytes(),
                                          (files / "operator.crt").read_bytes())
-    return grpc.secure_channel(f"127.0.0.1:{S.ports['api']}", creds)
+    return grpc.secure_channel(S.running_env.api, creds)
 
 
-def step_org(d: Any) -> None:
-    S.org = _admin("org", "create", "Signet Leasing Ltd.")["id"]
-    op = _admin("operator-cert", "issue", "--org", S.org, "--login", "demo-operator", "--out", str(S.operator))
-    rv = _admin("operator-cert", "issue", "--org", S.org, "--login", "demo-reviewer", "--out", str(S.reviewer))
-    say(f"organisation {S.org} 'Signet Leasing Ltd.'")
-    say(f"operator TLS certificates (TLS CA, never the signing CA): {op['serial']} for {op['caller']}")
-    say(f"  and {rv['serial']} for {rv['caller']} (four eyes: who registers a person never approves them)")
+def step_org(d: Demo) -> None:
+    S.org = _admin("org", "create", ORGANISATION)["id"]
+    S.facts["organisation"] = {"id": S.org, "name": ORGANISATION}
+    say(f"organisation {S.org} {ORGANISATION!r}")
+    S.facts["operators"] = []
+    for login, out in (("demo-operator", S.operator), ("demo-reviewer", S.reviewer)):
+        op = _admin("operator-cert", "issue", "--org", S.org, "--login", login, "--out", str(out))
+        S.facts["operators"].append({"login": login, "serial": op["serial"], "caller": op["caller"]})
+        say(f"operator TLS certificate {op['serial']} for {op['caller']} (from the TLS CA, never the signing CA)")
+    say("four eyes: demo-operator registers people, demo-reviewer approves them")
 
 
-def step_register(d: Any) -> None:
+def step_register(d: Demo) -> None:
     from signet.v1 import server_pb2 as pb
     from signet.v1 import server_pb2_grpc as pbg
 
     ids = pbg.IdentityServiceStub(_grpc())
+    S.facts["people"] = []
     for s in S.people:
         p = ids.RegisterPerson(pb.RegisterPersonRequest(legal_name=s.name, document_type="prc_resident_id",
                                                         document_number=s.doc, phone=s.phone, email=s.email),
                                timeout=30).person
         s.person_id = p.id
         ids.StartPhoneVerification(pb.StartPhoneVerificationRequest(person_id=p.id), timeout=30)
-        say(f"{s.name}: person {p.id}, status {pb.PersonStatus.Name(p.status)}; phone code sent to {s.phone}")
+        status = pb.PersonStatus.Name(p.status)
+        s.facts = {"name": s.name, "person_id": p.id, "token_label": s.token_label, "registered_status": status}
+        S.facts["people"].append(s.facts)
+        say(f"{s.name}: person {p.id}, status {status}; phone code sent to {s.phone}")
 
 
-def _code(phone: str) -> str:
-    entry = _admin("outbox", "list", "--to", phone, "--unread")[0]
+def _code(s: Signer, what: str) -> str:
+    """The newest unread one-time code for ``s`` from the outbox (signet-admin outbox read), registered as secret."""
+    entry = _admin("outbox", "list", "--to", s.phone, "--unread")[0]
     body = _admin("outbox", "read", entry["id"])["body"]
     m = re.search(r"\b(\d{8}|\d{6})\b", body)  # enrollment codes have 8 digits, phone codes 6
     if not m:
-        raise RuntimeError("no code in the outbox message")
-    return m.group(1)
+        raise DemoFailed(f"no code in the outbox message {entry['id']}")
+    return SECRETS.add(f"{s.name.split()[0]}'s {what}", m.group(1))
 
 
-def step_codes(d: Any) -> None:
+def step_codes(d: Demo) -> None:
     from signet.v1 import server_pb2 as pb
     from signet.v1 import server_pb2_grpc as pbg
 
@@ -244,12 +229,16 @@ def step_codes(d: Any) -> None:
     for e in _admin("outbox", "list", "--unread"):
         say(f"outbox {e['id'][:8]}… to {e['to']}: {e['subject']!r} ({e['topic']})")
     for s in S.people:
-        p = ids.ConfirmPhone(pb.ConfirmPhoneRequest(person_id=s.person_id, code=_code(s.phone)), timeout=30).person
+        p = ids.ConfirmPhone(pb.ConfirmPhoneRequest(person_id=s.person_id, code=_code(s, "phone code")),
+                             timeout=30).person
+        s.facts["phone_verified"] = p.HasField("phone_verified_at")
         say(f"{s.name}: code read with `signet-admin outbox read` and entered; phone verified at "
             f"{p.phone_verified_at.ToDatetime():%H:%M:%S} UTC")
+        if not s.facts["phone_verified"]:
+            raise DemoFailed(f"{s.name}'s phone is not verified after the code was entered")
 
 
-def step_approve(d: Any) -> None:
+def step_approve(d: Demo) -> None:
     from signet.v1 import server_pb2 as pb
     from signet.v1 import server_pb2_grpc as pbg
 
@@ -258,149 +247,151 @@ def step_approve(d: Any) -> None:
         ids.ApprovePerson(pb.ApprovePersonRequest(person_id=s.person_id, evidence="resident ID card inspected at "
                                                   "the Beijing branch", reference="KYC-2030-0001"), timeout=30)
         last = ids.ListEvidence(pb.ListEvidenceRequest(person_id=s.person_id), timeout=30).records[-1]
+        s.facts["approval"] = {"kind": last.kind, "actor": last.actor, "evidence_records": last.seq}
         say(f"{s.name}: {last.kind} by {last.actor} at {last.at.ToDatetime():%H:%M:%S} UTC "
             f"(evidence chain of {last.seq} records, head {last.digest[:12]}…)")
 
 
-@_with_agent
-def step_signers_agent(d: Any) -> None:
+def step_signers_agent(d: Demo) -> None:
     for s in S.people:  # before the agent starts: it serves the tokens it finds in the SoftHSM directory
         _new_token(s.token_label, s.pin)
-    (SIGNERS_AGENT / "run").mkdir(parents=True, exist_ok=True, mode=0o700)
-    AG.config.write_text("""# signet-agent for Alice's and Bob's tokens in `make demo` (paths relative to this file)
-[agent]
-socket = "run/agent.sock"
-state_dir = "."
-log_level = "INFO"
-pdf_workers = 0
-
-[policy]
-# the local caller may generate keys, have the token sign certificate requests and import certificates
-# (signet enroll); nobody may sign documents with these keys through this agent yet
-default_callers = []
-admin_callers = ["local"]
-""")
     say(f"SoftHSM tokens {', '.join(repr(s.token_label) for s in S.people)} initialised, each with its own PIN")
-    status, took = start_agent(AG)
-    assert AG.proc is not None
-    say(f"$ signet-agent --config {rel(AG.config)}   (pid {AG.proc.pid}, log {rel(AG.log)})")
-    say(f"grpc.health.v1 Check: {status} after {took:.1f} s; socket {rel(AG.socket)}")
-    p = signet("tokens", agent=AG)
-    missing = [s.token_label for s in S.people if s.token_label not in p.stdout]
+    S.agent = AgentProcess(SIGNERS_AGENT, SIGNERS_POLICY, agent_settings='log_level = "INFO"\npdf_workers = 0')
+    facts = S.facts["signers_agent"] = start_agent(d, S.agent)
+    tokens = signet_json(S.agent, "tokens").get("tokens", [])
+    for t in tokens:
+        say(f"  {t['label']}  serial {t['serial']}")
+    facts["tokens"] = [t["label"] for t in tokens]
+    missing = [s.token_label for s in S.people if s.token_label not in facts["tokens"]]
     if missing:
-        raise AgentDemoFailed(f"`signet tokens` does not list {', '.join(missing)}")
+        raise DemoFailed(f"`signet tokens` does not list {', '.join(missing)}")
 
 
-@_with_agent
-def step_enroll(d: Any) -> None:
-    server = ["--server", f"127.0.0.1:{S.ports['enroll']}", "--server-ca", rel(SERVER / "state" / "tls" / "ca.pem")]
+def step_enroll(d: Demo) -> None:
+    agent = S.signers_agent
+    env = S.running_env
+    server = ["--server", env.enroll, "--server-ca", rel(env.ca_pem)]
     for s in S.people:
         who = ["--token", s.token_label, *server, "--person", s.person_id]
-        signet("enroll", *who, "--send-code", agent=AG)
-        code = _code(s.phone)  # read with signet-admin from the outbox, handed over in CODE_ENV only
-        p = signet("enroll", *who, "--pin-env", SIGNER_PIN_ENV, "--code-env", CODE_ENV, "--api",
-                   f"127.0.0.1:{S.ports['api']}", "--tls-dir", rel(s.tls_dir), "--key-label", KEY_LABEL, agent=AG,
-                   secrets={SIGNER_PIN_ENV: s.pin, CODE_ENV: code})
-        m = ENROLLED.search(p.stdout)
-        if not m:
-            raise AgentDemoFailed(f"`signet enroll` for {s.name} did not report an enrolled key")
-        s.result = Enrolled(m[1], m[2], m[3], m[4], ROOT / m[5])  # the CLI ran in ROOT
-        say(f"{s.name}: enrolled through the agent (signet enroll): P-256 key {m[1][:12]}… generated on "
-            f"{s.token_label!r}, CSR signed by the token, certificate {m[3]} + chain imported by the agent")
+        # `signet enroll` prints prose only: the demo reads what it did from the token (next step) and from the
+        # enrollment record it writes (enrollment.json in the TLS directory)
+        signet_shown(agent, "enroll", *who, "--send-code")
+        code = _code(s, "enrollment code")  # read with signet-admin from the outbox, handed over in CODE_ENV only
+        signet_shown(agent, "enroll", *who, "--pin-env", SIGNER_PIN_ENV, "--code-env", CODE_ENV, "--api", env.api,
+                     "--tls-dir", rel(s.tls_dir), "--key-label", KEY_LABEL,
+                     secrets={SIGNER_PIN_ENV: s.pin, CODE_ENV: code})
+        record = json.loads((s.tls_dir / "enrollment.json").read_text())
+        if record.get("person_id") != s.person_id or record.get("key_label") != KEY_LABEL:
+            raise DemoFailed(f"the enrollment record in {rel(s.tls_dir)} is not {s.name}'s {KEY_LABEL!r} key")
+        s.facts.update(key_id=record["key_id"], key_label=record["key_label"], certificate_serial=record["serial"])
+        say(f"{s.name}: P-256 key {record['key_id'][:12]}… generated on {s.token_label!r}, CSR signed by the token, "
+            f"certificate {record['serial']} + chain imported by the agent; agent TLS files in {rel(s.tls_dir)}")
 
 
-def _on_token(s: Signer) -> bytes:
-    """The certificate next to ``s``'s enrolled key, as the agent lists it (gRPC ListKeys over its socket)."""
-    from agent.client import Target, channel
-    from signet.v1 import agent_pb2, agent_pb2_grpc
+def _certificate_on_token(s: Signer) -> bytes:
+    """The DER certificate next to ``s``'s enrolled key, as the agent reads it from the token."""
+    from agent.client import TokenRef
 
-    assert s.result is not None
-    with channel(Target(socket=AG.socket)) as ch:
-        keys = agent_pb2_grpc.AgentServiceStub(ch).ListKeys(agent_pb2.ListKeysRequest(
-            token=agent_pb2.TokenSelector(label=s.token_label), credential=agent_pb2.PinCredential(pin=s.pin)),
-            timeout=30).keys
-    der = next((bytes(k.certificate_der) for k in keys if k.key_id == s.result.key_id), b"")
+    with S.signers_agent.client() as client:
+        keys = client.keys(TokenRef(label=s.token_label), s.pin).keys
+    der = next((bytes(k.certificate_der) for k in keys if k.key_id == s.facts["key_id"]), b"")
     if not der:
-        raise AgentDemoFailed(f"the agent lists no certificate for {s.name}'s key {s.result.key_id}")
+        raise DemoFailed(f"the agent lists no certificate for {s.name}'s key {s.facts['key_id']}")
     return der
 
 
-@_with_agent
-def step_show(d: Any) -> None:
+def _ocsp(leaf: Path, issuer: Path, root: Path) -> dict[str, Any]:
+    """`openssl ocsp` against the running server's responder: the status it reports for ``leaf`` and whether the
+    response verified against the signing root."""
+    p = tool("openssl", "ocsp", "-issuer", rel(issuer), "-cert", rel(leaf), "-url", f"{S.running_env.pki_url}/ocsp",
+             "-CAfile", rel(root))
+    status = next((ln.split(": ", 1)[1].strip() for ln in p.stdout.splitlines() if ln.startswith(rel(leaf) + ":")),
+                  "")
+    return {"status": status, "response_verified": "Response verify OK" in p.stdout + p.stderr,
+            "exit_code": p.returncode}
+
+
+def step_show(d: Demo) -> None:
     import urllib.request
 
     from asn1crypto import pem, x509
 
+    agent = S.signers_agent
+    env = S.running_env
     files = SERVER / "pki"
     files.mkdir(exist_ok=True)
+    # the signing CA is published by the PKI listener; the signing root came with each enrollment
+    with urllib.request.urlopen(f"{env.pki_url}/ca/signing-ca.crt", timeout=30) as resp:  # noqa: S310 - our server
+        issuing = x509.Certificate.load(resp.read())
+    (files / "issuing.pem").write_bytes(pem.armor("CERTIFICATE", issuing.dump()))
     for s in S.people:
-        r = s.result
-        assert r is not None
-        der = _on_token(s)
-        # the signing root came with the enrollment; the signing CA is published by the PKI listener
-        with urllib.request.urlopen(f"http://127.0.0.1:{S.ports['http']}/ca/signing-ca.crt", timeout=30) as resp:
-            (files / "issuing.pem").write_bytes(pem.armor("CERTIFICATE", resp.read()))
-        (files / "root.pem").write_bytes((r.tls_dir / "signing-root.pem").read_bytes())
+        say(f"{s.name}: what {s.token_label!r} holds, read through the agent")
+        keys = signet_json(agent, "keys", "--token", s.token_label, "--pin-env", SIGNER_PIN_ENV,
+                           secrets={SIGNER_PIN_ENV: s.pin}).get("keys", [])
+        for k in keys:
+            say(f"  {k['key_id']}  {k['label']}  {k.get('certificate_subject') or '(no certificate)'}")
+        mine = [k for k in keys if k.get("label") == KEY_LABEL]
+        if len(mine) != 1 or mine[0]["key_id"] != s.facts["key_id"]:
+            raise DemoFailed(f"`signet keys` on {s.token_label!r} does not show the enrolled key {s.facts['key_id']}")
+        s.facts["certificate_subject"] = mine[0].get("certificate_subject", "")
+
+        der = _certificate_on_token(s)
+        cert = x509.Certificate.load(der)
+        if cert.serial_number != int(s.facts["certificate_serial"], 16):
+            raise DemoFailed(f"the certificate on {s.token_label!r} is not the one the server issued")
         leaf = files / f"{s.token_label}.pem"
         leaf.write_bytes(pem.armor("CERTIFICATE", der))
-        cert = x509.Certificate.load(der)
+        root = files / "root.pem"
+        root.write_bytes((s.tls_dir / "signing-root.pem").read_bytes())
         subj = cert.subject.native
-        p = subprocess.run(["openssl", "ocsp", "-issuer", str(files / "issuing.pem"), "-cert", str(leaf), "-url",
-                            f"http://127.0.0.1:{S.ports['http']}/ocsp", "-CAfile", str(files / "root.pem")],
-                           capture_output=True, text=True, timeout=30)
-        status = next((ln.split(": ", 1)[1] for ln in p.stdout.splitlines() if ln.startswith(str(leaf))), "?")
-        verified = "Response verify OK" in p.stdout + p.stderr
-        say(f"{s.name} (certificate read from {s.token_label!r} through the agent)")
-        say(f"  subject      CN={subj['common_name']}, serialNumber={subj['serial_number']}, "
+        s.facts.update(subject={k: subj.get(k, "") for k in ("common_name", "serial_number", "organization_name",
+                                                              "country_name")},
+                       issuer=cert.issuer.native.get("common_name", ""),
+                       not_before=cert.not_valid_before.isoformat(), not_after=cert.not_valid_after.isoformat(),
+                       eku=list(cert.extended_key_usage_value.native or []))
+        say(f"  its certificate (written to {rel(leaf)}):")
+        say(f"    subject  CN={subj['common_name']}, serialNumber={subj['serial_number']}, "
             f"O={subj['organization_name']}, C={subj['country_name']}")
-        say(f"  issuer       {cert.issuer.native['common_name']} (serial {r.serial})")
-        say(f"  valid        {cert.not_valid_before:%Y-%m-%d} .. {cert.not_valid_after:%Y-%m-%d}; "
-            f"EKU {', '.join(cert.extended_key_usage_value.native)}")
-        say(f"  OCSP         {status} (openssl ocsp, {'response verify OK' if verified else 'NOT VERIFIED'})")
-        if status != "good" or not verified:
-            raise RuntimeError(f"OCSP did not report {s.name}'s certificate as good")
+        say(f"    issuer   {s.facts['issuer']}; serial {s.facts['certificate_serial']}")
+        say(f"    valid    {cert.not_valid_before:%Y-%m-%d} .. {cert.not_valid_after:%Y-%m-%d}; "
+            f"EKU {', '.join(s.facts['eku'])}")
+        ocsp = s.facts["ocsp"] = _ocsp(leaf, files / "issuing.pem", root)
+        say(f"OCSP verdict for {s.name}: {ocsp['status'] or 'none'}; the response "
+            f"{'verified' if ocsp['response_verified'] else 'did NOT verify'} against the signing root")
+        if ocsp["status"] != "good" or not ocsp["response_verified"]:
+            raise DemoFailed(f"OCSP did not report {s.name}'s certificate as good")
 
 
-@_with_agent
-def step_signers_agent_stop(d: Any) -> None:
-    assert AG.proc is not None
-    pid = AG.proc.pid
-    rc = stop_agent("end of the enrollment", AG)
-    say(f"SIGTERM -> pid {pid} exited with {rc}; socket {'still there' if AG.socket.exists() else 'removed'}")
-    if rc != 0:
-        raise AgentDemoFailed(f"the signers' signet-agent exited with {rc}; see {rel(AG.log)}")
-    if AG.socket.exists():
-        raise AgentDemoFailed(f"the signers' signet-agent left its socket {rel(AG.socket)} behind")
-    log = AG.log.read_text(errors="replace")
-    if any(s.pin in log for s in S.people):
-        raise AgentDemoFailed(f"a PIN appears in {rel(AG.log)}")
-    from agent.journal import read
-
-    events = read(SIGNERS_AGENT / "journal.db")
-    ops = " ".join(f"{e['operation']}({e['outcome']})" for e in events)
-    say(f"journal {rel(SIGNERS_AGENT / 'journal.db')}: {len(events)} records: {ops}")
+def step_signers_agent_stop(d: Demo) -> None:
+    agent = S.signers_agent
+    facts = S.facts["signers_agent"]
+    facts.update(stop_agent(d, agent, [s.pin for s in S.people]))
+    facts["journal"] = journal_facts(agent)
 
 
-def step_server_stop(d: Any) -> None:
-    assert S.proc is not None
-    S.proc.send_signal(signal.SIGTERM)
-    rc = S.proc.wait(timeout=30)
-    if rc != 0:
-        raise RuntimeError(f"signet-server exited with {rc}; see {SERVER / 'server.log'}")
-    say(f"SIGTERM -> listeners drained, store closed, token logged out (exit {rc}); log in "
-        f"{_rel(SERVER / 'server.log')}")
+def step_server_stop(d: Demo) -> None:
+    if S.server is None:
+        raise DemoFailed("the server is not running")
+    pid = S.server.proc.pid
+    rc = S.server.stop()  # ProcessFailed unless it exits 0 after saying it stopped
+    d.running.remove(S.server)
+    S.facts["exit_code"] = rc
+    S.facts["duration_seconds"] = round(time.perf_counter() - S.started_at, 2)
+    say(f"SIGTERM -> pid {pid}: listeners drained, store closed, token logged out (exit {rc}); log in "
+        f"{rel(SERVER / 'server.log')}")
+    say(f"server stage: {S.facts['duration_seconds']:.1f} s")
 
 
-SERVER_STEPS = [
+SERVER_STEPS: list[tuple[str, Step]] = [
     ("Server initialised: keys on its own SoftHSM token, TLS from its CA", step_server_init),
     ("Server started", step_server_start),
-    ("Organisation and operator certificate (signet-admin)", step_org),
+    ("Organisation and operator certificates (signet-admin)", step_org),
     ("Alice and Bob registered by the operator over mutual TLS", step_register),
     ("Phone codes read from the outbox and entered", step_codes),
     ("Real-name approval recorded with evidence", step_approve),
     ("Alice's and Bob's own tokens, served by their signet-agent", step_signers_agent),
     ("Keys enrolled on their tokens through the agent (signet enroll)", step_enroll),
-    ("Their certificates from the agent, with OCSP status from the running server", step_show),
+    ("Their keys and certificates from the agent, with OCSP status from the running server", step_show),
     ("Signers' agent stopped cleanly", step_signers_agent_stop),
     ("Server stopped cleanly", step_server_stop),
 ]

@@ -60,10 +60,13 @@ class AgentProcess:
         self.config.write_text("\n".join(lines) + "\n" + extra_toml)
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: Any = None
+        self.started_in = 0.0  # seconds from start() until it was ready
 
     def start(self, timeout: float = 90.0) -> AgentProcess:
+        """Start it and wait until it is serving (it writes its --ready-file after binding its listeners)."""
         ready = self.dir / "ready"
         ready.unlink(missing_ok=True)
+        t0 = time.monotonic()
         self._log = open(self.log_path, "ab")  # closed in stop()
         self.proc = subprocess.Popen([PY, "-m", "agent.main", "--config", str(self.config), "--ready-file",
                                       str(ready)], cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
@@ -76,7 +79,20 @@ class AgentProcess:
                 self.proc.kill()
                 raise ProcessFailed(f"agent did not become ready:\n{self.log()}")
             time.sleep(0.05)
+        self.started_in = time.monotonic() - t0
         return self
+
+    def health(self, timeout: float = 5.0) -> str:
+        """Its grpc.health.v1 status over the socket, e.g. "SERVING" ("" when it does not answer)."""
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        with self.channel() as ch:
+            try:
+                r = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+            except grpc.RpcError:
+                return ""
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(r.status))
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -149,6 +165,7 @@ class ServerEnv:
     api_port: int = 0
     enroll_port: int = 0
     http_port: int = 0
+    pin_env: str = SERVER_PIN_ENV  # the variable the server reads its token PIN from ([hsm] pin_env)
 
     @property
     def state(self) -> Path:
@@ -177,14 +194,15 @@ class ServerEnv:
         return f"http://127.0.0.1:{self.http_port}"
 
     def environ(self) -> dict[str, str]:
-        return {**os.environ, SERVER_PIN_ENV: self.pin}
+        return {**os.environ, self.pin_env: self.pin}
 
 
 def write_server_config(directory: Path, token_label: str, pin: str, extra: str = "", *,
-                        organisation: str = "Signet Test Platform") -> ServerEnv:
+                        organisation: str = "Signet Test Platform", pin_env: str = SERVER_PIN_ENV) -> ServerEnv:
     """A server.toml on free local ports, mode "demo" (codes in the outbox), EC keys (quick to generate)."""
     directory.mkdir(parents=True, exist_ok=True)
-    env = ServerEnv(directory, directory / "server.toml", token_label, pin, free_port(), free_port(), free_port())
+    env = ServerEnv(directory, directory / "server.toml", token_label, pin, free_port(), free_port(), free_port(),
+                    pin_env)
     env.config.write_text(f"""# signet-server configuration (demo mode: one-time codes are read from the outbox)
 [server]
 state_dir = "state"
@@ -196,7 +214,7 @@ mode = "demo"
 
 [hsm]
 token_label = "{token_label}"
-pin_env = "{SERVER_PIN_ENV}"
+pin_env = "{pin_env}"
 
 [grpc]
 listen = "127.0.0.1:{env.api_port}"
@@ -220,17 +238,21 @@ def server_cli(env: ServerEnv, module: str, *args: str, timeout: float = 120) ->
 
 
 class ServerProcess:
-    """`signet-server run` as a subprocess; ``stop()`` sends SIGTERM and checks the clean exit."""
+    """`signet-server run` as a subprocess; ``stop()`` sends SIGTERM and checks the clean exit.
 
-    def __init__(self, env: ServerEnv, timeout: float = 60.0) -> None:
+    Its log (stderr) is kept in memory (``log``) and, with ``log_path``, also appended to that file as it comes.
+    """
+
+    def __init__(self, env: ServerEnv, timeout: float = 60.0, *, log_path: Path | None = None) -> None:
         self.env = env
+        self.log_path = log_path
         self.proc = subprocess.Popen([PY, "-m", "server.main", "run", "--config", str(env.config)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env.environ(),
                                      cwd=ROOT)
         self.stdout: queue.Queue[str] = queue.Queue()
         self.stderr_lines: list[str] = []
         threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout.put), daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr_lines.append), daemon=True).start()
+        threading.Thread(target=self._pump_log, daemon=True).start()
         try:
             line = self.stdout.get(timeout=timeout)
         except queue.Empty:
@@ -245,6 +267,20 @@ class ServerProcess:
     def _pump(stream: Any, sink: Any) -> None:
         for line in stream:
             sink(line)
+
+    def _pump_log(self) -> None:
+        if self.log_path is None:
+            self._pump(self.proc.stderr, self.stderr_lines.append)
+            return
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            for line in self.proc.stderr or ():
+                self.stderr_lines.append(line)
+                f.write(line)
+                f.flush()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def stop(self) -> int:
         """SIGTERM; raises ProcessFailed unless it exits 0 after saying it stopped."""
