@@ -83,6 +83,9 @@ class TlsConfig:
                    crl_timeout_seconds=t.number("crl_timeout_seconds", 5.0, minimum=0.1, maximum=60))
 
 
+UINT32_MAX = 2**32 - 1
+
+
 @dataclass(frozen=True)
 class UnlockPolicy:
     """Upper bounds of one Unlock grant; callers may ask for less, never more.  A grant covers one document by
@@ -95,8 +98,9 @@ class UnlockPolicy:
 
     @classmethod
     def from_table(cls, t: Table) -> UnlockPolicy:
-        return cls(max_seconds=t.integer("max_seconds", 300, minimum=1),
-                   max_signatures=t.integer("max_signatures", 1, minimum=1),
+        # both travel in uint32 fields of the API (GetInfo, Unlock)
+        return cls(max_seconds=t.integer("max_seconds", 300, minimum=1, maximum=UINT32_MAX),
+                   max_signatures=t.integer("max_signatures", 1, minimum=1, maximum=UINT32_MAX),
                    allow_per_call_pin=t.flag("allow_per_call_pin", True),
                    pin_tries_per_minute=t.integer("pin_tries_per_minute", 5, minimum=1))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from asn1crypto import x509
+from cryptography.x509 import load_der_x509_certificate
 
 from hsm import KeyAlgorithm, KeyInfo, SignScheme, TokenInfo
 from signet.v1 import agent_pb2, common_pb2
@@ -43,7 +43,7 @@ def key_msg(k: KeyInfo) -> common_pb2.Key:
     subject = ""
     if k.certificate_der:
         try:
-            subject = x509.Certificate.load(k.certificate_der).subject.human_friendly
+            subject = load_der_x509_certificate(k.certificate_der).subject.rfc4514_string()  # as the API says
         except ValueError:
             subject = "(unreadable certificate)"
     return common_pb2.Key(token_serial=k.token_serial, key_id=k.key_id, label=k.label,

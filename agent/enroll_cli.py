@@ -72,12 +72,14 @@ def add_arguments(sp: argparse.ArgumentParser) -> None:
 
 
 def cmd_enroll(client: AgentClient, args: argparse.Namespace, token: TokenRef, pin: str | None) -> int:
-    """`signet enroll`: key on the token (through the agent), certified by signet-server, stored back."""
+    """`signet enroll`: key on the token (through the agent), certified by signet-server, stored back.  With the
+    CLI's ``--json``: one JSON object on stdout (``code_sent``, ``enrolled`` or ``error``), prose on stderr."""
     import getpass
 
     from .enroll import EnrollmentFailed, enroll
     from .serverlink import ServerLink, ServerRefused, ServerTarget
 
+    as_json = bool(getattr(args, "json", False))
     target = ServerTarget(enroll=args.server, ca_pem=Path(args.server_ca).read_bytes(), api=args.api,
                           server_name=args.tls_server_name)
     with ServerLink(target) as link:
@@ -98,8 +100,13 @@ def cmd_enroll(client: AgentClient, args: argparse.Namespace, token: TokenRef, p
                 c = link.start_enrollment(args.person)
                 code_id = c.code_id
                 write_atomic(pending, json.dumps({"person_id": args.person, "code_id": c.code_id}).encode(), 0o600)
-                print(f"enrollment code sent via {c.channel} (code id {c.code_id}); it expires at "
-                      f"{c.expires_at:%Y-%m-%d %H:%M:%S} UTC")
+                sent = {"code_sent": {"person_id": args.person, "channel": c.channel, "code_id": c.code_id,
+                                      "expires_at": f"{c.expires_at:%Y-%m-%dT%H:%M:%SZ}"}}
+                if args.send_code and as_json:
+                    print(json.dumps(sent))
+                else:
+                    print(f"enrollment code sent via {c.channel} (code id {c.code_id}); it expires at "
+                          f"{c.expires_at:%Y-%m-%d %H:%M:%S} UTC", file=sys.stderr if as_json else sys.stdout)
                 if args.send_code:
                     return 0
                 code = getpass.getpass("one-time code: ").strip()
@@ -110,12 +117,26 @@ def cmd_enroll(client: AgentClient, args: argparse.Namespace, token: TokenRef, p
             result = enroll(AgentToken(client, token, pin), link, args.person, code,
                             key_label=args.key_label, algorithm=args.algorithm, tls_dir=tls_dir, code_id=code_id)
             pending.unlink(missing_ok=True)
-        except (ServerRefused, EnrollmentFailed) as err:
-            print(f"signet enroll: {err}", file=sys.stderr)
-            return 1
-    print(f"enrolled key {result.key_id} ({result.key_label}): certificate {result.serial} for "
-          f"{result.subject}; agent TLS files in {result.tls_dir}")
+        except ServerRefused as err:
+            return _failed(as_json, str(err), err.code, err.reason)
+        except EnrollmentFailed as err:
+            return _failed(as_json, str(err), None, "ENROLLMENT_CHECK_FAILED")
+    if as_json:
+        print(json.dumps({"enrolled": {"person_id": args.person, "key_id": result.key_id,
+                                       "key_label": result.key_label, "certificate_serial": result.serial,
+                                       "subject": result.subject,
+                                       "tls_dir": str(result.tls_dir) if result.tls_dir else None}}))
+    else:
+        print(f"enrolled key {result.key_id} ({result.key_label}): certificate {result.serial} for "
+              f"{result.subject}; agent TLS files in {result.tls_dir}")
     return 0
+
+
+def _failed(as_json: bool, message: str, status: str | None, reason: str) -> int:
+    print(f"signet enroll: {message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": message, "exit": 1, "status": status, "reason": reason}))
+    return 1
 
 
 def _agent_server_dir(client: AgentClient) -> Path | None:

@@ -176,7 +176,10 @@ def worker_main(conn: Connection, memory_bytes: int, job_seconds: float) -> None
             conn.send_bytes(encode("ok", result.fields, {"p7s": result.p7s} if result.p7s is not None else None))
         except Exception as e:  # noqa: BLE001 - every failure goes back to the agent as a kind + message
             what, message = _classify(e)
-            conn.send_bytes(encode("fail", {"kind": what, "message": message}))
+            try:
+                conn.send_bytes(encode("fail", {"kind": what, "message": message}))
+            except OSError:  # the agent is gone (killed mid-job): nobody to tell, nothing to clean
+                return
             if what == "TooComplex":
                 return  # a worker that ran out of memory is replaced, not reused
 

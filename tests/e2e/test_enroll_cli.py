@@ -38,10 +38,11 @@ def agent(tmp_path):
     assert a.stop() == 0
 
 
-def _enroll(running, agent, token, person, code, *extra, tls_dir=True, home=None):
+def _enroll(running, agent, token, person, code, *extra, tls_dir=True, home=None, as_json=False):
     env = {"SIGNET_TEST_PIN": token.pin, "SIGNET_TEST_CODE": code, **({"HOME": str(home)} if home else {})}
     where = ["--tls-dir", str(agent.dir / "server-tls")] if tls_dir else []
-    return cli(agent, "enroll", "--token", token.label, "--pin-env", "SIGNET_TEST_PIN", "--server", running.env.enroll,
+    return cli(agent, *(["--json"] if as_json else []), "enroll", "--token", token.label, "--pin-env",
+               "SIGNET_TEST_PIN", "--server", running.env.enroll,
                "--server-ca", str(running.env.ca_pem), "--person", person, "--code-env", "SIGNET_TEST_CODE",
                *where, *extra, env=env)
 
@@ -54,10 +55,11 @@ def _keys(agent, token):
 
 
 def _send_code(running, agent, token, person):
-    p = cli(agent, "enroll", "--token", token.label, "--server", running.env.enroll, "--server-ca",
+    p = cli(agent, "--json", "enroll", "--token", token.label, "--server", running.env.enroll, "--server-ca",
             str(running.env.ca_pem), "--person", person, "--send-code")
     assert p.returncode == 0, p.stderr
-    assert "enrollment code sent" in p.stdout
+    sent = json.loads(p.stdout)["code_sent"]
+    assert sent["person_id"] == person and sent["channel"] == "outbox" and sent["code_id"]
     return latest_code(running.env, PHONE)
 
 
@@ -110,9 +112,11 @@ def test_wrong_code_is_refused_and_the_new_key_is_removed(running, person, agent
     real = _send_code(running, agent, token, person)
     assert len(real) == 8  # enrollment codes have 8 digits
     wrong = f"{(int(real) + 1) % 10**8:08d}"
-    p = _enroll(running, agent, token, person, wrong, "--key-label", "wei-refused")
+    p = _enroll(running, agent, token, person, wrong, "--key-label", "wei-refused", as_json=True)
     assert p.returncode == 1
     assert "OTP_INCORRECT" in p.stderr
+    answer = json.loads(p.stdout)
+    assert (answer["status"], answer["reason"], answer["exit"]) == ("UNAUTHENTICATED", "OTP_INCORRECT", 1)
     assert [k for k in _keys(agent, token) if k["label"] == "wei-refused"] == []
     assert "delete_key" in [r["operation"] for r in agent.journal()]
 

@@ -126,3 +126,13 @@ def test_confirmation_program_is_resolved_against_the_config_directory(tmp_path)
     (rule,) = cfg.keys
     assert rule.confirm is not None
     assert rule.confirm.program == (str(prog), "--gui") and rule.confirm.timeout_seconds == 5
+
+
+def test_unlock_bounds_fit_the_api(tmp_path):
+    """GetInfo and Unlock carry these in uint32 fields: a larger setting is refused at load, not at every call."""
+    cfg = _load(tmp_path, f"[unlock]\nmax_signatures = {2**32 - 1}\nmax_seconds = {2**32 - 1}\n")
+    assert cfg.unlock.max_signatures == 2**32 - 1
+    with pytest.raises(ConfigError) as ei:
+        _load(tmp_path, f"[unlock]\nmax_signatures = {2**32}\nmax_seconds = {2**40}\n")
+    text = str(ei.value)
+    assert "unlock.max_signatures" in text and "unlock.max_seconds" in text

@@ -93,3 +93,50 @@ def test_frames_round_trip_and_refuse_anything_malformed():
             decode(bad)
     with pytest.raises(FrameError):
         job_from_frame({"kind": "format_disk"}, {})
+
+
+ORPHAN = """
+import datetime as dt
+import multiprocessing as mp
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from agent.jobs import SignJob, decode
+from agent.workers import worker_main
+
+key = ec.generate_private_key(ec.SECP256R1())
+name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Orphan")])
+now = dt.datetime.now(dt.UTC)
+cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())).public_bytes(serialization.Encoding.DER)
+spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+ctx = mp.get_context("spawn")
+parent, child = ctx.Pipe(duplex=True)
+proc = ctx.Process(target=worker_main, args=(child, 1 << 30, 30.0))
+proc.start()
+child.close()
+job = SignJob(kind="sign_detached", key_id="00", spki=spki, certificate=cert, chain=(), document=b"doc")
+parent.send_bytes(job.frame())
+kind, _, _ = decode(parent.recv_bytes())
+print("worker asked:", kind, flush=True)
+parent.close()  # the agent is gone (killed) while the worker waits for its signature
+proc.join(30)
+print("worker exit:", proc.exitcode, flush=True)
+"""
+
+
+def test_a_worker_whose_agent_died_exits_quietly():
+    """A worker waiting for its signature when the agent is killed exits 0 without a traceback in the log."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    p = subprocess.run([sys.executable, "-c", ORPHAN], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                       check=False)
+    assert "worker asked: sign" in p.stdout, p.stdout + p.stderr
+    assert "worker exit: 0" in p.stdout
+    assert "Traceback" not in p.stderr, p.stderr
