@@ -159,8 +159,11 @@ def cmd_run(cfg: ServerConfig) -> int:
     rt = open_runtime(cfg)
     try:
         key, chain = _read_tls(cfg)
-        http = PkiHttpServer(_host_port(cfg.http.listen), build_services(rt.keys, rt.store, rt.clock,
-                                                                         tsa_policy=tsa_policy(cfg)))
+        http = PkiHttpServer(_host_port(cfg.http.listen),
+                             build_services(rt.keys, rt.store, rt.clock, tsa_policy=tsa_policy(cfg)),
+                             max_connections=cfg.http.max_connections,
+                             request_deadline=cfg.http.request_deadline_seconds,
+                             rate_per_minute=cfg.http.rate_per_minute)
         http.start()
         try:
             listeners = start_listeners(rt, key, chain)

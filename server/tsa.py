@@ -7,6 +7,10 @@ certificates (certReq), the token carries the whole chain below the root (the TS
 signing CA), so that it validates under the Signet signing root alone.  A request the TSA cannot honour gets a
 PKIStatus "rejection" with the RFC 3161 failure bit and a short reason; an internal failure gets
 "systemFailure" and nothing more.
+
+Serial numbers are random (126 bits) and recorded in the store (:mod:`server.tsa_log`, UNIQUE) before
+the token is signed, so none is ever issued twice, even by several server processes: a collision draws
+again.  The accuracy comes from the policy (``[tsa] accuracy_seconds``, see ``runtime.tsa_policy``).
 """
 
 from __future__ import annotations
@@ -16,23 +20,28 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from asn1crypto import algos, cms, core, tsp, x509
 
 from formats.policy import DEFAULT_TSA_POLICY
 
+from . import tsa_log
 from .ca import x509build as xb
 from .ca.profiles import Role
 from .clock import Clock
+from .store import Store
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from .keys import ServerKeys
 
 log = logging.getLogger(__name__)
 
 MAX_QUERY_BYTES = 8 * 1024
 DEFAULT_POLICY = DEFAULT_TSA_POLICY  # under Signet's placeholder arc; deployments set their own ([tsa] policy_oid)
+SERIAL_DRAWS = 8  # a collision of 126 random bits means a broken RNG long before the 8th draw
 _DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64, "sha3_256": 32, "sha3_384": 48, "sha3_512": 64}
 
 
@@ -62,16 +71,18 @@ class TsaPolicy:
 class TimeStampAuthority:
     """Answers RFC 3161 requests with tokens signed by the TSA key on the server token."""
 
-    def __init__(self, keys: ServerKeys, clock: Clock, policy: TsaPolicy | None = None, *,
+    def __init__(self, keys: ServerKeys, clock: Clock, policy: TsaPolicy | None = None, *, store: Store,
                  rng: xb.Rng = os.urandom) -> None:
         self.keys = keys
         self.clock = clock
+        self.store = store
         self.policy = policy or TsaPolicy()
         self._rng = rng
         self._cert_der = keys.certificate_der(Role.TSA)
         self._cert = x509.Certificate.load(self._cert_der)
         # the TSA certificate and the CAs above it, root excluded (relying parties bring the root)
         self._chain = [self._cert, *(x509.Certificate.load(d) for d in keys.chain_der(Role.TSA)[:-1])]
+        tsa_log.migrate(store)
 
     def respond(self, query_der: bytes) -> bytes:
         """DER TimeStampResp for a DER TimeStampReq; never raises for bad input."""
@@ -84,7 +95,7 @@ class TimeStampAuthority:
         except Exception:
             log.exception("time-stamp authority failed")
             return rejection("system_failure", "the time-stamp authority is unavailable")
-        return tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token}).dump()
+        return bytes(tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token}).dump())
 
     def _parse(self, der: bytes) -> tuple[str, bytes, int | None, bool]:
         if not der or len(der) > MAX_QUERY_BYTES:
@@ -125,7 +136,7 @@ class TimeStampAuthority:
             "version": "v1",
             "policy": self.policy.policy_oid,
             "message_imprint": {"hash_algorithm": {"algorithm": digest_alg}, "hashed_message": digest},
-            "serial_number": xb.random_serial(self._rng),
+            "serial_number": self._draw_serial(now, digest_alg, digest),
             "gen_time": now,
             "accuracy": {"seconds": self.policy.accuracy_seconds},
             "tsa": x509.GeneralName(name="directory_name", value=self._cert.subject),
@@ -165,14 +176,24 @@ class TimeStampAuthority:
         log.info("issued time-stamp token %s", format(tst["serial_number"], "x"))
         return cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(signed_data)})
 
+    def _draw_serial(self, gen_time: datetime, digest_alg: str, digest: bytes) -> int:
+        """A random serial never issued before, recorded in the store (a collision draws again)."""
+        for _ in range(SERIAL_DRAWS):
+            serial = xb.random_serial(self._rng)
+            stamp = tsa_log.IssuedStamp(serial, gen_time, self.policy.policy_oid, digest_alg, digest)
+            if tsa_log.record(self.store, stamp, now=self.clock.now()):
+                return serial
+            log.warning("time-stamp serial %s was drawn before; drawing another", format(serial, "x"))
+        raise RuntimeError(f"{SERIAL_DRAWS} serial numbers in a row were already taken: is the RNG broken?")
 
-class _StatusOnlyResp(core.Sequence):
+
+class _StatusOnlyResp(core.Sequence):  # type: ignore[misc]
     """TimeStampResp without its token (asn1crypto declares timeStampToken mandatory; RFC 3161 does not)."""
 
-    _fields = [("status", tsp.PKIStatusInfo)]
+    _fields: ClassVar[list[tuple[str, Any]]] = [("status", tsp.PKIStatusInfo)]
 
 
 def rejection(failure: str, text: str) -> bytes:
-    return _StatusOnlyResp({"status": {
+    return bytes(_StatusOnlyResp({"status": {
         "status": "rejection", "status_string": [text], "fail_info": tsp.PKIFailureInfo({failure}),
-    }}).dump()
+    }}).dump())

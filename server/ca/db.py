@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from ..clock import from_text, to_text
 from ..store import IntegrityError, Store
@@ -91,7 +92,7 @@ class CertRecord:
         return self.status == "revoked"
 
 
-def _record(row: dict) -> CertRecord:
+def _record(row: dict[str, Any]) -> CertRecord:
     return CertRecord(
         issuer_key_hash=row["issuer_key_hash"], serial=int(row["serial"], 16), origin=row["origin"],
         subject=row["subject"], person_id=row["person_id"], key_hash=row["key_hash"],
@@ -129,6 +130,26 @@ def find(store: Store, issuer_key_hash: str, serial: int) -> CertRecord | None:
 def find_by_key(store: Store, key_hash: str) -> CertRecord | None:
     row = store.query_one("SELECT * FROM ca_certificates WHERE key_hash = ?", (key_hash,))
     return _record(row) if row else None
+
+
+@dataclass(frozen=True)
+class RevocationState:
+    """What OCSP says about a certificate, read without its DER; equal states give equal answers."""
+
+    status: str
+    reason: str | None
+    revoked_at: datetime | None
+    recorded_at: datetime | None  # when the revocation was written (CertificateAuthority.revoke)
+
+
+def revocation_state(store: Store, issuer_key_hash: str, serial: int) -> RevocationState | None:
+    row = store.query_one("SELECT status, revocation_reason, revoked_at, revocation_recorded_at FROM ca_certificates "
+                          "WHERE issuer_key_hash = ? AND serial = ?", (issuer_key_hash, serial_text(serial)))
+    if row is None:
+        return None
+    return RevocationState(row["status"], row["revocation_reason"],
+                           from_text(row["revoked_at"]) if row["revoked_at"] else None,
+                           from_text(row["revocation_recorded_at"]) if row["revocation_recorded_at"] else None)
 
 
 def for_person(store: Store, person_id: str) -> list[CertRecord]:

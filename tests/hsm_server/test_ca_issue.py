@@ -20,8 +20,8 @@ def _issue_and_files(pki, tmp_path, csr, identity, **kw):
 def test_issued_certificate_verifies_with_openssl_and_has_the_profile(pki, new_key, person, tmp_path, alg):
     key_id, csr = new_key(alg)
     issued, leaf = _issue_and_files(pki, tmp_path, csr, person)
-    out = openssl("verify", "-CAfile", str(pki.files / "signing-root.pem"), "-untrusted", str(pki.files / "signing-ca.pem"),
-                  str(leaf))
+    out = openssl("verify", "-CAfile", str(pki.files / "signing-root.pem"), "-untrusted",
+                  str(pki.files / "signing-ca.pem"), str(leaf))
     assert out.stdout.strip().endswith(": OK")
     text = openssl("x509", "-in", str(leaf), "-noout", "-text", "-nameopt", "utf8,sep_comma_plus_space").stdout
     assert "Subject: C=CN, O=Signet Test Org, CN=Zhang San 张三, serialNumber=IDCCN-11010519491231002X" in text

@@ -30,6 +30,9 @@ def _raw(pki, request: bytes) -> tuple[int, bytes]:
     (b"POST /tsa HTTP/1.1\r\nHost: x\r\nContent-Type: application/timestamp-query\r\n"
      b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411),
     (b"DELETE /crl/signing-ca.crl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 501),
+    (b"POST /tsa HTTP/1.1\r\nHost: x\r\nContent-Type: application/timestamp-query\r\nContent-Length: 2\r\n"
+     b"Content-Length: 3\r\n\r\nhi!", 400),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 70000, 431),
 ])
 def test_refusals(pki, request_bytes, status):
     got, body = _raw(pki, request_bytes)

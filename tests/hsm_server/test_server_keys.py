@@ -52,7 +52,8 @@ def test_init_creates_everything_once_and_never_overwrites(fresh, tmp_path):
     # the chain is sound: openssl verifies every service certificate up to the root
     files = {r.value: write_pem(tmp_path / f"{r.value}.pem", k.certificate_der) for r, k in after.keys.items()}
     for name in ("ocsp", "tsa", "seal", "audit"):
-        out = openssl("verify", "-CAfile", str(files["signing-root"]), "-untrusted", str(files["signing-ca"]), str(files[name]))
+        out = openssl("verify", "-CAfile", str(files["signing-root"]), "-untrusted", str(files["signing-ca"]),
+                      str(files[name]))
         assert out.stdout.strip().endswith("OK")
     ocsp_text = openssl("x509", "-in", str(files["ocsp"]), "-noout", "-text").stdout
     assert "OCSP Signing" in ocsp_text and "OCSP No Check" in ocsp_text
@@ -122,7 +123,7 @@ def test_an_interrupted_init_is_finished_without_replacing_keys(fresh):
 
     tok, store = fresh
     root_before = tok.generate_key("p384", "signet-signing-root")  # as if init died right after this
-    with pytest.raises(ServerKeysMissing, match="signet-signing-root certificate.*signet-signing-ca"):
+    with pytest.raises(ServerKeysMissing, match=r"signet-signing-root certificate.*signet-signing-ca"):
         load_server_keys(tok, store)
     report = _init(tok, store)
     assert "signet-signing-root" in report.existing and "signet-signing-root certificate" in report.created
@@ -140,7 +141,7 @@ def test_a_token_of_the_old_single_ca_layout_is_refused_with_advice(fresh):
     tok, store = fresh
     tok.generate_key("p256", "signet-issuing")
     for attempt in (lambda: _init(tok, store), lambda: load_server_keys(tok, store)):
-        with pytest.raises(ServerKeysMissing, match="earlier Signet.*Re-initialise.*signet-server init"):
+        with pytest.raises(ServerKeysMissing, match=r"earlier Signet.*Re-initialise.*signet-server init"):
             attempt()
     assert [k.label for k in tok.keys()] == ["signet-issuing"]  # nothing was added next to it
 

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import urllib.error
 import urllib.request
+from typing import ClassVar
 
 import pytest
 from asn1crypto import cms, core, tsp
@@ -104,10 +105,10 @@ def test_bad_requests_get_a_rejection(pki, query, failure, tmp_path):
     assert "Status: Rejected." in text and "TST info:\nNot included." in text
 
 
-class _StatusOnly(core.Sequence):
+class _StatusOnly(core.Sequence):  # type: ignore[misc]
     """A TimeStampResp without a token (asn1crypto's own class insists on one)."""
 
-    _fields = [("status", tsp.PKIStatusInfo), ("time_stamp_token", cms.ContentInfo, {"optional": True})]
+    _fields: ClassVar = [("status", tsp.PKIStatusInfo), ("time_stamp_token", cms.ContentInfo, {"optional": True})]
 
 
 def test_our_policy_requested_by_name_is_granted(pki):
