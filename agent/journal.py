@@ -2,11 +2,14 @@
 
 Rows hold time, caller, operation, token serial, key id, document SHA-256, format, outcome and the exact
 digest the token signed -- never document contents, never PINs.  Refused requests get a row too, with the
-reason as the outcome.  One writer thread
-owns the connection and commits whatever rows are pending in one transaction
-(group commit), so thousands of signatures per second cost a few fsyncs;
-``record`` waits until its rows are durable, and the signing path withholds a
-signature whose row could not be written.
+reason as the outcome.
+
+Group commit, leader/follower: whoever finds no commit in progress becomes the leader and commits every row
+pending at that moment in one transaction (one fsync), then again for the rows that arrived meanwhile, until
+none is left; the others wait for their rows' commit.  A caller that waits (``record``, unary signing) leads in
+its own thread, so a lone call pays one fsync and no thread hand-off; a caller that does not wait (streams and
+documents overlap the fsync with other work) hands its rows to a background writer that leads for it.  The
+signing path withholds a signature whose row could not be written.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -52,44 +54,68 @@ _INSERT_BLOCK = f"INSERT INTO journal({', '.join(COLUMNS)}) VALUES {', '.join([_
 
 
 class Ticket:
-    """Rows handed to the writer; ``wait`` returns once they are on disk (raises JournalError if not)."""
+    """Rows submitted together; ``wait`` returns once they are on disk (raises JournalError if not).
 
-    def __init__(self, rows: list[Row]) -> None:
+    A caller waiting on its ticket may be handed the leadership of the next commit (``promoted``): it then
+    commits the pending rows, its own among them, in its own thread."""
+
+    def __init__(self, rows: list[Row], journal: Journal | None = None) -> None:
         self.rows = rows
-        self.done = threading.Event()
+        self.journal = journal
+        self.wake = threading.Event()
+        self.finished = False
+        self.promoted = False
         self.error: BaseException | None = None
 
     def wait(self) -> None:
-        self.done.wait()
+        while True:
+            self.wake.wait()
+            if self.finished:
+                break
+            self.wake.clear()
+            if self.promoted and self.journal is not None:
+                self.promoted = False
+                self.journal.lead()
         if self.error is not None:
             raise JournalError("the journal could not record the operation; its result is withheld") \
                 from self.error
 
+    def finish(self, error: BaseException | None) -> None:
+        self.error = error
+        self.finished = True
+        self.wake.set()
+
 
 class Journal:
-    """Append-only journal with a group-committing writer thread."""
+    """Append-only journal with group commit (see the module docstring)."""
 
     def __init__(self, path: Path, clock: Callable[[], dt.datetime] | None = None) -> None:
         self.path = path
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         fault = os.environ.get(FAULT_FILE_ENV)
         self._fault = Path(fault) if fault else None
-        self._queue: queue.SimpleQueue[Ticket | None] = queue.SimpleQueue()
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = self._open()
-        db.table("journal").create(
+        self._db = self._open()
+        self._db.table("journal").create(
             {"id": int, "time": str, "caller": str, "operation": str, "token_serial": str, "key_id": str,
              "document_sha256": str, "format": str, "outcome": str, "signed_digest": str},
             pk="id", if_not_exists=True,
         )
-        if "signed_digest" not in db.table("journal").columns_dict:  # journals written before the column existed
-            db.execute("ALTER TABLE journal ADD COLUMN signed_digest TEXT NOT NULL DEFAULT ''")
-        db.conn.close()
-        self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
+        if "signed_digest" not in self._db.table("journal").columns_dict:  # journals older than the column
+            self._db.execute("ALTER TABLE journal ADD COLUMN signed_digest TEXT NOT NULL DEFAULT ''")
+        self._lock = threading.Lock()
+        self._pending: list[Ticket] = []
+        self._leading = False  # a commit loop is running (in some caller's thread or the writer's)
+        self._handed = threading.Condition(self._lock)  # rows for the background writer
+        self._idle = threading.Condition(self._lock)  # no commit loop running
+        self._closing = False
+        self.commits = 0  # transactions committed (one fsync each): fewer than records when calls overlap
+        self._thread = threading.Thread(target=self._writer, name="journal-writer", daemon=True)
         self._thread.start()
 
     def _open(self) -> sqlite_utils.Database:
-        conn = sqlite3.connect(str(self.path), isolation_level=None)
+        # one connection, used by one leader at a time (never concurrently), from whichever thread leads
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         db = sqlite_utils.Database(conn)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
@@ -99,8 +125,18 @@ class Journal:
         return self._clock().isoformat(timespec="microseconds")
 
     def _submit(self, rows: list[Row], wait: bool) -> Ticket:
-        ticket = Ticket(rows)
-        self._queue.put(ticket)
+        ticket = Ticket(rows, self if wait else None)
+        with self._lock:
+            if self._closing:
+                raise JournalError("the journal is closed; the operation was not recorded")
+            self._pending.append(ticket)
+            lead = wait and not self._leading
+            if lead:
+                self._leading = True
+            elif not wait:
+                self._handed.notify()
+        if lead:
+            self.lead()
         if wait:
             ticket.wait()
         return ticket
@@ -126,55 +162,72 @@ class Journal:
         except Exception:  # a failure row must never mask the real error
             log.exception("journal row for a refused %s not recorded", operation)
 
-    def _take(self, first: Ticket) -> tuple[list[Ticket], bool]:
-        """``first`` and every batch queued behind it (one transaction for all); True when close() came too."""
-        batches = [first]
-        while True:
-            try:
-                nxt = self._queue.get_nowait()
-            except queue.Empty:
-                return batches, False
-            if nxt is None:
-                return batches, True
-            batches.append(nxt)
-
-    def _write(self, db: sqlite_utils.Database, rows: list[Row]) -> None:
+    def _write(self, rows: list[Row]) -> None:
         if self._fault is not None and self._fault.exists():
             raise sqlite3.OperationalError("database or disk is full (test fault hook)")
-        db.conn.execute("BEGIN")
+        conn = self._db.conn
+        conn.execute("BEGIN")
         full = len(rows) - len(rows) % BLOCK
         for i in range(0, full, BLOCK):
-            db.conn.execute(_INSERT_BLOCK, [v for r in rows[i:i + BLOCK] for v in r])
+            conn.execute(_INSERT_BLOCK, [v for r in rows[i:i + BLOCK] for v in r])
         if full < len(rows):
-            db.conn.executemany(_INSERT_ONE, rows[full:])
-        db.conn.execute("COMMIT")
+            conn.executemany(_INSERT_ONE, rows[full:])
+        conn.execute("COMMIT")
+        self.commits += 1
 
-    def _run(self) -> None:
-        db = self._open()
-        while True:
-            first = self._queue.get()
-            if first is None:
-                break
-            batches, stop = self._take(first)
+    def lead(self) -> None:
+        """Commit every row pending now in one transaction, then pass the leadership on: to a caller waiting for
+        rows that arrived meanwhile, else to the background writer; or stop leading when nothing is pending."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        error: BaseException | None = None
+        if batch:
             try:
-                self._write(db, [r for b in batches for r in b.rows] if len(batches) > 1 else first.rows)
+                self._write([r for t in batch for r in t.rows] if len(batch) > 1 else batch[0].rows)
             except Exception as e:  # noqa: BLE001 - disk full, I/O error: every waiter learns it
                 log.error("journal write failed: %s", type(e).__name__)
+                error = e
                 try:
-                    db.conn.execute("ROLLBACK")
+                    self._db.conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
-                for b in batches:
-                    b.error = e
-            for b in batches:
-                b.done.set()
-            if stop:
-                break
-        db.conn.close()
+        for t in batch:
+            t.finish(error)
+        with self._lock:
+            waiting = next((t for t in self._pending if t.journal is not None), None)
+            if waiting is not None:  # the leadership passes to a caller that waits anyway
+                waiting.promoted = True
+                waiting.wake.set()
+                return
+            self._leading = False
+            if self._pending:
+                self._handed.notify()  # only rows nobody waits for: the background writer takes them
+            else:
+                self._idle.notify_all()
+
+    def _writer(self) -> None:
+        """Leads for callers that do not wait; exits once closed and drained."""
+        while True:
+            with self._lock:
+                # a running leader takes rows handed meanwhile: it loops until nothing is pending
+                while not (self._pending and not self._leading) and not self._closing:
+                    self._handed.wait()
+                if self._leading or not self._pending:
+                    if self._closing:
+                        return
+                    continue
+                self._leading = True
+            self.lead()
 
     def close(self) -> None:
-        self._queue.put(None)
+        with self._lock:
+            self._closing = True
+            self._handed.notify()
         self._thread.join(timeout=10)
+        with self._lock:
+            while self._leading:  # a caller's commit loop still running: let it finish
+                self._idle.wait()
+        self._db.conn.close()
 
 
 def read(path: Path) -> list[dict[str, object]]:

@@ -94,3 +94,58 @@ def test_refusals_are_journalled_without_raising(tmp_path):
     j.close()
     (row,) = read(tmp_path / "j.db")
     assert (row["operation"], row["outcome"], row["key_id"]) == ("sign_digest", "DIGESTS_NOT_ALLOWED", "k1")
+
+
+def test_overlapping_callers_share_commits_and_lose_nothing(tmp_path):
+    """32 callers at once: every row is there, in fewer transactions (fsyncs) than calls."""
+    j = Journal(tmp_path / "j.db")
+    start = threading.Barrier(32)
+
+    def caller(i: int) -> None:
+        start.wait()
+        for k in range(20):
+            j.record([Entry("sign_digest", f"c{i}", key_id=str(k))])
+
+    ts = [threading.Thread(target=caller, args=(i,)) for i in range(32)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    commits = j.commits
+    j.close()
+    rows = read(tmp_path / "j.db")
+    assert len(rows) == 32 * 20 and {(r["caller"], r["key_id"]) for r in rows} == {
+        (f"c{i}", str(k)) for i in range(32) for k in range(20)}
+    assert commits < 32 * 20
+
+
+def test_rows_nobody_waits_for_are_committed_by_the_writer_and_on_close(tmp_path):
+    j = Journal(tmp_path / "j.db")
+    alone = j.record([Entry("sign_pdf", "local")], wait=False)
+    alone.wait()  # the background writer committed it: no other caller came along to lead
+    assert [r["operation"] for r in read(tmp_path / "j.db")] == ["sign_pdf"]
+    for n in range(50):
+        j.record([Entry("sign_detached", "local", key_id=str(n))], wait=False)
+    j.close()  # drains what was handed over
+    assert len(read(tmp_path / "j.db")) == 51
+
+
+def test_after_a_disk_failure_the_next_write_succeeds(tmp_path, monkeypatch):
+    import pytest
+
+    from agent import journal
+    from agent.errors import JournalError
+
+    fault = tmp_path / "disk-full"
+    monkeypatch.setenv(journal.FAULT_FILE_ENV, str(fault))
+    j = Journal(tmp_path / "j.db")
+    fault.touch()
+    with pytest.raises(JournalError):
+        j.record([Entry("sign_digest", "local", key_id="lost")])
+    pending = j.record([Entry("sign_pdf", "local")], wait=False)
+    with pytest.raises(JournalError):
+        pending.wait()
+    fault.unlink()
+    j.record([Entry("sign_digest", "local", key_id="kept")])
+    j.close()
+    assert [r["key_id"] for r in read(tmp_path / "j.db")] == ["kept"]
