@@ -3,7 +3,7 @@
 Measured on one SoftHSM token in its own directory:
 
 * raw python-pkcs11, 1 and 2 sessions (the baseline; same mechanisms as hsm/);
-* SignDigest (unary), 1 and 4 client threads, with p50/p99 latency;
+* (unary SignDigest has its own benchmark: bench/agent_unary.py);
 * SignDigestStream, 1 and 2 streams, batches of 64 digests (and 1 stream of 256-digest batches), 4 batches
   in flight per stream;
 * PAdES-B-B ms/document: SignPdf through the agent (document work in its worker processes) next to
@@ -37,7 +37,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .common import BenchCA, Report, alternate, latencies, rate
+from .common import BenchCA, Report, alternate, rate
 
 ROOT = Path(__file__).resolve().parent.parent
 PIN, SO_PIN, LABEL = "1234", "12345678", "bench-agent"
@@ -119,7 +119,7 @@ def main() -> None:
         from hsm import Hsm
         from hsm.tokens import find_raw_token
         from scripts.processes import AgentProcess
-        from scripts.provision import digest_policy, provision_key, sign_pdf_call, with_grant
+        from scripts.provision import digest_policy, provision_key, sign_pdf_call
         from signet.v1 import agent_pb2
 
         # raw digests only for keys a policy rule allows them; one grant (below) for the whole run
@@ -131,7 +131,6 @@ def main() -> None:
         keys = {"rsa2048": provision_key(stub, LABEL, PIN, ca, algorithm="rsa-2048", key_label="bench-rsa"),
                 "p256": provision_key(stub, LABEL, PIN, ca, algorithm="p256", key_label="bench-p256")}
         grant = stub.Unlock(agent_pb2.UnlockRequest(token=agent_pb2.TokenSelector(label=LABEL), pin=PIN)).grant
-        metadata = with_grant(grant)
 
         h = Hsm(pin_state=state / "pins.json")
         tok = h.token(label=LABEL)
@@ -142,8 +141,6 @@ def main() -> None:
         report = Report("agent_sign")
         for name, key in keys.items() if ONLY != "pades" else ():
             kid = bytes.fromhex(key.key_id)
-            req = agent_pb2.SignDigestRequest(token=agent_pb2.TokenSelector(label=LABEL), key_id=key.key_id,
-                                              digest=dgst)
 
             def raw(n: int, kid: bytes = kid, is_rsa: bool = name == "rsa2048") -> float:
                 signer = _raw_signer(raw_token, kid, is_rsa, dgst)
@@ -153,25 +150,18 @@ def main() -> None:
                     signer.close()
 
             variants: dict[str, Callable[[], float]] = {f"raw {n}": partial(raw, n) for n in (1, 2)}
-            unary = partial(stub.SignDigest, req, metadata=metadata)
-            variants.update({f"unary {n}": partial(rate, unary, n, SECONDS) for n in (1, 4)})
             variants.update({f"stream {n}": partial(stream_rate, stub, key.key_id, n, SECONDS, grant=grant)
                              for n in (1, 2)})
             variants["stream big"] = partial(stream_rate, stub, key.key_id, 1, SECONDS, BIG_BATCH, grant=grant)
             runs = alternate(variants, ROUNDS)
             report.add(f"{name} raw 1 session", runs["raw 1"], "sig/s")
             report.add(f"{name} raw 2 sessions", runs["raw 2"], "sig/s")
-            report.add(f"{name} agent unary 1 client", runs["unary 1"], "sig/s", baseline=f"{name} raw 1 session")
-            report.add(f"{name} agent unary 4 clients", runs["unary 4"], "sig/s", baseline=f"{name} raw 2 sessions")
             report.add(f"{name} agent stream 1 (batch {BATCH})", runs["stream 1"], "sig/s",
                        baseline=f"{name} raw 2 sessions")
             report.add(f"{name} agent stream 2 (batch {BATCH})", runs["stream 2"], "sig/s",
                        baseline=f"{name} raw 2 sessions")
             report.add(f"{name} agent stream 1 (batch {BIG_BATCH})", runs["stream big"], "sig/s",
                        baseline=f"{name} raw 2 sessions")
-            p50, p99 = latencies(unary, 300)
-            report.add(f"{name} agent unary p50", p50, "ms")
-            report.add(f"{name} agent unary p99", p99, "ms")
 
         # PAdES-B-B: in-process pyHanko with the same token vs. SignPdf through the agent, alternating
         key = keys["p256"]
