@@ -22,7 +22,6 @@ from pathlib import Path
 
 from signet.durable import write_atomic
 from signet.secrets import read_secret
-from signet.wire import KEY_ALGORITHMS
 
 from .client import AgentClient, TokenRef
 
@@ -51,24 +50,6 @@ class AgentToken:
 
     def delete_key(self, key_id: str) -> None:
         self.client.delete_key(self.token, key_id, self.pin)
-
-
-def add_arguments(sp: argparse.ArgumentParser) -> None:
-    """The `signet enroll` options (the token selection and PIN options are added by the CLI)."""
-    sp.add_argument("--server", required=True, help="HOST:PORT of signet-server's enrollment listener")
-    sp.add_argument("--server-ca", required=True, metavar="PEM",
-                    help="signet-server's TLS root certificate (its tls/ca.pem)")
-    sp.add_argument("--person", required=True, help="your person id (from the operator who registered you)")
-    sp.add_argument("--api", help="HOST:PORT of the server's API listener (recorded for later calls)")
-    sp.add_argument("--tls-server-name", help="TLS name to expect when it differs from HOST")
-    sp.add_argument("--send-code", action="store_true", help="only ask the server to send an enrollment code")
-    sp.add_argument("--code-env", metavar="VAR", help="read the one-time code from this environment variable")
-    sp.add_argument("--code-file", help="read the one-time code from the first line of this file (mode 0600)")
-    sp.add_argument("--code-id", help="the code_id --send-code printed (default: the one it kept for this person)")
-    sp.add_argument("--tls-dir", help="where to keep the agent's TLS client files (default: the agent's state "
-                                      "directory/server)")
-    sp.add_argument("--key-label", help="label of the new key (default: signet-PERSON)")
-    sp.add_argument("--algorithm", choices=sorted(KEY_ALGORITHMS), default="p256")
 
 
 def cmd_enroll(client: AgentClient, args: argparse.Namespace, token: TokenRef, pin: str | None) -> int:

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 import grpc
 
+from signet.keynames import KEY_ALGORITHM_CHOICES
 from signet.v1 import common_pb2
 
 ERROR_DETAIL_KEY = "signet-error-bin"
@@ -28,6 +29,8 @@ KEY_ALGORITHMS: dict[str, common_pb2.KeyAlgorithm.ValueType] = {
     "p384": common_pb2.KEY_ALGORITHM_EC_P384,
 }
 KEY_ALGORITHM_NAMES: dict[int, str] = {v: k for k, v in KEY_ALGORITHMS.items()}
+if set(KEY_ALGORITHMS) != set(KEY_ALGORITHM_CHOICES):  # one list of names: signet.keynames
+    raise RuntimeError("signet.wire.KEY_ALGORITHMS and signet.keynames.KEY_ALGORITHM_CHOICES disagree")
 
 
 def abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str, detail: common_pb2.ErrorDetail,
