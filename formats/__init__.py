@@ -4,6 +4,7 @@ Public contract (used by agent/ and server/; names and signatures are stable)::
 
     from formats import (TokenSigner, PdfSignOptions, PdfSignResult, sign_pdf, sign_detached,
                          verify_pdf, verify_pdf_bytes, verify_detached, VerificationReport, SignatureReport,
+                         check_pdf_revision, check_detached_signature, RevisionVerdict,
                          FormatError, InvalidDocument, InvalidOptions, SigningError, VerificationFailed)
 
     signer = TokenSigner(token, key_id)               # hsm.Token (logged in) + CKA_ID hex
@@ -35,8 +36,17 @@ Public contract (used by agent/ and server/; names and signatures are stable)::
                          # the difference-analysis verdict (modification_level, docmdp_ok), signing_policy,
                          # policy_ok, per-certificate revocation status, problems and warnings
 
+    # envelopes: judge one revision returned by a signer (formats.revision; never raises for a bad document)
+    v = check_pdf_revision(previous, new, trust_roots=[root_der], expected_field=None,
+                           validation_time=None, revocation="offline", other_certs=())
+    v = check_detached_signature(content, p7s_der, trust_roots=[root_der], ...same keywords)
+    v.accepted, v.reason, v.message   # RevisionVerdict; reason "" or a stable code (revision.REVISION_*,
+                                      # revision.CMS_INVALID), message one line without document contents
+    v.signer_certificate_der, v.signer_chain_der, v.field_name, v.changed_fields, v.report
+
     # coroutine forms for callers inside an event loop: pades.async_sign_pdf, cades.async_sign_detached,
-    # verify.async_verify_pdf, cades.async_verify_detached (the sync forms call asyncio.run)
+    # verify.async_verify_pdf, cades.async_verify_detached, revision.async_check_pdf_revision,
+    # revision.async_check_detached_signature (the sync forms call asyncio.run)
 
 Verification rules (a signature is ok only when all hold; the document is valid only when it has signatures,
 all are ok, and there is no document-level problem):
@@ -52,9 +62,12 @@ all are ok, and there is no document-level problem):
 * the Signet signing-policy rule (:mod:`formats.policy`), not for document timestamps: under an anchor
   marked as the Signet signing root the signer certificate must carry one of the anchor's signing policies;
   under the Signet TLS root no signature is valid; unmarked anchors set no requirement;
-* PDF: the signature covers its revision, difference analysis accepts what came after it, and every byte
-  of the file is covered by a signature or in a revision difference analysis accepted (bytes appended after
-  the last revision are a document-level problem).
+* PDF: the signature's ``/ByteRange`` signs every byte from the start of the file to the end of its revision
+  except its own signature value (:mod:`formats.strict`; pyHanko alone accepts overlapping ranges whose
+  lengths add up), difference analysis (:data:`formats.strict.DIFF_POLICY`: pyHanko's rules, new objects
+  that nothing refers to not ignored) accepts what came after it, and every byte of the file is covered by a
+  signature or in a revision difference analysis accepted (bytes appended after the last revision are a
+  document-level problem).
 
 Errors (formats.errors): FormatError is the base.  InvalidDocument: input is missing, empty, not a PDF,
 truncated, encrypted, refused by the structural pre-scan (:mod:`formats.prescan`: /Contents beyond what a
@@ -80,15 +93,17 @@ from .errors import FormatError, InvalidDocument, InvalidOptions, SigningError, 
 
 __all__ = [
     "CertificateStatus", "FormatError", "InvalidDocument", "InvalidOptions", "PdfSignOptions", "PdfSignResult",
-    "SignatureReport", "SigningError", "TimestampReport", "TokenSigner", "VerificationFailed", "VerificationReport",
-    "sign_detached", "sign_pdf", "verify_detached", "verify_pdf", "verify_pdf_bytes",
+    "RevisionVerdict", "SignatureReport", "SigningError", "TimestampReport", "TokenSigner", "VerificationFailed",
+    "VerificationReport", "check_detached_signature", "check_pdf_revision", "sign_detached", "sign_pdf",
+    "verify_detached", "verify_pdf", "verify_pdf_bytes",
 ]
 
 _LAZY = {
     "TokenSigner": "signer", "PdfSignOptions": "pades", "PdfSignResult": "pades", "sign_pdf": "pades",
     "sign_detached": "cades", "verify_detached": "cades", "verify_pdf": "verify", "verify_pdf_bytes": "verify",
     "VerificationReport": "report", "SignatureReport": "report", "TimestampReport": "report",
-    "CertificateStatus": "report",
+    "CertificateStatus": "report", "RevisionVerdict": "revision", "check_pdf_revision": "revision",
+    "check_detached_signature": "revision",
 }
 
 

@@ -8,13 +8,19 @@ content nobody signed that some reader might still interpret.  So, for the docum
   section) that no signature covers are a problem ("N bytes after the last revision are covered by no
   signature");
 * bytes of revisions added after the last signature are acceptable only when difference analysis of that
-  signature accepted them (pyHanko's ``docmdp_ok``), else a problem.
+  signature accepted them (pyHanko's ``docmdp_ok``, under :data:`formats.strict.DIFF_POLICY`), else a problem.
+
+A signature counts only up to where its ``/ByteRange`` really signs, and only when that range is the strict
+``[0 a b c]`` around its own signature value (:func:`formats.strict.signed_range`): pyHanko's "ENTIRE_FILE"
+verdict, which only adds up lengths, is not trusted here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, BinaryIO
+
+from .strict import SignedRange
 
 _CHUNK = 1 << 16
 
@@ -27,12 +33,9 @@ class Span:
     later_accepted: bool | None  # difference analysis of the revisions after this one (None: not run)
 
 
-def span_of(emb: Any, later_accepted: bool | None) -> Span | None:
-    """The span of an embedded signature, or None when its byte range is not the usual four numbers."""
-    br = list(emb.byte_range)
-    if len(br) != 4 or not all(isinstance(x, int) for x in br):
-        return None
-    return Span(int(br[2]) + int(br[3]), later_accepted)
+def span_of(signed: SignedRange | None, later_accepted: bool | None) -> Span | None:
+    """The span of an intact signature whose range :func:`formats.strict.signed_range` accepted (None: no span)."""
+    return None if signed is None else Span(signed.end, later_accepted)
 
 
 def newest_revision_end(f: BinaryIO, reader: Any, size: int) -> int:

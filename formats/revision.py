@@ -19,18 +19,12 @@ PDF checks, cheapest refusal first:
    revisions appended after the new signature's.
 5. ``REVISION_WRONG_FIELD``: the new signature is not in ``expected_field``.
 6. ``REVISION_DISALLOWED_CHANGES`` / ``REVISION_TRAILING_BYTES`` (byte coverage): the new signature must cover
-   every byte of ``new`` except its own ``/Contents`` string, which must lie after ``previous`` and hold the
-   CMS object then only zero padding.  A ``/ByteRange`` shaped otherwise is signature wrapping; bytes after
-   the signed revision, or data in the padding, are trailing bytes.
-   (pyHanko calls ``[0 a 0 n]`` "ENTIRE_FILE" whenever the lengths add up to the file size, though it leaves
-   everything after the signature value uncovered: hence the exact check here.)
-7. ``REVISION_DISALLOWED_CHANGES`` (difference analysis): pyHanko's rules from the last revision of
-   ``previous`` to the end of ``new`` allow at most FORM_FILLING, with three changes to pyHanko's default
-   policy: new objects that nothing new refers to are not ignored (the default lets a revision fill in an
-   object number the signed document already referred to but never defined: content appears on a signed page
-   and every earlier signature still validates); a base revision without a form is read as one with an empty
-   form (pyHanko's analysis only ever starts from a signed revision, which always has one); the form's
-   ``/SigFlags`` may change (a first signature sets them).
+   every byte of ``new`` except its own ``/Contents`` string (:func:`formats.strict.signed_range`), which must
+   lie after ``previous`` and hold the CMS object then only zero padding.  A ``/ByteRange`` shaped otherwise is
+   signature wrapping; bytes after the signed revision, or data in the padding, are trailing bytes.
+7. ``REVISION_DISALLOWED_CHANGES`` (difference analysis): :data:`formats.strict.DIFF_POLICY` (pyHanko's rules,
+   new objects nothing refers to not ignored, a form-less base read as an empty form, ``/SigFlags`` free) from
+   the last revision of ``previous`` to the end of ``new`` allows at most FORM_FILLING.
 8. The verifier (:func:`formats.verify.async_verify_pdf`) on ``new``: ``REVISION_SIGNATURE_INVALID`` when the
    new signature is not intact, valid and trusted under ``trust_roots`` (revocation and the Signet policy
    rule included); ``REVISION_DISALLOWED_CHANGES`` when an earlier signature's own DocMDP/FieldMDP
@@ -54,22 +48,13 @@ from typing import Any
 from asn1crypto import cms
 from asn1crypto import parser as asn1_parser
 from pyhanko.pdf_utils import generic
-from pyhanko.sign.diff_analysis import (
-    DEFAULT_DIFF_POLICY,
-    FormUpdatingRule,
-    GenericFieldModificationRule,
-    ModificationLevel,
-    SigFieldCreationRule,
-    SigFieldModificationRule,
-    StandardDiffPolicy,
-    SuspiciousModification,
-)
-from pyhanko.sign.diff_analysis.constants import ACROFORM_EXEMPT_STRICT_COMPARISON
+from pyhanko.sign.diff_analysis import ModificationLevel, SuspiciousModification
 from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.general import extract_certificate_info
 from pyhanko.sign.validation import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 
+from . import strict
 from .cades import async_verify_detached
 from .errors import InvalidDocument
 from .failures import PARSE_ERRORS, describe
@@ -129,48 +114,6 @@ class _Refused(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason, self.message = reason, message
-
-
-# -- difference analysis: pyHanko's default rules, orphans not ignored, a form-less base read as an empty form
-
-
-class _EmptyFormView:
-    """A historical revision whose catalog shows an empty form."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    @property
-    def root(self) -> Any:
-        root = generic.DictionaryObject(self._inner.root)  # type: ignore[no-untyped-call]
-        empty = {generic.pdf_name("/Fields"): generic.ArrayObject()}
-        root[generic.pdf_name("/AcroForm")] = generic.DictionaryObject(empty)  # type: ignore[no-untyped-call]
-        return root
-
-
-class _FormRule(FormUpdatingRule):
-    def apply(self, old: Any, new: Any) -> Any:
-        if "/AcroForm" not in old.root:
-            old = _EmptyFormView(old)
-        return super().apply(old, new)
-
-
-_FIELD_RULES = [  # those of DEFAULT_DIFF_POLICY
-    SigFieldCreationRule(),  # type: ignore[no-untyped-call]
-    SigFieldModificationRule(),
-    GenericFieldModificationRule(),
-]
-
-# /SigFlags may change too: the first signature sets bits (SignaturesExist, AppendOnly) that a form placed
-# before signing does not have yet, and they change no content.
-REVISION_DIFF_POLICY = StandardDiffPolicy(
-    global_rules=DEFAULT_DIFF_POLICY.global_rules,
-    form_rule=_FormRule(_FIELD_RULES, ignored_acroform_keys=ACROFORM_EXEMPT_STRICT_COMPARISON | {"/SigFlags"}),
-    ignore_orphaned_objects=False,
-)
 
 
 # -- PDF
@@ -276,30 +219,25 @@ def _check_new_signature(new_reader: Any, sig: _Sig, expected_field: str | None,
 
 def _check_coverage(emb: Any, new: bytes, prefix: int) -> None:
     """The new signature covers all of ``new`` but its own /Contents, which lies after the previous bytes."""
-    br = emb.byte_range
-    shaped = (isinstance(br, list) and len(br) == 4 and all(isinstance(x, int) for x in br))
-    start, a, b, c = (int(x) for x in br) if shaped else (-1, 0, 0, 0)
-    contents = emb.pkcs7_content
-    exact = (shaped and start == 0 and a >= prefix and b == a + 2 * len(contents) + 2 and c >= 0
-             and b + c <= len(new) and new[a:a + 1] == b"<" and new[b - 1:b] == b">"
-             and new[a + 1:b - 1].lower() == contents.hex().encode())
-    if not exact:
+    signed = strict.signed_range(emb)
+    if signed is None or signed.value_start < prefix:
         raise _Refused(REVISION_DISALLOWED_CHANGES, "the new signature's /ByteRange does not cover its revision "
                                                     "exactly, around its own signature value (signature wrapping)")
+    contents = emb.pkcs7_content
     _, _, _, header, body, trailer = asn1_parser.parse(contents, strict=False)
     if contents[len(header) + len(body) + len(trailer):].strip(b"\0"):  # a hiding place nobody signed
         raise _Refused(REVISION_TRAILING_BYTES, "the new signature's /Contents holds data after its CMS object "
                                                 "instead of zero padding")
-    if b + c < len(new):
+    if signed.end < len(new):
         if emb.evaluate_signature_coverage() == SignatureCoverageLevel.ENTIRE_REVISION:
-            raise _Refused(REVISION_TRAILING_BYTES, f"{len(new) - b - c} bytes after the new signature's revision "
-                                                    f"are covered by no signature")
-        raise _Refused(REVISION_DISALLOWED_CHANGES, f"{len(new) - b - c} bytes of the new signature's own revision "
-                                                    f"are outside its /ByteRange (signature wrapping)")
+            raise _Refused(REVISION_TRAILING_BYTES, f"{len(new) - signed.end} bytes after the new signature's "
+                                                    f"revision are covered by no signature")
+        raise _Refused(REVISION_DISALLOWED_CHANGES, f"{len(new) - signed.end} bytes of the new signature's own "
+                                                    f"revision are outside its /ByteRange (signature wrapping)")
 
 
 def _check_differences(new_reader: Any, prev_total: int, facts: _Facts) -> None:
-    result = REVISION_DIFF_POLICY.review_file(new_reader, prev_total - 1)
+    result = strict.DIFF_POLICY.review_file(new_reader, prev_total - 1)
     if isinstance(result, SuspiciousModification):
         raise _Refused(REVISION_DISALLOWED_CHANGES, "the returned revision changes the document beyond adding a "
                                                     "signature (difference analysis: a change no rule allows)")

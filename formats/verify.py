@@ -14,10 +14,12 @@ import io
 import logging
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from asn1crypto import crl, ocsp, x509
 from pyhanko.pdf_utils.decode_limits import DecodePurpose
+from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.fields import SigSeedSubFilter, enumerate_sig_fields
 from pyhanko.sign.validation import (
     EmbeddedPdfSignature,
@@ -28,7 +30,7 @@ from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.sign.validation.errors import NoDSSFoundError
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 
-from . import coverage, verdict
+from . import coverage, strict, verdict
 from .failures import PARSE_ERRORS, VALIDATION_ERRORS, describe
 from .pdfinput import open_pdf
 from .report import SignatureReport, VerificationReport
@@ -88,7 +90,44 @@ def _dss_evidence(reader: Any) -> tuple[Evidence, tuple[str, ...]]:
                             f"data was not used",)
 
 
-async def _validate(emb: EmbeddedPdfSignature, settings: Settings, dss: Evidence) -> tuple[SignatureReport, Any]:
+@dataclass(frozen=True)
+class _PdfFacts:
+    """What the PDF structure says about one signature: its problems, and the verdicts its report shows."""
+
+    problems: tuple[str, ...]
+    coverage: str | None
+    modification_level: str | None
+    docmdp_ok: bool | None
+    signed: strict.SignedRange | None  # None: no bytes count as covered by it
+
+
+def _pdf_facts(emb: EmbeddedPdfSignature, status: Any) -> _PdfFacts:
+    """Coverage first (strict.signed_range over pyHanko's verdict), then difference analysis, then seed values.
+
+    A range pyHanko would call ENTIRE_FILE or ENTIRE_REVISION that strict.signed_range refuses is reported as
+    pyHanko reports any other nonstandard range: UNCLEAR, with difference analysis refused (OTHER)."""
+    signed = strict.signed_range(emb)
+    cov, level, docmdp_ok = status.coverage, status.modification_level, status.docmdp_ok
+    problems = []
+    if signed is None:
+        problems.append(strict.BYTE_RANGE_PROBLEM)
+        if cov is not None and cov >= SignatureCoverageLevel.ENTIRE_REVISION:
+            cov, level, docmdp_ok = SignatureCoverageLevel.UNCLEAR, ModificationLevel.OTHER, False
+    elif cov is not None and cov < SignatureCoverageLevel.ENTIRE_REVISION:
+        problems.append(f"the signature does not cover its whole revision ({cov.name})")
+    elif docmdp_ok is False:
+        problems.append("a later revision changed what was signed (difference analysis: a change no rule allows)"
+                        if level is None or level == ModificationLevel.OTHER else
+                        f"a later revision made changes this signature's DocMDP/FieldMDP permissions forbid "
+                        f"({level.name})")
+    if getattr(status, "seed_value_constraint_error", None) is not None:
+        problems.append("the signature violates its field's seed value constraints")
+    return _PdfFacts(tuple(problems), cov.name if cov is not None else None,
+                     level.name if level is not None else None, docmdp_ok, signed)
+
+
+async def _validate(emb: EmbeddedPdfSignature, settings: Settings,
+                    dss: Evidence) -> tuple[SignatureReport, coverage.Span | None]:
     kind = "document-timestamp" if emb.sig_object_type == "/DocTimeStamp" else "signature"
     try:
         evidence = dss + cms_evidence(emb.signed_data)
@@ -98,26 +137,18 @@ async def _validate(emb: EmbeddedPdfSignature, settings: Settings, dss: Evidence
     status: Any
     if kind == "signature":
         status = await async_validate_pdf_signature(emb, signer_validation_context=vc, ts_validation_context=vc,
-                                                    key_usage_settings=SIGNER_KEY_USAGE)
+                                                    key_usage_settings=SIGNER_KEY_USAGE,
+                                                    diff_policy=strict.DIFF_POLICY)
     else:
-        status = await async_validate_pdf_timestamp(emb, validation_context=vc)
-    pdf_problems = []
-    cov = status.coverage
-    if cov is not None and cov < SignatureCoverageLevel.ENTIRE_REVISION:
-        pdf_problems.append(f"the signature does not cover its whole revision ({cov.name})")
-    level = status.modification_level
-    if status.docmdp_ok is False:
-        pdf_problems.append("the document was changed after signing in a way that is not permitted"
-                            + (f" ({level.name})" if level is not None else ""))
-    if getattr(status, "seed_value_constraint_error", None) is not None:
-        pdf_problems.append("the signature violates its field's seed value constraints")
+        status = await async_validate_pdf_timestamp(emb, validation_context=vc, diff_policy=strict.DIFF_POLICY)
+    pdf = _pdf_facts(emb, status)
     rep = await verdict.judge(
         status, kind=kind, field_name=_str(emb.field_name), settings=settings, evidence=evidence,
-        registry=vc.certificate_registry, pdf_problems=tuple(pdf_problems),
-        coverage=cov.name if cov is not None else None, modification_level=level.name if level is not None else None,
-        docmdp_ok=status.docmdp_ok,
+        registry=vc.certificate_registry, pdf_problems=pdf.problems, coverage=pdf.coverage,
+        modification_level=pdf.modification_level, docmdp_ok=pdf.docmdp_ok,
     )
-    return rep, status
+    span = coverage.span_of(pdf.signed, pdf.docmdp_ok) if status.intact else None
+    return rep, span
 
 
 def _digest(f: BinaryIO) -> tuple[str, int]:
@@ -146,13 +177,12 @@ async def _verify(f: BinaryIO, reader: Any, settings: Settings) -> VerificationR
         for emb in embedded:
             kind = "document-timestamp" if emb.sig_object_type == "/DocTimeStamp" else "signature"
             try:
-                rep, status = await _validate(emb, s, dss)
+                rep, span = await _validate(emb, s, dss)
             except VALIDATION_ERRORS as e:  # a verdict on this signature, not a crash
                 log.info("signature %s failed validation: %s", _str(emb.field_name), type(e).__name__)
                 reports.append(verdict.broken(kind, _str(emb.field_name), e))
                 continue
             reports.append(rep)
-            span = coverage.span_of(emb, status.docmdp_ok) if status.intact else None
             if span is not None:
                 spans.append(span)
     try:

@@ -451,18 +451,24 @@ def test_hide_and_replace_shadow_attack(world, tmp_path):
     refused(check(world, one, writer_sign(one, world.bob, "Bob", mutate=swap)), REVISION_DISALLOWED_CHANGES)
 
 
-def test_replace_attack_filling_a_dangling_reference(world, tmp_path):
-    """The signed page refers to an object that does not exist yet; the next revision defines it.
-
-    pyHanko's default difference analysis takes the new object for an orphan and accepts the revision (so
-    every earlier signature still validates); the revision policy does not ignore orphans."""
+def dangling_reference_attack(world: World, tmp_path) -> tuple[bytes, bytes]:
+    """(signed, filled): Alice signs a contract whose first page's /Contents also refers to object 99, which
+    does not exist; then a revision defines object 99 (new page text) and Bob signs the result."""
     page_no = _content_ref(world.contract) - 1
     page = _page_object(world.contract, page_no).replace(b"/Contents %d 0 R" % (page_no + 1),
                                                          b"/Contents [%d 0 R 99 0 R]" % (page_no + 1))
     prepared = hostile.incremental(world.contract, {page_no: page})
     one = agent_sign(prepared, world.alice, "Alice", tmp_path)
     filled = hostile.incremental(one, {99: _stream(PAY_MALLORY)})
-    new = writer_sign(filled, world.bob, "Bob")
+    return one, writer_sign(filled, world.bob, "Bob")
+
+
+def test_replace_attack_filling_a_dangling_reference(world, tmp_path):
+    """The signed page refers to an object that does not exist yet; the next revision defines it.
+
+    pyHanko's default difference analysis takes the new object for an orphan and accepts the revision (so
+    every earlier signature still validates); the revision policy does not ignore orphans."""
+    one, new = dangling_reference_attack(world, tmp_path)
 
     reader = PdfFileReader(io.BytesIO(new), strict=False)
     base = PdfFileReader(io.BytesIO(one), strict=False).xrefs.total_revisions - 1

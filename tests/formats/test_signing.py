@@ -18,7 +18,7 @@ WHEN = dt.datetime(2025, 3, 1, 9, 30, tzinfo=dt.UTC)
 def _last_cms(pdf: bytes) -> cms.SignedData:
     start = pdf.rindex(b"/Contents <") + len(b"/Contents <")
     hexstr = pdf[start:pdf.index(b">", start)]
-    return cms.ContentInfo.load(bytes.fromhex(hexstr.decode()).rstrip(b"\x00"))["content"]
+    return cms.ContentInfo.load(bytes.fromhex(hexstr.decode()), strict=False)["content"]  # zero padding follows
 
 
 def _cert_ders(sd: cms.SignedData) -> list[bytes]:
