@@ -41,6 +41,9 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("enroll", help="enrol a new token key with signet-server (certificate stored on the token)")
     _tok(sp)
     _enroll_arguments(sp)
+    from .envelope_args import add_arguments as envelope_arguments
+
+    envelope_arguments(sub, _tok)
     sp = sub.add_parser("agent", help="run the agent (same as signet-agent)")
     sp.add_argument("--config", required=True)
     return p

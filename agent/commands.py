@@ -20,7 +20,7 @@ from signet.pemfiles import ders, read_certificates
 from signet.secrets import SecretUnavailable, read_secret
 from signet.wire import KEY_ALGORITHM_NAMES, detail_of, retry_after_of
 
-from . import enroll_cli
+from . import enroll_cli, envelope_cli
 from .client import CHUNK, AgentClient, NoAgent, PdfOptions, Target, TokenRef
 
 EXIT = {grpc.StatusCode.UNAUTHENTICATED: 4, grpc.StatusCode.FAILED_PRECONDITION: 5,
@@ -220,7 +220,7 @@ def cmd_pin_reset(c: AgentClient, args: argparse.Namespace) -> int:
     return 0
 
 
-def _signing_key(c: AgentClient, args: argparse.Namespace, token: TokenRef, pin: str | None) -> str:
+def signing_key(c: AgentClient, args: argparse.Namespace, token: TokenRef, pin: str | None) -> str:
     if args.key:
         return str(args.key)
     keys = [k for k in c.keys(token, pin).keys if k.certificate_der]
@@ -242,7 +242,7 @@ def cmd_sign(c: AgentClient, args: argparse.Namespace) -> int:
         src.with_name(src.stem + "-signed.pdf") if pdf else src.with_name(src.name + ".p7s"))
     token = _token(args, c)
     pin = _pin(args)
-    key = _signing_key(c, args, token, pin)
+    key = signing_key(c, args, token, pin)
     options = PdfOptions(field_name=args.field or "", reason=args.reason or "", location=args.location or "",
                          contact_info=args.contact or "", timestamp_url=args.tsa or "",
                          visible=_visible(args.visible) if args.visible else None)
@@ -305,6 +305,8 @@ COMMANDS: dict[str, Command] = {
     "csr": cmd_csr, "import-cert": cmd_import_cert, "unlock": cmd_unlock, "lock": cmd_lock,
     "pin-reset": cmd_pin_reset, "sign": cmd_sign, "verify": cmd_verify,
     "enroll": lambda c, args: enroll_cli.cmd_enroll(c, args, _token(args, c), _pin(args)),
+    "inbox": lambda c, args: envelope_cli.cmd(c, args, lambda: _token(args, c), lambda: _pin(args)),
+    "envelope": lambda c, args: envelope_cli.cmd(c, args, lambda: _token(args, c), lambda: _pin(args)),
 }
 
 
@@ -341,7 +343,7 @@ def run(args: argparse.Namespace) -> int:
             extra += f" (retry in {wait:.0f} s)"
         return _fail(args, EXIT.get(code, 1), f"{code.name}: {details}{extra}",
                      {"status": code.name, "detail": _dict(detail) if detail else None, "retry_after": wait})
-    except Usage as e:
+    except (Usage, envelope_cli.EnvelopeUsage) as e:
         return _fail(args, EXIT_USAGE, str(e))
     except BadInput as e:
         return _fail(args, EXIT_BAD_INPUT, str(e))

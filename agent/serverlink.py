@@ -87,6 +87,7 @@ class ServerLink:
             self._api_channel = grpc.secure_channel(target.api, creds, options=opts)
             self.identity = server_pb2_grpc.IdentityServiceStub(self._api_channel)
             self.certificates = server_pb2_grpc.CertificateServiceStub(self._api_channel)
+            self.envelopes = server_pb2_grpc.EnvelopeServiceStub(self._api_channel)
 
     def __enter__(self) -> ServerLink:
         return self

@@ -21,7 +21,7 @@ in the file is reported at once, each naming its key.  Example (every key, with 
     pin_file = ""
 
     [grpc]
-    listen = "127.0.0.1:7443"            # mutual TLS: IdentityService, CertificateService
+    listen = "127.0.0.1:7443"            # mutual TLS: IdentityService, CertificateService, EnvelopeService
     enroll_listen = "127.0.0.1:7444"     # server-authenticated TLS: EnrollmentService
     server_names = ["localhost", "127.0.0.1"]   # DNS names / IPs in the server TLS certificate
     workers = 8
@@ -63,6 +63,12 @@ in the file is reported at once, each naming its key.  Example (every key, with 
 
     [approval]
     four_eyes = true                     # the approving operator must not be the one who registered
+
+    [envelopes]
+    max_document_bytes = 16777216        # each document of an envelope (16 MiB); the API listener's gRPC
+                                         # message limit is this plus 2 MiB
+    default_expiry_days = 30             # a sent envelope expires after this many days unless the request
+                                         # says otherwise (1 to 365)
 
     [notify]
     default = "outbox"                   # outbox | smtp | webhook
@@ -342,6 +348,18 @@ class ApprovalSettings:
 
 
 @dataclass(frozen=True)
+class EnvelopeSettings:
+    max_document_bytes: int = 16 * 1024 * 1024
+    default_expiry_days: int = 30
+
+    @classmethod
+    def from_table(cls, t: Table) -> EnvelopeSettings:
+        return cls(max_document_bytes=t.integer("max_document_bytes", 16 * 1024 * 1024, minimum=1024,
+                                                maximum=256 * 1024 * 1024),
+                   default_expiry_days=t.integer("default_expiry_days", 30, minimum=1, maximum=365))
+
+
+@dataclass(frozen=True)
 class NotifySettings:
     default: ChannelName = ChannelName.OUTBOX
     phone: ChannelName | None = None
@@ -387,7 +405,8 @@ class NotifySettings:
         return self.phone or self.default
 
 
-_TABLES = {"server", "hsm", "grpc", "http", "secrets", "ca", "tsa", "otp", "enrollment", "approval", "notify"}
+_TABLES = {"server", "hsm", "grpc", "http", "secrets", "ca", "tsa", "otp", "enrollment", "approval", "envelopes",
+           "notify"}
 
 
 @dataclass(frozen=True)
@@ -403,6 +422,7 @@ class ServerConfig:
     otp: OtpSettings = field(default_factory=OtpSettings)
     enrollment: EnrollmentSettings = field(default_factory=EnrollmentSettings)
     approval: ApprovalSettings = field(default_factory=ApprovalSettings)
+    envelopes: EnvelopeSettings = field(default_factory=EnvelopeSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
 
     # --- derived locations under state_dir ---
@@ -417,6 +437,11 @@ class ServerConfig:
     @property
     def keys_dir(self) -> Path:
         return self.state_dir / "keys"
+
+    @property
+    def blobs_dir(self) -> Path:
+        """Document revisions and detached signatures, content-addressed (:mod:`server.blobs`)."""
+        return self.state_dir / "blobs"
 
     @property
     def pin_state_path(self) -> Path:
@@ -449,6 +474,7 @@ class ServerConfig:
             enrollment=EnrollmentSettings.from_table(sub("enrollment", {"max_failures_per_day",
                                                                         "requests_per_minute"})),
             approval=ApprovalSettings.from_table(sub("approval", {"four_eyes"})),
+            envelopes=EnvelopeSettings.from_table(sub("envelopes", {"max_document_bytes", "default_expiry_days"})),
             notify=NotifySettings.from_table(sub("notify", {"default", "phone", "email", "smtp", "webhook"}), base),
         )
         if server.mode is Mode.PRODUCTION and cfg.notify.phone_channel is ChannelName.OUTBOX:

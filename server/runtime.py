@@ -12,12 +12,14 @@ from typing import Any
 from hsm import Hsm, Token
 from signet.pemfiles import read_certificates
 
-from .ca import CertificateAuthority, ExternalRoots, LeafProfile, PkiUrls, SerialPolicy
+from .blobs import FileBlobStore
+from .ca import CertificateAuthority, ExternalRoots, LeafProfile, PkiUrls, Role, SerialPolicy
 from .ca.profiles import PolicySet
 from .clock import Clock, SystemClock
 from .config import ChannelName, ServerConfig
 from .datakeys import DataKeys, load_data_keys
 from .enrollment import Enrollment
+from .envelopes import EnvelopeService, Limits, SigningRules
 from .identity import IdentityService
 from .keys import KeySetPolicy, ServerKeys, load_server_keys
 from .notify import OutboxChannel, Router, SmtpChannel, WebhookChannel
@@ -79,6 +81,7 @@ class Runtime:
     ca: CertificateAuthority
     enrollment: Enrollment
     external_roots: ExternalRoots
+    envelopes: EnvelopeService
 
     def close(self) -> None:
         self.store.close()
@@ -118,8 +121,15 @@ def open_runtime(cfg: ServerConfig, clock: Clock | None = None, token: Token | N
                                 serial_policy=SerialPolicy(cfg.ca.serial_policy.value),
                                 client_validity=timedelta(days=cfg.ca.client_validity_days),
                                 max_failures_per_day=cfg.enrollment.max_failures_per_day)
+        envelopes = EnvelopeService(
+            store, FileBlobStore(cfg.blobs_dir), identity, notifier, clock=clock,
+            rules=SigningRules(trust_roots=(keys.certificate_der(Role.SIGNING_ROOT),),
+                               issuer_key_hash=ca.issuer_key_hash, token_policy_oid=cfg.ca.signing_policy_oid,
+                               remote_policy_oid=cfg.ca.remote_policy_oid),
+            limits=Limits(max_document_bytes=cfg.envelopes.max_document_bytes,
+                          default_expiry_days=cfg.envelopes.default_expiry_days))
     except BaseException:
         store.close()
         raise
     return Runtime(cfg, token, store, keys, urls, clock, data, outbox, notifier, identity, ca, enrollment,
-                   _external_roots(cfg))
+                   _external_roots(cfg), envelopes)

@@ -1,7 +1,9 @@
 """The two gRPC servers of signet-server, both TLS with the server certificate from our own CA.
 
 - API (``[grpc] listen``): client certificates required and verified against our CA (mutual TLS);
-  IdentityService and CertificateService.
+  IdentityService, CertificateService and EnvelopeService.  Its messages may be as large as the largest
+  document an envelope may hold (``[envelopes] max_document_bytes``) plus :data:`ENVELOPE_SLACK` for the
+  message around it and the signatures a revision gathers.
 - Enrollment (``[grpc] enroll_listen``): server-authenticated TLS only; EnrollmentService.
 
 Two listeners because grpc-python either requires a client certificate or never asks for one: it
@@ -27,11 +29,13 @@ from ..tls import certs_pem
 from .auth import Authenticator
 from .certificates import CertificateServicer
 from .enrollment import EnrollmentServicer
+from .envelopes import EnvelopeServicer
 from .identity import IdentityServicer
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE = 1024 * 1024
+MAX_MESSAGE = 1024 * 1024  # the enrollment listener: CSRs and certificates
+ENVELOPE_SLACK = 2 * 1024 * 1024
 _SERVICES = server_pb2.DESCRIPTOR.services_by_name
 
 
@@ -51,10 +55,16 @@ class Listeners:
             e.wait(grace + 1)
 
 
-def _server(workers: int, services: list[str]) -> tuple[grpc.Server, health.HealthServicer]:
+def api_message_limit(max_document_bytes: int) -> int:
+    """The API listener's message limit: one document of the largest size, with room around it."""
+    return max(MAX_MESSAGE, max_document_bytes + ENVELOPE_SLACK)
+
+
+def _server(workers: int, services: list[str], max_message: int = MAX_MESSAGE
+            ) -> tuple[grpc.Server, health.HealthServicer]:
     server = grpc.server(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-                         options=[("grpc.max_receive_message_length", MAX_MESSAGE),
-                                  ("grpc.max_send_message_length", MAX_MESSAGE),
+                         options=[("grpc.max_receive_message_length", max_message),
+                                  ("grpc.max_send_message_length", max_message),
                                   ("grpc.so_reuseport", 0)])
     checker = add_health_and_reflection(server, [_SERVICES[s].full_name for s in services])
     return server, checker
@@ -72,10 +82,12 @@ def start_listeners(rt: Runtime, server_key_pem: bytes, server_chain_pem: bytes)
     client_ca = certs_pem(rt.keys.certificate_der(Role.TLS_ROOT), rt.keys.certificate_der(Role.TLS_CA))
     auth = Authenticator(rt.store, db.spki_hash(rt.keys[Role.TLS_CA].public_key_der))
 
-    api, api_health = _server(cfg.grpc.workers, ["IdentityService", "CertificateService"])
+    api, api_health = _server(cfg.grpc.workers, ["IdentityService", "CertificateService", "EnvelopeService"],
+                              api_message_limit(cfg.envelopes.max_document_bytes))
     server_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(rt.identity, auth, rt.enrollment), api)
     server_pb2_grpc.add_CertificateServiceServicer_to_server(
         CertificateServicer(rt.ca, rt.identity, rt.external_roots, auth), api)
+    server_pb2_grpc.add_EnvelopeServiceServicer_to_server(EnvelopeServicer(rt.envelopes, auth), api)
     api_port = _port(api, cfg.grpc.listen, grpc.ssl_server_credentials(
         [(server_key_pem, server_chain_pem)], root_certificates=client_ca, require_client_auth=True))
 

@@ -54,7 +54,8 @@ SERVER_RPCS = rpc_names(server_pb2.DESCRIPTOR)
 
 # server.proto's header: which listener serves which service
 API, ENROLL = "api", "enroll"
-LISTENER_OF: dict[str, str] = {"IdentityService": API, "CertificateService": API, "EnrollmentService": ENROLL}
+LISTENER_OF: dict[str, str] = {"IdentityService": API, "CertificateService": API, "EnvelopeService": API,
+                               "EnrollmentService": ENROLL}
 
 
 def listener_of(rpc: str) -> str | None:
@@ -149,9 +150,15 @@ def expect(outcome: Outcome, call: Callable[[], Any], targets: Any, what: str) -
 
 
 # -- signet-server: the API listener ----------------------------------------------------------------------------------
+NO_ENVELOPE = "env_" + "0" * 24
+
+
 @dataclass
 class ServerTargets:
-    """Org A's objects every API call aims at, and the ids the checks compare with."""
+    """Org A's objects every API call aims at, and the ids the checks compare with.
+
+    The envelopes exist in the matrix's world (tests/e2e/test_authz_matrix.py: sent by Henry, an enrolled person of
+    org A); a world without envelopes (tests/e2e/test_server_authz.py) leaves the defaults, ids of nothing."""
 
     org_a: str
     org_b: str
@@ -160,6 +167,11 @@ class ServerTargets:
     dave_signing_serial: str  # hex
     dave_agent_serial: str  # hex: Dave's agent TLS client certificate (it has Dave as holder)
     counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    envelope: str = NO_ENVELOPE  # sent, addressed to Dave (signer); Erin is not on it
+    envelope_document: str = "doc_" + "0" * 24  # its PDF
+    envelope_revision: str = "0" * 64  # the PDF's current SHA-256
+    void_envelope: str = NO_ENVELOPE  # another one sent to Dave: only VoidEnvelope aims at it
+    erin_envelope: str = NO_ENVELOPE  # sent to Erin: she is a recipient, of another envelope
 
     def fresh(self) -> int:
         return next(self.counter)
@@ -189,12 +201,15 @@ class ApiCase:
     """One API-listener RPC: its request, and what four authenticated principals get.
 
     ``same_org_operator`` is the control row (an operator of org A who did not register Dave): it shows each
-    request is well formed and reaches the service, so a refusal in another row is about the caller."""
+    request is well formed and reaches the service, so a refusal in another row is about the caller.
+    ``own_agent`` is swept only by tests/e2e/test_server_authz.py, whose world holds no envelope: there the
+    envelope RPCs aim at an id that does not exist (NOT_FOUND), and Dave may create a draft of his own."""
 
     build: Callable[[ServerTargets], Message]
     same_org_operator: Outcome
     other_org_operator: Outcome
-    other_persons_agent: Outcome  # Erin's agent, calling about Dave (same organisation)
+    other_persons_agent: Outcome  # Erin's agent, calling about Dave (same organisation); for envelopes, a
+    # recipient of another envelope
     own_agent: Outcome  # Dave's own agent (tests/e2e/test_server_authz.py: it may revoke its own certificate)
 
 
@@ -207,6 +222,92 @@ OWN_PERSON_ONLY = Refused(C.PERMISSION_DENIED, says="only for its own person")
 def _fp(reason: str) -> Refused:
     return Refused(C.FAILED_PRECONDITION, reason)
 
+
+# -- EnvelopeService (server.proto): a caller sees an envelope it sent, one addressed to it once sent, or (operators)
+# one sent from its organisation, read-only plus void; anything else is NOT_FOUND, like an id that does not exist.
+PERSONS_ONLY = Refused(C.PERMISSION_DENIED, says="only a person")  # operators send nothing
+SENDER_ONLY = Refused(C.PERMISSION_DENIED, says="only the sender")
+RECIPIENTS_ONLY = Refused(C.PERMISSION_DENIED, says="only a recipient")
+
+
+def _envelopes(r: Any) -> list[Any]:
+    return list(r.envelopes)
+
+
+def _party(person: str) -> Callable[[Any], bool]:
+    def on(e: Any) -> bool:
+        return bool(e.sender_person_id == person or person in [x.person_id for x in e.recipients])
+    return on
+
+
+def _own_draft(who: str) -> Callable[[Any, Any], None]:
+    return _check(lambda r, t: r.envelope.sender_person_id == getattr(t, who)
+                  and r.envelope.state == server_pb2.ENVELOPE_STATE_DRAFT, f"a draft sent by {who} must come back")
+
+
+def _create(t: ServerTargets) -> Message:
+    return server_pb2.CreateEnvelopeRequest(
+        title=f"Matrix envelope {t.fresh()}",
+        documents=[server_pb2.DocumentSpec(name="terms.txt", media_type="text/plain", content=b"the terms\n")],
+        recipients=[server_pb2.RecipientSpec(person_id=t.dave, role=server_pb2.RECIPIENT_ROLE_SIGNER,
+                                             routing_order=1, signing_method=server_pb2.SIGNING_METHOD_TOKEN)])
+
+
+ENVELOPE_CASES: dict[str, ApiCase] = {
+    "EnvelopeService.CreateEnvelope": ApiCase(
+        _create, same_org_operator=PERSONS_ONLY, other_org_operator=PERSONS_ONLY,
+        other_persons_agent=Allowed("a person creates envelopes in their own name (Erin's draft, to Dave)",
+                                    _own_draft("erin")),
+        own_agent=Allowed("a person creates envelopes in their own name", _own_draft("dave"))),
+    "EnvelopeService.SendEnvelope": ApiCase(
+        lambda t: server_pb2.SendEnvelopeRequest(envelope_id=t.envelope),
+        same_org_operator=SENDER_ONLY, other_org_operator=NF, other_persons_agent=NF, own_agent=NF),
+    "EnvelopeService.GetEnvelope": ApiCase(
+        lambda t: server_pb2.GetEnvelopeRequest(envelope_id=t.envelope),
+        same_org_operator=Allowed("an operator reads the envelopes sent from its organisation", _check(
+            lambda r, t: r.envelope.id == t.envelope and r.envelope.organisation_id == t.org_a,
+            "the envelope must come back")),
+        other_org_operator=NF, other_persons_agent=NF, own_agent=NF),
+    "EnvelopeService.ListEnvelopes": ApiCase(
+        lambda t: server_pb2.ListEnvelopesRequest(),
+        same_org_operator=Allowed("an operator lists the envelopes sent from its organisation", _check(
+            lambda r, t: t.envelope in [e.id for e in _envelopes(r)]
+            and {e.organisation_id for e in _envelopes(r)} == {t.org_a}, "org A's envelopes, Dave's among them")),
+        other_org_operator=Allowed("an operator lists its own organisation's envelopes: none of org A's", _check(
+            lambda r, t: {e.organisation_id for e in _envelopes(r)} <= {t.org_b}, "only org B's envelopes")),
+        other_persons_agent=Allowed("a person lists what they sent and what is addressed to them", _check(
+            lambda r, t: t.envelope not in [e.id for e in _envelopes(r)] and all(map(_party(t.erin), _envelopes(r)))
+            and (t.erin_envelope == NO_ENVELOPE or t.erin_envelope in [e.id for e in _envelopes(r)]),
+            "Erin's list: her own envelope, not Dave's")),
+        own_agent=Allowed("a person lists what they sent and what is addressed to them", _check(
+            lambda r, t: all(map(_party(t.dave), _envelopes(r))), "Dave's list holds only envelopes of his"))),
+    "EnvelopeService.GetDocument": ApiCase(
+        lambda t: server_pb2.GetDocumentRequest(envelope_id=t.envelope, document_id=t.envelope_document),
+        same_org_operator=Allowed("an operator reads the envelopes sent from its organisation", _check(
+            lambda r, t: hashlib.sha256(r.content).hexdigest() == t.envelope_revision, "the current revision")),
+        other_org_operator=NF, other_persons_agent=NF, own_agent=NF),
+    "EnvelopeService.StartSigning": ApiCase(
+        lambda t: server_pb2.StartSigningRequest(envelope_id=t.envelope, document_id=t.envelope_document,
+                                                 revision_sha256=t.envelope_revision),
+        same_org_operator=RECIPIENTS_ONLY, other_org_operator=NF, other_persons_agent=NF, own_agent=NF),
+    "EnvelopeService.SubmitSignature": ApiCase(
+        lambda t: server_pb2.SubmitSignatureRequest(envelope_id=t.envelope, document_id=t.envelope_document,
+                                                    one_time_code="123456", content=b"%PDF-1.7"),
+        same_org_operator=RECIPIENTS_ONLY, other_org_operator=NF, other_persons_agent=NF, own_agent=NF),
+    "EnvelopeService.DeclineEnvelope": ApiCase(
+        lambda t: server_pb2.DeclineEnvelopeRequest(envelope_id=t.envelope, reason="the rent is wrong"),
+        same_org_operator=RECIPIENTS_ONLY, other_org_operator=NF, other_persons_agent=NF, own_agent=NF),
+    "EnvelopeService.VoidEnvelope": ApiCase(
+        lambda t: server_pb2.VoidEnvelopeRequest(envelope_id=t.void_envelope, reason="sent in error"),
+        same_org_operator=Allowed("an operator of the sender's organisation may void its envelopes", _check(
+            lambda r, t: r.envelope.state == server_pb2.ENVELOPE_STATE_VOIDED, "the envelope must be voided")),
+        other_org_operator=NF, other_persons_agent=NF, own_agent=NF),
+    "EnvelopeService.ListEnvelopeEvents": ApiCase(
+        lambda t: server_pb2.ListEnvelopeEventsRequest(envelope_id=t.envelope),
+        same_org_operator=Allowed("an operator reads the envelopes sent from its organisation", _check(
+            lambda r, t: [e.type for e in r.events][:2] == ["created", "sent"], "the events, oldest first")),
+        other_org_operator=NF, other_persons_agent=NF, own_agent=NF),
+}
 
 API_CASES: dict[str, ApiCase] = {
     "IdentityService.RegisterPerson": ApiCase(
@@ -292,6 +393,7 @@ API_CASES: dict[str, ApiCase] = {
         # the operator gets past authorisation to the certificate check: an empty SEQUENCE is no certificate
         same_org_operator=Refused(C.INVALID_ARGUMENT), other_org_operator=NF, other_persons_agent=OPERATOR_ONLY,
         own_agent=OPERATOR_ONLY),
+    **ENVELOPE_CASES,
 }
 
 

@@ -26,6 +26,7 @@ class Enrolled:
     signing_serial: str  # hex
     agent: ClientFiles  # the agent's TLS client certificate (+ TLS CA), key and the TLS root
     agent_serial: str  # hex
+    key_id: str = ""  # the signing key on the person's token (its certificate and chain stored next to it)
 
 
 def enroll_in_process(r: Running, person_id: str, phone: str, token: Any, directory: Path) -> Enrolled:
@@ -45,7 +46,7 @@ def enroll_in_process(r: Running, person_id: str, phone: str, token: Any, direct
     finally:
         tok.logout()
     files = ClientFiles(directory / "agent.crt", directory / "agent.key", directory / "ca.pem")
-    return Enrolled(done.serial, files, serial_of(files.cert))
+    return Enrolled(done.serial, files, serial_of(files.cert), done.key_id)
 
 
 def forged_client(directory: Path, uri: str, ca: Path, cn: str = "forged operator") -> ClientFiles:

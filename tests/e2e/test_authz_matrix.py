@@ -5,10 +5,11 @@ says so, explicitly (tests/e2e/authz_cases.py holds the table and the reason of 
 One parametrized test per (listener, principal), the RPC as the parameter id.  An RPC the proto gains without a
 table entry fails every test it appears in and :func:`test_every_rpc_has_a_matrix_entry`.
 
-World (module-scoped): one signet-server with organisations A and B (Dave, Erin, Frank, Grace approved; Pat
-pending; Dave and Erin enrolled); agent 1 serving the Unix socket and mutual TLS with a test PKI; agent 2 serving
-mutual TLS for clients of Signet's TLS CA with ``tcp.revocation = "require"``, which sees Grace's agent certificate
-(enrolled with `signet enroll` through agent 1) accepted, then refused once signet-admin revoked it.
+World (module-scoped): one signet-server with organisations A and B (Dave, Erin, Frank, Grace, Henry approved; Pat
+pending; Dave, Erin and Henry enrolled; Henry sent Dave two envelopes and Erin one, so Erin's agent is a recipient
+of another envelope); agent 1 serving the Unix socket and mutual TLS with a test PKI; agent 2 serving mutual TLS
+for clients of Signet's TLS CA with ``tcp.revocation = "require"``, which sees Grace's agent certificate (enrolled
+with `signet enroll` through agent 1) accepted, then refused once signet-admin revoked it.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ pytestmark = pytest.mark.e2e
 C = grpc.StatusCode
 KIOSK, INTRUDER = "kiosk-2", "intruder"
 PHONES = {"dave": "+8613800138011", "erin": "+8613800138012", "frank": "+8613800138013",
-          "grace": "+8613800138014", "pat": "+8613800138015"}
+          "grace": "+8613800138014", "pat": "+8613800138015", "henry": "+8613800138016"}
 AGENT_POLICY = f"""
 [unlock]
 max_signatures = 10
@@ -121,13 +122,34 @@ def server(make_token, tmp_path_factory) -> Iterator[Server]:
                                               f"{name}@example.com", approve=name != "pat")
                       for name, birth, seq in (("dave", "19880808", "321"), ("erin", "19920229", "046"),
                                                ("frank", "19790315", "112"), ("grace", "19850612", "318"),
-                                               ("pat", "19910101", "027"))}
+                                               ("pat", "19910101", "027"), ("henry", "19830704", "155"))}
         dave = enroll_in_process(r, people["dave"], PHONES["dave"], make_token("dave"), base / "dave-agent")
         erin = enroll_in_process(r, people["erin"], PHONES["erin"], make_token("erin"), base / "erin-agent")
+        henry = enroll_in_process(r, people["henry"], PHONES["henry"], make_token("henry"), base / "henry-agent")
         t = ServerTargets(r.org_a, r.org_b, people["dave"], people["erin"], dave.signing_serial, dave.agent_serial)
+        with channel(r.env, henry.agent) as ch:
+            to_dave, to_dave_too, to_erin = (_send_envelope(ch, title, people[who]) for title, who in (
+                ("Matrix lease", "dave"), ("Matrix lease to void", "dave"), ("Matrix lease for Erin", "erin")))
+        t = replace(t, envelope=to_dave.id, envelope_document=to_dave.documents[0].id,
+                    envelope_revision=to_dave.documents[0].current_sha256, void_envelope=to_dave_too.id,
+                    erin_envelope=to_erin.id)
         yield Server(r, t, base, people, dave, erin)
     finally:
         r.server.stop()
+
+
+def _send_envelope(ch: grpc.Channel, title: str, to: str) -> Any:
+    """A sent envelope (one PDF, ``to`` its signer), created and sent by the caller of ``ch``."""
+    from formats.samplepdf import contract_pdf_bytes
+
+    create, send = (method_of(server_pb2.DESCRIPTOR, f"EnvelopeService.{m}") for m in ("CreateEnvelope",
+                                                                                         "SendEnvelope"))
+    draft = invoke(ch, create, server_pb2.CreateEnvelopeRequest(
+        title=title, documents=[server_pb2.DocumentSpec(name="lease.pdf", media_type="application/pdf",
+                                                        content=contract_pdf_bytes(title, ["Henry", "Dave"]))],
+        recipients=[server_pb2.RecipientSpec(person_id=to, role=server_pb2.RECIPIENT_ROLE_SIGNER, routing_order=1,
+                                             signing_method=server_pb2.SIGNING_METHOD_TOKEN)])).envelope
+    return invoke(ch, send, server_pb2.SendEnvelopeRequest(envelope_id=draft.id)).envelope
 
 
 @pytest.fixture(scope="module")

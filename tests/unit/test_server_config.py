@@ -147,3 +147,23 @@ def test_load_config_resolves_paths_relative_to_the_file(tmp_path: Path) -> None
     assert cfg.server.state_dir == (tmp_path / "var").resolve()
     assert cfg.ca.external_roots == (f.parent / "roots" / "a.pem",)
     assert os.path.isabs(cfg.path)
+
+
+def test_envelopes_table_defaults_and_bounds() -> None:
+    cfg = parse(demo())
+    assert (cfg.envelopes.max_document_bytes, cfg.envelopes.default_expiry_days) == (16 * 1024 * 1024, 30)
+    assert cfg.blobs_dir == Path("/etc/signet/state/blobs")
+    cfg = parse(demo(envelopes={"max_document_bytes": 1 << 20, "default_expiry_days": 7}))
+    assert (cfg.envelopes.max_document_bytes, cfg.envelopes.default_expiry_days) == (1 << 20, 7)
+    found = problems(demo(envelopes={"max_document_bytes": 10, "default_expiry_days": 366, "bulk": True}))
+    assert any("envelopes.max_document_bytes" in p for p in found)
+    assert any("envelopes.default_expiry_days" in p for p in found)
+    assert any("bulk" in p for p in found)
+
+
+def test_the_api_listener_admits_the_largest_document() -> None:
+    from server.api.listeners import MAX_MESSAGE, api_message_limit
+    from server.envelopes.service import REVISION_ALLOWANCE
+
+    for size in (1024, 16 * 1024 * 1024, 256 * 1024 * 1024):  # a signed revision may grow by the allowance
+        assert api_message_limit(size) >= max(MAX_MESSAGE, size + REVISION_ALLOWANCE + 64 * 1024)

@@ -86,6 +86,101 @@ CERTIFICATE_STATE_GOOD: CertificateState.ValueType  # 1
 CERTIFICATE_STATE_REVOKED: CertificateState.ValueType  # 2
 Global___CertificateState: _TypeAlias = CertificateState  # noqa: Y015
 
+class _EnvelopeState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EnvelopeStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EnvelopeState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ENVELOPE_STATE_UNSPECIFIED: _EnvelopeState.ValueType  # 0
+    ENVELOPE_STATE_DRAFT: _EnvelopeState.ValueType  # 1
+    ENVELOPE_STATE_SENT: _EnvelopeState.ValueType  # 2
+    ENVELOPE_STATE_COMPLETED: _EnvelopeState.ValueType  # 3
+    ENVELOPE_STATE_DECLINED: _EnvelopeState.ValueType  # 4
+    ENVELOPE_STATE_VOIDED: _EnvelopeState.ValueType  # 5
+    ENVELOPE_STATE_EXPIRED: _EnvelopeState.ValueType  # 6
+
+class EnvelopeState(_EnvelopeState, metaclass=_EnvelopeStateEnumTypeWrapper):
+    """-- envelopes --------------------------------------------------------------"""
+
+ENVELOPE_STATE_UNSPECIFIED: EnvelopeState.ValueType  # 0
+ENVELOPE_STATE_DRAFT: EnvelopeState.ValueType  # 1
+ENVELOPE_STATE_SENT: EnvelopeState.ValueType  # 2
+ENVELOPE_STATE_COMPLETED: EnvelopeState.ValueType  # 3
+ENVELOPE_STATE_DECLINED: EnvelopeState.ValueType  # 4
+ENVELOPE_STATE_VOIDED: EnvelopeState.ValueType  # 5
+ENVELOPE_STATE_EXPIRED: EnvelopeState.ValueType  # 6
+Global___EnvelopeState: _TypeAlias = EnvelopeState  # noqa: Y015
+
+class _RecipientRole:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RecipientRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RecipientRole.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RECIPIENT_ROLE_UNSPECIFIED: _RecipientRole.ValueType  # 0
+    RECIPIENT_ROLE_SIGNER: _RecipientRole.ValueType  # 1
+    """Signs every document."""
+    RECIPIENT_ROLE_APPROVER: _RecipientRole.ValueType  # 2
+    """Approves with a signature too (same path as a signer)."""
+    RECIPIENT_ROLE_COPY: _RecipientRole.ValueType  # 3
+    """Receives a copy: notified, never asked to sign."""
+
+class RecipientRole(_RecipientRole, metaclass=_RecipientRoleEnumTypeWrapper): ...
+
+RECIPIENT_ROLE_UNSPECIFIED: RecipientRole.ValueType  # 0
+RECIPIENT_ROLE_SIGNER: RecipientRole.ValueType  # 1
+"""Signs every document."""
+RECIPIENT_ROLE_APPROVER: RecipientRole.ValueType  # 2
+"""Approves with a signature too (same path as a signer)."""
+RECIPIENT_ROLE_COPY: RecipientRole.ValueType  # 3
+"""Receives a copy: notified, never asked to sign."""
+Global___RecipientRole: _TypeAlias = RecipientRole  # noqa: Y015
+
+class _RecipientState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RecipientStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RecipientState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RECIPIENT_STATE_UNSPECIFIED: _RecipientState.ValueType  # 0
+    RECIPIENT_STATE_PENDING: _RecipientState.ValueType  # 1
+    RECIPIENT_STATE_NOTIFIED: _RecipientState.ValueType  # 2
+    RECIPIENT_STATE_VIEWED: _RecipientState.ValueType  # 3
+    RECIPIENT_STATE_SIGNED: _RecipientState.ValueType  # 4
+    RECIPIENT_STATE_DECLINED: _RecipientState.ValueType  # 5
+
+class RecipientState(_RecipientState, metaclass=_RecipientStateEnumTypeWrapper): ...
+
+RECIPIENT_STATE_UNSPECIFIED: RecipientState.ValueType  # 0
+RECIPIENT_STATE_PENDING: RecipientState.ValueType  # 1
+RECIPIENT_STATE_NOTIFIED: RecipientState.ValueType  # 2
+RECIPIENT_STATE_VIEWED: RecipientState.ValueType  # 3
+RECIPIENT_STATE_SIGNED: RecipientState.ValueType  # 4
+RECIPIENT_STATE_DECLINED: RecipientState.ValueType  # 5
+Global___RecipientState: _TypeAlias = RecipientState  # noqa: Y015
+
+class _SigningMethod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SigningMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SigningMethod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SIGNING_METHOD_UNSPECIFIED: _SigningMethod.ValueType  # 0
+    SIGNING_METHOD_TOKEN: _SigningMethod.ValueType  # 1
+    """With the recipient's own token, through their agent."""
+    SIGNING_METHOD_REMOTE: _SigningMethod.ValueType  # 2
+    """With a key held for the recipient on the server token."""
+
+class SigningMethod(_SigningMethod, metaclass=_SigningMethodEnumTypeWrapper): ...
+
+SIGNING_METHOD_UNSPECIFIED: SigningMethod.ValueType  # 0
+SIGNING_METHOD_TOKEN: SigningMethod.ValueType  # 1
+"""With the recipient's own token, through their agent."""
+SIGNING_METHOD_REMOTE: SigningMethod.ValueType  # 2
+"""With a key held for the recipient on the server token."""
+Global___SigningMethod: _TypeAlias = SigningMethod  # noqa: Y015
+
 @_typing.final
 class Person(_message.Message):
     """A registered person. The identity document number is never returned."""
@@ -977,3 +1072,808 @@ class RegisterExternalCertificateResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RegisterExternalCertificateResponse: _TypeAlias = RegisterExternalCertificateResponse  # noqa: Y015
+
+@_typing.final
+class SignatureField(_message.Message):
+    """Where a signer's signature goes on a PDF (points, origin bottom left)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_FIELD_NUMBER: _builtins.int
+    X1_FIELD_NUMBER: _builtins.int
+    Y1_FIELD_NUMBER: _builtins.int
+    X2_FIELD_NUMBER: _builtins.int
+    Y2_FIELD_NUMBER: _builtins.int
+    page: _builtins.int
+    x1: _builtins.float
+    y1: _builtins.float
+    x2: _builtins.float
+    y2: _builtins.float
+    def __init__(
+        self,
+        *,
+        page: _builtins.int = ...,
+        x1: _builtins.float = ...,
+        y1: _builtins.float = ...,
+        x2: _builtins.float = ...,
+        y2: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "x1", b"x1", "x2", b"x2", "y1", b"y1", "y2", b"y2"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignatureField: _TypeAlias = SignatureField  # noqa: Y015
+
+@_typing.final
+class RecipientSpec(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    ROUTING_ORDER_FIELD_NUMBER: _builtins.int
+    SIGNING_METHOD_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    role: Global___RecipientRole.ValueType
+    routing_order: _builtins.int
+    """1, 2, ...: equal orders form a parallel group; a group starts when the
+    previous one has signed.
+    """
+    signing_method: Global___SigningMethod.ValueType
+    @_builtins.property
+    def field(self) -> Global___SignatureField:
+        """Optional visible signature box; without it the signature is invisible."""
+
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        role: Global___RecipientRole.ValueType = ...,
+        routing_order: _builtins.int = ...,
+        signing_method: Global___SigningMethod.ValueType = ...,
+        field: Global___SignatureField | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["field", b"field"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "person_id", b"person_id", "role", b"role", "routing_order", b"routing_order", "signing_method", b"signing_method"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecipientSpec: _TypeAlias = RecipientSpec  # noqa: Y015
+
+@_typing.final
+class DocumentSpec(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    MEDIA_TYPE_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    media_type: _builtins.str
+    """"application/pdf" gathers PAdES revisions; anything else gathers
+    detached CAdES signatures over the locked bytes.
+    """
+    content: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        media_type: _builtins.str = ...,
+        content: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "media_type", b"media_type", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DocumentSpec: _TypeAlias = DocumentSpec  # noqa: Y015
+
+@_typing.final
+class EnvelopeDocument(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    MEDIA_TYPE_FIELD_NUMBER: _builtins.int
+    ORIGINAL_SHA256_FIELD_NUMBER: _builtins.int
+    CURRENT_SHA256_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    PAGES_FIELD_NUMBER: _builtins.int
+    SIGNATURES_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    name: _builtins.str
+    media_type: _builtins.str
+    original_sha256: _builtins.str
+    """SHA-256 (hex) of the bytes as sent (locked at send)."""
+    current_sha256: _builtins.str
+    """SHA-256 (hex) and size of the current revision."""
+    size: _builtins.int
+    pages: _builtins.int
+    """PDF page count (0 for other files)."""
+    signatures: _builtins.int
+    """Signatures gathered so far (revisions after the original)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        media_type: _builtins.str = ...,
+        original_sha256: _builtins.str = ...,
+        current_sha256: _builtins.str = ...,
+        size: _builtins.int = ...,
+        pages: _builtins.int = ...,
+        signatures: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_sha256", b"current_sha256", "id", b"id", "media_type", b"media_type", "name", b"name", "original_sha256", b"original_sha256", "pages", b"pages", "signatures", b"signatures", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnvelopeDocument: _TypeAlias = EnvelopeDocument  # noqa: Y015
+
+@_typing.final
+class Recipient(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    LEGAL_NAME_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    ROUTING_ORDER_FIELD_NUMBER: _builtins.int
+    SIGNING_METHOD_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    NOTIFIED_AT_FIELD_NUMBER: _builtins.int
+    VIEWED_AT_FIELD_NUMBER: _builtins.int
+    SIGNED_AT_FIELD_NUMBER: _builtins.int
+    DECLINED_AT_FIELD_NUMBER: _builtins.int
+    DECLINE_REASON_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_SERIAL_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    person_id: _builtins.str
+    legal_name: _builtins.str
+    role: Global___RecipientRole.ValueType
+    routing_order: _builtins.int
+    signing_method: Global___SigningMethod.ValueType
+    state: Global___RecipientState.ValueType
+    decline_reason: _builtins.str
+    certificate_serial: _builtins.str
+    """Serial (hex) of the certificate that signed."""
+    @_builtins.property
+    def notified_at(self) -> _timestamp_pb2.Timestamp:
+        """Exact UTC time the notice was sent (server clock, ms precision)."""
+
+    @_builtins.property
+    def viewed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def signed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def declined_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def field(self) -> Global___SignatureField: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        legal_name: _builtins.str = ...,
+        role: Global___RecipientRole.ValueType = ...,
+        routing_order: _builtins.int = ...,
+        signing_method: Global___SigningMethod.ValueType = ...,
+        state: Global___RecipientState.ValueType = ...,
+        notified_at: _timestamp_pb2.Timestamp | None = ...,
+        viewed_at: _timestamp_pb2.Timestamp | None = ...,
+        signed_at: _timestamp_pb2.Timestamp | None = ...,
+        declined_at: _timestamp_pb2.Timestamp | None = ...,
+        decline_reason: _builtins.str = ...,
+        certificate_serial: _builtins.str = ...,
+        field: Global___SignatureField | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["declined_at", b"declined_at", "field", b"field", "notified_at", b"notified_at", "signed_at", b"signed_at", "viewed_at", b"viewed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_serial", b"certificate_serial", "decline_reason", b"decline_reason", "declined_at", b"declined_at", "field", b"field", "id", b"id", "legal_name", b"legal_name", "notified_at", b"notified_at", "person_id", b"person_id", "role", b"role", "routing_order", b"routing_order", "signed_at", b"signed_at", "signing_method", b"signing_method", "state", b"state", "viewed_at", b"viewed_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Recipient: _TypeAlias = Recipient  # noqa: Y015
+
+@_typing.final
+class Envelope(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ORGANISATION_ID_FIELD_NUMBER: _builtins.int
+    SENDER_PERSON_ID_FIELD_NUMBER: _builtins.int
+    SENDER_NAME_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    RECIPIENTS_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    SENT_AT_FIELD_NUMBER: _builtins.int
+    COMPLETED_AT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    organisation_id: _builtins.str
+    sender_person_id: _builtins.str
+    sender_name: _builtins.str
+    title: _builtins.str
+    message: _builtins.str
+    state: Global___EnvelopeState.ValueType
+    version: _builtins.int
+    """Bumped by every change."""
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___EnvelopeDocument]: ...
+    @_builtins.property
+    def recipients(self) -> _containers.RepeatedCompositeFieldContainer[Global___Recipient]: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def sent_at(self) -> _timestamp_pb2.Timestamp:
+        """Exact UTC send time (server clock, ms precision)."""
+
+    @_builtins.property
+    def completed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When a sent envelope expires unless completed."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        organisation_id: _builtins.str = ...,
+        sender_person_id: _builtins.str = ...,
+        sender_name: _builtins.str = ...,
+        title: _builtins.str = ...,
+        message: _builtins.str = ...,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
+        state: Global___EnvelopeState.ValueType = ...,
+        documents: _abc.Iterable[Global___EnvelopeDocument] | None = ...,
+        recipients: _abc.Iterable[Global___Recipient] | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        sent_at: _timestamp_pb2.Timestamp | None = ...,
+        completed_at: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "created_at", b"created_at", "expires_at", b"expires_at", "sent_at", b"sent_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "created_at", b"created_at", "documents", b"documents", "expires_at", b"expires_at", "id", b"id", "message", b"message", "organisation_id", b"organisation_id", "recipients", b"recipients", "sender_name", b"sender_name", "sender_person_id", b"sender_person_id", "sent_at", b"sent_at", "state", b"state", "tags", b"tags", "title", b"title", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Envelope: _TypeAlias = Envelope  # noqa: Y015
+
+@_typing.final
+class CreateEnvelopeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    RECIPIENTS_FIELD_NUMBER: _builtins.int
+    EXPIRES_IN_DAYS_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    title: _builtins.str
+    message: _builtins.str
+    expires_in_days: _builtins.int
+    """Days after sending before the envelope expires (default 30, at most 365)."""
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___DocumentSpec]: ...
+    @_builtins.property
+    def recipients(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecipientSpec]: ...
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+        title: _builtins.str = ...,
+        message: _builtins.str = ...,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
+        documents: _abc.Iterable[Global___DocumentSpec] | None = ...,
+        recipients: _abc.Iterable[Global___RecipientSpec] | None = ...,
+        expires_in_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "expires_in_days", b"expires_in_days", "idempotency_key", b"idempotency_key", "message", b"message", "recipients", b"recipients", "tags", b"tags", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateEnvelopeRequest: _TypeAlias = CreateEnvelopeRequest  # noqa: Y015
+
+@_typing.final
+class CreateEnvelopeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def envelope(self) -> Global___Envelope: ...
+    def __init__(
+        self,
+        *,
+        envelope: Global___Envelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateEnvelopeResponse: _TypeAlias = CreateEnvelopeResponse  # noqa: Y015
+
+@_typing.final
+class SendEnvelopeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    ENVELOPE_ID_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    envelope_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+        envelope_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope_id", b"envelope_id", "idempotency_key", b"idempotency_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendEnvelopeRequest: _TypeAlias = SendEnvelopeRequest  # noqa: Y015
+
+@_typing.final
+class SendEnvelopeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def envelope(self) -> Global___Envelope: ...
+    def __init__(
+        self,
+        *,
+        envelope: Global___Envelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SendEnvelopeResponse: _TypeAlias = SendEnvelopeResponse  # noqa: Y015
+
+@_typing.final
+class GetEnvelopeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_ID_FIELD_NUMBER: _builtins.int
+    envelope_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        envelope_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope_id", b"envelope_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEnvelopeRequest: _TypeAlias = GetEnvelopeRequest  # noqa: Y015
+
+@_typing.final
+class GetEnvelopeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def envelope(self) -> Global___Envelope: ...
+    def __init__(
+        self,
+        *,
+        envelope: Global___Envelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEnvelopeResponse: _TypeAlias = GetEnvelopeResponse  # noqa: Y015
+
+@_typing.final
+class ListEnvelopesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VIEW_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    view: _builtins.str
+    """"" (all the caller may see), "sent", "inbox" (addressed to the caller and
+    waiting for it).
+    """
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        view: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "view", b"view"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEnvelopesRequest: _TypeAlias = ListEnvelopesRequest  # noqa: Y015
+
+@_typing.final
+class ListEnvelopesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def envelopes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Envelope]: ...
+    def __init__(
+        self,
+        *,
+        envelopes: _abc.Iterable[Global___Envelope] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelopes", b"envelopes", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEnvelopesResponse: _TypeAlias = ListEnvelopesResponse  # noqa: Y015
+
+@_typing.final
+class GetDocumentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_ID_FIELD_NUMBER: _builtins.int
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    envelope_id: _builtins.str
+    document_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        envelope_id: _builtins.str = ...,
+        document_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id", "envelope_id", b"envelope_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDocumentRequest: _TypeAlias = GetDocumentRequest  # noqa: Y015
+
+@_typing.final
+class GetDocumentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    SIGNATURES_FIELD_NUMBER: _builtins.int
+    content: _builtins.bytes
+    @_builtins.property
+    def document(self) -> Global___EnvelopeDocument: ...
+    @_builtins.property
+    def signatures(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """For non-PDF documents: the detached signatures gathered so far (DER)."""
+
+    def __init__(
+        self,
+        *,
+        document: Global___EnvelopeDocument | None = ...,
+        content: _builtins.bytes = ...,
+        signatures: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "document", b"document", "signatures", b"signatures"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDocumentResponse: _TypeAlias = GetDocumentResponse  # noqa: Y015
+
+@_typing.final
+class StartSigningRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_ID_FIELD_NUMBER: _builtins.int
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    REVISION_SHA256_FIELD_NUMBER: _builtins.int
+    envelope_id: _builtins.str
+    document_id: _builtins.str
+    revision_sha256: _builtins.str
+    """SHA-256 (hex) of the revision the recipient is about to sign: the code
+    authorises signing exactly this revision.
+    """
+    def __init__(
+        self,
+        *,
+        envelope_id: _builtins.str = ...,
+        document_id: _builtins.str = ...,
+        revision_sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id", "envelope_id", b"envelope_id", "revision_sha256", b"revision_sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartSigningRequest: _TypeAlias = StartSigningRequest  # noqa: Y015
+
+@_typing.final
+class StartSigningResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHALLENGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def challenge(self) -> Global___CodeChallenge: ...
+    def __init__(
+        self,
+        *,
+        challenge: Global___CodeChallenge | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartSigningResponse: _TypeAlias = StartSigningResponse  # noqa: Y015
+
+@_typing.final
+class SubmitSignatureRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    ENVELOPE_ID_FIELD_NUMBER: _builtins.int
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    ONE_TIME_CODE_FIELD_NUMBER: _builtins.int
+    CODE_ID_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    envelope_id: _builtins.str
+    document_id: _builtins.str
+    one_time_code: _builtins.str
+    code_id: _builtins.str
+    content: _builtins.bytes
+    """PDF: the whole new revision (the previous bytes plus one incremental
+    update). Other files: the detached CMS signature (DER).
+    """
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+        envelope_id: _builtins.str = ...,
+        document_id: _builtins.str = ...,
+        one_time_code: _builtins.str = ...,
+        code_id: _builtins.str = ...,
+        content: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code_id", b"code_id", "content", b"content", "document_id", b"document_id", "envelope_id", b"envelope_id", "idempotency_key", b"idempotency_key", "one_time_code", b"one_time_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitSignatureRequest: _TypeAlias = SubmitSignatureRequest  # noqa: Y015
+
+@_typing.final
+class SubmitSignatureResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def envelope(self) -> Global___Envelope: ...
+    def __init__(
+        self,
+        *,
+        envelope: Global___Envelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitSignatureResponse: _TypeAlias = SubmitSignatureResponse  # noqa: Y015
+
+@_typing.final
+class DeclineEnvelopeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    ENVELOPE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    envelope_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+        envelope_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope_id", b"envelope_id", "idempotency_key", b"idempotency_key", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclineEnvelopeRequest: _TypeAlias = DeclineEnvelopeRequest  # noqa: Y015
+
+@_typing.final
+class DeclineEnvelopeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def envelope(self) -> Global___Envelope: ...
+    def __init__(
+        self,
+        *,
+        envelope: Global___Envelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclineEnvelopeResponse: _TypeAlias = DeclineEnvelopeResponse  # noqa: Y015
+
+@_typing.final
+class VoidEnvelopeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    ENVELOPE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    envelope_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+        envelope_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope_id", b"envelope_id", "idempotency_key", b"idempotency_key", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VoidEnvelopeRequest: _TypeAlias = VoidEnvelopeRequest  # noqa: Y015
+
+@_typing.final
+class VoidEnvelopeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def envelope(self) -> Global___Envelope: ...
+    def __init__(
+        self,
+        *,
+        envelope: Global___Envelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VoidEnvelopeResponse: _TypeAlias = VoidEnvelopeResponse  # noqa: Y015
+
+@_typing.final
+class ListEnvelopeEventsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_ID_FIELD_NUMBER: _builtins.int
+    AFTER_EVENT_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    envelope_id: _builtins.str
+    after_event_id: _builtins.int
+    page_size: _builtins.int
+    def __init__(
+        self,
+        *,
+        envelope_id: _builtins.str = ...,
+        after_event_id: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_event_id", b"after_event_id", "envelope_id", b"envelope_id", "page_size", b"page_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEnvelopeEventsRequest: _TypeAlias = ListEnvelopeEventsRequest  # noqa: Y015
+
+@_typing.final
+class EnvelopeEvent(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ENVELOPE_ID_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    DETAIL_JSON_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    envelope_id: _builtins.str
+    type: _builtins.str
+    """created, sent, notified, viewed, code_sent, signed, refused, declined,
+    voided, expired, completed, reminded.
+    """
+    actor: _builtins.str
+    """"person:<id>", "operator:<login>", "server"."""
+    detail_json: _builtins.str
+    """JSON object with the event's details (never codes or contents)."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        envelope_id: _builtins.str = ...,
+        type: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        detail_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "at", b"at", "detail_json", b"detail_json", "envelope_id", b"envelope_id", "id", b"id", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnvelopeEvent: _TypeAlias = EnvelopeEvent  # noqa: Y015
+
+@_typing.final
+class ListEnvelopeEventsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___EnvelopeEvent]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___EnvelopeEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEnvelopeEventsResponse: _TypeAlias = ListEnvelopeEventsResponse  # noqa: Y015

@@ -781,3 +781,507 @@ class CertificateService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class EnvelopeServiceStub:
+    """Envelopes: contracts sent between parties (API listener, mutual TLS).
+
+    The sender is an approved person, calling through their own agent's client
+    certificate; recipients are approved people of any organisation. A caller
+    sees an envelope it sent, one addressed to it, or (operators) one sent from
+    its organisation; anything else is NOT_FOUND. Illegal transitions are
+    FAILED_PRECONDITION naming the current state (reason ENVELOPE_<STATE> or
+    RECIPIENT_<STATE>). Create, send, sign, decline and void take an
+    idempotency key: a retried call with the same key returns the first answer
+    and never acts twice.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateEnvelope = channel.unary_unary(
+                '/signet.v1.EnvelopeService/CreateEnvelope',
+                request_serializer=signet_dot_v1_dot_server__pb2.CreateEnvelopeRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.CreateEnvelopeResponse.FromString,
+                _registered_method=True)
+        self.SendEnvelope = channel.unary_unary(
+                '/signet.v1.EnvelopeService/SendEnvelope',
+                request_serializer=signet_dot_v1_dot_server__pb2.SendEnvelopeRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.SendEnvelopeResponse.FromString,
+                _registered_method=True)
+        self.GetEnvelope = channel.unary_unary(
+                '/signet.v1.EnvelopeService/GetEnvelope',
+                request_serializer=signet_dot_v1_dot_server__pb2.GetEnvelopeRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.GetEnvelopeResponse.FromString,
+                _registered_method=True)
+        self.ListEnvelopes = channel.unary_unary(
+                '/signet.v1.EnvelopeService/ListEnvelopes',
+                request_serializer=signet_dot_v1_dot_server__pb2.ListEnvelopesRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.ListEnvelopesResponse.FromString,
+                _registered_method=True)
+        self.GetDocument = channel.unary_unary(
+                '/signet.v1.EnvelopeService/GetDocument',
+                request_serializer=signet_dot_v1_dot_server__pb2.GetDocumentRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.GetDocumentResponse.FromString,
+                _registered_method=True)
+        self.StartSigning = channel.unary_unary(
+                '/signet.v1.EnvelopeService/StartSigning',
+                request_serializer=signet_dot_v1_dot_server__pb2.StartSigningRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.StartSigningResponse.FromString,
+                _registered_method=True)
+        self.SubmitSignature = channel.unary_unary(
+                '/signet.v1.EnvelopeService/SubmitSignature',
+                request_serializer=signet_dot_v1_dot_server__pb2.SubmitSignatureRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.SubmitSignatureResponse.FromString,
+                _registered_method=True)
+        self.DeclineEnvelope = channel.unary_unary(
+                '/signet.v1.EnvelopeService/DeclineEnvelope',
+                request_serializer=signet_dot_v1_dot_server__pb2.DeclineEnvelopeRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.DeclineEnvelopeResponse.FromString,
+                _registered_method=True)
+        self.VoidEnvelope = channel.unary_unary(
+                '/signet.v1.EnvelopeService/VoidEnvelope',
+                request_serializer=signet_dot_v1_dot_server__pb2.VoidEnvelopeRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.VoidEnvelopeResponse.FromString,
+                _registered_method=True)
+        self.ListEnvelopeEvents = channel.unary_unary(
+                '/signet.v1.EnvelopeService/ListEnvelopeEvents',
+                request_serializer=signet_dot_v1_dot_server__pb2.ListEnvelopeEventsRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.ListEnvelopeEventsResponse.FromString,
+                _registered_method=True)
+
+
+class EnvelopeServiceServicer:
+    """Envelopes: contracts sent between parties (API listener, mutual TLS).
+
+    The sender is an approved person, calling through their own agent's client
+    certificate; recipients are approved people of any organisation. A caller
+    sees an envelope it sent, one addressed to it, or (operators) one sent from
+    its organisation; anything else is NOT_FOUND. Illegal transitions are
+    FAILED_PRECONDITION naming the current state (reason ENVELOPE_<STATE> or
+    RECIPIENT_<STATE>). Create, send, sign, decline and void take an
+    idempotency key: a retried call with the same key returns the first answer
+    and never acts twice.
+    """
+
+    def CreateEnvelope(self, request, context):
+        """Sender: a draft with its documents and recipients.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendEnvelope(self, request, context):
+        """Sender: locks the documents (SHA-256 recorded), records the send time and
+        notifies the first routing group.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEnvelope(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEnvelopes(self, request, context):
+        """The caller's envelopes: sent by it, or addressed to it (the inbox), or
+        (operators) sent from its organisation; newest first, paginated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDocument(self, request, context):
+        """The current revision of a document (a recipient's first fetch marks it
+        viewed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartSigning(self, request, context):
+        """Recipient whose turn it is: sends a one-time code bound to (envelope,
+        recipient, document, SHA-256 of the revision to be signed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitSignature(self, request, context):
+        """Recipient: the new revision (a PDF with one more incremental PAdES
+        signature, or a detached CMS over the locked bytes), with the code.
+        Validated before it is accepted; a refused one changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeclineEnvelope(self, request, context):
+        """Recipient: declines with a reason; the envelope is declined.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VoidEnvelope(self, request, context):
+        """Sender (or an operator of its organisation): voids a draft or sent envelope.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEnvelopeEvents(self, request, context):
+        """The envelope's events, oldest first, after `after_event_id`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_EnvelopeServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateEnvelope': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateEnvelope,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.CreateEnvelopeRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.CreateEnvelopeResponse.SerializeToString,
+            ),
+            'SendEnvelope': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendEnvelope,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.SendEnvelopeRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.SendEnvelopeResponse.SerializeToString,
+            ),
+            'GetEnvelope': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEnvelope,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.GetEnvelopeRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.GetEnvelopeResponse.SerializeToString,
+            ),
+            'ListEnvelopes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEnvelopes,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.ListEnvelopesRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.ListEnvelopesResponse.SerializeToString,
+            ),
+            'GetDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDocument,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.GetDocumentRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.GetDocumentResponse.SerializeToString,
+            ),
+            'StartSigning': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartSigning,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.StartSigningRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.StartSigningResponse.SerializeToString,
+            ),
+            'SubmitSignature': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitSignature,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.SubmitSignatureRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.SubmitSignatureResponse.SerializeToString,
+            ),
+            'DeclineEnvelope': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclineEnvelope,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.DeclineEnvelopeRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.DeclineEnvelopeResponse.SerializeToString,
+            ),
+            'VoidEnvelope': grpc.unary_unary_rpc_method_handler(
+                    servicer.VoidEnvelope,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.VoidEnvelopeRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.VoidEnvelopeResponse.SerializeToString,
+            ),
+            'ListEnvelopeEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEnvelopeEvents,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.ListEnvelopeEventsRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.ListEnvelopeEventsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'signet.v1.EnvelopeService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('signet.v1.EnvelopeService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class EnvelopeService:
+    """Envelopes: contracts sent between parties (API listener, mutual TLS).
+
+    The sender is an approved person, calling through their own agent's client
+    certificate; recipients are approved people of any organisation. A caller
+    sees an envelope it sent, one addressed to it, or (operators) one sent from
+    its organisation; anything else is NOT_FOUND. Illegal transitions are
+    FAILED_PRECONDITION naming the current state (reason ENVELOPE_<STATE> or
+    RECIPIENT_<STATE>). Create, send, sign, decline and void take an
+    idempotency key: a retried call with the same key returns the first answer
+    and never acts twice.
+    """
+
+    @staticmethod
+    def CreateEnvelope(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.EnvelopeService/CreateEnvelope',
+            signet_dot_v1_dot_server__pb2.CreateEnvelopeRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.CreateEnvelopeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendEnvelope(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.EnvelopeService/SendEnvelope',
+            signet_dot_v1_dot_server__pb2.SendEnvelopeRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.SendEnvelopeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEnvelope(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.EnvelopeService/GetEnvelope',
+            signet_dot_v1_dot_server__pb2.GetEnvelopeRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.GetEnvelopeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEnvelopes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.EnvelopeService/ListEnvelopes',
+            signet_dot_v1_dot_server__pb2.ListEnvelopesRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.ListEnvelopesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.EnvelopeService/GetDocument',
+            signet_dot_v1_dot_server__pb2.GetDocumentRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.GetDocumentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartSigning(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.EnvelopeService/StartSigning',
+            signet_dot_v1_dot_server__pb2.StartSigningRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.StartSigningResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitSignature(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.EnvelopeService/SubmitSignature',
+            signet_dot_v1_dot_server__pb2.SubmitSignatureRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.SubmitSignatureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclineEnvelope(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.EnvelopeService/DeclineEnvelope',
+            signet_dot_v1_dot_server__pb2.DeclineEnvelopeRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.DeclineEnvelopeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VoidEnvelope(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.EnvelopeService/VoidEnvelope',
+            signet_dot_v1_dot_server__pb2.VoidEnvelopeRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.VoidEnvelopeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEnvelopeEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.EnvelopeService/ListEnvelopeEvents',
+            signet_dot_v1_dot_server__pb2.ListEnvelopeEventsRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.ListEnvelopeEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

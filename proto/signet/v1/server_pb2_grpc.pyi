@@ -308,3 +308,202 @@ class CertificateServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
 def add_CertificateServiceServicer_to_server(servicer: CertificateServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class EnvelopeServiceStub:
+    """Envelopes: contracts sent between parties (API listener, mutual TLS).
+
+    The sender is an approved person, calling through their own agent's client
+    certificate; recipients are approved people of any organisation. A caller
+    sees an envelope it sent, one addressed to it, or (operators) one sent from
+    its organisation; anything else is NOT_FOUND. Illegal transitions are
+    FAILED_PRECONDITION naming the current state (reason ENVELOPE_<STATE> or
+    RECIPIENT_<STATE>). Create, send, sign, decline and void take an
+    idempotency key: a retried call with the same key returns the first answer
+    and never acts twice.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> EnvelopeServiceAsyncStub: ...
+    CreateEnvelope: _grpc.UnaryUnaryMultiCallable[_server_pb2.CreateEnvelopeRequest, _server_pb2.CreateEnvelopeResponse]
+    """Sender: a draft with its documents and recipients."""
+    SendEnvelope: _grpc.UnaryUnaryMultiCallable[_server_pb2.SendEnvelopeRequest, _server_pb2.SendEnvelopeResponse]
+    """Sender: locks the documents (SHA-256 recorded), records the send time and
+    notifies the first routing group.
+    """
+    GetEnvelope: _grpc.UnaryUnaryMultiCallable[_server_pb2.GetEnvelopeRequest, _server_pb2.GetEnvelopeResponse]
+    ListEnvelopes: _grpc.UnaryUnaryMultiCallable[_server_pb2.ListEnvelopesRequest, _server_pb2.ListEnvelopesResponse]
+    """The caller's envelopes: sent by it, or addressed to it (the inbox), or
+    (operators) sent from its organisation; newest first, paginated.
+    """
+    GetDocument: _grpc.UnaryUnaryMultiCallable[_server_pb2.GetDocumentRequest, _server_pb2.GetDocumentResponse]
+    """The current revision of a document (a recipient's first fetch marks it
+    viewed).
+    """
+    StartSigning: _grpc.UnaryUnaryMultiCallable[_server_pb2.StartSigningRequest, _server_pb2.StartSigningResponse]
+    """Recipient whose turn it is: sends a one-time code bound to (envelope,
+    recipient, document, SHA-256 of the revision to be signed).
+    """
+    SubmitSignature: _grpc.UnaryUnaryMultiCallable[_server_pb2.SubmitSignatureRequest, _server_pb2.SubmitSignatureResponse]
+    """Recipient: the new revision (a PDF with one more incremental PAdES
+    signature, or a detached CMS over the locked bytes), with the code.
+    Validated before it is accepted; a refused one changes nothing.
+    """
+    DeclineEnvelope: _grpc.UnaryUnaryMultiCallable[_server_pb2.DeclineEnvelopeRequest, _server_pb2.DeclineEnvelopeResponse]
+    """Recipient: declines with a reason; the envelope is declined."""
+    VoidEnvelope: _grpc.UnaryUnaryMultiCallable[_server_pb2.VoidEnvelopeRequest, _server_pb2.VoidEnvelopeResponse]
+    """Sender (or an operator of its organisation): voids a draft or sent envelope."""
+    ListEnvelopeEvents: _grpc.UnaryUnaryMultiCallable[_server_pb2.ListEnvelopeEventsRequest, _server_pb2.ListEnvelopeEventsResponse]
+    """The envelope's events, oldest first, after `after_event_id`."""
+
+@_typing.type_check_only
+class EnvelopeServiceAsyncStub(EnvelopeServiceStub):
+    """Envelopes: contracts sent between parties (API listener, mutual TLS).
+
+    The sender is an approved person, calling through their own agent's client
+    certificate; recipients are approved people of any organisation. A caller
+    sees an envelope it sent, one addressed to it, or (operators) one sent from
+    its organisation; anything else is NOT_FOUND. Illegal transitions are
+    FAILED_PRECONDITION naming the current state (reason ENVELOPE_<STATE> or
+    RECIPIENT_<STATE>). Create, send, sign, decline and void take an
+    idempotency key: a retried call with the same key returns the first answer
+    and never acts twice.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    CreateEnvelope: _aio.UnaryUnaryMultiCallable[_server_pb2.CreateEnvelopeRequest, _server_pb2.CreateEnvelopeResponse]  # type: ignore[assignment]
+    """Sender: a draft with its documents and recipients."""
+    SendEnvelope: _aio.UnaryUnaryMultiCallable[_server_pb2.SendEnvelopeRequest, _server_pb2.SendEnvelopeResponse]  # type: ignore[assignment]
+    """Sender: locks the documents (SHA-256 recorded), records the send time and
+    notifies the first routing group.
+    """
+    GetEnvelope: _aio.UnaryUnaryMultiCallable[_server_pb2.GetEnvelopeRequest, _server_pb2.GetEnvelopeResponse]  # type: ignore[assignment]
+    ListEnvelopes: _aio.UnaryUnaryMultiCallable[_server_pb2.ListEnvelopesRequest, _server_pb2.ListEnvelopesResponse]  # type: ignore[assignment]
+    """The caller's envelopes: sent by it, or addressed to it (the inbox), or
+    (operators) sent from its organisation; newest first, paginated.
+    """
+    GetDocument: _aio.UnaryUnaryMultiCallable[_server_pb2.GetDocumentRequest, _server_pb2.GetDocumentResponse]  # type: ignore[assignment]
+    """The current revision of a document (a recipient's first fetch marks it
+    viewed).
+    """
+    StartSigning: _aio.UnaryUnaryMultiCallable[_server_pb2.StartSigningRequest, _server_pb2.StartSigningResponse]  # type: ignore[assignment]
+    """Recipient whose turn it is: sends a one-time code bound to (envelope,
+    recipient, document, SHA-256 of the revision to be signed).
+    """
+    SubmitSignature: _aio.UnaryUnaryMultiCallable[_server_pb2.SubmitSignatureRequest, _server_pb2.SubmitSignatureResponse]  # type: ignore[assignment]
+    """Recipient: the new revision (a PDF with one more incremental PAdES
+    signature, or a detached CMS over the locked bytes), with the code.
+    Validated before it is accepted; a refused one changes nothing.
+    """
+    DeclineEnvelope: _aio.UnaryUnaryMultiCallable[_server_pb2.DeclineEnvelopeRequest, _server_pb2.DeclineEnvelopeResponse]  # type: ignore[assignment]
+    """Recipient: declines with a reason; the envelope is declined."""
+    VoidEnvelope: _aio.UnaryUnaryMultiCallable[_server_pb2.VoidEnvelopeRequest, _server_pb2.VoidEnvelopeResponse]  # type: ignore[assignment]
+    """Sender (or an operator of its organisation): voids a draft or sent envelope."""
+    ListEnvelopeEvents: _aio.UnaryUnaryMultiCallable[_server_pb2.ListEnvelopeEventsRequest, _server_pb2.ListEnvelopeEventsResponse]  # type: ignore[assignment]
+    """The envelope's events, oldest first, after `after_event_id`."""
+
+class EnvelopeServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Envelopes: contracts sent between parties (API listener, mutual TLS).
+
+    The sender is an approved person, calling through their own agent's client
+    certificate; recipients are approved people of any organisation. A caller
+    sees an envelope it sent, one addressed to it, or (operators) one sent from
+    its organisation; anything else is NOT_FOUND. Illegal transitions are
+    FAILED_PRECONDITION naming the current state (reason ENVELOPE_<STATE> or
+    RECIPIENT_<STATE>). Create, send, sign, decline and void take an
+    idempotency key: a retried call with the same key returns the first answer
+    and never acts twice.
+    """
+
+    @_abc_1.abstractmethod
+    def CreateEnvelope(
+        self,
+        request: _server_pb2.CreateEnvelopeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.CreateEnvelopeResponse, _abc.Awaitable[_server_pb2.CreateEnvelopeResponse]]:
+        """Sender: a draft with its documents and recipients."""
+
+    @_abc_1.abstractmethod
+    def SendEnvelope(
+        self,
+        request: _server_pb2.SendEnvelopeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.SendEnvelopeResponse, _abc.Awaitable[_server_pb2.SendEnvelopeResponse]]:
+        """Sender: locks the documents (SHA-256 recorded), records the send time and
+        notifies the first routing group.
+        """
+
+    @_abc_1.abstractmethod
+    def GetEnvelope(
+        self,
+        request: _server_pb2.GetEnvelopeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.GetEnvelopeResponse, _abc.Awaitable[_server_pb2.GetEnvelopeResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListEnvelopes(
+        self,
+        request: _server_pb2.ListEnvelopesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.ListEnvelopesResponse, _abc.Awaitable[_server_pb2.ListEnvelopesResponse]]:
+        """The caller's envelopes: sent by it, or addressed to it (the inbox), or
+        (operators) sent from its organisation; newest first, paginated.
+        """
+
+    @_abc_1.abstractmethod
+    def GetDocument(
+        self,
+        request: _server_pb2.GetDocumentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.GetDocumentResponse, _abc.Awaitable[_server_pb2.GetDocumentResponse]]:
+        """The current revision of a document (a recipient's first fetch marks it
+        viewed).
+        """
+
+    @_abc_1.abstractmethod
+    def StartSigning(
+        self,
+        request: _server_pb2.StartSigningRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.StartSigningResponse, _abc.Awaitable[_server_pb2.StartSigningResponse]]:
+        """Recipient whose turn it is: sends a one-time code bound to (envelope,
+        recipient, document, SHA-256 of the revision to be signed).
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitSignature(
+        self,
+        request: _server_pb2.SubmitSignatureRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.SubmitSignatureResponse, _abc.Awaitable[_server_pb2.SubmitSignatureResponse]]:
+        """Recipient: the new revision (a PDF with one more incremental PAdES
+        signature, or a detached CMS over the locked bytes), with the code.
+        Validated before it is accepted; a refused one changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def DeclineEnvelope(
+        self,
+        request: _server_pb2.DeclineEnvelopeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.DeclineEnvelopeResponse, _abc.Awaitable[_server_pb2.DeclineEnvelopeResponse]]:
+        """Recipient: declines with a reason; the envelope is declined."""
+
+    @_abc_1.abstractmethod
+    def VoidEnvelope(
+        self,
+        request: _server_pb2.VoidEnvelopeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.VoidEnvelopeResponse, _abc.Awaitable[_server_pb2.VoidEnvelopeResponse]]:
+        """Sender (or an operator of its organisation): voids a draft or sent envelope."""
+
+    @_abc_1.abstractmethod
+    def ListEnvelopeEvents(
+        self,
+        request: _server_pb2.ListEnvelopeEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.ListEnvelopeEventsResponse, _abc.Awaitable[_server_pb2.ListEnvelopeEventsResponse]]:
+        """The envelope's events, oldest first, after `after_event_id`."""
+
+def add_EnvelopeServiceServicer_to_server(servicer: EnvelopeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,50 @@
+"""The options of `signet inbox` and `signet envelope ACTION` (light: the parser imports no stubs)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_arguments(sub: Any, tok: Any) -> None:
+    """`signet inbox` and `signet envelope ACTION` (``tok`` adds the token and PIN options)."""
+    sp = sub.add_parser("inbox", help="envelopes waiting for you")
+    sp.add_argument("--server-api", metavar="HOST:PORT", help="the server's API (default: from the enrollment)")
+    env = sub.add_parser("envelope", help="contracts sent between parties (signet-server)")
+    acts = env.add_subparsers(dest="action", required=True)
+
+    def act(name: str, text: str, with_id: bool = True) -> argparse.ArgumentParser:
+        a: argparse.ArgumentParser = acts.add_parser(name, help=text)
+        a.add_argument("--server-api", metavar="HOST:PORT", help="the server's API (default: from the enrollment)")
+        if with_id:
+            a.add_argument("envelope")
+        return a
+
+    a = act("create", "a draft envelope with documents and recipients", with_id=False)
+    a.add_argument("--title", required=True)
+    a.add_argument("--message", default="")
+    a.add_argument("--tag", action="append", default=[])
+    a.add_argument("--document", action="append", required=True, metavar="FILE")
+    a.add_argument("--recipient", action="append", required=True, metavar="PERSON[:ROLE[:ORDER[:PAGE,X1,Y1,X2,Y2]]]",
+                   help="role signer (default), approver or copy; order 1, 2, ... (equal: a parallel group)")
+    a.add_argument("--expires-in-days", type=int, default=0)
+    a.add_argument("--idempotency-key", help="retrying with the same key never creates a second envelope")
+    a = act("send", "lock the documents and notify the first recipients")
+    a.add_argument("--idempotency-key")
+    act("show", "the envelope: documents with SHA-256, recipients and their state")
+    a = act("list", "envelopes you sent or that are addressed to you", with_id=False)
+    a.add_argument("--view", choices=("all", "sent", "inbox"), default="all")
+    a = act("sign", "sign your turn: --send-code, then --code-env VAR (or a prompt)")
+    tok(a)
+    a.add_argument("--document", help="document id (default: each document, one code each)")
+    a.add_argument("--key", help="key id (default: the token's only key with a certificate)")
+    a.add_argument("--send-code", action="store_true", help="only have the code for the current revision sent")
+    a.add_argument("--code-env", metavar="VAR", help="the one-time code from this environment variable")
+    a.add_argument("--code-file", help="... from the first line of this 0600 file")
+    a = act("decline", "decline to sign, with a reason")
+    a.add_argument("--reason", required=True)
+    a = act("void", "sender: withdraw the envelope")
+    a.add_argument("--reason", required=True)
+    a = act("download", "the current revision of every document (and detached signatures)")
+    a.add_argument("-o", "--output", default=".", help="directory (created)")
+    act("events", "the envelope's timeline")

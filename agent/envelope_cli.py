@@ -1,0 +1,284 @@
+"""`signet inbox` and `signet envelope ...`: contracts between parties, through signet-server's EnvelopeService.
+
+The CLI speaks to the server's mutual-TLS API as the person the agent was enrolled for (the TLS files
+`signet enroll` kept in the agent's state directory), and has the agent sign on the token (SignPdf /
+SignDetached, with the key's confirmation program as for any document).  Signing an envelope takes two steps,
+because the one-time code goes to the signer's phone:
+
+    signet envelope sign ENV --send-code          # the code is bound to the exact revision to be signed
+    signet envelope sign ENV --code-env CODE      # signs that revision on the token and submits it
+
+The server validates every returned revision (an incremental update of the exact previous bytes, earlier
+signatures intact, only this signature added, the signer certificate this recipient's) and refuses anything
+else without changing the envelope.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import secrets
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from signet.durable import write_atomic
+from signet.secrets import read_secret
+from signet.v1 import server_pb2
+
+from .client import AgentClient, PdfOptions, TokenRef
+from .serverlink import ServerLink, ServerRefused, ServerTarget
+
+ROLES = {"signer": server_pb2.RECIPIENT_ROLE_SIGNER, "approver": server_pb2.RECIPIENT_ROLE_APPROVER,
+         "copy": server_pb2.RECIPIENT_ROLE_COPY}
+
+
+class EnvelopeUsage(Exception):
+    """A command line that cannot be carried out as given (exit 2)."""
+
+
+@dataclass(frozen=True)
+class Me:
+    person_id: str
+    server_dir: Path
+    target: ServerTarget
+
+
+def whoami(client: AgentClient, api: str | None) -> Me:
+    """The enrolled person and the server's API, from the TLS files `signet enroll` left with the agent."""
+    state = client.info().state_dir
+    if not state:
+        raise EnvelopeUsage("the agent does not say where its state is (a TCP connection?): envelopes need the "
+                            "agent's enrollment")
+    server_dir = Path(state) / "server"
+    record = server_dir / "enrollment.json"
+    if not record.exists():
+        raise EnvelopeUsage(f"no enrollment in {server_dir}: run `signet enroll` first")
+    info = json.loads(record.read_text())
+    address = api or info.get("api")
+    if not address:
+        raise EnvelopeUsage("the enrollment recorded no API address: give --server-api HOST:PORT")
+    target = ServerTarget(enroll=str(info.get("enroll") or address), ca_pem=(server_dir / "ca.pem").read_bytes(),
+                          api=address, client_cert_pem=(server_dir / "agent.crt").read_bytes(),
+                          client_key_pem=(server_dir / "agent.key").read_bytes())
+    return Me(str(info["person_id"]), server_dir, target)
+
+
+def _message_dict(m: Any) -> dict[str, Any]:
+    from google.protobuf.json_format import MessageToDict
+
+    out: dict[str, Any] = MessageToDict(m, preserving_proto_field_name=True,
+                                        always_print_fields_with_no_presence=True)
+    return out
+
+
+def _show(env: server_pb2.Envelope) -> str:
+    lines = [f"envelope {env.id}: {env.title!r} from {env.sender_name}, "
+             f"{server_pb2.EnvelopeState.Name(env.state).removeprefix('ENVELOPE_STATE_').lower()}"]
+    if env.HasField("sent_at"):
+        lines.append(f"  sent at      {env.sent_at.ToDatetime():%Y-%m-%d %H:%M:%S.%f}"[:-3] + " UTC")
+    for d in env.documents:
+        lines.append(f"  document {d.id}: {d.name} ({d.size} bytes, {d.pages} pages) sha256 {d.current_sha256}, "
+                     f"{d.signatures} signature(s)")
+    for r in env.recipients:
+        state = server_pb2.RecipientState.Name(r.state).removeprefix("RECIPIENT_STATE_").lower()
+        when = f" at {r.signed_at.ToDatetime():%Y-%m-%d %H:%M:%S} UTC" if r.HasField("signed_at") else ""
+        lines.append(f"  {r.routing_order}. {r.legal_name} ({r.person_id}) "
+                     f"{server_pb2.RecipientRole.Name(r.role).removeprefix('RECIPIENT_ROLE_').lower()}: {state}{when}")
+    return "\n".join(lines)
+
+
+def _recipient(spec: str) -> server_pb2.RecipientSpec:
+    parts = spec.split(":")
+    if not parts[0] or len(parts) > 4:
+        raise EnvelopeUsage(f"cannot read recipient {spec!r}: PERSON[:ROLE[:ORDER[:PAGE,X1,Y1,X2,Y2]]]")
+    role = parts[1] if len(parts) > 1 and parts[1] else "signer"
+    if role not in ROLES:
+        raise EnvelopeUsage(f"recipient role {role!r}: signer, approver or copy")
+    try:
+        order = int(parts[2]) if len(parts) > 2 and parts[2] else 1
+        box = [float(x) for x in parts[3].split(",")] if len(parts) > 3 else []
+    except ValueError:
+        raise EnvelopeUsage(f"cannot read recipient {spec!r}: the order and the box are numbers") from None
+    r = server_pb2.RecipientSpec(person_id=parts[0], role=ROLES[role], routing_order=order,
+                                 signing_method=server_pb2.SIGNING_METHOD_TOKEN)
+    if box:
+        if len(box) != 5:
+            raise EnvelopeUsage("a signature box is PAGE,X1,Y1,X2,Y2 (points)")
+        r.field.CopyFrom(server_pb2.SignatureField(page=int(box[0]), x1=box[1], y1=box[2], x2=box[3], y2=box[4]))
+    return r
+
+
+def _media_type(path: Path) -> str:
+    with open(path, "rb") as f:
+        return "application/pdf" if b"%PDF-" in f.read(1024) else "application/octet-stream"
+
+
+def _print(args: argparse.Namespace, message: Any, text: str) -> None:
+    print(json.dumps(_message_dict(message), indent=2, sort_keys=True, ensure_ascii=False) if args.json else text)
+
+
+def cmd(client: AgentClient, args: argparse.Namespace, token: Any, pin: Any) -> int:
+    """Run `signet inbox` / `signet envelope ACTION`; ``token``/``pin`` are callables (asked only when signing)."""
+    me = whoami(client, args.server_api)
+    with ServerLink(me.target) as link:
+        try:
+            return _run(client, args, me, link, token, pin)
+        except ServerRefused as e:
+            print(f"signet envelope: {e}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"error": e.message, "status": e.code, "reason": e.reason, "exit": 1}))
+            return 6 if e.code == "PERMISSION_DENIED" else 7 if e.code == "NOT_FOUND" else \
+                5 if e.code == "FAILED_PRECONDITION" else 4 if e.code == "UNAUTHENTICATED" else \
+                9 if e.code == "INVALID_ARGUMENT" else 1
+
+
+def _key(idempotency: str | None) -> str:
+    return idempotency or secrets.token_hex(16)
+
+
+def _run(client: AgentClient, args: argparse.Namespace, me: Me, link: ServerLink, token: Any, pin: Any) -> int:
+    svc = link.envelopes
+    action = "inbox" if args.command == "inbox" else args.action
+    if action in ("inbox", "list"):
+        view = "inbox" if action == "inbox" else ("" if args.view == "all" else args.view)
+        r = link.call(svc.ListEnvelopes, server_pb2.ListEnvelopesRequest(view=view, page_size=200))
+        _print(args, r, "\n".join(_show(e) for e in r.envelopes) or "no envelopes")
+        return 0
+    if action == "create":
+        docs = []
+        for f in args.document:
+            p = Path(f)
+            if not p.is_file() or p.stat().st_size == 0:
+                raise EnvelopeUsage(f"{f} is not a non-empty file")
+            docs.append(server_pb2.DocumentSpec(name=p.name, media_type=_media_type(p), content=p.read_bytes()))
+        env = link.call(svc.CreateEnvelope, server_pb2.CreateEnvelopeRequest(
+            idempotency_key=_key(args.idempotency_key), title=args.title, message=args.message, tags=args.tag,
+            documents=docs, recipients=[_recipient(s) for s in args.recipient],
+            expires_in_days=args.expires_in_days)).envelope
+        _print(args, env, _show(env))
+        return 0
+    if action == "send":
+        env = link.call(svc.SendEnvelope, server_pb2.SendEnvelopeRequest(
+            idempotency_key=_key(args.idempotency_key), envelope_id=args.envelope)).envelope
+        _print(args, env, _show(env))
+        return 0
+    if action == "show":
+        env = link.call(svc.GetEnvelope, server_pb2.GetEnvelopeRequest(envelope_id=args.envelope)).envelope
+        _print(args, env, _show(env))
+        return 0
+    if action in ("decline", "void"):
+        if action == "decline":
+            env = link.call(svc.DeclineEnvelope, server_pb2.DeclineEnvelopeRequest(
+                idempotency_key=_key(None), envelope_id=args.envelope, reason=args.reason)).envelope
+        else:
+            env = link.call(svc.VoidEnvelope, server_pb2.VoidEnvelopeRequest(
+                idempotency_key=_key(None), envelope_id=args.envelope, reason=args.reason)).envelope
+        _print(args, env, _show(env))
+        return 0
+    if action == "events":
+        ev = link.call(svc.ListEnvelopeEvents, server_pb2.ListEnvelopeEventsRequest(envelope_id=args.envelope,
+                                                                                     page_size=1000))
+        _print(args, ev, "\n".join(f"{e.at.ToDatetime():%Y-%m-%d %H:%M:%S.%f}"[:-3] + f" UTC  {e.type:<10} {e.actor}"
+                                   for e in ev.events))
+        return 0
+    if action == "download":
+        return _download(args, link)
+    if action == "sign":
+        return _sign(client, args, me, link, token, pin)
+    raise EnvelopeUsage(f"unknown envelope action {action!r}")
+
+
+def _download(args: argparse.Namespace, link: ServerLink) -> int:
+    svc = link.envelopes
+    env = link.call(svc.GetEnvelope, server_pb2.GetEnvelopeRequest(envelope_id=args.envelope)).envelope
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for d in env.documents:
+        r = link.call(svc.GetDocument, server_pb2.GetDocumentRequest(envelope_id=env.id, document_id=d.id))
+        path = out / d.name
+        write_atomic(path, r.content, 0o644)
+        written.append(str(path))
+        for n, sig in enumerate(r.signatures, start=1):
+            p7s = out / f"{d.name}.{n}.p7s"
+            write_atomic(p7s, sig, 0o644)
+            written.append(str(p7s))
+    if args.json:
+        print(json.dumps({"envelope": env.id, "files": written}))
+    else:
+        print("\n".join(written))
+    return 0
+
+
+def _pending_path(me: Me, envelope: str, document: str) -> Path:
+    return me.server_dir / f"envelope-code-{envelope}-{document}.json"
+
+
+def _sign(client: AgentClient, args: argparse.Namespace, me: Me, link: ServerLink, token: Any, pin: Any) -> int:
+    svc = link.envelopes
+    env = link.call(svc.GetEnvelope, server_pb2.GetEnvelopeRequest(envelope_id=args.envelope)).envelope
+    mine = [r for r in env.recipients if r.person_id == me.person_id
+            and r.role in (server_pb2.RECIPIENT_ROLE_SIGNER, server_pb2.RECIPIENT_ROLE_APPROVER)]
+    if not mine:
+        raise EnvelopeUsage(f"you ({me.person_id}) are not asked to sign envelope {env.id}")
+    recipient = mine[0]
+    documents = [d for d in env.documents if not args.document or d.id == args.document]
+    if not documents:
+        raise EnvelopeUsage(f"envelope {env.id} has no document {args.document!r}")
+    code = read_secret(args.code_file, args.code_env, what="one-time code")
+    code = code.strip() if code else None
+    results: list[dict[str, Any]] = []
+    for d in documents:
+        r = link.call(svc.GetDocument, server_pb2.GetDocumentRequest(envelope_id=env.id, document_id=d.id))
+        revision_sha = hashlib.sha256(r.content).hexdigest()
+        pending = _pending_path(me, env.id, d.id)
+        if args.send_code or code is None:
+            c = link.call(svc.StartSigning, server_pb2.StartSigningRequest(
+                envelope_id=env.id, document_id=d.id, revision_sha256=revision_sha)).challenge
+            write_atomic(pending, json.dumps({"code_id": c.code_id, "revision_sha256": revision_sha}).encode(),
+                         0o600)
+            results.append({"document": d.id, "code_sent": {"channel": c.channel, "code_id": c.code_id,
+                                                            "revision_sha256": revision_sha}})
+            print(f"signing code for {d.name} (revision sha256 {revision_sha[:16]}...) sent via {c.channel} "
+                  f"(code id {c.code_id})", file=sys.stderr if args.json else sys.stdout)
+            continue
+        if not pending.exists():
+            raise EnvelopeUsage(f"no code was sent for {d.name}: run with --send-code first")
+        kept = json.loads(pending.read_text())
+        if kept["revision_sha256"] != revision_sha:
+            raise EnvelopeUsage(f"{d.name} changed since the code was sent (another signer signed): send a new "
+                                "code with --send-code")
+        signed = _sign_on_token(client, args, r.content, d, recipient, token=token(), pin=pin())
+        env = link.call(svc.SubmitSignature, server_pb2.SubmitSignatureRequest(
+            idempotency_key=f"{env.id}-{d.id}-{revision_sha}", envelope_id=env.id, document_id=d.id,
+            one_time_code=code, code_id=kept["code_id"], content=signed)).envelope
+        pending.unlink(missing_ok=True)
+        results.append({"document": d.id, "signed": True})
+    if args.json:
+        print(json.dumps({"envelope": env.id, "documents": results}))
+    elif code is not None:
+        print(_show(env))
+    return 0
+
+
+def _sign_on_token(client: AgentClient, args: argparse.Namespace, content: bytes, d: server_pb2.EnvelopeDocument,
+                   recipient: server_pb2.Recipient, *, token: TokenRef, pin: str | None) -> bytes:
+    """The new revision (PDF) or the detached CMS, made by the agent on the token (its confirmation runs)."""
+    from .commands import signing_key  # the same default-key rule as `signet sign`
+
+    pdf = d.media_type == "application/pdf"
+    key = signing_key(client, args, token, pin)
+    options = PdfOptions(field_name=f"signet-{recipient.id}", reason=f"Signet envelope {d.name}")
+    if recipient.HasField("field"):
+        f = recipient.field
+        options = PdfOptions(field_name=options.field_name, reason=options.reason,
+                             visible=(int(f.page), f.x1, f.y1, f.x2, f.y2))
+    with tempfile.TemporaryDirectory(prefix="signet-envelope-") as tmp:
+        src = Path(tmp) / d.name  # the name the confirmation program shows
+        src.write_bytes(content)
+        _, out = client.sign_to_bytes(src, pdf=pdf, token=token, key_id=key, pin=pin, options=options)
+    return out

@@ -1,0 +1,94 @@
+"""Content-addressed blobs: document revisions and detached signatures, named by their SHA-256.
+
+One small interface (:class:`BlobStore`: ``put``, ``get``, ``exists``) so that the archive can later make the
+bytes encrypted at rest without changing a caller.  :class:`FileBlobStore` keeps each blob in
+``<directory>/<first two hex digits>/<sha256>`` (files 0600, directories 0700), written temp file -> fsync ->
+rename -> fsync of the directory (:mod:`signet.durable`): once ``put`` returns, the blob survives a crash or a
+power loss, so a store transaction that refers to it may commit.  Blobs are write-once: putting bytes that are
+there already changes nothing.  Every read is checked against its name, so a damaged or swapped file is an
+error, never wrong bytes handed out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Protocol
+
+from signet.durable import fsync_dir, write_atomic
+
+from .errors import ServerError
+
+_NAME = re.compile(r"^[0-9a-f]{64}$")
+
+
+class BlobMissing(ServerError):
+    """A blob the store refers to is not there (the blob directory was damaged or restored partially)."""
+
+    reason = "BLOB_MISSING"
+
+
+class BlobCorrupt(ServerError):
+    """A blob's bytes no longer match its SHA-256."""
+
+    reason = "BLOB_CORRUPT"
+
+
+class BlobStore(Protocol):
+    def put(self, data: bytes) -> str:
+        """Store ``data`` durably; returns its SHA-256 (lowercase hex).  Idempotent."""
+
+    def get(self, sha256: str) -> bytes:
+        """The bytes named ``sha256``, checked against it; BlobMissing / BlobCorrupt otherwise."""
+
+    def exists(self, sha256: str) -> bool: ...
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class FileBlobStore:
+    """Blobs as files under one directory (created 0700)."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.directory, 0o700)
+
+    def _path(self, sha256: str) -> Path:
+        if not _NAME.match(sha256):
+            raise ValueError("a blob name is 64 lowercase hex digits")
+        return self.directory / sha256[:2] / sha256
+
+    def put(self, data: bytes) -> str:
+        name = sha256_hex(data)
+        path = self._path(name)
+        if path.exists():
+            return name
+        if not path.parent.exists():
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            fsync_dir(self.directory)  # the fan-out directory's own entry must survive a crash too
+        try:
+            write_atomic(path, data, 0o600, overwrite=False)
+        except FileExistsError:  # a concurrent put of the same bytes published first: the same content
+            pass
+        return name
+
+    def get(self, sha256: str) -> bytes:
+        path = self._path(sha256)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise BlobMissing(f"blob {sha256} is missing from the blob store") from None
+        if sha256_hex(data) != sha256:
+            raise BlobCorrupt(f"blob {sha256} is damaged: its content no longer matches its SHA-256")
+        return data
+
+    def exists(self, sha256: str) -> bool:
+        return self._path(sha256).is_file()
+
+
+__all__ = ["BlobCorrupt", "BlobMissing", "BlobStore", "FileBlobStore", "sha256_hex"]

@@ -1,0 +1,156 @@
+"""What a new envelope may contain: its texts, documents and recipients, checked before anything is stored.
+
+Limits: 1 to 20 documents of at most ``max_document_bytes`` each (a PDF must be readable: its page count is
+recorded), 1 to 50 recipients, each an approved person named once, routing orders from 1, at least one signer
+or approver; a copy neither signs nor has a signature field; a field sits on a page every PDF of the envelope
+has.  A remote signer is accepted here (the model has it) and refused when it comes to signing.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..errors import InvalidArgument
+from .model import PDF, RecipientRole, SignatureField, SigningMethod
+
+MAX_DOCUMENTS = 20
+MAX_RECIPIENTS = 50
+MAX_TITLE = 200
+MAX_MESSAGE = 4000
+MAX_TAGS = 20
+MAX_TAG = 50
+MAX_NAME = 200
+MAX_EXPIRY_DAYS = 365
+_MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_document_bytes: int = 16 * 1024 * 1024
+    default_expiry_days: int = 30
+
+
+@dataclass(frozen=True)
+class DocumentInput:
+    name: str
+    media_type: str
+    content: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RecipientInput:
+    person_id: str
+    role: RecipientRole | None
+    routing_order: int
+    signing_method: SigningMethod | None = None
+    field: SignatureField | None = None
+
+
+@dataclass(frozen=True)
+class Texts:
+    title: str
+    message: str
+    tags: tuple[str, ...]
+
+
+def _bad(message: str, reason: str) -> InvalidArgument:
+    return InvalidArgument(message, reason=reason)
+
+
+def texts(title: str, message: str, tags: Sequence[str]) -> Texts:
+    title = " ".join(title.split())
+    if not 0 < len(title) <= MAX_TITLE:
+        raise _bad(f"an envelope needs a title of 1 to {MAX_TITLE} characters", "TITLE_INVALID")
+    if len(message) > MAX_MESSAGE or not message.replace("\n", " ").isprintable():
+        raise _bad(f"the message is at most {MAX_MESSAGE} printable characters", "MESSAGE_INVALID")
+    cleaned = tuple(dict.fromkeys(" ".join(t.split()) for t in tags))
+    if len(cleaned) > MAX_TAGS or any(not 0 < len(t) <= MAX_TAG for t in cleaned):
+        raise _bad(f"at most {MAX_TAGS} tags of 1 to {MAX_TAG} characters", "TAGS_INVALID")
+    return Texts(title, message, cleaned)
+
+
+def expiry_days(requested: int, limits: Limits) -> int:
+    days = requested or limits.default_expiry_days
+    if not 1 <= days <= MAX_EXPIRY_DAYS:
+        raise _bad(f"an envelope expires 1 to {MAX_EXPIRY_DAYS} days after it is sent", "EXPIRY_INVALID")
+    return days
+
+
+def pdf_pages(content: bytes, name: str) -> int:
+    """The page count of a PDF that formats can read; INVALID_DOCUMENT otherwise."""
+    from formats.errors import InvalidDocument
+    from formats.pdfinput import read_pdf
+
+    label = f"document {name!r}"
+    try:
+        reader = read_pdf(io.BytesIO(content), label)
+        pages = int(reader.root["/Pages"]["/Count"])
+    except InvalidDocument as e:
+        raise _bad(str(e), "INVALID_DOCUMENT") from None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise _bad(f"{label} has no readable page tree", "INVALID_DOCUMENT") from None
+    if pages < 1:
+        raise _bad(f"{label} has no pages", "INVALID_DOCUMENT")
+    return pages
+
+
+def documents(docs: Sequence[DocumentInput], limits: Limits) -> list[int]:
+    """Check every document; returns their page counts (0 for files other than PDF)."""
+    if not 0 < len(docs) <= MAX_DOCUMENTS:
+        raise _bad(f"an envelope holds 1 to {MAX_DOCUMENTS} documents", "DOCUMENTS_INVALID")
+    pages = []
+    for d in docs:
+        if not 0 < len(d.name) <= MAX_NAME or not d.name.isprintable() or "/" in d.name or "\\" in d.name:
+            raise _bad(f"a document name is 1 to {MAX_NAME} printable characters without slashes",
+                       "DOCUMENT_NAME_INVALID")
+        if not _MEDIA_TYPE.match(d.media_type):
+            raise _bad(f"document {d.name!r}: the media type must look like application/pdf", "MEDIA_TYPE_INVALID")
+        if not d.content:
+            raise _bad(f"document {d.name!r} is empty", "DOCUMENT_EMPTY")
+        if len(d.content) > limits.max_document_bytes:
+            raise _bad(f"document {d.name!r} is {len(d.content)} bytes; the limit is {limits.max_document_bytes}",
+                       "DOCUMENT_TOO_LARGE")
+        pages.append(pdf_pages(d.content, d.name) if d.media_type == PDF else 0)
+    return pages
+
+
+def recipients(specs: Sequence[RecipientInput], pdf_pages_: Sequence[int]) -> None:
+    """Structural checks of the recipient list (the people themselves are checked by the service)."""
+    if not 0 < len(specs) <= MAX_RECIPIENTS:
+        raise _bad(f"an envelope has 1 to {MAX_RECIPIENTS} recipients", "RECIPIENTS_INVALID")
+    seen: set[str] = set()
+    for s in specs:
+        if s.person_id in seen:
+            raise _bad(f"person {s.person_id} is named twice among the recipients", "RECIPIENT_DUPLICATE")
+        seen.add(s.person_id)
+        if s.role is None:
+            raise _bad("every recipient needs a role: signer, approver or copy", "RECIPIENT_ROLE_REQUIRED")
+        if s.routing_order < 1:
+            raise _bad("routing orders start at 1 (equal orders sign in parallel)", "ROUTING_ORDER_INVALID")
+        if s.field is not None:
+            _field(s, pdf_pages_)
+    if all(s.role is RecipientRole.COPY for s in specs):
+        raise _bad("an envelope needs at least one signer or approver", "SIGNER_REQUIRED")
+
+
+def role_of(s: RecipientInput) -> RecipientRole:
+    if s.role is None:  # refused by recipients() first
+        raise _bad("every recipient needs a role: signer, approver or copy", "RECIPIENT_ROLE_REQUIRED")
+    return s.role
+
+
+def _field(s: RecipientInput, pdf_pages_: Sequence[int]) -> None:
+    f = s.field
+    assert f is not None  # noqa: S101 - checked by the caller
+    if s.role is RecipientRole.COPY:
+        raise _bad("a copy recipient never signs: it has no signature field", "FIELD_FOR_COPY")
+    if not pdf_pages_:
+        raise _bad("a signature field needs a PDF document", "FIELD_INVALID")
+    if not 1 <= f.page <= min(pdf_pages_):
+        raise _bad(f"signature field page {f.page} is not a page of every PDF (pages are numbered from 1)",
+                   "FIELD_INVALID")
+    if min(f.x1, f.y1) < 0 or f.x2 <= f.x1 or f.y2 <= f.y1:
+        raise _bad("a signature field box needs 0 <= x1 < x2 and 0 <= y1 < y2 (points)", "FIELD_INVALID")

@@ -1,0 +1,119 @@
+"""Envelopes from the command line, end to end: two people, each with their own agent (a real process) holding
+their own SoftHSM token enrolled with `signet enroll`, and a real signet-server.  Alice creates a contract
+envelope for herself and Bob, sends it, signs it (code bound to the revision, sent to her phone), Bob finds it
+in his inbox and signs after her; the final PDF carries both signatures and pdfsig trusts both under the
+signing root.  A code for a revision that has since changed is refused without a trace on the envelope."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from formats.samplepdf import make_contract_pdf
+from tests.pki import make_nssdb
+
+from .agent_harness import AgentProcess, cli
+from .server_harness import channel, latest_code, prc_id, register_verified, start_running
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+PEOPLE = {"alice": ("Alice Wang 王爱丽", prc_id("19880808", "412"), "+8613900139101"),
+          "bob": ("Bob Li 李博", prc_id("19790315", "215"), "+8613900139102")}
+
+
+@pytest.fixture(scope="module")
+def world(make_token, tmp_path_factory):
+    base = tmp_path_factory.mktemp("envelope-cli")
+    tok = make_token("srv-env")
+    running = start_running(base / "server", tok.label, tok.pin)
+    people = {}
+    agents = []
+    try:
+        for who, (name, doc, phone) in PEOPLE.items():
+            person = register_verified(running, channel(running.env, running.op_a), name, doc, phone,
+                                       f"{who}@example.com")
+            token = make_token(who)
+            agent = AgentProcess(base / f"agent-{who}").start()
+            agents.append(agent)
+            common = ["--token", token.label, "--server", running.env.enroll, "--server-ca",
+                      str(running.env.ca_pem), "--person", person, "--api", running.env.api]
+            sent = cli(agent, "enroll", *common, "--send-code")
+            assert sent.returncode == 0, sent.stderr
+            p = cli(agent, "enroll", *common, "--pin-env", "PIN", "--code-env", "CODE",
+                    env={"PIN": token.pin, "CODE": latest_code(running.env, phone)})
+            assert p.returncode == 0, p.stderr
+            people[who] = {"id": person, "agent": agent, "token": token, "phone": phone}
+        yield {"running": running, "people": people, "base": base}
+    finally:
+        for a in agents:
+            a.stop()
+        running.server.stop()
+
+
+def _signet(world, who, *args, code=None):
+    me = world["people"][who]
+    env = {"PIN": me["token"].pin, **({"CODE": code} if code else {})}
+    return cli(me["agent"], "--json", *args, env=env)
+
+
+def _sign(world, who, envelope):
+    me = world["people"][who]
+    sent = _signet(world, who, "envelope", "sign", envelope, "--send-code", "--token", me["token"].label)
+    assert sent.returncode == 0, sent.stderr
+    [doc] = json.loads(sent.stdout)["documents"]
+    assert doc["code_sent"]["revision_sha256"]
+    code = latest_code(world["running"].env, me["phone"])
+    p = _signet(world, who, "envelope", "sign", envelope, "--token", me["token"].label, "--pin-env", "PIN",
+                "--code-env", "CODE", code=code)
+    assert p.returncode == 0, p.stderr
+    return code
+
+
+def test_two_people_sign_a_contract_in_order_from_the_command_line(world):
+    alice, bob = world["people"]["alice"], world["people"]["bob"]
+    contract = world["base"] / "lease.pdf"
+    make_contract_pdf(contract, "Office lease", ["Alice Wang", "Bob Li"], pages=3)
+    p = _signet(world, "alice", "envelope", "create", "--title", "Office lease", "--document", str(contract),
+                "--recipient", f"{alice['id']}:signer:1", "--recipient", f"{bob['id']}:signer:2")
+    assert p.returncode == 0, p.stderr
+    envelope = json.loads(p.stdout)["id"]
+    p = _signet(world, "alice", "envelope", "send", envelope)
+    assert p.returncode == 0, p.stderr
+    sent = json.loads(p.stdout)
+    assert sent["state"] == "ENVELOPE_STATE_SENT" and sent["sent_at"]
+
+    # Bob's turn has not come: his inbox may list it, but signing out of order is refused
+    early = _signet(world, "bob", "envelope", "sign", envelope, "--send-code", "--token", bob["token"].label)
+    assert early.returncode != 0
+    assert json.loads(early.stdout)["status"] == "FAILED_PRECONDITION"
+
+    alice_code = _sign(world, "alice", envelope)
+    inbox = json.loads(_signet(world, "bob", "inbox").stdout)
+    assert envelope in [e["id"] for e in inbox.get("envelopes", [])]
+    bob_code = _sign(world, "bob", envelope)
+
+    shown = json.loads(_signet(world, "bob", "envelope", "show", envelope).stdout)
+    assert shown["state"] == "ENVELOPE_STATE_COMPLETED"
+    assert [r["state"] for r in shown["recipients"]] == ["RECIPIENT_STATE_SIGNED"] * 2
+    assert shown["documents"][0]["signatures"] == 2
+
+    out = world["base"] / "final"
+    p = _signet(world, "alice", "envelope", "download", envelope, "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    final = out / "lease.pdf"
+    assert final.read_bytes().startswith(contract.read_bytes())  # incremental revisions over the original
+    nss = make_nssdb(world["base"] / "nss", world["running"].env.signing_root.read_bytes())
+    text = subprocess.run(["pdfsig", "-nssdir", f"sql:{nss}", str(final)], capture_output=True,
+                          text=True).stdout
+    assert text.count("Signature is Valid.") == 2 and text.count("Certificate is Trusted.") == 2, text
+    assert "Total document signed" in text
+    # ... and the agents' own verifier agrees, online against the server's OCSP responder
+    v = _signet(world, "bob", "verify", str(final), "--trust", str(world["running"].env.signing_root))
+    assert v.returncode == 0, v.stdout + v.stderr
+
+    events = [e["type"] for e in json.loads(_signet(world, "alice", "envelope", "events", envelope).stdout)["events"]]
+    assert events[0] == "created" and "sent" in events and events.count("signed") == 2 and events[-1] == "completed"
+    logs = alice["agent"].log() + bob["agent"].log() + world["running"].server.log
+    assert alice_code not in logs and bob_code not in logs
