@@ -19,7 +19,6 @@ their token).
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +30,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import CertificateSigningRequestBuilder, Name, NameAttribute
 from cryptography.x509.oid import NameOID
+
+from signet.durable import write_atomic
 
 from .ca import db
 from .ca import x509build as xb
@@ -165,18 +166,4 @@ def write_file(path: Path, data: bytes, mode: int = 0o644, *, overwrite: bool = 
 
     Without ``overwrite`` an existing file is an error: TLS material is never replaced silently.
     """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; refusing to overwrite it")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, data, mode, overwrite=overwrite)

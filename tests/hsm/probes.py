@@ -6,9 +6,8 @@ import ctypes
 import os
 import subprocess
 
+from hsm.constants import CKR_OK
 from hsm.module import Module
-
-CKR_OK = 0
 
 
 class _SessionInfo(ctypes.Structure):
