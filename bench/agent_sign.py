@@ -114,7 +114,7 @@ def main() -> None:
         _softhsm(state)
         import formats
         from agent import client
-        from bench.hsm_sign import _raw_signer
+        from bench.hsm_sign import raw_rate
         from formats.samplepdf import make_contract_pdf
         from hsm import Hsm
         from hsm.tokens import find_raw_token
@@ -142,14 +142,9 @@ def main() -> None:
         for name, key in keys.items() if ONLY != "pades" else ():
             kid = bytes.fromhex(key.key_id)
 
-            def raw(n: int, kid: bytes = kid, is_rsa: bool = name == "rsa2048") -> float:
-                signer = _raw_signer(raw_token, kid, is_rsa, dgst)
-                try:
-                    return rate(signer, n, SECONDS)
-                finally:
-                    signer.close()
+            raw = partial(raw_rate, raw_token, kid, name == "rsa2048", dgst)
 
-            variants: dict[str, Callable[[], float]] = {f"raw {n}": partial(raw, n) for n in (1, 2)}
+            variants: dict[str, Callable[[], float]] = {f"raw {n}": partial(raw, n, SECONDS) for n in (1, 2)}
             variants.update({f"stream {n}": partial(stream_rate, stub, key.key_id, n, SECONDS, grant=grant)
                              for n in (1, 2)})
             variants["stream big"] = partial(stream_rate, stub, key.key_id, 1, SECONDS, BIG_BATCH, grant=grant)

@@ -137,8 +137,7 @@ def main() -> None:
         subprocess.run([str(ROOT / "softhsm-config" / "init-token.sh"), str(state), LABEL, SO_PIN, PIN],
                        check=True, capture_output=True)
         os.environ["SOFTHSM2_CONF"] = str(state / "softhsm2.conf")
-        from bench.common import rate
-        from bench.hsm_sign import _raw_signer
+        from bench.hsm_sign import raw_rate
         from hsm import Hsm
         from hsm.tokens import find_raw_token
         from scripts.processes import AgentProcess
@@ -163,12 +162,7 @@ def main() -> None:
         for name, key in keys.items():
             kid = bytes.fromhex(key.key_id)
 
-            def raw(n: int, kid: bytes = kid, is_rsa: bool = name == "rsa2048") -> float:
-                signer = _raw_signer(raw_token, kid, is_rsa, dgst)
-                try:
-                    return rate(signer, n, SECONDS)
-                finally:
-                    signer.close()
+            raw = partial(raw_rate, raw_token, kid, name == "rsa2048", dgst)
 
             lines: dict[str, list[tuple[float, float, float]]] = {}
 
@@ -178,7 +172,7 @@ def main() -> None:
                 lines.setdefault(label, []).append(r)
                 return r[0]
 
-            variants: dict[str, Any] = {"raw 1": partial(raw, 1), "raw 2": partial(raw, 2),
+            variants: dict[str, Any] = {"raw 1": partial(raw, 1, SECONDS), "raw 2": partial(raw, 2, SECONDS),
                                         "fsync": partial(fsync_ms, journal_dir)}
             variants.update({f"getinfo {n}": partial(measure, f"getinfo {n}", n, "GetInfo") for n in (1, 32)})
             variants.update({f"unary {n}": partial(measure, f"unary {n}", n, "SignDigest") for n in CLIENTS})

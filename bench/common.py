@@ -28,6 +28,7 @@ class Metric:
     baseline: str | None = None
     ratio: float | None = None
     samples: tuple[float, ...] = ()
+    quiet: bool = False  # in the JSON lines only (a module prints its own table of them)
 
 
 def alternate(variants: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
@@ -91,6 +92,14 @@ def latencies(fn: Callable[[], object], n: int = 500) -> tuple[float, float]:
     return statistics.median(xs), xs[min(len(xs) - 1, int(len(xs) * 0.99))]
 
 
+def percentiles(values: list[float], qs: tuple[int, ...]) -> tuple[float, ...]:
+    """The ``qs`` percentiles of ``values`` (nearest rank; nan when there are none)."""
+    xs = sorted(values)
+    if not xs:
+        return tuple(float("nan") for _ in qs)
+    return tuple(xs[min(len(xs) - 1, max(0, round(q / 100 * len(xs)) - 1))] for q in qs)
+
+
 class Report:
     """Collects metrics, prints a table, appends JSON lines to bench/results/latest.jsonl."""
 
@@ -102,8 +111,10 @@ class Report:
             print(f"note: load average {self.load_start} at the start of {title} (figures are noisier above 1)",
                   flush=True)
 
-    def add(self, name: str, value: float | list[float], unit: str, baseline: str | None = None) -> Metric:
-        """A figure (a list of per-round measurements is reported as its median, with its spread)."""
+    def add(self, name: str, value: float | list[float], unit: str, baseline: str | None = None, *,
+            quiet: bool = False) -> Metric:
+        """A figure (a list of per-round measurements is reported as its median, with its spread); a ``quiet``
+        one is not printed in the table, only written to the JSON lines."""
         samples: tuple[float, ...] = ()
         if isinstance(value, list):
             samples = tuple(value)
@@ -112,15 +123,16 @@ class Report:
         if baseline is not None:
             base = next(m for m in self.metrics if m.name == baseline)
             ratio = value / base.value if base.value else None
-        m = Metric(name, value, unit, baseline, ratio, samples)
+        m = Metric(name, value, unit, baseline, ratio, samples, quiet)
         self.metrics.append(m)
         return m
 
     def finish(self) -> None:
         load_end = load()
         print(f"\n== {self.title} == (load average {self.load_start} at start, {load_end} at end)")
-        w = max(len(m.name) for m in self.metrics)
-        for m in self.metrics:
+        shown = [m for m in self.metrics if not m.quiet]
+        w = max(len(m.name) for m in shown)
+        for m in shown:
             spread = f"[{min(m.samples):.1f}..{max(m.samples):.1f}]" if len(m.samples) > 1 else ""
             r = f"{m.ratio:6.2f}x of {m.baseline}" if m.ratio is not None else ""
             print(f"  {m.name:<{w}}  {m.value:12.1f} {m.unit:<8} {spread:<22} {r}")

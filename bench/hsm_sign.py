@@ -67,6 +67,15 @@ def _raw_signer(raw_token: Any, key_id: bytes, is_rsa: bool, dgst: bytes) -> Any
     return sign
 
 
+def raw_rate(raw_token: Any, key_id: bytes, is_rsa: bool, dgst: bytes, threads: int, seconds: float) -> float:
+    """Raw python-pkcs11 signatures/s with ``threads`` sessions of their own (the baseline of every bench)."""
+    signer = _raw_signer(raw_token, key_id, is_rsa, dgst)
+    try:
+        return rate(signer, threads, seconds)
+    finally:
+        signer.close()
+
+
 def main() -> None:
     state = Path(tempfile.mkdtemp(prefix="signet-bench-hsm-"))
     try:
