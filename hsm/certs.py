@@ -8,7 +8,9 @@ from typing import Any
 from asn1crypto import x509
 from pkcs11 import Attribute, CertificateType, ObjectClass
 
+from . import objects
 from .errors import CertificateError
+from .rv import STALE_OBJECT_ERRORS
 
 # CKA_CERTIFICATE_CATEGORY values (PKCS#11 v2.40 4.6.2); python-pkcs11 packs the attribute only with
 # hsm.compat.ATTRIBUTE_MAPPER, which every pooled session uses
@@ -43,7 +45,7 @@ def _template(cert: x509.Certificate, der: bytes, key_id: bytes, label: str, cat
 
 
 def find_certificate(session: Any, key_id: bytes) -> bytes | None:
-    found = list(session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: key_id}))
+    found = objects.find(session, {Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: key_id})
     return bytes(found[0][Attribute.VALUE]) if found else None
 
 
@@ -57,7 +59,7 @@ def import_certificate(
             f"the certificate for {cert.subject.human_friendly!r} does not belong to key "
             f"{key_id.hex()} (public keys differ)"
         )
-    for old in list(session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: key_id})):
+    for old in objects.find(session, {Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: key_id}):
         old.destroy()  # a renewed certificate replaces the previous one
     session.create_object(_template(cert, der, key_id, label, CATEGORY_TOKEN_USER))
     for ca_der in chain:
@@ -65,7 +67,7 @@ def import_certificate(
         # CKA_ID of a CA certificate: SHA-1 of its public key, as RFC 5280's key identifier method 1 and
         # most token tools do; an identifier, not a security function
         ca_id = hashlib.sha1(ca.public_key.dump(), usedforsecurity=False).digest()
-        existing = list(session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: ca_id}))
+        existing = objects.find(session, {Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.ID: ca_id})
         if any(bytes(o[Attribute.VALUE]) == ca_der for o in existing):
             continue
         name = ca.subject.native.get("common_name") or ca.subject.human_friendly
@@ -75,8 +77,11 @@ def import_certificate(
 def read_chain(session: Any, leaf_der: bytes) -> list[bytes]:
     """CA certificates on the token that chain up from ``leaf_der``, leaf excluded."""
     by_subject: dict[bytes, bytes] = {}
-    for obj in list(session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE})):
-        value = bytes(obj[Attribute.VALUE])
+    for obj in objects.find(session, {Attribute.CLASS: ObjectClass.CERTIFICATE}):
+        try:
+            value = bytes(obj[Attribute.VALUE])
+        except STALE_OBJECT_ERRORS:
+            continue  # deleted through another session or process while we read: in no chain now
         c = parse(value)
         if c.ca:
             by_subject[c.subject.dump()] = value

@@ -12,7 +12,9 @@ from asn1crypto.core import OctetString
 from pkcs11 import Attribute, KeyType, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
+from . import objects
 from .errors import KeyExists, KeyNotFound, UnsupportedAlgorithm
+from .rv import STALE_OBJECT_ERRORS
 
 
 class KeyAlgorithm(enum.Enum):
@@ -122,7 +124,7 @@ def find_private(
         attrs[Attribute.ID] = key_id
     if label is not None:
         attrs[Attribute.LABEL] = label
-    found = list(session.get_objects(attrs))  # exhaust: a live search blocks the session
+    found = objects.find(session, attrs)  # exhaust: a live search blocks the session
     if not found:
         if missing_ok:
             return None
@@ -132,7 +134,7 @@ def find_private(
 
 
 def find_public(session: Any, key_id: bytes) -> Any:
-    found = list(session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.ID: key_id}))
+    found = objects.find(session, {Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.ID: key_id})
     if not found:
         raise KeyNotFound(f"no public key with id {key_id.hex()} on this token")
     return found[0]
@@ -180,14 +182,17 @@ def list_keys(session: Any, token_serial: str) -> list[KeyInfo]:
     from .certs import find_certificate
 
     out = []
-    for priv in list(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY})):
-        key_id = priv[Attribute.ID]
+    for priv in objects.find(session, {Attribute.CLASS: ObjectClass.PRIVATE_KEY}):
         try:
+            key_id = priv[Attribute.ID]
             algo, spki = public_key_info(find_public(session, key_id))
+            cert = find_certificate(session, key_id)
+            label = priv[Attribute.LABEL]
         except (KeyNotFound, UnsupportedAlgorithm):
             continue
-        cert = find_certificate(session, key_id)
-        out.append(KeyInfo(token_serial, key_id.hex(), priv[Attribute.LABEL], algo, spki, cert))
+        except STALE_OBJECT_ERRORS:
+            continue  # deleted through another session or process while we listed: not there any more
+        out.append(KeyInfo(token_serial, key_id.hex(), label, algo, spki, cert))
     return out
 
 
@@ -195,7 +200,7 @@ def delete(session: Any, key_id: bytes) -> int:
     """Destroy the private key, public key and certificates with this CKA_ID."""
     n = 0
     for cls in (ObjectClass.PRIVATE_KEY, ObjectClass.PUBLIC_KEY, ObjectClass.CERTIFICATE):
-        for obj in list(session.get_objects({Attribute.CLASS: cls, Attribute.ID: key_id})):
+        for obj in objects.find(session, {Attribute.CLASS: cls, Attribute.ID: key_id}):
             obj.destroy()
             n += 1
     if n == 0:

@@ -47,6 +47,12 @@ class Token:
         self.serial = pool.serial
         self._algos: dict[bytes, KeyAlgorithm] = {}
         self._algos_lock = threading.Lock()
+        # SoftHSM 2.6 is not safe for object management in parallel sessions of one process: a key generated
+        # while another session searches or reads attributes fails (GeneralError, TemplateInconsistent,
+        # FunctionFailed) or makes the reader fail (GeneralError, AttributeValueInvalid); measured within a
+        # few dozen generations.  Searches, reads, creations and deletions of objects take this lock (after
+        # borrowing their session); signing with a looked-up key does not.
+        self._objects = threading.Lock()
         self._plans: dict[bytes, dict[tuple[str, str | None], signing.SignPlan]] = {}
         self._raw = pool.module.raw
 
@@ -74,18 +80,18 @@ class Token:
     # -- keys -----------------------------------------------------------
     def generate_key(self, algorithm: KeyAlgorithm | str, label: str) -> KeyInfo:
         algo = algorithm if isinstance(algorithm, KeyAlgorithm) else KeyAlgorithm.parse(algorithm)
-        with self.pool.session() as s, _translated(f"generating a {algo.name} key on {self.label}"):
+        with self.pool.session() as s, self._objects, _translated(f"generating a {algo.name} key on {self.label}"):
             key_id = keys.generate(s.session, algo, label)
             _, spki = keys.public_key_info(keys.find_public(s.session, key_id))
         return KeyInfo(self.serial, key_id.hex(), label, algo, spki, None)
 
     def keys(self) -> list[KeyInfo]:
-        with self.pool.session() as s, _translated(f"listing keys on {self.label}"):
+        with self.pool.session() as s, self._objects, _translated(f"listing keys on {self.label}"):
             return keys.list_keys(s.session, self.serial)
 
     def key(self, key_id: str | bytes | None = None, label: str | None = None) -> KeyInfo:
         kid = parse_key_id(key_id) if key_id is not None else None
-        with self.pool.session() as s, _translated(f"reading key on {self.label}"):
+        with self.pool.session() as s, self._objects, _translated(f"reading key on {self.label}"):
             priv = keys.find_private(s.session, key_id=kid, label=label)
             kid = bytes(priv[pkcs11.Attribute.ID])
             algo, spki = keys.public_key_info(keys.find_public(s.session, kid))
@@ -94,7 +100,7 @@ class Token:
 
     def delete_key(self, key_id: str | bytes) -> None:
         kid = parse_key_id(key_id)
-        with self.pool.session() as s, _translated(f"deleting key {kid.hex()} on {self.label}"):
+        with self.pool.session() as s, self._objects, _translated(f"deleting key {kid.hex()} on {self.label}"):
             keys.delete(s.session, kid)
         with self._algos_lock:
             self._algos.pop(kid, None)
@@ -113,7 +119,8 @@ class Token:
     def _private(self, s: PooledSession, kid: bytes) -> signing.SessionKey:
         key = s.cache.get(kid)
         if key is None:
-            key = s.cache[kid] = signing.SessionKey(keys.find_private(s.session, key_id=kid), s.session.handle)
+            with self._objects:
+                key = s.cache[kid] = signing.SessionKey(keys.find_private(s.session, key_id=kid), s.session.handle)
         return key
 
     def _plan(self, kid: bytes, hash_name: str, scheme: SignScheme | None) -> signing.SignPlan:
@@ -194,29 +201,30 @@ class Token:
 
     def import_certificate(self, key_id: str | bytes, der: bytes, chain: list[bytes] | None = None) -> None:
         info = self.key(key_id)
-        with self.pool.session() as s, _translated(f"importing a certificate onto {self.label}"):
+        with self.pool.session() as s, self._objects, _translated(f"importing a certificate onto {self.label}"):
             certs.import_certificate(s.session, bytes.fromhex(info.key_id), info.public_key_der,
                                      info.label, der, list(chain or []))
 
     def certificate(self, key_id: str | bytes) -> bytes | None:
-        with self.pool.session() as s, _translated(f"reading a certificate on {self.label}"):
+        with self.pool.session() as s, self._objects, _translated(f"reading a certificate on {self.label}"):
             return certs.find_certificate(s.session, parse_key_id(key_id))
 
     def chain(self, key_id: str | bytes) -> list[bytes]:
         """The CA certificates stored on the token above this key's certificate."""
-        with self.pool.session() as s, _translated(f"reading certificates on {self.label}"):
+        with self.pool.session() as s, self._objects, _translated(f"reading certificates on {self.label}"):
             leaf = certs.find_certificate(s.session, parse_key_id(key_id))
             return certs.read_chain(s.session, leaf) if leaf else []
 
     # -- key wrapping ------------------------------------------------------
     def generate_kek(self, label: str, bits: int = 256) -> None:
-        with self.pool.session() as s, _translated(f"generating a KEK on {self.label}"):
+        with self.pool.session() as s, self._objects, _translated(f"generating a KEK on {self.label}"):
             wrap.generate_kek(s.session, label, bits)
 
     def wrap_key(self, kek_label: str, data_key: bytes) -> WrappedKey:
-        with self.pool.session(failure=WrapError) as s, _translated(f"wrapping with {kek_label}"):
+        with self.pool.session(failure=WrapError) as s, self._objects, _translated(f"wrapping with {kek_label}"):
             return wrap.wrap(s.session, kek_label, data_key)
 
     def unwrap_key(self, wrapped: WrappedKey) -> bytes:
-        with self.pool.session(failure=WrapError) as s, _translated(f"unwrapping with {wrapped.kek_label}"):
+        what = f"unwrapping with {wrapped.kek_label}"
+        with self.pool.session(failure=WrapError) as s, self._objects, _translated(what):
             return wrap.unwrap(s.session, wrapped)

@@ -12,7 +12,7 @@ from typing import Any
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 
-from . import rv
+from . import objects, rv
 from .errors import KeyExists, KeyNotFound, WrapError
 
 CKM_AES_KEY_WRAP_PAD = Mechanism.AES_KEY_WRAP_PAD  # 0x210A
@@ -27,7 +27,7 @@ class WrappedKey:
 
 
 def generate_kek(session: Any, label: str, bits: int = 256) -> bytes:
-    if list(session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label})):
+    if objects.find(session, {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label}):
         raise KeyExists(f"a key-encryption key labelled {label!r} already exists")
     key_id = label.encode("utf-8")[:64]
     session.generate_key(
@@ -44,7 +44,7 @@ def generate_kek(session: Any, label: str, bits: int = 256) -> bytes:
 
 
 def _kek(session: Any, label: str) -> Any:
-    found = list(session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label}))
+    found = objects.find(session, {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label})
     if not found:
         raise KeyNotFound(f"no key-encryption key labelled {label!r} on this token")
     return found[0]
