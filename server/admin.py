@@ -12,6 +12,7 @@
     signet-admin --config F identity reject PERSON --reason TEXT [--reference R] [--as LOGIN]
     signet-admin --config F identity unlock-enrollment PERSON --evidence TEXT [--as LOGIN]
     signet-admin --config F outbox list [--to ADDRESS] [--unread] | outbox read MESSAGE_ID
+    signet-admin --config F notice list [--event ID] [--envelope ID] [--state S] | notice replay EVENT_ID
     signet-admin --config F cert revoke SERIAL [--reason R] | cert list PERSON
     signet-admin --config F operator-cert issue --org ORG --login LOGIN --out DIR
 
@@ -19,6 +20,9 @@ Decisions are recorded as ``operator:<login>`` (``--as``, default ``$USER``) wit
 evidence text, in the person's digest-chained evidence, beside the OS user who ran signet-admin (the login is
 asserted, the OS user is not).  Secrets -- document numbers and one-time codes -- never come from the command
 line (other users see it in the process list): an environment variable, a 0600 file, or a prompt.
+``notice list`` shows envelope notices and how their delivery went (never their text); ``notice replay`` queues
+the notices an envelope event announced once more, recorded as ``operator:<login>`` in the envelope's events
+(the running server delivers them within ``[envelopes] scheduler_seconds``).
 ``--json`` prints one JSON document.
 Exit codes: 0 done, 1 refused by the server's rules (the message says why), 2 usage or configuration.
 """
@@ -174,6 +178,33 @@ def _outbox_read(rt: Runtime, args: argparse.Namespace) -> Any:
                    "created_at": m.entry.created_at, "body": m.body})
 
 
+def _notice(n: Any) -> dict[str, Any]:
+    return _plain_dict({"id": n.id, "event_id": n.event_id, "envelope_id": n.envelope_id, "kind": n.kind,
+                        "person_id": n.person_id, "to": n.to.value, "state": n.state, "attempts": n.attempts,
+                        "next_attempt_at": n.next_attempt_at, "in_doubt": n.in_doubt, "last_error": n.last_error,
+                        "created_at": n.created_at, "delivered_at": n.delivered_at, "channel": n.channel,
+                        "message_ref": n.message_ref, "replay_of": n.replay_of})
+
+
+def _event_id(text: str) -> int:
+    if not text.isdigit():
+        raise InvalidArgument(f"an event id is a number (as ListEnvelopeEvents shows it), not {text!r}")
+    return int(text)
+
+
+def _notice_list(rt: Runtime, args: argparse.Namespace) -> Any:
+    event = _event_id(args.event) if args.event is not None else None
+    return [_notice(n) for n in rt.envelopes.notices.find(envelope_id=args.envelope, event_id=event,
+                                                          state=args.state, limit=args.limit)]
+
+
+def _notice_replay(rt: Runtime, args: argparse.Namespace) -> Any:
+    event = _event_id(args.event)
+    org = rt.envelopes.org_of_event(event)
+    me = Principal(org, args.login, Role.OPERATOR, via=f"signet-admin run by OS user {getpass.getuser()}")
+    return [_notice(n) for n in rt.envelopes.replay_notices(me, event)]
+
+
 def _cert_revoke(rt: Runtime, args: argparse.Namespace) -> Any:
     try:
         serial = int(args.serial.lower().removeprefix("0x").replace(":", ""), 16)
@@ -215,6 +246,8 @@ COMMANDS: dict[tuple[str, str], Handler] = {
     ("identity", "reject"): _identity_reject,
     ("outbox", "list"): _outbox_list,
     ("outbox", "read"): _outbox_read,
+    ("notice", "list"): _notice_list,
+    ("notice", "replay"): _notice_replay,
     ("cert", "revoke"): _cert_revoke,
     ("cert", "list"): _cert_list,
     ("operator-cert", "issue"): _operator_cert_issue,
@@ -270,6 +303,13 @@ def parser() -> argparse.ArgumentParser:
     lst.add_argument("--to")
     lst.add_argument("--unread", action="store_true")
     outbox.add_parser("read").add_argument("message")
+    notice = area("notice")
+    nl = notice.add_parser("list")
+    nl.add_argument("--event")
+    nl.add_argument("--envelope")
+    nl.add_argument("--state", choices=("pending", "delivered", "failed", "cancelled"))
+    nl.add_argument("--limit", type=int, default=100)
+    notice.add_parser("replay").add_argument("event")
     cert = area("cert")
     rv = cert.add_parser("revoke")
     rv.add_argument("serial")

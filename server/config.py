@@ -69,6 +69,13 @@ in the file is reported at once, each naming its key.  Example (every key, with 
                                          # message limit is this plus 2 MiB
     default_expiry_days = 30             # a sent envelope expires after this many days unless the request
                                          # says otherwise (1 to 365)
+    scheduler_seconds = 5                # expiry and reminder passes; how often the notice dispatcher and
+                                         # event watchers poll the store (they are also woken at each change)
+    notice_max_attempts = 8              # hand-offs of one notice before it is recorded as failed
+    notice_retry_seconds = 30            # wait after a failed hand-off, doubling each time ...
+    notice_retry_max_seconds = 3600      # ... up to this
+    max_watches = 0                      # WatchEnvelopeEvents streams at once (each holds a gRPC worker);
+                                         # 0: half of grpc.workers, rounded down; below grpc.workers
 
     [notify]
     default = "outbox"                   # outbox | smtp | webhook
@@ -88,7 +95,7 @@ import enum
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from formats.policy import DEFAULT_REMOTE_POLICY, DEFAULT_SEAL_POLICY, DEFAULT_SIGNING_POLICY, DEFAULT_TSA_POLICY
@@ -351,12 +358,28 @@ class ApprovalSettings:
 class EnvelopeSettings:
     max_document_bytes: int = 16 * 1024 * 1024
     default_expiry_days: int = 30
+    scheduler_seconds: float = 5.0
+    notice_max_attempts: int = 8
+    notice_retry_seconds: float = 30.0
+    notice_retry_max_seconds: float = 3600.0
+    max_watches: int = 0  # 0: half of grpc.workers (ServerConfig.parse fills it in)
+
+    KEYS = frozenset({"max_document_bytes", "default_expiry_days", "scheduler_seconds", "notice_max_attempts",
+                      "notice_retry_seconds", "notice_retry_max_seconds", "max_watches"})
 
     @classmethod
     def from_table(cls, t: Table) -> EnvelopeSettings:
+        retry = t.number("notice_retry_seconds", 30.0, minimum=0.1, maximum=86400)
+        retry_max = t.number("notice_retry_max_seconds", 3600.0, minimum=0.1, maximum=7 * 86400)
+        if retry_max < retry:
+            t.problems.add("envelopes.notice_retry_max_seconds must not be less than notice_retry_seconds")
         return cls(max_document_bytes=t.integer("max_document_bytes", 16 * 1024 * 1024, minimum=1024,
                                                 maximum=256 * 1024 * 1024),
-                   default_expiry_days=t.integer("default_expiry_days", 30, minimum=1, maximum=365))
+                   default_expiry_days=t.integer("default_expiry_days", 30, minimum=1, maximum=365),
+                   scheduler_seconds=t.number("scheduler_seconds", 5.0, minimum=0.1, maximum=3600),
+                   notice_max_attempts=t.integer("notice_max_attempts", 8, minimum=1, maximum=100),
+                   notice_retry_seconds=retry, notice_retry_max_seconds=retry_max,
+                   max_watches=t.integer("max_watches", 0, minimum=0, maximum=1024))
 
 
 @dataclass(frozen=True)
@@ -474,9 +497,14 @@ class ServerConfig:
             enrollment=EnrollmentSettings.from_table(sub("enrollment", {"max_failures_per_day",
                                                                         "requests_per_minute"})),
             approval=ApprovalSettings.from_table(sub("approval", {"four_eyes"})),
-            envelopes=EnvelopeSettings.from_table(sub("envelopes", {"max_document_bytes", "default_expiry_days"})),
+            envelopes=EnvelopeSettings.from_table(sub("envelopes", set(EnvelopeSettings.KEYS))),
             notify=NotifySettings.from_table(sub("notify", {"default", "phone", "email", "smtp", "webhook"}), base),
         )
+        watches = cfg.envelopes.max_watches or cfg.grpc.workers // 2
+        if watches >= cfg.grpc.workers:
+            problems.add(f"envelopes.max_watches ({watches}) must be less than grpc.workers ({cfg.grpc.workers}): "
+                         "each watch holds a worker thread, and unary calls need some")
+        cfg = replace(cfg, envelopes=replace(cfg.envelopes, max_watches=watches))
         if server.mode is Mode.PRODUCTION and cfg.notify.phone_channel is ChannelName.OUTBOX:
             problems.add('server.mode = "production" refuses the outbox as the only channel for one-time codes: '
                          'set [notify] phone (or default) to "smtp" or "webhook" (an SMS gateway), or set '

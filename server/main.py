@@ -7,8 +7,9 @@
   installation's token) or when TLS files are half there or do not match.
 ``signet-server run --config F``:
   gRPC on two TLS listeners (mutual-TLS API, server-authenticated enrollment; health + reflection)
-  and the PKI HTTP listener (OCSP, CRL, TSA, CA certificates).  Prints one ``signet-server ready ...``
-  line with the bound addresses; SIGTERM or SIGINT stops it cleanly (listeners drain, store closed,
+  and the PKI HTTP listener (OCSP, CRL, TSA, CA certificates), and the envelope scheduler and notice
+  dispatcher threads.  Prints one ``signet-server ready ...`` line with the bound addresses; SIGTERM or
+  SIGINT stops it cleanly (event watches end, scheduler and dispatcher stop, listeners drain, store closed,
   token logged out).
 
 Exit codes: 0 done, 1 unexpected failure, 2 configuration error, 3 refused (would overwrite / not
@@ -166,15 +167,18 @@ def cmd_run(cfg: ServerConfig) -> int:
                              rate_per_minute=cfg.http.rate_per_minute)
         http.start()
         try:
+            rt.envelopes.start()  # scheduler and notice dispatcher: what the last run left pending goes out now
             listeners = start_listeners(rt, key, chain)
             host = _host_port(cfg.grpc.listen)[0]
             print(f"signet-server ready api={host}:{listeners.api_port} "
                   f"enroll={_host_port(cfg.grpc.enroll_listen)[0]}:{listeners.enroll_port} pki={http.base_url}",
                   flush=True)
             stop.wait()
-            log.info("stopping: draining gRPC calls")
+            log.info("stopping: ending event watches and the envelope scheduler, draining gRPC calls")
+            rt.envelopes.stop()  # watches end (UNAVAILABLE SERVER_STOPPING) before the listeners drain
             listeners.stop()
         finally:
+            rt.envelopes.stop()  # notices queued by calls drained just now stay queued for the next start
             http.stop()
     finally:
         rt.close()

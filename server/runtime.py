@@ -1,5 +1,7 @@
 """Wiring: the server's parts built from a :class:`~server.config.ServerConfig`, shared by `signet-server run`
-and `signet-admin` (both act on the same token and store).
+and `signet-admin` (both act on the same token and store).  Only `signet-server run` starts the envelope
+service's background threads (``runtime.envelopes.start()``: scheduler and notice dispatcher); `signet-admin`
+writes rows (a notice replay) that the running server's dispatcher picks up at its next poll.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from .clock import Clock, SystemClock
 from .config import ChannelName, ServerConfig
 from .datakeys import DataKeys, load_data_keys
 from .enrollment import Enrollment
-from .envelopes import EnvelopeService, Limits, SigningRules
+from .envelopes import EnvelopeService, Limits, SigningRules, Tuning
 from .identity import IdentityService
 from .keys import KeySetPolicy, ServerKeys, load_server_keys
 from .notify import OutboxChannel, Router, SmtpChannel, WebhookChannel
@@ -127,7 +129,12 @@ def open_runtime(cfg: ServerConfig, clock: Clock | None = None, token: Token | N
                                issuer_key_hash=ca.issuer_key_hash, token_policy_oid=cfg.ca.signing_policy_oid,
                                remote_policy_oid=cfg.ca.remote_policy_oid),
             limits=Limits(max_document_bytes=cfg.envelopes.max_document_bytes,
-                          default_expiry_days=cfg.envelopes.default_expiry_days))
+                          default_expiry_days=cfg.envelopes.default_expiry_days),
+            tuning=Tuning(poll_seconds=cfg.envelopes.scheduler_seconds,
+                          notice_max_attempts=cfg.envelopes.notice_max_attempts,
+                          notice_retry_seconds=cfg.envelopes.notice_retry_seconds,
+                          notice_retry_max_seconds=cfg.envelopes.notice_retry_max_seconds,
+                          max_watches=cfg.envelopes.max_watches))
     except BaseException:
         store.close()
         raise

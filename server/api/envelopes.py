@@ -1,15 +1,24 @@
 """EnvelopeService servicer (API listener, mutual TLS): requests to :class:`server.envelopes.EnvelopeService`
 calls, its values back to protobuf messages.  Authorisation is the service's (:mod:`server.envelopes.access`):
-another party's or organisation's envelope is NOT_FOUND, like an id that does not exist."""
+another party's or organisation's envelope is NOT_FOUND, like an id that does not exist.
+
+WatchEnvelopeEvents is a response stream: its refusals (authentication, NOT_FOUND, BUSY) come before the first
+message, its end when the server stops after the last one (UNAVAILABLE ``SERVER_STOPPING``); errors are mapped
+here as :func:`server.api.status.rpc` maps those of unary calls."""
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 
 import grpc
 
+from hsm import HsmError
+from signet.v1 import common_pb2
 from signet.v1 import server_pb2 as pb
 from signet.v1 import server_pb2_grpc as pb_grpc
+from signet.wire import abort as wire_abort
 
 from ..envelopes import (
     Document,
@@ -25,10 +34,13 @@ from ..envelopes import (
     SignatureField,
     SigningMethod,
 )
+from ..errors import ServerError
 from ..identity import Principal
 from . import convert
 from .auth import Authenticator
-from .status import rpc
+from .status import code_for, rpc
+
+log = logging.getLogger(__name__)
 
 ENVELOPE_STATE = {s: pb.EnvelopeState.Value(f"ENVELOPE_STATE_{s.name}") for s in EnvelopeState}
 RECIPIENT_STATE = {s: pb.RecipientState.Value(f"RECIPIENT_STATE_{s.name}") for s in RecipientState}
@@ -53,7 +65,8 @@ def recipient(r: Recipient) -> pb.Recipient:
         id=r.id, person_id=r.person_id, legal_name=r.legal_name, role=ROLE[r.role], routing_order=r.routing_order,
         signing_method=METHOD[r.signing_method], state=RECIPIENT_STATE[r.state], notified_at=convert.ts(r.notified_at),
         viewed_at=convert.ts(r.viewed_at), signed_at=convert.ts(r.signed_at), declined_at=convert.ts(r.declined_at),
-        decline_reason=r.decline_reason, certificate_serial=r.certificate_serial, field=_field(r.field))
+        decline_reason=r.decline_reason, certificate_serial=r.certificate_serial, field=_field(r.field),
+        reminders_sent=r.reminders_sent, next_reminder_at=convert.ts(r.next_reminder_at))
 
 
 def envelope(e: Envelope) -> pb.Envelope:
@@ -62,7 +75,8 @@ def envelope(e: Envelope) -> pb.Envelope:
         title=e.title, message=e.message, tags=list(e.tags), state=ENVELOPE_STATE[e.state],
         documents=[document(d) for d in e.documents], recipients=[recipient(r) for r in e.recipients],
         created_at=convert.ts(e.created_at), sent_at=convert.ts(e.sent_at), completed_at=convert.ts(e.completed_at),
-        expires_at=convert.ts(e.expires_at), version=e.version)
+        expires_at=convert.ts(e.expires_at), version=e.version, reminder_every_days=e.reminder_every_days,
+        reminder_max=e.reminder_max)
 
 
 def event(e: Event) -> pb.EnvelopeEvent:
@@ -91,6 +105,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             principal, title=request.title, message=request.message, tags=list(request.tags),
             documents=[DocumentInput(d.name, d.media_type, d.content) for d in request.documents],
             recipients=[_recipient_input(r) for r in request.recipients], expires_in_days=request.expires_in_days,
+            reminder_every_days=request.reminder_every_days, reminder_max=request.reminder_max,
             idempotency_key=request.idempotency_key)
         return pb.CreateEnvelopeResponse(envelope=envelope(created))
 
@@ -152,3 +167,27 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         found = self.envelopes.list_events(principal, request.envelope_id, request.after_event_id,
                                            request.page_size)
         return pb.ListEnvelopeEventsResponse(events=[event(e) for e in found])
+
+    def WatchEnvelopeEvents(self, request: pb.WatchEnvelopeEventsRequest,
+                            context: grpc.ServicerContext) -> Iterator[pb.WatchEnvelopeEventsResponse]:
+        try:
+            principal = self.auth.principal(context)
+            context.add_callback(self.envelopes.bell.ring)  # a cancelled call wakes its watch at once
+            for item in self.envelopes.watch(principal, request.envelope_id, request.after_event_id,
+                                             cancelled=lambda: not context.is_active()):
+                yield pb.WatchEnvelopeEventsResponse(event=event(item.event) if item.event else None,
+                                                     caught_up=item.caught_up, last_event_id=item.last_event_id)
+            return
+        except ServerError as e:
+            failure: tuple[grpc.StatusCode, str, str, float | None] = (
+                code_for(e), e.message, e.reason, getattr(e, "retry_after", None))
+        except HsmError as e:
+            log.error("api WatchEnvelopeEvents: server HSM failed: %s", type(e).__name__)
+            failure = (grpc.StatusCode.UNAVAILABLE, "the server's HSM is unavailable; try again later",
+                       "HSM_UNAVAILABLE", None)
+        except Exception:  # anything unexpected is INTERNAL for the caller, logged here
+            log.exception("api WatchEnvelopeEvents failed")
+            failure = (grpc.StatusCode.INTERNAL, "internal server error", "INTERNAL", None)
+        code, message, reason, retry_after = failure
+        log.info("api WatchEnvelopeEvents ended: %s (%s)", code.name, reason)
+        wire_abort(context, code, message, common_pb2.ErrorDetail(reason=reason), retry_after)

@@ -3,9 +3,10 @@
 Service API (what the gRPC servicer calls; every call takes the calling Principal)::
 
     svc = EnvelopeService(store, blobs, identity, notifier, rules=SigningRules(...), clock=clock,
-                          limits=Limits(max_document_bytes=..., default_expiry_days=...))
+                          limits=Limits(max_document_bytes=..., default_expiry_days=...),
+                          tuning=Tuning(poll_seconds=5, notice_max_attempts=8, ...))
     svc.create(p, title=, documents=[DocumentInput], recipients=[RecipientInput], message="", tags=(),
-               expires_in_days=0, idempotency_key="") -> Envelope          # a draft; the sender is the caller
+               expires_in_days=0, reminder_every_days=0, reminder_max=0, idempotency_key="") -> Envelope
     svc.send(p, envelope_id, idempotency_key="") -> Envelope                # locks SHA-256s, sent_at, notices
     svc.get(p, envelope_id) -> Envelope
     svc.list_envelopes(p, view="" | "sent" | "inbox", page_size=0, page_token="") -> Page
@@ -15,28 +16,38 @@ Service API (what the gRPC servicer calls; every call takes the calling Principa
     svc.decline(p, envelope_id, reason, idempotency_key="") -> Envelope
     svc.void(p, envelope_id, reason, idempotency_key="") -> Envelope
     svc.list_events(p, envelope_id, after_event_id=0, page_size=0) -> list[Event]
+    svc.watch(p, envelope_id="", after_event_id=0, cancelled=...) -> Iterator[WatchItem]   # replay, then follow
+    svc.notices_of(p, event_id) -> list[Notice]; svc.replay_notices(p, event_id) -> list[Notice]   # operators
+    svc.start(); svc.stop(timeout)          # signet-server run: the scheduler and dispatcher threads
+    svc.scheduler.run_once() -> Pass; svc.dispatcher.run_once() -> int      # one pass each (tests)
 
 Modules, each owning one thing: :mod:`.model` (states, legal moves, values), :mod:`.schema` (tables),
 :mod:`.records` (rows <-> values), :mod:`.access` (who sees and does what), :mod:`.parties` (people across
 organisations), :mod:`.drafting` (what a new envelope may hold), :mod:`.routing` (groups, completion),
-:mod:`.notices` (e-mail notices), :mod:`.signing` (signing codes), :mod:`.acceptance` (revision and signer
-checks), :mod:`.events` (the event log), :mod:`.idempotency`, :mod:`.listing` (views and pages),
-:mod:`.service` (the operations).
+:mod:`.notices` (the notice queue and texts), :mod:`.dispatch` (delivering them), :mod:`.scheduler` (expiry,
+reminders), :mod:`.background` (their threads), :mod:`.bell` (wake-ups after commits), :mod:`.watch` (the
+event stream), :mod:`.signing` (signing codes), :mod:`.acceptance` (revision and signer checks),
+:mod:`.events` (the event log), :mod:`.idempotency`, :mod:`.listing` (views and pages), :mod:`.service` (the
+operations).
 
 Errors are :mod:`server.errors` classes with stable reasons: NotFound (ENVELOPE_NOT_FOUND, DOCUMENT_NOT_FOUND,
-PERSON_NOT_FOUND), PermissionDenied (not the sender / not a recipient / COPY_RECIPIENT), InvalidArgument
-(TITLE_INVALID, DOCUMENT_TOO_LARGE, INVALID_DOCUMENT, RECIPIENT_DUPLICATE, ROUTING_ORDER_INVALID,
-SIGNER_REQUIRED, FIELD_INVALID, REASON_REQUIRED, VIEW_INVALID, PAGE_TOKEN_INVALID, IDEMPOTENCY_KEY_REUSED ...),
-FailedPrecondition (ENVELOPE_<STATE>, RECIPIENT_<STATE>, NOT_APPROVED, REVISION_CHANGED,
-DOCUMENT_ALREADY_SIGNED, REMOTE_SIGNING_UNAVAILABLE, the revision verdict's reason, SIGNER_NOT_OURS,
-SIGNER_NOT_RECIPIENT, SIGNER_REVOKED, SIGNER_NOT_YET_VALID, SIGNER_EXPIRED, SIGNER_WRONG_POLICY),
-Unauthenticated (OTP_INCORRECT, OTP_USED, OTP_NOT_FOUND, OTP_EXPIRED ...), RateLimited (codes per phone).
+PERSON_NOT_FOUND, EVENT_NOT_FOUND), PermissionDenied (not the sender / not a recipient / COPY_RECIPIENT),
+InvalidArgument (TITLE_INVALID, DOCUMENT_TOO_LARGE, INVALID_DOCUMENT, RECIPIENT_DUPLICATE, ROUTING_ORDER_INVALID,
+SIGNER_REQUIRED, FIELD_INVALID, REASON_REQUIRED, REMINDERS_INVALID, VIEW_INVALID, PAGE_TOKEN_INVALID,
+IDEMPOTENCY_KEY_REUSED ...), FailedPrecondition (ENVELOPE_<STATE> -- ENVELOPE_EXPIRED from the instant of
+``expires_at`` --, RECIPIENT_<STATE>, NOT_APPROVED, REVISION_CHANGED, DOCUMENT_ALREADY_SIGNED,
+REMOTE_SIGNING_UNAVAILABLE, the revision verdict's reason, SIGNER_NOT_OURS, SIGNER_NOT_RECIPIENT, SIGNER_REVOKED,
+SIGNER_NOT_YET_VALID, SIGNER_EXPIRED, SIGNER_WRONG_POLICY, NO_NOTICES), Unauthenticated (OTP_INCORRECT,
+OTP_USED, OTP_NOT_FOUND, OTP_EXPIRED ...), RateLimited (codes per phone; BUSY: too many watches), Unavailable
+(SERVER_STOPPING: a watch ends).
 
-Not here yet (issue 10's later parts): expiry and reminders (the scheduler), remote signing and the CSC API,
-bulk send, signature fields written into the PDF by the server, the WatchEnvelopeEvents stream.
+Not here yet (issue 10's later parts): remote signing and the CSC API, bulk send, signature fields written into
+the PDF by the server.
 """
 
 from .acceptance import SigningRules
+from .background import Tuning
+from .dispatch import RetryRule
 from .drafting import DocumentInput, Limits, RecipientInput
 from .model import (
     Document,
@@ -51,11 +62,14 @@ from .model import (
     SignatureField,
     SigningMethod,
 )
+from .notices import Notice
+from .scheduler import Pass
 from .service import EnvelopeService
 from .signing import SIGN_PURPOSE
+from .watch import WatchItem
 
 __all__ = [
     "SIGN_PURPOSE", "Document", "DocumentContent", "DocumentInput", "Envelope", "EnvelopeService", "EnvelopeState",
-    "Event", "Limits", "Page", "Recipient", "RecipientInput", "RecipientRole", "RecipientState", "SignatureField",
-    "SigningMethod", "SigningRules",
+    "Event", "Limits", "Notice", "Page", "Pass", "Recipient", "RecipientInput", "RecipientRole", "RecipientState",
+    "RetryRule", "SignatureField", "SigningMethod", "SigningRules", "Tuning", "WatchItem",
 ]

@@ -3,7 +3,8 @@
 Limits: 1 to 20 documents of at most ``max_document_bytes`` each (a PDF must be readable: its page count is
 recorded), 1 to 50 recipients, each an approved person named once, routing orders from 1, at least one signer
 or approver; a copy neither signs nor has a signature field; a field sits on a page every PDF of the envelope
-has.  A remote signer is accepted here (the model has it) and refused when it comes to signing.
+has.  A remote signer is accepted here (the model has it) and refused when it comes to signing.  A reminder
+schedule is every 1 to 365 days, at most 20 times (3 unless said).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ MAX_TAGS = 20
 MAX_TAG = 50
 MAX_NAME = 200
 MAX_EXPIRY_DAYS = 365
+MAX_REMINDERS = 20
+DEFAULT_REMINDERS = 3
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}$")
 
 
@@ -70,6 +73,18 @@ def texts(title: str, message: str, tags: Sequence[str]) -> Texts:
     if len(cleaned) > MAX_TAGS or any(not 0 < len(t) <= MAX_TAG for t in cleaned):
         raise _bad(f"at most {MAX_TAGS} tags of 1 to {MAX_TAG} characters", "TAGS_INVALID")
     return Texts(title, message, cleaned)
+
+
+def reminders(every_days: int, most: int) -> tuple[int, int]:
+    """(every N days, at most M): (0, 0) for no reminders; M defaults to 3 when N is given."""
+    if not every_days:
+        if most:
+            raise _bad("reminder_max needs reminder_every_days", "REMINDERS_INVALID")
+        return 0, 0
+    if not 1 <= every_days <= MAX_EXPIRY_DAYS or not 0 <= most <= MAX_REMINDERS:
+        raise _bad(f"reminders come every 1 to {MAX_EXPIRY_DAYS} days, at most {MAX_REMINDERS} times",
+                   "REMINDERS_INVALID")
+    return every_days, most or DEFAULT_REMINDERS
 
 
 def expiry_days(requested: int, limits: Limits) -> int:

@@ -2,18 +2,21 @@
 
 Ids increase across all envelopes (an integrator can resume from the last id it saw).  They are assigned as
 MAX(id) + 1 under the transaction's write lock: portable SQL, and the primary key refuses a duplicate should
-two writers ever race.  Details are JSON objects and never hold codes or document contents.
+two writers ever race.  Because writers take that lock one after another, ids also become visible in order:
+a reader that sees event N sees every event before it, which is what lets WatchEnvelopeEvents follow the log
+with "id > the last one seen" and never skip one (:mod:`.watch`).  Details are JSON objects and never hold
+codes or document contents.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from ..clock import from_text
-from ..store import Store
+from ..store import Row, Store
 from .model import Event
 from .records import text
 
@@ -32,5 +35,22 @@ def append(store: Store, envelope_id: str, type_: str, actor: str, at: datetime,
 def after(store: Store, envelope_id: str, after_id: int, limit: int) -> list[Event]:
     rows = store.query("SELECT * FROM envelope_events WHERE envelope_id = ? AND id > ? ORDER BY id LIMIT ?",
                        (envelope_id, after_id, limit))
-    return [Event(int(r["id"]), r["envelope_id"], r["type"], r["actor"], from_text(r["at"]), json.loads(r["detail"]))
-            for r in rows]
+    return [_event(r) for r in rows]
+
+
+def _event(r: Row) -> Event:
+    return Event(int(r["id"]), r["envelope_id"], r["type"], r["actor"], from_text(r["at"]), json.loads(r["detail"]))
+
+
+def head(store: Store) -> int:
+    """The id of the newest event (0 when there is none)."""
+    row = store.query_one("SELECT MAX(id) AS last FROM envelope_events")
+    return int(row["last"]) if row and row["last"] is not None else 0
+
+
+def window(store: Store, after_id: int, up_to: int, scope: str, params: Sequence[object], limit: int) -> list[Event]:
+    """Events with ``after_id`` < id <= ``up_to`` whose envelope ``e`` matches ``scope`` (an SQL condition written
+    in code, its values in ``params``), oldest first."""
+    sql = ("SELECT ev.* FROM envelope_events ev JOIN envelopes e ON e.id = ev.envelope_id "  # noqa: S608 - scope
+           f"WHERE ev.id > ? AND ev.id <= ? AND ({scope}) ORDER BY ev.id LIMIT ?")  # is code, values are bound
+    return [_event(r) for r in store.query(sql, [after_id, up_to, *params, limit])]

@@ -96,7 +96,9 @@ def _time(value: str | None) -> datetime | None:
 
 
 def _recipient(d: dict[str, Any]) -> Recipient:
-    times = {k: _time(d[k]) for k in ("notified_at", "viewed_at", "signed_at", "declined_at")}
+    # answers stored before a field existed lack it: the field's default stands
+    times: dict[str, datetime | None] = {
+        k: _time(d[k]) for k in ("notified_at", "viewed_at", "signed_at", "declined_at", "next_reminder_at") if k in d}
     return Recipient(**{**d, **times, "role": RecipientRole(d["role"]), "state": RecipientState(d["state"]),
                         "signing_method": SigningMethod(d["signing_method"]),
                         "field": SignatureField(**d["field"]) if d["field"] else None})

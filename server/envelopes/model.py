@@ -10,6 +10,12 @@ Recipient::
     pending --notify (its routing group starts)--> notified --view (first fetch)--> viewed
     notified|viewed --(signed every document)--> signed        notified|viewed --decline--> declined
 
+``notified`` is entered in the transaction that starts the recipient's turn, with their notice queued;
+``notified_at`` is the moment that notice is handed to the channel (:mod:`.dispatch`), empty until then.
+
+A sent envelope is expired from the instant of its ``expires_at`` (:func:`as_of`): every move is refused with
+``ENVELOPE_EXPIRED`` from then on, before the scheduler has recorded the state change.
+
 A move from a state that does not allow it is :class:`~server.errors.FailedPrecondition` whose reason names the
 current state (``ENVELOPE_SENT``, ``RECIPIENT_PENDING`` ...), so a client can tell what happened meanwhile.
 """
@@ -17,7 +23,7 @@ current state (``ENVELOPE_SENT``, ``RECIPIENT_PENDING`` ...), so a client can te
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -66,6 +72,7 @@ ENVELOPE_MOVES: Mapping[str, tuple[frozenset[EnvelopeState], EnvelopeState | Non
     "decline": (frozenset({E.SENT}), E.DECLINED),
     "void": (frozenset({E.DRAFT, E.SENT}), E.VOIDED),
     "expire": (frozenset({E.SENT}), E.EXPIRED),
+    "remind": (frozenset({E.SENT}), None),
 }
 RECIPIENT_MOVES: Mapping[str, tuple[frozenset[RecipientState], RecipientState | None]] = {
     "notify": (frozenset({R.PENDING}), R.NOTIFIED),
@@ -76,8 +83,8 @@ RECIPIENT_MOVES: Mapping[str, tuple[frozenset[RecipientState], RecipientState | 
     "decline": (frozenset({R.NOTIFIED, R.VIEWED}), R.DECLINED),
 }
 _WORDS = {"send": "sent", "start_signing": "signed", "sign": "signed", "complete": "completed",
-          "decline": "declined", "void": "voided", "expire": "expired", "notify": "notified", "view": "viewed",
-          "finish": "signed"}
+          "decline": "declined", "void": "voided", "expire": "expired", "remind": "reminded", "notify": "notified",
+          "view": "viewed", "finish": "signed"}
 _WHY = {R.PENDING: "it is not this recipient's turn yet (an earlier routing group has not signed)"}
 
 
@@ -146,6 +153,8 @@ class Recipient:
     decline_reason: str = ""
     certificate_serial: str = ""
     field: SignatureField | None = None
+    reminders_sent: int = 0
+    next_reminder_at: datetime | None = None  # None: no reminder is due (none scheduled, or the last was sent)
 
     @property
     def signs(self) -> bool:
@@ -175,6 +184,8 @@ class Envelope:
     sent_at: datetime | None = None
     completed_at: datetime | None = None
     expires_at: datetime | None = None
+    reminder_every_days: int = 0  # 0: no reminders
+    reminder_max: int = 0
 
     def document(self, document_id: str) -> Document:
         for d in self.documents:
@@ -184,6 +195,14 @@ class Envelope:
 
     def recipient_for(self, person_id: str) -> Recipient | None:
         return next((r for r in self.recipients if r.person_id == person_id), None)
+
+
+def as_of(env: Envelope, now: datetime) -> Envelope:
+    """``env`` as it stands at ``now``: a sent envelope whose ``expires_at`` has come is expired, whether or not
+    the scheduler has recorded it yet (it records the change within ``[envelopes] scheduler_seconds``)."""
+    if env.state is EnvelopeState.SENT and env.expires_at is not None and now >= env.expires_at:
+        return replace(env, state=EnvelopeState.EXPIRED)
+    return env
 
 
 @dataclass(frozen=True)
@@ -205,7 +224,8 @@ class Revision:
 class Event:
     id: int
     envelope_id: str
-    type: str  # created, sent, notified, viewed, code_sent, signed, refused, declined, voided, completed ...
+    type: str  # created, sent, notified, viewed, code_sent, signed, refused, declined, voided, completed, expired,
+    # reminded, notice_failed, notices_replayed
     actor: str  # person:<id>, operator:<login>, server
     at: datetime
     detail: Mapping[str, Any] = field(default_factory=dict)

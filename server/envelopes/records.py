@@ -102,7 +102,8 @@ def _recipient(r: Row) -> Recipient:
         signing_method=SigningMethod(r["signing_method"]), state=RecipientState(r["state"]),
         notified_at=_time(r["notified_at"]), viewed_at=_time(r["viewed_at"]), signed_at=_time(r["signed_at"]),
         declined_at=_time(r["declined_at"]), decline_reason=r["decline_reason"],
-        certificate_serial=r["certificate_serial"], field=field)
+        certificate_serial=r["certificate_serial"], field=field, reminders_sent=int(r["reminders_sent"]),
+        next_reminder_at=_time(r["next_reminder_at"]))
 
 
 def _envelope(row: Row, documents: list[Document], recipients: list[Recipient]) -> Envelope:
@@ -112,7 +113,8 @@ def _envelope(row: Row, documents: list[Document], recipients: list[Recipient]) 
         state=EnvelopeState(row["state"]), documents=tuple(documents), recipients=tuple(recipients),
         created_at=from_text(row["created_at"]), expires_in_days=int(row["expires_in_days"]),
         version=int(row["version"]), sent_at=_time(row["sent_at"]), completed_at=_time(row["completed_at"]),
-        expires_at=_time(row["expires_at"]))
+        expires_at=_time(row["expires_at"]), reminder_every_days=int(row["reminder_every_days"]),
+        reminder_max=int(row["reminder_max"]))
 
 
 def revisions(store: Store, document_id: str) -> list[Revision]:
@@ -126,7 +128,8 @@ def insert_envelope(store: Store, env: Envelope) -> None:
         "id": env.id, "org_id": env.org_id, "sender_person_id": env.sender_person_id, "sender_name": env.sender_name,
         "title": env.title, "message": env.message, "tags": json.dumps(list(env.tags), ensure_ascii=False),
         "state": env.state.value, "expires_in_days": env.expires_in_days, "created_at": text(env.created_at),
-        "sent_at": None, "expires_at": None, "completed_at": None, "ended_at": None, "version": env.version})
+        "sent_at": None, "expires_at": None, "completed_at": None, "ended_at": None, "version": env.version,
+        "reminder_every_days": env.reminder_every_days, "reminder_max": env.reminder_max})
 
 
 def insert_document(store: Store, envelope_id: str, position: int, doc: Document, at: datetime) -> None:
@@ -177,6 +180,18 @@ def update_envelope(store: Store, env: Envelope, **fields: Any) -> None:
 def update_recipient(store: Store, recipient_id: str, **fields: Any) -> None:
     sets, values = _assignments(fields)
     store.execute(f"UPDATE envelope_recipients SET {sets} WHERE id = ?", [*values, recipient_id])  # noqa: S608
+
+
+def touch(store: Store, envelope_id: str) -> None:
+    """Bump the version of an envelope inside a write transaction that read nothing of it to decide (a notice's
+    delivery setting ``notified_at``: the write lock is held, so no other change can interleave)."""
+    store.execute("UPDATE envelopes SET version = version + 1 WHERE id = ?", (envelope_id,))
+
+
+def stop_reminders(store: Store, envelope_id: str) -> None:
+    """No reminder is due any more for anyone on the envelope (it ended)."""
+    store.execute("UPDATE envelope_recipients SET next_reminder_at = NULL WHERE envelope_id = ? "
+                  "AND next_reminder_at IS NOT NULL", (envelope_id,))
 
 
 def lock_documents(store: Store, env: Envelope) -> None:

@@ -5,6 +5,10 @@ Portable SQL only (the common subset of SQLite and PostgreSQL).  Times are UTC t
 its blob by SHA-256 (:mod:`server.blobs`).  Event ids are assigned as MAX(id) + 1 inside the writing transaction
 (:mod:`.events`) rather than by an AUTOINCREMENT/SERIAL column, whose syntax differs between the two databases;
 the primary key refuses a duplicate if two writers ever raced.
+
+Version 2: the reminder schedule (per envelope; per recipient the count sent and the next due time), the
+notice queue (:mod:`.notices`, delivered by :mod:`.dispatch`), and the indexes the scheduler and the dispatcher
+poll (sent envelopes by expiry, recipients by next reminder, notices by next attempt, notices by event).
 """
 
 from __future__ import annotations
@@ -103,4 +107,38 @@ def _v1(store: Store) -> None:
     )
 
 
-MIGRATIONS = [_v1]
+def _v2(store: Store) -> None:
+    store.execute("ALTER TABLE envelopes ADD COLUMN reminder_every_days INTEGER NOT NULL DEFAULT 0")
+    store.execute("ALTER TABLE envelopes ADD COLUMN reminder_max INTEGER NOT NULL DEFAULT 0")
+    store.execute("CREATE INDEX envelopes_expiry ON envelopes (state, expires_at)")
+    store.execute("ALTER TABLE envelope_recipients ADD COLUMN reminders_sent INTEGER NOT NULL DEFAULT 0")
+    store.execute("ALTER TABLE envelope_recipients ADD COLUMN next_reminder_at TEXT")  # NULL: none due
+    store.execute("CREATE INDEX envelope_recipients_reminder ON envelope_recipients (next_reminder_at)")
+    store.execute(
+        "CREATE TABLE envelope_notices ("
+        " id TEXT PRIMARY KEY,"  # also the message id every channel shows (webhook X-Signet-Delivery ...)
+        " event_id INTEGER NOT NULL,"  # the event the notice announces
+        " envelope_id TEXT NOT NULL REFERENCES envelopes (id),"
+        " recipient_id TEXT,"  # set on a "your turn" notice: its delivery sets the recipient's notified_at
+        " person_id TEXT NOT NULL,"
+        " to_kind TEXT NOT NULL,"
+        " to_value TEXT NOT NULL,"
+        " kind TEXT NOT NULL,"  # your_turn | reminder | completed | declined | voided | expired
+        " params TEXT NOT NULL,"  # JSON: what the body is rendered from besides the envelope; never a code
+        " replay_of TEXT,"  # the notice this one re-sends (signet-admin notice replay)
+        " state TEXT NOT NULL,"  # pending | delivered | failed
+        " attempts INTEGER NOT NULL,"
+        " next_attempt_at TEXT,"  # pending only
+        " sending_since TEXT,"  # set (committed) just before an external channel is called
+        " in_doubt INTEGER NOT NULL,"  # times it was found mid-hand-off after a crash and handed over again
+        " last_error TEXT NOT NULL,"  # the channel's reason code, never a body
+        " created_at TEXT NOT NULL,"
+        " delivered_at TEXT,"
+        " channel TEXT NOT NULL,"
+        " message_ref TEXT NOT NULL)"  # the channel's reference: outbox row, SMTP Message-ID, webhook delivery
+    )
+    store.execute("CREATE INDEX envelope_notices_due ON envelope_notices (state, next_attempt_at)")
+    store.execute("CREATE INDEX envelope_notices_event ON envelope_notices (event_id)")
+
+
+MIGRATIONS = [_v1, _v2]

@@ -1,9 +1,12 @@
 """EnvelopeService: the envelope operations the gRPC servicer calls, each taking the calling Principal.
 
-Every state change and its event rows (and its notices, :mod:`.notices`) are one store transaction, which
-reads the envelope again under the write lock; create, send, sign, decline and void honour idempotency keys
-(:mod:`.idempotency`).  Accepting a signature is in :meth:`EnvelopeService.submit_signature`, its checks in
-:mod:`.acceptance` and :mod:`.signing`.
+Every state change and its event rows (and its queued notices, :mod:`.notices`) are one store transaction,
+which reads the envelope again under the write lock; after it commits the :class:`~.bell.Bell` rings, so the
+dispatcher (:mod:`.dispatch`) delivers the notices and the watchers (:mod:`.watch`) see the events at once.
+Create, send, sign, decline and void honour idempotency keys (:mod:`.idempotency`).  Accepting a signature is
+in :meth:`EnvelopeService.submit_signature`, its checks in :mod:`.acceptance` and :mod:`.signing`; expiry and
+reminders in :mod:`.scheduler`; :meth:`EnvelopeService.start` runs the scheduler and the dispatcher
+(:mod:`.background`) in ``signet-server run``.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -19,13 +23,16 @@ from ..blobs import BlobStore
 from ..ca import db
 from ..clock import Clock, SystemClock
 from ..errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ServerError
-from ..identity import IdentityService, Person, Principal
+from ..identity import IdentityService, Principal
 from ..notify.message import Channel
 from ..otp import Challenge
 from ..store import Store, StoreError
 from . import acceptance, drafting, events, listing, records
 from .acceptance import SigningRules
 from .access import Access, access, actor, caller_key, person_id, require_recipient, require_sender
+from .background import Background, Tuning
+from .bell import Bell
+from .dispatch import Dispatcher, RetryRule
 from .drafting import DocumentInput, Limits, RecipientInput
 from .idempotency import Key, key_for, plain, recall, remember
 from .model import (
@@ -39,14 +46,17 @@ from .model import (
     Recipient,
     RecipientState,
     SigningMethod,
+    as_of,
     envelope_move,
     recipient_move,
 )
-from .notices import Notices
+from .notices import Notice, NoticeQueue
 from .parties import Parties
-from .routing import Router, has_finished
+from .routing import Router, has_finished, told
+from .scheduler import Scheduler
 from .schema import MIGRATIONS
 from .signing import SigningCodes, binding
+from .watch import Watches, WatchItem
 
 log = logging.getLogger(__name__)
 
@@ -67,24 +77,63 @@ def _reason(text: str) -> str:
 
 class EnvelopeService:
     def __init__(self, store: Store, blobs: BlobStore, identity: IdentityService, notifier: Channel, *,
-                 rules: SigningRules, clock: Clock | None = None, limits: Limits | None = None) -> None:
+                 rules: SigningRules, clock: Clock | None = None, limits: Limits | None = None,
+                 tuning: Tuning | None = None) -> None:
         self._store = store
         self._blobs = blobs
         self._clock = clock or SystemClock()
         self.rules = rules
         self.limits = limits or Limits()
+        self.tuning = tuning or Tuning()
         self._parties = Parties(identity)
-        self._notices = Notices(notifier, self._clock)
         self._codes = SigningCodes(store, identity.codes, notifier)
-        self._router = Router(store, self._parties, self._notices)
+        self.bell = Bell()
+        self.notices = NoticeQueue(store)
+        self._router = Router(store, self._parties, self.notices)
+        t = self.tuning
+        self.dispatcher = Dispatcher(store, notifier, self._clock, self.notices,
+                                     retry=RetryRule(t.notice_max_attempts, t.notice_retry_seconds,
+                                                     t.notice_retry_max_seconds),
+                                     changed=self.bell.ring, stopping=lambda: self.bell.closed)
+        self.scheduler = Scheduler(store, self._parties, self.notices, self._clock, self.bell.ring)
+        self._watches = Watches(store, self.bell, self._clock, t.poll_seconds, t.max_watches)
+        self._background: Background | None = None
         store.migrate("envelopes", MIGRATIONS)
 
+    # --- the server's background work (signet-server run) ------------------------------------------------------
+    def start(self) -> None:
+        """Run the scheduler and the notice dispatcher in their threads until :meth:`stop`."""
+        if self._background is not None:
+            return
+        self.bell.reopen()
+        self._background = Background([("envelope-scheduler", self.scheduler.run_once, False),
+                                       ("envelope-notices", self.dispatcher.run_once, True)],
+                                      self.tuning.poll_seconds, self.bell)
+        self._background.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End every watch (UNAVAILABLE SERVER_STOPPING) and the background threads, waiting up to ``timeout``
+        seconds for a pass in progress."""
+        background, self._background = self._background, None
+        if background is not None:
+            background.stop(timeout)
+        self.bell.close()
+
+    # --- helpers ------------------------------------------------------------------------------------------------
     def _now(self) -> datetime:
         return records.ms(self._clock.now())
 
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """A write transaction; the bell rings once it has committed."""
+        with self._store.transaction():
+            yield
+        self.bell.ring()
+
     def _access(self, p: Principal, envelope_id: str) -> Access:
+        """What ``p`` is to the envelope, as it stands now (a sent envelope past its expiry is expired)."""
         env = records.load(self._store, envelope_id) if 0 < len(envelope_id) <= 64 else None
-        return access(p, env, envelope_id)
+        return access(p, as_of(env, self._clock.now()) if env is not None else None, envelope_id)
 
     def _reload(self, env: Envelope) -> Envelope:
         found = records.load(self._store, env.id)
@@ -95,16 +144,19 @@ class EnvelopeService:
     # --- drafting and sending -----------------------------------------------------------------------------------
     def create(self, p: Principal, *, title: str, documents: Sequence[DocumentInput],
                recipients: Sequence[RecipientInput], message: str = "", tags: Sequence[str] = (),
-               expires_in_days: int = 0, idempotency_key: str = "") -> Envelope:
+               expires_in_days: int = 0, reminder_every_days: int = 0, reminder_max: int = 0,
+               idempotency_key: str = "") -> Envelope:
         """A draft from the calling person (through their agent); the documents are stored as blobs."""
         sender_id = person_id(p, "send envelopes")
         key = key_for(caller_key(p), "create", idempotency_key, title, message, list(tags),
                       [(d.name, d.media_type, _sha(d.content)) for d in documents],
-                      [plain(r) for r in recipients], expires_in_days)
+                      [plain(r) for r in recipients], expires_in_days,
+                      *((reminder_every_days, reminder_max) if reminder_every_days or reminder_max else ()))
         if (first := recall(self._store, key)) is not None:
             return first
         texts = drafting.texts(title, message, tags)
         days = drafting.expiry_days(expires_in_days, self.limits)
+        every, most = drafting.reminders(reminder_every_days, reminder_max)
         pages = drafting.documents(documents, self.limits)
         drafting.recipients(recipients, [n for n, d in zip(pages, documents, strict=True) if d.media_type == PDF])
         sender = self._parties.approved(sender_id, "the sender")
@@ -118,12 +170,13 @@ class EnvelopeService:
             "rcp_" + secrets.token_hex(12), r.person_id, person.org_id, person.legal_name, drafting.role_of(r),
             r.routing_order, r.signing_method or SigningMethod.TOKEN, RecipientState.PENDING,
             field=r.field) for r, person in zip(recipients, people, strict=True))
-        with self._store.transaction():
+        with self._write():
             if (first := recall(self._store, key)) is not None:
                 return first
             now = self._now()
             env = Envelope("env_" + secrets.token_hex(12), p.org_id, sender.id, sender.legal_name, texts.title,
-                           texts.message, texts.tags, EnvelopeState.DRAFT, docs, rcpts, now, days, 1)
+                           texts.message, texts.tags, EnvelopeState.DRAFT, docs, rcpts, now, days, 1,
+                           reminder_every_days=every, reminder_max=most)
             records.insert_envelope(self._store, env)
             for i, d in enumerate(docs):
                 records.insert_document(self._store, env.id, i, d, now)
@@ -143,7 +196,7 @@ class EnvelopeService:
         key = key_for(caller_key(p), "send", idempotency_key, envelope_id)
         if (first := recall(self._store, key)) is not None:
             return first
-        with self._store.transaction():
+        with self._write():
             if (first := recall(self._store, key)) is not None:
                 return first
             a = self._access(p, envelope_id)
@@ -155,10 +208,11 @@ class EnvelopeService:
             now = self._now()
             expires = now + timedelta(days=env.expires_in_days)
             records.lock_documents(self._store, env)
-            events.append(self._store, env.id, "sent", actor(p), now, {
+            sent_event = events.append(self._store, env.id, "sent", actor(p), now, {
                 "sent_at": records.text(now), "expires_at": records.text(expires),
                 "documents": {d.id: d.current_sha256 for d in env.documents}})
-            changes = self._router.advance(replace(env, state=state, sent_at=now), now)
+            changes = self._router.advance(replace(env, state=state, sent_at=now, expires_at=expires), now,
+                                           sent_event)
             records.update_envelope(self._store, env, state=state, sent_at=now, expires_at=expires, **changes)
             sent = self._reload(env)
             remember(self._store, key, sent, now)
@@ -170,7 +224,9 @@ class EnvelopeService:
         return self._access(p, envelope_id).envelope
 
     def list_envelopes(self, p: Principal, view: str = "", page_size: int = 0, page_token: str = "") -> Page:
-        return listing.list_page(self._store, p, view, listing.page_size(page_size), page_token)
+        page = listing.list_page(self._store, p, view, listing.page_size(page_size), page_token)
+        now = self._clock.now()
+        return replace(page, envelopes=tuple(as_of(e, now) for e in page.envelopes))
 
     def get_document(self, p: Principal, envelope_id: str, document_id: str) -> DocumentContent:
         """The current revision; a notified recipient's first fetch marks them viewed."""
@@ -185,7 +241,7 @@ class EnvelopeService:
         return DocumentContent(doc, self._blobs.get(doc.current_sha256), signatures)
 
     def _viewed(self, p: Principal, envelope_id: str) -> None:
-        with self._store.transaction():
+        with self._write():
             a = self._access(p, envelope_id)
             r = a.recipient
             if r is None or r.state is not RecipientState.NOTIFIED or a.envelope.state is not EnvelopeState.SENT:
@@ -226,9 +282,10 @@ class EnvelopeService:
             raise FailedPrecondition("revision_sha256 is not the document's current revision: fetch it again",
                                      reason="REVISION_CHANGED")
         challenge = self._codes.send(a.envelope, r, doc, self._parties.person(r.person_id).phone)
-        events.append(self._store, envelope_id, "code_sent", actor(p), self._now(), {
-            "recipient_id": r.id, "document_id": doc.id, "revision_sha256": doc.current_sha256,
-            "code_id": challenge.code_id, "channel": challenge.delivery.channel})
+        with self._write():
+            events.append(self._store, envelope_id, "code_sent", actor(p), self._now(), {
+                "recipient_id": r.id, "document_id": doc.id, "revision_sha256": doc.current_sha256,
+                "code_id": challenge.code_id, "channel": challenge.delivery.channel})
         return challenge
 
     def submit_signature(self, p: Principal, envelope_id: str, document_id: str, *, content: bytes, code: str,
@@ -261,7 +318,7 @@ class EnvelopeService:
         verdict, signer = acceptance.check_revision(doc, previous, content, r, self.rules)
         cert = acceptance.check_signer(self._store, self.rules, signer, r, self._clock.now())
         serial = db.serial_text(cert.serial)
-        with self._store.transaction():
+        with self._write():
             if (first := recall(self._store, key)) is not None:
                 return first
             now = self._now()
@@ -278,14 +335,14 @@ class EnvelopeService:
             env = self._reload(env)
             finished = has_finished(env, r2)
             records.update_recipient(self._store, r.id, certificate_serial=serial,
-                                     **({"state": recipient_move(r2.state, "finish"), "signed_at": now}
-                                        if finished else {}))
-            events.append(self._store, env.id, "signed", actor(p), now, {
+                                     **({"state": recipient_move(r2.state, "finish"), "signed_at": now,
+                                         "next_reminder_at": None} if finished else {}))
+            signed = events.append(self._store, env.id, "signed", actor(p), now, {
                 "recipient_id": r.id, "document_id": doc.id, "seq": seq, "sha256": sha,
                 "previous_sha256": doc.current_sha256, "certificate_serial": serial, "code_id": accepted.code_id,
                 "field": verdict.field_name, "recipient_finished": finished})
             env = self._reload(env)
-            records.update_envelope(self._store, env, **self._router.advance(env, now))
+            records.update_envelope(self._store, env, **self._router.advance(env, now, signed))
             done = self._reload(env)
             remember(self._store, key, done, now)
         log.info("envelope %s: document %s signed by recipient %s (certificate %s, revision %d)", done.id, doc.id,
@@ -294,8 +351,9 @@ class EnvelopeService:
 
     def _refused(self, p: Principal, envelope_id: str, document_id: str, e: ServerError) -> None:
         try:
-            events.append(self._store, envelope_id, "refused", actor(p), self._now(), {
-                "operation": "submit_signature", "document_id": document_id, "reason": e.reason})
+            with self._write():
+                events.append(self._store, envelope_id, "refused", actor(p), self._now(), {
+                    "operation": "submit_signature", "document_id": document_id, "reason": e.reason})
         except StoreError:  # the refusal itself is what the caller must hear about
             log.exception("envelope %s: could not record a refusal (%s)", envelope_id, e.reason)
         log.info("envelope %s: signature refused (%s)", envelope_id, e.reason)
@@ -307,7 +365,7 @@ class EnvelopeService:
         key = key_for(caller_key(p), "decline", idempotency_key, envelope_id, why)
         if (first := recall(self._store, key)) is not None:
             return first
-        with self._store.transaction():
+        with self._write():
             if (first := recall(self._store, key)) is not None:
                 return first
             a = self._access(p, envelope_id)
@@ -319,9 +377,12 @@ class EnvelopeService:
             now = self._now()
             records.update_recipient(self._store, r.id, state=recipient_move(r.state, "decline"), declined_at=now,
                                      decline_reason=why)
-            events.append(self._store, env.id, "declined", actor(p), now, {"recipient_id": r.id, "reason": why})
-            for person in self._told(env, skip=r.person_id):
-                self._notices.declined(env, person, r.legal_name, why)
+            declined = events.append(self._store, env.id, "declined", actor(p), now,
+                                     {"recipient_id": r.id, "reason": why})
+            for person_id_ in told(env, skip=r.person_id):
+                self.notices.queue(env, self._parties.person(person_id_), "declined", declined, now,
+                                   params={"by": r.legal_name, "reason": why})
+            records.stop_reminders(self._store, env.id)
             records.update_envelope(self._store, env, state=state, ended_at=now)
             done = self._reload(env)
             remember(self._store, key, done, now)
@@ -334,7 +395,7 @@ class EnvelopeService:
         key = key_for(caller_key(p), "void", idempotency_key, envelope_id, why)
         if (first := recall(self._store, key)) is not None:
             return first
-        with self._store.transaction():
+        with self._write():
             if (first := recall(self._store, key)) is not None:
                 return first
             a = self._access(p, envelope_id)
@@ -343,17 +404,61 @@ class EnvelopeService:
             env = a.envelope
             state = envelope_move(env.state, "void")
             now = self._now()
-            events.append(self._store, env.id, "voided", actor(p), now, {"reason": why, "was": env.state.value})
+            voided = events.append(self._store, env.id, "voided", actor(p), now,
+                                   {"reason": why, "was": env.state.value})
             by = "the sender" if a.sender else "an operator of the sender's organisation"
-            for person in self._told(env, skip=None if a.operator else env.sender_person_id):
-                self._notices.voided(env, person, by, why)
+            for person_id_ in told(env, skip=None if a.operator else env.sender_person_id):
+                self.notices.queue(env, self._parties.person(person_id_), "voided", voided, now,
+                                   params={"by": by, "reason": why})
+            records.stop_reminders(self._store, env.id)
             records.update_envelope(self._store, env, state=state, ended_at=now)
             done = self._reload(env)
             remember(self._store, key, done, now)
         log.info("envelope %s voided by %s", done.id, actor(p))
         return done
 
-    def _told(self, env: Envelope, skip: str | None) -> list[Person]:
-        """Who hears that an envelope ended: the sender and every recipient notified so far, once each."""
-        ids = [env.sender_person_id] + [r.person_id for r in env.recipients if r.state is not RecipientState.PENDING]
-        return [self._parties.person(i) for i in dict.fromkeys(ids) if i != skip]
+    # --- notices and events for operators and integrators ------------------------------------------------------
+    def notices_of(self, p: Principal, event_id: int) -> list[Notice]:
+        """The notices announcing an event (originals and replays), for an operator of the sender's
+        organisation."""
+        env = self._event_envelope(p, event_id)
+        return [n for n in self.notices.of_event(event_id) if n.envelope_id == env.id]
+
+    def replay_notices(self, p: Principal, event_id: int) -> list[Notice]:
+        """Queue the notices an event announced once more (new ids; each to the person's address as it is now),
+        recorded as a ``notices_replayed`` event; the dispatcher delivers them."""
+        with self._write():
+            env = self._event_envelope(p, event_id)
+            originals = [n for n in self.notices.of_event(event_id) if n.replay_of is None]
+            if not originals:
+                raise FailedPrecondition(f"event {event_id} announced no notice", reason="NO_NOTICES")
+            now = self._now()
+            people = {i: self._parties.person(i) for i in {n.person_id for n in originals}}
+            ids = self.notices.replay(originals, env, people, now)
+            events.append(self._store, env.id, "notices_replayed", actor(p), now,
+                          {"event_id": event_id, "notices": ids, "replaying": [n.id for n in originals]})
+        log.info("envelope %s: %d notice(s) of event %d queued again by %s", env.id, len(ids), event_id, actor(p))
+        return [self.notices.get(i) for i in ids]
+
+    def org_of_event(self, event_id: int) -> str:
+        """The organisation whose operators may re-send an event's notices (signet-admin acts as one of them)."""
+        row = self._store.query_one("SELECT envelope_id FROM envelope_events WHERE id = ?", (event_id,))
+        env = records.load(self._store, row["envelope_id"]) if row else None
+        if env is None:
+            raise NotFound(f"no event {event_id}", reason="EVENT_NOT_FOUND")
+        return env.org_id
+
+    def _event_envelope(self, p: Principal, event_id: int) -> Envelope:
+        row = self._store.query_one("SELECT envelope_id FROM envelope_events WHERE id = ?", (event_id,))
+        a = self._access(p, row["envelope_id"]) if row else None
+        if a is None or not a.operator:
+            if a is not None and (a.sender or a.recipient):
+                raise PermissionDenied("only an operator of the sender's organisation may re-send notices")
+            raise NotFound(f"no event {event_id}", reason="EVENT_NOT_FOUND")
+        return a.envelope
+
+    def watch(self, p: Principal, envelope_id: str = "", after_event_id: int = 0,
+              cancelled: Callable[[], bool] = lambda: False) -> Iterator[WatchItem]:
+        """The events of one envelope (or of every envelope ``p`` may see) after ``after_event_id``, then new ones
+        as they are written (:mod:`.watch`)."""
+        return self._watches.watch(p, envelope_id, after_event_id, cancelled)

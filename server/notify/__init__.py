@@ -30,8 +30,12 @@ class Router:
         self.default = default
         self.by_kind = dict(by_kind or {})
 
+    def channel_for(self, to: Address) -> Channel:
+        """The channel a message to ``to`` goes through."""
+        return self.by_kind.get(to.kind, self.default)
+
     def send(self, message: Message) -> Delivery:
-        return self.by_kind.get(message.to.kind, self.default).send(message)
+        return self.channel_for(message.to).send(message)
 
 
 __all__ = [

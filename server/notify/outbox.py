@@ -64,6 +64,12 @@ class OutboxChannel:
         self._clock = clock or SystemClock()
         store.migrate("notify", MIGRATIONS)
 
+    @property
+    def store(self) -> Store:
+        """The store the outbox table lives in (a caller writing to the same store can make a message and its own
+        bookkeeping commit together)."""
+        return self._store
+
     @staticmethod
     def _aad(message_id: str) -> bytes:
         return b"signet/notify/outbox/v1\x00" + message_id.encode("ascii")

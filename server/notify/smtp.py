@@ -7,7 +7,6 @@ import smtplib
 import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.utils import make_msgid
 from typing import Literal
 
 from ..errors import InvalidArgument, Unavailable
@@ -48,7 +47,9 @@ class SmtpChannel:
         mail["From"] = cfg.sender
         mail["To"] = message.to.value
         mail["Subject"] = message.subject
-        mail["Message-ID"] = make_msgid(idstring=message.id, domain=cfg.sender.rpartition("@")[2] or "signet")
+        # derived from the message id alone: a message handed over twice (a retry) carries the same Message-ID,
+        # by which mail systems drop the duplicate
+        mail["Message-ID"] = f"<{message.id}@{cfg.sender.rpartition('@')[2] or 'signet'}>"
         mail["X-Signet-Message-Id"] = message.id
         mail.set_content(message.body)
         try:

@@ -211,6 +211,7 @@ class ApiCase:
     other_persons_agent: Outcome  # Erin's agent, calling about Dave (same organisation); for envelopes, a
     # recipient of another envelope
     own_agent: Outcome  # Dave's own agent (tests/e2e/test_server_authz.py: it may revoke its own certificate)
+    open_ended: bool = False  # a response stream that never ends by itself: the first message, or the refusal
 
 
 NF = Refused(C.NOT_FOUND)  # server.proto: another organisation's objects look like objects that do not exist
@@ -307,6 +308,13 @@ ENVELOPE_CASES: dict[str, ApiCase] = {
         same_org_operator=Allowed("an operator reads the envelopes sent from its organisation", _check(
             lambda r, t: [e.type for e in r.events][:2] == ["created", "sent"], "the events, oldest first")),
         other_org_operator=NF, other_persons_agent=NF, own_agent=NF),
+    # a stream authorised like GetEnvelope: the refusal comes instead of the first message
+    "EnvelopeService.WatchEnvelopeEvents": ApiCase(
+        lambda t: server_pb2.WatchEnvelopeEventsRequest(envelope_id=t.envelope),
+        same_org_operator=Allowed("an operator follows the envelopes sent from its organisation", _check(
+            lambda r, t: len(r) == 1 and r[0].event.envelope_id == t.envelope and r[0].event.type == "created"
+            and r[0].last_event_id == r[0].event.id, "the stream starts with the envelope's first event")),
+        other_org_operator=NF, other_persons_agent=NF, own_agent=NF, open_ended=True),
 }
 
 API_CASES: dict[str, ApiCase] = {

@@ -168,8 +168,8 @@ def _api(server: Server, client: ClientFiles | None, rpc: str, outcome: Outcome,
         raise AssertionError(f"{rpc}: its service has no listener in authz_cases.LISTENER_OF")
     case = case_for(API_CASES, rpc)
     with channel(server.env, client) as ch:
-        expect(outcome, lambda: invoke(ch, method_of(server_pb2.DESCRIPTOR, rpc), case.build(server.t)), server.t,
-               f"{rpc} by {who}")
+        expect(outcome, lambda: invoke(ch, method_of(server_pb2.DESCRIPTOR, rpc), case.build(server.t),
+                                       open_ended=case.open_ended), server.t, f"{rpc} by {who}")
 
 
 API_RPCS = served_on(API)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,11 +122,26 @@ def create_and_send(w: World, title: str, recipients: list[tuple[str, int]]) -> 
     assert sent.state == pb.ENVELOPE_STATE_SENT and sent.HasField("sent_at")
     assert sent.sent_at.nanos % 1_000_000 == 0  # milliseconds, as recorded
     assert sent.documents[0].original_sha256 == hashlib.sha256(contract(w, title)).hexdigest()
-    return sent
+    return notices_delivered(w, sent)
 
 
 def recipient(env: pb.Envelope, w: World, name: str) -> pb.Recipient:
     return next(r for r in env.recipients if r.person_id == w.parties[name].person_id)
+
+
+def notices_delivered(w: World, env: pb.Envelope, timeout: float = 20) -> pb.Envelope:
+    """The envelope once every recipient whose turn came has had their notice handed to the channel (the server's
+    dispatcher does it just after the change commits): each recipient reads their notice before acting, and the
+    envelope's version no longer moves under a test that compares it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        env = call(w, "alice", "GetEnvelope", pb.GetEnvelopeRequest(envelope_id=env.id)).envelope
+        waiting = [r.id for r in env.recipients
+                   if r.state == pb.RECIPIENT_STATE_NOTIFIED and not r.HasField("notified_at")]
+        if not waiting:
+            return env
+        assert time.monotonic() < deadline, f"notices not delivered: {waiting}"
+        time.sleep(0.05)
 
 
 @dataclass
@@ -158,7 +174,9 @@ def sign_revision(w: World, data: bytes, name: str, field_name: str, *, signer: 
 
 
 def take_turn(w: World, env: pb.Envelope, name: str) -> Turn:
-    """Inbox, fetch (viewed), a code for exactly this revision (read from the outbox), a signature on the token."""
+    """The notice, inbox, fetch (viewed), a code for exactly this revision (read from the outbox), a signature on
+    the token."""
+    env = notices_delivered(w, env)
     inbox = call(w, name, "ListEnvelopes", pb.ListEnvelopesRequest(view="inbox")).envelopes
     assert env.id in [e.id for e in inbox]
     doc = env.documents[0]
@@ -206,8 +224,9 @@ def pdfsig_blocks(w: World, path: Path) -> list[str]:
 def test_alice_sends_bob_signs_with_his_token(world: World) -> None:
     w = world
     env = create_and_send(w, "Envelope Test Lease One", [("bob", 1)])
-    bob = recipient(env, w, "bob")
+    bob = recipient(env, w, "bob")  # notified when the notice was handed to the outbox, just after the send
     assert bob.state == pb.RECIPIENT_STATE_NOTIFIED and bob.notified_at.ToDatetime() >= env.sent_at.ToDatetime()
+    assert bob.notified_at.nanos % 1_000_000 == 0
     turn = take_turn(w, env, "bob")
     assert recipient(call(w, "bob", "GetEnvelope", pb.GetEnvelopeRequest(envelope_id=env.id)).envelope, w,
                      "bob").state == pb.RECIPIENT_STATE_VIEWED

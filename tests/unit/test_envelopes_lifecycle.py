@@ -140,16 +140,26 @@ def test_send_locks_records_the_time_and_notifies_the_first_group(w: World) -> N
     states = [r.state for r in sent.recipients]
     assert states == [RecipientState.NOTIFIED, RecipientState.NOTIFIED, RecipientState.PENDING,
                       RecipientState.PENDING]
+    # the notices are queued in the send's transaction and handed to the channel after it
+    assert [_rcpt(sent, w, n).notified_at for n in ("bob", "carol")] == [None, None]
+    assert w.outbox.list(limit=100) == [e for e in w.outbox.list(limit=100) if not e.topic.startswith("envelope.")]
+    w.clock.advance(0.25)
+    assert w.deliver() == 2
+    handed = _ms(w)
+    got = w.svc.get(w.me("alice"), env.id)
+    assert got.version == 4  # each first notice handed over changes the envelope (notified_at)
     for name in ("bob", "carol"):
         [notice] = w.outbox.list(to=f"{name}@example.com")
         assert notice.topic == "envelope.sent" and notice.created_at == w.clock.now()
-        assert _rcpt(sent, w, name).notified_at == now  # the moment it was handed to the channel
+        assert _rcpt(got, w, name).notified_at == handed  # the moment it was handed to the channel
         body = w.outbox.read(notice.id).body
         assert env.id in body and "Lease of the harbour crane" in body
     assert w.outbox.list(to="dave@example.com") == [] and w.outbox.list(to="erin@example.com") == []
     events = w.svc.list_events(w.me("alice"), env.id)
     assert [e.type for e in events] == ["created", "sent", "notified", "notified"]
     assert events[1].detail["sent_at"] == now.strftime("%Y-%m-%dT%H:%M:%S.%fZ") and events[1].at == now
+    assert events[2].at == handed and events[2].detail["notified_at"] == handed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert w.deliver() == 0  # each notice once
     assert [e.id for e in events] == sorted(e.id for e in events)
     with pytest.raises(FailedPrecondition) as e:
         w.svc.send(w.me("alice"), env.id)
@@ -186,6 +196,7 @@ def test_a_first_fetch_marks_the_recipient_viewed_once(w: World) -> None:
 # -- decline and void ---------------------------------------------------------------------------------------------
 def test_decline_ends_the_envelope_and_tells_the_others(w: World) -> None:
     env = w.svc.send(w.me("alice"), w.create("alice", [("bob", S, 1), ("carol", S, 1), ("erin", S, 2)]).id)
+    w.deliver()
     with pytest.raises(FailedPrecondition) as e:  # not Erin's turn yet
         w.svc.decline(w.me("erin"), env.id, "no")
     assert e.value.reason == "RECIPIENT_PENDING"
@@ -198,6 +209,7 @@ def test_decline_ends_the_envelope_and_tells_the_others(w: World) -> None:
     bob = _rcpt(done, w, "bob")
     assert done.state is EnvelopeState.DECLINED and bob.state is RecipientState.DECLINED
     assert bob.decline_reason == "The rent is wrong" and bob.declined_at == _ms(w)
+    w.deliver()
     told = {e.to.value for e in w.outbox.list(limit=100) if e.topic == "envelope.declined"}
     assert told == {"alice@example.com", "carol@example.com"}  # not Bob himself, not Erin (never notified)
     for name, action in (("carol", "decline"), ("carol", "sign"), ("alice", "void"), ("alice", "send")):
@@ -224,14 +236,17 @@ def test_a_copy_neither_signs_nor_declines(w: World) -> None:
 def test_void_by_the_sender_or_an_operator_of_its_organisation(w: World) -> None:
     draft = w.create("alice", [("bob", S, 1)])
     assert w.svc.void(w.me("alice"), draft.id, "typo in the title").state is EnvelopeState.VOIDED
+    assert w.deliver() == 0
     assert [e.topic for e in w.outbox.list(limit=100) if e.topic.startswith("envelope.")] == []  # nobody knew
     env = w.svc.send(w.me("alice"), w.create("alice", [("bob", S, 1), ("dave", S, 2)]).id)
+    w.deliver()
     for who, error in ((w.other_op, NotFound), (w.me("erin"), NotFound), (w.me("bob"), PermissionDenied),
                        (w.me("dave"), PermissionDenied)):  # Dave (group 2) sees what is addressed to him
         with pytest.raises(error):
             w.svc.void(who, env.id, "not yours")
     done = w.svc.void(w.acme_op, env.id, "sent to the wrong customer")
     assert done.state is EnvelopeState.VOIDED
+    w.deliver()
     told = {e.to.value for e in w.outbox.list(limit=100) if e.topic == "envelope.voided"}
     assert told == {"alice@example.com", "bob@example.com"}  # Dave was never notified
     voided = w.svc.list_events(w.acme_op, env.id)[-1]
@@ -267,6 +282,7 @@ def test_retries_with_the_same_key_act_once_and_return_the_first_answer(w: World
     sent = w.svc.send(w.me("alice"), first.id, "send-1")
     w.clock.advance(10)
     assert w.svc.send(w.me("alice"), first.id, "send-1") == sent  # not ENVELOPE_SENT: the first answer
+    w.deliver()
     assert len(w.outbox.list(to="bob@example.com")) == 1  # one notice
     declined = w.svc.decline(w.me("bob"), first.id, "no", "decline-1")
     assert w.svc.decline(w.me("bob"), first.id, "no", "decline-1") == declined

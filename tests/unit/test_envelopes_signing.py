@@ -59,6 +59,7 @@ def test_one_signer_signs_and_the_envelope_completes(w: World) -> None:
     assert got.content.startswith(CONTRACT) and w.blobs.exists(doc.current_sha256)
     assert w.events(env.id) == ["created", "sent", "notified", "viewed", "code_sent", "signed", "completed"]
     # the sender and the signer hear of the completion
+    w.deliver()
     topics = {(e.to.value, e.topic) for e in w.outbox.list(limit=100)}
     assert {("alice@example.com", "envelope.completed"), ("bob@example.com", "envelope.completed")} <= topics
 

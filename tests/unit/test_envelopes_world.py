@@ -1,10 +1,11 @@
 """The world of the envelope unit tests (imported by every tests/unit/test_envelopes_*.py), and its own checks.
 
 Real parts only: an SQLite store in tmp_path, the real IdentityService (people registered, phone codes read from
-the outbox and entered, approved by a second operator), the outbox as the notifier, a ManualClock, a file blob
-store, and a Signet-shaped signing hierarchy (tests.formats.minipki: the root carries the Signet marker and
-policies) whose signer certificates are recorded in the server's own CA tables for their persons.  Signatures
-are made the agent's way (formats.sign_pdf / sign_detached) with software keys behind the token interface: the
+the outbox and entered, approved by a second operator), the outbox as the notifier (envelope notices are queued
+and reach it when a test runs the dispatcher's pass, ``w.deliver()``), a ManualClock, a file blob store, and a
+Signet-shaped signing hierarchy (tests.formats.minipki: the root carries the Signet marker and policies) whose
+signer certificates are recorded in the server's own CA tables for their persons.  Signatures are made the agent's
+way (formats.sign_pdf / sign_detached) with software keys behind the token interface: the
 unit tests are about the server's bookkeeping; real tokens sign in tests/e2e/test_envelopes.py.
 """
 
@@ -38,9 +39,11 @@ from server.envelopes import (
     SignatureField,
     SigningMethod,
     SigningRules,
+    Tuning,
 )
 from server.identity import IdentityService, Person, Principal, Role
-from server.notify import OutboxChannel
+from server.notify import OutboxChannel, Router
+from server.notify.message import AddressKind, Channel
 from server.otp import OtpPolicy
 from server.sealing import AesGcmBox
 from server.store import Store, open_store
@@ -88,6 +91,15 @@ class World:
     people: dict[str, Person] = field(default_factory=dict)
     signers: dict[str, Signer] = field(default_factory=dict)
     last_code: str = ""
+    notifier: Channel | None = None
+    tuning: Tuning | None = None
+
+    def restart(self, notifier: Channel | None = None) -> EnvelopeService:
+        """A new EnvelopeService on the same store, blobs and clock, as after a restart of the server (the old
+        one is dropped mid-way: nothing of it runs any more); it becomes ``self.svc``."""
+        self.svc = EnvelopeService(self.store, self.blobs, self.identity, notifier or self.notifier or self.outbox,
+                                   rules=self.rules, clock=self.clock, limits=self.svc.limits, tuning=self.tuning)
+        return self.svc
 
     def me(self, name: str) -> Principal:
         """A person calling through their agent (role agent, subject = person id)."""
@@ -111,6 +123,10 @@ class World:
         return Signer(self.people[name], cert, soft, tuple(self.ca.chain_der))
 
     # -- the journey's steps
+    def deliver(self) -> int:
+        """Hand the queued notices to the outbox (what the dispatcher thread does after each change)."""
+        return self.svc.dispatcher.run_once()
+
     def create(self, sender: str, recipients: Sequence[tuple[str, RecipientRole, int]], *,
                documents: Sequence[DocumentInput] | None = None, fields: bool = False, **kw) -> Envelope:
         specs = [RecipientInput(self.people[n].id, role, order, SigningMethod.TOKEN,
@@ -141,7 +157,9 @@ class World:
 
     def sign(self, env: Envelope, name: str, doc: int = 0, *, signer: Signer | None = None,
              content: bytes | None = None, code: str | None = None, key: str = "") -> Envelope:
-        """``name`` fetches the current revision, asks for a code, signs and submits: the whole turn."""
+        """``name`` gets the notices sent so far, fetches the current revision, asks for a code, signs and
+        submits: the whole turn."""
+        self.deliver()
         me = self.me(name)
         got = self.svc.get_document(me, env.id, env.documents[doc].id)
         challenge = self.svc.start_signing(me, env.id, got.document.id, got.document.current_sha256)
@@ -179,7 +197,9 @@ def _register(identity: IdentityService, outbox: OutboxChannel, op: Principal, r
     return identity.approve(reviewer, p.id, evidence="ID card inspected")
 
 
-def make_world(tmp_path: Path, *, limits: Limits | None = None, approve: Sequence[str] = tuple(DOCS)) -> World:
+def make_world(tmp_path: Path, *, limits: Limits | None = None, approve: Sequence[str] = tuple(DOCS),
+               email: Channel | None = None, tuning: Tuning | None = None) -> World:
+    """``email``: the channel envelope notices go through (default: the outbox, like everything else)."""
     store = open_store(str(tmp_path / "server.db"))
     clock = ManualClock(dt.datetime.now(dt.UTC).replace(microsecond=123456))
     box = AesGcmBox.generate()
@@ -198,9 +218,10 @@ def make_world(tmp_path: Path, *, limits: Limits | None = None, approve: Sequenc
     rules = SigningRules((root.root_der,), hashlib.sha256(spki).hexdigest(), DEFAULT_SIGNING_POLICY,
                          DEFAULT_REMOTE_POLICY)
     blobs = FileBlobStore(tmp_path / "blobs")
-    svc = EnvelopeService(store, blobs, identity, outbox, rules=rules, clock=clock, limits=limits)
+    notifier: Channel = Router(outbox, {AddressKind.EMAIL: email}) if email is not None else outbox
+    svc = EnvelopeService(store, blobs, identity, notifier, rules=rules, clock=clock, limits=limits, tuning=tuning)
     w = World(tmp_path, store, clock, outbox, identity, blobs, svc, root, ca, rules,
-              acme_op=ops[acme.id][0], other_op=ops[other.id][0])
+              acme_op=ops[acme.id][0], other_op=ops[other.id][0], notifier=notifier, tuning=tuning)
     for name, doc in DOCS.items():
         org = other if name == "dave" else acme
         op, reviewer = ops[org.id]

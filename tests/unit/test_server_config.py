@@ -161,6 +161,26 @@ def test_envelopes_table_defaults_and_bounds() -> None:
     assert any("bulk" in p for p in found)
 
 
+def test_envelope_scheduler_notice_and_watch_settings() -> None:
+    cfg = parse(demo())
+    e = cfg.envelopes
+    assert (e.scheduler_seconds, e.notice_max_attempts, e.notice_retry_seconds, e.notice_retry_max_seconds) == (
+        5.0, 8, 30.0, 3600.0)
+    assert e.max_watches == cfg.grpc.workers // 2 == 4  # half the API workers unless set
+    cfg = parse(demo(envelopes={"scheduler_seconds": 0.5, "notice_max_attempts": 3, "notice_retry_seconds": 2,
+                                "notice_retry_max_seconds": 60, "max_watches": 2}, grpc={"workers": 3}))
+    e = cfg.envelopes
+    assert (e.scheduler_seconds, e.notice_max_attempts, e.notice_retry_seconds, e.notice_retry_max_seconds,
+            e.max_watches) == (0.5, 3, 2.0, 60.0, 2)
+    assert parse(demo(grpc={"workers": 1})).envelopes.max_watches == 0  # no worker to spare: no watches
+    found = problems(demo(envelopes={"scheduler_seconds": 0, "notice_max_attempts": 0, "notice_retry_seconds": 90,
+                                     "notice_retry_max_seconds": 60, "max_watches": 8}, grpc={"workers": 8}))
+    text = "\n".join(found)
+    for needle in ("envelopes.scheduler_seconds", "envelopes.notice_max_attempts",
+                   "notice_retry_max_seconds must not be less", "envelopes.max_watches (8) must be less than"):
+        assert needle in text, (needle, found)
+
+
 def test_the_api_listener_admits_the_largest_document() -> None:
     from server.api.listeners import MAX_MESSAGE, api_message_limit
     from server.envelopes.service import REVISION_ALLOWANCE

@@ -1233,6 +1233,8 @@ class Recipient(_message.Message):
     DECLINE_REASON_FIELD_NUMBER: _builtins.int
     CERTIFICATE_SERIAL_FIELD_NUMBER: _builtins.int
     FIELD_FIELD_NUMBER: _builtins.int
+    REMINDERS_SENT_FIELD_NUMBER: _builtins.int
+    NEXT_REMINDER_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     person_id: _builtins.str
     legal_name: _builtins.str
@@ -1243,6 +1245,10 @@ class Recipient(_message.Message):
     decline_reason: _builtins.str
     certificate_serial: _builtins.str
     """Serial (hex) of the certificate that signed."""
+    reminders_sent: _builtins.int
+    """Reminders sent to this recipient so far, and when the next one is due
+    (unset when none is).
+    """
     @_builtins.property
     def notified_at(self) -> _timestamp_pb2.Timestamp:
         """Exact UTC time the notice was sent (server clock, ms precision)."""
@@ -1255,6 +1261,8 @@ class Recipient(_message.Message):
     def declined_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def field(self) -> Global___SignatureField: ...
+    @_builtins.property
+    def next_reminder_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -1272,10 +1280,12 @@ class Recipient(_message.Message):
         decline_reason: _builtins.str = ...,
         certificate_serial: _builtins.str = ...,
         field: Global___SignatureField | None = ...,
+        reminders_sent: _builtins.int = ...,
+        next_reminder_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["declined_at", b"declined_at", "field", b"field", "notified_at", b"notified_at", "signed_at", b"signed_at", "viewed_at", b"viewed_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["declined_at", b"declined_at", "field", b"field", "next_reminder_at", b"next_reminder_at", "notified_at", b"notified_at", "signed_at", b"signed_at", "viewed_at", b"viewed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_serial", b"certificate_serial", "decline_reason", b"decline_reason", "declined_at", b"declined_at", "field", b"field", "id", b"id", "legal_name", b"legal_name", "notified_at", b"notified_at", "person_id", b"person_id", "role", b"role", "routing_order", b"routing_order", "signed_at", b"signed_at", "signing_method", b"signing_method", "state", b"state", "viewed_at", b"viewed_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_serial", b"certificate_serial", "decline_reason", b"decline_reason", "declined_at", b"declined_at", "field", b"field", "id", b"id", "legal_name", b"legal_name", "next_reminder_at", b"next_reminder_at", "notified_at", b"notified_at", "person_id", b"person_id", "reminders_sent", b"reminders_sent", "role", b"role", "routing_order", b"routing_order", "signed_at", b"signed_at", "signing_method", b"signing_method", "state", b"state", "viewed_at", b"viewed_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1300,6 +1310,8 @@ class Envelope(_message.Message):
     COMPLETED_AT_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    REMINDER_EVERY_DAYS_FIELD_NUMBER: _builtins.int
+    REMINDER_MAX_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     organisation_id: _builtins.str
     sender_person_id: _builtins.str
@@ -1309,6 +1321,11 @@ class Envelope(_message.Message):
     state: Global___EnvelopeState.ValueType
     version: _builtins.int
     """Bumped by every change."""
+    reminder_every_days: _builtins.int
+    """Reminder schedule: every N days after a signer's turn began, at most
+    `reminder_max` times (0: no reminders).
+    """
+    reminder_max: _builtins.int
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -1345,10 +1362,12 @@ class Envelope(_message.Message):
         completed_at: _timestamp_pb2.Timestamp | None = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
+        reminder_every_days: _builtins.int = ...,
+        reminder_max: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "created_at", b"created_at", "expires_at", b"expires_at", "sent_at", b"sent_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "created_at", b"created_at", "documents", b"documents", "expires_at", b"expires_at", "id", b"id", "message", b"message", "organisation_id", b"organisation_id", "recipients", b"recipients", "sender_name", b"sender_name", "sender_person_id", b"sender_person_id", "sent_at", b"sent_at", "state", b"state", "tags", b"tags", "title", b"title", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "created_at", b"created_at", "documents", b"documents", "expires_at", b"expires_at", "id", b"id", "message", b"message", "organisation_id", b"organisation_id", "recipients", b"recipients", "reminder_every_days", b"reminder_every_days", "reminder_max", b"reminder_max", "sender_name", b"sender_name", "sender_person_id", b"sender_person_id", "sent_at", b"sent_at", "state", b"state", "tags", b"tags", "title", b"title", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1365,11 +1384,19 @@ class CreateEnvelopeRequest(_message.Message):
     DOCUMENTS_FIELD_NUMBER: _builtins.int
     RECIPIENTS_FIELD_NUMBER: _builtins.int
     EXPIRES_IN_DAYS_FIELD_NUMBER: _builtins.int
+    REMINDER_EVERY_DAYS_FIELD_NUMBER: _builtins.int
+    REMINDER_MAX_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     title: _builtins.str
     message: _builtins.str
     expires_in_days: _builtins.int
     """Days after sending before the envelope expires (default 30, at most 365)."""
+    reminder_every_days: _builtins.int
+    """Remind each signer and approver whose turn it is and who has not signed,
+    every this many days after their turn began (0: never; at most 365) ...
+    """
+    reminder_max: _builtins.int
+    """... at most this many times (0: 3 when reminders are on; at most 20)."""
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -1386,10 +1413,12 @@ class CreateEnvelopeRequest(_message.Message):
         documents: _abc.Iterable[Global___DocumentSpec] | None = ...,
         recipients: _abc.Iterable[Global___RecipientSpec] | None = ...,
         expires_in_days: _builtins.int = ...,
+        reminder_every_days: _builtins.int = ...,
+        reminder_max: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "expires_in_days", b"expires_in_days", "idempotency_key", b"idempotency_key", "message", b"message", "recipients", b"recipients", "tags", b"tags", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "expires_in_days", b"expires_in_days", "idempotency_key", b"idempotency_key", "message", b"message", "recipients", b"recipients", "reminder_every_days", b"reminder_every_days", "reminder_max", b"reminder_max", "tags", b"tags", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1832,7 +1861,7 @@ class EnvelopeEvent(_message.Message):
     envelope_id: _builtins.str
     type: _builtins.str
     """created, sent, notified, viewed, code_sent, signed, refused, declined,
-    voided, expired, completed, reminded.
+    voided, expired, completed, reminded, notice_failed, notices_replayed.
     """
     actor: _builtins.str
     """"person:<id>", "operator:<login>", "server"."""
@@ -1877,3 +1906,64 @@ class ListEnvelopeEventsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListEnvelopeEventsResponse: _TypeAlias = ListEnvelopeEventsResponse  # noqa: Y015
+
+@_typing.final
+class WatchEnvelopeEventsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_ID_FIELD_NUMBER: _builtins.int
+    AFTER_EVENT_ID_FIELD_NUMBER: _builtins.int
+    envelope_id: _builtins.str
+    """One envelope's events; empty: every envelope the caller may see."""
+    after_event_id: _builtins.int
+    """Resume after this event id (0: from the first event)."""
+    def __init__(
+        self,
+        *,
+        envelope_id: _builtins.str = ...,
+        after_event_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_event_id", b"after_event_id", "envelope_id", b"envelope_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchEnvelopeEventsRequest: _TypeAlias = WatchEnvelopeEventsRequest  # noqa: Y015
+
+@_typing.final
+class WatchEnvelopeEventsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_FIELD_NUMBER: _builtins.int
+    CAUGHT_UP_FIELD_NUMBER: _builtins.int
+    LAST_EVENT_ID_FIELD_NUMBER: _builtins.int
+    caught_up: _builtins.bool
+    """Set on one message, once the events that existed when the call began
+    have been sent; from then on events follow as they are written.
+    """
+    last_event_id: _builtins.int
+    """Every event up to this id has been considered for the caller: resume
+    after it (it may be past the last event sent, which skips events the
+    caller may not see).
+    """
+    @_builtins.property
+    def event(self) -> Global___EnvelopeEvent:
+        """The next event the caller may see, in id order (unset on the caught_up
+        message).
+        """
+
+    def __init__(
+        self,
+        *,
+        event: Global___EnvelopeEvent | None = ...,
+        caught_up: _builtins.bool = ...,
+        last_event_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caught_up", b"caught_up", "event", b"event", "last_event_id", b"last_event_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchEnvelopeEventsResponse: _TypeAlias = WatchEnvelopeEventsResponse  # noqa: Y015

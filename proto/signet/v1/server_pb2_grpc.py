@@ -852,6 +852,11 @@ class EnvelopeServiceStub:
                 request_serializer=signet_dot_v1_dot_server__pb2.ListEnvelopeEventsRequest.SerializeToString,
                 response_deserializer=signet_dot_v1_dot_server__pb2.ListEnvelopeEventsResponse.FromString,
                 _registered_method=True)
+        self.WatchEnvelopeEvents = channel.unary_stream(
+                '/signet.v1.EnvelopeService/WatchEnvelopeEvents',
+                request_serializer=signet_dot_v1_dot_server__pb2.WatchEnvelopeEventsRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.WatchEnvelopeEventsResponse.FromString,
+                _registered_method=True)
 
 
 class EnvelopeServiceServicer:
@@ -942,6 +947,18 @@ class EnvelopeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchEnvelopeEvents(self, request, context):
+        """Integrators: the events of one envelope (or of every envelope the caller
+        may see), first those after `after_event_id`, then new ones as they are
+        written, until the caller cancels or the server stops (UNAVAILABLE
+        SERVER_STOPPING: reconnect and resume after the last id seen). Each event
+        is authorised like GetEnvelope when the stream reads it. At most
+        `[envelopes] max_watches` streams at once (RESOURCE_EXHAUSTED BUSY).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EnvelopeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -994,6 +1011,11 @@ def add_EnvelopeServiceServicer_to_server(servicer, server):
                     servicer.ListEnvelopeEvents,
                     request_deserializer=signet_dot_v1_dot_server__pb2.ListEnvelopeEventsRequest.FromString,
                     response_serializer=signet_dot_v1_dot_server__pb2.ListEnvelopeEventsResponse.SerializeToString,
+            ),
+            'WatchEnvelopeEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEnvelopeEvents,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.WatchEnvelopeEventsRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.WatchEnvelopeEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1276,6 +1298,33 @@ class EnvelopeService:
             '/signet.v1.EnvelopeService/ListEnvelopeEvents',
             signet_dot_v1_dot_server__pb2.ListEnvelopeEventsRequest.SerializeToString,
             signet_dot_v1_dot_server__pb2.ListEnvelopeEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEnvelopeEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/signet.v1.EnvelopeService/WatchEnvelopeEvents',
+            signet_dot_v1_dot_server__pb2.WatchEnvelopeEventsRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.WatchEnvelopeEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -356,6 +356,14 @@ class EnvelopeServiceStub:
     """Sender (or an operator of its organisation): voids a draft or sent envelope."""
     ListEnvelopeEvents: _grpc.UnaryUnaryMultiCallable[_server_pb2.ListEnvelopeEventsRequest, _server_pb2.ListEnvelopeEventsResponse]
     """The envelope's events, oldest first, after `after_event_id`."""
+    WatchEnvelopeEvents: _grpc.UnaryStreamMultiCallable[_server_pb2.WatchEnvelopeEventsRequest, _server_pb2.WatchEnvelopeEventsResponse]
+    """Integrators: the events of one envelope (or of every envelope the caller
+    may see), first those after `after_event_id`, then new ones as they are
+    written, until the caller cancels or the server stops (UNAVAILABLE
+    SERVER_STOPPING: reconnect and resume after the last id seen). Each event
+    is authorised like GetEnvelope when the stream reads it. At most
+    `[envelopes] max_watches` streams at once (RESOURCE_EXHAUSTED BUSY).
+    """
 
 @_typing.type_check_only
 class EnvelopeServiceAsyncStub(EnvelopeServiceStub):
@@ -402,6 +410,14 @@ class EnvelopeServiceAsyncStub(EnvelopeServiceStub):
     """Sender (or an operator of its organisation): voids a draft or sent envelope."""
     ListEnvelopeEvents: _aio.UnaryUnaryMultiCallable[_server_pb2.ListEnvelopeEventsRequest, _server_pb2.ListEnvelopeEventsResponse]  # type: ignore[assignment]
     """The envelope's events, oldest first, after `after_event_id`."""
+    WatchEnvelopeEvents: _aio.UnaryStreamMultiCallable[_server_pb2.WatchEnvelopeEventsRequest, _server_pb2.WatchEnvelopeEventsResponse]  # type: ignore[assignment]
+    """Integrators: the events of one envelope (or of every envelope the caller
+    may see), first those after `after_event_id`, then new ones as they are
+    written, until the caller cancels or the server stops (UNAVAILABLE
+    SERVER_STOPPING: reconnect and resume after the last id seen). Each event
+    is authorised like GetEnvelope when the stream reads it. At most
+    `[envelopes] max_watches` streams at once (RESOURCE_EXHAUSTED BUSY).
+    """
 
 class EnvelopeServiceServicer(metaclass=_abc_1.ABCMeta):
     """Envelopes: contracts sent between parties (API listener, mutual TLS).
@@ -505,5 +521,19 @@ class EnvelopeServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_server_pb2.ListEnvelopeEventsResponse, _abc.Awaitable[_server_pb2.ListEnvelopeEventsResponse]]:
         """The envelope's events, oldest first, after `after_event_id`."""
+
+    @_abc_1.abstractmethod
+    def WatchEnvelopeEvents(
+        self,
+        request: _server_pb2.WatchEnvelopeEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_server_pb2.WatchEnvelopeEventsResponse], _abc.AsyncIterator[_server_pb2.WatchEnvelopeEventsResponse]]:
+        """Integrators: the events of one envelope (or of every envelope the caller
+        may see), first those after `after_event_id`, then new ones as they are
+        written, until the caller cancels or the server stops (UNAVAILABLE
+        SERVER_STOPPING: reconnect and resume after the last id seen). Each event
+        is authorised like GetEnvelope when the stream reads it. At most
+        `[envelopes] max_watches` streams at once (RESOURCE_EXHAUSTED BUSY).
+        """
 
 def add_EnvelopeServiceServicer_to_server(servicer: EnvelopeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
