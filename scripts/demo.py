@@ -3,8 +3,12 @@
 Stage 1 (this file's steps): a SoftHSM token, a key generated on it, a PKCS#10 request signed by the token, a
 certificate from a demo CA stored back on the token, a sample contract signed with the token key (PAdES B-B) into
 ``demo-state/out/``, and an independent check with ``pdfsig`` against an NSS database that trusts the demo CA.
-Then the agent stage (``scripts/demo_agent.py``) and the server stage (``scripts/demo_server.py``).  Agents and the
-server run as :mod:`scripts.processes` processes, the same ones the tests and benchmarks use; a failing step stops
+Then the agent stage (``scripts/demo_agent.py``), the server stage (``scripts/demo_server.py``: the server, Alice
+and Bob verified, each with their own token behind their own agent, enrolled) and the envelope stage
+(``scripts/demo_envelopes.py``: Alice sends Bob a contract, both sign it on their tokens through their agents, the
+final PDF is checked by pdfsig and the timeline printed); then the agents and the server stop.  Remote signing
+(the issue's Carol, who has no token) is not built yet, so the envelope has two signers.  Agents and the server
+run as :mod:`scripts.processes` processes, the same ones the tests and benchmarks use; a failing step stops
 whatever is still running before the demo reports the failure.  Every ``signet`` call whose answer the demo uses
 runs with ``--json``.
 
@@ -67,9 +71,36 @@ the answers of ``signet --json``, the verdicts of the independent tools, exit co
       certificate_subject      the subject as `signet --json keys` shows it
       issuer, not_before, not_after, eku
       ocsp                     {"status" ("good"), "response_verified"}: `openssl ocsp` against the running server
-    signers_agent              the agent holding their tokens: config, socket, socket_mode, health, ready_seconds,
-                               tokens, exit_code, socket_removed, pin_in_log, journal
+      agent                    their own agent (``demo-state/<first name>/agent``, seeing only their token in
+                               ``demo-state/<first name>/softhsm``): config, socket, socket_mode, health,
+                               ready_seconds, tokens, exit_code, socket_removed, pin_in_log, journal
     exit_code                  the server after SIGTERM
+    duration_seconds           the server stage, the envelope stage included
+  envelope            the envelope stage (answers of `signet --json envelope ...` through Alice's or Bob's agent;
+                      times as RFC 3339 UTC to the millisecond, "2030-01-02T03:04:05.678Z", as the server records them):
+    id, title, sender_name
+    created                    {"state" (ENVELOPE_STATE_DRAFT), "created_at"}
+    document                   {"id", "name", "pages", "size", "sha256" (as uploaded), "input" (the file sent)}
+    recipients                 [{"name", "person_id", "recipient_id", "routing_order", "role"}], Alice then Bob
+    sent                       {"state", "sent_at" (the exact send time the answer gave), "expires_at",
+                               "original_sha256" (locked), "recipients": [{"name", "state", "notified_at"}]}
+    bob_inbox_before           envelope ids in Bob's `signet inbox` right after sending (his turn has not come)
+    signatures                 one per signer, in order: {"name", "code_sent" ({"channel", "code_id",
+                               "revision_sha256"}: what `sign --send-code` answered), "shown" (what the agent's
+                               confirmation program was shown: operation, file_name, sha256, size, pages,
+                               signer_subject, token, key_id), "answer" (of `sign --code-env`), "after" ({"state",
+                               "recipient_state", "signed_at", "certificate_serial", "current_sha256", "signatures",
+                               "recipients" {name: state}}: `envelope show` after it), "seconds"}
+    notices_to_bob             [{"subject", "topic"}]: envelope e-mails to Bob in the outbox
+    bob_inbox                  envelope ids in Bob's `signet inbox` after Alice signed
+    bob_show                   what `signet envelope show` told Bob: state, sender_name, title, document {name,
+                               pages, signatures, original_sha256, current_sha256}, recipients {name: state}
+    download                   {"path" (demo-state/out/...), "size", "sha256", "starts_with_original"}
+    pdfsig                     {"exit_code", "signatures": [{"field", "signer", "signature_valid",
+                               "certificate_trusted", "total_document_signed"}]}: its verdict per signature,
+                               NSS database trusting the Signet signing root only
+    verify                     the `signet --json verify` answer (Bob's agent, revocation online)
+    events                     [{"id", "type", "actor", "at", "detail"}]: `signet envelope events`, oldest first
     duration_seconds
 """
 
@@ -99,7 +130,8 @@ from scripts.demo_agent import (
     rel,
     say,
 )
-from scripts.demo_server import SERVER_STEPS
+from scripts.demo_envelopes import ENVELOPE_STEPS
+from scripts.demo_server import SERVER_STEPS, SERVER_STOP_STEPS
 from scripts.processes import AgentProcess
 
 SIGNER = {"common_name": "Zhang San", "serial_number": "IDCCN-110101199003074578", "country_name": "CN"}
@@ -253,6 +285,8 @@ STEPS: list[tuple[str, Step]] = [
 ]
 STEPS += AGENT_STEPS  # agent stage: scripts/demo_agent.py
 STEPS += SERVER_STEPS  # server stage: scripts/demo_server.py
+STEPS += ENVELOPE_STEPS  # envelope stage: scripts/demo_envelopes.py, on the server and agents still running
+STEPS += SERVER_STOP_STEPS  # the people's agents and the server stopped
 
 
 def _stop_running(d: Demo) -> None:

@@ -3,12 +3,15 @@
 Steps (appended to ``scripts.demo.STEPS``): initialise the server in ``demo-state/server`` (configuration from
 :func:`scripts.processes.write_server_config`), start it (:class:`scripts.processes.ServerProcess`, log in
 ``server.log``), create an organisation and two operator certificates, register Alice and Bob over mutual TLS,
-deliver their phone codes through the outbox and enter them, approve them, create Alice's and Bob's own SoftHSM
-tokens and start one ``signet-agent`` for them (``demo-state/server/agent/``), enrol a key on each token through
-that agent with ``signet enroll`` (``--send-code``, the code read from the outbox, then ``--code-env``; PINs and
-codes only in environment variables), read back with ``signet --json keys`` what is on their tokens and check their
-certificates' OCSP status at the running server with ``openssl ocsp``, then stop the agent and the server (SIGTERM,
-exit 0).  What the stage established goes to ``d.facts["server"]``.
+deliver their phone codes through the outbox and enter them, approve them; then give each of them what they have at
+their own desk: a SoftHSM token in its own directory (``demo-state/alice/softhsm``) and their own ``signet-agent``
+(``demo-state/alice/agent``) that sees only that token; enrol a key on each token through that person's agent with
+``signet enroll --api ...`` (``--send-code``, the code read from the outbox, then ``--code-env``; PINs and codes only
+in environment variables; the agent keeps its TLS files and the enrollment record in its own state directory, where
+``signet inbox`` and ``signet envelope`` find them), read back with ``signet --json keys`` what is on their tokens
+and check their certificates' OCSP status at the running server with ``openssl ocsp``.  The envelope stage
+(``scripts/demo_envelopes.py``) runs next, on these agents and this server; :data:`SERVER_STOP_STEPS` then stop the
+agents and the server (SIGTERM, exit 0).  What the stage established goes to ``d.facts["server"]``.
 """
 
 from __future__ import annotations
@@ -45,16 +48,27 @@ if TYPE_CHECKING:
 SERVER = STATE / "server"
 SERVER_TOKEN = "signet-server"  # noqa: S105 - a token label
 PIN_ENV = "SIGNET_DEMO_SERVER_PIN"
-SIGNERS_AGENT = SERVER / "agent"  # the signet-agent holding Alice's and Bob's tokens
 SIGNER_PIN_ENV = "SIGNET_DEMO_SIGNER_PIN"  # `signet enroll/keys --pin-env`: the PIN reaches the CLI only through here
 CODE_ENV = "SIGNET_DEMO_ENROLL_CODE"  # `signet enroll --code-env`: likewise the one-time code
 KEY_LABEL = "contract-signing"
 ORGANISATION = "Signet Leasing Ltd."
-SIGNERS_POLICY = """[policy]
-# the local caller may generate keys, have the token sign certificate requests and import certificates
-# (signet enroll); nobody may sign documents with these keys through this agent yet
+OWN_POLICY = """[policy]
+# the person at their own desk (the local caller, on the Unix socket) may enrol a key on the token (generate it,
+# have the token sign the certificate request, import the certificate) and sign with that key -- after the
+# confirmation program has shown them what is signed; no other key of the token may sign
 default_callers = []
 admin_callers = ["local"]
+
+[[policy.key]]
+label = "{key_label}"
+callers = ["local"]
+usage_limit = 100
+confirm = "{confirm}"
+"""
+# The person's "yes": the agent runs this with the JSON of what is about to be signed (file name, SHA-256, pages,
+# signer) on stdin; it keeps that JSON for the demo to show, and approves.
+CONFIRM_PROGRAM = """#!/bin/sh
+cat > "{directory}/shown-$(date +%s%N).json"
 """
 
 
@@ -74,14 +88,36 @@ class Signer:
     token_label: str
     pin: str = field(default="", repr=False)
     person_id: str = ""
+    agent: AgentProcess | None = None  # their own signet-agent, serving only their own token
     facts: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.pin = self.pin or SECRETS.add(f"{self.name.split()[0]}'s PIN", f"{secrets.randbelow(10**6):06d}")
+        self.pin = self.pin or SECRETS.add(f"{self.first}'s PIN", f"{secrets.randbelow(10**6):06d}")
+
+    @property
+    def first(self) -> str:
+        return self.name.split()[0]
+
+    @property
+    def home(self) -> Path:
+        """Their desk: ``demo-state/alice/`` with ``softhsm/`` (their token) and ``agent/`` (their agent)."""
+        return STATE / self.first.lower()
 
     @property
     def tls_dir(self) -> Path:
-        return SIGNERS_AGENT / "tls" / self.token_label
+        """Where `signet enroll` left the agent's TLS files and the enrollment record (the agent's state)."""
+        return self.home / "agent" / "state" / "server"
+
+    @property
+    def shown_dir(self) -> Path:
+        """What the confirmation program was shown, one JSON file per signature."""
+        return self.home / "agent" / "shown"
+
+    @property
+    def running(self) -> AgentProcess:
+        if self.agent is None:
+            raise DemoFailed(f"{self.first}'s agent is not running")
+        return self.agent
 
 
 @dataclass
@@ -89,7 +125,6 @@ class ServerStage:
     pin: str = field(default_factory=lambda: SECRETS.add("the server token's PIN", secrets.token_hex(6)), repr=False)
     env: ServerEnv | None = None
     server: ServerProcess | None = None
-    agent: AgentProcess | None = None  # the signers' agent
     org: str = ""
     operator: Path = SERVER / "operator"
     reviewer: Path = SERVER / "reviewer"  # a second operator: four eyes, the one who approves
@@ -106,11 +141,8 @@ class ServerStage:
             raise DemoFailed("the server is not configured")
         return self.env
 
-    @property
-    def signers_agent(self) -> AgentProcess:
-        if self.agent is None:
-            raise DemoFailed("the signers' agent is not running")
-        return self.agent
+    def person(self, first: str) -> Signer:
+        return next(s for s in self.people if s.first == first)
 
 
 S = ServerStage()
@@ -124,19 +156,23 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return p
 
 
-def _admin(*args: str) -> Any:
+def admin_json(*args: str) -> Any:
     """`signet-admin --json ARGS` as the demo operator: the parsed answer."""
     return json.loads(_run("server.admin", "--config", str(S.running_env.config), "--json", "--as", "demo-operator",
                            *args).stdout)
 
 
-def _new_token(label: str, pin: str) -> None:
+def _new_token(label: str, pin: str, directory: Path = STATE / "softhsm") -> str:
+    """A SoftHSM token in ``directory`` (the demo's own by default, which this process then sees too); returns the
+    SOFTHSM2_CONF path of that directory."""
     from hsm import module
 
-    subprocess.run([str(ROOT / "softhsm-config" / "init-token.sh"), str(STATE / "softhsm"), label,
-                    SECRETS.add(f"the SO PIN of {label!r}", secrets.token_hex(8)), pin], check=True,
-                   capture_output=True)
-    module.load().reinitialize()  # SoftHSM shows new tokens only after C_Finalize/C_Initialize
+    p = subprocess.run([str(ROOT / "softhsm-config" / "init-token.sh"), str(directory), label,
+                        SECRETS.add(f"the SO PIN of {label!r}", secrets.token_hex(8)), pin], check=True,
+                       capture_output=True, text=True)
+    if directory == STATE / "softhsm":
+        module.load().reinitialize()  # SoftHSM shows new tokens only after C_Finalize/C_Initialize
+    return p.stdout.strip().removeprefix("export SOFTHSM2_CONF=")
 
 
 def _subject_of(pem_file: Path) -> str:
@@ -182,12 +218,12 @@ def _grpc(files: Path | None = None) -> Any:
 
 
 def step_org(d: Demo) -> None:
-    S.org = _admin("org", "create", ORGANISATION)["id"]
+    S.org = admin_json("org", "create", ORGANISATION)["id"]
     S.facts["organisation"] = {"id": S.org, "name": ORGANISATION}
     say(f"organisation {S.org} {ORGANISATION!r}")
     S.facts["operators"] = []
     for login, out in (("demo-operator", S.operator), ("demo-reviewer", S.reviewer)):
-        op = _admin("operator-cert", "issue", "--org", S.org, "--login", login, "--out", str(out))
+        op = admin_json("operator-cert", "issue", "--org", S.org, "--login", login, "--out", str(out))
         S.facts["operators"].append({"login": login, "serial": op["serial"], "caller": op["caller"]})
         say(f"operator TLS certificate {op['serial']} for {op['caller']} (from the TLS CA, never the signing CA)")
     say("four eyes: demo-operator registers people, demo-reviewer approves them")
@@ -211,10 +247,10 @@ def step_register(d: Demo) -> None:
         say(f"{s.name}: person {p.id}, status {status}; phone code sent to {s.phone}")
 
 
-def _code(s: Signer, what: str) -> str:
+def outbox_code(s: Signer, what: str) -> str:
     """The newest unread one-time code for ``s`` from the outbox (signet-admin outbox read), registered as secret."""
-    entry = _admin("outbox", "list", "--to", s.phone, "--unread")[0]
-    body = _admin("outbox", "read", entry["id"])["body"]
+    entry = admin_json("outbox", "list", "--to", s.phone, "--unread")[0]
+    body = admin_json("outbox", "read", entry["id"])["body"]
     m = re.search(r"\b(\d{8}|\d{6})\b", body)  # enrollment codes have 8 digits, phone codes 6
     if not m:
         raise DemoFailed(f"no code in the outbox message {entry['id']}")
@@ -226,10 +262,10 @@ def step_codes(d: Demo) -> None:
     from signet.v1 import server_pb2_grpc as pbg
 
     ids = pbg.IdentityServiceStub(_grpc())
-    for e in _admin("outbox", "list", "--unread"):
+    for e in admin_json("outbox", "list", "--unread"):
         say(f"outbox {e['id'][:8]}… to {e['to']}: {e['subject']!r} ({e['topic']})")
     for s in S.people:
-        p = ids.ConfirmPhone(pb.ConfirmPhoneRequest(person_id=s.person_id, code=_code(s, "phone code")),
+        p = ids.ConfirmPhone(pb.ConfirmPhoneRequest(person_id=s.person_id, code=outbox_code(s, "phone code")),
                              timeout=30).person
         s.facts["phone_verified"] = p.HasField("phone_verified_at")
         say(f"{s.name}: code read with `signet-admin outbox read` and entered; phone verified at "
@@ -252,47 +288,54 @@ def step_approve(d: Demo) -> None:
             f"(evidence chain of {last.seq} records, head {last.digest[:12]}…)")
 
 
-def step_signers_agent(d: Demo) -> None:
-    for s in S.people:  # before the agent starts: it serves the tokens it finds in the SoftHSM directory
-        _new_token(s.token_label, s.pin)
-    say(f"SoftHSM tokens {', '.join(repr(s.token_label) for s in S.people)} initialised, each with its own PIN")
-    S.agent = AgentProcess(SIGNERS_AGENT, SIGNERS_POLICY, agent_settings='log_level = "INFO"\npdf_workers = 0')
-    facts = S.facts["signers_agent"] = start_agent(d, S.agent)
-    tokens = signet_json(S.agent, "tokens").get("tokens", [])
-    for t in tokens:
-        say(f"  {t['label']}  serial {t['serial']}")
-    facts["tokens"] = [t["label"] for t in tokens]
-    missing = [s.token_label for s in S.people if s.token_label not in facts["tokens"]]
-    if missing:
-        raise DemoFailed(f"`signet tokens` does not list {', '.join(missing)}")
+def step_own_agents(d: Demo) -> None:
+    for s in S.people:
+        conf = _new_token(s.token_label, s.pin, s.home / "softhsm")
+        confirm = s.home / "agent" / "confirm.sh"
+        s.shown_dir.mkdir(parents=True, exist_ok=True)
+        confirm.write_text(CONFIRM_PROGRAM.format(directory=s.shown_dir))
+        confirm.chmod(0o700)
+        say(f"{s.first}'s desk: SoftHSM token {s.token_label!r} in {rel(s.home / 'softhsm')} with a PIN only "
+            f"{s.first} knows, and {s.first}'s own signet-agent, which sees only that token")
+        s.agent = AgentProcess(s.home / "agent", OWN_POLICY.format(key_label=KEY_LABEL, confirm=confirm),
+                               agent_settings='log_level = "INFO"\npdf_workers = 0', env={"SOFTHSM2_CONF": conf})
+        facts = s.facts["agent"] = start_agent(d, s.agent)
+        tokens = signet_json(s.agent, "tokens").get("tokens", [])
+        for t in tokens:
+            say(f"  {t['label']}  serial {t['serial']}")
+        facts["tokens"] = [t["label"] for t in tokens]
+        if facts["tokens"] != [s.token_label]:
+            raise DemoFailed(f"{s.first}'s agent lists {facts['tokens']}, not only {s.token_label!r}")
+    say(f"policy of both agents: the local caller may enrol a key labelled {KEY_LABEL!r} and sign with it, each "
+        "signature after a confirmation program was shown what is signed (file, SHA-256, pages, signer)")
 
 
 def step_enroll(d: Demo) -> None:
-    agent = S.signers_agent
     env = S.running_env
     server = ["--server", env.enroll, "--server-ca", rel(env.ca_pem)]
     for s in S.people:
         who = ["--token", s.token_label, *server, "--person", s.person_id]
         # `signet enroll` prints prose only: the demo reads what it did from the token (next step) and from the
-        # enrollment record it writes (enrollment.json in the TLS directory)
-        signet_shown(agent, "enroll", *who, "--send-code")
-        code = _code(s, "enrollment code")  # read with signet-admin from the outbox, handed over in CODE_ENV only
-        signet_shown(agent, "enroll", *who, "--pin-env", SIGNER_PIN_ENV, "--code-env", CODE_ENV, "--api", env.api,
-                     "--tls-dir", rel(s.tls_dir), "--key-label", KEY_LABEL,
-                     secrets={SIGNER_PIN_ENV: s.pin, CODE_ENV: code})
+        # enrollment record it writes (enrollment.json, next to the agent's TLS files in its state directory)
+        signet_shown(s.running, "enroll", *who, "--send-code")
+        code = outbox_code(s, "enrollment code")  # read with signet-admin from the outbox, handed over in CODE_ENV only
+        signet_shown(s.running, "enroll", *who, "--pin-env", SIGNER_PIN_ENV, "--code-env", CODE_ENV, "--api",
+                     env.api, "--key-label", KEY_LABEL, secrets={SIGNER_PIN_ENV: s.pin, CODE_ENV: code})
         record = json.loads((s.tls_dir / "enrollment.json").read_text())
-        if record.get("person_id") != s.person_id or record.get("key_label") != KEY_LABEL:
+        if record.get("person_id") != s.person_id or record.get("key_label") != KEY_LABEL \
+                or record.get("api") != env.api:
             raise DemoFailed(f"the enrollment record in {rel(s.tls_dir)} is not {s.name}'s {KEY_LABEL!r} key")
         s.facts.update(key_id=record["key_id"], key_label=record["key_label"], certificate_serial=record["serial"])
         say(f"{s.name}: P-256 key {record['key_id'][:12]}… generated on {s.token_label!r}, CSR signed by the token, "
-            f"certificate {record['serial']} + chain imported by the agent; agent TLS files in {rel(s.tls_dir)}")
+            f"certificate {record['serial']} + chain imported by the agent; its TLS files for the API in "
+            f"{rel(s.tls_dir)}")
 
 
 def _certificate_on_token(s: Signer) -> bytes:
     """The DER certificate next to ``s``'s enrolled key, as the agent reads it from the token."""
     from agent.client import TokenRef
 
-    with S.signers_agent.client() as client:
+    with s.running.client() as client:
         keys = client.keys(TokenRef(label=s.token_label), s.pin).keys
     der = next((bytes(k.certificate_der) for k in keys if k.key_id == s.facts["key_id"]), b"")
     if not der:
@@ -316,7 +359,6 @@ def step_show(d: Demo) -> None:
 
     from asn1crypto import pem, x509
 
-    agent = S.signers_agent
     env = S.running_env
     files = SERVER / "pki"
     files.mkdir(exist_ok=True)
@@ -326,7 +368,7 @@ def step_show(d: Demo) -> None:
     (files / "issuing.pem").write_bytes(pem.armor("CERTIFICATE", issuing.dump()))
     for s in S.people:
         say(f"{s.name}: what {s.token_label!r} holds, read through the agent")
-        keys = signet_json(agent, "keys", "--token", s.token_label, "--pin-env", SIGNER_PIN_ENV,
+        keys = signet_json(s.running, "keys", "--token", s.token_label, "--pin-env", SIGNER_PIN_ENV,
                            secrets={SIGNER_PIN_ENV: s.pin}).get("keys", [])
         for k in keys:
             say(f"  {k['key_id']}  {k['label']}  {k.get('certificate_subject') or '(no certificate)'}")
@@ -362,11 +404,11 @@ def step_show(d: Demo) -> None:
             raise DemoFailed(f"OCSP did not report {s.name}'s certificate as good")
 
 
-def step_signers_agent_stop(d: Demo) -> None:
-    agent = S.signers_agent
-    facts = S.facts["signers_agent"]
-    facts.update(stop_agent(d, agent, [s.pin for s in S.people]))
-    facts["journal"] = journal_facts(agent)
+def step_own_agents_stop(d: Demo) -> None:
+    for s in S.people:
+        facts = s.facts["agent"]
+        facts.update(stop_agent(d, s.running, [s.pin]))
+        facts["journal"] = journal_facts(s.running)
 
 
 def step_server_stop(d: Demo) -> None:
@@ -389,9 +431,11 @@ SERVER_STEPS: list[tuple[str, Step]] = [
     ("Alice and Bob registered by the operator over mutual TLS", step_register),
     ("Phone codes read from the outbox and entered", step_codes),
     ("Real-name approval recorded with evidence", step_approve),
-    ("Alice's and Bob's own tokens, served by their signet-agent", step_signers_agent),
-    ("Keys enrolled on their tokens through the agent (signet enroll)", step_enroll),
-    ("Their keys and certificates from the agent, with OCSP status from the running server", step_show),
-    ("Signers' agent stopped cleanly", step_signers_agent_stop),
+    ("Alice's and Bob's own tokens, each behind their own signet-agent", step_own_agents),
+    ("Keys enrolled on their tokens through their agents (signet enroll)", step_enroll),
+    ("Their keys and certificates from their agents, with OCSP status from the running server", step_show),
+]
+SERVER_STOP_STEPS: list[tuple[str, Step]] = [  # after the envelope stage
+    ("Alice's and Bob's agents stopped cleanly", step_own_agents_stop),
     ("Server stopped cleanly", step_server_stop),
 ]

@@ -198,8 +198,10 @@ class ServerEnv:
 
 
 def write_server_config(directory: Path, token_label: str, pin: str, extra: str = "", *,
-                        organisation: str = "Signet Test Platform", pin_env: str = SERVER_PIN_ENV) -> ServerEnv:
-    """A server.toml on free local ports, mode "demo" (codes in the outbox), EC keys (quick to generate)."""
+                        organisation: str = "Signet Test Platform", pin_env: str = SERVER_PIN_ENV,
+                        otp_hourly_limit: int = 50) -> ServerEnv:
+    """A server.toml on free local ports, mode "demo" (codes in the outbox), EC keys (quick to generate);
+    ``otp_hourly_limit``: one-time codes per phone or address and hour (a benchmark signing all day needs more)."""
     directory.mkdir(parents=True, exist_ok=True)
     env = ServerEnv(directory, directory / "server.toml", token_label, pin, free_port(), free_port(), free_port(),
                     pin_env)
@@ -226,7 +228,7 @@ listen = "127.0.0.1:{env.http_port}"
 
 [otp]
 min_interval_seconds = 0
-hourly_limit = 50
+hourly_limit = {otp_hourly_limit}
 {extra}
 """)
     return env
@@ -241,12 +243,15 @@ class ServerProcess:
     """`signet-server run` as a subprocess; ``stop()`` sends SIGTERM and checks the clean exit.
 
     Its log (stderr) is kept in memory (``log``) and, with ``log_path``, also appended to that file as it comes.
+    ``python_args`` replace ``-m server.main`` (e.g. a wrapper module that profiles the server and then runs
+    ``server.main.main`` with the remaining arguments: ``run --config FILE``).
     """
 
-    def __init__(self, env: ServerEnv, timeout: float = 60.0, *, log_path: Path | None = None) -> None:
+    def __init__(self, env: ServerEnv, timeout: float = 60.0, *, log_path: Path | None = None,
+                 python_args: tuple[str, ...] = ("-m", "server.main")) -> None:
         self.env = env
         self.log_path = log_path
-        self.proc = subprocess.Popen([PY, "-m", "server.main", "run", "--config", str(env.config)],
+        self.proc = subprocess.Popen([PY, *python_args, "run", "--config", str(env.config)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env.environ(),
                                      cwd=ROOT)
         self.stdout: queue.Queue[str] = queue.Queue()

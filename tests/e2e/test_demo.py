@@ -1,7 +1,8 @@
 """`make demo` end to end (`python -m scripts.demo`), in a temporary demo state so ``demo-state/`` is left alone.
 
 The demo runs once for the module, for real -- SoftHSM tokens, demo CA, in-process PAdES, the agent driven by the
-``signet`` CLI, the server, enrollment through a second agent -- with ``SIGNET_DEMO_FACTS`` and
+``signet`` CLI, the server, Alice and Bob enrolled through their own agents, an envelope both of them sign on their
+tokens -- with ``SIGNET_DEMO_FACTS`` and
 ``SIGNET_DEMO_SECRETS`` in the test's directory.  The tests assert on the facts it reports (the structure is in
 ``scripts/demo.py``'s docstring), check its outputs again with independent tools (pdfsig, openssl), and prove that
 none of the PINs and one-time codes it used appears in its output, its facts or the processes' logs.  Nothing here
@@ -18,6 +19,7 @@ import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 PEOPLE = {"Alice Wang 王爱丽": "alice-token", "Bob Li 李博": "bob-token"}
+ALICE, BOB = PEOPLE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -73,7 +76,7 @@ def test_demo_completes_and_reports_every_step(demo: DemoRun) -> None:
     assert f["steps"] and all(s["ok"] for s in f["steps"]), [s for s in f["steps"] if not s["ok"]]
     assert [s["n"] for s in f["steps"]] == list(range(1, len(f["steps"]) + 1))
     assert f["duration_seconds"] > 0
-    assert {"token", "agent", "server"} <= f.keys()
+    assert {"token", "agent", "server", "envelope"} <= f.keys()
 
 
 def test_nothing_written_to_the_repository_demo_state(demo: DemoRun) -> None:
@@ -173,16 +176,23 @@ def test_server_stage_enrols_alice_and_bob(demo: DemoRun) -> None:
         assert p["subject"]["organization_name"] == "Signet Leasing Ltd." and p["subject"]["country_name"] == "CN"
         assert name in p["certificate_subject"]
         assert p["ocsp"]["status"] == "good" and p["ocsp"]["response_verified"] is True
-        # the record `signet enroll` wrote agrees
-        record = json.loads((demo.state / "server" / "agent" / "tls" / token / "enrollment.json").read_text())
+        # the record `signet enroll` wrote agrees: in the state directory of the person's own agent, where
+        # `signet envelope` finds it
+        home = demo.state / name.split()[0].lower()
+        record = json.loads((home / "agent" / "state" / "server" / "enrollment.json").read_text())
         assert (record["person_id"], record["key_id"], record["serial"]) == (
             p["person_id"], p["key_id"], p["certificate_serial"])
-    assert people["Alice Wang 王爱丽"]["key_id"] != people["Bob Li 李博"]["key_id"]
-    agent = s["signers_agent"]
-    assert agent["health"] == "SERVING" and set(PEOPLE.values()) <= set(agent["tokens"])
-    assert agent["exit_code"] == 0 and agent["socket_removed"] is True and agent["pin_in_log"] is False
-    assert Counter((e["operation"], e["outcome"]) for e in agent["journal"]) == Counter(
-        {("generate_key", "ok"): 2, ("create_csr", "ok"): 2, ("import_certificate", "ok"): 2})
+        assert record["api"] == f"127.0.0.1:{s['ports']['api']}"
+        agent = p["agent"]
+        assert Path(agent["socket"]) == home / "agent" / "run" / "agent.sock"
+        assert agent["health"] == "SERVING" and agent["tokens"] == [token]  # their own token, nobody else's
+        assert agent["exit_code"] == 0 and agent["socket_removed"] is True and agent["pin_in_log"] is False
+        enrolled_and_signed = {("generate_key", "ok"): 1, ("create_csr", "ok"): 1, ("import_certificate", "ok"): 1,
+                               ("sign_pdf", "ok"): 1}
+        if name == BOB:  # Bob also verified the final PDF through his agent
+            enrolled_and_signed[("verify_pdf", "valid")] = 1
+        assert Counter((e["operation"], e["outcome"]) for e in agent["journal"]) == Counter(enrolled_and_signed)
+    assert people[ALICE]["key_id"] != people[BOB]["key_id"]
     assert s["exit_code"] == 0
     assert s["duration_seconds"] > 0
 
@@ -206,6 +216,132 @@ def test_enrolled_certificates_chain_to_the_server_signing_root(demo: DemoRun) -
         assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == name
 
 
+def _ms(stamp: str) -> str:
+    """A time from the facts, checked to be RFC 3339 UTC to the millisecond (the precision the server records)."""
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp), stamp
+    return stamp
+
+
+def _t(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def test_envelope_is_created_and_sent_with_the_send_time_recorded(demo: DemoRun) -> None:
+    _ok(demo)
+    e = demo.facts["envelope"]
+    people = {p["name"]: p for p in demo.facts["server"]["people"]}
+    original = Path(e["document"]["input"]).read_bytes()
+    assert e["created"]["state"] == "ENVELOPE_STATE_DRAFT" and e["sender_name"] == ALICE
+    assert e["document"]["sha256"] == hashlib.sha256(original).hexdigest() and e["document"]["pages"] == 2
+    assert [(r["name"], r["person_id"], r["routing_order"], r["role"]) for r in e["recipients"]] == [
+        (ALICE, people[ALICE]["person_id"], 1, "RECIPIENT_ROLE_SIGNER"),
+        (BOB, people[BOB]["person_id"], 2, "RECIPIENT_ROLE_SIGNER")]
+    sent = e["sent"]
+    assert sent["state"] == "ENVELOPE_STATE_SENT" and sent["original_sha256"] == e["document"]["sha256"]
+    # the exact send time, as the server recorded it: in the answer, in the "sent" event, and the moment Alice's
+    # group was notified; Bob's group waits
+    events = {ev["type"]: ev for ev in reversed(e["events"])}  # the first of each type
+    assert _ms(sent["sent_at"]) == events["sent"]["at"]
+    assert _t(sent["sent_at"]) == _t(events["sent"]["detail"]["sent_at"])
+    assert [(r["name"], r["state"]) for r in sent["recipients"]] == [
+        (ALICE, "RECIPIENT_STATE_NOTIFIED"), (BOB, "RECIPIENT_STATE_PENDING")]
+    # Alice's notice went out with the send (or right after it, through the notice queue): its time is recorded
+    assert _t(events["notified"]["detail"]["notified_at"]) >= _t(sent["sent_at"])
+    assert events["notified"]["detail"]["recipient_id"] == e["recipients"][0]["recipient_id"]
+    assert sent["sent_at"] in demo.stdout  # printed for the human, as recorded
+    assert e["bob_inbox_before"] == []  # not his turn yet
+
+
+def test_envelope_both_sign_in_order_with_codes_bound_to_the_revision(demo: DemoRun) -> None:
+    _ok(demo)
+    e = demo.facts["envelope"]
+    people = {p["name"]: p for p in demo.facts["server"]["people"]}
+    alice, bob = e["signatures"]
+    assert (alice["name"], bob["name"]) == (ALICE, BOB)
+    # each code was bound to the exact revision the signer's agent then showed them and signed: the original for
+    # Alice, the revision carrying Alice's signature for Bob
+    assert alice["code_sent"]["revision_sha256"] == e["document"]["sha256"]
+    assert bob["code_sent"]["revision_sha256"] == alice["after"]["current_sha256"] != e["document"]["sha256"]
+    for sig in (alice, bob):
+        assert sig["code_sent"]["channel"] == "outbox" and sig["code_sent"]["code_id"].startswith("otp_")
+        assert sig["shown"]["sha256"] == sig["code_sent"]["revision_sha256"]
+        assert sig["shown"]["operation"] == "sign_pdf" and sig["shown"]["pages"] == 2
+        assert sig["shown"]["file_name"] == e["document"]["name"] and sig["name"] in sig["shown"]["signer_subject"]
+        assert sig["shown"]["key_id"] == people[sig["name"]]["key_id"]
+        assert sig["answer"]["documents"] == [{"document": e["document"]["id"], "signed": True}]
+        assert sig["after"]["recipient_state"] == "RECIPIENT_STATE_SIGNED"
+        assert sig["after"]["certificate_serial"] == people[sig["name"]]["certificate_serial"]
+    assert alice["after"]["state"] == "ENVELOPE_STATE_SENT" and alice["after"]["signatures"] == 1
+    assert alice["after"]["recipients"] == {ALICE: "RECIPIENT_STATE_SIGNED", BOB: "RECIPIENT_STATE_NOTIFIED"}
+    assert [n["topic"] for n in e["notices_to_bob"]] == ["envelope.sent"]
+    assert e["bob_inbox"] == [e["id"]]
+    shown = e["bob_show"]
+    assert shown["sender_name"] == ALICE and shown["title"] == e["title"]
+    assert shown["document"]["signatures"] == 1 and shown["document"]["pages"] == 2
+    assert shown["document"]["original_sha256"] == e["document"]["sha256"]
+    assert shown["document"]["current_sha256"] == alice["after"]["current_sha256"]
+    assert bob["after"]["state"] == "ENVELOPE_STATE_COMPLETED" and bob["after"]["signatures"] == 2
+    assert bob["after"]["recipients"] == {ALICE: "RECIPIENT_STATE_SIGNED", BOB: "RECIPIENT_STATE_SIGNED"}
+
+
+def test_envelope_final_pdf_has_both_signatures_and_pdfsig_trusts_them(demo: DemoRun) -> None:
+    _ok(demo)
+    e = demo.facts["envelope"]
+    final = Path(e["download"]["path"])
+    assert final == demo.state / "out" / e["document"]["name"]
+    data = final.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == e["download"]["sha256"] == e["signatures"][-1]["after"][
+        "current_sha256"]
+    assert data.startswith(Path(e["document"]["input"]).read_bytes()) and e["download"]["starts_with_original"]
+    fields = [f"signet-{r['recipient_id']}" for r in e["recipients"]]
+    # the demo's own pdfsig run (revocation checked online at the running server's OCSP responder)
+    assert [(s["field"], s["signer"], s["signature_valid"], s["certificate_trusted"])
+            for s in e["pdfsig"]["signatures"]] == [(fields[0], ALICE, True, True), (fields[1], BOB, True, True)]
+    assert [s["total_document_signed"] for s in e["pdfsig"]["signatures"]] == [False, True]
+    # pdfsig again, here (the server is stopped now: no OCSP), with an NSS database trusting only the signing root
+    from tests.pki import make_nssdb
+
+    nss = make_nssdb(demo.state / "nss-test", (demo.state / "server" / "state" / "signing-root.pem").read_bytes())
+    text = _pdfsig_text(nss, final)
+    assert text.count("Signature is Valid.") == 2 and text.count("Certificate is Trusted.") == 2, text
+    assert "Total document signed" in text and all(f in text for f in fields) and ALICE in text and BOB in text
+    # ... and a changed byte in the signed range is noticed (the check above is not vacuous)
+    tampered = demo.state / "tampered.pdf"
+    at = data.index(b"Clause 1.")
+    tampered.write_bytes(data[:at] + b"K" + data[at + 1:])
+    assert _pdfsig_text(nss, tampered).count("Signature is Valid.") == 0
+    verify = e["verify"]
+    assert verify["valid"] is True and [s["valid"] and s["trusted"] for s in verify["signatures"]] == [True, True]
+    assert verify["document_sha256"] == e["download"]["sha256"]
+
+
+def _pdfsig_text(nssdb: Path, pdf: Path) -> str:
+    return subprocess.run(["pdfsig", "-no-ocsp", "-nssdir", f"sql:{nssdb}", str(pdf)], capture_output=True,
+                          text=True, timeout=60).stdout
+
+
+def test_envelope_timeline_tells_the_journey_in_order(demo: DemoRun) -> None:
+    _ok(demo)
+    e = demo.facts["envelope"]
+    people = {p["name"]: p for p in demo.facts["server"]["people"]}
+    alice, bob = (f"person:{people[n]['person_id']}" for n in (ALICE, BOB))
+    rid = {r["name"]: r["recipient_id"] for r in e["recipients"]}
+    steps = [(ev["type"], ev["actor"], ev["detail"].get("recipient_id")) for ev in e["events"]]
+    assert steps == [
+        ("created", alice, None), ("sent", alice, None), ("notified", "server", rid[ALICE]),
+        ("viewed", alice, rid[ALICE]), ("code_sent", alice, rid[ALICE]), ("signed", alice, rid[ALICE]),
+        ("notified", "server", rid[BOB]), ("viewed", bob, rid[BOB]), ("code_sent", bob, rid[BOB]),
+        ("signed", bob, rid[BOB]), ("completed", "server", None)], steps
+    ids = [ev["id"] for ev in e["events"]]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert [_ms(ev["at"]) for ev in e["events"]] == sorted(ev["at"] for ev in e["events"])
+    signed = [ev["detail"] for ev in e["events"] if ev["type"] == "signed"]
+    assert [d["sha256"] for d in signed] == [s["after"]["current_sha256"] for s in e["signatures"]]
+    assert [d["code_id"] for d in signed] == [s["code_sent"]["code_id"] for s in e["signatures"]]
+    for ev in e["events"]:  # every event is shown to the human, with its time to the millisecond
+        assert f"{ev['at'][11:23]}  {ev['type']}" in demo.stdout
+
+
 def test_humans_are_told_the_key_facts(demo: DemoRun) -> None:
     _ok(demo)
     for name, token in PEOPLE.items():
@@ -225,10 +361,11 @@ def test_no_pin_or_code_in_the_output_the_facts_or_the_logs(demo: DemoRun) -> No
     _ok(demo)
     kinds = Counter("code" if "code" in s["what"] else "SO PIN" if "SO PIN" in s["what"] else "PIN"
                     for s in demo.secrets)
-    # the demo registered every secret it used: 4 PINs, 4 SO PINs, 2 phone codes and 2 enrollment codes
-    assert kinds == Counter({"PIN": 4, "SO PIN": 4, "code": 4}), demo.secrets
+    # the demo registered every secret it used: 4 PINs, 4 SO PINs, 2 phone codes, 2 enrollment codes and 2 signing
+    # codes
+    assert kinds == Counter({"PIN": 4, "SO PIN": 4, "code": 6}), demo.secrets
     logs = {str(p): p.read_text(errors="replace") for p in demo.state.rglob("*.log")}
-    assert len(logs) >= 3, sorted(logs)  # two agents and the server
+    assert len(logs) >= 4, sorted(logs)  # three agents and the server
     places = {"stdout": demo.stdout, "stderr": demo.stderr, "facts": demo.facts_text, **logs}
     leaks = [f"{s['what']} in {where}" for s in demo.secrets for where, text in places.items()
              if _occurs(s["value"], text)]

@@ -34,7 +34,7 @@ from typing import Any
 from .framework import RoundReport, Side, describe, generators_for, p50, run_round
 
 ROOT = Path(__file__).resolve().parents[2]
-LOAD_MODULES = ("tests.soak.agent_load", "tests.soak.server_load")
+LOAD_MODULES = ("tests.soak.agent_load", "tests.soak.server_load", "tests.soak.envelope_load")
 SIDES = ("agent", "server")
 SO_PIN, USER_PIN = "12345678", "1234"
 
