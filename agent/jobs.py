@@ -37,7 +37,7 @@ def decode(frame: bytes) -> tuple[str, dict[str, Any], dict[str, bytes]]:
     try:
         header = json.loads(frame[4:4 + n].decode("utf-8"))
         kind, fields, spec = header["kind"], header["fields"], header["blobs"]
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, RecursionError) as e:  # RecursionError: nesting deeper than the stack
         raise FrameError(f"frame header is not valid ({type(e).__name__})") from None
     if not isinstance(kind, str) or not isinstance(fields, dict) or not isinstance(spec, list):
         raise FrameError("frame header has the wrong shape")

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Protocol
 
 import aiohttp
+from cryptography.exceptions import UnsupportedAlgorithm
 from pyhanko.pdf_utils.metadata.xmp_xml import XmpXmlProcessingError
 from pyhanko.pdf_utils.misc import PdfDecodeLimitError, PdfError, PdfStreamError
 from pyhanko.sign.general import SigningError as PyHankoSigningError
@@ -30,9 +31,10 @@ from .errors import FormatError, InvalidDocument, SigningError
 
 # RuntimeError covers RecursionError and NotImplementedError; ValueError covers UnicodeDecodeError, the XMP
 # parser's XmpXmlProcessingError and asn1crypto's parse errors; LookupError covers KeyError and IndexError.
+# cryptography's UnsupportedAlgorithm: a signer's or a trust root's key of a type it cannot load.
 PARSE_ERRORS: tuple[type[BaseException], ...] = (
     PdfError, ValueError, LookupError, TypeError, AttributeError, AssertionError, RuntimeError, ArithmeticError,
-    EOFError, struct.error, zlib.error, binascii.Error,
+    EOFError, struct.error, zlib.error, binascii.Error, UnsupportedAlgorithm,
 )
 
 # What validating one signature can raise besides parser failures (pyHanko's own validation errors are

@@ -103,7 +103,8 @@ class _Scan:
         while True:
             m = _STATE.search(self.buf, self.pos)
             if m is None or (m.end() == len(self.buf) and not self.eof):
-                self.pos = self._tail_start() if m is None else m.start()
+                tail = self._tail_start(seg)  # a run split by the read is measured whole, in the next segment
+                self.pos = tail if m is None else min(m.start(), tail)
                 self._plain(seg, self.pos)
                 if not self.more(self.pos):
                     return None
@@ -138,9 +139,10 @@ class _Scan:
                 raise self.refuse(f"a name, number or keyword longer than {self.lim.max_token} bytes",
                                   self.base + m.start())
         opens = buf.count(b"[", start, end) + buf.count(b"<<", start, end)
-        if self.depth + opens <= self.lim.max_depth:  # cannot overflow here: count, do not walk
-            closes = buf.count(b"]", start, end) + buf.count(b">>", start, end)
-            self.depth = max(0, self.depth + opens - closes)
+        closes = buf.count(b"]", start, end) + buf.count(b">>", start, end)
+        # neither overflow nor a stray closing bracket clamped at 0 is possible here: count, do not walk
+        if self.depth + opens <= self.lim.max_depth and closes <= self.depth:
+            self.depth += opens - closes
             return
         for b in _BRACKETS.finditer(buf, start, end):
             if b.group() in (b"[", b"<<"):
@@ -163,15 +165,16 @@ class _Scan:
         self.depth = 0  # stream data follows a closed dictionary; an object has ended
         return self.stream if tok[0] == 0x73 else None
 
-    def _tail_start(self) -> int:
-        """Where an unfinished token at the end of the buffer may start (a regular run, "stream\\r", "<")."""
+    def _tail_start(self, seg: int) -> int:
+        """Where an unfinished token at the end of the buffer may start (a regular run, "stream\\r", "<"), not
+        before ``seg`` (the start of the plain text not yet counted; ``self.pos`` may sit inside that run)."""
         window = self.buf[-(self.lim.max_token + 16):].translate(_CLASS)
         last_delimiter = window.rfind(b" ")
         if last_delimiter < 0 and len(window) > self.lim.max_token:  # the run goes on past the window
             raise self.refuse(f"a name, number or keyword longer than {self.lim.max_token} bytes",
                               self.base + len(self.buf) - len(window))
         run_start = len(self.buf) - len(window) + last_delimiter + 1
-        return max(self.pos, min(run_start, len(self.buf) - _KEEP))
+        return max(seg, min(run_start, len(self.buf) - _KEEP))
 
     def _after_contents(self, i: int) -> bool:
         return self.buf[max(0, i - _LOOKBACK):i].rstrip().endswith(b"/Contents")

@@ -110,7 +110,7 @@ class TimeStampAuthority:
             nonce = req["nonce"].native
             cert_req = bool(req["cert_req"].native)
             has_extensions = req["extensions"].native is not None
-        except (ValueError, TypeError, KeyError) as e:
+        except xb.ASN1_ERRORS as e:
             raise Rejected("bad_data_format", "the request is not a DER TimeStampReq") from e
         if version != "v1":
             raise Rejected("bad_request", "only version 1 requests are supported")

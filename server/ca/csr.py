@@ -36,7 +36,7 @@ def check_csr(data: bytes) -> CheckedRequest:
                else cx509.load_der_x509_csr(data))
         pub = req.public_key()
         hash_alg = req.signature_hash_algorithm
-    except (ValueError, UnsupportedAlgorithm, TypeError) as e:
+    except (ValueError, UnsupportedAlgorithm, TypeError, cx509.InvalidVersion) as e:
         raise InvalidRequest("the certification request is not a well-formed PKCS#10 request "
                              "with a supported key and signature algorithm") from e
     if not isinstance(hash_alg, _HASHES):

@@ -20,6 +20,7 @@ from pyhanko_certvalidator.errors import PathError, ValidationError
 from ..clock import Clock
 from ..store import Store
 from . import db
+from . import x509build as xb
 from .errors import ChainInvalid, KeyAlreadyCertified
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,9 @@ class ExternalRoots:
 def _load(der: bytes, what: str) -> x509.Certificate:
     try:
         cert = x509.Certificate.load(der, strict=True)
-        _ = cert.subject, cert.public_key, cert.key_usage_value
+        _ = cert.native  # every field read now: asn1crypto parses lazily, and path validation reads them all
         return cert
-    except (ValueError, TypeError) as e:
+    except xb.ASN1_ERRORS as e:
         raise ChainInvalid(f"the {what} is not a DER X.509 certificate") from e
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from asn1crypto import core, ocsp, x509
+from asn1crypto import algos, core, ocsp, x509
 
 from ..clock import Clock
 from ..store import Store
@@ -44,6 +44,8 @@ DEFAULT_CACHE_SIZE = 10_000
 _HASHES = ("sha1", "sha256", "sha384", "sha512")
 _FOREIGN = "foreign"  # a CertID naming another issuer
 _State = db.RevocationState | str | None  # None: our issuer, a serial it never issued
+
+_DIGEST_NAMES = frozenset(algos.DigestAlgorithmId._map.values())  # names asn1crypto reads; else a dotted OID
 
 
 def error_response(status: str) -> bytes:
@@ -133,7 +135,7 @@ class OcspResponder:
             cert_ids = [r["req_cert"] for r in tbs["request_list"]]
             extensions = [(e["extn_id"].native, e["critical"].native, e["extn_value"].contents)
                           for e in tbs["request_extensions"]]
-        except (ValueError, TypeError, KeyError) as e:
+        except xb.ASN1_ERRORS as e:
             raise MalformedRequest(f"unparsable ({type(e).__name__})") from e
         if not 1 <= len(cert_ids) <= MAX_CERTS_PER_REQUEST:
             raise MalformedRequest(f"{len(cert_ids)} certificates asked about")
@@ -155,12 +157,17 @@ class OcspResponder:
         try:
             fields = cert_id.native
             canonical = ocsp.CertId.load(der).dump(force=True) == der
-        except (ValueError, TypeError, KeyError) as e:
+        except xb.ASN1_ERRORS as e:
             raise MalformedRequest(f"unparsable CertID ({type(e).__name__})") from e
         serial = fields["serial_number"]
         if not canonical or not isinstance(serial, int):
             raise MalformedRequest("the CertID is not DER")
-        hashes = self._cert_id_hashes.get(fields["hash_algorithm"]["algorithm"])
+        algorithm = fields["hash_algorithm"]
+        # only a digest algorithm (absent or NULL parameters) is echoed: a signature algorithm, or parameters
+        # its algorithm forbids, make the signed answer unreadable to strict clients (cryptography, OpenSSL)
+        if algorithm["algorithm"] not in _DIGEST_NAMES or algorithm["parameters"] is not None:
+            raise MalformedRequest("the CertID's hash algorithm is not a digest algorithm without parameters")
+        hashes = self._cert_id_hashes.get(algorithm["algorithm"])
         return _Asked(hashes is not None and (fields["issuer_name_hash"], fields["issuer_key_hash"]) == hashes, serial)
 
     def _states(self, asked: tuple[_Asked, ...]) -> tuple[_State, ...]:

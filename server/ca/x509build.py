@@ -18,6 +18,11 @@ from asn1crypto import core, keys, x509
 from .errors import InvalidRequest
 from .signer import HsmSigner
 
+# What asn1crypto raises reading a damaged structure (it parses lazily, so a late field read fails): ValueError
+# (bad tags, times, lengths), TypeError, LookupError (KeyError, IndexError: an empty BIT STRING),
+# AttributeError (a value read as a type without ``native``, e.g. [9] as a REAL).
+ASN1_ERRORS: tuple[type[Exception], ...] = (ValueError, TypeError, LookupError, AttributeError)
+
 Rng = Callable[[int], bytes]
 
 DOCUMENT_SIGNING = "1.3.6.1.5.5.7.3.36"  # id-kp-documentSigning, RFC 9336
