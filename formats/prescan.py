@@ -173,8 +173,18 @@ class _Scan:
         if last_delimiter < 0 and len(window) > self.lim.max_token:  # the run goes on past the window
             raise self.refuse(f"a name, number or keyword longer than {self.lim.max_token} bytes",
                               self.base + len(self.buf) - len(window))
-        run_start = len(self.buf) - len(window) + last_delimiter + 1
-        return max(seg, min(run_start, len(self.buf) - _KEEP))
+        off = len(self.buf) - len(window)
+        run_start = off + last_delimiter + 1
+        cut = len(self.buf) - _KEEP  # room for a split "stream  \r\n" or "<<<"
+        if run_start <= cut:
+            return max(seg, run_start)
+        # the last run is short: cut _KEEP bytes before the end, but never inside a run that straddles the cut
+        # (its two parts would be measured apart): at that run's start, looked for up to max_token bytes back
+        lo = max(0, cut - self.lim.max_token - 1)
+        d = self.buf[lo:cut].translate(_CLASS).rfind(b" ")
+        if d < 0 and cut - lo > self.lim.max_token:
+            raise self.refuse(f"a name, number or keyword longer than {self.lim.max_token} bytes", self.base + lo)
+        return max(seg, lo + d + 1)
 
     def _after_contents(self, i: int) -> bool:
         return self.buf[max(0, i - _LOOKBACK):i].rstrip().endswith(b"/Contents")
