@@ -1,0 +1,1 @@
+"""Fuzzing harness: atheris targets over every input the agent and the server parse (see README.md)."""
