@@ -168,6 +168,16 @@ class _Scan:
     def _tail_start(self, seg: int) -> int:
         """Where an unfinished token at the end of the buffer may start (a regular run, "stream\\r", "<"), not
         before ``seg`` (the start of the plain text not yet counted; ``self.pos`` may sit inside that run)."""
+        cut = self._run_cut(seg)
+        # a run of "<" is read whole: its parity says whether a hex string follows (an odd run ends in one)
+        tail = self.buf[max(seg, cut - 2 * self.lim.max_depth - 3):cut]
+        opens = len(tail) - len(tail.rstrip(b"<"))
+        if opens > 2 * self.lim.max_depth + 2:
+            raise self.refuse(f"arrays or dictionaries nested deeper than {self.lim.max_depth} levels",
+                              self.base + cut - opens)
+        return cut - opens
+
+    def _run_cut(self, seg: int) -> int:
         window = self.buf[-(self.lim.max_token + 16):].translate(_CLASS)
         last_delimiter = window.rfind(b" ")
         if last_delimiter < 0 and len(window) > self.lim.max_token:  # the run goes on past the window
@@ -175,16 +185,21 @@ class _Scan:
                               self.base + len(self.buf) - len(window))
         off = len(self.buf) - len(window)
         run_start = off + last_delimiter + 1
-        cut = len(self.buf) - _KEEP  # room for a split "stream  \r\n" or "<<<"
+        cut = len(self.buf) - _KEEP  # room for a split "stream  \r\n"
         if run_start <= cut:
             return max(seg, run_start)
         # the last run is short: cut _KEEP bytes before the end, but never inside a run that straddles the cut
         # (its two parts would be measured apart): at that run's start, looked for up to max_token bytes back
-        lo = max(0, cut - self.lim.max_token - 1)
+        # (plain text only: what lies before ``seg`` was a string, comment or stream)
+        lo = max(seg, cut - self.lim.max_token - 1)
+        if cut <= lo:
+            return seg
         d = self.buf[lo:cut].translate(_CLASS).rfind(b" ")
-        if d < 0 and cut - lo > self.lim.max_token:
+        if d >= 0:
+            return lo + d + 1
+        if lo > seg:  # max_token + 1 regular bytes before the cut
             raise self.refuse(f"a name, number or keyword longer than {self.lim.max_token} bytes", self.base + lo)
-        return max(seg, lo + d + 1)
+        return seg
 
     def _after_contents(self, i: int) -> bool:
         return self.buf[max(0, i - _LOOKBACK):i].rstrip().endswith(b"/Contents")

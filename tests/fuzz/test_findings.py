@@ -11,7 +11,8 @@ echoed into a signed answer), F6 (asn1crypto's AttributeError/IndexError escaped
 CertID naming a signature algorithm made the signed answer unreadable), F7 (the TSA answered systemFailure to
 an unreadable request), F8 (a deeply nested worker frame header raised RecursionError), F9 (a key cryptography
 cannot load escaped formats.verify_pdf: VerifyPdf ended INTERNAL), F11 (the pre-scan cut a name 32 bytes
-before a read's end when a short token followed it: an overlong name passed by up to 31 bytes).
+before a read's end when a short token followed it: an overlong name passed by up to 31 bytes), F12 (a run
+of "<" split by a read changed its parity: dictionaries only, instead of dictionaries and a hex string).
 """
 
 from __future__ import annotations
@@ -92,6 +93,19 @@ def test_prescan_refuses_the_nesting_without_the_stray_brackets() -> None:
     """The control: the same 300 levels without the junk before them are refused."""
     doc = b"%PDF-1.7\n2 0 obj\n" + b"[" * 200 + b" () " + b"[" * 100 + b"\nendobj\n"
     with pytest.raises(InvalidDocument, match="nested deeper than 256 levels"):
+        ps.check_bytes(doc)
+
+
+# -- F12: formats.prescan: a run of "<" split by a read changed its parity ---------------------------------------------
+def test_prescan_reads_a_run_of_angle_brackets_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """71 "<" are 35 dictionaries and a hex string that runs to the end (accepted, read whole); a read ending
+    inside the run used to split it into two even runs (dictionaries only), and the 300 "[" after it were
+    counted as nesting: refused.  Every read size must give the whole read's verdict."""
+    prefix = b"%PDF-1.7\n1 0 obj\n"
+    doc = prefix + b"<" * 71 + b"[" * 300 + b"\n"
+    ps.check_bytes(doc)  # read whole: accepted
+    for cut in (10, 40, 41, 70):
+        monkeypatch.setattr(ps, "_CHUNK", len(prefix) + cut)
         ps.check_bytes(doc)
 
 
