@@ -20,7 +20,7 @@ from signet.pemfiles import ders, read_certificates
 from signet.secrets import SecretUnavailable, read_secret
 from signet.wire import KEY_ALGORITHM_NAMES, detail_of, retry_after_of
 
-from . import enroll_cli, envelope_cli
+from . import enroll_cli, envelope_bulk, envelope_cli
 from .client import CHUNK, AgentClient, NoAgent, PdfOptions, Target, TokenRef
 
 EXIT = {grpc.StatusCode.UNAUTHENTICATED: 4, grpc.StatusCode.FAILED_PRECONDITION: 5,
@@ -345,7 +345,7 @@ def run(args: argparse.Namespace) -> int:
                      {"status": code.name, "detail": _dict(detail) if detail else None, "retry_after": wait})
     except (Usage, envelope_cli.EnvelopeUsage) as e:
         return _fail(args, EXIT_USAGE, str(e))
-    except BadInput as e:
+    except (BadInput, envelope_bulk.BadRows) as e:
         return _fail(args, EXIT_BAD_INPUT, str(e))
     except NoAgent as e:
         return _fail(args, EXIT_NO_AGENT, str(e))

@@ -48,3 +48,9 @@ def add_arguments(sub: Any, tok: Any) -> None:
     a = act("download", "the current revision of every document (and detached signatures)")
     a.add_argument("-o", "--output", default=".", help="directory (created)")
     act("events", "the envelope's timeline")
+    a = acts.add_parser("bulk-send", help="one envelope per CSV row from a template draft ({{name}} placeholders)")
+    a.add_argument("--server-api", metavar="HOST:PORT", help="the server's API (default: from the enrollment)")
+    a.add_argument("envelope", metavar="TEMPLATE_ID", help="a draft of yours: its documents, message and recipients")
+    a.add_argument("rows", metavar="ROWS.csv", help="header row: placeholder names; then one row per envelope")
+    a.add_argument("--idempotency-key", help="default: from the template id and the file, so running the same "
+                                             "command again sends only the rows not sent yet")

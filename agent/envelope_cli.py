@@ -8,6 +8,9 @@ because the one-time code goes to the signer's phone:
     signet envelope sign ENV --send-code          # the code is bound to the exact revision to be signed
     signet envelope sign ENV --code-env CODE      # signs that revision on the token and submits it
 
+`signet envelope bulk-send TEMPLATE ROWS.csv` sends one envelope per CSV row from a template draft
+(:mod:`agent.envelope_bulk`).
+
 The server validates every returned revision (an incremental update of the exact previous bytes, earlier
 signatures intact, only this signature added, the signer certificate this recipient's) and refuses anything
 else without changing the envelope.
@@ -29,6 +32,7 @@ from signet.durable import write_atomic
 from signet.secrets import read_secret
 from signet.v1 import server_pb2
 
+from . import envelope_bulk
 from .client import AgentClient, PdfOptions, TokenRef
 from .serverlink import ServerLink, ServerRefused, ServerTarget
 
@@ -185,11 +189,11 @@ def _run(client: AgentClient, args: argparse.Namespace, me: Me, link: ServerLink
         _print(args, ev, "\n".join(f"{e.at.ToDatetime():%Y-%m-%d %H:%M:%S.%f}"[:-3] + f" UTC  {e.type:<10} {e.actor}"
                                    for e in ev.events))
         return 0
-    if action == "download":
-        return _download(args, link)
-    if action == "sign":
-        return _sign(client, args, me, link, token, pin)
-    raise EnvelopeUsage(f"unknown envelope action {action!r}")
+    others = {"download": lambda: _download(args, link), "bulk-send": lambda: envelope_bulk.bulk_send(args, link),
+              "sign": lambda: _sign(client, args, me, link, token, pin)}
+    if action not in others:
+        raise EnvelopeUsage(f"unknown envelope action {action!r}")
+    return others[action]()
 
 
 def _download(args: argparse.Namespace, link: ServerLink) -> int:

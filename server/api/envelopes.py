@@ -2,6 +2,9 @@
 calls, its values back to protobuf messages.  Authorisation is the service's (:mod:`server.envelopes.access`):
 another party's or organisation's envelope is NOT_FOUND, like an id that does not exist.
 
+BulkSendEnvelopes answers one result per row: a row's error travels in its result (code, reason, message), not
+as the call's status, which is refused only for what concerns the whole call.
+
 WatchEnvelopeEvents is a response stream: its refusals (authentication, NOT_FOUND, BUSY) come before the first
 message, its end when the server stops after the last one (UNAVAILABLE ``SERVER_STOPPING``); errors are mapped
 here as :func:`server.api.status.rpc` maps those of unary calls."""
@@ -31,6 +34,7 @@ from ..envelopes import (
     RecipientInput,
     RecipientRole,
     RecipientState,
+    RowResult,
     SignatureField,
     SigningMethod,
 )
@@ -82,6 +86,14 @@ def envelope(e: Envelope) -> pb.Envelope:
 def event(e: Event) -> pb.EnvelopeEvent:
     return pb.EnvelopeEvent(id=e.id, envelope_id=e.envelope_id, type=e.type, actor=e.actor, at=convert.ts(e.at),
                             detail_json=json.dumps(dict(e.detail), ensure_ascii=False, sort_keys=True))
+
+
+def bulk_result(r: RowResult) -> pb.BulkRowResult:
+    """A row's outcome; a refused row carries the status its error maps to, as a refused call would."""
+    if r.error is not None:
+        return pb.BulkRowResult(row=r.row, error=pb.BulkRowError(code=code_for(r.error).name, reason=r.error.reason,
+                                                                 message=r.error.message))
+    return pb.BulkRowResult(row=r.row, envelope_id=r.envelope.id if r.envelope is not None else "")
 
 
 # -- messages -> domain inputs ---------------------------------------------------------------------------------------
@@ -167,6 +179,13 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         found = self.envelopes.list_events(principal, request.envelope_id, request.after_event_id,
                                            request.page_size)
         return pb.ListEnvelopeEventsResponse(events=[event(e) for e in found])
+
+    @rpc
+    def BulkSendEnvelopes(self, request: pb.BulkSendEnvelopesRequest, principal: Principal,
+                          context: grpc.ServicerContext) -> pb.BulkSendEnvelopesResponse:
+        results = self.envelopes.bulk_send(principal, request.template_envelope_id,
+                                           [dict(r.values) for r in request.rows], request.idempotency_key)
+        return pb.BulkSendEnvelopesResponse(results=[bulk_result(r) for r in results])
 
     def WatchEnvelopeEvents(self, request: pb.WatchEnvelopeEventsRequest,
                             context: grpc.ServicerContext) -> Iterator[pb.WatchEnvelopeEventsResponse]:

@@ -8,6 +8,7 @@ Service API (what the gRPC servicer calls; every call takes the calling Principa
     svc.create(p, title=, documents=[DocumentInput], recipients=[RecipientInput], message="", tags=(),
                expires_in_days=0, reminder_every_days=0, reminder_max=0, idempotency_key="") -> Envelope
     svc.send(p, envelope_id, idempotency_key="") -> Envelope                # locks SHA-256s, sent_at, notices
+    svc.bulk_send(p, template_id, rows=[{name: value}], idempotency_key="") -> list[RowResult]   # a row each
     svc.get(p, envelope_id) -> Envelope
     svc.list_envelopes(p, view="" | "sent" | "inbox", page_size=0, page_token="") -> Page
     svc.get_document(p, envelope_id, document_id) -> DocumentContent       # marks a notified recipient viewed
@@ -24,6 +25,7 @@ Service API (what the gRPC servicer calls; every call takes the calling Principa
 Modules, each owning one thing: :mod:`.model` (states, legal moves, values), :mod:`.schema` (tables),
 :mod:`.records` (rows <-> values), :mod:`.access` (who sees and does what), :mod:`.parties` (people across
 organisations), :mod:`.drafting` (what a new envelope may hold), :mod:`.routing` (groups, completion),
+:mod:`.posting` (writing and sending a draft), :mod:`.bulk` (one envelope per row from a template),
 :mod:`.notices` (the notice queue and texts), :mod:`.dispatch` (delivering them), :mod:`.scheduler` (expiry,
 reminders), :mod:`.background` (their threads), :mod:`.bell` (wake-ups after commits), :mod:`.watch` (the
 event stream), :mod:`.signing` (signing codes), :mod:`.acceptance` (revision and signer checks),
@@ -34,19 +36,20 @@ Errors are :mod:`server.errors` classes with stable reasons: NotFound (ENVELOPE_
 PERSON_NOT_FOUND, EVENT_NOT_FOUND), PermissionDenied (not the sender / not a recipient / COPY_RECIPIENT),
 InvalidArgument (TITLE_INVALID, DOCUMENT_TOO_LARGE, INVALID_DOCUMENT, RECIPIENT_DUPLICATE, ROUTING_ORDER_INVALID,
 SIGNER_REQUIRED, FIELD_INVALID, REASON_REQUIRED, REMINDERS_INVALID, VIEW_INVALID, PAGE_TOKEN_INVALID,
-IDEMPOTENCY_KEY_REUSED ...), FailedPrecondition (ENVELOPE_<STATE> -- ENVELOPE_EXPIRED from the instant of
-``expires_at`` --, RECIPIENT_<STATE>, NOT_APPROVED, REVISION_CHANGED, DOCUMENT_ALREADY_SIGNED,
-REMOTE_SIGNING_UNAVAILABLE, the revision verdict's reason, SIGNER_NOT_OURS, SIGNER_NOT_RECIPIENT, SIGNER_REVOKED,
-SIGNER_NOT_YET_VALID, SIGNER_EXPIRED, SIGNER_WRONG_POLICY, NO_NOTICES), Unauthenticated (OTP_INCORRECT,
-OTP_USED, OTP_NOT_FOUND, OTP_EXPIRED ...), RateLimited (codes per phone; BUSY: too many watches), Unavailable
-(SERVER_STOPPING: a watch ends).
+IDEMPOTENCY_KEY_REUSED, TOO_MANY_ROWS, PLACEHOLDER_UNKNOWN ...), FailedPrecondition (ENVELOPE_<STATE> --
+ENVELOPE_EXPIRED from the instant of ``expires_at`` --, RECIPIENT_<STATE>, NOT_APPROVED, REVISION_CHANGED,
+DOCUMENT_ALREADY_SIGNED, REMOTE_SIGNING_UNAVAILABLE, RECIPIENT_PLACEHOLDER, the revision verdict's reason,
+SIGNER_NOT_OURS, SIGNER_NOT_RECIPIENT, SIGNER_REVOKED, SIGNER_NOT_YET_VALID, SIGNER_EXPIRED, SIGNER_WRONG_POLICY,
+NO_NOTICES), Unauthenticated (OTP_INCORRECT, OTP_USED, OTP_NOT_FOUND, OTP_EXPIRED ...), RateLimited (codes per
+phone; BUSY: too many watches), Unavailable (SERVER_STOPPING: a watch ends).
 
-Not here yet (issue 10's later parts): remote signing and the CSC API, bulk send, signature fields written into
-the PDF by the server.
+Not here yet (issue 10's later parts): remote signing and the CSC API, signature fields written into the PDF by
+the server.
 """
 
 from .acceptance import SigningRules
 from .background import Tuning
+from .bulk import MAX_ROWS, RowResult
 from .dispatch import RetryRule
 from .drafting import DocumentInput, Limits, RecipientInput
 from .model import (
@@ -69,7 +72,8 @@ from .signing import SIGN_PURPOSE
 from .watch import WatchItem
 
 __all__ = [
-    "SIGN_PURPOSE", "Document", "DocumentContent", "DocumentInput", "Envelope", "EnvelopeService", "EnvelopeState",
-    "Event", "Limits", "Notice", "Page", "Pass", "Recipient", "RecipientInput", "RecipientRole", "RecipientState",
-    "RetryRule", "SignatureField", "SigningMethod", "SigningRules", "Tuning", "WatchItem",
+    "MAX_ROWS", "SIGN_PURPOSE", "Document", "DocumentContent", "DocumentInput", "Envelope", "EnvelopeService",
+    "EnvelopeState", "Event", "Limits", "Notice", "Page", "Pass", "Recipient", "RecipientInput", "RecipientRole",
+    "RecipientState", "RetryRule", "RowResult", "SignatureField", "SigningMethod", "SigningRules", "Tuning",
+    "WatchItem",
 ]

@@ -4,7 +4,9 @@ Limits: 1 to 20 documents of at most ``max_document_bytes`` each (a PDF must be 
 recorded), 1 to 50 recipients, each an approved person named once, routing orders from 1, at least one signer
 or approver; a copy neither signs nor has a signature field; a field sits on a page every PDF of the envelope
 has.  A remote signer is accepted here (the model has it) and refused when it comes to signing.  A reminder
-schedule is every 1 to 365 days, at most 20 times (3 unless said).
+schedule is every 1 to 365 days, at most 20 times (3 unless said).  A draft meant as a bulk-send template
+(:mod:`.bulk`) may name a recipient by a placeholder ``{{name}}`` instead of a person id; it cannot be sent
+itself.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ MAX_NAME = 200
 MAX_EXPIRY_DAYS = 365
 MAX_REMINDERS = 20
 DEFAULT_REMINDERS = 3
+PLACEHOLDER = re.compile(r"\{\{([A-Za-z_][A-Za-z0-9_.-]{0,63})\}\}")  # {{name}}: a bulk-send template's blank
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}$")
 
 
@@ -149,6 +152,11 @@ def recipients(specs: Sequence[RecipientInput], pdf_pages_: Sequence[int]) -> No
             _field(s, pdf_pages_)
     if all(s.role is RecipientRole.COPY for s in specs):
         raise _bad("an envelope needs at least one signer or approver", "SIGNER_REQUIRED")
+
+
+def is_placeholder(person_id: str) -> bool:
+    """A template recipient whose person id is a placeholder (filled per row by a bulk send)."""
+    return PLACEHOLDER.fullmatch(person_id) is not None
 
 
 def role_of(s: RecipientInput) -> RecipientRole:

@@ -3,7 +3,8 @@
 Every state change and its event rows (and its queued notices, :mod:`.notices`) are one store transaction,
 which reads the envelope again under the write lock; after it commits the :class:`~.bell.Bell` rings, so the
 dispatcher (:mod:`.dispatch`) delivers the notices and the watchers (:mod:`.watch`) see the events at once.
-Create, send, sign, decline and void honour idempotency keys (:mod:`.idempotency`).  Accepting a signature is
+Create, send, sign, decline and void honour idempotency keys (:mod:`.idempotency`); create and send share
+their steps with bulk send (:mod:`.posting`, :mod:`.bulk`).  Accepting a signature is
 in :meth:`EnvelopeService.submit_signature`, its checks in :mod:`.acceptance` and :mod:`.signing`; expiry and
 reminders in :mod:`.scheduler`; :meth:`EnvelopeService.start` runs the scheduler and the dispatcher
 (:mod:`.background`) in ``signet-server run``.
@@ -14,16 +15,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from ..blobs import BlobStore
 from ..ca import db
 from ..clock import Clock, SystemClock
 from ..errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ServerError
-from ..identity import IdentityService, Principal
+from ..identity import IdentityService, Person, Principal
 from ..notify.message import Channel
 from ..otp import Challenge
 from ..store import Store, StoreError
@@ -32,6 +33,7 @@ from .acceptance import SigningRules
 from .access import Access, access, actor, caller_key, person_id, require_recipient, require_sender
 from .background import Background, Tuning
 from .bell import Bell
+from .bulk import BulkSender, RowResult
 from .dispatch import Dispatcher, RetryRule
 from .drafting import DocumentInput, Limits, RecipientInput
 from .idempotency import Key, key_for, plain, recall, remember
@@ -52,6 +54,7 @@ from .model import (
 )
 from .notices import Notice, NoticeQueue
 from .parties import Parties
+from .posting import Post
 from .routing import Router, has_finished, told
 from .scheduler import Scheduler
 from .schema import MIGRATIONS
@@ -90,6 +93,8 @@ class EnvelopeService:
         self.bell = Bell()
         self.notices = NoticeQueue(store)
         self._router = Router(store, self._parties, self.notices)
+        self._post = Post(store, self._parties, self._router)
+        self._bulk = BulkSender(store, blobs, self._clock, self.bell, self._post, self._sender)
         t = self.tuning
         self.dispatcher = Dispatcher(store, notifier, self._clock, self.notices,
                                      retry=RetryRule(t.notice_max_attempts, t.notice_retry_seconds,
@@ -159,33 +164,19 @@ class EnvelopeService:
         every, most = drafting.reminders(reminder_every_days, reminder_max)
         pages = drafting.documents(documents, self.limits)
         drafting.recipients(recipients, [n for n, d in zip(pages, documents, strict=True) if d.media_type == PDF])
-        sender = self._parties.approved(sender_id, "the sender")
-        if sender.org_id != p.org_id:  # a certificate naming a person of another organisation: no such sender
-            raise NotFound(f"no person {sender_id!r}", reason="PERSON_NOT_FOUND")
-        people = [self._parties.approved(r.person_id, "recipient") for r in recipients]
+        sender = self._sender(p, sender_id)
+        rcpts = self._post.recipients(recipients, placeholders=True)  # a template may hold {{name}} blanks
         # blobs first (durable, content-addressed: one the transaction below never refers to is harmless)
         docs = tuple(Document("doc_" + secrets.token_hex(12), d.name, d.media_type, "", self._blobs.put(d.content),
                               len(d.content), n, 0) for d, n in zip(documents, pages, strict=True))
-        rcpts = tuple(Recipient(
-            "rcp_" + secrets.token_hex(12), r.person_id, person.org_id, person.legal_name, drafting.role_of(r),
-            r.routing_order, r.signing_method or SigningMethod.TOKEN, RecipientState.PENDING,
-            field=r.field) for r, person in zip(recipients, people, strict=True))
         with self._write():
             if (first := recall(self._store, key)) is not None:
                 return first
             now = self._now()
-            env = Envelope("env_" + secrets.token_hex(12), p.org_id, sender.id, sender.legal_name, texts.title,
-                           texts.message, texts.tags, EnvelopeState.DRAFT, docs, rcpts, now, days, 1,
-                           reminder_every_days=every, reminder_max=most)
-            records.insert_envelope(self._store, env)
-            for i, d in enumerate(docs):
-                records.insert_document(self._store, env.id, i, d, now)
-            for i, r in enumerate(rcpts):
-                records.insert_recipient(self._store, env.id, i, r)
-            events.append(self._store, env.id, "created", actor(p), now, {
-                "title": env.title, "documents": {d.id: d.current_sha256 for d in docs},
-                "recipients": {r.id: r.person_id for r in rcpts}})
-            created = self._reload(env)
+            created = self._post.insert_draft(p, Envelope(
+                "env_" + secrets.token_hex(12), p.org_id, sender.id, sender.legal_name, texts.title, texts.message,
+                texts.tags, EnvelopeState.DRAFT, docs, rcpts, now, days, 1, reminder_every_days=every,
+                reminder_max=most), now)
             remember(self._store, key, created, now)
         log.info("envelope %s created by person %s (%d documents, %d recipients)", created.id, sender.id,
                  len(docs), len(rcpts))
@@ -202,22 +193,26 @@ class EnvelopeService:
             a = self._access(p, envelope_id)
             require_sender(a, "send")
             env = a.envelope
-            state = envelope_move(env.state, "send")
+            envelope_move(env.state, "send")
             for d in env.documents:
                 self._blobs.get(d.current_sha256)  # the bytes being locked are the bytes uploaded
             now = self._now()
-            expires = now + timedelta(days=env.expires_in_days)
-            records.lock_documents(self._store, env)
-            sent_event = events.append(self._store, env.id, "sent", actor(p), now, {
-                "sent_at": records.text(now), "expires_at": records.text(expires),
-                "documents": {d.id: d.current_sha256 for d in env.documents}})
-            changes = self._router.advance(replace(env, state=state, sent_at=now, expires_at=expires), now,
-                                           sent_event)
-            records.update_envelope(self._store, env, state=state, sent_at=now, expires_at=expires, **changes)
-            sent = self._reload(env)
+            sent = self._post.send_draft(p, env, now)
             remember(self._store, key, sent, now)
         log.info("envelope %s sent", sent.id)
         return sent
+
+    def bulk_send(self, p: Principal, template_id: str, rows: Sequence[Mapping[str, str]],
+                  idempotency_key: str = "") -> list[RowResult]:
+        """One envelope per row from the draft ``template_id``, each created and sent in one transaction or not at
+        all (:mod:`.bulk`); the result of every row, in order."""
+        return self._bulk.run(p, template_id, rows, idempotency_key)
+
+    def _sender(self, p: Principal, sender_id: str) -> Person:
+        sender = self._parties.approved(sender_id, "the sender")
+        if sender.org_id != p.org_id:  # a certificate naming a person of another organisation: no such sender
+            raise NotFound(f"no person {sender_id!r}", reason="PERSON_NOT_FOUND")
+        return sender
 
     # --- reading ------------------------------------------------------------------------------------------------
     def get(self, p: Principal, envelope_id: str) -> Envelope:

@@ -308,6 +308,12 @@ ENVELOPE_CASES: dict[str, ApiCase] = {
         same_org_operator=Allowed("an operator reads the envelopes sent from its organisation", _check(
             lambda r, t: [e.type for e in r.events][:2] == ["created", "sent"], "the events, oldest first")),
         other_org_operator=NF, other_persons_agent=NF, own_agent=NF),
+    # authorised like SendEnvelope, on the template (Henry's, sent to Dave): refused for the whole call, before any
+    # row -- a refused caller learns nothing of the rows
+    "EnvelopeService.BulkSendEnvelopes": ApiCase(
+        lambda t: server_pb2.BulkSendEnvelopesRequest(
+            template_envelope_id=t.envelope, rows=[server_pb2.BulkRow(values={"signer": t.dave, "name": "Dave"})]),
+        same_org_operator=SENDER_ONLY, other_org_operator=NF, other_persons_agent=NF, own_agent=NF),
     # a stream authorised like GetEnvelope: the refusal comes instead of the first message
     "EnvelopeService.WatchEnvelopeEvents": ApiCase(
         lambda t: server_pb2.WatchEnvelopeEventsRequest(envelope_id=t.envelope),

@@ -2,7 +2,9 @@
 their own SoftHSM token enrolled with `signet enroll`, and a real signet-server.  Alice creates a contract
 envelope for herself and Bob, sends it, signs it (code bound to the revision, sent to her phone), Bob finds it
 in his inbox and signs after her; the final PDF carries both signatures and pdfsig trusts both under the
-signing root.  A code for a revision that has since changed is refused without a trace on the envelope."""
+signing root.  A code for a revision that has since changed is refused without a trace on the envelope.  Bulk send:
+one envelope per CSV row from a template draft, a bad row reported alone, the same command again sends nothing
+twice."""
 
 from __future__ import annotations
 
@@ -117,3 +119,53 @@ def test_two_people_sign_a_contract_in_order_from_the_command_line(world):
     assert events[0] == "created" and "sent" in events and events.count("signed") == 2 and events[-1] == "completed"
     logs = alice["agent"].log() + bob["agent"].log() + world["running"].server.log
     assert alice_code not in logs and bob_code not in logs
+
+
+def test_bulk_send_one_envelope_per_csv_row(world):
+    alice, bob = world["people"]["alice"], world["people"]["bob"]
+    contract = world["base"] / "nda.pdf"
+    make_contract_pdf(contract, "Mutual NDA", ["Alice Wang", "Counterparty"], pages=1)
+    p = _signet(world, "alice", "envelope", "create", "--title", "NDA with {{company}}", "--message",
+                "Dear {{name}}, the NDA for {{company}}.", "--document", str(contract),
+                "--recipient", "{{signer}}:signer:1")
+    assert p.returncode == 0, p.stderr
+    template = json.loads(p.stdout)["id"]
+    p = _signet(world, "alice", "envelope", "send", template)  # a template is not sent itself
+    assert p.returncode != 0 and json.loads(p.stdout)["reason"] == "RECIPIENT_PLACEHOLDER"
+    rows = world["base"] / "rows.csv"
+    rows.write_text("signer,name,company\n"
+                    f"{bob['id']},Bob,Bob Ltd\n"
+                    f"p_{'0' * 24},Nobody,Ghost Ltd\n"
+                    f"{alice['id']},Alice,\"Wang & Co, Ltd\"\n", encoding="utf-8")
+    p = _signet(world, "alice", "envelope", "bulk-send", template, str(rows))
+    assert p.returncode == 1, p.stderr  # a row failed
+    report = json.loads(p.stdout)
+    assert (report["sent"], report["failed"]) == (2, 1)
+    ok_bob, bad, ok_alice = report["results"]
+    assert (bad["row"], bad["line"], bad["error"]["code"], bad["error"]["reason"]) == (2, 3, "NOT_FOUND",
+                                                                                     "PERSON_NOT_FOUND")
+    shown = json.loads(_signet(world, "bob", "envelope", "show", ok_bob["envelope_id"]).stdout)
+    assert shown["state"] == "ENVELOPE_STATE_SENT" and shown["title"] == "NDA with Bob Ltd"
+    assert shown["message"] == "Dear Bob, the NDA for Bob Ltd."
+    assert [r["person_id"] for r in shown["recipients"]] == [bob["id"]]
+    assert shown["documents"][0]["original_sha256"]  # locked at send
+    shown = json.loads(_signet(world, "alice", "envelope", "show", ok_alice["envelope_id"]).stdout)
+    assert shown["title"] == "NDA with Wang & Co, Ltd" and shown["state"] == "ENVELOPE_STATE_SENT"
+    inbox = json.loads(_signet(world, "bob", "inbox").stdout)
+    assert ok_bob["envelope_id"] in [e["id"] for e in inbox.get("envelopes", [])]
+    # the same command again: the same envelopes, nothing sent twice; the template is still a draft
+    again = _signet(world, "alice", "envelope", "bulk-send", template, str(rows))
+    assert again.returncode == 1
+    assert [r.get("envelope_id") for r in json.loads(again.stdout)["results"]] == \
+        [ok_bob["envelope_id"], None, ok_alice["envelope_id"]]
+    listed = json.loads(_signet(world, "alice", "envelope", "list", "--view", "sent").stdout)["envelopes"]
+    assert sum(e["title"].startswith("NDA with") for e in listed) == 3  # the template and two envelopes
+    assert json.loads(_signet(world, "alice", "envelope", "show", template).stdout)["state"] == \
+        "ENVELOPE_STATE_DRAFT"
+    # the text report, and a file the CLI cannot use
+    text = cli(alice["agent"], "envelope", "bulk-send", template, str(rows))
+    assert text.returncode == 1 and "2 sent, 1 failed" in text.stdout and "FAILED NOT_FOUND" in text.stdout
+    empty = world["base"] / "empty.csv"
+    empty.write_text("signer,name\n")
+    p = _signet(world, "alice", "envelope", "bulk-send", template, str(empty))
+    assert p.returncode == 9 and "no rows" in json.loads(p.stdout)["error"]

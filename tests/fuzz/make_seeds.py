@@ -240,6 +240,13 @@ def envelope_seeds(signed_revision: bytes, detached: bytes) -> dict[str, tuple[s
                                                                           content=pdf)],
             recipients=[pb.RecipientSpec(person_id=p1, role=signer, routing_order=1)]), op),
         "SendEnvelope": ("SendEnvelope", pb.SendEnvelopeRequest(envelope_id=v2, idempotency_key="send-1"), 0),
+        "CreateEnvelope-template": ("CreateEnvelope", pb.CreateEnvelopeRequest(
+            title="Lease for {{tenant}}", message="Dear {{tenant}}, please sign.",
+            documents=[pb.DocumentSpec(name="lease.pdf", media_type="application/pdf", content=pdf)],
+            recipients=[pb.RecipientSpec(person_id="{{signer}}", role=signer, routing_order=1)]), 0),
+        "BulkSendEnvelopes": ("BulkSendEnvelopes", pb.BulkSendEnvelopesRequest(
+            template_envelope_id=v2, idempotency_key="bulk-1",
+            rows=[pb.BulkRow(values={"tenant": "Wang Wu", "signer": p3}), pb.BulkRow(values={"tenant": ""})]), 0),
         "GetEnvelope": ("GetEnvelope", pb.GetEnvelopeRequest(envelope_id=v1), 0),
         "GetEnvelope-operator": ("GetEnvelope", pb.GetEnvelopeRequest(envelope_id=v1), op),
         "ListEnvelopes": ("ListEnvelopes", pb.ListEnvelopesRequest(view="inbox"), 0),

@@ -369,6 +369,13 @@ def _resolve(world: Any, msg: Any) -> None:
                         value[i] = world.resolve(v)
             elif value.startswith("@"):
                 setattr(msg, fd.name, world.resolve(value))
+        elif fd.type == fd.TYPE_MESSAGE and fd.message_type.GetOptions().map_entry:
+            entry = fd.message_type.fields_by_name["value"]
+            for k in list(value):
+                if entry.type == entry.TYPE_STRING and value[k].startswith("@"):
+                    value[k] = world.resolve(value[k])
+                elif entry.type == entry.TYPE_MESSAGE:
+                    _resolve(world, value[k])
         elif fd.type == fd.TYPE_MESSAGE:
             for m in value if fd.is_repeated else (value,):
                 _resolve(world, m)

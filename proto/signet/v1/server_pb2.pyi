@@ -1116,6 +1116,10 @@ class RecipientSpec(_message.Message):
     SIGNING_METHOD_FIELD_NUMBER: _builtins.int
     FIELD_FIELD_NUMBER: _builtins.int
     person_id: _builtins.str
+    """An approved person; in a draft meant as a BulkSendEnvelopes template, a
+    placeholder `{{name}}` instead (such a draft cannot be sent itself:
+    FAILED_PRECONDITION RECIPIENT_PLACEHOLDER).
+    """
     role: Global___RecipientRole.ValueType
     routing_order: _builtins.int
     """1, 2, ...: equal orders form a parallel group; a group starts when the
@@ -1967,3 +1971,159 @@ class WatchEnvelopeEventsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchEnvelopeEventsResponse: _TypeAlias = WatchEnvelopeEventsResponse  # noqa: Y015
+
+@_typing.final
+class BulkRow(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ValuesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    VALUES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def values(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Placeholder name (without braces) -> value. Names the template does not
+        use are ignored.
+        """
+
+    def __init__(
+        self,
+        *,
+        values: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkRow: _TypeAlias = BulkRow  # noqa: Y015
+
+@_typing.final
+class BulkSendEnvelopesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    TEMPLATE_ENVELOPE_ID_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    template_envelope_id: _builtins.str
+    """A draft of the caller's."""
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___BulkRow]: ...
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+        template_envelope_id: _builtins.str = ...,
+        rows: _abc.Iterable[Global___BulkRow] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["idempotency_key", b"idempotency_key", "rows", b"rows", "template_envelope_id", b"template_envelope_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkSendEnvelopesRequest: _TypeAlias = BulkSendEnvelopesRequest  # noqa: Y015
+
+@_typing.final
+class BulkRowError(_message.Message):
+    """Why one row was not sent: what CreateEnvelope or SendEnvelope would have
+    answered for it alone (or PLACEHOLDER_UNKNOWN: the template names a
+    placeholder the row has no value for; PLACEHOLDER_VALUE_MISSING: the value
+    is empty).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """The gRPC status name, e.g. "NOT_FOUND", "INVALID_ARGUMENT"."""
+    reason: _builtins.str
+    """The ErrorDetail reason, e.g. "PERSON_NOT_FOUND"."""
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkRowError: _TypeAlias = BulkRowError  # noqa: Y015
+
+@_typing.final
+class BulkRowResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROW_FIELD_NUMBER: _builtins.int
+    ENVELOPE_ID_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    row: _builtins.int
+    """Index of the row in the request (from 0)."""
+    envelope_id: _builtins.str
+    """The envelope created and sent for the row."""
+    @_builtins.property
+    def error(self) -> Global___BulkRowError: ...
+    def __init__(
+        self,
+        *,
+        row: _builtins.int = ...,
+        envelope_id: _builtins.str = ...,
+        error: Global___BulkRowError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope_id", b"envelope_id", "error", b"error", "outcome", b"outcome"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope_id", b"envelope_id", "error", b"error", "outcome", b"outcome", "row", b"row"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["envelope_id", "error"]  # noqa: Y015
+    _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
+
+Global___BulkRowResult: _TypeAlias = BulkRowResult  # noqa: Y015
+
+@_typing.final
+class BulkSendEnvelopesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___BulkRowResult]:
+        """One per row, in the order of the rows."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___BulkRowResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkSendEnvelopesResponse: _TypeAlias = BulkSendEnvelopesResponse  # noqa: Y015

@@ -857,6 +857,11 @@ class EnvelopeServiceStub:
                 request_serializer=signet_dot_v1_dot_server__pb2.WatchEnvelopeEventsRequest.SerializeToString,
                 response_deserializer=signet_dot_v1_dot_server__pb2.WatchEnvelopeEventsResponse.FromString,
                 _registered_method=True)
+        self.BulkSendEnvelopes = channel.unary_unary(
+                '/signet.v1.EnvelopeService/BulkSendEnvelopes',
+                request_serializer=signet_dot_v1_dot_server__pb2.BulkSendEnvelopesRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.BulkSendEnvelopesResponse.FromString,
+                _registered_method=True)
 
 
 class EnvelopeServiceServicer:
@@ -959,6 +964,23 @@ class EnvelopeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BulkSendEnvelopes(self, request, context):
+        """Sender (authorised like SendEnvelope, on the template): one envelope per
+        row, from a draft of the caller used as a template (its documents,
+        message, tags, expiry, reminders and recipients). Placeholders `{{name}}`
+        in the template's title, message and recipient person ids take the row's
+        values. Each row is created and sent like CreateEnvelope + SendEnvelope
+        (the same checks) in one transaction: all of it or nothing; a row that
+        fails is reported in its result and leaves nothing behind. The template
+        stays a draft. 1 to 1000 rows (INVALID_ARGUMENT TOO_MANY_ROWS beyond).
+        The idempotency key covers each row: a retried call returns the rows
+        sent the first time without sending them again (a failed row is tried
+        again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EnvelopeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1016,6 +1038,11 @@ def add_EnvelopeServiceServicer_to_server(servicer, server):
                     servicer.WatchEnvelopeEvents,
                     request_deserializer=signet_dot_v1_dot_server__pb2.WatchEnvelopeEventsRequest.FromString,
                     response_serializer=signet_dot_v1_dot_server__pb2.WatchEnvelopeEventsResponse.SerializeToString,
+            ),
+            'BulkSendEnvelopes': grpc.unary_unary_rpc_method_handler(
+                    servicer.BulkSendEnvelopes,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.BulkSendEnvelopesRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.BulkSendEnvelopesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1325,6 +1352,33 @@ class EnvelopeService:
             '/signet.v1.EnvelopeService/WatchEnvelopeEvents',
             signet_dot_v1_dot_server__pb2.WatchEnvelopeEventsRequest.SerializeToString,
             signet_dot_v1_dot_server__pb2.WatchEnvelopeEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BulkSendEnvelopes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.EnvelopeService/BulkSendEnvelopes',
+            signet_dot_v1_dot_server__pb2.BulkSendEnvelopesRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.BulkSendEnvelopesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -364,6 +364,19 @@ class EnvelopeServiceStub:
     is authorised like GetEnvelope when the stream reads it. At most
     `[envelopes] max_watches` streams at once (RESOURCE_EXHAUSTED BUSY).
     """
+    BulkSendEnvelopes: _grpc.UnaryUnaryMultiCallable[_server_pb2.BulkSendEnvelopesRequest, _server_pb2.BulkSendEnvelopesResponse]
+    """Sender (authorised like SendEnvelope, on the template): one envelope per
+    row, from a draft of the caller used as a template (its documents,
+    message, tags, expiry, reminders and recipients). Placeholders `{{name}}`
+    in the template's title, message and recipient person ids take the row's
+    values. Each row is created and sent like CreateEnvelope + SendEnvelope
+    (the same checks) in one transaction: all of it or nothing; a row that
+    fails is reported in its result and leaves nothing behind. The template
+    stays a draft. 1 to 1000 rows (INVALID_ARGUMENT TOO_MANY_ROWS beyond).
+    The idempotency key covers each row: a retried call returns the rows
+    sent the first time without sending them again (a failed row is tried
+    again).
+    """
 
 @_typing.type_check_only
 class EnvelopeServiceAsyncStub(EnvelopeServiceStub):
@@ -417,6 +430,19 @@ class EnvelopeServiceAsyncStub(EnvelopeServiceStub):
     SERVER_STOPPING: reconnect and resume after the last id seen). Each event
     is authorised like GetEnvelope when the stream reads it. At most
     `[envelopes] max_watches` streams at once (RESOURCE_EXHAUSTED BUSY).
+    """
+    BulkSendEnvelopes: _aio.UnaryUnaryMultiCallable[_server_pb2.BulkSendEnvelopesRequest, _server_pb2.BulkSendEnvelopesResponse]  # type: ignore[assignment]
+    """Sender (authorised like SendEnvelope, on the template): one envelope per
+    row, from a draft of the caller used as a template (its documents,
+    message, tags, expiry, reminders and recipients). Placeholders `{{name}}`
+    in the template's title, message and recipient person ids take the row's
+    values. Each row is created and sent like CreateEnvelope + SendEnvelope
+    (the same checks) in one transaction: all of it or nothing; a row that
+    fails is reported in its result and leaves nothing behind. The template
+    stays a draft. 1 to 1000 rows (INVALID_ARGUMENT TOO_MANY_ROWS beyond).
+    The idempotency key covers each row: a retried call returns the rows
+    sent the first time without sending them again (a failed row is tried
+    again).
     """
 
 class EnvelopeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -534,6 +560,25 @@ class EnvelopeServiceServicer(metaclass=_abc_1.ABCMeta):
         SERVER_STOPPING: reconnect and resume after the last id seen). Each event
         is authorised like GetEnvelope when the stream reads it. At most
         `[envelopes] max_watches` streams at once (RESOURCE_EXHAUSTED BUSY).
+        """
+
+    @_abc_1.abstractmethod
+    def BulkSendEnvelopes(
+        self,
+        request: _server_pb2.BulkSendEnvelopesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.BulkSendEnvelopesResponse, _abc.Awaitable[_server_pb2.BulkSendEnvelopesResponse]]:
+        """Sender (authorised like SendEnvelope, on the template): one envelope per
+        row, from a draft of the caller used as a template (its documents,
+        message, tags, expiry, reminders and recipients). Placeholders `{{name}}`
+        in the template's title, message and recipient person ids take the row's
+        values. Each row is created and sent like CreateEnvelope + SendEnvelope
+        (the same checks) in one transaction: all of it or nothing; a row that
+        fails is reported in its result and leaves nothing behind. The template
+        stays a draft. 1 to 1000 rows (INVALID_ARGUMENT TOO_MANY_ROWS beyond).
+        The idempotency key covers each row: a retried call returns the rows
+        sent the first time without sending them again (a failed row is tried
+        again).
         """
 
 def add_EnvelopeServiceServicer_to_server(servicer: EnvelopeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
