@@ -20,7 +20,7 @@ from signet.pemfiles import ders, read_certificates
 from signet.secrets import SecretUnavailable, read_secret
 from signet.wire import KEY_ALGORITHM_NAMES, detail_of, retry_after_of
 
-from . import enroll_cli, envelope_bulk, envelope_cli
+from .cli_errors import BadInput, Usage
 from .client import CHUNK, AgentClient, NoAgent, PdfOptions, Target, TokenRef
 
 EXIT = {grpc.StatusCode.UNAUTHENTICATED: 4, grpc.StatusCode.FAILED_PRECONDITION: 5,
@@ -34,14 +34,6 @@ EXIT_BAD_INPUT = 9
 SUBJECT_KEYS = {"CN": "common_name", "O": "organization_name", "OU": "organizational_unit_name", "C": "country_name",
                 "L": "locality_name", "ST": "state_or_province_name", "SERIALNUMBER": "serial_number",
                 "EMAIL": "email_address", "EMAILADDRESS": "email_address"}
-
-
-class Usage(Exception):
-    """A command line that cannot be carried out as given (exit 2)."""
-
-
-class BadInput(Exception):
-    """A file that cannot be used (missing, empty, not what its name says) (exit 9)."""
 
 
 class Progress:
@@ -300,13 +292,25 @@ def cmd_verify(c: AgentClient, args: argparse.Namespace) -> int:
 
 
 Command = Callable[[AgentClient, argparse.Namespace], int]
+def _enroll_cli() -> Any:
+    from . import enroll_cli  # loaded by the command that needs it: the server link costs every other command
+
+    return enroll_cli
+
+
+def _envelope_cli() -> Any:
+    from . import envelope_cli
+
+    return envelope_cli
+
+
 COMMANDS: dict[str, Command] = {
     "info": cmd_info, "tokens": cmd_tokens, "watch": cmd_watch, "keys": cmd_keys, "keygen": cmd_keygen,
     "csr": cmd_csr, "import-cert": cmd_import_cert, "unlock": cmd_unlock, "lock": cmd_lock,
     "pin-reset": cmd_pin_reset, "sign": cmd_sign, "verify": cmd_verify,
-    "enroll": lambda c, args: enroll_cli.cmd_enroll(c, args, _token(args, c), _pin(args)),
-    "inbox": lambda c, args: envelope_cli.cmd(c, args, lambda: _token(args, c), lambda: _pin(args)),
-    "envelope": lambda c, args: envelope_cli.cmd(c, args, lambda: _token(args, c), lambda: _pin(args)),
+    "enroll": lambda c, args: _enroll_cli().cmd_enroll(c, args, _token(args, c), _pin(args)),
+    "inbox": lambda c, args: _envelope_cli().cmd(c, args, lambda: _token(args, c), lambda: _pin(args)),
+    "envelope": lambda c, args: _envelope_cli().cmd(c, args, lambda: _token(args, c), lambda: _pin(args)),
 }
 
 
@@ -343,9 +347,9 @@ def run(args: argparse.Namespace) -> int:
             extra += f" (retry in {wait:.0f} s)"
         return _fail(args, EXIT.get(code, 1), f"{code.name}: {details}{extra}",
                      {"status": code.name, "detail": _dict(detail) if detail else None, "retry_after": wait})
-    except (Usage, envelope_cli.EnvelopeUsage) as e:
+    except Usage as e:  # envelope_cli.EnvelopeUsage too
         return _fail(args, EXIT_USAGE, str(e))
-    except (BadInput, envelope_bulk.BadRows) as e:
+    except BadInput as e:  # envelope_bulk.BadRows too
         return _fail(args, EXIT_BAD_INPUT, str(e))
     except NoAgent as e:
         return _fail(args, EXIT_NO_AGENT, str(e))

@@ -22,13 +22,14 @@ from typing import Any
 
 from signet.v1 import server_pb2
 
+from .cli_errors import BadInput
 from .serverlink import ServerLink
 
 CHUNK = 100  # rows per call (the server takes at most 1000)
 TIMEOUT = 300.0  # seconds for one call: each row is a create and a send
 
 
-class BadRows(Exception):
+class BadRows(BadInput):
     """The CSV cannot be used (exit 9)."""
 
 

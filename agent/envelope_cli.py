@@ -33,6 +33,7 @@ from signet.secrets import read_secret
 from signet.v1 import server_pb2
 
 from . import envelope_bulk
+from .cli_errors import Usage
 from .client import AgentClient, PdfOptions, TokenRef
 from .serverlink import ServerLink, ServerRefused, ServerTarget
 
@@ -40,7 +41,7 @@ ROLES = {"signer": server_pb2.RECIPIENT_ROLE_SIGNER, "approver": server_pb2.RECI
          "copy": server_pb2.RECIPIENT_ROLE_COPY}
 
 
-class EnvelopeUsage(Exception):
+class EnvelopeUsage(Usage):
     """A command line that cannot be carried out as given (exit 2)."""
 
 
