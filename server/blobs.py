@@ -12,6 +12,7 @@ error, never wrong bytes handed out.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import Protocol
 from signet.durable import fsync_dir, write_atomic
 
 from .errors import ServerError
+
+log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[0-9a-f]{64}$")
 
@@ -57,6 +60,22 @@ class FileBlobStore:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.directory, 0o700)
+        self.swept = self._sweep()
+
+    def _sweep(self) -> int:
+        """Remove the temp files a crash (kill -9, power loss) left between writing a blob and publishing it:
+        no blob is lost (a write that was acknowledged was published first), only space.  One server process
+        owns the directory (replicas sharing one would need an age threshold here)."""
+        n = 0
+        for tmp in self.directory.glob("[0-9a-f][0-9a-f]/.*.tmp"):
+            try:
+                tmp.unlink()
+                n += 1
+            except FileNotFoundError:
+                pass
+        if n:
+            log.info("blob store: removed %d temp file(s) left by an interrupted write", n)
+        return n
 
     def _path(self, sha256: str) -> Path:
         if not _NAME.match(sha256):

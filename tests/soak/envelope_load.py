@@ -8,15 +8,22 @@ thread runs one envelope at a time, as one person's client would: create (Alice,
 send, then each signer's turn -- GetDocument, StartSigning for that revision, the code read from the outbox
 (:meth:`ServerSide.code`), the revision signed in-process (``formats.sign_pdf`` with ``TokenSigner`` into the
 field ``signet-<recipient id>``), SubmitSignature -- or, for every third envelope, a decline by the second
-signer.  Every call carries an idempotency key, and a call cut off by the kill is retried after the restart
-exactly as it was (same key, same signed bytes, same code): a retried call must act once (``envelope_retried``
-counts the retries that went through).  Acknowledged: the call returned OK (and its answer shows what was asked).
+signer.  A pair's every fourth envelope (from its first) is bulk-sent instead: the pair's template (a draft
+made once, signers ``{{first}}`` (order 1) and ``{{second}}``, title ``Soak bulk {{n}}``) goes to
+BulkSendEnvelopes with 1 to 3 rows naming the pair (``n`` unique per row), and the first row's envelope goes on
+as above (the others stay sent).  Every call carries an idempotency key, and a call cut off by the kill is
+retried after the restart exactly as it was (same key, same rows, same signed bytes, same code): a retried call
+must act once (``envelope_retried`` counts the retries that went through).  Acknowledged: the call returned OK
+(and its answer shows what was asked); a bulk send per row (``envelope_bulk_sent``), the template once
+(``envelope_template``).
 
 After each restart, read from the store read-only:
 
 * every acknowledged creation (the original revision, its SHA-256), send (state, ``sent_at`` to the
   millisecond, the locked SHA-256), signature (a revision by that recipient whose SHA-256 is the one submitted,
-  the recipient ``signed``), decline (state, recipient, reason) and completion is there;
+  the recipient ``signed``), decline (state, recipient, reason) and completion is there; every acknowledged
+  bulk row (sent, its substituted title and recipients, the template's document locked, its ``created`` event
+  naming the template and row) and template (still a draft, placeholders and document intact);
 * no envelope stuck half-way: a recipient's revision without the recipient ``signed`` (or the reverse), a
   group done without the next notified, a later group notified early, every signer done but not ``completed``,
   ``completed`` without every signature, a declined envelope without exactly one declining recipient;
@@ -24,8 +31,9 @@ After each restart, read from the store read-only:
   past ``pending`` with their ``notified_at`` (where notices are queued and delivered after the change: that,
   or their first notice still in the queue), one ``viewed`` iff ``viewed_at``, one ``signed`` per revision (same
   recipient, sequence and SHA-256), one ``declined``/``completed`` iff the state says so;
-* no duplicate: one envelope per create (titles are unique), one revision per recipient and document, revision
-  numbers 0, 1, 2 ... and each revision an extension of the one before;
+* no duplicate: one envelope per create or bulk row (titles are unique; one per template and row title), one
+  template per pair, one revision per recipient and document, revision numbers 0, 1, 2 ... and each revision an
+  extension of the one before;
 * every revision's blob present, hashing to its name; at most one notice per envelope, address and topic in the
   outbox (reminders aside);
 * this round's envelopes as the API shows them (GetEnvelope, GetDocument) agree with the store.
@@ -50,7 +58,11 @@ from .server_load import ServerSide, ServerState
 
 CODE_BUDGET = 40  # codes a pair's phones may get before fresh people take over ([otp] hourly_limit is 50 here)
 DECLINE_EVERY = 3  # every third envelope is declined by its second signer
+BULK_EVERY = 4  # a pair's every fourth envelope (from its first; with up to two more) is bulk-sent instead
 TITLE = "Soak lease "
+BULK_TITLE = "Soak bulk "
+TEMPLATE_TITLE = BULK_TITLE + "{{n}}"  # the pair's template: its signers are {{first}} and {{second}}
+PLACEHOLDERS = ("{{first}}", "{{second}}")
 
 
 def _sha(data: bytes) -> str:
@@ -85,14 +97,25 @@ class Pending:
     previous: str  # the SHA-256 of the revision it extends
 
 
+@dataclass(frozen=True)
+class Template:
+    """A pair's bulk-send template: a draft whose signers are ``{{first}}`` (order 1) and ``{{second}}``."""
+
+    id: str
+    sha256: str  # its document, which every row's envelope locks
+
+
 @dataclass
 class Journey:
-    """One envelope from creation to completion or decline, as one thread drives it."""
+    """One envelope from creation to completion or decline, as one thread drives it.  A bulk journey (every
+    :data:`BULK_EVERY`-th of the pair's, from its first) sends 1 to 3 envelopes at once from the pair's template
+    instead of create and send, and goes on with the first of them."""
 
     n: int
     first: Party  # the sender, who signs first
     second: Party
-    stage: str = "create"  # create, send, first, second, done
+    k: int = 0  # the pair's how-manyth journey (from 0)
+    stage: str = "create"  # create, send (or bulk, opened), first, second, done
     envelope_id: str = ""
     document_id: str = ""
     original: str = ""  # SHA-256 of the document as created
@@ -107,6 +130,15 @@ class Journey:
     @property
     def declines(self) -> bool:
         return self.n % DECLINE_EVERY == 0
+
+    @property
+    def bulk(self) -> bool:
+        return self.k % BULK_EVERY == 0
+
+    @property
+    def bulk_titles(self) -> list[str]:
+        """The titles of the bulk rows (the row's ``n`` substituted): the same on every retry of the call."""
+        return [f"{BULK_TITLE}{self.n}.{i}" for i in range(1 + self.n % 3)]
 
 
 @dataclass
@@ -175,6 +207,48 @@ def _signed(snap: Snapshot, a: Any) -> str:
     return ""
 
 
+def _bulk_origin(snap: Snapshot, envelope_id: str) -> dict[str, Any] | None:
+    """``{"template_id", "row"}`` of an envelope a bulk send created (its ``created`` event says so), else None."""
+    created = [e for e in snap.events.get(envelope_id, []) if e["type"] == "created"]
+    return created[0]["detail"].get("bulk") if created else None
+
+
+def _bulk_sent(snap: Snapshot, a: Any) -> str:
+    """A row of a bulk send: its own envelope, sent, with the row's values in its title and recipients, the
+    template's document locked, created from that template's row."""
+    env = snap.envelopes.get(a.key)
+    if env is None:
+        return "not in the store"
+    if env["state"] == "draft" or not env["sent_at"]:
+        return f"the envelope is {env['state']}, sent_at {env['sent_at']}"
+    if env["title"] != a.data["title"]:
+        return f"titled {env['title']!r}, sent as {a.data['title']!r}"
+    people = [(r["person_id"], r["routing_order"]) for r in snap.recipients.get(a.key, [])]
+    if people != [(p, o) for o, p in enumerate(a.data["recipients"], 1)]:
+        return f"recipients {people}, the row named {a.data['recipients']}"
+    locked = [d["locked_sha256"] for d in snap.documents.get(a.key, [])]
+    if locked != [a.data["sha256"]]:
+        return f"documents locked as {locked}, the template's is {a.data['sha256']}"
+    origin = _bulk_origin(snap, a.key)
+    if origin != {"template_id": a.data["template"], "row": a.data["row"]}:
+        return f"created from {origin}, sent as row {a.data['row']} of {a.data['template']}"
+    return ""
+
+
+def _template(snap: Snapshot, a: Any) -> str:
+    """A pair's template: still a draft (a bulk send leaves it alone), its placeholders and document intact."""
+    env = snap.envelopes.get(a.key)
+    if env is None:
+        return "not in the store"
+    people = [r["person_id"] for r in snap.recipients.get(a.key, [])]
+    originals = [r["sha256"] for d in snap.documents.get(a.key, []) for r in snap.revisions.get(d["id"], [])]
+    if env["state"] != "draft" or env["title"] != TEMPLATE_TITLE or people != list(PLACEHOLDERS) \
+            or originals != [a.data["sha256"]]:
+        return (f"the template is {env['state']}, titled {env['title']!r}, recipients {people}, revisions "
+                f"{originals}")
+    return ""
+
+
 def _completed(snap: Snapshot, a: Any) -> str:
     env = snap.envelopes.get(a.key)
     ok = env is not None and env["state"] == "completed" and env["completed_at"]
@@ -191,7 +265,8 @@ def _declined(snap: Snapshot, a: Any) -> str:
 
 
 ACKNOWLEDGED = {"envelope_created": _created, "envelope_sent": _sent, "envelope_signed": _signed,
-                "envelope_completed": _completed, "envelope_declined": _declined}
+                "envelope_completed": _completed, "envelope_declined": _declined, "envelope_template": _template,
+                "envelope_bulk_sent": _bulk_sent}
 
 
 # -- one envelope's consistency ---------------------------------------------------------------------------------------
@@ -323,6 +398,7 @@ class Envelopes:
         self._lock = threading.Lock()
         self._n = itertools.count(1)
         self._senders: dict[str, Party] = {}  # envelope id -> its sender (for the API checks)
+        self._templates: dict[tuple[str, str], Template] = {}  # (first, second) person ids -> their template
         self._verified: dict[str, int] = {}  # blob sha256 -> size, hashed once (blobs are write-once)
         self._notices: dict[str, tuple[str, str, str]] = {}  # outbox id -> (envelope, address, topic)
         self._journeys: queue.Queue[Journey] = queue.Queue()
@@ -359,16 +435,19 @@ class Envelopes:
                          key_label=f"soak-envelopes-{person.id}", tls_dir=tls)
         return Party(person.id, phone, res.key_id, ClientFiles(tls / "agent.crt", tls / "agent.key", tls / "ca.pem"))
 
-    def _journey(self, first: Party, second: Party) -> Journey:
+    def _journey(self, first: Party, second: Party, k: int = 0) -> Journey:
         with self._lock:
             n = next(self._n)
-        return Journey(n, first, second)
+        j = Journey(n, first, second, k)
+        if j.bulk:
+            j.stage = "bulk"
+        return j
 
     def _next(self, j: Journey) -> Journey:
         """The pair's next envelope, or a fresh pair's when this one has used most of its code allowance."""
         j.stage = "done"
         if max(j.first.codes, j.second.codes) < CODE_BUDGET:
-            return self._journey(j.first, j.second)
+            return self._journey(j.first, j.second, j.k + 1)
         fresh = self._journey(self._party(), self._party())  # a failure here (the kill) leaves j done: retried
         for old in (j.first, j.second):  # their keys have done their part; hundreds would slow the token down
             try:
@@ -426,6 +505,8 @@ class Envelopes:
             acked.ack("envelope_created", env.id, title=j.title, sha256=j.original, document=doc.id)
             j.stage = "send"
             return j
+        if j.stage in ("bulk", "opened"):
+            return self._bulk(j, stub, acked)
         if j.stage == "send":
             env = stub(j.first).SendEnvelope(pb.SendEnvelopeRequest(
                 idempotency_key=f"send {j.envelope_id}", envelope_id=j.envelope_id), timeout=30).envelope
@@ -466,6 +547,61 @@ class Envelopes:
             raise AssertionError(f"both signed {env.id}, which is in state {env.state}, not completed")
         acked.ack("envelope_completed", env.id)
         return self._next(j)
+
+    def _bulk(self, j: Journey, stub: _Stubs, acked: AckLog) -> Journey:
+        """The pair's template (made once, then reused), then one BulkSendEnvelopes call: a row per title, each
+        naming the pair, retried after a kill exactly as it was (same key, same rows): no row is sent twice; then
+        the first row's envelope read (stage ``opened``) to go on with it."""
+        from signet.v1 import server_pb2 as pb
+
+        if j.stage == "opened":  # the first row's envelope, read to go on with it
+            env = stub(j.first).GetEnvelope(pb.GetEnvelopeRequest(envelope_id=j.envelope_id), timeout=30).envelope
+            [doc] = env.documents
+            if env.state != pb.ENVELOPE_STATE_SENT:
+                raise AssertionError(f"bulk-sent envelope {env.id} is in state {env.state}")
+            j.document_id, j.original = doc.id, doc.original_sha256
+            j.recipients = {r.person_id: r.id for r in env.recipients}
+            j.stage = "first"
+            return j
+        pair = (j.first.person_id, j.second.person_id)
+        with self._lock:
+            template = self._templates.get(pair)
+        if template is None:
+            content = self._contract("Soak bulk template")
+            env = stub(j.first).CreateEnvelope(pb.CreateEnvelopeRequest(
+                idempotency_key=f"template {pair[0]} {pair[1]}", title=TEMPLATE_TITLE, tags=["soak"],
+                documents=[pb.DocumentSpec(name="lease.pdf", media_type="application/pdf", content=content)],
+                recipients=[pb.RecipientSpec(person_id=blank, role=pb.RECIPIENT_ROLE_SIGNER, routing_order=o,
+                                             signing_method=pb.SIGNING_METHOD_TOKEN)
+                            for o, blank in enumerate(PLACEHOLDERS, 1)]), timeout=30).envelope
+            [doc] = env.documents
+            if env.title != TEMPLATE_TITLE or env.state != pb.ENVELOPE_STATE_DRAFT \
+                    or doc.current_sha256 != _sha(content):
+                raise AssertionError(f"CreateEnvelope (template) answered OK with {env.id} {env.title!r} in state "
+                                     f"{env.state}, document {doc.current_sha256}")
+            template = Template(env.id, doc.current_sha256)
+            with self._lock:
+                self._templates[pair] = template
+                self._senders[env.id] = j.first
+            acked.ack("envelope_template", env.id, sha256=template.sha256, first=pair[0], second=pair[1])
+            return j  # the bulk send is the next step
+        titles = j.bulk_titles
+        got = stub(j.first).BulkSendEnvelopes(pb.BulkSendEnvelopesRequest(
+            idempotency_key=f"bulk {j.n}", template_envelope_id=template.id,
+            rows=[pb.BulkRow(values={"first": pair[0], "second": pair[1], "n": t.removeprefix(BULK_TITLE)})
+                  for t in titles]), timeout=60).results
+        ids = [r.envelope_id for r in got]
+        if [r.row for r in got] != list(range(len(titles))) or any(r.HasField("error") for r in got) \
+                or len(set(ids)) != len(titles) or not all(ids):
+            raise AssertionError(f"BulkSendEnvelopes answered OK for {len(titles)} row(s) with {got}")
+        with self._lock:
+            self._senders.update(dict.fromkeys(ids, j.first))
+        for i, (eid, title) in enumerate(zip(ids, titles, strict=True)):
+            acked.ack("envelope_bulk_sent", eid, title=title, template=template.id, row=i, sha256=template.sha256,
+                      recipients=list(pair))
+        j.envelope_id = ids[0]
+        j.stage = "opened"
+        return j
 
     def _turn(self, j: Journey, p: Party, rid: str, stub: Any) -> Pending:
         """Fetch the current revision, have a code sent for it, read it, sign on the token."""
@@ -513,8 +649,11 @@ class Envelopes:
         revisions: dict[str, list[dict[str, Any]]] = defaultdict(list)
         events: dict[str, list[dict[str, Any]]] = defaultdict(list)
         with read_only(self.side.store_path) as db:
+            # one read transaction: the tables as of one moment (WAL), not torn by a notice delivered meanwhile
+            # (its delivery writes the recipient's notified_at and the 'notified' event together)
+            db.execute("BEGIN")
             envelopes = {r["id"]: dict(r) for r in db.execute(
-                "SELECT id, title, state, sent_at, completed_at, ended_at FROM envelopes")}
+                "SELECT id, sender_person_id, title, state, sent_at, completed_at, ended_at FROM envelopes")}
             for r in db.execute("SELECT id, envelope_id, locked_sha256 FROM envelope_documents ORDER BY position"):
                 documents[r["envelope_id"]].append(dict(r))
             for r in db.execute("SELECT id, envelope_id, person_id, role, routing_order, state, notified_at, "
@@ -552,8 +691,17 @@ class Envelopes:
     @staticmethod
     def _duplicates(snap: Snapshot) -> list[str]:
         problems = []
-        titles = Counter(e["title"] for e in snap.envelopes.values() if e["title"].startswith(TITLE))
-        problems += [f"{n} envelopes titled {t!r}: one create acted more than once" for t, n in titles.items()
+        titles = Counter(e["title"] for e in snap.envelopes.values() if e["title"].startswith((TITLE, BULK_TITLE))
+                         and e["title"] != TEMPLATE_TITLE)
+        problems += [f"{n} envelopes titled {t!r}: one create or bulk row acted more than once"
+                     for t, n in titles.items() if n > 1]
+        rows = Counter((o["template_id"], e["title"]) for e in snap.envelopes.values()
+                       if (o := _bulk_origin(snap, e["id"])) is not None)
+        problems += [f"{n} envelopes from template {tid} titled {t!r}: a bulk row sent more than once"
+                     for (tid, t), n in rows.items() if n > 1]
+        templates = Counter(e.get("sender_person_id") for e in snap.envelopes.values()
+                            if e["title"] == TEMPLATE_TITLE)
+        problems += [f"{n} templates of sender {who}: one create acted more than once" for who, n in templates.items()
                      if n > 1]
         for doc, revs in snap.revisions.items():
             by = Counter(r["recipient_id"] for r in revs[1:])

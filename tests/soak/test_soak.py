@@ -22,7 +22,8 @@ def test_three_rounds_of_kill_9_lose_nothing(make_token, tmp_path):
     assert len(report.reports) == 6, text
     for side, kinds in (("agent", ("sign_digest", "sign_stream", "sign_pdf")),
                         ("server", ("person_registered", "phone_verified", "person_approved",
-                                    "certificate_issued", "envelope_created", "envelope_sent", "envelope_signed"))):
+                                    "certificate_issued", "envelope_created", "envelope_sent", "envelope_signed",
+                                    "envelope_bulk_sent"))):
         assert all(report.totals[side][k] > 0 for k in kinds), text  # every kind of load was acknowledged
         assert len(report.restarts(side)) == 3, text
 
@@ -92,3 +93,81 @@ def test_an_envelope_stuck_half_way_or_a_lost_signature_is_reported():
               previous="aa")
     [lost] = Envelopes._acknowledged(acked, _envelope_snapshot())
     assert lost.startswith("LOST envelope_signed") and "cc" in lost
+
+
+def _bulk_snapshot():
+    """The envelope above, plus Alice's template (a draft, signers {{first}} and {{second}}) and row 0 of a bulk
+    send from it: sent to Alice and Bob, Alice notified."""
+    from .envelope_load import TEMPLATE_TITLE
+
+    snap = _envelope_snapshot()
+    t = "2030-01-02T03:04:05.678000Z"
+    blank = {"role": "signer", "viewed_at": None, "declined_at": None, "decline_reason": "", "notified_at": None,
+             "state": "pending", "signed_at": None, "certificate_serial": ""}
+    snap.envelopes["env_t"] = {"id": "env_t", "sender_person_id": "p_a", "title": TEMPLATE_TITLE, "state": "draft",
+                               "sent_at": None, "completed_at": None, "ended_at": None}
+    snap.documents["env_t"] = [{"id": "doc_t", "envelope_id": "env_t", "locked_sha256": ""}]
+    snap.recipients["env_t"] = [{**blank, "id": "rcp_t1", "envelope_id": "env_t", "person_id": "{{first}}",
+                                 "routing_order": 1},
+                                {**blank, "id": "rcp_t2", "envelope_id": "env_t", "person_id": "{{second}}",
+                                 "routing_order": 2}]
+    snap.revisions["doc_t"] = [{"document_id": "doc_t", "seq": 0, "kind": "original", "sha256": "tt", "size": 10,
+                                "recipient_id": None}]
+    snap.events["env_t"] = [{"type": "created", "detail": {}}]
+    snap.envelopes["env_r"] = {"id": "env_r", "sender_person_id": "p_a", "title": "Soak bulk 4.0", "state": "sent",
+                               "sent_at": t, "completed_at": None, "ended_at": None}
+    snap.documents["env_r"] = [{"id": "doc_r", "envelope_id": "env_r", "locked_sha256": "tt"}]
+    snap.recipients["env_r"] = [{**blank, "id": "rcp_r1", "envelope_id": "env_r", "person_id": "p_a",
+                                 "routing_order": 1, "state": "notified", "notified_at": t},
+                                {**blank, "id": "rcp_r2", "envelope_id": "env_r", "person_id": "p_b",
+                                 "routing_order": 2}]
+    snap.revisions["doc_r"] = [{"document_id": "doc_r", "seq": 0, "kind": "original", "sha256": "tt", "size": 10,
+                                "recipient_id": None}]
+    snap.events["env_r"] = [{"type": "created", "detail": {"bulk": {"template_id": "env_t", "row": 0}}},
+                            {"type": "sent", "detail": {"sent_at": t}},
+                            {"type": "notified", "detail": {"recipient_id": "rcp_r1", "notified_at": t}}]
+    return snap
+
+
+def _bulk_acked():
+    acked = AckLog()
+    acked.ack("envelope_template", "env_t", sha256="tt", first="p_a", second="p_b")
+    acked.ack("envelope_bulk_sent", "env_r", title="Soak bulk 4.0", template="env_t", row=0, sha256="tt",
+              recipients=["p_a", "p_b"])
+    return acked
+
+
+def test_a_lost_or_duplicated_bulk_row_is_reported():
+    import copy
+
+    from .envelope_load import Envelopes
+
+    snap = _bulk_snapshot()
+    assert [p for e in snap.envelopes for p in Envelopes._consistent(snap, e)] == []
+    assert Envelopes._acknowledged(_bulk_acked(), snap) == [] and Envelopes._duplicates(snap) == []
+    snap = _bulk_snapshot()  # the row's envelope is gone
+    for table in (snap.envelopes, snap.documents, snap.recipients, snap.events):
+        del table["env_r"]
+    [lost] = Envelopes._acknowledged(_bulk_acked(), snap)
+    assert lost.startswith("LOST envelope_bulk_sent") and "env_r" in lost and "not in the store" in lost
+    snap = _bulk_snapshot()  # there, but still a draft (created, the send lost)
+    snap.envelopes["env_r"].update(state="draft", sent_at=None)
+    [lost] = Envelopes._acknowledged(_bulk_acked(), snap)
+    assert lost.startswith("LOST envelope_bulk_sent") and "draft" in lost
+    snap = _bulk_snapshot()  # the placeholder not substituted
+    snap.recipients["env_r"][1]["person_id"] = "{{second}}"
+    [lost] = Envelopes._acknowledged(_bulk_acked(), snap)
+    assert lost.startswith("LOST envelope_bulk_sent") and "{{second}}" in lost
+    snap = _bulk_snapshot()  # the template was sent (or voided) by the bulk send
+    snap.envelopes["env_t"].update(state="sent", sent_at="2030-01-02T03:04:05.678000Z")
+    assert any(p.startswith("LOST envelope_template") for p in Envelopes._acknowledged(_bulk_acked(), snap))
+    snap = _bulk_snapshot()  # the row sent twice (a retry that acted again)
+    snap.envelopes["env_r2"] = {**snap.envelopes["env_r"], "id": "env_r2"}
+    for table in (snap.documents, snap.recipients, snap.events):
+        table["env_r2"] = copy.deepcopy(table["env_r"])
+    dups = Envelopes._duplicates(snap)
+    assert any("bulk row sent more than once" in p and "env_t" in p for p in dups), dups
+    assert Envelopes._acknowledged(_bulk_acked(), snap) == []  # the acknowledged one is there: only a duplicate
+    snap = _bulk_snapshot()  # a second template of the pair (a retried create that acted again)
+    snap.envelopes["env_t2"] = {**snap.envelopes["env_t"], "id": "env_t2"}
+    assert any("2 templates of sender p_a" in p for p in Envelopes._duplicates(snap))

@@ -43,3 +43,24 @@ def test_reads_are_checked(tmp_path: Path) -> None:
         blobs.get("ab" * 32)
     with pytest.raises(ValueError):
         blobs.get("../../etc/passwd")
+
+
+def test_a_write_killed_before_publishing_leaves_no_temp_file_after_the_restart(tmp_path: Path) -> None:
+    """kill -9 between writing a blob's temp file and publishing it (found by the envelope crash soak): the
+    restarted server's blob store removes what the dead one left, and the retried write succeeds."""
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    directory = tmp_path / "blobs"
+    child = (f"import os, signal, sys\nsys.path[:0] = [{str(root)!r}, {str(root / 'proto')!r}]\n"
+             "from server.blobs import FileBlobStore\n"
+             "os.link = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # the kill lands at the publish step\n"
+             f"FileBlobStore({str(directory)!r}).put(b'%PDF-1.7 a contract')\n")
+    assert subprocess.run([sys.executable, "-c", child], check=False).returncode == -signal.SIGKILL
+    assert len(list(directory.rglob(".*.tmp"))) == 1  # what the dead process left
+    blobs = FileBlobStore(directory)  # the restart
+    assert blobs.swept == 1 and list(directory.rglob(".*.tmp")) == []
+    name = blobs.put(b"%PDF-1.7 a contract")  # the retried request
+    assert blobs.get(name) == b"%PDF-1.7 a contract"
