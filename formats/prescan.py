@@ -107,6 +107,7 @@ class _Scan:
                 self.pos = tail if m is None else min(m.start(), tail)
                 self._plain(seg, self.pos)
                 if not self.more(self.pos):
+                    self._plain(self.pos, len(self.buf))  # the end of the file: what was kept for a next read
                     return None
                 seg = self.pos
                 continue

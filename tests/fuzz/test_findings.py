@@ -12,7 +12,8 @@ CertID naming a signature algorithm made the signed answer unreadable), F7 (the 
 an unreadable request), F8 (a deeply nested worker frame header raised RecursionError), F9 (a key cryptography
 cannot load escaped formats.verify_pdf: VerifyPdf ended INTERNAL), F11 (the pre-scan cut a name 32 bytes
 before a read's end when a short token followed it: an overlong name passed by up to 31 bytes), F12 (a run
-of "<" split by a read changed its parity: dictionaries only, instead of dictionaries and a hex string).
+of "<" split by a read changed its parity: dictionaries only, instead of dictionaries and a hex
+string), F13 (the plain text kept for a next read was not measured when that read found the end of the file).
 """
 
 from __future__ import annotations
@@ -107,6 +108,18 @@ def test_prescan_reads_a_run_of_angle_brackets_whole(monkeypatch: pytest.MonkeyP
     for cut in (10, 40, 41, 70):
         monkeypatch.setattr(ps, "_CHUNK", len(prefix) + cut)
         ps.check_bytes(doc)
+
+
+# -- F13: formats.prescan: the plain text kept for a next read was never measured at the end of the file -------------
+def test_prescan_measures_the_text_kept_at_the_end_of_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 20-byte run ("startxrstream..." is no keyword) with 16 bytes allowed, near the end of the file: read whole
+    it is refused; when the last read only kept it for a next read that found the end of the file, it passed."""
+    limits = ps.Limits(max_token=16)
+    doc = b"%PDF-1.7\n1 0 obj\n<< >>\nendobj\n" + b"startxrstream2142abc" + b" 0 R >>\ntrailer\n<"
+    for chunk in (len(doc), len(doc) - 2, 48, 40):
+        monkeypatch.setattr(ps, "_CHUNK", chunk)
+        with pytest.raises(InvalidDocument, match="longer than 16 bytes"):
+            ps.check_bytes(doc, limits=limits)
 
 
 # -- F2: check_csr lets cryptography's InvalidVersion escape ---------------------------------------------------------
