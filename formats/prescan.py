@@ -170,13 +170,23 @@ class _Scan:
         """Where an unfinished token at the end of the buffer may start (a regular run, "stream\\r", "<"), not
         before ``seg`` (the start of the plain text not yet counted; ``self.pos`` may sit inside that run)."""
         cut = self._run_cut(seg)
-        # a run of "<" is read whole: its parity says whether a hex string follows (an odd run ends in one)
-        tail = self.buf[max(seg, cut - 2 * self.lim.max_depth - 3):cut]
+        # "<<" and ">>" are never split between two reads (each part would count one bracket fewer):
+        # a run of "<" is read whole (its parity also says whether a hex string follows: an odd run ends in
+        # one), a run of ">" is cut after a whole number of pairs from its start.  A run longer than
+        # 2 * max_depth + 2 is deeper nesting than allowed ("<"), or closes every open level whatever its
+        # parity (">").
+        longest = 2 * self.lim.max_depth + 2
+        tail = self.buf[max(seg, cut - longest - 2):cut]
         opens = len(tail) - len(tail.rstrip(b"<"))
-        if opens > 2 * self.lim.max_depth + 2:
+        if opens > longest:
             raise self.refuse(f"arrays or dictionaries nested deeper than {self.lim.max_depth} levels",
                               self.base + cut - opens)
-        return cut - opens
+        if opens:
+            return cut - opens
+        closes = len(tail) - len(tail.rstrip(b">"))
+        if closes < len(tail) or len(tail) < longest:  # the run's start is in view
+            return cut - closes % 2
+        return cut
 
     def _run_cut(self, seg: int) -> int:
         window = self.buf[-(self.lim.max_token + 16):].translate(_CLASS)

@@ -13,7 +13,8 @@ an unreadable request), F8 (a deeply nested worker frame header raised Recursion
 cannot load escaped formats.verify_pdf: VerifyPdf ended INTERNAL), F11 (the pre-scan cut a name 32 bytes
 before a read's end when a short token followed it: an overlong name passed by up to 31 bytes), F12 (a run
 of "<" split by a read changed its parity: dictionaries only, instead of dictionaries and a hex
-string), F13 (the plain text kept for a next read was not measured when that read found the end of the file).
+string), F13 (the plain text kept for a next read was not measured when that read found the end of the file),
+F14 (a read that ended inside ">>" lost a closing bracket).
 """
 
 from __future__ import annotations
@@ -120,6 +121,19 @@ def test_prescan_measures_the_text_kept_at_the_end_of_the_file(monkeypatch: pyte
         monkeypatch.setattr(ps, "_CHUNK", chunk)
         with pytest.raises(InvalidDocument, match="longer than 16 bytes"):
             ps.check_bytes(doc, limits=limits)
+
+
+# -- F14: formats.prescan: a read that ended between the two ">" of ">>" lost a closing bracket ----------------------
+def test_prescan_never_splits_a_closing_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five dictionaries opened and closed, ten times over, 6 levels allowed: accepted read whole; a read that
+    ended inside ">>" counted neither half, and the lost closings added up to "nested deeper than 6 levels".
+    Every read size must give the whole read's verdict."""
+    limits = ps.Limits(max_depth=6)
+    doc = b"%PDF-1.7\n1 0 obj\n" + (b"<< /A " * 5 + b">>" * 5 + b"\n") * 10 + b"endobj\n"
+    ps.check_bytes(doc, limits=limits)
+    for chunk in range(100, len(doc)):
+        monkeypatch.setattr(ps, "_CHUNK", chunk)
+        ps.check_bytes(doc, limits=limits)
 
 
 # -- F2: check_csr lets cryptography's InvalidVersion escape ---------------------------------------------------------
