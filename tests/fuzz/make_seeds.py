@@ -323,6 +323,19 @@ def server_seeds(external_leaf: bytes, signed_revision: bytes, detached: bytes) 
     return {f"{key}.bin": _encode(table, name, [msg], flags) for key, (name, msg, flags) in seeds.items()}
 
 
+def revision_seeds(pdf: bytes, signed: bytes, other: bytes) -> dict[str, bytes]:
+    """targets.revision: the first byte picks the base (even: ``pdf``, odd: ``signed``), the rest is appended."""
+    tail = signed[len(pdf):]
+    junk = b"\n1000 0 obj\n<< /Junk (unsigned bytes) >>\nendobj\n"
+    return {
+        "the-signature.bin": b"\x00" + tail,  # the one revision that is accepted
+        "the-signature-then-junk.bin": b"\x00" + tail + junk,
+        "junk-after-the-signature.bin": b"\x01" + junk,
+        "the-signature-again.bin": b"\x01" + tail,
+        "another-document's-revision.bin": b"\x00" + other[other.rfind(b"%%EOF", 0, len(other) - 8) + 5:],
+    }
+
+
 def build() -> dict[str, dict[str, bytes]]:
     from formats.samplepdf import contract_pdf_bytes
     from signet.v1 import agent_pb2 as pb
@@ -362,6 +375,7 @@ def build() -> dict[str, dict[str, bytes]]:
         "prescan": {"contract-default.pdf": b"\x00" + pdf, "contract-small.pdf": b"\x01" + pdf,
                     "signed-default.pdf": b"\x10" + signed, "signed-small.pdf": b"\xff" + signed},
         "pdf_verify": {"contract.pdf": pdf, "signed.pdf": signed, "signed-appended.pdf": appended},
+        "revision": revision_seeds(pdf, signed, envelope_revision),
         "csr": csr_seeds(),
         "ocsp_request": ocsp_seeds(),
         "tsa_request": tsa_seeds(),

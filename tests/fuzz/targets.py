@@ -10,6 +10,8 @@ prescan             ``formats.prescan.check_bytes``: None or InvalidDocument, an
                     the file is read in small chunks (first byte: limits and chunk size)
 pdf_verify          ``formats.verify_pdf_bytes`` (offline): a report (JSON-ready; reasons when invalid)
                     or InvalidDocument
+revision            ``formats.check_pdf_revision`` of the unsigned or signed contract plus the fuzzer's bytes:
+                    never raises, a refusal has a reason, nothing but our one real signature is accepted
 csr                 ``server.ca.csr.check_csr``: a canonical SubjectPublicKeyInfo or InvalidRequest
 ocsp_request        ``OcspResponder.respond``: never raises; a DER OCSPResponse that cryptography reads;
                     never internalError (marker bytes stand for our issuer's CertID hashes and the
@@ -113,6 +115,34 @@ def pdf_verify(data: bytes) -> None:
     json.dumps(report.to_dict())
     if not report.valid and not report.reasons():
         raise Finding("an invalid report gives no reason")
+
+
+@functools.cache
+def _revision_bases() -> tuple[bytes, bytes]:
+    """(the unsigned contract, the same contract with one signature of ours): pdf_verify's seeds."""
+    return ((CORPUS / "pdf_verify" / "contract.pdf").read_bytes(), (CORPUS / "pdf_verify" / "signed.pdf").read_bytes())
+
+
+def revision(data: bytes) -> None:
+    """A signer's returned revision: the accepted PDF (first byte even: the unsigned contract; odd: the contract
+    with one signature of ours) plus the fuzzer's bytes.  Never raises; a refusal has a reason and a message;
+    the only revision that may be accepted is the one real signature of ours over the unsigned contract (a
+    fuzzer cannot sign with our key: any other acceptance is a hole in the validation)."""
+    from formats.revision import check_pdf_revision
+
+    if not data:
+        return
+    contract, signed = _revision_bases()
+    previous = signed if data[0] & 1 else contract
+    new = previous + data[1:]
+    verdict = check_pdf_revision(previous, new, trust_roots=_pdf_roots(), revocation="offline")
+    if verdict.accepted:
+        if new != signed:
+            raise Finding(f"a revision was accepted that no key of ours signed ({len(data) - 1} bytes appended to "
+                          f"the {'signed' if data[0] & 1 else 'unsigned'} contract)",
+                          key="revision accepted without our signature over it")
+    elif not verdict.reason or not verdict.message:
+        raise Finding("a refused revision without a reason or a message")
 
 
 # -- server parsers -------------------------------------------------------------------------------------------------
@@ -441,7 +471,7 @@ def prepare(name: str) -> None:
 
     if name == "prescan":
         import formats.prescan
-    if name in ("pdf_verify", "agent_handler"):
+    if name in ("pdf_verify", "agent_handler", "revision"):
         import formats.cades
         import formats.pades
         import formats.verify  # noqa: F401
@@ -480,6 +510,7 @@ _SERVER = ("server", "signet", "hsm")
 TARGETS: dict[str, Target] = {t.name: dataclasses.replace(t, fn=_guarded(t.fn)) for t in (
     Target("prescan", prescan, (CORPUS / "prescan", _FORMATS_CORPUS), 64 * 1024, ("formats.prescan",)),
     Target("pdf_verify", pdf_verify, (CORPUS / "pdf_verify", _FORMATS_CORPUS), 64 * 1024, _PDF_STACK),
+    Target("revision", revision, (CORPUS / "revision",), 32 * 1024, _PDF_STACK),
     Target("csr", csr, (CORPUS / "csr",), 8 * 1024, ("server.ca.csr",)),
     Target("ocsp_request", ocsp_request, (CORPUS / "ocsp_request",), 4 * 1024, ("server.ca", "asn1crypto")),
     Target("tsa_request", tsa_request, (CORPUS / "tsa_request",), 4 * 1024, ("server.tsa", "server.tsa_log",
