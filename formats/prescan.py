@@ -49,7 +49,14 @@ _BEFORE_KEYWORD = frozenset(b"\x00\t\n\x0c\r >])")
 
 @functools.lru_cache(maxsize=8)
 def _long_run(max_token: int) -> re.Pattern[bytes]:
+    """A regular run longer than ``max_token`` that starts after a delimiter (search), or at the start of a
+    segment (match): what follows a state's end (e.g. "endstreamXXXX...") is measured from there."""
     return re.compile(rb"(?<![^" + _WSD + rb"])[^" + _WSD + rb"]{%d,}" % max_token)
+
+
+@functools.lru_cache(maxsize=8)
+def _long_run_here(max_token: int) -> re.Pattern[bytes]:
+    return re.compile(rb"[^" + _WSD + rb"]{%d,}" % max_token)
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,8 @@ class _Scan:
             return
         buf = self.buf
         if end - start >= self.lim.max_token:
-            m = _long_run(self.lim.max_token).search(buf, start, end)
+            m = (_long_run_here(self.lim.max_token).match(buf, start, end)
+                 or _long_run(self.lim.max_token).search(buf, start, end))
             if m is not None:
                 raise self.refuse(f"a name, number or keyword longer than {self.lim.max_token} bytes",
                                   self.base + m.start())

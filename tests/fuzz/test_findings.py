@@ -14,7 +14,7 @@ cannot load escaped formats.verify_pdf: VerifyPdf ended INTERNAL), F11 (the pre-
 before a read's end when a short token followed it: an overlong name passed by up to 31 bytes), F12 (a run
 of "<" split by a read changed its parity: dictionaries only, instead of dictionaries and a hex
 string), F13 (the plain text kept for a next read was not measured when that read found the end of the file),
-F14 (a read that ended inside ">>" lost a closing bracket).
+F14 (a read that ended inside ">>" lost a closing bracket), F15 (a run glued to "endstream" was never measured).
 """
 
 from __future__ import annotations
@@ -134,6 +134,19 @@ def test_prescan_never_splits_a_closing_pair(monkeypatch: pytest.MonkeyPatch) ->
     for chunk in range(100, len(doc)):
         monkeypatch.setattr(ps, "_CHUNK", chunk)
         ps.check_bytes(doc, limits=limits)
+
+
+# -- F15: formats.prescan: a run glued to "endstream" was never measured -------------------------------------------
+def test_prescan_measures_a_run_glued_to_endstream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stream data ends at "endstream"; 40 regular bytes right after it (16 allowed) followed no delimiter, so
+    the search for an overlong run never started there: accepted read whole, refused when a read split it."""
+    limits = ps.Limits(max_token=16)
+    doc = (b"%PDF-1.7\n1 0 obj\n<< /Length 4 >>\nstream\nDATA\nendstream" + b"A1" * 20
+           + b"\nendobj\ntrailer\n<< >>\n")
+    for chunk in (len(doc) + 1, 90, 100):
+        monkeypatch.setattr(ps, "_CHUNK", chunk)
+        with pytest.raises(InvalidDocument, match="longer than 16 bytes"):
+            ps.check_bytes(doc, limits=limits)
 
 
 # -- F2: check_csr lets cryptography's InvalidVersion escape ---------------------------------------------------------
