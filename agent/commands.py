@@ -332,6 +332,9 @@ def _fail(args: argparse.Namespace, code: int, message: str, extra: dict[str, An
 def run(args: argparse.Namespace) -> int:
     """Carry out a parsed command line (see agent.cli); returns the exit code."""
     try:
+        if args.command in ("inbox", "envelope") and getattr(args, "identity", None):
+            direct: int = _envelope_cli().cmd(None, args, lambda: None, lambda: None)  # the server alone: no agent
+            return direct
         with AgentClient(_target(args)) as client:
             return COMMANDS[args.command](client, args)
     except grpc.RpcError as e:

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
+
+
+def _server(a: argparse.ArgumentParser) -> None:
+    a.add_argument("--server-api", metavar="HOST:PORT", help="the server's API (default: from the enrollment)")
+    a.add_argument("--identity", metavar="DIR", default=os.environ.get("SIGNET_IDENTITY_DIR") or None,
+                   help="talk to the server directly, without the agent, with the API files an operator gave you "
+                        "(signet-admin remote-key create --out DIR; default $SIGNET_IDENTITY_DIR)")
 
 
 def add_arguments(sub: Any, tok: Any) -> None:
     """`signet inbox` and `signet envelope ACTION` (``tok`` adds the token and PIN options)."""
     sp = sub.add_parser("inbox", help="envelopes waiting for you")
-    sp.add_argument("--server-api", metavar="HOST:PORT", help="the server's API (default: from the enrollment)")
+    _server(sp)
     env = sub.add_parser("envelope", help="contracts sent between parties (signet-server)")
     acts = env.add_subparsers(dest="action", required=True)
 
     def act(name: str, text: str, with_id: bool = True) -> argparse.ArgumentParser:
         a: argparse.ArgumentParser = acts.add_parser(name, help=text)
-        a.add_argument("--server-api", metavar="HOST:PORT", help="the server's API (default: from the enrollment)")
+        _server(a)
         if with_id:
             a.add_argument("envelope")
         return a
@@ -27,6 +35,8 @@ def add_arguments(sub: Any, tok: Any) -> None:
     a.add_argument("--document", action="append", required=True, metavar="FILE")
     a.add_argument("--recipient", action="append", required=True, metavar="PERSON[:ROLE[:ORDER[:PAGE,X1,Y1,X2,Y2]]]",
                    help="role signer (default), approver or copy; order 1, 2, ... (equal: a parallel group)")
+    a.add_argument("--remote-signer", action="append", default=[], metavar="PERSON",
+                   help="this recipient signs remotely, with the key the server holds for them (repeatable)")
     a.add_argument("--expires-in-days", type=int, default=0)
     a.add_argument("--idempotency-key", help="retrying with the same key never creates a second envelope")
     a = act("send", "lock the documents and notify the first recipients")
@@ -41,6 +51,8 @@ def add_arguments(sub: Any, tok: Any) -> None:
     a.add_argument("--send-code", action="store_true", help="only have the code for the current revision sent")
     a.add_argument("--code-env", metavar="VAR", help="the one-time code from this environment variable")
     a.add_argument("--code-file", help="... from the first line of this 0600 file")
+    a.add_argument("--remote", action="store_true",
+                   help="have the server sign with the key it holds for you (no token; with --identity: no agent)")
     a = act("decline", "decline to sign, with a reason")
     a.add_argument("--reason", required=True)
     a = act("void", "sender: withdraw the envelope")
@@ -49,7 +61,7 @@ def add_arguments(sub: Any, tok: Any) -> None:
     a.add_argument("-o", "--output", default=".", help="directory (created)")
     act("events", "the envelope's timeline")
     a = acts.add_parser("bulk-send", help="one envelope per CSV row from a template draft ({{name}} placeholders)")
-    a.add_argument("--server-api", metavar="HOST:PORT", help="the server's API (default: from the enrollment)")
+    _server(a)
     a.add_argument("envelope", metavar="TEMPLATE_ID", help="a draft of yours: its documents, message and recipients")
     a.add_argument("rows", metavar="ROWS.csv", help="header row: placeholder names; then one row per envelope")
     a.add_argument("--idempotency-key", help="default: from the template id and the file, so running the same "

@@ -8,6 +8,14 @@ because the one-time code goes to the signer's phone:
     signet envelope sign ENV --send-code          # the code is bound to the exact revision to be signed
     signet envelope sign ENV --code-env CODE      # signs that revision on the token and submits it
 
+A person without a token, for whom an operator created a remote-signing key on the server token, signs with
+``--remote``: the server signs the revision the code is bound to with that key (SignRemotely).  With
+``--identity DIR`` (the API files `signet-admin remote-key create --out DIR` wrote) the CLI talks to the server
+directly, without an agent:
+
+    signet envelope sign ENV --remote --identity DIR --send-code
+    signet envelope sign ENV --remote --identity DIR --code-env CODE
+
 `signet envelope bulk-send TEMPLATE ROWS.csv` sends one envelope per CSV row from a template draft
 (:mod:`agent.envelope_bulk`).
 
@@ -72,6 +80,22 @@ def whoami(client: AgentClient, api: str | None) -> Me:
     return Me(str(info["person_id"]), server_dir, target)
 
 
+def from_identity(directory: Path, api: str | None) -> Me:
+    """The person and the server's API from the files an operator handed over (``--identity DIR``)."""
+    record = directory / "identity.json"
+    if not record.exists():
+        raise EnvelopeUsage(f"no identity.json in {directory}: give the directory signet-admin remote-key create "
+                            "wrote")
+    info = json.loads(record.read_text())
+    address = api or info.get("api")
+    if not address:
+        raise EnvelopeUsage("the identity records no API address: give --server-api HOST:PORT")
+    target = ServerTarget(enroll=str(address), ca_pem=(directory / "ca.pem").read_bytes(), api=str(address),
+                          client_cert_pem=(directory / "client.crt").read_bytes(),
+                          client_key_pem=(directory / "client.key").read_bytes())
+    return Me(str(info["person_id"]), directory, target)
+
+
 def _message_dict(m: Any) -> dict[str, Any]:
     from google.protobuf.json_format import MessageToDict
 
@@ -96,7 +120,7 @@ def _show(env: server_pb2.Envelope) -> str:
     return "\n".join(lines)
 
 
-def _recipient(spec: str) -> server_pb2.RecipientSpec:
+def _recipient(spec: str, remote: frozenset[str] = frozenset()) -> server_pb2.RecipientSpec:
     parts = spec.split(":")
     if not parts[0] or len(parts) > 4:
         raise EnvelopeUsage(f"cannot read recipient {spec!r}: PERSON[:ROLE[:ORDER[:PAGE,X1,Y1,X2,Y2]]]")
@@ -109,7 +133,8 @@ def _recipient(spec: str) -> server_pb2.RecipientSpec:
     except ValueError:
         raise EnvelopeUsage(f"cannot read recipient {spec!r}: the order and the box are numbers") from None
     r = server_pb2.RecipientSpec(person_id=parts[0], role=ROLES[role], routing_order=order,
-                                 signing_method=server_pb2.SIGNING_METHOD_TOKEN)
+                                 signing_method=server_pb2.SIGNING_METHOD_REMOTE if parts[0] in remote
+                                 else server_pb2.SIGNING_METHOD_TOKEN)
     if box:
         if len(box) != 5:
             raise EnvelopeUsage("a signature box is PAGE,X1,Y1,X2,Y2 (points)")
@@ -126,9 +151,15 @@ def _print(args: argparse.Namespace, message: Any, text: str) -> None:
     print(json.dumps(_message_dict(message), indent=2, sort_keys=True, ensure_ascii=False) if args.json else text)
 
 
-def cmd(client: AgentClient, args: argparse.Namespace, token: Any, pin: Any) -> int:
-    """Run `signet inbox` / `signet envelope ACTION`; ``token``/``pin`` are callables (asked only when signing)."""
-    me = whoami(client, args.server_api)
+def cmd(client: AgentClient | None, args: argparse.Namespace, token: Any, pin: Any) -> int:
+    """Run `signet inbox` / `signet envelope ACTION`; ``token``/``pin`` are callables (asked only when signing).
+    Without ``client`` (``--identity DIR``) the command talks to the server alone: no token signing then."""
+    if getattr(args, "identity", None):
+        me = from_identity(Path(args.identity), args.server_api)
+    elif client is None:
+        raise EnvelopeUsage("without an agent, give --identity DIR (the files an operator gave you)")
+    else:
+        me = whoami(client, args.server_api)
     with ServerLink(me.target) as link:
         try:
             return _run(client, args, me, link, token, pin)
@@ -145,7 +176,8 @@ def _key(idempotency: str | None) -> str:
     return idempotency or secrets.token_hex(16)
 
 
-def _run(client: AgentClient, args: argparse.Namespace, me: Me, link: ServerLink, token: Any, pin: Any) -> int:
+def _run(client: AgentClient | None, args: argparse.Namespace, me: Me, link: ServerLink, token: Any,
+         pin: Any) -> int:
     svc = link.envelopes
     action = "inbox" if args.command == "inbox" else args.action
     if action in ("inbox", "list"):
@@ -154,6 +186,9 @@ def _run(client: AgentClient, args: argparse.Namespace, me: Me, link: ServerLink
         _print(args, r, "\n".join(_show(e) for e in r.envelopes) or "no envelopes")
         return 0
     if action == "create":
+        unknown = set(args.remote_signer) - {s.split(":")[0] for s in args.recipient}
+        if unknown:
+            raise EnvelopeUsage(f"--remote-signer names no recipient: {', '.join(sorted(unknown))}")
         docs = []
         for f in args.document:
             p = Path(f)
@@ -162,7 +197,7 @@ def _run(client: AgentClient, args: argparse.Namespace, me: Me, link: ServerLink
             docs.append(server_pb2.DocumentSpec(name=p.name, media_type=_media_type(p), content=p.read_bytes()))
         env = link.call(svc.CreateEnvelope, server_pb2.CreateEnvelopeRequest(
             idempotency_key=_key(args.idempotency_key), title=args.title, message=args.message, tags=args.tag,
-            documents=docs, recipients=[_recipient(s) for s in args.recipient],
+            documents=docs, recipients=[_recipient(s, frozenset(args.remote_signer)) for s in args.recipient],
             expires_in_days=args.expires_in_days)).envelope
         _print(args, env, _show(env))
         return 0
@@ -223,14 +258,28 @@ def _pending_path(me: Me, envelope: str, document: str) -> Path:
     return me.server_dir / f"envelope-code-{envelope}-{document}.json"
 
 
-def _sign(client: AgentClient, args: argparse.Namespace, me: Me, link: ServerLink, token: Any, pin: Any) -> int:
-    svc = link.envelopes
-    env = link.call(svc.GetEnvelope, server_pb2.GetEnvelopeRequest(envelope_id=args.envelope)).envelope
+def _my_turn(env: server_pb2.Envelope, me: Me, args: argparse.Namespace,
+             client: AgentClient | None) -> server_pb2.Recipient:
+    """The caller's recipient entry, when the way they sign (token or --remote) matches it."""
     mine = [r for r in env.recipients if r.person_id == me.person_id
             and r.role in (server_pb2.RECIPIENT_ROLE_SIGNER, server_pb2.RECIPIENT_ROLE_APPROVER)]
     if not mine:
         raise EnvelopeUsage(f"you ({me.person_id}) are not asked to sign envelope {env.id}")
-    recipient = mine[0]
+    remote = mine[0].signing_method == server_pb2.SIGNING_METHOD_REMOTE
+    if remote != bool(args.remote):
+        raise EnvelopeUsage("you sign this envelope remotely, with the key the server holds for you: add --remote"
+                            if remote else "you sign this envelope with your own token: leave out --remote")
+    if not remote and client is None:
+        raise EnvelopeUsage("signing with your token needs your agent: leave out --identity")
+    return mine[0]
+
+
+def _sign(client: AgentClient | None, args: argparse.Namespace, me: Me, link: ServerLink, token: Any,
+          pin: Any) -> int:
+    svc = link.envelopes
+    env = link.call(svc.GetEnvelope, server_pb2.GetEnvelopeRequest(envelope_id=args.envelope)).envelope
+    recipient = _my_turn(env, me, args, client)
+    remote = recipient.signing_method == server_pb2.SIGNING_METHOD_REMOTE
     documents = [d for d in env.documents if not args.document or d.id == args.document]
     if not documents:
         raise EnvelopeUsage(f"envelope {env.id} has no document {args.document!r}")
@@ -257,10 +306,17 @@ def _sign(client: AgentClient, args: argparse.Namespace, me: Me, link: ServerLin
         if kept["revision_sha256"] != revision_sha:
             raise EnvelopeUsage(f"{d.name} changed since the code was sent (another signer signed): send a new "
                                 "code with --send-code")
-        signed = _sign_on_token(client, args, r.content, d, recipient, token=token(), pin=pin())
-        env = link.call(svc.SubmitSignature, server_pb2.SubmitSignatureRequest(
-            idempotency_key=f"{env.id}-{d.id}-{revision_sha}", envelope_id=env.id, document_id=d.id,
-            one_time_code=code, code_id=kept["code_id"], content=signed)).envelope
+        if remote:  # the server signs the revision the code is bound to, with the key it holds for you
+            env = link.call(svc.SignRemotely, server_pb2.SignRemotelyRequest(
+                idempotency_key=f"{env.id}-{d.id}-{revision_sha}", envelope_id=env.id, document_id=d.id,
+                revision_sha256=revision_sha, one_time_code=code, code_id=kept["code_id"])).envelope
+        elif client is None:  # refused above: token signing needs the agent
+            raise EnvelopeUsage("signing with your token needs your agent")
+        else:
+            signed = _sign_on_token(client, args, r.content, d, recipient, token=token(), pin=pin())
+            env = link.call(svc.SubmitSignature, server_pb2.SubmitSignatureRequest(
+                idempotency_key=f"{env.id}-{d.id}-{revision_sha}", envelope_id=env.id, document_id=d.id,
+                one_time_code=code, code_id=kept["code_id"], content=signed)).envelope
         pending.unlink(missing_ok=True)
         results.append({"document": d.id, "signed": True})
     if args.json:
@@ -281,7 +337,7 @@ def _sign_on_token(client: AgentClient, args: argparse.Namespace, content: bytes
     if recipient.HasField("field"):
         f = recipient.field
         options = PdfOptions(field_name=options.field_name, reason=options.reason,
-                             visible=(int(f.page), f.x1, f.y1, f.x2, f.y2))
+                             visible=(int(f.page) - 1, f.x1, f.y1, f.x2, f.y2))  # the agent counts from 0
     with tempfile.TemporaryDirectory(prefix="signet-envelope-") as tmp:
         src = Path(tmp) / d.name  # the name the confirmation program shows
         src.write_bytes(content)

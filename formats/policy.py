@@ -10,7 +10,9 @@ The server's CA writes a certificatePolicies extension into its roots:
   ``DEFAULT_REMOTE_POLICY`` for remote-signing keys held on the server token, ``DEFAULT_SEAL_POLICY`` for
   the platform seal);
 * the Signet **TLS root** lists ``TLS_ROOT_MARKER``;
-* every signer certificate carries its own policy OID.
+* every signer certificate carries its own policy OID; a remote-signing certificate (a key held for its
+  person on the server token) also carries ``REMOTE_KEY_MARKER``, so any verifier can say the signature was
+  made by a server-held key without knowing the deployment's policy OIDs.
 
 The rule (:func:`check`), for every signature (PAdES and CMS; not document timestamps): when the anchor of
 the validated path carries ``SIGNING_ROOT_MARKER``, the signer certificate must carry at least one of the
@@ -27,20 +29,24 @@ from typing import Any
 SIGNET_ARC = "1.3.6.1.4.1.59541"  # placeholder enterprise arc: deployments replace it
 SIGNING_ROOT_MARKER = SIGNET_ARC + ".0.1"  # in the Signet signing root's certificatePolicies
 TLS_ROOT_MARKER = SIGNET_ARC + ".0.2"  # in the Signet TLS root's certificatePolicies
+REMOTE_KEY_MARKER = SIGNET_ARC + ".0.3"  # in a remote-signing certificate: the key is held on the server token
 DEFAULT_SIGNING_POLICY = SIGNET_ARC + ".1.1"  # token key of a verified person
 DEFAULT_REMOTE_POLICY = SIGNET_ARC + ".1.2"  # remote-signing key held on the server token
 DEFAULT_SEAL_POLICY = SIGNET_ARC + ".1.3"  # the platform seal
 DEFAULT_TSA_POLICY = SIGNET_ARC + ".2.1"  # TSTInfo policy of the Signet TSA
-MARKERS = frozenset({SIGNING_ROOT_MARKER, TLS_ROOT_MARKER})
+MARKERS = frozenset({SIGNING_ROOT_MARKER, TLS_ROOT_MARKER, REMOTE_KEY_MARKER})
 
 
 @dataclass(frozen=True)
 class PolicyVerdict:
-    """``ok`` is None when the anchor sets no requirement; ``matched`` is the signer's policy that satisfied it."""
+    """``ok`` is None when the anchor sets no requirement; ``matched`` is the signer's policy that satisfied it;
+    ``remote_key`` says the accepted signer certificate is a remote-signing one (``REMOTE_KEY_MARKER``: the key is
+    held for its person on the Signet server token, activated by a one-time code), None when no rule applied."""
 
     ok: bool | None
     matched: str | None
     problem: str | None
+    remote_key: bool | None = None
 
 
 NO_REQUIREMENT = PolicyVerdict(None, None, None)
@@ -71,7 +77,7 @@ def check(anchor: Any | None, signer: Any | None) -> PolicyVerdict:
     held = set(certificate_policies(signer))
     for oid in required:
         if oid in held:
-            return PolicyVerdict(True, oid, None)
+            return PolicyVerdict(True, oid, None, REMOTE_KEY_MARKER in held)
     return PolicyVerdict(False, None, (
         f"the signer certificate carries none of the signing policies its Signet root requires "
         f"({', '.join(required) or 'none listed'}): only keys on a token (or the server token) certified by "

@@ -70,6 +70,7 @@ class SignatureReport:
     warnings: tuple[str, ...] = ()  # shown, but not a reason to reject (e.g. revocation not checked offline)
     signing_policy: str | None = None  # the Signet signing policy OID the signer certificate matched
     policy_ok: bool | None = None  # None: the trust anchor sets no Signet policy requirement
+    remote_key: bool | None = None  # True: a remote-signing key held on the Signet server token (None: no rule)
     revocation: tuple[CertificateStatus, ...] = ()
 
     @property
@@ -89,7 +90,7 @@ class SignatureReport:
             "docmdp_ok": self.docmdp_ok, "signing_time": self.signing_time,
             "timestamp": self.timestamp.to_dict() if self.timestamp is not None else None,
             "md_algorithm": self.md_algorithm, "signing_policy": self.signing_policy, "policy_ok": self.policy_ok,
-            "revocation": [c.to_dict() for c in self.revocation],
+            "remote_key": self.remote_key, "revocation": [c.to_dict() for c in self.revocation],
             "problems": list(self.problems), "warnings": list(self.warnings),
         }
 

@@ -95,7 +95,7 @@ async def judge(
         signing_time=iso(getattr(status, "signer_reported_dt", None)),
         timestamp=timestamp_report(status if is_timestamp else ts), md_algorithm=status.md_algorithm,
         problems=tuple(dict.fromkeys(problems)), warnings=checked.warnings, signing_policy=verdict.matched,
-        policy_ok=verdict.ok, revocation=checked.statuses,
+        policy_ok=verdict.ok, remote_key=verdict.remote_key, revocation=checked.statuses,
     )
 
 

@@ -15,6 +15,7 @@
     signet-admin --config F notice list [--event ID] [--envelope ID] [--state S] | notice replay EVENT_ID
     signet-admin --config F cert revoke SERIAL [--reason R] | cert list PERSON
     signet-admin --config F operator-cert issue --org ORG --login LOGIN --out DIR
+    signet-admin --config F remote-key create PERSON --evidence TEXT --out DIR [--as LOGIN]
 
 Decisions are recorded as ``operator:<login>`` (``--as``, default ``$USER``) with the time and the
 evidence text, in the person's digest-chained evidence, beside the OS user who ran signet-admin (the login is
@@ -23,6 +24,10 @@ line (other users see it in the process list): an environment variable, a 0600 f
 ``notice list`` shows envelope notices and how their delivery went (never their text); ``notice replay`` queues
 the notices an envelope event announced once more, recorded as ``operator:<login>`` in the envelope's events
 (the running server delivers them within ``[envelopes] scheduler_seconds``).
+``remote-key create`` generates a remote-signing key for the person on the server token (:mod:`server.remotekeys`)
+and writes the person's API files to ``--out`` (``client.key`` 0600, ``client.crt``, ``ca.pem``,
+``identity.json``, and ``csc.json`` 0600: the CSC API client id and secret), for the operator to hand over: with
+them `signet envelope ... --identity DIR` reaches the API as that person, without an agent or a token.
 ``--json`` prints one JSON document.
 Exit codes: 0 done, 1 refused by the server's rules (the message says why), 2 usage or configuration.
 """
@@ -232,6 +237,32 @@ def _operator_cert_issue(rt: Runtime, args: argparse.Namespace) -> Any:
             "key": str(out / "operator.key"), "certificate": str(out / "operator.crt"), "ca": str(out / "ca.pem")}
 
 
+REMOTE_FILES = ("client.key", "client.crt", "identity.json", "csc.json")
+
+
+def _remote_key_create(rt: Runtime, args: argparse.Namespace) -> Any:
+    out = Path(args.out)
+    taken = [name for name in REMOTE_FILES if (out / name).exists()]
+    if taken:  # refused before the key exists: a half-delivered key is worse than none
+        raise InvalidArgument(f"{out} holds {', '.join(taken)} already: give an empty or new directory")
+    key = new_tls_key()
+    made = rt.remote_keys.create(_operator(rt, args, args.person), args.person, args.evidence,
+                                 tls_csr(key, args.person))
+    if made.tls_certificate_der is None:  # asked for above: the CA always answers a request with a certificate
+        raise InvalidArgument("no TLS client certificate was issued")
+    write_file(out / "client.key", key_pem(key), 0o600)
+    write_file(out / "client.crt", certs_pem(made.tls_certificate_der, *made.tls_chain_der[:1]))
+    write_file(out / "ca.pem", certs_pem(rt.keys.certificate_der(KeyRole.TLS_ROOT)), overwrite=True)
+    identity = {"person_id": args.person, "api": rt.config.grpc.listen,
+                "remote_key_serial": made.key.certificate_serial, "tls_serial": made.key.tls_serial}
+    write_file(out / "identity.json", json.dumps(identity, indent=2).encode() + b"\n")
+    csc = {"client_id": args.person, "client_secret": made.csc_client_secret,
+           "credential_id": made.key.certificate_serial}
+    write_file(out / "csc.json", json.dumps(csc, indent=2).encode() + b"\n", 0o600)
+    return {"person": args.person, "key_id": made.key.key_id, "serial": made.key.certificate_serial,
+            "tls_serial": made.key.tls_serial, "out": str(out)}
+
+
 Handler = Callable[[Runtime, argparse.Namespace], Any]
 COMMANDS: dict[tuple[str, str], Handler] = {
     ("org", "create"): _org_create,
@@ -251,6 +282,7 @@ COMMANDS: dict[tuple[str, str], Handler] = {
     ("cert", "revoke"): _cert_revoke,
     ("cert", "list"): _cert_list,
     ("operator-cert", "issue"): _operator_cert_issue,
+    ("remote-key", "create"): _remote_key_create,
 }
 
 
@@ -259,6 +291,13 @@ def run(rt: Runtime, args: argparse.Namespace) -> Any:
     if handler is None:
         raise InvalidArgument(f"unknown command {args.area} {args.action}")
     return handler(rt, args)
+
+
+def _remote_key_arguments(actions: Any) -> None:
+    rk = actions.add_parser("create", help="a signing key held for PERSON on the server token")
+    rk.add_argument("person")
+    rk.add_argument("--evidence", required=True, help="what the decision is based on (recorded)")
+    rk.add_argument("--out", required=True, help="directory for the person's API files (client.key 0600, ...)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -318,6 +357,7 @@ def parser() -> argparse.ArgumentParser:
     op = area("operator-cert").add_parser("issue")
     for flag in ("--org", "--login", "--out"):
         op.add_argument(flag, required=True)
+    _remote_key_arguments(area("remote-key"))
     return p
 
 

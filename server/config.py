@@ -33,6 +33,12 @@ in the file is reported at once, each naming its key.  Example (every key, with 
     request_deadline_seconds = 10        # a whole request (headers + body) must arrive within this
     rate_per_minute = 600                # requests per client address and minute (0 = unlimited)
 
+    [csc]
+    listen = ""                          # HOST:PORT of the Cloud Signature Consortium API (HTTPS, the gRPC
+                                         # listeners' certificate); "" = off
+    token_seconds = 3600                 # lifetime of an auth/login bearer token (60 to 86400)
+    sad_seconds = 300                    # lifetime of a SAD from credentials/authorize (30 to 600)
+
     [secrets]
     source = "hsm"                       # hsm: data keys wrapped by the token's archive KEK | file
     hmac_key_file = ""                   # source = "file": >= 32 random bytes each, mode 0600
@@ -270,6 +276,23 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class CscSettings:
+    """The Cloud Signature Consortium API over remote-signing keys (:mod:`server.csc`); off without ``listen``."""
+
+    listen: str = ""
+    token_seconds: int = 3600
+    sad_seconds: int = 300
+
+    @classmethod
+    def from_table(cls, t: Table) -> CscSettings:
+        listen = t.text("listen", "")
+        if listen:
+            listen = _address(t, "listen", "127.0.0.1:7445")
+        return cls(listen=listen, token_seconds=t.integer("token_seconds", 3600, minimum=60, maximum=86400),
+                   sad_seconds=t.integer("sad_seconds", 300, minimum=30, maximum=600))
+
+
+@dataclass(frozen=True)
 class SecretsSettings:
     source: SecretsSource = SecretsSource.HSM
     hmac_key_file: Path | None = None
@@ -428,7 +451,7 @@ class NotifySettings:
         return self.phone or self.default
 
 
-_TABLES = {"server", "hsm", "grpc", "http", "secrets", "ca", "tsa", "otp", "enrollment", "approval", "envelopes",
+_TABLES = {"server", "hsm", "grpc", "http", "csc", "secrets", "ca", "tsa", "otp", "enrollment", "approval", "envelopes",
            "notify"}
 
 
@@ -439,6 +462,7 @@ class ServerConfig:
     hsm: HsmSettings
     grpc: GrpcSettings = field(default_factory=GrpcSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    csc: CscSettings = field(default_factory=CscSettings)
     secrets: SecretsSettings = field(default_factory=SecretsSettings)
     ca: CaSettings = field(default_factory=CaSettings)
     tsa: TsaSettings = field(default_factory=TsaSettings)
@@ -488,6 +512,7 @@ class ServerConfig:
             grpc=GrpcSettings.from_table(sub("grpc", {"listen", "enroll_listen", "server_names", "workers"})),
             http=HttpSettings.from_table(sub("http", {"listen", "base_url", "max_connections",
                                                       "request_deadline_seconds", "rate_per_minute"})),
+            csc=CscSettings.from_table(sub("csc", {"listen", "token_seconds", "sad_seconds"})),
             secrets=SecretsSettings.from_table(sub("secrets", {"source", "hmac_key_file", "box_key_file"}), base),
             ca=CaSettings.from_table(sub("ca", {"validity_days", "serial_policy", "client_validity_days",
                                                 "external_roots", "signing_policy_oid", "remote_policy_oid",

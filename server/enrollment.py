@@ -162,6 +162,18 @@ class Enrollment:
         digest = bytes.fromhex(keyed_hash(self._pseudonym_key, doc.type, doc.country, doc.number))
         return pseudonymous_identifier(doc.country, digest), doc.country
 
+    def _subject(self, me: Principal, person_id: str) -> SubjectIdentity:
+        person = self.identity.get_person(me, person_id)
+        serial_number, country = self._serial_number(me, person_id)
+        return SubjectIdentity(person.legal_name, serial_number, self.identity.get_organisation(me).name, country,
+                               (person.email,) if person.email.isascii() else ())
+
+    def subject_identity(self, person_id: str) -> SubjectIdentity:
+        """The verified identity a signing certificate of ``person_id`` names -- the same for a key on their own
+        token and a remote key on the server token (FAILED_PRECONDITION unless approved, phone verified)."""
+        me, _ = self._self(person_id)
+        return self._subject(me, person_id)
+
     def enroll(self, person_id: str, code: str, csr_der: bytes, agent_tls_csr_der: bytes = b"",
                code_id: str | None = None) -> Enrolled:
         if not code_id:
@@ -180,11 +192,7 @@ class Enrollment:
                                          "an operator of the organisation must unlock it",
                                          reason="ENROLLMENT_LOCKED") from None
             raise
-        person = self.identity.get_person(me, person_id)
-        serial_number, country = self._serial_number(me, person_id)
-        subject = SubjectIdentity(person.legal_name, serial_number, self.identity.get_organisation(me).name, country,
-                                  (person.email,) if person.email.isascii() else ())
-        issued = self.ca.issue(csr_der, subject, person_id)
+        issued = self.ca.issue(csr_der, self._subject(me, person_id), person_id)
         agent_der = None
         if agent_tls_csr_der:
             agent_der = issue_client_certificate(self.keys, self.store, self.clock, self.ca.urls, agent_tls_csr_der,

@@ -7,7 +7,8 @@
   installation's token) or when TLS files are half there or do not match.
 ``signet-server run --config F``:
   gRPC on two TLS listeners (mutual-TLS API, server-authenticated enrollment; health + reflection)
-  and the PKI HTTP listener (OCSP, CRL, TSA, CA certificates), and the envelope scheduler and notice
+  and the PKI HTTP listener (OCSP, CRL, TSA, CA certificates), with ``[csc] listen`` the CSC API's HTTPS
+  listener (:mod:`server.csc`), and the envelope scheduler and notice
   dispatcher threads.  Prints one ``signet-server ready ...`` line with the bound addresses; SIGTERM or
   SIGINT stops it cleanly (event watches end, scheduler and dispatcher stop, listeners drain, store closed,
   token logged out).
@@ -27,6 +28,7 @@ import threading
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from asn1crypto import pem, x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -40,9 +42,12 @@ from .clock import SystemClock
 from .config import ConfigError, ServerConfig, load_config
 from .datakeys import ensure_data_keys
 from .keys import ServerKeys, init_server_keys, label_for, load_server_keys
-from .runtime import key_set_policy, open_runtime, open_token, tsa_policy
+from .runtime import Runtime, key_set_policy, open_runtime, open_token, tsa_policy
 from .store import Store, open_store
 from .tls import certs_pem, issue_server_certificate, key_pem, new_tls_key, spki_of, write_file
+
+if TYPE_CHECKING:
+    from .csc import CscHttpServer
 
 log = logging.getLogger("signet-server")
 
@@ -150,6 +155,20 @@ def _host_port(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _start_csc(cfg: ServerConfig, rt: Runtime) -> CscHttpServer | None:
+    """The CSC API's HTTPS listener over the remote-signing keys, when ``[csc] listen`` is set."""
+    if not cfg.csc.listen:
+        return None
+    from .csc import CscHttpServer, CscService
+
+    key_path, crt_path, _ = tls_paths(cfg)
+    service = CscService(rt.remote_keys, rt.identity, rt.notifier, rt.store, rt.clock,
+                         token_seconds=cfg.csc.token_seconds, sad_seconds=cfg.csc.sad_seconds)
+    csc = CscHttpServer(_host_port(cfg.csc.listen), service, crt_path, key_path)
+    csc.start()
+    return csc
+
+
 def cmd_run(cfg: ServerConfig) -> int:
     from .api.listeners import start_listeners
     from .http import PkiHttpServer, build_services
@@ -166,19 +185,22 @@ def cmd_run(cfg: ServerConfig) -> int:
                              request_deadline=cfg.http.request_deadline_seconds,
                              rate_per_minute=cfg.http.rate_per_minute)
         http.start()
+        csc = _start_csc(cfg, rt)
         try:
             rt.envelopes.start()  # scheduler and notice dispatcher: what the last run left pending goes out now
             listeners = start_listeners(rt, key, chain)
             host = _host_port(cfg.grpc.listen)[0]
             print(f"signet-server ready api={host}:{listeners.api_port} "
-                  f"enroll={_host_port(cfg.grpc.enroll_listen)[0]}:{listeners.enroll_port} pki={http.base_url}",
-                  flush=True)
+                  f"enroll={_host_port(cfg.grpc.enroll_listen)[0]}:{listeners.enroll_port} pki={http.base_url}"
+                  + (f" csc={csc.base_url}" if csc is not None else ""), flush=True)
             stop.wait()
             log.info("stopping: ending event watches and the envelope scheduler, draining gRPC calls")
             rt.envelopes.stop()  # watches end (UNAVAILABLE SERVER_STOPPING) before the listeners drain
             listeners.stop()
         finally:
             rt.envelopes.stop()  # notices queued by calls drained just now stay queued for the next start
+            if csc is not None:
+                csc.stop()
             http.stop()
     finally:
         rt.close()

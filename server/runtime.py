@@ -27,6 +27,7 @@ from .keys import KeySetPolicy, ServerKeys, load_server_keys
 from .notify import OutboxChannel, Router, SmtpChannel, WebhookChannel
 from .notify.message import AddressKind, Channel
 from .otp import OtpPolicy
+from .remotekeys import RemoteKeys
 from .store import Store, open_store
 from .tsa import TsaPolicy
 
@@ -84,6 +85,7 @@ class Runtime:
     enrollment: Enrollment
     external_roots: ExternalRoots
     envelopes: EnvelopeService
+    remote_keys: RemoteKeys
 
     def close(self) -> None:
         self.store.close()
@@ -123,6 +125,9 @@ def open_runtime(cfg: ServerConfig, clock: Clock | None = None, token: Token | N
                                 serial_policy=SerialPolicy(cfg.ca.serial_policy.value),
                                 client_validity=timedelta(days=cfg.ca.client_validity_days),
                                 max_failures_per_day=cfg.enrollment.max_failures_per_day)
+        remote_keys = RemoteKeys(token, identity, enrollment, ca, policy_oid=cfg.ca.remote_policy_oid,
+                                 secret_key=data.hmac_key,
+                                 client_validity=timedelta(days=cfg.ca.client_validity_days))
         envelopes = EnvelopeService(
             store, FileBlobStore(cfg.blobs_dir), identity, notifier, clock=clock,
             rules=SigningRules(trust_roots=(keys.certificate_der(Role.SIGNING_ROOT),),
@@ -134,9 +139,10 @@ def open_runtime(cfg: ServerConfig, clock: Clock | None = None, token: Token | N
                           notice_max_attempts=cfg.envelopes.notice_max_attempts,
                           notice_retry_seconds=cfg.envelopes.notice_retry_seconds,
                           notice_retry_max_seconds=cfg.envelopes.notice_retry_max_seconds,
-                          max_watches=cfg.envelopes.max_watches))
+                          max_watches=cfg.envelopes.max_watches),
+            remote_keys=remote_keys)
     except BaseException:
         store.close()
         raise
     return Runtime(cfg, token, store, keys, urls, clock, data, outbox, notifier, identity, ca, enrollment,
-                   _external_roots(cfg), envelopes)
+                   _external_roots(cfg), envelopes, remote_keys)

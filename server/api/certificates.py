@@ -1,5 +1,6 @@
 """CertificateService servicer: revocation and status for operators of the holder's organisation and for
-the holder's own agent; registration of externally issued certificates by operators.
+the holder's own agent; registration of externally issued certificates and remote-signing keys
+(:mod:`server.remotekeys`) by operators.
 
 A certificate is reachable only through its holder (``person_id``): the holder lookup applies the
 identity layer's rules, so another organisation's certificate is NOT_FOUND, exactly like a serial
@@ -17,9 +18,10 @@ from signet.v1 import server_pb2_grpc as pb_grpc
 
 from ..ca import CertificateAuthority, ExternalRoots, db, register_external
 from ..ca.errors import CertificateNotFound
-from ..errors import InvalidArgument
+from ..errors import FailedPrecondition, InvalidArgument
 from ..identity import IdentityService, Principal
 from ..identity.principal import require_operator
+from ..remotekeys import RemoteKeys
 from . import convert
 from .auth import Authenticator
 from .status import rpc
@@ -37,7 +39,8 @@ def _serial(text: str) -> int:
 
 class CertificateServicer(pb_grpc.CertificateServiceServicer):
     def __init__(self, ca: CertificateAuthority, identity: IdentityService, roots: ExternalRoots,
-                 auth: Authenticator) -> None:
+                 auth: Authenticator, remote_keys: RemoteKeys | None = None) -> None:
+        self.remote_keys = remote_keys
         self.ca = ca
         self.identity = identity
         self.roots = roots
@@ -79,3 +82,15 @@ class CertificateServicer(pb_grpc.CertificateServiceServicer):
         rec = register_external(self.ca.store, request.person_id, request.certificate_der,
                                 list(request.intermediates_der), self.roots, self.ca.clock)
         return pb.RegisterExternalCertificateResponse(certificate=convert.certificate(rec))
+
+    @rpc
+    def CreateRemoteKey(self, request: pb.CreateRemoteKeyRequest, principal: Principal,
+                        context: grpc.ServicerContext) -> pb.CreateRemoteKeyResponse:
+        if self.remote_keys is None:
+            raise FailedPrecondition("this server makes no remote-signing keys", reason="REMOTE_SIGNING_UNAVAILABLE")
+        made = self.remote_keys.create(principal, request.person_id, request.evidence, request.tls_csr_der)
+        return pb.CreateRemoteKeyResponse(certificate=convert.certificate(made.record),
+                                          chain_der=list(made.certificate.chain),
+                                          tls_certificate_der=made.tls_certificate_der or b"",
+                                          tls_chain_der=list(made.tls_chain_der),
+                                          csc_client_secret=made.csc_client_secret)

@@ -162,6 +162,14 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         return pb.SubmitSignatureResponse(envelope=envelope(done))
 
     @rpc
+    def SignRemotely(self, request: pb.SignRemotelyRequest, principal: Principal,
+                     context: grpc.ServicerContext) -> pb.SignRemotelyResponse:
+        done = self.envelopes.sign_remotely(principal, request.envelope_id, request.document_id,
+                                            request.revision_sha256, code=request.one_time_code,
+                                            code_id=request.code_id, idempotency_key=request.idempotency_key)
+        return pb.SignRemotelyResponse(envelope=envelope(done))
+
+    @rpc
     def DeclineEnvelope(self, request: pb.DeclineEnvelopeRequest, principal: Principal,
                         context: grpc.ServicerContext) -> pb.DeclineEnvelopeResponse:
         done = self.envelopes.decline(principal, request.envelope_id, request.reason, request.idempotency_key)

@@ -86,7 +86,7 @@ def start_listeners(rt: Runtime, server_key_pem: bytes, server_chain_pem: bytes)
                               api_message_limit(cfg.envelopes.max_document_bytes))
     server_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(rt.identity, auth, rt.enrollment), api)
     server_pb2_grpc.add_CertificateServiceServicer_to_server(
-        CertificateServicer(rt.ca, rt.identity, rt.external_roots, auth), api)
+        CertificateServicer(rt.ca, rt.identity, rt.external_roots, auth, rt.remote_keys), api)
     server_pb2_grpc.add_EnvelopeServiceServicer_to_server(EnvelopeServicer(rt.envelopes, auth), api)
     api_port = _port(api, cfg.grpc.listen, grpc.ssl_server_credentials(
         [(server_key_pem, server_chain_pem)], root_certificates=client_ca, require_client_auth=True))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -64,8 +64,11 @@ class CertificateAuthority:
         return (self.keys.certificate_der(Role.SIGNING_CA), self.keys.certificate_der(Role.SIGNING_ROOT))
 
     def issue(self, csr_der: bytes, identity: SubjectIdentity, person_id: str, *,
-              validity: timedelta | None = None) -> IssuedCertificate:
-        """Check the request, refuse a key certified before, sign the certificate on the HSM, record it."""
+              validity: timedelta | None = None, policy_oids: tuple[str, ...] = ()) -> IssuedCertificate:
+        """Check the request, refuse a key certified before, sign the certificate on the HSM, record it.
+
+        ``policy_oids`` replaces the profile's certificate policies (remote-signing keys carry their own)."""
+        profile = replace(self.profile, policy_oids=policy_oids) if policy_oids else self.profile
         request = check_csr(csr_der)
         key_hash = db.spki_hash(request.spki_der)
         if db.key_is_certified(self.store, key_hash):
@@ -76,13 +79,13 @@ class CertificateAuthority:
         issuing_cert = self._issuing.certificate
         if now < issuing_cert.not_valid_before or now >= issuing_cert.not_valid_after:
             raise InvalidRequest("the issuing CA certificate is not valid now; renew the server keys")
-        not_after = min(now + (validity or self.profile.validity), issuing_cert.not_valid_after)
+        not_after = min(now + (validity or profile.validity), issuing_cert.not_valid_after)
         serial = xb.random_serial(self._rng)
         der = xb.sign_certificate(
             self.keys.signer(Role.SIGNING_CA), serial=serial, issuer=issuing_cert.subject, subject=subject,
             subject_spki_der=request.spki_der, not_before=now, not_after=not_after,
             extensions=leaf_extensions(request.spki_der, self._issuing.public_key_der, self.urls,
-                                       Role.SIGNING_CA.value, self.profile, identity.emails),
+                                       Role.SIGNING_CA.value, profile, identity.emails),
         )
         # the UNIQUE key_hash turns a concurrent second request for the same key into KeyAlreadyCertified
         db.insert(self.store, db.CertRecord(

@@ -58,7 +58,7 @@ class RecipientRole(StrEnum):
 
 class SigningMethod(StrEnum):
     TOKEN = "token"  # noqa: S105 - a signing method, not a secret: the recipient's own token, through their agent
-    REMOTE = "remote"  # a key held for them on the server token (not available yet)
+    REMOTE = "remote"  # a key held for them on the server token (server.remotekeys), activated by a code
 
 
 E, R = EnvelopeState, RecipientState

@@ -5,7 +5,9 @@ which reads the envelope again under the write lock; after it commits the :class
 dispatcher (:mod:`.dispatch`) delivers the notices and the watchers (:mod:`.watch`) see the events at once.
 Create, send, sign, decline and void honour idempotency keys (:mod:`.idempotency`); create and send share
 their steps with bulk send (:mod:`.posting`, :mod:`.bulk`).  Accepting a signature is
-in :meth:`EnvelopeService.submit_signature`, its checks in :mod:`.acceptance` and :mod:`.signing`; expiry and
+in :meth:`EnvelopeService.submit_signature`, its checks in :mod:`.acceptance` and :mod:`.signing`; remote signing
+(the server signs with the recipient's key on the server token, then accepts through the same checks) in
+:mod:`.remote`; expiry and
 reminders in :mod:`.scheduler`; :meth:`EnvelopeService.start` runs the scheduler and the dispatcher
 (:mod:`.background`) in ``signet-server run``.
 """
@@ -55,6 +57,7 @@ from .model import (
 from .notices import Notice, NoticeQueue
 from .parties import Parties
 from .posting import Post
+from .remote import NoRemoteKeys, RemoteKeyring, RemoteSigning
 from .routing import Router, has_finished, told
 from .scheduler import Scheduler
 from .schema import MIGRATIONS
@@ -81,7 +84,7 @@ def _reason(text: str) -> str:
 class EnvelopeService:
     def __init__(self, store: Store, blobs: BlobStore, identity: IdentityService, notifier: Channel, *,
                  rules: SigningRules, clock: Clock | None = None, limits: Limits | None = None,
-                 tuning: Tuning | None = None) -> None:
+                 tuning: Tuning | None = None, remote_keys: RemoteKeyring | None = None) -> None:
         self._store = store
         self._blobs = blobs
         self._clock = clock or SystemClock()
@@ -90,6 +93,7 @@ class EnvelopeService:
         self.tuning = tuning or Tuning()
         self._parties = Parties(identity)
         self._codes = SigningCodes(store, identity.codes, notifier)
+        self._remote = RemoteSigning(store, self._codes, remote_keys or NoRemoteKeys(), self._now, self._write)
         self.bell = Bell()
         self.notices = NoticeQueue(store)
         self._router = Router(store, self._parties, self.notices)
@@ -252,8 +256,10 @@ class EnvelopeService:
         return events.after(self._store, envelope_id, max(0, after_event_id), listing.page_size(page_size))
 
     # --- signing ------------------------------------------------------------------------------------------------
-    def _turn(self, a: Access, document_id: str, action: str) -> tuple[Recipient, Document]:
-        """The calling recipient and the document, when it is that recipient's turn to sign it."""
+    def _turn(self, a: Access, document_id: str, action: str,
+              method: SigningMethod | None = None) -> tuple[Recipient, Document]:
+        """The calling recipient and the document, when it is that recipient's turn to sign it (with ``method``,
+        when given)."""
         r = require_recipient(a, "sign")
         doc = a.envelope.document(document_id)
         envelope_move(a.envelope.state, action)
@@ -261,9 +267,12 @@ class EnvelopeService:
             raise PermissionDenied("a copy recipient receives the envelope and never signs it",
                                    reason="COPY_RECIPIENT")
         recipient_move(r.state, action)
-        if r.signing_method is SigningMethod.REMOTE:
-            raise FailedPrecondition("remote signing (a key held on the server token) is not available yet",
-                                     reason="REMOTE_SIGNING_UNAVAILABLE")
+        if method is not None and r.signing_method is not method:
+            raise FailedPrecondition(
+                "this recipient signs remotely, with the key held for them on the server token: SignRemotely"
+                if r.signing_method is SigningMethod.REMOTE else
+                "this recipient signs with their own token: SubmitSignature",
+                reason=f"{r.signing_method.name}_RECIPIENT")
         if r.id in doc.signed_by:
             raise FailedPrecondition("this recipient has signed this document already",
                                      reason="DOCUMENT_ALREADY_SIGNED")
@@ -276,6 +285,8 @@ class EnvelopeService:
         if revision_sha256.strip().lower() != doc.current_sha256:
             raise FailedPrecondition("revision_sha256 is not the document's current revision: fetch it again",
                                      reason="REVISION_CHANGED")
+        if r.signing_method is SigningMethod.REMOTE:
+            self._remote.require_key(r.person_id)  # no code for a key that cannot sign
         challenge = self._codes.send(a.envelope, r, doc, self._parties.person(r.person_id).phone)
         with self._write():
             events.append(self._store, envelope_id, "code_sent", actor(p), self._now(), {
@@ -297,9 +308,36 @@ class EnvelopeService:
             self._refused(p, a.envelope.id, document_id, e)
             raise
 
+    def sign_remotely(self, p: Principal, envelope_id: str, document_id: str, revision_sha256: str, *, code: str,
+                      code_id: str = "", idempotency_key: str = "") -> Envelope:
+        """A remote recipient's turn: the code activates their server-held key for exactly ``revision_sha256``
+        (:mod:`.remote`), the server signs, and the revision is accepted through the checks of
+        :meth:`submit_signature`; a refusal is recorded as a ``refused`` event."""
+        key = key_for(caller_key(p), "sign_remotely", idempotency_key, envelope_id, document_id,
+                      revision_sha256.strip().lower(), code_id)
+        if (first := recall(self._store, key)) is not None:
+            return first
+        a = self._access(p, envelope_id)
+        try:
+            r, doc = self._turn(a, document_id, "sign", SigningMethod.REMOTE)
+
+            def current() -> str:
+                return self._turn(self._access(p, envelope_id), document_id, "sign", SigningMethod.REMOTE)[1] \
+                    .current_sha256
+
+            content = self._remote.sign(p, a.envelope, r, doc, revision_sha256, code=code, code_id=code_id,
+                                        previous=self._blobs.get(doc.current_sha256), current=current)
+            return self._submit(p, a, key, document_id, content=content, code="", code_id=code_id, activated=True)
+        except ServerError as e:
+            self._refused(p, a.envelope.id, document_id, e, "sign_remotely")
+            raise
+
     def _submit(self, p: Principal, a: Access, key: Key | None, document_id: str, *, content: bytes, code: str,
-                code_id: str) -> Envelope:
-        r, doc = self._turn(a, document_id, "sign")
+                code_id: str, activated: bool = False) -> Envelope:
+        """Validate and accept a revision; ``activated``: made by the server with the recipient's remote key, whose
+        activation spent the code already."""
+        method = SigningMethod.REMOTE if activated else SigningMethod.TOKEN
+        r, doc = self._turn(a, document_id, "sign", method)
         if not content:
             raise InvalidArgument("the signed revision (or detached signature) is required", reason="CONTENT_REQUIRED")
         if len(content) > self.limits.max_document_bytes + REVISION_ALLOWANCE:
@@ -309,7 +347,8 @@ class EnvelopeService:
         if doc.is_pdf:
             acceptance.require_current(records.revisions(self._store, doc.id), previous, content)
         bind = binding(a.envelope.id, r.id, doc.id, doc.current_sha256)
-        self._codes.check(bind, code, code_id)
+        if not activated:
+            self._codes.check(bind, code, code_id)
         verdict, signer = acceptance.check_revision(doc, previous, content, r, self.rules)
         cert = acceptance.check_signer(self._store, self.rules, signer, r, self._clock.now())
         serial = db.serial_text(cert.serial)
@@ -319,11 +358,11 @@ class EnvelopeService:
             now = self._now()
             now_access = self._access(p, a.envelope.id)
             env = now_access.envelope
-            r2, doc2 = self._turn(now_access, doc.id, "sign")
+            r2, doc2 = self._turn(now_access, doc.id, "sign", method)
             if doc2.current_sha256 != doc.current_sha256:
                 raise FailedPrecondition("another signature was added meanwhile: fetch the current revision, ask "
                                          "for a new code and sign it again", reason="REVISION_CHANGED")
-            accepted = self._codes.spend(bind, code, code_id)
+            used = code_id if activated else self._codes.spend(bind, code, code_id).code_id
             sha = self._blobs.put(content)  # durable before the transaction that refers to it commits
             seq = records.add_revision(self._store, doc.id, kind="pdf" if doc.is_pdf else "detached", sha256=sha,
                                        size=len(content), recipient_id=r.id, certificate_serial=serial, at=now)
@@ -334,8 +373,8 @@ class EnvelopeService:
                                          "next_reminder_at": None} if finished else {}))
             signed = events.append(self._store, env.id, "signed", actor(p), now, {
                 "recipient_id": r.id, "document_id": doc.id, "seq": seq, "sha256": sha,
-                "previous_sha256": doc.current_sha256, "certificate_serial": serial, "code_id": accepted.code_id,
-                "field": verdict.field_name, "recipient_finished": finished})
+                "previous_sha256": doc.current_sha256, "certificate_serial": serial, "code_id": used,
+                "field": verdict.field_name, "recipient_finished": finished, "method": method.value})
             env = self._reload(env)
             records.update_envelope(self._store, env, **self._router.advance(env, now, signed))
             done = self._reload(env)
@@ -344,11 +383,12 @@ class EnvelopeService:
                  r.id, serial, seq)
         return done
 
-    def _refused(self, p: Principal, envelope_id: str, document_id: str, e: ServerError) -> None:
+    def _refused(self, p: Principal, envelope_id: str, document_id: str, e: ServerError,
+                 operation: str = "submit_signature") -> None:
         try:
             with self._write():
                 events.append(self._store, envelope_id, "refused", actor(p), self._now(), {
-                    "operation": "submit_signature", "document_id": document_id, "reason": e.reason})
+                    "operation": operation, "document_id": document_id, "reason": e.reason})
         except StoreError:  # the refusal itself is what the caller must hear about
             log.exception("envelope %s: could not record a refusal (%s)", envelope_id, e.reason)
         log.info("envelope %s: signature refused (%s)", envelope_id, e.reason)

@@ -113,6 +113,12 @@ class IdentityService:
     def get_person(self, principal: Principal, person_id: str) -> Person:
         return self._people.load(principal, person_id)
 
+    def registered_by(self, principal: Principal, person_id: str) -> str:
+        """Who registered the person (``operator:<login>``), for four-eyes rules; NotFound across organisations."""
+        self._people.load(principal, person_id)
+        row = self._store.query_one("SELECT created_by FROM identity_people WHERE id = ?", (person_id,))
+        return str(row["created_by"]) if row else ""
+
     def org_of(self, person_id: str) -> str:
         """The organisation of a person, for callers authenticated by the person id itself (enrollment with a
         one-time code) or acting on the server host (signet-admin); raises NotFound."""

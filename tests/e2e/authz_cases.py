@@ -295,6 +295,10 @@ ENVELOPE_CASES: dict[str, ApiCase] = {
         lambda t: server_pb2.SubmitSignatureRequest(envelope_id=t.envelope, document_id=t.envelope_document,
                                                     one_time_code="123456", content=b"%PDF-1.7"),
         same_org_operator=RECIPIENTS_ONLY, other_org_operator=NF, other_persons_agent=NF, own_agent=NF),
+    "EnvelopeService.SignRemotely": ApiCase(
+        lambda t: server_pb2.SignRemotelyRequest(envelope_id=t.envelope, document_id=t.envelope_document,
+                                                 revision_sha256=t.envelope_revision, one_time_code="123456"),
+        same_org_operator=RECIPIENTS_ONLY, other_org_operator=NF, other_persons_agent=NF, own_agent=NF),
     "EnvelopeService.DeclineEnvelope": ApiCase(
         lambda t: server_pb2.DeclineEnvelopeRequest(envelope_id=t.envelope, reason="the rent is wrong"),
         same_org_operator=RECIPIENTS_ONLY, other_org_operator=NF, other_persons_agent=NF, own_agent=NF),
@@ -385,6 +389,12 @@ API_CASES: dict[str, ApiCase] = {
         own_agent=Allowed("the holder's own agent (here: revoking its own TLS certificate)", _check(
             lambda r, t: r.certificate.state == server_pb2.CERTIFICATE_STATE_REVOKED,
             "the certificate must be revoked"))),
+    # operators of the person's organisation only; the control row sends no evidence, so it reaches the service and
+    # is refused there without a key being made (tests/e2e/test_envelopes_remote.py makes them)
+    "CertificateService.CreateRemoteKey": ApiCase(
+        lambda t: server_pb2.CreateRemoteKeyRequest(person_id=t.dave, evidence=""),
+        same_org_operator=Refused(C.INVALID_ARGUMENT, "EVIDENCE_REQUIRED"), other_org_operator=NF,
+        other_persons_agent=OPERATOR_ONLY, own_agent=OPERATOR_ONLY),
     "CertificateService.GetCertificateStatus": ApiCase(
         lambda t: server_pb2.GetCertificateStatusRequest(serial=t.dave_signing_serial),
         same_org_operator=Allowed("operator of the holder's organisation", _check(

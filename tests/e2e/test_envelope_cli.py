@@ -78,7 +78,7 @@ def test_two_people_sign_a_contract_in_order_from_the_command_line(world):
     contract = world["base"] / "lease.pdf"
     make_contract_pdf(contract, "Office lease", ["Alice Wang", "Bob Li"], pages=3)
     p = _signet(world, "alice", "envelope", "create", "--title", "Office lease", "--document", str(contract),
-                "--recipient", f"{alice['id']}:signer:1", "--recipient", f"{bob['id']}:signer:2")
+                "--recipient", f"{alice['id']}:signer:1", "--recipient", f"{bob['id']}:signer:2:3,56,56,276,116")
     assert p.returncode == 0, p.stderr
     envelope = json.loads(p.stdout)["id"]
     p = _signet(world, "alice", "envelope", "send", envelope)
@@ -111,6 +111,15 @@ def test_two_people_sign_a_contract_in_order_from_the_command_line(world):
                           text=True).stdout
     assert text.count("Signature is Valid.") == 2 and text.count("Certificate is Trusted.") == 2, text
     assert "Total document signed" in text
+    # Bob's box was placed on page 3 (pages count from 1 in envelopes): his signature's widget is there
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    with final.open("rb") as f:
+        reader = PdfFileReader(f)
+        pages = [reader.root["/Pages"]["/Kids"].raw_get(i).idnum for i in range(3)]
+        widget = next(w for w in (a.get_object() for a in reader.root["/AcroForm"]["/Fields"])
+                      if str(w["/T"]) == f"signet-{shown['recipients'][1]['id']}")
+        assert widget.raw_get("/P").idnum == pages[2] and [float(v) for v in widget["/Rect"]] == [56, 56, 276, 116]
     # ... and the agents' own verifier agrees, online against the server's OCSP responder
     v = _signet(world, "bob", "verify", str(final), "--trust", str(world["running"].env.signing_root))
     assert v.returncode == 0, v.stdout + v.stderr

@@ -17,6 +17,7 @@ from formats.policy import (
     DEFAULT_REMOTE_POLICY,
     DEFAULT_SEAL_POLICY,
     DEFAULT_SIGNING_POLICY,
+    REMOTE_KEY_MARKER,
     SIGNET_ARC,
     SIGNING_ROOT_MARKER,
     TLS_ROOT_MARKER,
@@ -70,7 +71,7 @@ def test_token_key_with_the_signing_policy_is_valid(setup, signet, contract, tmp
     for rep in _verdicts(signer, signet.roots, contract, tmp_path):
         assert rep.valid, rep.reasons()
         (s,) = rep.signatures
-        assert (s.policy_ok, s.signing_policy) == (True, DEFAULT_SIGNING_POLICY)
+        assert (s.policy_ok, s.signing_policy, s.remote_key) == (True, DEFAULT_SIGNING_POLICY, False)
         assert rep.to_dict()["signatures"][0]["policy_ok"] is True
 
 
@@ -80,6 +81,26 @@ def test_seal_policy_is_one_of_the_listed(ec_setup, signet, contract, tmp_path):
     signer = TokenSigner(ec_setup.token, ec_setup.key_id, certificate=cert, chain=signet.signing_ca.chain_der)
     rep, _ = _verdicts(signer, signet.roots, contract, tmp_path)
     assert rep.valid and rep.signatures[0].signing_policy == DEFAULT_SEAL_POLICY
+
+
+def test_remote_key_is_valid_and_reported_as_server_held(ec_setup, signet, contract, tmp_path):
+    """A key held for a person on the server token: the remote-signing policy (listed in the root) makes it
+    valid, its marker makes the report say so; a token key's report says it was not."""
+    cert = minipki.token_certificate(ec_setup.token, ec_setup.key_id, signet.signing_ca, "Remote Person",
+                                     policies=[DEFAULT_REMOTE_POLICY, REMOTE_KEY_MARKER])
+    signer = TokenSigner(ec_setup.token, ec_setup.key_id, certificate=cert, chain=signet.signing_ca.chain_der)
+    for rep in _verdicts(signer, signet.roots, contract, tmp_path):
+        assert rep.valid, rep.reasons()
+        (s,) = rep.signatures
+        assert (s.policy_ok, s.signing_policy, s.remote_key) == (True, DEFAULT_REMOTE_POLICY, True)
+        assert rep.to_dict()["signatures"][0]["remote_key"] is True
+
+
+def test_the_remote_marker_alone_makes_nothing_valid(signet, contract, tmp_path):
+    rep, _ = _verdicts(_software_signer(signet.signing_ca, "Marker Only", policies=[REMOTE_KEY_MARKER]),
+                       signet.roots, contract, tmp_path)
+    (s,) = rep.signatures
+    assert not rep.valid and s.problems == (REQUIRED,) and s.remote_key is None
 
 
 @pytest.mark.parametrize("policies", [(), (f"{SIGNET_ARC}.1.99",)], ids=["no-policy", "unlisted-policy"])

@@ -11,7 +11,7 @@ from formats.report import SignatureReport, VerificationReport
 
 SIGNATURE_KEYS = {"field_name", "kind", "signer_subject", "chain", "ok", "intact", "valid", "trusted", "coverage",
                   "modification_level", "docmdp_ok", "signing_time", "timestamp", "md_algorithm", "signing_policy",
-                  "policy_ok", "revocation", "problems", "warnings"}
+                  "policy_ok", "remote_key", "revocation", "problems", "warnings"}
 
 
 def test_unsigned_pdf(contract, ca):

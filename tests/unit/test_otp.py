@@ -114,10 +114,10 @@ def test_malformed_input_counts_as_an_attempt_and_spaces_are_ignored(codes: OneT
 
 def test_new_code_supersedes_the_old_one(codes: OneTimeCodes, clock: ManualClock,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    import server.otp
+    import secrets
 
     digits = iter(["111111", "222222"])  # two different codes, whatever the random draw would have given
-    monkeypatch.setattr(server.otp.secrets, "randbelow", lambda n: int(next(digits)))
+    monkeypatch.setattr(secrets, "randbelow", lambda n: int(next(digits)))  # server.otp draws with it
     old = codes.issue("p", "b", PHONE)
     clock.advance(61)
     new = codes.issue("p", "b", PHONE)

@@ -902,6 +902,81 @@ class CertificateInfo(_message.Message):
 Global___CertificateInfo: _TypeAlias = CertificateInfo  # noqa: Y015
 
 @_typing.final
+class CreateRemoteKeyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    TLS_CSR_DER_FIELD_NUMBER: _builtins.int
+    person_id: _builtins.str
+    evidence: _builtins.str
+    """What the decision is based on (recorded in the evidence chain)."""
+    tls_csr_der: _builtins.bytes
+    """Optional: a PKCS#10 request for the person's TLS client key (software,
+    made by the operator's tool and handed to the person); the server never
+    sees that private key.
+    """
+    def __init__(
+        self,
+        *,
+        person_id: _builtins.str = ...,
+        evidence: _builtins.str = ...,
+        tls_csr_der: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "person_id", b"person_id", "tls_csr_der", b"tls_csr_der"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateRemoteKeyRequest: _TypeAlias = CreateRemoteKeyRequest  # noqa: Y015
+
+@_typing.final
+class CreateRemoteKeyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATE_FIELD_NUMBER: _builtins.int
+    CHAIN_DER_FIELD_NUMBER: _builtins.int
+    TLS_CERTIFICATE_DER_FIELD_NUMBER: _builtins.int
+    TLS_CHAIN_DER_FIELD_NUMBER: _builtins.int
+    CSC_CLIENT_SECRET_FIELD_NUMBER: _builtins.int
+    tls_certificate_der: _builtins.bytes
+    """Empty without tls_csr_der."""
+    csc_client_secret: _builtins.str
+    """The client secret of the person's Cloud Signature Consortium API login
+    (HTTP Basic: person id and this secret); returned once, kept only as a
+    keyed hash.
+    """
+    @_builtins.property
+    def certificate(self) -> Global___CertificateInfo:
+        """The remote key's signing certificate."""
+
+    @_builtins.property
+    def chain_der(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """Signing CA, signing root."""
+
+    @_builtins.property
+    def tls_chain_der(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """TLS CA, TLS root."""
+
+    def __init__(
+        self,
+        *,
+        certificate: Global___CertificateInfo | None = ...,
+        chain_der: _abc.Iterable[_builtins.bytes] | None = ...,
+        tls_certificate_der: _builtins.bytes = ...,
+        tls_chain_der: _abc.Iterable[_builtins.bytes] | None = ...,
+        csc_client_secret: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate", b"certificate", "chain_der", b"chain_der", "csc_client_secret", b"csc_client_secret", "tls_certificate_der", b"tls_certificate_der", "tls_chain_der", b"tls_chain_der"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateRemoteKeyResponse: _TypeAlias = CreateRemoteKeyResponse  # noqa: Y015
+
+@_typing.final
 class RevokeCertificateRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1735,6 +1810,61 @@ class SubmitSignatureResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubmitSignatureResponse: _TypeAlias = SubmitSignatureResponse  # noqa: Y015
+
+@_typing.final
+class SignRemotelyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    ENVELOPE_ID_FIELD_NUMBER: _builtins.int
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    REVISION_SHA256_FIELD_NUMBER: _builtins.int
+    CODE_ID_FIELD_NUMBER: _builtins.int
+    ONE_TIME_CODE_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    envelope_id: _builtins.str
+    document_id: _builtins.str
+    revision_sha256: _builtins.str
+    """SHA-256 (hex) of the current revision, the one the code is bound to."""
+    code_id: _builtins.str
+    one_time_code: _builtins.str
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+        envelope_id: _builtins.str = ...,
+        document_id: _builtins.str = ...,
+        revision_sha256: _builtins.str = ...,
+        code_id: _builtins.str = ...,
+        one_time_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code_id", b"code_id", "document_id", b"document_id", "envelope_id", b"envelope_id", "idempotency_key", b"idempotency_key", "one_time_code", b"one_time_code", "revision_sha256", b"revision_sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignRemotelyRequest: _TypeAlias = SignRemotelyRequest  # noqa: Y015
+
+@_typing.final
+class SignRemotelyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def envelope(self) -> Global___Envelope: ...
+    def __init__(
+        self,
+        *,
+        envelope: Global___Envelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignRemotelyResponse: _TypeAlias = SignRemotelyResponse  # noqa: Y015
 
 @_typing.final
 class DeclineEnvelopeRequest(_message.Message):

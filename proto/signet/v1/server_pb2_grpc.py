@@ -606,6 +606,11 @@ class CertificateServiceStub:
                 request_serializer=signet_dot_v1_dot_server__pb2.RegisterExternalCertificateRequest.SerializeToString,
                 response_deserializer=signet_dot_v1_dot_server__pb2.RegisterExternalCertificateResponse.FromString,
                 _registered_method=True)
+        self.CreateRemoteKey = channel.unary_unary(
+                '/signet.v1.CertificateService/CreateRemoteKey',
+                request_serializer=signet_dot_v1_dot_server__pb2.CreateRemoteKeyRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.CreateRemoteKeyResponse.FromString,
+                _registered_method=True)
 
 
 class CertificateServiceServicer:
@@ -639,6 +644,19 @@ class CertificateServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateRemoteKey(self, request, context):
+        """Operator of the person's organisation (four eyes: not the operator who
+        registered them): a signing key held for the approved person on the server
+        token (remote signing), certified by the signing CA with the remote-signing
+        policy and naming the person's verified identity; with `tls_csr_der`, also
+        the person's TLS client certificate for this API (role agent). Recorded in
+        the person's evidence chain. ALREADY_EXISTS REMOTE_KEY_EXISTS while a
+        usable one exists.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CertificateServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -661,6 +679,11 @@ def add_CertificateServiceServicer_to_server(servicer, server):
                     servicer.RegisterExternalCertificate,
                     request_deserializer=signet_dot_v1_dot_server__pb2.RegisterExternalCertificateRequest.FromString,
                     response_serializer=signet_dot_v1_dot_server__pb2.RegisterExternalCertificateResponse.SerializeToString,
+            ),
+            'CreateRemoteKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRemoteKey,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.CreateRemoteKeyRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.CreateRemoteKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -782,6 +805,33 @@ class CertificateService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def CreateRemoteKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.CertificateService/CreateRemoteKey',
+            signet_dot_v1_dot_server__pb2.CreateRemoteKeyRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.CreateRemoteKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class EnvelopeServiceStub:
     """Envelopes: contracts sent between parties (API listener, mutual TLS).
@@ -836,6 +886,11 @@ class EnvelopeServiceStub:
                 '/signet.v1.EnvelopeService/SubmitSignature',
                 request_serializer=signet_dot_v1_dot_server__pb2.SubmitSignatureRequest.SerializeToString,
                 response_deserializer=signet_dot_v1_dot_server__pb2.SubmitSignatureResponse.FromString,
+                _registered_method=True)
+        self.SignRemotely = channel.unary_unary(
+                '/signet.v1.EnvelopeService/SignRemotely',
+                request_serializer=signet_dot_v1_dot_server__pb2.SignRemotelyRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.SignRemotelyResponse.FromString,
                 _registered_method=True)
         self.DeclineEnvelope = channel.unary_unary(
                 '/signet.v1.EnvelopeService/DeclineEnvelope',
@@ -931,6 +986,18 @@ class EnvelopeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SignRemotely(self, request, context):
+        """Recipient whose turn it is and whose signing method is remote: the server
+        signs the current revision (`revision_sha256`) with the recipient's remote
+        key, activated by the code StartSigning sent for exactly that revision
+        (spent by the activation, which is journalled as an `activated` event),
+        and accepts the new revision after the same validation as SubmitSignature.
+        A token recipient is FAILED_PRECONDITION TOKEN_RECIPIENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeclineEnvelope(self, request, context):
         """Recipient: declines with a reason; the envelope is declined.
         """
@@ -1018,6 +1085,11 @@ def add_EnvelopeServiceServicer_to_server(servicer, server):
                     servicer.SubmitSignature,
                     request_deserializer=signet_dot_v1_dot_server__pb2.SubmitSignatureRequest.FromString,
                     response_serializer=signet_dot_v1_dot_server__pb2.SubmitSignatureResponse.SerializeToString,
+            ),
+            'SignRemotely': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignRemotely,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.SignRemotelyRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.SignRemotelyResponse.SerializeToString,
             ),
             'DeclineEnvelope': grpc.unary_unary_rpc_method_handler(
                     servicer.DeclineEnvelope,
@@ -1244,6 +1316,33 @@ class EnvelopeService:
             '/signet.v1.EnvelopeService/SubmitSignature',
             signet_dot_v1_dot_server__pb2.SubmitSignatureRequest.SerializeToString,
             signet_dot_v1_dot_server__pb2.SubmitSignatureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignRemotely(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.EnvelopeService/SignRemotely',
+            signet_dot_v1_dot_server__pb2.SignRemotelyRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.SignRemotelyResponse.FromString,
             options,
             channel_credentials,
             insecure,

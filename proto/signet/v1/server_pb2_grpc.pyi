@@ -257,6 +257,15 @@ class CertificateServiceStub:
     """Operator: registers a certificate issued by another CA, after validating
     its chain up to a configured external root.
     """
+    CreateRemoteKey: _grpc.UnaryUnaryMultiCallable[_server_pb2.CreateRemoteKeyRequest, _server_pb2.CreateRemoteKeyResponse]
+    """Operator of the person's organisation (four eyes: not the operator who
+    registered them): a signing key held for the approved person on the server
+    token (remote signing), certified by the signing CA with the remote-signing
+    policy and naming the person's verified identity; with `tls_csr_der`, also
+    the person's TLS client certificate for this API (role agent). Recorded in
+    the person's evidence chain. ALREADY_EXISTS REMOTE_KEY_EXISTS while a
+    usable one exists.
+    """
 
 @_typing.type_check_only
 class CertificateServiceAsyncStub(CertificateServiceStub):
@@ -270,6 +279,15 @@ class CertificateServiceAsyncStub(CertificateServiceStub):
     RegisterExternalCertificate: _aio.UnaryUnaryMultiCallable[_server_pb2.RegisterExternalCertificateRequest, _server_pb2.RegisterExternalCertificateResponse]  # type: ignore[assignment]
     """Operator: registers a certificate issued by another CA, after validating
     its chain up to a configured external root.
+    """
+    CreateRemoteKey: _aio.UnaryUnaryMultiCallable[_server_pb2.CreateRemoteKeyRequest, _server_pb2.CreateRemoteKeyResponse]  # type: ignore[assignment]
+    """Operator of the person's organisation (four eyes: not the operator who
+    registered them): a signing key held for the approved person on the server
+    token (remote signing), certified by the signing CA with the remote-signing
+    policy and naming the person's verified identity; with `tls_csr_der`, also
+    the person's TLS client certificate for this API (role agent). Recorded in
+    the person's evidence chain. ALREADY_EXISTS REMOTE_KEY_EXISTS while a
+    usable one exists.
     """
 
 class CertificateServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -305,6 +323,21 @@ class CertificateServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_server_pb2.RegisterExternalCertificateResponse, _abc.Awaitable[_server_pb2.RegisterExternalCertificateResponse]]:
         """Operator: registers a certificate issued by another CA, after validating
         its chain up to a configured external root.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateRemoteKey(
+        self,
+        request: _server_pb2.CreateRemoteKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.CreateRemoteKeyResponse, _abc.Awaitable[_server_pb2.CreateRemoteKeyResponse]]:
+        """Operator of the person's organisation (four eyes: not the operator who
+        registered them): a signing key held for the approved person on the server
+        token (remote signing), certified by the signing CA with the remote-signing
+        policy and naming the person's verified identity; with `tls_csr_der`, also
+        the person's TLS client certificate for this API (role agent). Recorded in
+        the person's evidence chain. ALREADY_EXISTS REMOTE_KEY_EXISTS while a
+        usable one exists.
         """
 
 def add_CertificateServiceServicer_to_server(servicer: CertificateServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
@@ -349,6 +382,14 @@ class EnvelopeServiceStub:
     """Recipient: the new revision (a PDF with one more incremental PAdES
     signature, or a detached CMS over the locked bytes), with the code.
     Validated before it is accepted; a refused one changes nothing.
+    """
+    SignRemotely: _grpc.UnaryUnaryMultiCallable[_server_pb2.SignRemotelyRequest, _server_pb2.SignRemotelyResponse]
+    """Recipient whose turn it is and whose signing method is remote: the server
+    signs the current revision (`revision_sha256`) with the recipient's remote
+    key, activated by the code StartSigning sent for exactly that revision
+    (spent by the activation, which is journalled as an `activated` event),
+    and accepts the new revision after the same validation as SubmitSignature.
+    A token recipient is FAILED_PRECONDITION TOKEN_RECIPIENT.
     """
     DeclineEnvelope: _grpc.UnaryUnaryMultiCallable[_server_pb2.DeclineEnvelopeRequest, _server_pb2.DeclineEnvelopeResponse]
     """Recipient: declines with a reason; the envelope is declined."""
@@ -416,6 +457,14 @@ class EnvelopeServiceAsyncStub(EnvelopeServiceStub):
     """Recipient: the new revision (a PDF with one more incremental PAdES
     signature, or a detached CMS over the locked bytes), with the code.
     Validated before it is accepted; a refused one changes nothing.
+    """
+    SignRemotely: _aio.UnaryUnaryMultiCallable[_server_pb2.SignRemotelyRequest, _server_pb2.SignRemotelyResponse]  # type: ignore[assignment]
+    """Recipient whose turn it is and whose signing method is remote: the server
+    signs the current revision (`revision_sha256`) with the recipient's remote
+    key, activated by the code StartSigning sent for exactly that revision
+    (spent by the activation, which is journalled as an `activated` event),
+    and accepts the new revision after the same validation as SubmitSignature.
+    A token recipient is FAILED_PRECONDITION TOKEN_RECIPIENT.
     """
     DeclineEnvelope: _aio.UnaryUnaryMultiCallable[_server_pb2.DeclineEnvelopeRequest, _server_pb2.DeclineEnvelopeResponse]  # type: ignore[assignment]
     """Recipient: declines with a reason; the envelope is declined."""
@@ -522,6 +571,20 @@ class EnvelopeServiceServicer(metaclass=_abc_1.ABCMeta):
         """Recipient: the new revision (a PDF with one more incremental PAdES
         signature, or a detached CMS over the locked bytes), with the code.
         Validated before it is accepted; a refused one changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def SignRemotely(
+        self,
+        request: _server_pb2.SignRemotelyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.SignRemotelyResponse, _abc.Awaitable[_server_pb2.SignRemotelyResponse]]:
+        """Recipient whose turn it is and whose signing method is remote: the server
+        signs the current revision (`revision_sha256`) with the recipient's remote
+        key, activated by the code StartSigning sent for exactly that revision
+        (spent by the activation, which is journalled as an `activated` event),
+        and accepts the new revision after the same validation as SubmitSignature.
+        A token recipient is FAILED_PRECONDITION TOKEN_RECIPIENT.
         """
 
     @_abc_1.abstractmethod
