@@ -267,6 +267,9 @@ def envelope_seeds(signed_revision: bytes, detached: bytes) -> dict[str, tuple[s
         "SubmitSignature-appended": ("SubmitSignature", pb.SubmitSignatureRequest(
             envelope_id=v1, document_id=d1, one_time_code=c2, code_id=c1,
             content=pdf + b"\n1000 0 obj\n<< /Junk (not a signature) >>\nendobj\n"), 0),
+        "SignRemotely": ("SignRemotely", pb.SignRemotelyRequest(
+            envelope_id=v1, document_id=d1, revision_sha256=worlds.SENT_PDF_SHA, code_id=c1, one_time_code=c2,
+            idempotency_key="remote-1"), 0),
         "SubmitSignature-garbage": ("SubmitSignature", pb.SubmitSignatureRequest(
             envelope_id=v1, document_id=d2, one_time_code=c4, code_id=c3, content=b"\x30\x80" + os.urandom(64)), 0),
         "DeclineEnvelope": ("DeclineEnvelope", pb.DeclineEnvelopeRequest(envelope_id=v1,
@@ -316,6 +319,9 @@ def server_seeds(external_leaf: bytes, signed_revision: bytes, detached: bytes) 
         "ListCertificates": ("ListCertificates", pb.ListCertificatesRequest(person_id=p1)),
         "RegisterExternalCertificate": ("RegisterExternalCertificate", pb.RegisterExternalCertificateRequest(
             person_id=p1, certificate_der=external_leaf)),
+        "CreateRemoteKey": ("CreateRemoteKey", pb.CreateRemoteKeyRequest(
+            person_id=p1, evidence="asked for a key held on the server", tls_csr_der=worlds.new_csr())),
+        "CreateRemoteKey-pending": ("CreateRemoteKey", pb.CreateRemoteKeyRequest(person_id=p2, evidence="too soon")),
     }.items()}
     seeds.update(envelope_seeds(signed_revision, detached))
     missing = {r.name for r in table} - {v[0] for v in seeds.values()}
