@@ -183,7 +183,9 @@ class SessionPool:
     # -- login ----------------------------------------------------------
     @property
     def logged_in(self) -> bool:
-        return self._anchor is not None
+        """Logged in, or about to be again: after the module was reinitialised the old generation's login is
+        gone but the PIN is kept, and the next borrowed session logs in with it (``_borrow``)."""
+        return self._anchor is not None or self._pin is not None
 
     def login(self, pin: str) -> None:
         """Log the token in; wrong PINs are counted and the token locked at the limit."""

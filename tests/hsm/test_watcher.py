@@ -174,6 +174,22 @@ def test_a_pool_logs_in_again_after_the_watcher_reinitialised(idle_watcher, hsm_
     assert tok.logged_in
 
 
+def test_a_token_read_between_a_reinitialisation_and_the_next_signature_is_still_logged_in(
+    idle_watcher, hsm_module, logged_in_token,
+) -> None:
+    """The agent asks ``logged_in`` before it spends a grant; a poll or a GetInfo that read the token after the
+    watcher reinitialised the module (dropping the old generation's login session) made it False until the next
+    signature logged in again: "token ... lost its login; unlock it again" for a caller whose grant was live
+    (seen under the benchmarks, where the agent idles between rounds)."""
+    _, tok = logged_in_token
+    key = tok.generate_key("p256", "k")
+    idle_watcher.poll(reinitialize=True)
+    tok.info()  # what a poll or GetInfo does next
+    assert tok.logged_in
+    tok.sign(key.key_id, b"after reinit")
+    assert tok.logged_in
+
+
 def test_a_udev_match_reinitialises_a_busy_module_and_finds_the_new_token(
     hsm_module, logged_in_token, new_label: str,
 ) -> None:
