@@ -2,15 +2,15 @@
 
 Stage 1 (this file's steps): a SoftHSM token, a key generated on it, a PKCS#10 request signed by the token, a
 certificate from a demo CA stored back on the token, a sample contract signed with the token key (PAdES B-B) into
-``demo-state/out/``, and an independent check with ``pdfsig`` against an NSS database that trusts the demo CA.
-Then the agent stage (``scripts/demo_agent.py``), the server stage (``scripts/demo_server.py``: the server, Alice
-and Bob verified, each with their own token behind their own agent, enrolled) and the envelope stage
-(``scripts/demo_envelopes.py``: Alice sends Bob a contract, both sign it on their tokens through their agents, the
-final PDF is checked by pdfsig and the timeline printed); then the agents and the server stop.  Remote signing
-(the issue's Carol, who has no token) is not built yet, so the envelope has two signers.  Agents and the server
-run as :mod:`scripts.processes` processes, the same ones the tests and benchmarks use; a failing step stops
-whatever is still running before the demo reports the failure.  Every ``signet`` call whose answer the demo uses
-runs with ``--json``.
+``demo-state/out/``, and an independent check with ``pdfsig`` against an NSS database that trusts the demo CA. Then
+the agent stage (``scripts/demo_agent.py``), the server stage (``scripts/demo_server.py``: the server, Alice, Bob
+and Carol verified; Alice and Bob each with their own token behind their own agent, enrolled; Carol, who has no
+token, given a remote-signing key on the server token) and the envelope stage (``scripts/demo_envelopes.py``: Alice
+sends Bob and Carol a contract, Alice and Bob sign it on their tokens through their agents, Carol remotely with her
+code and no agent, the final PDF with three signatures is checked by pdfsig and the timeline printed); then the
+agents and the server stop. Agents and the server run as :mod:`scripts.processes` processes, the same ones the tests
+and benchmarks use; a failing step stops whatever is still running before the demo reports the failure. Every
+``signet`` call whose answer the demo uses runs with ``--json``.
 
 For a human the demo prints each step: the commands it runs, shortened outputs, the verdicts.  PINs and one-time
 codes reach processes only through environment variables; they are never printed (``say`` refuses a line that holds
@@ -19,7 +19,7 @@ one) and never written to the facts.
 Environment:
   SIGNET_DEMO_STATE    the state directory (default ``demo-state/`` in the repository; wiped at the start)
   SIGNET_DEMO_FACTS    a path: write the facts file there (below)
-  SIGNET_DEMO_SECRETS  a path: write there, mode 0600, every PIN and code the demo used, as
+  SIGNET_DEMO_SECRETS  a path: write there, mode 0600, every PIN, code and client secret the demo used, as
                        ``[{"what": ..., "value": ...}]`` -- for the end-to-end test only, which proves none of them
                        appears in the output, the facts or the logs
 
@@ -59,11 +59,12 @@ the answers of ``signet --json``, the verdicts of the independent tools, exit co
     ready                      signet-server's ready line
     organisation               {"id", "name"}
     operators                  [{"login", "serial", "caller"}]
-    people                     one object per person:
-      name, person_id, token_label
+    people                     one object per person, Alice, Bob, Carol:
+      name, person_id, token_label (null for Carol: no token)
       registered_status        the person's status right after registration
       phone_verified           the phone code was accepted
       approval                 {"kind", "actor", "evidence_records"}: the last evidence record after approval
+      Alice and Bob only:
       key_id, key_label        the key enrolled on their own token (`signet --json keys`, agreeing with the
                                enrollment record `signet enroll` wrote)
       certificate_serial       hex, as the server issued it (the certificate on the token carries it)
@@ -74,33 +75,53 @@ the answers of ``signet --json``, the verdicts of the independent tools, exit co
       agent                    their own agent (``demo-state/<first name>/agent``, seeing only their token in
                                ``demo-state/<first name>/softhsm``): config, socket, socket_mode, health,
                                ready_seconds, tokens, exit_code, socket_removed, pin_in_log, journal
+      Carol only:
+      remote_key               what `signet-admin --json remote-key create` made (as demo-reviewer: four eyes):
+                               key_id, certificate_serial (hex), tls_serial, operator, identity_dir (its --out,
+                               ``demo-state/carol/identity``), files {name: mode}, api (from identity.json);
+                               the certificate (from the server's ListCertificates): subject {"common_name",
+                               "serial_number", "organization_name", "country_name"}, certificate_subject (RFC 4514),
+                               issuer, not_before, not_after, policies (dotted OIDs), server_held_marker (the
+                               remote-key marker is among them); on_server_token: the key as ``pkcs11-tool -O``
+                               logged in to the server token shows it {"token", "object", "label", "sensitive",
+                               "always_sensitive", "never_extractable", "extractable", "local"}; ocsp as above
     exit_code                  the server after SIGTERM
     duration_seconds           the server stage, the envelope stage included
-  envelope            the envelope stage (answers of `signet --json envelope ...` through Alice's or Bob's agent;
-                      times as RFC 3339 UTC to the millisecond, "2030-01-02T03:04:05.678Z", as the server records them):
+  envelope            the envelope stage (answers of `signet --json envelope ...` through Alice's or Bob's agent,
+                      or for Carol with ``--identity DIR`` and no agent; times as RFC 3339 UTC to the millisecond,
+                      "2030-01-02T03:04:05.678Z", as the server records them):
     id, title, sender_name
     created                    {"state" (ENVELOPE_STATE_DRAFT), "created_at"}
     document                   {"id", "name", "pages", "size", "sha256" (as uploaded), "input" (the file sent)}
-    recipients                 [{"name", "person_id", "recipient_id", "routing_order", "role"}], Alice then Bob
+    recipients                 [{"name", "person_id", "recipient_id", "routing_order", "role", "signing_method"}],
+                               Alice (1), Bob (2), Carol (3, SIGNING_METHOD_REMOTE)
     sent                       {"state", "sent_at" (the exact send time the answer gave), "expires_at",
                                "original_sha256" (locked), "recipients": [{"name", "state", "notified_at"}]}
     bob_inbox_before           envelope ids in Bob's `signet inbox` right after sending (his turn has not come)
-    signatures                 one per signer, in order: {"name", "code_sent" ({"channel", "code_id",
-                               "revision_sha256"}: what `sign --send-code` answered), "shown" (what the agent's
-                               confirmation program was shown: operation, file_name, sha256, size, pages,
-                               signer_subject, token, key_id), "answer" (of `sign --code-env`), "after" ({"state",
-                               "recipient_state", "signed_at", "certificate_serial", "current_sha256", "signatures",
-                               "recipients" {name: state}}: `envelope show` after it), "seconds"}
+    signatures                 one per signer, in order: {"name", "method" ("token" or "remote"), "code_sent"
+                               ({"channel", "code_id", "revision_sha256"}: what `sign --send-code` answered),
+                               "shown" (what the agent's confirmation program was shown: operation, file_name,
+                               sha256, size, pages, signer_subject, token, key_id; null for Carol: no agent),
+                               "answer" (of `sign --code-env`), "after" ({"state", "recipient_state", "signed_at",
+                               "certificate_serial", "current_sha256", "signatures", "recipients" {name: state}}:
+                               `envelope show` after it), "seconds"}
     notices_to_bob             [{"subject", "topic"}]: envelope e-mails to Bob in the outbox
     bob_inbox                  envelope ids in Bob's `signet inbox` after Alice signed
     bob_show                   what `signet envelope show` told Bob: state, sender_name, title, document {name,
                                pages, signatures, original_sha256, current_sha256}, recipients {name: state}
+    notices_to_carol, carol_inbox, carol_show    the same for Carol after Bob signed (`--identity`, no agent)
     download                   {"path" (demo-state/out/...), "size", "sha256", "starts_with_original"}
     pdfsig                     {"exit_code", "signatures": [{"field", "signer", "signature_valid",
-                               "certificate_trusted", "total_document_signed"}]}: its verdict per signature,
+                               "certificate_trusted", "total_document_signed"}]}: its verdict per signature (three),
                                NSS database trusting the Signet signing root only
-    verify                     the `signet --json verify` answer (Bob's agent, revocation online)
+    verify                     the `signet --json verify` answer (Bob's agent, revocation online; per signature
+                               ``signing_policy``: the token or the remote-signing policy OID)
+    verify_report              formats' verifier in-process (revocation online), for what the CLI leaves out:
+                               {"valid", "signatures": [{"field_name", "signer_subject", "ok", "trusted",
+                               "coverage", "remote_key"}]}
     events                     [{"id", "type", "actor", "at", "detail"}]: `signet envelope events`, oldest first
+                               (Carol's ``activated`` event: recipient_id, document_id, revision_sha256, code_id,
+                               certificate_serial -- never the code)
     duration_seconds
 """
 

@@ -1,22 +1,30 @@
-"""`make demo`, server stage: signet-server on its own SoftHSM token, Alice and Bob verified and enrolled.
+"""`make demo`, server stage: signet-server on its own SoftHSM token, Alice, Bob and Carol verified; Alice and Bob
+enrolled on their own tokens, Carol given a remote-signing key on the server token.
 
 Steps (appended to ``scripts.demo.STEPS``): initialise the server in ``demo-state/server`` (configuration from
 :func:`scripts.processes.write_server_config`), start it (:class:`scripts.processes.ServerProcess`, log in
-``server.log``), create an organisation and two operator certificates, register Alice and Bob over mutual TLS,
-deliver their phone codes through the outbox and enter them, approve them; then give each of them what they have at
-their own desk: a SoftHSM token in its own directory (``demo-state/alice/softhsm``) and their own ``signet-agent``
-(``demo-state/alice/agent``) that sees only that token; enrol a key on each token through that person's agent with
-``signet enroll --api ...`` (``--send-code``, the code read from the outbox, then ``--code-env``; PINs and codes only
-in environment variables; the agent keeps its TLS files and the enrollment record in its own state directory, where
-``signet inbox`` and ``signet envelope`` find them), read back with ``signet --json keys`` what is on their tokens
-and check their certificates' OCSP status at the running server with ``openssl ocsp``.  The envelope stage
+``server.log``), create an organisation and two operator certificates, register Alice, Bob and Carol over mutual
+TLS, deliver their phone codes through the outbox and enter them, approve them (the second operator: four eyes);
+then give Alice and Bob what they have at their own desk: a SoftHSM token in its own directory
+(``demo-state/alice/softhsm``) and their own ``signet-agent`` (``demo-state/alice/agent``) that sees only that
+token; enrol a key on each token through that person's agent with ``signet enroll --api ...`` (``--send-code``, the
+code read from the outbox, then ``--code-env``; PINs and codes only in environment variables; the agent keeps its
+TLS files and the enrollment record in its own state directory, where ``signet inbox`` and ``signet envelope`` find
+them), read back with ``signet --json keys`` what is on their tokens and check their certificates' OCSP status at
+the running server with ``openssl ocsp``. Carol has no token: the second operator (four eyes: not the one who
+registered her) has the server generate a key for her on the server token with ``signet-admin remote-key create
+CAROL --evidence ... --out demo-state/carol/identity`` (the API files she gets: a TLS client certificate and key,
+``identity.json``); the demo shows her certificate (from the signing CA, remote-signing policy and the
+server-held-key marker), its OCSP status, and, with ``pkcs11-tool`` logged in to the server token (PIN from an
+environment variable), that the key is there, sensitive and never extractable. The envelope stage
 (``scripts/demo_envelopes.py``) runs next, on these agents and this server; :data:`SERVER_STOP_STEPS` then stop the
-agents and the server (SIGTERM, exit 0).  What the stage established goes to ``d.facts["server"]``.
+agents and the server (SIGTERM, exit 0). What the stage established goes to ``d.facts["server"]``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import subprocess
@@ -85,14 +93,25 @@ class Signer:
     doc: str = field(repr=False)
     phone: str
     email: str
-    token_label: str
+    token_label: str  # "": no token of their own (a remote-signing key on the server token instead)
     pin: str = field(default="", repr=False)
     person_id: str = ""
     agent: AgentProcess | None = None  # their own signet-agent, serving only their own token
     facts: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.pin = self.pin or SECRETS.add(f"{self.first}'s PIN", f"{secrets.randbelow(10**6):06d}")
+        if self.token_label:
+            self.pin = self.pin or SECRETS.add(f"{self.first}'s PIN", f"{secrets.randbelow(10**6):06d}")
+
+    @property
+    def remote(self) -> bool:
+        """No token: signs with the key the server holds for them, through the API files in :attr:`identity`."""
+        return not self.token_label
+
+    @property
+    def identity(self) -> Path:
+        """Where `signet-admin remote-key create --out` wrote their API files (``--identity DIR``)."""
+        return self.home / "identity"
 
     @property
     def first(self) -> str:
@@ -131,6 +150,7 @@ class ServerStage:
     people: list[Signer] = field(default_factory=lambda: [
         Signer("Alice Wang 王爱丽", "11010519491231002X", "+8613800138000", "alice@example.com", "alice-token"),
         Signer("Bob Li 李博", prc_id("11010519900307457"), "+8613900139000", "bob@example.com", "bob-token"),
+        Signer("Carol Zhao 赵卡罗", prc_id("11010819850615123"), "+8613700137000", "carol@example.com", ""),
     ])
     started_at: float = 0.0
     facts: dict[str, Any] = field(default_factory=dict)
@@ -140,6 +160,16 @@ class ServerStage:
         if self.env is None:
             raise DemoFailed("the server is not configured")
         return self.env
+
+    @property
+    def token_holders(self) -> list[Signer]:
+        """Alice and Bob: their own token behind their own agent."""
+        return [s for s in self.people if not s.remote]
+
+    @property
+    def remote_signers(self) -> list[Signer]:
+        """Carol: no token, a key held for her on the server token."""
+        return [s for s in self.people if s.remote]
 
     def person(self, first: str) -> Signer:
         return next(s for s in self.people if s.first == first)
@@ -156,9 +186,9 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return p
 
 
-def admin_json(*args: str) -> Any:
-    """`signet-admin --json ARGS` as the demo operator: the parsed answer."""
-    return json.loads(_run("server.admin", "--config", str(S.running_env.config), "--json", "--as", "demo-operator",
+def admin_json(*args: str, login: str = "demo-operator") -> Any:
+    """`signet-admin --json ARGS` as the demo operator (or ``login``): the parsed answer."""
+    return json.loads(_run("server.admin", "--config", str(S.running_env.config), "--json", "--as", login,
                            *args).stdout)
 
 
@@ -242,7 +272,8 @@ def step_register(d: Demo) -> None:
         s.person_id = p.id
         ids.StartPhoneVerification(pb.StartPhoneVerificationRequest(person_id=p.id), timeout=30)
         status = pb.PersonStatus.Name(p.status)
-        s.facts = {"name": s.name, "person_id": p.id, "token_label": s.token_label, "registered_status": status}
+        s.facts = {"name": s.name, "person_id": p.id, "token_label": s.token_label or None,
+                   "registered_status": status}
         S.facts["people"].append(s.facts)
         say(f"{s.name}: person {p.id}, status {status}; phone code sent to {s.phone}")
 
@@ -289,7 +320,7 @@ def step_approve(d: Demo) -> None:
 
 
 def step_own_agents(d: Demo) -> None:
-    for s in S.people:
+    for s in S.token_holders:
         conf = _new_token(s.token_label, s.pin, s.home / "softhsm")
         confirm = s.home / "agent" / "confirm.sh"
         s.shown_dir.mkdir(parents=True, exist_ok=True)
@@ -307,13 +338,14 @@ def step_own_agents(d: Demo) -> None:
         if facts["tokens"] != [s.token_label]:
             raise DemoFailed(f"{s.first}'s agent lists {facts['tokens']}, not only {s.token_label!r}")
     say(f"policy of both agents: the local caller may enrol a key labelled {KEY_LABEL!r} and sign with it, each "
-        "signature after a confirmation program was shown what is signed (file, SHA-256, pages, signer)")
+        "signature after a confirmation program was shown what is signed (file, SHA-256, pages, signer); Carol has "
+        "no token and no agent")
 
 
 def step_enroll(d: Demo) -> None:
     env = S.running_env
     server = ["--server", env.enroll, "--server-ca", rel(env.ca_pem)]
-    for s in S.people:
+    for s in S.token_holders:
         who = ["--token", s.token_label, *server, "--person", s.person_id]
         # `signet enroll` prints prose only: the demo reads what it did from the token (next step) and from the
         # enrollment record it writes (enrollment.json, next to the agent's TLS files in its state directory)
@@ -366,7 +398,7 @@ def step_show(d: Demo) -> None:
     with urllib.request.urlopen(f"{env.pki_url}/ca/signing-ca.crt", timeout=30) as resp:  # noqa: S310 - our server
         issuing = x509.Certificate.load(resp.read())
     (files / "issuing.pem").write_bytes(pem.armor("CERTIFICATE", issuing.dump()))
-    for s in S.people:
+    for s in S.token_holders:
         say(f"{s.name}: what {s.token_label!r} holds, read through the agent")
         keys = signet_json(s.running, "keys", "--token", s.token_label, "--pin-env", SIGNER_PIN_ENV,
                            secrets={SIGNER_PIN_ENV: s.pin}).get("keys", [])
@@ -404,8 +436,105 @@ def step_show(d: Demo) -> None:
             raise DemoFailed(f"OCSP did not report {s.name}'s certificate as good")
 
 
+def _server_token_key(label_prefix: str) -> dict[str, Any]:
+    """The private key whose label starts with ``label_prefix`` as ``pkcs11-tool`` sees it, logged in to the server
+    token (the PIN in an environment variable: ``--pin env:VAR``); its access flags as booleans."""
+    from hsm.module import find_module_path
+
+    cmd = ["pkcs11-tool", "--module", find_module_path(), "--token-label", SERVER_TOKEN, "--login", "--pin",
+           f"env:{PIN_ENV}", "-O", "--type", "privkey"]
+    say("$ " + " ".join(cmd))
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=60,
+                       env={**os.environ, PIN_ENV: S.pin})
+    if p.returncode != 0:
+        raise DemoFailed(f"pkcs11-tool exited with {p.returncode}: {p.stderr.strip()[-200:]}")
+    blocks: list[list[str]] = []
+    for line in p.stdout.splitlines():
+        if line and not line.startswith(" "):
+            blocks.append([line])
+        elif blocks:
+            blocks[-1].append(line)
+    mine = [b for b in blocks if any(ln.split(":", 1)[-1].strip().startswith(label_prefix) for ln in b
+                                     if ln.strip().startswith("label:"))]
+    if len(mine) != 1:
+        raise DemoFailed(f"pkcs11-tool lists {len(mine)} private keys labelled {label_prefix}… on {SERVER_TOKEN!r}")
+    [block] = mine
+    for line in block:
+        say("  " + line.strip())
+    fields = {ln.strip().split(":", 1)[0]: ln.split(":", 1)[1].strip() for ln in block[1:] if ":" in ln}
+    access = {a.strip() for a in fields.get("Access", "").split(",")}
+    return {"token": SERVER_TOKEN, "object": block[0].strip(), "label": fields.get("label", ""),
+            "sensitive": "sensitive" in access, "always_sensitive": "always sensitive" in access,
+            "never_extractable": "never extractable" in access, "extractable": "extractable" in access,
+            "local": "local" in access}
+
+
+def step_remote_key(d: Demo) -> None:
+    from asn1crypto import pem, x509
+
+    from formats.policy import REMOTE_KEY_MARKER, certificate_policies
+    from signet.v1 import server_pb2 as pb
+    from signet.v1 import server_pb2_grpc as pbg
+
+    for s in S.remote_signers:
+        evidence = "resident ID card inspected at the Beijing branch; no token of her own"
+        say(f"$ signet-admin --config {rel(S.running_env.config)} --json --as demo-reviewer remote-key create "
+            f"{s.person_id} --evidence {evidence!r} --out {rel(s.identity)}")
+        made = admin_json("remote-key", "create", s.person_id, "--evidence", evidence, "--out", str(s.identity),
+                          login="demo-reviewer")  # four eyes: not demo-operator, who registered her
+        csc = json.loads((s.identity / "csc.json").read_text())
+        SECRETS.add(f"{s.first}'s CSC client secret", str(csc.get("client_secret", "")))
+        files = {f.name: f"{f.stat().st_mode & 0o777:04o}" for f in sorted(s.identity.iterdir())}
+        identity = json.loads((s.identity / "identity.json").read_text())
+        say(f"  key {made['key_id'][:12]}… on the server token, certificate {made['serial']}, API (TLS) "
+            f"certificate {made['tls_serial']}")
+        say(f"  {rel(s.identity)}: " + ", ".join(f"{n} ({m})" for n, m in files.items())
+            + f"; identity.json names person {identity['person_id']} and the API {identity['api']}")
+        if identity.get("person_id") != s.person_id or identity.get("remote_key_serial") != made["serial"]:
+            raise DemoFailed(f"identity.json in {rel(s.identity)} is not {s.name}'s")
+        with _grpc(S.reviewer) as ch:
+            certs = pbg.CertificateServiceStub(ch).ListCertificates(
+                pb.ListCertificatesRequest(person_id=s.person_id), timeout=30).certificates
+        der = next((bytes(c.certificate_der) for c in certs if c.serial == made["serial"]), b"")
+        if not der:
+            raise DemoFailed(f"the server lists no certificate {made['serial']} for {s.name}")
+        cert = x509.Certificate.load(der)
+        leaf = SERVER / "pki" / f"{s.first.lower()}-remote.pem"
+        leaf.write_bytes(pem.armor("CERTIFICATE", der))
+        subj = cert.subject.native
+        policies = certificate_policies(cert)
+        say(f"  {s.name}'s certificate (written to {rel(leaf)}):")
+        say(f"    subject  CN={subj['common_name']}, serialNumber={subj['serial_number']}, "
+            f"O={subj['organization_name']}, C={subj['country_name']}")
+        say(f"    issuer   {cert.issuer.native.get('common_name', '')}; valid {cert.not_valid_before:%Y-%m-%d} .. "
+            f"{cert.not_valid_after:%Y-%m-%d}")
+        say(f"    policies {', '.join(policies)} (remote signing; {REMOTE_KEY_MARKER}: the key is held on the "
+            "server token)")
+        key = _server_token_key(f"signet-remote-{s.person_id}")
+        s.facts["remote_key"] = {
+            "key_id": made["key_id"], "certificate_serial": made["serial"], "tls_serial": made["tls_serial"],
+            "operator": "demo-reviewer", "identity_dir": str(s.identity), "files": files, "api": identity["api"],
+            "subject": {k: subj.get(k, "") for k in ("common_name", "serial_number", "organization_name",
+                                                    "country_name")},
+            "certificate_subject": _subject_of(leaf), "issuer": cert.issuer.native.get("common_name", ""),
+            "not_before": cert.not_valid_before.isoformat(), "not_after": cert.not_valid_after.isoformat(),
+            "policies": policies, "server_held_marker": REMOTE_KEY_MARKER in policies, "on_server_token": key}
+        say(f"  the key on {SERVER_TOKEN!r}: {key['object']}, label {key['label']}, "
+            f"{'sensitive' if key['sensitive'] else 'NOT sensitive'}, "
+            f"{'never extractable' if key['never_extractable'] else 'EXTRACTABLE'}")
+        ocsp = s.facts["remote_key"]["ocsp"] = _ocsp(leaf, SERVER / "pki" / "issuing.pem", SERVER / "pki" / "root.pem")
+        say(f"OCSP verdict for {s.name}'s remote key: {ocsp['status'] or 'none'}; the response "
+            f"{'verified' if ocsp['response_verified'] else 'did NOT verify'} against the signing root")
+        if not (key["sensitive"] and key["never_extractable"]) or key["extractable"]:
+            raise DemoFailed(f"{s.name}'s key on the server token is not sensitive and non-extractable: {key}")
+        if REMOTE_KEY_MARKER not in policies or subj.get("common_name") != s.name:
+            raise DemoFailed(f"{s.name}'s remote-key certificate does not name her or lacks the server-held marker")
+        if ocsp["status"] != "good" or not ocsp["response_verified"]:
+            raise DemoFailed(f"OCSP did not report {s.name}'s remote-key certificate as good")
+
+
 def step_own_agents_stop(d: Demo) -> None:
-    for s in S.people:
+    for s in S.token_holders:
         facts = s.facts["agent"]
         facts.update(stop_agent(d, s.running, [s.pin]))
         facts["journal"] = journal_facts(s.running)
@@ -428,12 +557,13 @@ SERVER_STEPS: list[tuple[str, Step]] = [
     ("Server initialised: keys on its own SoftHSM token, TLS from its CA", step_server_init),
     ("Server started", step_server_start),
     ("Organisation and operator certificates (signet-admin)", step_org),
-    ("Alice and Bob registered by the operator over mutual TLS", step_register),
+    ("Alice, Bob and Carol registered by the operator over mutual TLS", step_register),
     ("Phone codes read from the outbox and entered", step_codes),
     ("Real-name approval recorded with evidence", step_approve),
     ("Alice's and Bob's own tokens, each behind their own signet-agent", step_own_agents),
     ("Keys enrolled on their tokens through their agents (signet enroll)", step_enroll),
     ("Their keys and certificates from their agents, with OCSP status from the running server", step_show),
+    ("Carol, who has no token: a remote-signing key for her on the server token (signet-admin)", step_remote_key),
 ]
 SERVER_STOP_STEPS: list[tuple[str, Step]] = [  # after the envelope stage
     ("Alice's and Bob's agents stopped cleanly", step_own_agents_stop),

@@ -1,8 +1,8 @@
 """`make demo` end to end (`python -m scripts.demo`), in a temporary demo state so ``demo-state/`` is left alone.
 
 The demo runs once for the module, for real -- SoftHSM tokens, demo CA, in-process PAdES, the agent driven by the
-``signet`` CLI, the server, Alice and Bob enrolled through their own agents, an envelope both of them sign on their
-tokens -- with ``SIGNET_DEMO_FACTS`` and
+``signet`` CLI, the server, Alice and Bob enrolled through their own agents, Carol given a remote-signing key on the
+server token, an envelope Alice and Bob sign on their tokens and Carol remotely -- with ``SIGNET_DEMO_FACTS`` and
 ``SIGNET_DEMO_SECRETS`` in the test's directory.  The tests assert on the facts it reports (the structure is in
 ``scripts/demo.py``'s docstring), check its outputs again with independent tools (pdfsig, openssl), and prove that
 none of the PINs and one-time codes it used appears in its output, its facts or the processes' logs.  Nothing here
@@ -27,8 +27,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
-PEOPLE = {"Alice Wang 王爱丽": "alice-token", "Bob Li 李博": "bob-token"}
+PEOPLE = {"Alice Wang 王爱丽": "alice-token", "Bob Li 李博": "bob-token"}  # their own tokens
 ALICE, BOB = PEOPLE
+CAROL = "Carol Zhao 赵卡罗"  # no token: a remote-signing key on the server token
+TOKEN_POLICY, REMOTE_POLICY, REMOTE_MARKER = ("1.3.6.1.4.1.59541.1.1", "1.3.6.1.4.1.59541.1.2",
+                                              "1.3.6.1.4.1.59541.0.3")
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -162,14 +165,17 @@ def test_server_stage_enrols_alice_and_bob(demo: DemoRun) -> None:
     _ok(demo)
     s = demo.facts["server"]
     people = {p["name"]: p for p in s["people"]}
-    assert set(people) == set(PEOPLE)
+    assert set(people) == {*PEOPLE, CAROL}
     assert s["organisation"]["name"] == "Signet Leasing Ltd."
     assert {o["login"] for o in s["operators"]} == {"demo-operator", "demo-reviewer"}
-    for name, token in PEOPLE.items():
-        p = people[name]
-        assert p["token_label"] == token and p["person_id"]
+    for p in people.values():  # all three verified and approved alike, by the second operator (four eyes)
+        assert p["person_id"]
         assert p["registered_status"] == "PERSON_STATUS_PENDING" and p["phone_verified"] is True
         assert p["approval"]["kind"] == "approved" and p["approval"]["actor"] == "operator:demo-reviewer"
+    assert people[CAROL]["token_label"] is None and "key_id" not in people[CAROL] and "agent" not in people[CAROL]
+    for name, token in PEOPLE.items():
+        p = people[name]
+        assert p["token_label"] == token
         assert re.fullmatch(r"[0-9a-f]+", p["key_id"]) and p["key_label"] == "contract-signing"
         assert p["subject"]["common_name"] == name
         assert p["subject"]["serial_number"].startswith("IDCCN-")
@@ -195,6 +201,48 @@ def test_server_stage_enrols_alice_and_bob(demo: DemoRun) -> None:
     assert people[ALICE]["key_id"] != people[BOB]["key_id"]
     assert s["exit_code"] == 0
     assert s["duration_seconds"] > 0
+
+
+def test_server_stage_gives_carol_a_remote_key_on_the_server_token(demo: DemoRun) -> None:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    _ok(demo)
+    people = {p["name"]: p for p in demo.facts["server"]["people"]}
+    carol = people[CAROL]
+    rk = carol["remote_key"]
+    assert rk["operator"] == "demo-reviewer"  # four eyes: not demo-operator, who registered her
+    assert rk["subject"] == {"common_name": CAROL, "serial_number": rk["subject"]["serial_number"],
+                             "organization_name": "Signet Leasing Ltd.", "country_name": "CN"}
+    assert rk["subject"]["serial_number"].startswith("IDCCN-") and CAROL in rk["certificate_subject"]
+    assert rk["issuer"] == people[ALICE]["issuer"]  # the signing CA, like a token certificate
+    assert rk["policies"] == [REMOTE_POLICY, REMOTE_MARKER] and rk["server_held_marker"] is True
+    # the key is on the server token, as pkcs11-tool (logged in there) sees it: sensitive, never extractable
+    key = rk["on_server_token"]
+    assert key["token"] == "signet-server" and key["label"].startswith(f"signet-remote-{carol['person_id']}")
+    assert key["sensitive"] and key["always_sensitive"] and key["never_extractable"] and not key["extractable"]
+    assert key["object"].startswith("Private Key Object; EC")
+    assert rk["ocsp"]["status"] == "good" and rk["ocsp"]["response_verified"] is True
+    # the API files she was handed, under demo-state/carol/: her identity, no token, no agent
+    identity = demo.state / "carol" / "identity"
+    assert Path(rk["identity_dir"]) == identity
+    assert rk["files"]["client.key"] == "0600" and rk["files"]["csc.json"] == "0600"
+    assert {"client.crt", "ca.pem", "identity.json"} <= rk["files"].keys()
+    record = json.loads((identity / "identity.json").read_text())
+    assert (record["person_id"], record["remote_key_serial"], record["api"]) == (
+        carol["person_id"], rk["certificate_serial"], f"127.0.0.1:{demo.facts['server']['ports']['api']}")
+    assert not (demo.state / "carol" / "softhsm").exists() and not (demo.state / "carol" / "agent").exists()
+    # the certificate the demo wrote, checked with openssl against the root init wrote
+    server = demo.state / "server"
+    leaf = server / "pki" / "carol-remote.pem"
+    p = subprocess.run(["openssl", "verify", "-CAfile", str(server / "state" / "signing-root.pem"), "-untrusted",
+                        str(server / "pki" / "issuing.pem"), str(leaf)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    cert = x509.load_pem_x509_certificate(leaf.read_bytes())
+    assert cert.serial_number == int(rk["certificate_serial"], 16)
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == CAROL
+    policies = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
+    assert [pi.policy_identifier.dotted_string for pi in policies] == [REMOTE_POLICY, REMOTE_MARKER]
 
 
 def test_enrolled_certificates_chain_to_the_server_signing_root(demo: DemoRun) -> None:
@@ -233,9 +281,11 @@ def test_envelope_is_created_and_sent_with_the_send_time_recorded(demo: DemoRun)
     original = Path(e["document"]["input"]).read_bytes()
     assert e["created"]["state"] == "ENVELOPE_STATE_DRAFT" and e["sender_name"] == ALICE
     assert e["document"]["sha256"] == hashlib.sha256(original).hexdigest() and e["document"]["pages"] == 2
-    assert [(r["name"], r["person_id"], r["routing_order"], r["role"]) for r in e["recipients"]] == [
-        (ALICE, people[ALICE]["person_id"], 1, "RECIPIENT_ROLE_SIGNER"),
-        (BOB, people[BOB]["person_id"], 2, "RECIPIENT_ROLE_SIGNER")]
+    assert [(r["name"], r["person_id"], r["routing_order"], r["role"], r["signing_method"])
+            for r in e["recipients"]] == [
+        (ALICE, people[ALICE]["person_id"], 1, "RECIPIENT_ROLE_SIGNER", "SIGNING_METHOD_TOKEN"),
+        (BOB, people[BOB]["person_id"], 2, "RECIPIENT_ROLE_SIGNER", "SIGNING_METHOD_TOKEN"),
+        (CAROL, people[CAROL]["person_id"], 3, "RECIPIENT_ROLE_SIGNER", "SIGNING_METHOD_REMOTE")]
     sent = e["sent"]
     assert sent["state"] == "ENVELOPE_STATE_SENT" and sent["original_sha256"] == e["document"]["sha256"]
     # the exact send time, as the server recorded it: in the answer, in the "sent" event, and the moment Alice's
@@ -244,7 +294,7 @@ def test_envelope_is_created_and_sent_with_the_send_time_recorded(demo: DemoRun)
     assert _ms(sent["sent_at"]) == events["sent"]["at"]
     assert _t(sent["sent_at"]) == _t(events["sent"]["detail"]["sent_at"])
     assert [(r["name"], r["state"]) for r in sent["recipients"]] == [
-        (ALICE, "RECIPIENT_STATE_NOTIFIED"), (BOB, "RECIPIENT_STATE_PENDING")]
+        (ALICE, "RECIPIENT_STATE_NOTIFIED"), (BOB, "RECIPIENT_STATE_PENDING"), (CAROL, "RECIPIENT_STATE_PENDING")]
     # Alice's notice went out with the send (or right after it, through the notice queue): its time is recorded
     assert _t(events["notified"]["detail"]["notified_at"]) >= _t(sent["sent_at"])
     assert events["notified"]["detail"]["recipient_id"] == e["recipients"][0]["recipient_id"]
@@ -252,27 +302,34 @@ def test_envelope_is_created_and_sent_with_the_send_time_recorded(demo: DemoRun)
     assert e["bob_inbox_before"] == []  # not his turn yet
 
 
-def test_envelope_both_sign_in_order_with_codes_bound_to_the_revision(demo: DemoRun) -> None:
+def test_envelope_three_sign_in_order_with_codes_bound_to_the_revision(demo: DemoRun) -> None:
     _ok(demo)
     e = demo.facts["envelope"]
     people = {p["name"]: p for p in demo.facts["server"]["people"]}
-    alice, bob = e["signatures"]
-    assert (alice["name"], bob["name"]) == (ALICE, BOB)
-    # each code was bound to the exact revision the signer's agent then showed them and signed: the original for
-    # Alice, the revision carrying Alice's signature for Bob
+    alice, bob, carol = e["signatures"]
+    assert (alice["name"], bob["name"], carol["name"]) == (ALICE, BOB, CAROL)
+    assert (alice["method"], bob["method"], carol["method"]) == ("token", "token", "remote")
+    # each code was bound to the exact revision then signed: the original for Alice, the revision carrying
+    # Alice's signature for Bob, the one carrying both for Carol
     assert alice["code_sent"]["revision_sha256"] == e["document"]["sha256"]
     assert bob["code_sent"]["revision_sha256"] == alice["after"]["current_sha256"] != e["document"]["sha256"]
-    for sig in (alice, bob):
+    assert carol["code_sent"]["revision_sha256"] == bob["after"]["current_sha256"] != alice["after"]["current_sha256"]
+    for sig in (alice, bob, carol):
         assert sig["code_sent"]["channel"] == "outbox" and sig["code_sent"]["code_id"].startswith("otp_")
+        assert sig["answer"]["documents"] == [{"document": e["document"]["id"], "signed": True}]
+        assert sig["after"]["recipient_state"] == "RECIPIENT_STATE_SIGNED"
+    for sig in (alice, bob):  # on their own tokens: their agent's confirmation program was shown the revision
         assert sig["shown"]["sha256"] == sig["code_sent"]["revision_sha256"]
         assert sig["shown"]["operation"] == "sign_pdf" and sig["shown"]["pages"] == 2
         assert sig["shown"]["file_name"] == e["document"]["name"] and sig["name"] in sig["shown"]["signer_subject"]
         assert sig["shown"]["key_id"] == people[sig["name"]]["key_id"]
-        assert sig["answer"]["documents"] == [{"document": e["document"]["id"], "signed": True}]
-        assert sig["after"]["recipient_state"] == "RECIPIENT_STATE_SIGNED"
         assert sig["after"]["certificate_serial"] == people[sig["name"]]["certificate_serial"]
+    # Carol: no agent, no token -- signed by the server with the key it holds for her
+    assert carol["shown"] is None
+    assert carol["after"]["certificate_serial"] == people[CAROL]["remote_key"]["certificate_serial"]
     assert alice["after"]["state"] == "ENVELOPE_STATE_SENT" and alice["after"]["signatures"] == 1
-    assert alice["after"]["recipients"] == {ALICE: "RECIPIENT_STATE_SIGNED", BOB: "RECIPIENT_STATE_NOTIFIED"}
+    assert alice["after"]["recipients"] == {ALICE: "RECIPIENT_STATE_SIGNED", BOB: "RECIPIENT_STATE_NOTIFIED",
+                                            CAROL: "RECIPIENT_STATE_PENDING"}
     assert [n["topic"] for n in e["notices_to_bob"]] == ["envelope.sent"]
     assert e["bob_inbox"] == [e["id"]]
     shown = e["bob_show"]
@@ -280,11 +337,22 @@ def test_envelope_both_sign_in_order_with_codes_bound_to_the_revision(demo: Demo
     assert shown["document"]["signatures"] == 1 and shown["document"]["pages"] == 2
     assert shown["document"]["original_sha256"] == e["document"]["sha256"]
     assert shown["document"]["current_sha256"] == alice["after"]["current_sha256"]
-    assert bob["after"]["state"] == "ENVELOPE_STATE_COMPLETED" and bob["after"]["signatures"] == 2
-    assert bob["after"]["recipients"] == {ALICE: "RECIPIENT_STATE_SIGNED", BOB: "RECIPIENT_STATE_SIGNED"}
+    assert bob["after"]["state"] == "ENVELOPE_STATE_SENT" and bob["after"]["signatures"] == 2
+    assert bob["after"]["recipients"] == {ALICE: "RECIPIENT_STATE_SIGNED", BOB: "RECIPIENT_STATE_SIGNED",
+                                          CAROL: "RECIPIENT_STATE_NOTIFIED"}
+    # Carol is notified through the outbox, finds it in her inbox and reviews it, with her API files alone
+    assert [n["topic"] for n in e["notices_to_carol"]] == ["envelope.sent"]
+    assert e["carol_inbox"] == [e["id"]]
+    shown = e["carol_show"]
+    assert shown["sender_name"] == ALICE and shown["document"]["signatures"] == 2
+    assert shown["document"]["current_sha256"] == bob["after"]["current_sha256"]
+    assert shown["recipients"][CAROL] == "RECIPIENT_STATE_NOTIFIED"
+    assert carol["after"]["state"] == "ENVELOPE_STATE_COMPLETED" and carol["after"]["signatures"] == 3
+    assert carol["after"]["recipients"] == {ALICE: "RECIPIENT_STATE_SIGNED", BOB: "RECIPIENT_STATE_SIGNED",
+                                            CAROL: "RECIPIENT_STATE_SIGNED"}
 
 
-def test_envelope_final_pdf_has_both_signatures_and_pdfsig_trusts_them(demo: DemoRun) -> None:
+def test_envelope_final_pdf_has_three_signatures_and_pdfsig_trusts_them(demo: DemoRun) -> None:
     _ok(demo)
     e = demo.facts["envelope"]
     final = Path(e["download"]["path"])
@@ -296,23 +364,35 @@ def test_envelope_final_pdf_has_both_signatures_and_pdfsig_trusts_them(demo: Dem
     fields = [f"signet-{r['recipient_id']}" for r in e["recipients"]]
     # the demo's own pdfsig run (revocation checked online at the running server's OCSP responder)
     assert [(s["field"], s["signer"], s["signature_valid"], s["certificate_trusted"])
-            for s in e["pdfsig"]["signatures"]] == [(fields[0], ALICE, True, True), (fields[1], BOB, True, True)]
-    assert [s["total_document_signed"] for s in e["pdfsig"]["signatures"]] == [False, True]
+            for s in e["pdfsig"]["signatures"]] == [(fields[0], ALICE, True, True), (fields[1], BOB, True, True),
+                                                    (fields[2], CAROL, True, True)]
+    assert [s["total_document_signed"] for s in e["pdfsig"]["signatures"]] == [False, False, True]
     # pdfsig again, here (the server is stopped now: no OCSP), with an NSS database trusting only the signing root
     from tests.pki import make_nssdb
 
     nss = make_nssdb(demo.state / "nss-test", (demo.state / "server" / "state" / "signing-root.pem").read_bytes())
     text = _pdfsig_text(nss, final)
-    assert text.count("Signature is Valid.") == 2 and text.count("Certificate is Trusted.") == 2, text
-    assert "Total document signed" in text and all(f in text for f in fields) and ALICE in text and BOB in text
+    blocks = re.split(r"\nSignature #\d+:", text)[1:]
+    assert len(blocks) == 3 and all("Signature is Valid." in b and "Certificate is Trusted." in b for b in blocks), text
+    assert [n in b for n, b in zip((ALICE, BOB, CAROL), blocks, strict=True)] == [True, True, True]
+    assert ["Total document signed" in b for b in blocks] == [False, False, True]
+    assert all(f in text for f in fields)
     # ... and a changed byte in the signed range is noticed (the check above is not vacuous)
     tampered = demo.state / "tampered.pdf"
     at = data.index(b"Clause 1.")
     tampered.write_bytes(data[:at] + b"K" + data[at + 1:])
     assert _pdfsig_text(nss, tampered).count("Signature is Valid.") == 0
     verify = e["verify"]
-    assert verify["valid"] is True and [s["valid"] and s["trusted"] for s in verify["signatures"]] == [True, True]
+    assert verify["valid"] is True
+    assert [s["valid"] and s["trusted"] for s in verify["signatures"]] == [True, True, True]
+    assert [s["field_name"] for s in verify["signatures"]] == fields
+    assert [s["signing_policy"] for s in verify["signatures"]] == [TOKEN_POLICY, TOKEN_POLICY, REMOTE_POLICY]
     assert verify["document_sha256"] == e["download"]["sha256"]
+    # formats' verifier reports Carol's signature as made with a key held on the server token
+    report = e["verify_report"]
+    assert report["valid"] is True and all(s["ok"] and s["trusted"] for s in report["signatures"])
+    assert [(s["field_name"], s["remote_key"]) for s in report["signatures"]] == [
+        (fields[0], False), (fields[1], False), (fields[2], True)]
 
 
 def _pdfsig_text(nssdb: Path, pdf: Path) -> str:
@@ -324,20 +404,29 @@ def test_envelope_timeline_tells_the_journey_in_order(demo: DemoRun) -> None:
     _ok(demo)
     e = demo.facts["envelope"]
     people = {p["name"]: p for p in demo.facts["server"]["people"]}
-    alice, bob = (f"person:{people[n]['person_id']}" for n in (ALICE, BOB))
+    alice, bob, carol = (f"person:{people[n]['person_id']}" for n in (ALICE, BOB, CAROL))
     rid = {r["name"]: r["recipient_id"] for r in e["recipients"]}
     steps = [(ev["type"], ev["actor"], ev["detail"].get("recipient_id")) for ev in e["events"]]
     assert steps == [
         ("created", alice, None), ("sent", alice, None), ("notified", "server", rid[ALICE]),
         ("viewed", alice, rid[ALICE]), ("code_sent", alice, rid[ALICE]), ("signed", alice, rid[ALICE]),
         ("notified", "server", rid[BOB]), ("viewed", bob, rid[BOB]), ("code_sent", bob, rid[BOB]),
-        ("signed", bob, rid[BOB]), ("completed", "server", None)], steps
+        ("signed", bob, rid[BOB]), ("notified", "server", rid[CAROL]), ("viewed", carol, rid[CAROL]),
+        ("code_sent", carol, rid[CAROL]), ("activated", carol, rid[CAROL]), ("signed", carol, rid[CAROL]),
+        ("completed", "server", None)], steps
     ids = [ev["id"] for ev in e["events"]]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert [_ms(ev["at"]) for ev in e["events"]] == sorted(ev["at"] for ev in e["events"])
     signed = [ev["detail"] for ev in e["events"] if ev["type"] == "signed"]
     assert [d["sha256"] for d in signed] == [s["after"]["current_sha256"] for s in e["signatures"]]
     assert [d["code_id"] for d in signed] == [s["code_sent"]["code_id"] for s in e["signatures"]]
+    assert [d.get("method") for d in signed][-1] == "remote"
+    # Carol's activation: her key for exactly the revision her code was bound to, once -- the code id, never the code
+    [activated] = [ev["detail"] for ev in e["events"] if ev["type"] == "activated"]
+    code = e["signatures"][2]["code_sent"]
+    assert activated == {"recipient_id": rid[CAROL], "document_id": e["document"]["id"],
+                         "revision_sha256": code["revision_sha256"], "code_id": code["code_id"],
+                         "certificate_serial": people[CAROL]["remote_key"]["certificate_serial"]}
     for ev in e["events"]:  # every event is shown to the human, with its time to the millisecond
         assert f"{ev['at'][11:23]}  {ev['type']}" in demo.stdout
 
@@ -346,6 +435,7 @@ def test_humans_are_told_the_key_facts(demo: DemoRun) -> None:
     _ok(demo)
     for name, token in PEOPLE.items():
         assert name in demo.stdout and token in demo.stdout
+    assert CAROL in demo.stdout
     assert "--json" in demo.stdout  # the commands are shown as run
     assert demo.facts["token"]["key_id"] in demo.stdout
 
@@ -359,11 +449,11 @@ def _occurs(secret: str, text: str) -> bool:
 
 def test_no_pin_or_code_in_the_output_the_facts_or_the_logs(demo: DemoRun) -> None:
     _ok(demo)
-    kinds = Counter("code" if "code" in s["what"] else "SO PIN" if "SO PIN" in s["what"] else "PIN"
-                    for s in demo.secrets)
-    # the demo registered every secret it used: 4 PINs, 4 SO PINs, 2 phone codes, 2 enrollment codes and 2 signing
-    # codes
-    assert kinds == Counter({"PIN": 4, "SO PIN": 4, "code": 6}), demo.secrets
+    kinds = Counter("code" if "code" in s["what"] else "client secret" if "client secret" in s["what"]
+                    else "SO PIN" if "SO PIN" in s["what"] else "PIN" for s in demo.secrets)
+    # the demo registered every secret it used: 4 PINs, 4 SO PINs (Carol has no token: neither), 3 phone codes,
+    # 2 enrollment codes, 3 signing codes, and Carol's CSC client secret (csc.json of remote-key create)
+    assert kinds == Counter({"PIN": 4, "SO PIN": 4, "code": 8, "client secret": 1}), demo.secrets
     logs = {str(p): p.read_text(errors="replace") for p in demo.state.rglob("*.log")}
     assert len(logs) >= 4, sorted(logs)  # three agents and the server
     places = {"stdout": demo.stdout, "stderr": demo.stderr, "facts": demo.facts_text, **logs}
