@@ -17,8 +17,8 @@ from __future__ import annotations
 import io
 import itertools
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -191,6 +191,7 @@ class PdfOptions:
     contact_info: str = ""
     visible: tuple[int, float, float, float, float] | None = None  # page, x1, y1, x2, y2 (points)
     timestamp_url: str = ""  # B-T when set
+    form_values: Mapping[str, str] = field(default_factory=dict)  # form fields to fill (name -> value)
 
 
 class AgentClient:
@@ -320,7 +321,7 @@ class AgentClient:
             token=token.message(), key_id=key_id, credential=_cred(pin), size=size, field_name=options.field_name,
             reason=options.reason, location=options.location, contact_info=options.contact_info,
             level=agent_pb2.PADES_LEVEL_B_T if options.timestamp_url else agent_pb2.PADES_LEVEL_B_B,
-            timestamp_url=options.timestamp_url, file_name=file_name)
+            timestamp_url=options.timestamp_url, file_name=file_name, form_values=dict(options.form_values))
         if options.visible is not None:
             page, x1, y1, x2, y2 = options.visible
             h.appearance.CopyFrom(agent_pb2.Appearance(page=int(page), x1=x1, y1=y1, x2=x2, y2=y2))

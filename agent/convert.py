@@ -80,6 +80,8 @@ def pdf_options(h: agent_pb2.SignPdfHeader) -> dict[str, Any]:
         "field_name": h.field_name or None, "reason": h.reason or None, "location": h.location or None,
         "contact_info": h.contact_info or None, "level": level, "timestamp_url": h.timestamp_url or None,
     }
+    if h.form_values:  # filled in the signature's own incremental update (formats.formfields)
+        opts["form_values"] = dict(h.form_values)
     if h.HasField("appearance"):
         a = h.appearance
         if not (a.x2 > a.x1 and a.y2 > a.y1):

@@ -37,6 +37,9 @@ def add_arguments(sub: Any, tok: Any) -> None:
                    help="role signer (default), approver or copy; order 1, 2, ... (equal: a parallel group)")
     a.add_argument("--remote-signer", action="append", default=[], metavar="PERSON",
                    help="this recipient signs remotely, with the key the server holds for them (repeatable)")
+    a.add_argument("--form-field", action="append", default=[], metavar="PERSON:NAME:KIND:PAGE,X1,Y1,X2,Y2[:required]",
+                   help="a form field that recipient fills when signing: KIND text, date (YYYY-MM-DD) or checkbox; "
+                        "placed on every PDF (repeatable)")
     a.add_argument("--expires-in-days", type=int, default=0)
     a.add_argument("--idempotency-key", help="retrying with the same key never creates a second envelope")
     a = act("send", "lock the documents and notify the first recipients")
@@ -53,6 +56,9 @@ def add_arguments(sub: Any, tok: Any) -> None:
     a.add_argument("--code-file", help="... from the first line of this 0600 file")
     a.add_argument("--remote", action="store_true",
                    help="have the server sign with the key it holds for you (no token; with --identity: no agent)")
+    a.add_argument("--field", action="append", default=[], metavar="NAME=VALUE",
+                   help="fill one of your form fields in the revision you sign (date: YYYY-MM-DD; checkbox: yes or "
+                        "no; repeatable)")
     a = act("decline", "decline to sign, with a reason")
     a.add_argument("--reason", required=True)
     a = act("void", "sender: withdraw the envelope")

@@ -19,9 +19,13 @@ directly, without an agent:
 `signet envelope bulk-send TEMPLATE ROWS.csv` sends one envelope per CSV row from a template draft
 (:mod:`agent.envelope_bulk`).
 
+The sender may assign form fields (text, date, checkbox) to recipients (``--form-field``); a signer fills theirs
+with ``--field NAME=VALUE``: the agent (or, for ``--remote``, the server) fills them in the same incremental
+update as the signature.
+
 The server validates every returned revision (an incremental update of the exact previous bytes, earlier
-signatures intact, only this signature added, the signer certificate this recipient's) and refuses anything
-else without changing the envelope.
+signatures intact, only this signature added and only this recipient's form fields filled, the signer
+certificate this recipient's) and refuses anything else without changing the envelope.
 """
 
 from __future__ import annotations
@@ -142,6 +146,52 @@ def _recipient(spec: str, remote: frozenset[str] = frozenset()) -> server_pb2.Re
     return r
 
 
+FORM_KINDS = {"text": server_pb2.FORM_FIELD_KIND_TEXT, "date": server_pb2.FORM_FIELD_KIND_DATE,
+              "checkbox": server_pb2.FORM_FIELD_KIND_CHECKBOX}
+
+
+def _form_field(spec: str) -> tuple[str, server_pb2.FormFieldSpec]:
+    """``PERSON:NAME:KIND:PAGE,X1,Y1,X2,Y2[:required]`` -> (person, field)."""
+    parts = spec.split(":")
+    usage = f"cannot read form field {spec!r}: PERSON:NAME:KIND:PAGE,X1,Y1,X2,Y2[:required]"
+    if len(parts) not in (4, 5) or not parts[0] or not parts[1] or (len(parts) == 5 and parts[4] != "required"):
+        raise EnvelopeUsage(usage)
+    if parts[2] not in FORM_KINDS:
+        raise EnvelopeUsage(f"form field kind {parts[2]!r}: text, date or checkbox")
+    try:
+        box = [float(x) for x in parts[3].split(",")]
+    except ValueError:
+        raise EnvelopeUsage(usage) from None
+    if len(box) != 5:
+        raise EnvelopeUsage(usage)
+    return parts[0], server_pb2.FormFieldSpec(name=parts[1], kind=FORM_KINDS[parts[2]], page=int(box[0]), x1=box[1],
+                                              y1=box[2], x2=box[3], y2=box[4], required=len(parts) == 5)
+
+
+def _field_values(items: list[str]) -> dict[str, str]:
+    """``--field NAME=VALUE`` options as a mapping."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not eq or not name:
+            raise EnvelopeUsage(f"cannot read --field {item!r}: NAME=VALUE")
+        if name in out:
+            raise EnvelopeUsage(f"--field {name} is given twice")
+        out[name] = value
+    return out
+
+
+def _recipients(args: argparse.Namespace) -> list[server_pb2.RecipientSpec]:
+    """The ``--recipient`` options, each with its ``--form-field``s."""
+    recipients = [_recipient(s, frozenset(args.remote_signer)) for s in args.recipient]
+    for person, ff in (_form_field(s) for s in args.form_field):
+        owner = next((r for r in recipients if r.person_id == person), None)
+        if owner is None:
+            raise EnvelopeUsage(f"--form-field names no recipient: {person}")
+        owner.form_fields.append(ff)
+    return recipients
+
+
 def _media_type(path: Path) -> str:
     with open(path, "rb") as f:
         return "application/pdf" if b"%PDF-" in f.read(1024) else "application/octet-stream"
@@ -195,10 +245,10 @@ def _run(client: AgentClient | None, args: argparse.Namespace, me: Me, link: Ser
             if not p.is_file() or p.stat().st_size == 0:
                 raise EnvelopeUsage(f"{f} is not a non-empty file")
             docs.append(server_pb2.DocumentSpec(name=p.name, media_type=_media_type(p), content=p.read_bytes()))
+        recipients = _recipients(args)
         env = link.call(svc.CreateEnvelope, server_pb2.CreateEnvelopeRequest(
             idempotency_key=_key(args.idempotency_key), title=args.title, message=args.message, tags=args.tag,
-            documents=docs, recipients=[_recipient(s, frozenset(args.remote_signer)) for s in args.recipient],
-            expires_in_days=args.expires_in_days)).envelope
+            documents=docs, recipients=recipients, expires_in_days=args.expires_in_days)).envelope
         _print(args, env, _show(env))
         return 0
     if action == "send":
@@ -283,6 +333,7 @@ def _sign(client: AgentClient | None, args: argparse.Namespace, me: Me, link: Se
     documents = [d for d in env.documents if not args.document or d.id == args.document]
     if not documents:
         raise EnvelopeUsage(f"envelope {env.id} has no document {args.document!r}")
+    values = _field_values(args.field)
     code = read_secret(args.code_file, args.code_env, what="one-time code")
     code = code.strip() if code else None
     results: list[dict[str, Any]] = []
@@ -306,14 +357,17 @@ def _sign(client: AgentClient | None, args: argparse.Namespace, me: Me, link: Se
         if kept["revision_sha256"] != revision_sha:
             raise EnvelopeUsage(f"{d.name} changed since the code was sent (another signer signed): send a new "
                                 "code with --send-code")
+        pdf_values = values if d.media_type == "application/pdf" else {}
         if remote:  # the server signs the revision the code is bound to, with the key it holds for you
             env = link.call(svc.SignRemotely, server_pb2.SignRemotelyRequest(
                 idempotency_key=f"{env.id}-{d.id}-{revision_sha}", envelope_id=env.id, document_id=d.id,
-                revision_sha256=revision_sha, one_time_code=code, code_id=kept["code_id"])).envelope
+                revision_sha256=revision_sha, one_time_code=code, code_id=kept["code_id"],
+                field_values=pdf_values)).envelope
         elif client is None:  # refused above: token signing needs the agent
             raise EnvelopeUsage("signing with your token needs your agent")
         else:
-            signed = _sign_on_token(client, args, r.content, d, recipient, token=token(), pin=pin())
+            signed = _sign_on_token(client, args, r.content, d, recipient, token=token(), pin=pin(),
+                                    values=pdf_values)
             env = link.call(svc.SubmitSignature, server_pb2.SubmitSignatureRequest(
                 idempotency_key=f"{env.id}-{d.id}-{revision_sha}", envelope_id=env.id, document_id=d.id,
                 one_time_code=code, code_id=kept["code_id"], content=signed)).envelope
@@ -327,17 +381,21 @@ def _sign(client: AgentClient | None, args: argparse.Namespace, me: Me, link: Se
 
 
 def _sign_on_token(client: AgentClient, args: argparse.Namespace, content: bytes, d: server_pb2.EnvelopeDocument,
-                   recipient: server_pb2.Recipient, *, token: TokenRef, pin: str | None) -> bytes:
-    """The new revision (PDF) or the detached CMS, made by the agent on the token (its confirmation runs)."""
+                   recipient: server_pb2.Recipient, *, token: TokenRef, pin: str | None,
+                   values: dict[str, str] | None = None) -> bytes:
+    """The new revision (PDF) or the detached CMS, made by the agent on the token (its confirmation runs); the
+    agent fills ``values`` (form field name -> value) in the same incremental update as the signature."""
     from .commands import signing_key  # the same default-key rule as `signet sign`
 
     pdf = d.media_type == "application/pdf"
     key = signing_key(client, args, token, pin)
-    options = PdfOptions(field_name=f"signet-{recipient.id}", reason=f"Signet envelope {d.name}")
+    form = dict(values or {})
+    options = PdfOptions(field_name=f"signet-{recipient.id}", reason=f"Signet envelope {d.name}", form_values=form)
     if recipient.HasField("field"):
         f = recipient.field
         options = PdfOptions(field_name=options.field_name, reason=options.reason,
-                             visible=(int(f.page) - 1, f.x1, f.y1, f.x2, f.y2))  # the agent counts from 0
+                             visible=(int(f.page) - 1, f.x1, f.y1, f.x2, f.y2),  # the agent counts from 0
+                             form_values=form)
     with tempfile.TemporaryDirectory(prefix="signet-envelope-") as tmp:
         src = Path(tmp) / d.name  # the name the confirmation program shows
         src.write_bytes(content)

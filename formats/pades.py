@@ -19,7 +19,8 @@ import datetime as dt
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -33,6 +34,7 @@ from signet.durable import open_atomic
 
 from .errors import InvalidOptions
 from .failures import reading, signing_errors
+from .formfields import fill_form_fields
 from .pdfinput import open_pdf
 from .signer import TokenSigner
 
@@ -49,7 +51,9 @@ class PdfSignOptions:
     """How to sign: field, descriptive entries, appearance and PAdES level.
 
     ``field_name=None`` picks the first free ``SignatureN``.  ``box`` is (x1, y1, x2, y2) in PDF
-    points on page ``page`` (0-based; -1 = last page) and is used only when ``visible``.
+    points on page ``page`` (0-based; -1 = last page) and is used only when ``visible``.  ``form_values``
+    (field name -> value) fills existing text, date and checkbox fields in the signature's own incremental
+    update (:mod:`formats.formfields`).
     """
 
     field_name: str | None = None
@@ -62,6 +66,7 @@ class PdfSignOptions:
     level: Level = "B-B"
     timestamp_url: str | None = None
     timestamp_timeout: float = 10.0
+    form_values: Mapping[str, str] = field(default_factory=dict)  # form fields filled before signing
 
     def __post_init__(self) -> None:
         if self.level not in ("B-B", "B-T"):
@@ -178,6 +183,8 @@ async def async_sign_pdf(
         pdf_signer = signers.PdfSigner(meta, signer, timestamper=timestamper, new_field_spec=spec)
         with signing_errors(options.timestamp_url, signer), open_atomic(out, 0o644) as f:
             writer = IncrementalPdfFileWriter.from_reader(reader)
+            if options.form_values:  # in the signature's own revision: form filling, then the signature
+                fill_form_fields(writer, options.form_values)
             await _sign(pdf_signer, writer, when, reserve_for(signer, timestamper is not None), f)
             digest, size = _sha256_of(f)
     log.info("signed PDF field=%s size=%d sha256=%s", field_name, size, digest)

@@ -25,6 +25,11 @@ PDF checks, cheapest refusal first:
 7. ``REVISION_DISALLOWED_CHANGES`` (difference analysis): :data:`formats.strict.DIFF_POLICY` (pyHanko's rules,
    new objects nothing refers to not ignored, a form-less base read as an empty form, ``/SigFlags`` free) from
    the last revision of ``previous`` to the end of ``new`` allows at most FORM_FILLING.
+   With ``assigned_fields`` (form field name -> kind: text, date, checkbox; :mod:`formats.formfields`), the
+   fields the revision fills (``changed_fields`` less the new signature's own) must be among them
+   (``REVISION_FOREIGN_FIELD``: another signer's field, or one assigned to nobody), each value must suit its
+   kind (``REVISION_FIELD_VALUE_INVALID``), and every field of ``required_fields`` must hold a value (a checkbox:
+   checked; ``REVISION_REQUIRED_FIELD_EMPTY``).
 8. The verifier (:func:`formats.verify.async_verify_pdf`) on ``new``: ``REVISION_SIGNATURE_INVALID`` when the
    new signature is not intact, valid and trusted under ``trust_roots`` (revocation and the Signet policy
    rule included); ``REVISION_DISALLOWED_CHANGES`` when an earlier signature's own DocMDP/FieldMDP
@@ -41,7 +46,7 @@ import asyncio
 import datetime as dt
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,9 +59,9 @@ from pyhanko.sign.general import extract_certificate_info
 from pyhanko.sign.validation import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 
-from . import strict
+from . import formfields, strict
 from .cades import async_verify_detached
-from .errors import InvalidDocument
+from .errors import InvalidDocument, InvalidOptions
 from .failures import PARSE_ERRORS, describe
 from .pdfinput import read_pdf
 from .validation import Settings
@@ -72,6 +77,9 @@ REVISION_SIGNATURE_INVALID = "REVISION_SIGNATURE_INVALID"
 REVISION_EARLIER_SIGNATURE_BROKEN = "REVISION_EARLIER_SIGNATURE_BROKEN"
 REVISION_DISALLOWED_CHANGES = "REVISION_DISALLOWED_CHANGES"
 REVISION_TRAILING_BYTES = "REVISION_TRAILING_BYTES"
+REVISION_FOREIGN_FIELD = "REVISION_FOREIGN_FIELD"
+REVISION_REQUIRED_FIELD_EMPTY = "REVISION_REQUIRED_FIELD_EMPTY"
+REVISION_FIELD_VALUE_INVALID = "REVISION_FIELD_VALUE_INVALID"
 CMS_INVALID = "CMS_INVALID"
 
 _PREVIOUS = "the previous revision"
@@ -249,6 +257,25 @@ def _check_differences(new_reader: Any, prev_total: int, facts: _Facts) -> None:
                                                     f"{level.name})")
 
 
+def _check_form(new_reader: Any, sig_name: str, changed: frozenset[str], assigned: Mapping[str, str],
+                required: Collection[str]) -> None:
+    """The form fields the revision filled are the signer's own, with values that suit them, required ones set."""
+    foreign = sorted(changed - {sig_name} - set(assigned))
+    if foreign:
+        raise _Refused(REVISION_FOREIGN_FIELD, f"the returned revision fills {len(foreign)} form field(s) not "
+                                               f"assigned to this signer, e.g. {foreign[0][:64]!r}")
+    values = formfields.values_of(new_reader)
+    for name in sorted(changed & set(assigned)):
+        try:
+            formfields.check_value(assigned[name], values.get(name, ""))
+        except InvalidOptions:
+            raise _Refused(REVISION_FIELD_VALUE_INVALID, f"form field {name!r} holds no valid "
+                                                         f"{assigned[name]} value") from None
+    for name in sorted(required):
+        if values.get(name, "") in ("", formfields.UNCHECKED):
+            raise _Refused(REVISION_REQUIRED_FIELD_EMPTY, f"the required form field {name!r} is not filled")
+
+
 def _judge(report: Any, name: str, earlier: list[str]) -> None:
     """The verifier's report: the new signature ok, every earlier one still ok, no uncovered bytes."""
     by_name = {s.field_name: s for s in report.signatures}
@@ -274,7 +301,8 @@ def _judge(report: Any, name: str, earlier: list[str]) -> None:
 async def async_check_pdf_revision(
     previous: bytes, new: bytes, *, trust_roots: Sequence[bytes], expected_field: str | None = None,
     validation_time: dt.datetime | None = None, revocation: str = "offline", other_certs: Sequence[bytes] = (),
-    fetch_timeout: float = 10.0,
+    fetch_timeout: float = 10.0, assigned_fields: Mapping[str, str] | None = None,
+    required_fields: Collection[str] = (),
 ) -> RevisionVerdict:
     """Coroutine form of :func:`check_pdf_revision`."""
     Settings.make(trust_roots, revocation=revocation, validation_time=validation_time, other_certs=other_certs,
@@ -297,6 +325,8 @@ async def async_check_pdf_revision(
         emb = _check_new_signature(new_reader, sig, expected_field, facts)
         _check_coverage(emb, new, len(previous))
         _check_differences(new_reader, prev_total, facts)
+        if assigned_fields is not None:
+            _check_form(new_reader, sig.name, facts.changed, assigned_fields, required_fields)
         facts.report = await async_verify_pdf(io.BytesIO(new), trust_roots, revocation=revocation,
                                               validation_time=validation_time, other_certs=other_certs,
                                               fetch_timeout=fetch_timeout)
@@ -315,6 +345,7 @@ async def async_check_pdf_revision(
 def check_pdf_revision(
     previous: bytes, new: bytes, *, trust_roots: Sequence[bytes], expected_field: str | None = None,
     validation_time: dt.datetime | None = None, revocation: str = "offline", other_certs: Sequence[bytes] = (),
+    assigned_fields: Mapping[str, str] | None = None, required_fields: Collection[str] = (),
 ) -> RevisionVerdict:
     """Judge ``new``, returned by a signer, as the next revision of the accepted PDF ``previous``.
 
@@ -322,11 +353,14 @@ def check_pdf_revision(
     ``expected_field`` when given) covering every byte, change nothing beyond what filling that field needs,
     and leave every earlier signature intact and valid; the new signature must be valid and trusted under
     ``trust_roots`` (``revocation`` "offline" or "online", ``validation_time`` as for
-    :func:`formats.verify.verify_pdf`).  Never raises for a bad document; InvalidOptions for bad arguments.
+    :func:`formats.verify.verify_pdf`).  With ``assigned_fields`` (name -> kind), the form fields it fills must be
+    among them, hold valid values, and ``required_fields`` must be filled (step 7 of the module's list).  Never
+    raises for a bad document; InvalidOptions for bad arguments.
     """
     return asyncio.run(async_check_pdf_revision(previous, new, trust_roots=trust_roots, expected_field=expected_field,
                                                 validation_time=validation_time, revocation=revocation,
-                                                other_certs=other_certs))
+                                                other_certs=other_certs, assigned_fields=assigned_fields,
+                                                required_fields=required_fields))
 
 
 # -- detached CMS

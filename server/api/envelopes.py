@@ -30,6 +30,8 @@ from ..envelopes import (
     EnvelopeService,
     EnvelopeState,
     Event,
+    FormField,
+    FormFieldKind,
     Recipient,
     RecipientInput,
     RecipientRole,
@@ -38,7 +40,7 @@ from ..envelopes import (
     SignatureField,
     SigningMethod,
 )
-from ..errors import ServerError
+from ..errors import InvalidArgument, ServerError
 from ..identity import Principal
 from . import convert
 from .auth import Authenticator
@@ -52,11 +54,18 @@ ROLE = {r: pb.RecipientRole.Value(f"RECIPIENT_ROLE_{r.name}") for r in Recipient
 ROLE_FROM_PB = {v: k for k, v in ROLE.items()}
 METHOD = {m: pb.SigningMethod.Value(f"SIGNING_METHOD_{m.name}") for m in SigningMethod}
 METHOD_FROM_PB = {v: k for k, v in METHOD.items()}
+FORM_KIND = {k: pb.FormFieldKind.Value(f"FORM_FIELD_KIND_{k.name}") for k in FormFieldKind}
+FORM_KIND_FROM_PB = {v: k for k, v in FORM_KIND.items()}
 
 
 # -- domain values -> messages ---------------------------------------------------------------------------------------
 def _field(f: SignatureField | None) -> pb.SignatureField | None:
     return pb.SignatureField(page=f.page, x1=f.x1, y1=f.y1, x2=f.x2, y2=f.y2) if f is not None else None
+
+
+def _form_field(f: FormField) -> pb.FormFieldSpec:
+    return pb.FormFieldSpec(name=f.name, kind=FORM_KIND[f.kind], page=f.page, x1=f.x1, y1=f.y1, x2=f.x2, y2=f.y2,
+                            required=f.required)
 
 
 def document(d: Document) -> pb.EnvelopeDocument:
@@ -70,7 +79,8 @@ def recipient(r: Recipient) -> pb.Recipient:
         signing_method=METHOD[r.signing_method], state=RECIPIENT_STATE[r.state], notified_at=convert.ts(r.notified_at),
         viewed_at=convert.ts(r.viewed_at), signed_at=convert.ts(r.signed_at), declined_at=convert.ts(r.declined_at),
         decline_reason=r.decline_reason, certificate_serial=r.certificate_serial, field=_field(r.field),
-        reminders_sent=r.reminders_sent, next_reminder_at=convert.ts(r.next_reminder_at))
+        reminders_sent=r.reminders_sent, next_reminder_at=convert.ts(r.next_reminder_at),
+        form_fields=[_form_field(f) for f in r.form_fields])
 
 
 def envelope(e: Envelope) -> pb.Envelope:
@@ -102,7 +112,16 @@ def _recipient_input(s: pb.RecipientSpec) -> RecipientInput:
     return RecipientInput(
         person_id=s.person_id, role=ROLE_FROM_PB.get(s.role), routing_order=s.routing_order,
         signing_method=METHOD_FROM_PB.get(s.signing_method),
-        field=SignatureField(f.page, f.x1, f.y1, f.x2, f.y2) if s.HasField("field") else None)
+        field=SignatureField(f.page, f.x1, f.y1, f.x2, f.y2) if s.HasField("field") else None,
+        form_fields=tuple(_form_field_input(x) for x in s.form_fields))
+
+
+def _form_field_input(f: pb.FormFieldSpec) -> FormField:
+    kind = FORM_KIND_FROM_PB.get(f.kind)
+    if kind is None:
+        raise InvalidArgument(f"form field {f.name[:70]!r} needs a kind: text, date or checkbox",
+                              reason="FORM_FIELD_INVALID")
+    return FormField(f.name, kind, f.page, f.x1, f.y1, f.x2, f.y2, f.required)
 
 
 class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
@@ -166,7 +185,8 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
                      context: grpc.ServicerContext) -> pb.SignRemotelyResponse:
         done = self.envelopes.sign_remotely(principal, request.envelope_id, request.document_id,
                                             request.revision_sha256, code=request.one_time_code,
-                                            code_id=request.code_id, idempotency_key=request.idempotency_key)
+                                            code_id=request.code_id, idempotency_key=request.idempotency_key,
+                                            field_values=dict(request.field_values))
         return pb.SignRemotelyResponse(envelope=envelope(done))
 
     @rpc

@@ -60,6 +60,8 @@ from .model import (
     Envelope,
     EnvelopeState,
     Event,
+    FormField,
+    FormFieldKind,
     Page,
     Recipient,
     RecipientRole,
@@ -76,7 +78,7 @@ from .watch import WatchItem
 
 __all__ = [
     "MAX_ROWS", "SIGN_PURPOSE", "Document", "DocumentContent", "DocumentInput", "Envelope", "EnvelopeService",
-    "EnvelopeState", "Event", "Limits", "Notice", "Page", "Pass", "Recipient", "RecipientInput", "RecipientRole",
-    "RecipientState", "RemoteKeyring", "RetryRule", "RowResult", "SignatureField", "SigningMethod", "SigningRules",
-    "Tuning", "WatchItem",
+    "EnvelopeState", "Event", "FormField", "FormFieldKind", "Limits", "Notice", "Page", "Pass", "Recipient",
+    "RecipientInput", "RecipientRole", "RecipientState", "RemoteKeyring", "RetryRule", "RowResult", "SignatureField",
+    "SigningMethod", "SigningRules", "Tuning", "WatchItem",
 ]

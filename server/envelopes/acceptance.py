@@ -6,7 +6,10 @@ certificate that made it.
    (FAILED_PRECONDITION ``REVISION_CHANGED``: fetch the current revision and sign again).
 2. :func:`check_revision`: :mod:`formats.revision` -- the previous bytes an untouched prefix, earlier signatures
    intact, only this signature added (in the recipient's own field when the sender placed one), nothing after
-   it, the signer chaining to the Signet signing root; a detached CMS signature over the locked bytes.  A
+   it, the signer chaining to the Signet signing root; the form fields it fills are this recipient's own
+   (``REVISION_FOREIGN_FIELD`` for another's, or one assigned to nobody), with values that suit them
+   (``REVISION_FIELD_VALUE_INVALID``), the required ones filled (``REVISION_REQUIRED_FIELD_EMPTY``); a detached CMS
+   signature over the locked bytes.  A
    refusal is FAILED_PRECONDITION with the verdict's reason (``REVISION_NOT_INCREMENTAL``,
    ``REVISION_TRAILING_BYTES``, ``REVISION_SIGNATURE_INVALID``, ``CMS_INVALID`` ...), except a revision that
    cannot be read at all: INVALID_ARGUMENT ``REVISION_UNREADABLE`` (the request itself is malformed).
@@ -19,6 +22,7 @@ certificate that made it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -70,7 +74,9 @@ def check_revision(doc: Document, previous: bytes, content: bytes, r: Recipient,
         if doc.is_pdf:
             verdict = check_pdf_revision(previous, content, trust_roots=list(rules.trust_roots),
                                          expected_field=r.field_name if r.field is not None else None,
-                                         revocation="offline")
+                                         revocation="offline",
+                                         assigned_fields={f.name: f.kind.value for f in r.form_fields},
+                                         required_fields=[f.name for f in r.form_fields if f.required])
         else:
             verdict = check_detached_signature(previous, content, trust_roots=list(rules.trust_roots),
                                                revocation="offline")
@@ -82,6 +88,28 @@ def check_revision(doc: Document, previous: bytes, content: bytes, r: Recipient,
     if verdict.signer_certificate_der is None:
         raise _refuse("SIGNER_UNKNOWN", "the new signature names no signer certificate")
     return verdict, verdict.signer_certificate_der
+
+
+def field_values(r: Recipient, values: Mapping[str, str]) -> dict[str, str]:
+    """The values a remote signer gives for their form fields, checked before their key is activated: each names a
+    field of theirs (FAILED_PRECONDITION ``REVISION_FOREIGN_FIELD``, as the revision check would refuse it) and
+    suits its kind (INVALID_ARGUMENT ``FIELD_VALUE_INVALID``)."""
+    from formats.errors import InvalidOptions
+    from formats.formfields import check_value
+
+    kinds = {f.name: f.kind.value for f in r.form_fields}
+    out = {}
+    for name, value in sorted(values.items()):
+        if name not in kinds:
+            raise _refuse("REVISION_FOREIGN_FIELD", f"form field {name[:64]!r} is not assigned to this recipient")
+        try:
+            out[name] = check_value(kinds[name], value)
+        except InvalidOptions as e:
+            raise InvalidArgument(f"form field {name!r}: {e}", reason="FIELD_VALUE_INVALID") from None
+    for f in r.form_fields:
+        if f.required and out.get(f.name, "") in ("", "no"):
+            raise _refuse("REVISION_REQUIRED_FIELD_EMPTY", f"the required form field {f.name!r} needs a value")
+    return out
 
 
 def check_signer(store: Store, rules: SigningRules, certificate_der: bytes, r: Recipient,

@@ -142,7 +142,8 @@ class BulkSender:
     def _draft(self, template: Envelope, pages: list[int], row: Mapping[str, str]) -> Envelope:
         """The row's envelope as a draft value, checked as CreateEnvelope checks one (nothing stored yet)."""
         texts = drafting.texts(fill(template.title, row), fill(template.message, row), template.tags)
-        specs = [RecipientInput(fill(r.person_id, row).strip(), r.role, r.routing_order, r.signing_method, r.field)
+        specs = [RecipientInput(fill(r.person_id, row).strip(), r.role, r.routing_order, r.signing_method, r.field,
+                                r.form_fields)
                  for r in template.recipients]
         drafting.recipients(specs, pages)
         rcpts = self._post.recipients(specs, placeholders=False)  # a value is a person id, never a blank again

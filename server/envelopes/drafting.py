@@ -3,8 +3,11 @@
 Limits: 1 to 20 documents of at most ``max_document_bytes`` each (a PDF must be readable: its page count is
 recorded), 1 to 50 recipients, each an approved person named once, routing orders from 1, at least one signer
 or approver; a copy neither signs nor has a signature field; a field sits on a page every PDF of the envelope
-has.  A remote signer is accepted here (the model has it) and refused when it comes to signing.  A reminder
-schedule is every 1 to 365 days, at most 20 times (3 unless said).  A draft meant as a bulk-send template
+has.  Form fields (text, date, checkbox) assigned to a signer or approver need a PDF, a name unique in the
+envelope (never ``signet-...``, the signature fields' prefix) and a box on a page every PDF has;
+:func:`place_form_fields` adds them, empty, to each PDF as one incremental update before the draft is stored.  A
+remote signer is accepted here (the model has it) and refused when it comes to signing.  A reminder schedule is
+every 1 to 365 days, at most 20 times (3 unless said).  A draft meant as a bulk-send template
 (:mod:`.bulk`) may name a recipient by a placeholder ``{{name}}`` instead of a person id; it cannot be sent
 itself.
 """
@@ -17,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import InvalidArgument
-from .model import PDF, RecipientRole, SignatureField, SigningMethod
+from .model import PDF, FormField, RecipientRole, SignatureField, SigningMethod
 
 MAX_DOCUMENTS = 20
 MAX_RECIPIENTS = 50
@@ -29,6 +32,8 @@ MAX_NAME = 200
 MAX_EXPIRY_DAYS = 365
 MAX_REMINDERS = 20
 DEFAULT_REMINDERS = 3
+MAX_FORM_FIELDS = 50  # per recipient
+FORM_FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")  # as formats.formfields.NAME
 PLACEHOLDER = re.compile(r"\{\{([A-Za-z_][A-Za-z0-9_.-]{0,63})\}\}")  # {{name}}: a bulk-send template's blank
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}$")
 
@@ -53,6 +58,7 @@ class RecipientInput:
     routing_order: int
     signing_method: SigningMethod | None = None
     field: SignatureField | None = None
+    form_fields: tuple[FormField, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,7 @@ def recipients(specs: Sequence[RecipientInput], pdf_pages_: Sequence[int]) -> No
     if not 0 < len(specs) <= MAX_RECIPIENTS:
         raise _bad(f"an envelope has 1 to {MAX_RECIPIENTS} recipients", "RECIPIENTS_INVALID")
     seen: set[str] = set()
+    names: set[str] = set()
     for s in specs:
         if s.person_id in seen:
             raise _bad(f"person {s.person_id} is named twice among the recipients", "RECIPIENT_DUPLICATE")
@@ -150,6 +157,7 @@ def recipients(specs: Sequence[RecipientInput], pdf_pages_: Sequence[int]) -> No
             raise _bad("routing orders start at 1 (equal orders sign in parallel)", "ROUTING_ORDER_INVALID")
         if s.field is not None:
             _field(s, pdf_pages_)
+        _form_fields(s, pdf_pages_, names)
     if all(s.role is RecipientRole.COPY for s in specs):
         raise _bad("an envelope needs at least one signer or approver", "SIGNER_REQUIRED")
 
@@ -177,3 +185,47 @@ def _field(s: RecipientInput, pdf_pages_: Sequence[int]) -> None:
                    "FIELD_INVALID")
     if min(f.x1, f.y1) < 0 or f.x2 <= f.x1 or f.y2 <= f.y1:
         raise _bad("a signature field box needs 0 <= x1 < x2 and 0 <= y1 < y2 (points)", "FIELD_INVALID")
+
+
+def _form_fields(s: RecipientInput, pdf_pages_: Sequence[int], names: set[str]) -> None:
+    """The recipient's form fields: PDFs only, names unique in the envelope and never a signature field's."""
+    if not s.form_fields:
+        return
+    if s.role is RecipientRole.COPY:
+        raise _bad("a copy recipient never signs: it fills no form fields", "FORM_FIELD_FOR_COPY")
+    if not pdf_pages_:
+        raise _bad("form fields need a PDF document", "FORM_FIELD_INVALID")
+    if len(s.form_fields) > MAX_FORM_FIELDS:
+        raise _bad(f"a recipient has at most {MAX_FORM_FIELDS} form fields", "FORM_FIELD_INVALID")
+    for f in s.form_fields:
+        if not FORM_FIELD_NAME.match(f.name) or f.name.lower().startswith("signet-"):
+            raise _bad(f"form field name {f.name[:70]!r}: a letter, then up to 63 letters, digits, '_' or '-', not "
+                       "starting with signet- (the signature fields' names)", "FORM_FIELD_INVALID")
+        if f.name in names:
+            raise _bad(f"form field {f.name!r} is named twice in the envelope", "FORM_FIELD_DUPLICATE")
+        names.add(f.name)
+        if not 1 <= f.page <= min(pdf_pages_):
+            raise _bad(f"form field {f.name!r}: page {f.page} is not a page of every PDF (pages are numbered from 1)",
+                       "FORM_FIELD_INVALID")
+        if min(f.x1, f.y1) < 0 or f.x2 <= f.x1 or f.y2 <= f.y1:
+            raise _bad(f"form field {f.name!r}: the box needs 0 <= x1 < x2 and 0 <= y1 < y2 (points)",
+                       "FORM_FIELD_INVALID")
+
+
+def place_form_fields(content: bytes, specs: Sequence[RecipientInput], name: str) -> bytes:
+    """``content`` (a PDF that passed :func:`documents`) plus one incremental update placing every recipient's form
+    fields, empty; the uploaded bytes unchanged when there are none.  INVALID_ARGUMENT ``FORM_FIELD_DUPLICATE``
+    when the document has a field of that name already."""
+    from formats.errors import FormatError
+    from formats.formfields import FormField as PdfField
+    from formats.formfields import add_form_fields
+
+    fields = [PdfField(f.name, f.kind.value, f.page - 1, (f.x1, f.y1, f.x2, f.y2))
+              for s in specs for f in s.form_fields]
+    if not fields:
+        return content
+    try:
+        return add_form_fields(content, fields)
+    except FormatError as e:
+        reason = "FORM_FIELD_DUPLICATE" if "already" in str(e) else "FORM_FIELD_INVALID"
+        raise _bad(f"document {name!r}: {e}", reason) from None

@@ -24,6 +24,8 @@ from .model import (
     Document,
     Envelope,
     EnvelopeState,
+    FormField,
+    FormFieldKind,
     Recipient,
     RecipientRole,
     RecipientState,
@@ -101,7 +103,9 @@ def _recipient(d: dict[str, Any]) -> Recipient:
         k: _time(d[k]) for k in ("notified_at", "viewed_at", "signed_at", "declined_at", "next_reminder_at") if k in d}
     return Recipient(**{**d, **times, "role": RecipientRole(d["role"]), "state": RecipientState(d["state"]),
                         "signing_method": SigningMethod(d["signing_method"]),
-                        "field": SignatureField(**d["field"]) if d["field"] else None})
+                        "field": SignatureField(**d["field"]) if d["field"] else None,
+                        "form_fields": tuple(FormField(**{**f, "kind": FormFieldKind(f["kind"])})
+                                             for f in d.get("form_fields", ()))})
 
 
 def restore(d: dict[str, Any]) -> Envelope:

@@ -118,6 +118,27 @@ class SignatureField:
     y2: float
 
 
+class FormFieldKind(StrEnum):
+    TEXT = "text"
+    DATE = "date"  # filled as YYYY-MM-DD
+    CHECKBOX = "checkbox"  # "yes" or "no"
+
+
+@dataclass(frozen=True)
+class FormField:
+    """A form field assigned to one recipient: placed empty on every PDF of the envelope when the draft is created
+    (:mod:`formats.formfields`), filled by that recipient in their signature's revision, by nobody else."""
+
+    name: str
+    kind: FormFieldKind
+    page: int  # from 1
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    required: bool = False
+
+
 @dataclass(frozen=True)
 class Document:
     id: str
@@ -155,6 +176,7 @@ class Recipient:
     field: SignatureField | None = None
     reminders_sent: int = 0
     next_reminder_at: datetime | None = None  # None: no reminder is due (none scheduled, or the last was sent)
+    form_fields: tuple[FormField, ...] = ()
 
     @property
     def signs(self) -> bool:

@@ -40,7 +40,7 @@ class Post:
                 org_id, legal_name = person.org_id, person.legal_name
             out.append(Recipient("rcp_" + secrets.token_hex(12), r.person_id, org_id, legal_name,
                                  drafting.role_of(r), r.routing_order, r.signing_method or SigningMethod.TOKEN,
-                                 RecipientState.PENDING, field=r.field))
+                                 RecipientState.PENDING, field=r.field, form_fields=r.form_fields))
         return tuple(out)
 
     def reload(self, env: Envelope) -> Envelope:

@@ -23,6 +23,8 @@ from .model import (
     Document,
     Envelope,
     EnvelopeState,
+    FormField,
+    FormFieldKind,
     Recipient,
     RecipientRole,
     RecipientState,
@@ -70,12 +72,17 @@ def assemble(store: Store, rows: Sequence[Row]) -> list[Envelope]:
            f"WHERE d.envelope_id IN ({marks}) ORDER BY r.document_id, r.seq")  # (only ? marks are formatted in)
     for r in store.query(sql, ids):
         revs[r["document_id"]].append(_revision(r))
+    forms: dict[str, list[FormField]] = defaultdict(list)
+    for f in store.query(f"SELECT * FROM envelope_form_fields WHERE envelope_id IN ({marks}) "  # noqa: S608 - marks
+                         "ORDER BY recipient_id, position", ids):
+        forms[f["recipient_id"]].append(FormField(f["name"], FormFieldKind(f["kind"]), int(f["page"]), float(f["x1"]),
+                                                  float(f["y1"]), float(f["x2"]), float(f["y2"]), bool(f["required"])))
     recs: dict[str, list[Row]] = defaultdict(list)
     for r in store.query(f"SELECT * FROM envelope_recipients WHERE envelope_id IN ({marks}) "  # noqa: S608 - marks
                          "ORDER BY envelope_id, position", ids):
         recs[r["envelope_id"]].append(r)
     return [_envelope(row, [_document(d, revs[d["id"]]) for d in docs[row["id"]]],
-                      [_recipient(r) for r in recs[row["id"]]]) for row in rows]
+                      [_recipient(r, forms[r["id"]]) for r in recs[row["id"]]]) for row in rows]
 
 
 def _revision(r: Row) -> Revision:
@@ -91,7 +98,7 @@ def _document(d: Row, revisions: list[Revision]) -> Document:
                     signed_by=tuple(r.recipient_id or "" for r in signed))
 
 
-def _recipient(r: Row) -> Recipient:
+def _recipient(r: Row, form_fields: list[FormField]) -> Recipient:
     field = None
     if r["field_page"] is not None:
         field = SignatureField(int(r["field_page"]), float(r["field_x1"]), float(r["field_y1"]),
@@ -103,7 +110,7 @@ def _recipient(r: Row) -> Recipient:
         notified_at=_time(r["notified_at"]), viewed_at=_time(r["viewed_at"]), signed_at=_time(r["signed_at"]),
         declined_at=_time(r["declined_at"]), decline_reason=r["decline_reason"],
         certificate_serial=r["certificate_serial"], field=field, reminders_sent=int(r["reminders_sent"]),
-        next_reminder_at=_time(r["next_reminder_at"]))
+        next_reminder_at=_time(r["next_reminder_at"]), form_fields=tuple(form_fields))
 
 
 def _envelope(row: Row, documents: list[Document], recipients: list[Recipient]) -> Envelope:
@@ -150,6 +157,10 @@ def insert_recipient(store: Store, envelope_id: str, position: int, r: Recipient
         "field_page": f.page if f else None, "field_x1": f.x1 if f else None, "field_y1": f.y1 if f else None,
         "field_x2": f.x2 if f else None, "field_y2": f.y2 if f else None, "notified_at": None, "viewed_at": None,
         "signed_at": None, "declined_at": None, "decline_reason": "", "certificate_serial": ""})
+    for i, ff in enumerate(r.form_fields):
+        store.insert("envelope_form_fields", {
+            "envelope_id": envelope_id, "recipient_id": r.id, "position": i, "name": ff.name, "kind": ff.kind.value,
+            "page": ff.page, "x1": ff.x1, "y1": ff.y1, "x2": ff.x2, "y2": ff.y2, "required": int(ff.required)})
 
 
 def add_revision(store: Store, document_id: str, *, kind: str, sha256: str, size: int, recipient_id: str,

@@ -27,7 +27,7 @@ from __future__ import annotations
 import io
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
@@ -80,7 +80,8 @@ class RemoteSigning:
         self._keyring.signer(person_id)
 
     def sign(self, p: Principal, env: Envelope, r: Recipient, doc: Document, revision_sha256: str, *, code: str,
-             code_id: str, previous: bytes, current: Callable[[], str]) -> bytes:
+             code_id: str, previous: bytes, current: Callable[[], str],
+             field_values: Mapping[str, str] | None = None) -> bytes:
         """Activate the recipient's key for ``revision_sha256`` (the code spent, the activation journalled) and
         return the new revision (PDF) or detached signature it made.  ``current`` re-reads, under the write lock,
         the current revision's SHA-256 when it is still this recipient's turn (and raises otherwise)."""
@@ -102,22 +103,25 @@ class RemoteSigning:
         log.info("envelope %s: remote key of recipient %s activated for document %s (code %s)", env.id, r.id,
                  doc.id, accepted.code_id)
         try:
-            return build(doc, r, previous, signer, self._now())
+            return build(doc, r, previous, signer, self._now(), field_values or {})
         except FormatError as e:
             raise FailedPrecondition(f"the server could not sign the document: {type(e).__name__}",
                                      reason="REMOTE_SIGNING_FAILED") from None
 
 
-def build(doc: Document, r: Recipient, previous: bytes, signer: TokenSigner, now: datetime) -> bytes:
+def build(doc: Document, r: Recipient, previous: bytes, signer: TokenSigner, now: datetime,
+          field_values: Mapping[str, str] | None = None) -> bytes:
     """The revision the agent would return: ``previous`` plus an incremental PAdES signature in the recipient's
-    field (a PDF), or a detached CAdES signature over the locked bytes (any other file)."""
+    field, with ``field_values`` filled in the same update (a PDF), or a detached CAdES signature over the locked
+    bytes (any other file)."""
     if not doc.is_pdf:
         return bytes(sign_detached(io.BytesIO(previous), signer, signing_time=now))
     f = r.field
-    options = PdfSignOptions(field_name=r.field_name, reason=f"Signet envelope {doc.name}")
+    values = dict(field_values or {})
+    options = PdfSignOptions(field_name=r.field_name, reason=f"Signet envelope {doc.name}", form_values=values)
     if f is not None:  # the envelope's page counts from 1, formats' from 0
         options = PdfSignOptions(field_name=r.field_name, reason=options.reason, visible=True, page=f.page - 1,
-                                 box=(int(f.x1), int(f.y1), int(f.x2), int(f.y2)))
+                                 box=(int(f.x1), int(f.y1), int(f.x2), int(f.y2)), form_values=values)
     with tempfile.TemporaryDirectory(prefix="signet-remote-") as tmp:
         src, out = Path(tmp) / "in.pdf", Path(tmp) / "out.pdf"
         src.write_bytes(previous)

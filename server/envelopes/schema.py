@@ -9,6 +9,8 @@ the primary key refuses a duplicate if two writers ever raced.
 Version 2: the reminder schedule (per envelope; per recipient the count sent and the next due time), the
 notice queue (:mod:`.notices`, delivered by :mod:`.dispatch`), and the indexes the scheduler and the dispatcher
 poll (sent envelopes by expiry, recipients by next reminder, notices by next attempt, notices by event).
+
+Version 3: the form fields assigned to recipients (placed in the PDFs when the draft is created).
 """
 
 from __future__ import annotations
@@ -141,4 +143,20 @@ def _v2(store: Store) -> None:
     store.execute("CREATE INDEX envelope_notices_event ON envelope_notices (event_id)")
 
 
-MIGRATIONS = [_v1, _v2]
+def _v3(store: Store) -> None:
+    store.execute(
+        "CREATE TABLE envelope_form_fields ("
+        " envelope_id TEXT NOT NULL REFERENCES envelopes (id),"
+        " recipient_id TEXT NOT NULL REFERENCES envelope_recipients (id),"
+        " position INTEGER NOT NULL,"  # order within the recipient's fields
+        " name TEXT NOT NULL,"  # the PDF field's name, unique in the envelope
+        " kind TEXT NOT NULL,"  # text | date | checkbox
+        " page INTEGER NOT NULL,"
+        " x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,"
+        " required INTEGER NOT NULL,"
+        " PRIMARY KEY (envelope_id, name))"
+    )
+    store.execute("CREATE INDEX envelope_form_fields_recipient ON envelope_form_fields (recipient_id, position)")
+
+
+MIGRATIONS = [_v1, _v2, _v3]

@@ -74,6 +74,14 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _spec(r: RecipientInput) -> object:
+    """A recipient as its idempotency key sees it (without form fields when it has none: keys stay as they were)."""
+    d = plain(r)
+    if not r.form_fields:
+        d.pop("form_fields")
+    return d
+
+
 def _reason(text: str) -> str:
     text = " ".join(text.split())
     if not 0 < len(text) <= MAX_REASON:
@@ -159,7 +167,7 @@ class EnvelopeService:
         sender_id = person_id(p, "send envelopes")
         key = key_for(caller_key(p), "create", idempotency_key, title, message, list(tags),
                       [(d.name, d.media_type, _sha(d.content)) for d in documents],
-                      [plain(r) for r in recipients], expires_in_days,
+                      [_spec(r) for r in recipients], expires_in_days,
                       *((reminder_every_days, reminder_max) if reminder_every_days or reminder_max else ()))
         if (first := recall(self._store, key)) is not None:
             return first
@@ -170,9 +178,13 @@ class EnvelopeService:
         drafting.recipients(recipients, [n for n, d in zip(pages, documents, strict=True) if d.media_type == PDF])
         sender = self._sender(p, sender_id)
         rcpts = self._post.recipients(recipients, placeholders=True)  # a template may hold {{name}} blanks
+        # the recipients' form fields, placed empty in each PDF as one incremental update: the draft's revision,
+        # locked at send like any document, so every recipient signs the same fields
+        contents = [drafting.place_form_fields(d.content, recipients, d.name) if d.media_type == PDF else d.content
+                    for d in documents]
         # blobs first (durable, content-addressed: one the transaction below never refers to is harmless)
-        docs = tuple(Document("doc_" + secrets.token_hex(12), d.name, d.media_type, "", self._blobs.put(d.content),
-                              len(d.content), n, 0) for d, n in zip(documents, pages, strict=True))
+        docs = tuple(Document("doc_" + secrets.token_hex(12), d.name, d.media_type, "", self._blobs.put(c), len(c),
+                              n, 0) for d, c, n in zip(documents, contents, pages, strict=True))
         with self._write():
             if (first := recall(self._store, key)) is not None:
                 return first
@@ -309,24 +321,28 @@ class EnvelopeService:
             raise
 
     def sign_remotely(self, p: Principal, envelope_id: str, document_id: str, revision_sha256: str, *, code: str,
-                      code_id: str = "", idempotency_key: str = "") -> Envelope:
+                      code_id: str = "", idempotency_key: str = "",
+                      field_values: Mapping[str, str] | None = None) -> Envelope:
         """A remote recipient's turn: the code activates their server-held key for exactly ``revision_sha256``
         (:mod:`.remote`), the server signs, and the revision is accepted through the checks of
         :meth:`submit_signature`; a refusal is recorded as a ``refused`` event."""
         key = key_for(caller_key(p), "sign_remotely", idempotency_key, envelope_id, document_id,
-                      revision_sha256.strip().lower(), code_id)
+                      revision_sha256.strip().lower(), code_id,
+                      *([sorted(field_values.items())] if field_values else []))
         if (first := recall(self._store, key)) is not None:
             return first
         a = self._access(p, envelope_id)
         try:
             r, doc = self._turn(a, document_id, "sign", SigningMethod.REMOTE)
+            values = acceptance.field_values(r, field_values or {}) if doc.is_pdf else {}
 
             def current() -> str:
                 return self._turn(self._access(p, envelope_id), document_id, "sign", SigningMethod.REMOTE)[1] \
                     .current_sha256
 
             content = self._remote.sign(p, a.envelope, r, doc, revision_sha256, code=code, code_id=code_id,
-                                        previous=self._blobs.get(doc.current_sha256), current=current)
+                                        previous=self._blobs.get(doc.current_sha256), current=current,
+                                        field_values=values)
             return self._submit(p, a, key, document_id, content=content, code="", code_id=code_id, activated=True)
         except ServerError as e:
             self._refused(p, a.envelope.id, document_id, e, "sign_remotely")

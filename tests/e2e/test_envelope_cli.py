@@ -2,7 +2,8 @@
 their own SoftHSM token enrolled with `signet enroll`, and a real signet-server.  Alice creates a contract
 envelope for herself and Bob, sends it, signs it (code bound to the revision, sent to her phone), Bob finds it
 in his inbox and signs after her; the final PDF carries both signatures and pdfsig trusts both under the
-signing root.  A code for a revision that has since changed is refused without a trace on the envelope.  Bulk send:
+signing root.  A code for a revision that has since changed is refused without a trace on the envelope.  Form
+fields: each filled by its own recipient, another's refused.  Bulk send:
 one envelope per CSV row from a template draft, a bad row reported alone, the same command again sends nothing
 twice."""
 
@@ -128,6 +129,64 @@ def test_two_people_sign_a_contract_in_order_from_the_command_line(world):
     assert events[0] == "created" and "sent" in events and events.count("signed") == 2 and events[-1] == "completed"
     logs = alice["agent"].log() + bob["agent"].log() + world["running"].server.log
     assert alice_code not in logs and bob_code not in logs
+
+
+def test_form_fields_filled_by_their_own_recipient(world):
+    """Alice fills her text field and signs; Bob tries to fill Alice's (empty, optional) field: the server refuses
+    the revision and nothing changes; he fills his own and signs with the same code; pdfsig trusts both."""
+    from formats.formfields import form_field_values
+
+    alice, bob = world["people"]["alice"], world["people"]["bob"]
+    contract = world["base"] / "form.pdf"
+    make_contract_pdf(contract, "Form lease", ["Alice Wang", "Bob Li"], pages=2)
+    p = _signet(world, "alice", "envelope", "create", "--title", "Form lease", "--document", str(contract),
+                "--recipient", f"{alice['id']}:signer:1", "--recipient", f"{bob['id']}:signer:2",
+                "--form-field", f"{alice['id']}:alice_name:text:1,56,600,300,620:required",
+                "--form-field", f"{alice['id']}:alice_note:text:1,56,560,300,580",
+                "--form-field", f"{bob['id']}:bob_agree:checkbox:2,56,600,70,614:required",
+                "--form-field", f"{bob['id']}:bob_date:date:2,100,600,200,620")
+    assert p.returncode == 0, p.stderr
+    created = json.loads(p.stdout)
+    envelope = created["id"]
+    assert [f["name"] for f in created["recipients"][0]["form_fields"]] == ["alice_name", "alice_note"]
+    assert created["recipients"][1]["form_fields"][0]["kind"] == "FORM_FIELD_KIND_CHECKBOX"
+    assert created["recipients"][1]["form_fields"][0]["required"] is True
+    assert _signet(world, "alice", "envelope", "send", envelope).returncode == 0
+
+    me = world["people"]["alice"]
+    assert _signet(world, "alice", "envelope", "sign", envelope, "--send-code", "--token",
+                   me["token"].label).returncode == 0
+    code = latest_code(world["running"].env, me["phone"])
+    p = _signet(world, "alice", "envelope", "sign", envelope, "--token", me["token"].label, "--pin-env", "PIN",
+                "--code-env", "CODE", "--field", "alice_name=Alice Wang", code=code)
+    assert p.returncode == 0, p.stderr
+
+    assert _signet(world, "bob", "envelope", "sign", envelope, "--send-code", "--token",
+                   bob["token"].label).returncode == 0
+    code = latest_code(world["running"].env, bob["phone"])
+    before = json.loads(_signet(world, "bob", "envelope", "show", envelope).stdout)
+    forged = _signet(world, "bob", "envelope", "sign", envelope, "--token", bob["token"].label, "--pin-env", "PIN",
+                     "--code-env", "CODE", "--field", "bob_agree=yes", "--field", "alice_note=void", code=code)
+    assert forged.returncode == 5, forged.stderr
+    assert json.loads(forged.stdout)["reason"] == "REVISION_FOREIGN_FIELD"
+    after = json.loads(_signet(world, "bob", "envelope", "show", envelope).stdout)
+    assert after["documents"] == before["documents"] and after["recipients"] == before["recipients"]
+    p = _signet(world, "bob", "envelope", "sign", envelope, "--token", bob["token"].label, "--pin-env", "PIN",
+                "--code-env", "CODE", "--field", "bob_agree=yes", "--field", "bob_date=2026-12-01", code=code)
+    assert p.returncode == 0, p.stderr
+
+    out = world["base"] / "form-final"
+    assert _signet(world, "alice", "envelope", "download", envelope, "-o", str(out)).returncode == 0
+    final = out / "form.pdf"
+    assert final.read_bytes().startswith(contract.read_bytes())
+    assert form_field_values(final.read_bytes()) == {"alice_name": "Alice Wang", "alice_note": "",
+                                                      "bob_agree": "yes", "bob_date": "2026-12-01"}
+    nss = make_nssdb(world["base"] / "nss-form", world["running"].env.signing_root.read_bytes())
+    text = subprocess.run(["pdfsig", "-nssdir", f"sql:{nss}", str(final)], capture_output=True,
+                          text=True).stdout
+    assert text.count("Signature is Valid.") == 2 and text.count("Certificate is Trusted.") == 2, text
+    events = [e for e in json.loads(_signet(world, "alice", "envelope", "events", envelope).stdout)["events"]]
+    assert [e["type"] for e in events].count("refused") == 1 and events[-1]["type"] == "completed"
 
 
 def test_bulk_send_one_envelope_per_csv_row(world):

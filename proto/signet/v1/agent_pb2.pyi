@@ -924,6 +924,26 @@ Global___Appearance: _TypeAlias = Appearance  # noqa: Y015
 class SignPdfHeader(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class FormValuesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TOKEN_FIELD_NUMBER: _builtins.int
     KEY_ID_FIELD_NUMBER: _builtins.int
     CREDENTIAL_FIELD_NUMBER: _builtins.int
@@ -938,6 +958,7 @@ class SignPdfHeader(_message.Message):
     FILE_NAME_FIELD_NUMBER: _builtins.int
     DOCUMENT_FIELD_NUMBER: _builtins.int
     INLINE_RESULT_FIELD_NUMBER: _builtins.int
+    FORM_VALUES_FIELD_NUMBER: _builtins.int
     key_id: _builtins.str
     size: _builtins.int
     """Total upload size in bytes, if known (used to refuse early)."""
@@ -965,6 +986,12 @@ class SignPdfHeader(_message.Message):
     def credential(self) -> Global___PinCredential: ...
     @_builtins.property
     def appearance(self) -> Global___Appearance: ...
+    @_builtins.property
+    def form_values(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Existing text, date (YYYY-MM-DD) and checkbox ("yes"/"no") form fields to
+        fill (name -> value), in the same incremental update as the signature.
+        """
+
     def __init__(
         self,
         *,
@@ -982,10 +1009,11 @@ class SignPdfHeader(_message.Message):
         file_name: _builtins.str = ...,
         document: _builtins.bytes | None = ...,
         inline_result: _builtins.bool = ...,
+        form_values: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_document", b"_document", "appearance", b"appearance", "credential", b"credential", "document", b"document", "token", b"token"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_document", b"_document", "appearance", b"appearance", "contact_info", b"contact_info", "credential", b"credential", "document", b"document", "field_name", b"field_name", "file_name", b"file_name", "inline_result", b"inline_result", "key_id", b"key_id", "level", b"level", "location", b"location", "reason", b"reason", "size", b"size", "timestamp_url", b"timestamp_url", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_document", b"_document", "appearance", b"appearance", "contact_info", b"contact_info", "credential", b"credential", "document", b"document", "field_name", b"field_name", "file_name", b"file_name", "form_values", b"form_values", "inline_result", b"inline_result", "key_id", b"key_id", "level", b"level", "location", b"location", "reason", b"reason", "size", b"size", "timestamp_url", b"timestamp_url", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__document: _TypeAlias = _typing.Literal["document"]  # noqa: Y015
     _WhichOneofArgType__document: _TypeAlias = _typing.Literal["_document", b"_document"]  # noqa: Y015

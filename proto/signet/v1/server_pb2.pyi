@@ -181,6 +181,31 @@ SIGNING_METHOD_REMOTE: SigningMethod.ValueType  # 2
 """With a key held for the recipient on the server token."""
 Global___SigningMethod: _TypeAlias = SigningMethod  # noqa: Y015
 
+class _FormFieldKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FormFieldKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FormFieldKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FORM_FIELD_KIND_UNSPECIFIED: _FormFieldKind.ValueType  # 0
+    FORM_FIELD_KIND_TEXT: _FormFieldKind.ValueType  # 1
+    """One line of text."""
+    FORM_FIELD_KIND_DATE: _FormFieldKind.ValueType  # 2
+    """A date, filled as YYYY-MM-DD."""
+    FORM_FIELD_KIND_CHECKBOX: _FormFieldKind.ValueType  # 3
+    """Checked ("yes") or not ("no")."""
+
+class FormFieldKind(_FormFieldKind, metaclass=_FormFieldKindEnumTypeWrapper): ...
+
+FORM_FIELD_KIND_UNSPECIFIED: FormFieldKind.ValueType  # 0
+FORM_FIELD_KIND_TEXT: FormFieldKind.ValueType  # 1
+"""One line of text."""
+FORM_FIELD_KIND_DATE: FormFieldKind.ValueType  # 2
+"""A date, filled as YYYY-MM-DD."""
+FORM_FIELD_KIND_CHECKBOX: FormFieldKind.ValueType  # 3
+"""Checked ("yes") or not ("no")."""
+Global___FormFieldKind: _TypeAlias = FormFieldKind  # noqa: Y015
+
 @_typing.final
 class Person(_message.Message):
     """A registered person. The identity document number is never returned."""
@@ -1149,6 +1174,56 @@ class RegisterExternalCertificateResponse(_message.Message):
 Global___RegisterExternalCertificateResponse: _TypeAlias = RegisterExternalCertificateResponse  # noqa: Y015
 
 @_typing.final
+class FormFieldSpec(_message.Message):
+    """A form field assigned to one recipient: placed (empty) on every PDF of the
+    envelope when the draft is created, filled by that recipient in the
+    revision that carries their signature, and by nobody else.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    X1_FIELD_NUMBER: _builtins.int
+    Y1_FIELD_NUMBER: _builtins.int
+    X2_FIELD_NUMBER: _builtins.int
+    Y2_FIELD_NUMBER: _builtins.int
+    REQUIRED_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """A letter, then up to 63 letters, digits, '_' or '-'; unique in the
+    envelope and not a signature field name (signet-...).
+    """
+    kind: Global___FormFieldKind.ValueType
+    page: _builtins.int
+    """Page (from 1) and box in points, origin bottom left."""
+    x1: _builtins.float
+    y1: _builtins.float
+    x2: _builtins.float
+    y2: _builtins.float
+    required: _builtins.bool
+    """The recipient's revision must fill it (a checkbox: check it)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        kind: Global___FormFieldKind.ValueType = ...,
+        page: _builtins.int = ...,
+        x1: _builtins.float = ...,
+        y1: _builtins.float = ...,
+        x2: _builtins.float = ...,
+        y2: _builtins.float = ...,
+        required: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name", "page", b"page", "required", b"required", "x1", b"x1", "x2", b"x2", "y1", b"y1", "y2", b"y2"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FormFieldSpec: _TypeAlias = FormFieldSpec  # noqa: Y015
+
+@_typing.final
 class SignatureField(_message.Message):
     """Where a signer's signature goes on a PDF (points, origin bottom left)."""
 
@@ -1190,6 +1265,7 @@ class RecipientSpec(_message.Message):
     ROUTING_ORDER_FIELD_NUMBER: _builtins.int
     SIGNING_METHOD_FIELD_NUMBER: _builtins.int
     FIELD_FIELD_NUMBER: _builtins.int
+    FORM_FIELDS_FIELD_NUMBER: _builtins.int
     person_id: _builtins.str
     """An approved person; in a draft meant as a BulkSendEnvelopes template, a
     placeholder `{{name}}` instead (such a draft cannot be sent itself:
@@ -1205,6 +1281,10 @@ class RecipientSpec(_message.Message):
     def field(self) -> Global___SignatureField:
         """Optional visible signature box; without it the signature is invisible."""
 
+    @_builtins.property
+    def form_fields(self) -> _containers.RepeatedCompositeFieldContainer[Global___FormFieldSpec]:
+        """Form fields this recipient fills when signing (PDF documents only)."""
+
     def __init__(
         self,
         *,
@@ -1213,10 +1293,11 @@ class RecipientSpec(_message.Message):
         routing_order: _builtins.int = ...,
         signing_method: Global___SigningMethod.ValueType = ...,
         field: Global___SignatureField | None = ...,
+        form_fields: _abc.Iterable[Global___FormFieldSpec] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["field", b"field"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "person_id", b"person_id", "role", b"role", "routing_order", b"routing_order", "signing_method", b"signing_method"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "form_fields", b"form_fields", "person_id", b"person_id", "role", b"role", "routing_order", b"routing_order", "signing_method", b"signing_method"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1314,6 +1395,7 @@ class Recipient(_message.Message):
     FIELD_FIELD_NUMBER: _builtins.int
     REMINDERS_SENT_FIELD_NUMBER: _builtins.int
     NEXT_REMINDER_AT_FIELD_NUMBER: _builtins.int
+    FORM_FIELDS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     person_id: _builtins.str
     legal_name: _builtins.str
@@ -1342,6 +1424,10 @@ class Recipient(_message.Message):
     def field(self) -> Global___SignatureField: ...
     @_builtins.property
     def next_reminder_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def form_fields(self) -> _containers.RepeatedCompositeFieldContainer[Global___FormFieldSpec]:
+        """The form fields assigned to this recipient."""
+
     def __init__(
         self,
         *,
@@ -1361,10 +1447,11 @@ class Recipient(_message.Message):
         field: Global___SignatureField | None = ...,
         reminders_sent: _builtins.int = ...,
         next_reminder_at: _timestamp_pb2.Timestamp | None = ...,
+        form_fields: _abc.Iterable[Global___FormFieldSpec] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["declined_at", b"declined_at", "field", b"field", "next_reminder_at", b"next_reminder_at", "notified_at", b"notified_at", "signed_at", b"signed_at", "viewed_at", b"viewed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_serial", b"certificate_serial", "decline_reason", b"decline_reason", "declined_at", b"declined_at", "field", b"field", "id", b"id", "legal_name", b"legal_name", "next_reminder_at", b"next_reminder_at", "notified_at", b"notified_at", "person_id", b"person_id", "reminders_sent", b"reminders_sent", "role", b"role", "routing_order", b"routing_order", "signed_at", b"signed_at", "signing_method", b"signing_method", "state", b"state", "viewed_at", b"viewed_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_serial", b"certificate_serial", "decline_reason", b"decline_reason", "declined_at", b"declined_at", "field", b"field", "form_fields", b"form_fields", "id", b"id", "legal_name", b"legal_name", "next_reminder_at", b"next_reminder_at", "notified_at", b"notified_at", "person_id", b"person_id", "reminders_sent", b"reminders_sent", "role", b"role", "routing_order", b"routing_order", "signed_at", b"signed_at", "signing_method", b"signing_method", "state", b"state", "viewed_at", b"viewed_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1815,12 +1902,33 @@ Global___SubmitSignatureResponse: _TypeAlias = SubmitSignatureResponse  # noqa: 
 class SignRemotelyRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class FieldValuesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     ENVELOPE_ID_FIELD_NUMBER: _builtins.int
     DOCUMENT_ID_FIELD_NUMBER: _builtins.int
     REVISION_SHA256_FIELD_NUMBER: _builtins.int
     CODE_ID_FIELD_NUMBER: _builtins.int
     ONE_TIME_CODE_FIELD_NUMBER: _builtins.int
+    FIELD_VALUES_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     envelope_id: _builtins.str
     document_id: _builtins.str
@@ -1828,6 +1936,12 @@ class SignRemotelyRequest(_message.Message):
     """SHA-256 (hex) of the current revision, the one the code is bound to."""
     code_id: _builtins.str
     one_time_code: _builtins.str
+    @_builtins.property
+    def field_values(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Values for this recipient's form fields (name -> value), filled in the
+        revision the server builds.
+        """
+
     def __init__(
         self,
         *,
@@ -1837,10 +1951,11 @@ class SignRemotelyRequest(_message.Message):
         revision_sha256: _builtins.str = ...,
         code_id: _builtins.str = ...,
         one_time_code: _builtins.str = ...,
+        field_values: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code_id", b"code_id", "document_id", b"document_id", "envelope_id", b"envelope_id", "idempotency_key", b"idempotency_key", "one_time_code", b"one_time_code", "revision_sha256", b"revision_sha256"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code_id", b"code_id", "document_id", b"document_id", "envelope_id", b"envelope_id", "field_values", b"field_values", "idempotency_key", b"idempotency_key", "one_time_code", b"one_time_code", "revision_sha256", b"revision_sha256"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
