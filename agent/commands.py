@@ -263,7 +263,8 @@ def verify_text(name: str, r: Any) -> str:
         lines.append(f"  {sig.field_name or 'signature'}: {sig.signer_subject or '(unknown signer)'}  "
                      f"{'valid' if sig.valid else 'NOT valid'}  intact={sig.intact} trusted={sig.trusted} "
                      f"coverage={sig.coverage or '-'} modifications={sig.modification_level or '-'}"
-                     + (f" policy={sig.signing_policy}" if sig.signing_policy else ""))
+                     + (f" policy={sig.signing_policy}" if sig.signing_policy else "")
+                     + (" key=held on the Signet server (remote signing)" if sig.remote_key else ""))
         lines.extend(f"    problem: {p}" for p in sig.problems)
         lines.extend(f"    warning: {w}" for w in sig.warnings)
     lines.extend(f"  warning: {w}" for w in r.warnings)

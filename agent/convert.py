@@ -103,6 +103,7 @@ def verify_msg(report: dict[str, Any]) -> agent_pb2.VerifyResponse:
             timestamp_time=ts.get("time") or "", valid=bool(sig.get("ok")), problems=list(sig.get("problems") or []),
             docmdp_ok=bool(sig.get("docmdp_ok")), signing_policy=sig.get("signing_policy") or "",
             warnings=list(sig.get("warnings") or []), signature_valid=bool(sig.get("valid")),
+            remote_key=bool(sig.get("remote_key")),
         ))
     return agent_pb2.VerifyResponse(valid=bool(report.get("valid")), signatures=sigs,
                                     report_json=json.dumps(report, sort_keys=True, default=str),

@@ -387,6 +387,7 @@ def test_envelope_final_pdf_has_three_signatures_and_pdfsig_trusts_them(demo: De
     assert [s["valid"] and s["trusted"] for s in verify["signatures"]] == [True, True, True]
     assert [s["field_name"] for s in verify["signatures"]] == fields
     assert [s["signing_policy"] for s in verify["signatures"]] == [TOKEN_POLICY, TOKEN_POLICY, REMOTE_POLICY]
+    assert [s["remote_key"] for s in verify["signatures"]] == [False, False, True]  # `signet verify` says so too
     assert verify["document_sha256"] == e["download"]["sha256"]
     # formats' verifier reports Carol's signature as made with a key held on the server token
     report = e["verify_report"]

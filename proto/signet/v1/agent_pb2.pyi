@@ -1338,6 +1338,7 @@ class SignatureReport(_message.Message):
     SIGNING_POLICY_FIELD_NUMBER: _builtins.int
     WARNINGS_FIELD_NUMBER: _builtins.int
     SIGNATURE_VALID_FIELD_NUMBER: _builtins.int
+    REMOTE_KEY_FIELD_NUMBER: _builtins.int
     field_name: _builtins.str
     signer_subject: _builtins.str
     intact: _builtins.bool
@@ -1358,6 +1359,10 @@ class SignatureReport(_message.Message):
     """The Signet signing policy the signer certificate carries (empty when none is required or found)."""
     signature_valid: _builtins.bool
     """The cryptographic signature verifies (intact: the signed bytes hash to the signed digest)."""
+    remote_key: _builtins.bool
+    """The signer's key is held for them on the Signet server token (remote signing), not on their own token:
+    the certificate carries Signet's server-held marker policy.
+    """
     @_builtins.property
     def certificate_chain(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Signer first, then the chain up to the trust anchor (RFC 4514 subjects)."""
@@ -1386,10 +1391,11 @@ class SignatureReport(_message.Message):
         signing_policy: _builtins.str = ...,
         warnings: _abc.Iterable[_builtins.str] | None = ...,
         signature_valid: _builtins.bool = ...,
+        remote_key: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_chain", b"certificate_chain", "coverage", b"coverage", "docmdp_ok", b"docmdp_ok", "field_name", b"field_name", "intact", b"intact", "modification_level", b"modification_level", "problems", b"problems", "signature_valid", b"signature_valid", "signer_subject", b"signer_subject", "signing_policy", b"signing_policy", "signing_time", b"signing_time", "timestamp_time", b"timestamp_time", "trusted", b"trusted", "valid", b"valid", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_chain", b"certificate_chain", "coverage", b"coverage", "docmdp_ok", b"docmdp_ok", "field_name", b"field_name", "intact", b"intact", "modification_level", b"modification_level", "problems", b"problems", "remote_key", b"remote_key", "signature_valid", b"signature_valid", "signer_subject", b"signer_subject", "signing_policy", b"signing_policy", "signing_time", b"signing_time", "timestamp_time", b"timestamp_time", "trusted", b"trusted", "valid", b"valid", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
