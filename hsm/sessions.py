@@ -356,9 +356,13 @@ class SessionPool:
                     tok = self._refresh()
                 if self._anchor is None and self._pin is not None:
                     # the module was reinitialised under us: log in again, once (a PIN the token
-                    # refuses now is never sent again; the caller is asked to log in)
-                    pin, self._pin = self._pin, None
-                    self._login_locked(pin)
+                    # refuses now is never sent again; the caller is asked to log in).  The PIN stays
+                    # set meanwhile: ``logged_in``, read without the lock, must not see a gap
+                    try:
+                        self._login_locked(self._pin)
+                    except BaseException:
+                        self._pin = None
+                        raise
                 if need_login and self._anchor is None:
                     raise LoginRequired(f"token {self._name} is locked: unlock it with its PIN first")
                 idle = self._idle

@@ -190,6 +190,35 @@ def test_a_token_read_between_a_reinitialisation_and_the_next_signature_is_still
     assert tok.logged_in
 
 
+def test_logged_in_never_reads_false_while_another_thread_logs_in_again(
+    idle_watcher, hsm_module, logged_in_token,
+) -> None:
+    """After a reinitialisation the next borrowed session logs in again with the kept PIN; another thread asking
+    ``logged_in`` meanwhile (the agent does, before it spends a grant) must not see a gap."""
+    import threading
+
+    _, tok = logged_in_token
+    key = tok.generate_key("p256", "k")
+    seen_false = 0
+    for _ in range(30):
+        idle_watcher.poll(reinitialize=True)
+        stop = threading.Event()
+
+        def watch() -> None:
+            nonlocal seen_false
+            while not stop.is_set():
+                seen_false += not tok.logged_in
+
+        t = threading.Thread(target=watch)
+        t.start()
+        try:
+            tok.sign(key.key_id, b"the first signature after the reinitialisation logs in again")
+        finally:
+            stop.set()
+            t.join()
+    assert seen_false == 0
+
+
 def test_a_udev_match_reinitialises_a_busy_module_and_finds_the_new_token(
     hsm_module, logged_in_token, new_label: str,
 ) -> None:
