@@ -122,6 +122,25 @@ def test_two_documents_a_pdf_and_a_detached_file(w: World) -> None:
     got = w.svc.get_document(w.me("bob"), env.id, env.documents[1].id)
     assert got.content == annex and len(got.signatures) == 1
     assert got.document.current_sha256 == got.document.original_sha256  # detached: the bytes never change
+    # the CAdES signature the envelope keeps is judged by OpenSSL too, over exactly the locked bytes
+    import subprocess
+
+    from asn1crypto import pem
+
+    (tmp := w.tmp / "cms").mkdir()
+    (tmp / "annex.txt").write_bytes(annex)
+    sig = got.signatures[0]
+    (tmp / "annex.p7s").write_bytes(sig)
+    (tmp / "root.pem").write_bytes(pem.armor("CERTIFICATE", w.root.root_der))
+    ok = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", str(tmp / "annex.p7s"),
+                         "-content", str(tmp / "annex.txt"), "-CAfile", str(tmp / "root.pem"), "-purpose", "any",
+                         "-out", "/dev/null"], capture_output=True, text=True, check=False)
+    assert ok.returncode == 0 and "Verification successful" in ok.stderr, ok.stderr
+    (tmp / "forged.txt").write_bytes(annex.replace(b"crane", b"train"))
+    bad = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", str(tmp / "annex.p7s"),
+                          "-content", str(tmp / "forged.txt"), "-CAfile", str(tmp / "root.pem"), "-purpose", "any",
+                          "-out", "/dev/null"], capture_output=True, text=True, check=False)
+    assert bad.returncode != 0
 
 
 # -- refusals change nothing ------------------------------------------------------------------------------------------
