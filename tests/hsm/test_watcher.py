@@ -204,12 +204,12 @@ def test_logged_in_never_reads_false_while_another_thread_logs_in_again(
         idle_watcher.poll(reinitialize=True)
         stop = threading.Event()
 
-        def watch() -> None:
+        def watch(stop: threading.Event) -> None:
             nonlocal seen_false
             while not stop.is_set():
                 seen_false += not tok.logged_in
 
-        t = threading.Thread(target=watch)
+        t = threading.Thread(target=watch, args=(stop,))
         t.start()
         try:
             tok.sign(key.key_id, b"the first signature after the reinitialisation logs in again")

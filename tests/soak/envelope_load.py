@@ -17,6 +17,17 @@ must act once (``envelope_retried`` counts the retries that went through).  Ackn
 (and its answer shows what was asked); a bulk send per row (``envelope_bulk_sent``), the template once
 (``envelope_template``).
 
+Remote signing: every third new pair (from the first) has a second party without a token key.  The approving
+reviewer (four eyes: not the operator who registered them) creates their remote-signing key through
+CreateRemoteKey with a TLS CSR for a key made here (acknowledged ``remote_key_created``), the TLS client files
+written under ``envelope-parties/<person id>``.  Their envelopes (and their pair's template) name them with
+signing method REMOTE; their turn is GetDocument, StartSigning (the code from the outbox), SignRemotely naming
+that revision with an idempotency key (acknowledged ``envelope_signed_remotely``: envelope, recipient, the
+revision SHA-256 returned).  A SignRemotely cut off by the kill is retried exactly as it was (same key, same
+code) and must act once; the one legitimate refusal is OTP_USED when the kill fell between the activation's
+commit and the revision's (the store shows that code's ``activated`` event and no signature made with it:
+``envelope_activation_cut``), and then the turn starts afresh (StartSigning, SignRemotely with a new key).
+
 After each restart, read from the store read-only:
 
 * every acknowledged creation (the original revision, its SHA-256), send (state, ``sent_at`` to the
@@ -34,6 +45,12 @@ After each restart, read from the store read-only:
 * no duplicate: one envelope per create or bulk row (titles are unique; one per template and row title), one
   template per pair, one revision per recipient and document, revision numbers 0, 1, 2 ... and each revision an
   extension of the one before;
+* every acknowledged remote key there (the person's ``remote_keys`` row, that certificate serial); every
+  acknowledged remote signature there as a signature is, its ``signed`` event saying ``remote``; exactly one
+  ``activated`` event (before it: same recipient, document, code id, certificate, the revision it extends) per
+  remote revision; a code activated at most once; an activation without its signature only for a code whose
+  SignRemotely call was cut off by a kill (then never two revisions: the duplicate check); no ``activated``
+  event holding a code (no ``code``/``one_time_code``/``otp`` field, no value equal to the code sent);
 * every revision's blob present, hashing to its name; at most one notice per envelope, address and topic in the
   outbox (reminders aside);
 * this round's envelopes as the API shows them (GetEnvelope, GetDocument) agree with the store.
@@ -59,6 +76,7 @@ from .server_load import ServerSide, ServerState
 CODE_BUDGET = 40  # codes a pair's phones may get before fresh people take over ([otp] hourly_limit is 50 here)
 DECLINE_EVERY = 3  # every third envelope is declined by its second signer
 BULK_EVERY = 4  # a pair's every fourth envelope (from its first; with up to two more) is bulk-sent instead
+REMOTE_EVERY = 3  # every third new pair (from the first): the second party signs remotely (a server-held key)
 TITLE = "Soak lease "
 BULK_TITLE = "Soak bulk "
 TEMPLATE_TITLE = BULK_TITLE + "{{n}}"  # the pair's template: its signers are {{first}} and {{second}}
@@ -76,14 +94,17 @@ def _utc(text: str | None) -> dt.datetime | None:
 
 @dataclass
 class Party:
-    """An enrolled person: the signing key on the soak's user token, the agent TLS files for the API."""
+    """An enrolled person: the signing key on the soak's user token, the agent TLS files for the API; or
+    (``remote``) a person with a remote-signing key on the server token and the TLS client files CreateRemoteKey
+    certified for them."""
 
     person_id: str
     phone: str
-    key_id: str
+    key_id: str  # "" for a remote party
     files: ClientFiles
     codes: int = 2  # one-time codes sent to the phone so far (phone verification, enrollment)
     signer: Any = None  # formats.TokenSigner, made on first use
+    remote: bool = False
 
 
 @dataclass
@@ -94,7 +115,7 @@ class Pending:
     content: bytes = field(repr=False)
     code: str = field(repr=False)
     code_id: str
-    previous: str  # the SHA-256 of the revision it extends
+    previous: str  # the SHA-256 of the revision it extends (a remote signature: the revision named, activated)
 
 
 @dataclass(frozen=True)
@@ -122,6 +143,7 @@ class Journey:
     recipients: dict[str, str] = field(default_factory=dict)  # person id -> recipient id
     pending: Pending | None = None
     cut_off: str = ""  # the stage whose call failed (the kill): its next success is a retry
+    activation: int = 0  # the remote signer's how-manyth activation (a fresh one after one cut by the kill)
 
     @property
     def title(self) -> str:
@@ -151,6 +173,7 @@ class Snapshot:
     revisions: dict[str, list[dict[str, Any]]]  # document id -> rows, in seq order
     events: dict[str, list[dict[str, Any]]]  # envelope id -> rows (detail parsed), in id order
     queued: set[str] | None = None  # recipient ids with a first notice still queued (None: no notice queue)
+    remote_keys: dict[str, str] = field(default_factory=dict)  # person id -> their remote key's certificate serial
 
 
 class _Stubs:
@@ -205,6 +228,68 @@ def _signed(snap: Snapshot, a: Any) -> str:
     if rec is None or rec["state"] != "signed" or not rec["signed_at"] or not rec["certificate_serial"]:
         return f"the recipient is {rec and (rec['state'], rec['signed_at'], rec['certificate_serial'])}"
     return ""
+
+
+def _signed_remotely(snap: Snapshot, a: Any) -> str:
+    """A remote signature: there as a token one is, its ``signed`` event says ``remote``, and exactly one
+    ``activated`` event (before it) spent its code for the revision it extends."""
+    lost = _signed(snap, a)
+    if lost:
+        return lost
+    events = snap.events.get(a.data["envelope"], [])
+    signed = [e["detail"] for e in events if e["type"] == "signed" and
+              (e["detail"].get("recipient_id"), e["detail"].get("sha256")) == (a.data["recipient"], a.data["sha256"])]
+    if len(signed) != 1 or signed[0].get("method") != "remote":
+        seen = [(d.get("method"), d.get("code_id")) for d in signed]
+        return f"'signed' events of revision {a.data['sha256']}: {seen}"
+    code_id = signed[0].get("code_id")
+    acts = [e["detail"] for e in events if e["type"] == "activated" and e["detail"].get("code_id") == code_id]
+    if [d.get("revision_sha256") for d in acts] != [a.data["previous"]]:
+        return (f"{len(acts)} activation(s) with its code {code_id} for {[d.get('revision_sha256') for d in acts]}, "
+                f"signed over {a.data['previous']}")
+    return ""
+
+
+FORBIDDEN_DETAIL = ("code", "one_time_code", "otp", "otp_code")  # an activation names its code id, never the code
+
+
+def _activations(snap: Snapshot, cut: set[str], codes: dict[str, str]) -> list[str]:
+    """Every remote revision has exactly one ``activated`` event before its ``signed`` event (same recipient,
+    document, code, revision hashed, certificate); a code activates once; an activation without its signature only
+    where a SignRemotely call was cut off by a kill (``cut``: their code ids; the code is spent, no revision, the
+    retry asked for a fresh code); no activation's detail holds a code (``codes``: code id -> the code used)."""
+    problems = []
+    for envelope_id, events in snap.events.items():
+        acts = [(i, e["detail"]) for i, e in enumerate(events) if e["type"] == "activated"]
+        signed = [(i, e["detail"]) for i, e in enumerate(events)
+                  if e["type"] == "signed" and e["detail"].get("method") == "remote"]
+        where = f"envelope {envelope_id}"
+        problems += [f"{where}: code {c} activated {n} times" for c, n in
+                     Counter(d.get("code_id") for _, d in acts).items() if n > 1]
+        for i, s in signed:
+            mine = [(j, d) for j, d in acts if d.get("code_id") == s.get("code_id")]
+            want = (s.get("recipient_id"), s.get("document_id"), s.get("previous_sha256"), s.get("certificate_serial"))
+            if len(mine) != 1 or mine[0][0] > i or (mine[0][1].get("recipient_id"), mine[0][1].get("document_id"),
+                                                    mine[0][1].get("revision_sha256"),
+                                                    mine[0][1].get("certificate_serial")) != want:
+                problems.append(f"{where}: remote revision {s.get('sha256')} of recipient {s.get('recipient_id')} "
+                                f"(code {s.get('code_id')}) has {len(mine)} activation(s) "
+                                f"{[d for _, d in mine]}, not one before it for {want}")
+        used = {s.get("code_id") for _, s in signed}
+        problems += [f"{where}: recipient {d.get('recipient_id')} activated with code {d.get('code_id')} for "
+                     f"{d.get('revision_sha256')} without a signature, and no SignRemotely with that code was cut off "
+                     "by a kill" for _, d in acts if d.get("code_id") not in used and d.get("code_id") not in cut]
+        for _, d in acts:
+            code = codes.get(d.get("code_id", ""))
+            if any(k in d for k in FORBIDDEN_DETAIL) or (code and any(v == code for v in d.values())):
+                problems.append(f"{where}: the 'activated' event of code {d.get('code_id')} holds a code: "
+                                f"{sorted(d)}")
+    return problems
+
+
+def _remote_key(snap: Snapshot, a: Any) -> str:
+    serial = snap.remote_keys.get(a.key)
+    return "" if serial == a.data["serial"] else f"the person's remote key is {serial}, created {a.data['serial']}"
 
 
 def _bulk_origin(snap: Snapshot, envelope_id: str) -> dict[str, Any] | None:
@@ -265,6 +350,7 @@ def _declined(snap: Snapshot, a: Any) -> str:
 
 
 ACKNOWLEDGED = {"envelope_created": _created, "envelope_sent": _sent, "envelope_signed": _signed,
+                "envelope_signed_remotely": _signed_remotely, "remote_key_created": _remote_key,
                 "envelope_completed": _completed, "envelope_declined": _declined, "envelope_template": _template,
                 "envelope_bulk_sent": _bulk_sent}
 
@@ -387,6 +473,12 @@ def _recipient_events(v: _View) -> list[str]:
     return out
 
 
+def _method(p: Party) -> Any:
+    from signet.v1 import server_pb2 as pb
+
+    return pb.SIGNING_METHOD_REMOTE if p.remote else pb.SIGNING_METHOD_TOKEN
+
+
 @load_generator("server", "envelopes")
 class Envelopes:
     name = "envelopes"
@@ -401,13 +493,24 @@ class Envelopes:
         self._templates: dict[tuple[str, str], Template] = {}  # (first, second) person ids -> their template
         self._verified: dict[str, int] = {}  # blob sha256 -> size, hashed once (blobs are write-once)
         self._notices: dict[str, tuple[str, str, str]] = {}  # outbox id -> (envelope, address, topic)
+        self._pairs = itertools.count()
+        self._cut_codes: set[str] = set()  # code ids of SignRemotely calls cut off by a kill
+        self._remote_codes: dict[str, str] = {}  # code id -> the code a remote signer was sent
         self._journeys: queue.Queue[Journey] = queue.Queue()
         for _ in range(self.threads):  # before the first round, with the server up: nothing to judge yet
-            self._journeys.put(self._journey(self._party(), self._party()))
+            self._journeys.put(self._journey(*self._pair()))
 
     # -- people --------------------------------------------------------------------------------------------------
-    def _party(self) -> Party:
-        """Register, verify the phone, approve (second operator) and enrol a new person; a key on the user token."""
+    def _pair(self) -> tuple[Party, Party]:
+        """A new pair; every :data:`REMOTE_EVERY`-th (from the first) has a second party who signs remotely."""
+        with self._lock:
+            k = next(self._pairs)
+        return self._party(), self._party(remote=k % REMOTE_EVERY == 0)
+
+    def _party(self, remote: bool = False) -> Party:
+        """Register, verify the phone, approve (second operator) and enrol a new person, a key on the user token;
+        or (``remote``) have the approving operator create their remote-signing key (four eyes: not the one who
+        registered them) with a TLS client certificate for a key made here, its files under the work dir."""
         from agent.enroll import enroll
         from agent.serverlink import ServerLink, ServerTarget
         from signet.v1 import server_pb2 as pb
@@ -429,11 +532,35 @@ class Envelopes:
                 person_id=person.id, evidence="ID card inspected", reference=f"soak-envelopes-{person.id}"),
                 timeout=30)
         tls = self._dir / person.id
+        if remote:
+            return self._remote_party(person.id, phone, rev_files=r.reviewer_a, tls=tls)
         with ServerLink(ServerTarget(enroll=side.env.enroll, ca_pem=side.env.ca_pem.read_bytes())) as link:
             c = link.start_enrollment(person.id)
             res = enroll(side._user, link, person.id, side.code(phone, 8), code_id=c.code_id,
                          key_label=f"soak-envelopes-{person.id}", tls_dir=tls)
         return Party(person.id, phone, res.key_id, ClientFiles(tls / "agent.crt", tls / "agent.key", tls / "ca.pem"))
+
+    def _remote_party(self, person_id: str, phone: str, rev_files: ClientFiles, tls: Any) -> Party:
+        from server.tls import certs_pem, key_pem, new_tls_key, tls_csr
+        from signet.v1 import server_pb2 as pb
+        from signet.v1 import server_pb2_grpc as pbg
+
+        key = new_tls_key()
+        with channel(self.side.env, rev_files) as rev:
+            made = pbg.CertificateServiceStub(rev).CreateRemoteKey(pb.CreateRemoteKeyRequest(
+                person_id=person_id, evidence="soak: no token, ID card inspected",
+                tls_csr_der=tls_csr(key, person_id)), timeout=60)
+        if made.certificate.person_id != person_id or not made.tls_certificate_der or len(made.tls_chain_der) != 2:
+            raise AssertionError(f"CreateRemoteKey answered OK for {person_id} with {made.certificate.person_id}, "
+                                 f"TLS {len(made.tls_certificate_der)} bytes, {len(made.tls_chain_der)} chain cert(s)")
+        self.side.acked.ack("remote_key_created", person_id, serial=made.certificate.serial)
+        tls.mkdir(parents=True, exist_ok=True)
+        files = ClientFiles(tls / "client.crt", tls / "client.key", tls / "ca.pem")
+        files.key.write_bytes(key_pem(key))
+        files.key.chmod(0o600)
+        files.cert.write_bytes(certs_pem(made.tls_certificate_der, made.tls_chain_der[0]))
+        files.ca.write_bytes(certs_pem(made.tls_chain_der[1]))
+        return Party(person_id, phone, "", files, codes=1, remote=True)
 
     def _journey(self, first: Party, second: Party, k: int = 0) -> Journey:
         with self._lock:
@@ -448,8 +575,11 @@ class Envelopes:
         j.stage = "done"
         if max(j.first.codes, j.second.codes) < CODE_BUDGET:
             return self._journey(j.first, j.second, j.k + 1)
-        fresh = self._journey(self._party(), self._party())  # a failure here (the kill) leaves j done: retried
-        for old in (j.first, j.second):  # their keys have done their part; hundreds would slow the token down
+        fresh = self._journey(*self._pair())  # a failure here (the kill) leaves j done: retried
+        for old in (j.first, j.second):
+            # their keys have done their part; hundreds would slow the token down (a remote key is the server's)
+            if old.remote:
+                continue
             try:
                 self.side._user.delete_key(old.key_id)
             except Exception as e:  # not the server's durability
@@ -492,7 +622,7 @@ class Envelopes:
                 idempotency_key=f"create {j.title}", title=j.title, tags=["soak"],
                 documents=[pb.DocumentSpec(name="lease.pdf", media_type="application/pdf", content=content)],
                 recipients=[pb.RecipientSpec(person_id=p.person_id, role=pb.RECIPIENT_ROLE_SIGNER, routing_order=o,
-                                             signing_method=pb.SIGNING_METHOD_TOKEN)
+                                             signing_method=_method(p))
                             for o, p in ((1, j.first), (2, j.second))]), timeout=30).envelope
             [doc] = env.documents
             if env.title != j.title or env.state != pb.ENVELOPE_STATE_DRAFT or doc.current_sha256 != _sha(content):
@@ -516,6 +646,12 @@ class Envelopes:
             acked.ack("envelope_sent", env.id, sent_at=sent_at.isoformat(), sha256=env.documents[0].original_sha256)
             j.stage = "first"
             return j
+        return self._signer_turn(j, stub, acked)
+
+    def _signer_turn(self, j: Journey, stub: _Stubs, acked: AckLog) -> Journey:
+        """The current signer's turn: a decline, a remote signature, or a signature made on the token."""
+        from signet.v1 import server_pb2 as pb
+
         signer = j.first if j.stage == "first" else j.second
         rid = j.recipients[signer.person_id]
         if j.stage == "second" and j.declines:
@@ -527,6 +663,8 @@ class Envelopes:
                 raise AssertionError(f"DeclineEnvelope answered OK with {env.id} in state {env.state}")
             acked.ack("envelope_declined", env.id, recipient=rid, reason=reason)
             return self._next(j)
+        if signer.remote:
+            return self._remotely(j, signer, rid, stub(signer), acked)
         if j.pending is None:
             j.pending = self._turn(j, signer, rid, stub(signer))
         pd = j.pending
@@ -572,8 +710,9 @@ class Envelopes:
                 idempotency_key=f"template {pair[0]} {pair[1]}", title=TEMPLATE_TITLE, tags=["soak"],
                 documents=[pb.DocumentSpec(name="lease.pdf", media_type="application/pdf", content=content)],
                 recipients=[pb.RecipientSpec(person_id=blank, role=pb.RECIPIENT_ROLE_SIGNER, routing_order=o,
-                                             signing_method=pb.SIGNING_METHOD_TOKEN)
-                            for o, blank in enumerate(PLACEHOLDERS, 1)]), timeout=30).envelope
+                                             signing_method=_method(p))
+                            for o, (blank, p) in enumerate(zip(PLACEHOLDERS, (j.first, j.second), strict=True), 1)]),
+                timeout=30).envelope
             [doc] = env.documents
             if env.title != TEMPLATE_TITLE or env.state != pb.ENVELOPE_STATE_DRAFT \
                     or doc.current_sha256 != _sha(content):
@@ -602,6 +741,76 @@ class Envelopes:
         j.envelope_id = ids[0]
         j.stage = "opened"
         return j
+
+    def _remotely(self, j: Journey, p: Party, rid: str, stub: Any, acked: AckLog) -> Journey:
+        """A remote signer's turn: GetDocument, StartSigning (the code from the outbox), SignRemotely naming that
+        revision; retried after a kill exactly as it was (same key, same code).  When the kill cut the call after
+        its activation committed (the code spent, no revision: the store shows the ``activated`` event of that code
+        and no signature with it), the retry is refused OTP_USED: then a fresh StartSigning and SignRemotely."""
+        import grpc
+
+        from signet.v1 import server_pb2 as pb
+        from tests.e2e.server_harness import reason
+
+        if j.pending is None:
+            got = stub.GetDocument(pb.GetDocumentRequest(envelope_id=j.envelope_id, document_id=j.document_id),
+                                   timeout=30)
+            sha = _sha(bytes(got.content))
+            challenge = stub.StartSigning(pb.StartSigningRequest(
+                envelope_id=j.envelope_id, document_id=j.document_id, revision_sha256=sha), timeout=30).challenge
+            p.codes += 1
+            code = self.side.code(p.phone, 6)
+            with self._lock:
+                self._remote_codes[challenge.code_id] = code
+            j.pending = Pending(f"sign-remote {j.envelope_id} {rid} {j.activation}", b"", code, challenge.code_id,
+                                sha)
+        pd = j.pending
+        try:
+            env = stub.SignRemotely(pb.SignRemotelyRequest(
+                idempotency_key=pd.key, envelope_id=j.envelope_id, document_id=j.document_id,
+                revision_sha256=pd.previous, code_id=pd.code_id, one_time_code=pd.code), timeout=60).envelope
+        except grpc.RpcError as e:
+            if j.cut_off and reason(e) == "OTP_USED" and pd.code_id in self._cut_codes:
+                why = self._activation_cut(j.envelope_id, pd.code_id)
+                if why:
+                    raise AssertionError(f"SignRemotely retried after the kill ({pd.key}) refused OTP_USED: {why}") \
+                        from None
+                acked.ack("envelope_activation_cut", pd.code_id, envelope=j.envelope_id, recipient=rid)
+                j.pending = None
+                j.activation += 1
+                return j
+            with self._lock:
+                self._cut_codes.add(pd.code_id)
+            raise
+        except Exception:
+            with self._lock:
+                self._cut_codes.add(pd.code_id)
+            raise
+        sha = env.documents[0].current_sha256
+        if sha == pd.previous or env.documents[0].signatures != (2 if j.stage == "second" else 1):
+            raise AssertionError(f"SignRemotely answered OK for {env.id}, but the current revision is {sha} with "
+                                 f"{env.documents[0].signatures} signature(s), signed over {pd.previous}")
+        acked.ack("envelope_signed_remotely", f"{env.id}/{rid}", envelope=env.id, document=j.document_id,
+                  recipient=rid, sha256=sha, previous=pd.previous, code_id=pd.code_id)
+        j.pending = None
+        if j.stage == "first":
+            j.stage = "second"
+            return j
+        if env.state != pb.ENVELOPE_STATE_COMPLETED:
+            raise AssertionError(f"both signed {env.id}, which is in state {env.state}, not completed")
+        acked.ack("envelope_completed", env.id)
+        return self._next(j)
+
+    def _activation_cut(self, envelope_id: str, code_id: str) -> str:
+        """"" when the store shows exactly one activation with ``code_id`` and no signature made with it."""
+        with read_only(self.side.store_path) as db:
+            rows = [(r["type"], json.loads(r["detail"])) for r in db.execute(
+                "SELECT type, detail FROM envelope_events WHERE envelope_id = ? AND type IN ('activated', 'signed') "
+                "ORDER BY id", (envelope_id,))]
+        acts = [d for t, d in rows if t == "activated" and d.get("code_id") == code_id]
+        signed = [d for t, d in rows if t == "signed" and d.get("code_id") == code_id]
+        return "" if len(acts) == 1 and not signed else \
+            f"{len(acts)} activation(s) and {len(signed)} signature(s) with code {code_id} in the store"
 
     def _turn(self, j: Journey, p: Party, rid: str, stub: Any) -> Pending:
         """Fetch the current revision, have a code sent for it, read it, sign on the token."""
@@ -639,7 +848,10 @@ class Envelopes:
     # -- checks after the restart --------------------------------------------------------------------------------
     def check(self, state: ServerState) -> list[str]:
         snap = self._snapshot()
+        with self._lock:
+            cut, codes = set(self._cut_codes), dict(self._remote_codes)
         return (self._acknowledged(state.acked, snap) + [p for e in snap.envelopes for p in self._consistent(snap, e)]
+                + _activations(snap, cut, codes)
                 + self._duplicates(snap) + self._blobs(snap) + self._notice_duplicates(state)
                 + self._through_api(state, snap))
 
@@ -669,7 +881,9 @@ class Envelopes:
             if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'envelope_notices'").fetchone():
                 queued = {r[0] for r in db.execute("SELECT recipient_id FROM envelope_notices WHERE state <> "
                                                     "'delivered' AND recipient_id IS NOT NULL")}
-        return Snapshot(envelopes, dict(documents), dict(recipients), dict(revisions), dict(events), queued)
+            remote_keys = {r[0]: r[1] for r in db.execute("SELECT person_id, certificate_serial FROM remote_keys")}
+        return Snapshot(envelopes, dict(documents), dict(recipients), dict(revisions), dict(events), queued,
+                        remote_keys)
 
     @staticmethod
     def _acknowledged(acked: AckLog, snap: Snapshot) -> list[str]:

@@ -23,7 +23,7 @@ def test_three_rounds_of_kill_9_lose_nothing(make_token, tmp_path):
     for side, kinds in (("agent", ("sign_digest", "sign_stream", "sign_pdf")),
                         ("server", ("person_registered", "phone_verified", "person_approved",
                                     "certificate_issued", "envelope_created", "envelope_sent", "envelope_signed",
-                                    "envelope_bulk_sent"))):
+                                    "envelope_bulk_sent", "envelope_signed_remotely"))):
         assert all(report.totals[side][k] > 0 for k in kinds), text  # every kind of load was acknowledged
         assert len(report.restarts(side)) == 3, text
 
@@ -171,3 +171,79 @@ def test_a_lost_or_duplicated_bulk_row_is_reported():
     snap = _bulk_snapshot()  # a second template of the pair (a retried create that acted again)
     snap.envelopes["env_t2"] = {**snap.envelopes["env_t"], "id": "env_t2"}
     assert any("2 templates of sender p_a" in p for p in Envelopes._duplicates(snap))
+
+
+def _remote_snapshot():
+    """The envelope above, completed: Bob (order 2) signed remotely, his code c2 activated once for revision bb."""
+    snap = _envelope_snapshot()
+    t = "2030-01-02T03:04:06.000000Z"
+    snap.envelopes["env_1"].update(state="completed", completed_at=t, ended_at=t)
+    snap.recipients["env_1"][1].update(state="signed", signed_at=t, certificate_serial="0b")
+    snap.revisions["doc_1"].append({"document_id": "doc_1", "seq": 2, "kind": "pdf", "sha256": "cc", "size": 30,
+                                    "recipient_id": "rcp_b"})
+    snap.events["env_1"] += [
+        {"type": "code_sent", "detail": {"recipient_id": "rcp_b", "document_id": "doc_1", "code_id": "c2"}},
+        {"type": "activated", "detail": {"recipient_id": "rcp_b", "document_id": "doc_1", "revision_sha256": "bb",
+                                         "code_id": "c2", "certificate_serial": "0b"}},
+        {"type": "signed", "detail": {"recipient_id": "rcp_b", "document_id": "doc_1", "seq": 2, "sha256": "cc",
+                                      "previous_sha256": "bb", "certificate_serial": "0b", "code_id": "c2",
+                                      "method": "remote"}},
+        {"type": "completed", "detail": {}}]
+    return snap
+
+
+def _remote_acked():
+    acked = AckLog()
+    acked.ack("envelope_signed_remotely", "env_1/rcp_b", envelope="env_1", document="doc_1", recipient="rcp_b",
+              sha256="cc", previous="bb", code_id="c2")
+    return acked
+
+
+def test_a_lost_remote_signature_or_a_double_activation_is_reported():
+    from .envelope_load import Envelopes, _activations
+
+    codes = {"c2": "123456", "c3": "654321"}
+    snap = _remote_snapshot()
+    assert Envelopes._consistent(snap, "env_1") == [] and Envelopes._duplicates(snap) == []
+    assert Envelopes._acknowledged(_remote_acked(), snap) == [] and _activations(snap, set(), codes) == []
+    snap = _remote_snapshot()  # the revision lost (and so the recipient's signature with it)
+    del snap.revisions["doc_1"][2]
+    snap.recipients["env_1"][1].update(state="notified", signed_at=None)
+    [lost] = Envelopes._acknowledged(_remote_acked(), snap)
+    assert lost.startswith("LOST envelope_signed_remotely") and "cc" in lost
+    snap = _remote_snapshot()  # there, but its activation is not
+    del snap.events["env_1"][6]
+    [lost] = Envelopes._acknowledged(_remote_acked(), snap)
+    assert lost.startswith("LOST envelope_signed_remotely") and "0 activation(s)" in lost
+    assert any("has 0 activation(s)" in p for p in _activations(snap, set(), codes))
+    # a retry that activated again (a fresh code c3) and signed a second time: two revisions by Bob
+    snap = _remote_snapshot()
+    snap.revisions["doc_1"].append({"document_id": "doc_1", "seq": 3, "kind": "pdf", "sha256": "dd", "size": 40,
+                                    "recipient_id": "rcp_b"})
+    snap.events["env_1"][-1:-1] = [
+        {"type": "activated", "detail": {"recipient_id": "rcp_b", "document_id": "doc_1", "revision_sha256": "cc",
+                                         "code_id": "c3", "certificate_serial": "0b"}},
+        {"type": "signed", "detail": {"recipient_id": "rcp_b", "document_id": "doc_1", "seq": 3, "sha256": "dd",
+                                      "previous_sha256": "cc", "certificate_serial": "0b", "code_id": "c3",
+                                      "method": "remote"}}]
+    assert any("2 revisions by recipient rcp_b" in p for p in Envelopes._duplicates(snap))
+    assert any("rcp_b is signed with 2 of 1 document(s)" in p for p in Envelopes._consistent(snap, "env_1"))
+    assert _activations(snap, set(), codes) == []  # each revision has its own activation: the duplicates show it
+    # the same code activated twice (and two revisions made from it)
+    snap.events["env_1"][8]["detail"]["code_id"] = snap.events["env_1"][9]["detail"]["code_id"] = "c2"
+    assert any("code c2 activated 2 times" in p for p in _activations(snap, set(), codes))
+    # an activation without its signature: allowed only where the kill cut its SignRemotely call
+    snap = _remote_snapshot()
+    snap.events["env_1"].insert(5, {"type": "activated", "detail": {
+        "recipient_id": "rcp_b", "document_id": "doc_1", "revision_sha256": "bb", "code_id": "c1",
+        "certificate_serial": "0b"}})
+    [orphan] = _activations(snap, set(), codes)
+    assert "without a signature" in orphan and "c1" in orphan
+    assert _activations(snap, {"c1"}, codes) == [] and Envelopes._acknowledged(_remote_acked(), snap) == []
+    # an activation that records the code itself
+    snap = _remote_snapshot()
+    snap.events["env_1"][6]["detail"]["note"] = "123456"
+    assert any("holds a code" in p for p in _activations(snap, set(), codes))
+    snap = _remote_snapshot()
+    snap.events["env_1"][6]["detail"]["one_time_code"] = "x"
+    assert any("holds a code" in p for p in _activations(snap, set(), codes))
