@@ -40,6 +40,9 @@ def add_arguments(sub: Any, tok: Any) -> None:
     a.add_argument("--form-field", action="append", default=[], metavar="PERSON:NAME:KIND:PAGE,X1,Y1,X2,Y2[:required]",
                    help="a form field that recipient fills when signing: KIND text, date (YYYY-MM-DD) or checkbox; "
                         "placed on every PDF (repeatable)")
+    a.add_argument("--signature-page", action="store_true",
+                   help="the server appends a signature page to each PDF: a box for every signer and approver "
+                        "without a PAGE,X1,Y1,X2,Y2 box")
     a.add_argument("--expires-in-days", type=int, default=0)
     a.add_argument("--idempotency-key", help="retrying with the same key never creates a second envelope")
     a = act("send", "lock the documents and notify the first recipients")

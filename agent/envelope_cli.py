@@ -248,7 +248,8 @@ def _run(client: AgentClient | None, args: argparse.Namespace, me: Me, link: Ser
         recipients = _recipients(args)
         env = link.call(svc.CreateEnvelope, server_pb2.CreateEnvelopeRequest(
             idempotency_key=_key(args.idempotency_key), title=args.title, message=args.message, tags=args.tag,
-            documents=docs, recipients=recipients, expires_in_days=args.expires_in_days)).envelope
+            documents=docs, recipients=recipients, expires_in_days=args.expires_in_days,
+            append_signature_page=args.signature_page)).envelope
         _print(args, env, _show(env))
         return 0
     if action == "send":

@@ -137,7 +137,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             documents=[DocumentInput(d.name, d.media_type, d.content) for d in request.documents],
             recipients=[_recipient_input(r) for r in request.recipients], expires_in_days=request.expires_in_days,
             reminder_every_days=request.reminder_every_days, reminder_max=request.reminder_max,
-            idempotency_key=request.idempotency_key)
+            idempotency_key=request.idempotency_key, append_signature_page=request.append_signature_page)
         return pb.CreateEnvelopeResponse(envelope=envelope(created))
 
     @rpc

@@ -7,9 +7,10 @@ has.  Form fields (text, date, checkbox) assigned to a signer or approver need a
 envelope (never ``signet-...``, the signature fields' prefix) and a box on a page every PDF has;
 :func:`place_form_fields` adds them, empty, to each PDF as one incremental update before the draft is stored.  A
 remote signer is accepted here (the model has it) and refused when it comes to signing.  A reminder schedule is
-every 1 to 365 days, at most 20 times (3 unless said).  A draft meant as a bulk-send template
-(:mod:`.bulk`) may name a recipient by a placeholder ``{{name}}`` instead of a person id; it cannot be sent
-itself.
+every 1 to 365 days, at most 20 times (3 unless said).  Asked for, :func:`signature_page` appends a signature
+page to each PDF (another incremental update) and gives every signer and approver without a field their box on
+it.  A draft meant as a bulk-send template (:mod:`.bulk`) may name a recipient by a placeholder ``{{name}}``
+instead of a person id; it cannot be sent itself.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import InvalidArgument
-from .model import PDF, FormField, RecipientRole, SignatureField, SigningMethod
+from .model import PDF, FormField, Recipient, RecipientRole, SignatureField, SigningMethod
 
 MAX_DOCUMENTS = 20
 MAX_RECIPIENTS = 50
@@ -229,3 +230,53 @@ def place_form_fields(content: bytes, specs: Sequence[RecipientInput], name: str
     except FormatError as e:
         reason = "FORM_FIELD_DUPLICATE" if "already" in str(e) else "FORM_FIELD_INVALID"
         raise _bad(f"document {name!r}: {e}", reason) from None
+
+
+def prepare(docs: Sequence[DocumentInput], pages: Sequence[int], specs: Sequence[RecipientInput],
+            rcpts: tuple[Recipient, ...], title: str, with_signature_page: bool,
+            ) -> tuple[list[bytes], list[int], tuple[Recipient, ...]]:
+    """The contents, page counts and recipients of a new draft: every PDF with the form fields placed
+    (:func:`place_form_fields`) and, asked for, the signature page appended (:func:`signature_page`)."""
+    contents = [place_form_fields(d.content, specs, d.name) if d.media_type == PDF else d.content for d in docs]
+    if not with_signature_page:
+        return contents, list(pages), rcpts
+    return signature_page(docs, contents, pages, title, rcpts)
+
+
+def signature_page(docs: Sequence[DocumentInput], contents: Sequence[bytes], pages: Sequence[int], title: str,
+                   rcpts: Sequence[Recipient]) -> tuple[list[bytes], list[int], tuple[Recipient, ...]]:
+    """Each PDF of ``contents`` plus an incremental update appending the signature page (:mod:`formats.signaturepage`):
+    the title and a box per signer and approver without a field, in routing order, labelled with their role and
+    legal name (none for a template's ``{{name}}`` blank); those recipients get their box on the new last page as
+    their field.  INVALID_ARGUMENT ``SIGNATURE_PAGE_INVALID`` without a PDF, for PDFs of different page counts
+    (the field's page is one for all of them) or when every signer has a field already."""
+    from formats.errors import FormatError
+    from formats.signaturepage import append_signature_page
+
+    counts = {n for d, n in zip(docs, pages, strict=True) if d.media_type == PDF}
+    if len(counts) != 1:
+        raise _bad("a signature page needs a PDF document, and every PDF of the envelope the same page count",
+                   "SIGNATURE_PAGE_INVALID")
+    boxed = sorted((r for r in rcpts if r.role is not RecipientRole.COPY and r.field is None),
+                   key=lambda r: r.routing_order)
+    if not boxed:
+        raise _bad("every signer and approver has a signature field already: no signature page needed",
+                   "SIGNATURE_PAGE_INVALID")
+    labels = [f"{r.role.value.capitalize()} {i}" + (f": {r.legal_name}" if r.legal_name else "")
+              for i, r in enumerate(boxed, 1)]
+    out: list[bytes] = []
+    boxes: tuple[tuple[int, int, int, int], ...] = ()
+    last = 0
+    for d, c in zip(docs, contents, strict=True):
+        if d.media_type != PDF:
+            out.append(c)
+            continue
+        try:
+            made = append_signature_page(c, title, labels)
+        except FormatError as e:
+            raise _bad(f"document {d.name!r}: {e}", "SIGNATURE_PAGE_INVALID") from None
+        out.append(made.content)
+        boxes, last = made.boxes, made.page + 1  # the same for every PDF: same labels, same page count
+    fields = {r.id: SignatureField(last, *b) for r, b in zip(boxed, boxes, strict=True)}
+    return (out, [n + 1 if d.media_type == PDF else n for d, n in zip(docs, pages, strict=True)],
+            tuple(replace(r, field=fields[r.id]) if r.id in fields else r for r in rcpts))

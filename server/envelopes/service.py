@@ -162,13 +162,14 @@ class EnvelopeService:
     def create(self, p: Principal, *, title: str, documents: Sequence[DocumentInput],
                recipients: Sequence[RecipientInput], message: str = "", tags: Sequence[str] = (),
                expires_in_days: int = 0, reminder_every_days: int = 0, reminder_max: int = 0,
-               idempotency_key: str = "") -> Envelope:
+               idempotency_key: str = "", append_signature_page: bool = False) -> Envelope:
         """A draft from the calling person (through their agent); the documents are stored as blobs."""
         sender_id = person_id(p, "send envelopes")
         key = key_for(caller_key(p), "create", idempotency_key, title, message, list(tags),
                       [(d.name, d.media_type, _sha(d.content)) for d in documents],
                       [_spec(r) for r in recipients], expires_in_days,
-                      *((reminder_every_days, reminder_max) if reminder_every_days or reminder_max else ()))
+                      *((reminder_every_days, reminder_max) if reminder_every_days or reminder_max else ()),
+                      *(("signature page",) if append_signature_page else ()))
         if (first := recall(self._store, key)) is not None:
             return first
         texts = drafting.texts(title, message, tags)
@@ -178,10 +179,9 @@ class EnvelopeService:
         drafting.recipients(recipients, [n for n, d in zip(pages, documents, strict=True) if d.media_type == PDF])
         sender = self._sender(p, sender_id)
         rcpts = self._post.recipients(recipients, placeholders=True)  # a template may hold {{name}} blanks
-        # the recipients' form fields, placed empty in each PDF as one incremental update: the draft's revision,
-        # locked at send like any document, so every recipient signs the same fields
-        contents = [drafting.place_form_fields(d.content, recipients, d.name) if d.media_type == PDF else d.content
-                    for d in documents]
+        # form fields (and a signature page, asked for) as incremental updates, locked at send like any document
+        contents, pages, rcpts = drafting.prepare(documents, pages, recipients, rcpts, texts.title,
+                                                  append_signature_page)
         # blobs first (durable, content-addressed: one the transaction below never refers to is harmless)
         docs = tuple(Document("doc_" + secrets.token_hex(12), d.name, d.media_type, "", self._blobs.put(c), len(c),
                               n, 0) for d, c, n in zip(documents, contents, pages, strict=True))

@@ -3,7 +3,8 @@ their own SoftHSM token enrolled with `signet enroll`, and a real signet-server.
 envelope for herself and Bob, sends it, signs it (code bound to the revision, sent to her phone), Bob finds it
 in his inbox and signs after her; the final PDF carries both signatures and pdfsig trusts both under the
 signing root.  A code for a revision that has since changed is refused without a trace on the envelope.  Form
-fields: each filled by its own recipient, another's refused.  Bulk send:
+fields: each filled by its own recipient, another's refused.  A signature page the server appends: both
+signatures land in their boxes on it.  Bulk send:
 one envelope per CSV row from a template draft, a bad row reported alone, the same command again sends nothing
 twice."""
 
@@ -129,6 +130,43 @@ def test_two_people_sign_a_contract_in_order_from_the_command_line(world):
     assert events[0] == "created" and "sent" in events and events.count("signed") == 2 and events[-1] == "completed"
     logs = alice["agent"].log() + bob["agent"].log() + world["running"].server.log
     assert alice_code not in logs and bob_code not in logs
+
+
+def test_both_sign_in_their_boxes_on_the_signature_page_the_server_appends(world):
+    alice, bob = world["people"]["alice"], world["people"]["bob"]
+    contract = world["base"] / "supply.pdf"
+    make_contract_pdf(contract, "Supply contract", ["Alice Wang", "Bob Li"], pages=2)
+    p = _signet(world, "alice", "envelope", "create", "--title", "Supply contract", "--document", str(contract),
+                "--recipient", f"{alice['id']}:signer:1", "--recipient", f"{bob['id']}:signer:2", "--signature-page")
+    assert p.returncode == 0, p.stderr
+    created = json.loads(p.stdout)
+    envelope = created["id"]
+    assert created["documents"][0]["pages"] == 3
+    boxes = [r["field"] for r in created["recipients"]]
+    assert [b["page"] for b in boxes] == [3, 3] and boxes[0] != boxes[1]
+    assert _signet(world, "alice", "envelope", "send", envelope).returncode == 0
+    _sign(world, "alice", envelope)
+    _sign(world, "bob", envelope)
+
+    out = world["base"] / "final-page"
+    assert _signet(world, "alice", "envelope", "download", envelope, "-o", str(out)).returncode == 0
+    final = out / "supply.pdf"
+    assert final.read_bytes().startswith(contract.read_bytes())
+    nss = make_nssdb(world["base"] / "nss-page", world["running"].env.signing_root.read_bytes())
+    text = subprocess.run(["pdfsig", "-nssdir", f"sql:{nss}", str(final)], capture_output=True,
+                          text=True).stdout
+    assert text.count("Signature is Valid.") == 2 and text.count("Certificate is Trusted.") == 2, text
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    with final.open("rb") as f:
+        reader = PdfFileReader(f)
+        last = reader.root["/Pages"]["/Kids"].raw_get(2).idnum
+        assert int(reader.root["/Pages"]["/Count"]) == 3
+        for r, box in zip(created["recipients"], boxes, strict=True):
+            widget = next(w for w in (a.get_object() for a in reader.root["/AcroForm"]["/Fields"])
+                          if str(w["/T"]) == f"signet-{r['id']}")
+            assert widget.raw_get("/P").idnum == last
+            assert [float(v) for v in widget["/Rect"]] == [box.get(k, 0) for k in ("x1", "y1", "x2", "y2")]
 
 
 def test_form_fields_filled_by_their_own_recipient(world):

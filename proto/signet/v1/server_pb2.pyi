@@ -1552,6 +1552,7 @@ class CreateEnvelopeRequest(_message.Message):
     EXPIRES_IN_DAYS_FIELD_NUMBER: _builtins.int
     REMINDER_EVERY_DAYS_FIELD_NUMBER: _builtins.int
     REMINDER_MAX_FIELD_NUMBER: _builtins.int
+    APPEND_SIGNATURE_PAGE_FIELD_NUMBER: _builtins.int
     idempotency_key: _builtins.str
     title: _builtins.str
     message: _builtins.str
@@ -1563,6 +1564,12 @@ class CreateEnvelopeRequest(_message.Message):
     """
     reminder_max: _builtins.int
     """... at most this many times (0: 3 when reminders are on; at most 20)."""
+    append_signature_page: _builtins.bool
+    """Append a signature page to each PDF (one incremental update over the
+    uploaded bytes): the title and one labelled box per signer and approver,
+    in routing order; every one of them without a field gets their box on it
+    as their field. Every PDF of the envelope needs the same page count.
+    """
     @_builtins.property
     def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -1581,10 +1588,11 @@ class CreateEnvelopeRequest(_message.Message):
         expires_in_days: _builtins.int = ...,
         reminder_every_days: _builtins.int = ...,
         reminder_max: _builtins.int = ...,
+        append_signature_page: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "expires_in_days", b"expires_in_days", "idempotency_key", b"idempotency_key", "message", b"message", "recipients", b"recipients", "reminder_every_days", b"reminder_every_days", "reminder_max", b"reminder_max", "tags", b"tags", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["append_signature_page", b"append_signature_page", "documents", b"documents", "expires_in_days", b"expires_in_days", "idempotency_key", b"idempotency_key", "message", b"message", "recipients", b"recipients", "reminder_every_days", b"reminder_every_days", "reminder_max", b"reminder_max", "tags", b"tags", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
