@@ -147,6 +147,21 @@ class EnvelopeService:
             yield
         self.bell.ring()
 
+    def _once(self, key: Key | None, act: Callable[[], tuple[Envelope, datetime]],
+              acted: Callable[[Envelope], None]) -> Envelope:
+        """A call retried with the same idempotency key acts once: the first call's answer, else ``act()`` under
+        the write lock, remembered (with the time it returns) in the same transaction; ``acted`` runs after the
+        commit (what the call did, for the log)."""
+        if (first := recall(self._store, key)) is not None:
+            return first
+        with self._write():
+            if (first := recall(self._store, key)) is not None:
+                return first
+            done, now = act()
+            remember(self._store, key, done, now)
+        acted(done)
+        return done
+
     def _access(self, p: Principal, envelope_id: str) -> Access:
         """What ``p`` is to the envelope, as it stands now (a sent envelope past its expiry is expired)."""
         env = records.load(self._store, envelope_id) if 0 < len(envelope_id) <= 64 else None
@@ -200,12 +215,7 @@ class EnvelopeService:
 
     def send(self, p: Principal, envelope_id: str, idempotency_key: str = "") -> Envelope:
         """Lock the documents, record the send time, notify the first routing group."""
-        key = key_for(caller_key(p), "send", idempotency_key, envelope_id)
-        if (first := recall(self._store, key)) is not None:
-            return first
-        with self._write():
-            if (first := recall(self._store, key)) is not None:
-                return first
+        def act() -> tuple[Envelope, datetime]:
             a = self._access(p, envelope_id)
             require_sender(a, "send")
             env = a.envelope
@@ -213,10 +223,10 @@ class EnvelopeService:
             for d in env.documents:
                 self._blobs.get(d.current_sha256)  # the bytes being locked are the bytes uploaded
             now = self._now()
-            sent = self._post.send_draft(p, env, now)
-            remember(self._store, key, sent, now)
-        log.info("envelope %s sent", sent.id)
-        return sent
+            return self._post.send_draft(p, env, now), now
+
+        return self._once(key_for(caller_key(p), "send", idempotency_key, envelope_id), act,
+                          lambda sent: log.info("envelope %s sent", sent.id))
 
     def bulk_send(self, p: Principal, template_id: str, rows: Sequence[Mapping[str, str]],
                   idempotency_key: str = "") -> list[RowResult]:
@@ -413,14 +423,13 @@ class EnvelopeService:
     def decline(self, p: Principal, envelope_id: str, reason: str, idempotency_key: str = "") -> Envelope:
         """A recipient whose turn it is declines; the envelope is declined and the others are told."""
         why = _reason(reason)
-        key = key_for(caller_key(p), "decline", idempotency_key, envelope_id, why)
-        if (first := recall(self._store, key)) is not None:
-            return first
-        with self._write():
-            if (first := recall(self._store, key)) is not None:
-                return first
+        declining = ""  # the recipient, for the log
+
+        def act() -> tuple[Envelope, datetime]:
+            nonlocal declining
             a = self._access(p, envelope_id)
             r = require_recipient(a, "decline")
+            declining = r.id
             env = a.envelope
             state = envelope_move(env.state, "decline")
             if not r.signs:
@@ -435,20 +444,16 @@ class EnvelopeService:
                                    params={"by": r.legal_name, "reason": why})
             records.stop_reminders(self._store, env.id)
             records.update_envelope(self._store, env, state=state, ended_at=now)
-            done = self._reload(env)
-            remember(self._store, key, done, now)
-        log.info("envelope %s declined by recipient %s", done.id, r.id)
-        return done
+            return self._reload(env), now
+
+        return self._once(key_for(caller_key(p), "decline", idempotency_key, envelope_id, why), act,
+                          lambda done: log.info("envelope %s declined by recipient %s", done.id, declining))
 
     def void(self, p: Principal, envelope_id: str, reason: str, idempotency_key: str = "") -> Envelope:
         """The sender, or an operator of the sender's organisation, voids a draft or a sent envelope."""
         why = _reason(reason)
-        key = key_for(caller_key(p), "void", idempotency_key, envelope_id, why)
-        if (first := recall(self._store, key)) is not None:
-            return first
-        with self._write():
-            if (first := recall(self._store, key)) is not None:
-                return first
+
+        def act() -> tuple[Envelope, datetime]:
             a = self._access(p, envelope_id)
             if not (a.sender or a.operator):
                 raise PermissionDenied("only the sender or an operator of its organisation may void this envelope")
@@ -463,10 +468,10 @@ class EnvelopeService:
                                    params={"by": by, "reason": why})
             records.stop_reminders(self._store, env.id)
             records.update_envelope(self._store, env, state=state, ended_at=now)
-            done = self._reload(env)
-            remember(self._store, key, done, now)
-        log.info("envelope %s voided by %s", done.id, actor(p))
-        return done
+            return self._reload(env), now
+
+        return self._once(key_for(caller_key(p), "void", idempotency_key, envelope_id, why), act,
+                          lambda done: log.info("envelope %s voided by %s", done.id, actor(p)))
 
     # --- notices and events for operators and integrators ------------------------------------------------------
     def notices_of(self, p: Principal, event_id: int) -> list[Notice]:
