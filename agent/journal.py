@@ -202,8 +202,7 @@ class Journal:
             self._leading = False
             if self._pending:
                 self._handed.notify()  # only rows nobody waits for: the background writer takes them
-            else:
-                self._idle.notify_all()
+            self._idle.notify_all()  # close() waits for no leader, whatever is left pending
 
     def _writer(self) -> None:
         """Leads for callers that do not wait; exits once closed and drained."""
@@ -227,6 +226,10 @@ class Journal:
         with self._lock:
             while self._leading:  # a caller's commit loop still running: let it finish
                 self._idle.wait()
+            # rows nobody waited for, handed after the writer saw the close: written here, not lost
+            self._leading = bool(self._pending)
+        if self._leading:
+            self.lead()
         self._db.conn.close()
 
 

@@ -7,6 +7,7 @@ Exit codes: 0 after a clean stop, 2 for a bad command line or configuration,
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -24,6 +25,7 @@ def run(config_path: str, ready_file: str | None = None) -> int:
     from . import config as config_mod
 
     os.umask(0o077)  # state files, journal and spool are private whatever the caller's umask
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: every thread's stack to stderr
     cfg = config_mod.load(config_path)
     logs.setup(cfg.log_level)
     from .app import Agent

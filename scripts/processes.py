@@ -110,8 +110,12 @@ class AgentProcess:
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGUSR1)  # the agent dumps every thread's stack: why it hangs
+                time.sleep(1.0)
                 self.proc.kill()
                 self.proc.wait()
+                print(f"agent did not stop within {timeout:.0f} s of SIGTERM; its log ends:\n"
+                      + self.log()[-20000:], file=sys.stderr)
         if self._log is not None:
             self._log.close()
             self._log = None

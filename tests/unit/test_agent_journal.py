@@ -149,3 +149,30 @@ def test_after_a_disk_failure_the_next_write_succeeds(tmp_path, monkeypatch):
     j.record([Entry("sign_digest", "local", key_id="kept")])
     j.close()
     assert [r["key_id"] for r in read(tmp_path / "j.db")] == ["kept"]
+
+
+def test_close_during_a_commit_with_unwaited_rows_handed_meanwhile_returns_and_keeps_them(tmp_path):
+    """A leader is committing; a row nobody waits for arrives; close() starts. The old code waited for an
+    idle signal that never came (the agent hung on SIGTERM) and would have dropped the row."""
+    j = Journal(tmp_path / "j.db")
+    real_write, release, writing = j._write, threading.Event(), threading.Event()
+
+    def slow_write(rows):
+        writing.set()
+        assert release.wait(10)
+        real_write(rows)
+
+    j._write = slow_write  # type: ignore[method-assign]
+    leader = threading.Thread(target=j.record, args=([Entry("sign_digest", "waits")],))
+    leader.start()
+    assert writing.wait(10)
+    j.record([Entry("sign_digest", "does-not-wait")], wait=False)
+    closer = threading.Thread(target=j.close)
+    closer.start()
+    closer.join(0.5)
+    assert closer.is_alive()  # it waits for the commit in flight
+    release.set()
+    leader.join(10)
+    closer.join(10)
+    assert not closer.is_alive(), "close() never returned"
+    assert [r["caller"] for r in read(tmp_path / "j.db")] == ["waits", "does-not-wait"]
