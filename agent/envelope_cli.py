@@ -343,10 +343,11 @@ def _sign(client: AgentClient | None, args: argparse.Namespace, me: Me, link: Se
         revision_sha = hashlib.sha256(r.content).hexdigest()
         pending = _pending_path(me, env.id, d.id)
         if args.send_code or code is None:
-            c = link.call(svc.StartSigning, server_pb2.StartSigningRequest(
-                envelope_id=env.id, document_id=d.id, revision_sha256=revision_sha)).challenge
-            write_atomic(pending, json.dumps({"code_id": c.code_id, "revision_sha256": revision_sha}).encode(),
-                         0o600)
+            started = link.call(svc.StartSigning, server_pb2.StartSigningRequest(
+                envelope_id=env.id, document_id=d.id, revision_sha256=revision_sha))
+            c = started.challenge
+            write_atomic(pending, json.dumps({"code_id": c.code_id, "revision_sha256": revision_sha,
+                                              "timestamp_url": started.timestamp_url}).encode(), 0o600)
             results.append({"document": d.id, "code_sent": {"channel": c.channel, "code_id": c.code_id,
                                                             "revision_sha256": revision_sha}})
             print(f"signing code for {d.name} (revision sha256 {revision_sha[:16]}...) sent via {c.channel} "
@@ -368,7 +369,7 @@ def _sign(client: AgentClient | None, args: argparse.Namespace, me: Me, link: Se
             raise EnvelopeUsage("signing with your token needs your agent")
         else:
             signed = _sign_on_token(client, args, r.content, d, recipient, token=token(), pin=pin(),
-                                    values=pdf_values)
+                                    values=pdf_values, timestamp_url=str(kept.get("timestamp_url", "")))
             env = link.call(svc.SubmitSignature, server_pb2.SubmitSignatureRequest(
                 idempotency_key=f"{env.id}-{d.id}-{revision_sha}", envelope_id=env.id, document_id=d.id,
                 one_time_code=code, code_id=kept["code_id"], content=signed)).envelope
@@ -383,20 +384,22 @@ def _sign(client: AgentClient | None, args: argparse.Namespace, me: Me, link: Se
 
 def _sign_on_token(client: AgentClient, args: argparse.Namespace, content: bytes, d: server_pb2.EnvelopeDocument,
                    recipient: server_pb2.Recipient, *, token: TokenRef, pin: str | None,
-                   values: dict[str, str] | None = None) -> bytes:
+                   values: dict[str, str] | None = None, timestamp_url: str = "") -> bytes:
     """The new revision (PDF) or the detached CMS, made by the agent on the token (its confirmation runs); the
-    agent fills ``values`` (form field name -> value) in the same incremental update as the signature."""
+    agent fills ``values`` (form field name -> value) in the same incremental update as the signature, and makes
+    it PAdES B-T with ``timestamp_url`` (the server's TSA, from StartSigning) when given."""
     from .commands import signing_key  # the same default-key rule as `signet sign`
 
     pdf = d.media_type == "application/pdf"
     key = signing_key(client, args, token, pin)
     form = dict(values or {})
-    options = PdfOptions(field_name=f"signet-{recipient.id}", reason=f"Signet envelope {d.name}", form_values=form)
+    options = PdfOptions(field_name=f"signet-{recipient.id}", reason=f"Signet envelope {d.name}", form_values=form,
+                         timestamp_url=timestamp_url)
     if recipient.HasField("field"):
         f = recipient.field
         options = PdfOptions(field_name=options.field_name, reason=options.reason,
                              visible=(int(f.page) - 1, f.x1, f.y1, f.x2, f.y2),  # the agent counts from 0
-                             form_values=form)
+                             form_values=form, timestamp_url=timestamp_url)
     with tempfile.TemporaryDirectory(prefix="signet-envelope-") as tmp:
         src = Path(tmp) / d.name  # the name the confirmation program shows
         src.write_bytes(content)

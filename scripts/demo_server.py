@@ -329,7 +329,9 @@ def step_own_agents(d: Demo) -> None:
         say(f"{s.first}'s desk: SoftHSM token {s.token_label!r} in {rel(s.home / 'softhsm')} with a PIN only "
             f"{s.first} knows, and {s.first}'s own signet-agent, which sees only that token")
         s.agent = AgentProcess(s.home / "agent", OWN_POLICY.format(key_label=KEY_LABEL, confirm=confirm),
-                               agent_settings='log_level = "INFO"\npdf_workers = 0', env={"SOFTHSM2_CONF": conf})
+                               agent_settings=f'log_level = "INFO"\npdf_workers = 0\n'
+                                              f'timestamp_urls = ["{S.env.pki_url}/tsa"]',  # B-T envelope signatures
+                               env={"SOFTHSM2_CONF": conf})
         facts = s.facts["agent"] = start_agent(d, s.agent)
         tokens = signet_json(s.agent, "tokens").get("tokens", [])
         for t in tokens:

@@ -82,6 +82,9 @@ in the file is reported at once, each naming its key.  Example (every key, with 
     notice_retry_max_seconds = 3600      # ... up to this
     max_watches = 0                      # WatchEnvelopeEvents streams at once (each holds a gRPC worker);
                                          # 0: half of grpc.workers, rounded down; below grpc.workers
+    signature_timestamps = true          # PDF signatures are PAdES B-T with this server's TSA (StartSigning
+                                         # gives a token signer its URL; remote signatures use it), so the
+                                         # platform seal makes every signature B-LTA
 
     [notify]
     default = "outbox"                   # outbox | smtp | webhook
@@ -386,9 +389,10 @@ class EnvelopeSettings:
     notice_retry_seconds: float = 30.0
     notice_retry_max_seconds: float = 3600.0
     max_watches: int = 0  # 0: half of grpc.workers (ServerConfig.parse fills it in)
+    signature_timestamps: bool = True  # PDF signatures PAdES B-T with our TSA (what B-LTA for every one needs)
 
     KEYS = frozenset({"max_document_bytes", "default_expiry_days", "scheduler_seconds", "notice_max_attempts",
-                      "notice_retry_seconds", "notice_retry_max_seconds", "max_watches"})
+                      "notice_retry_seconds", "notice_retry_max_seconds", "max_watches", "signature_timestamps"})
 
     @classmethod
     def from_table(cls, t: Table) -> EnvelopeSettings:
@@ -402,7 +406,8 @@ class EnvelopeSettings:
                    scheduler_seconds=t.number("scheduler_seconds", 5.0, minimum=0.1, maximum=3600),
                    notice_max_attempts=t.integer("notice_max_attempts", 8, minimum=1, maximum=100),
                    notice_retry_seconds=retry, notice_retry_max_seconds=retry_max,
-                   max_watches=t.integer("max_watches", 0, minimum=0, maximum=1024))
+                   max_watches=t.integer("max_watches", 0, minimum=0, maximum=1024),
+                   signature_timestamps=t.flag("signature_timestamps", True))
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,7 @@ class Challenge:
     purpose: str
     expires_at: datetime
     delivery: Delivery
+    timestamp_url: str = ""  # envelope signing codes of a PDF: the TSA the signature is to be timestamped by
 
 
 @dataclass(frozen=True)

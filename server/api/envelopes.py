@@ -170,7 +170,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
                      context: grpc.ServicerContext) -> pb.StartSigningResponse:
         challenge = self.envelopes.start_signing(principal, request.envelope_id, request.document_id,
                                                  request.revision_sha256)
-        return pb.StartSigningResponse(challenge=convert.challenge(challenge))
+        return pb.StartSigningResponse(challenge=convert.challenge(challenge), timestamp_url=challenge.timestamp_url)
 
     @rpc
     def SubmitSignature(self, request: pb.SubmitSignatureRequest, principal: Principal,

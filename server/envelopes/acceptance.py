@@ -48,6 +48,9 @@ class SigningRules:
     issuer_key_hash: str  # SPKI hash of the signing CA: certificates the server issued are recorded under it
     token_policy_oid: str
     remote_policy_oid: str
+    # the server's TSA: PDF signatures are made PAdES B-T with it (StartSigning tells a token signer; remote
+    # signatures use it), so that the platform seal makes every signature B-LTA; "" = no signature timestamp
+    timestamp_url: str = ""
 
 
 def _refuse(reason: str, message: str) -> FailedPrecondition:

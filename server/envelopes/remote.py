@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from formats import PdfSignOptions, TokenSigner, sign_detached, sign_pdf
 from formats.errors import FormatError
@@ -68,8 +68,9 @@ def serial_of(signer: TokenSigner) -> str:
 
 class RemoteSigning:
     def __init__(self, store: Store, codes: SigningCodes, keyring: RemoteKeyring, clock: Callable[[], datetime],
-                 write: Callable[[], AbstractContextManager[None]]) -> None:
+                 write: Callable[[], AbstractContextManager[None]], timestamp_url: str = "") -> None:
         self._store = store
+        self._timestamp_url = timestamp_url
         self._codes = codes
         self._keyring = keyring
         self._now = clock
@@ -103,14 +104,14 @@ class RemoteSigning:
         log.info("envelope %s: remote key of recipient %s activated for document %s (code %s)", env.id, r.id,
                  doc.id, accepted.code_id)
         try:
-            return build(doc, r, previous, signer, self._now(), field_values or {})
+            return build(doc, r, previous, signer, self._now(), field_values or {}, timestamp_url=self._timestamp_url)
         except FormatError as e:
             raise FailedPrecondition(f"the server could not sign the document: {type(e).__name__}",
                                      reason="REMOTE_SIGNING_FAILED") from None
 
 
 def build(doc: Document, r: Recipient, previous: bytes, signer: TokenSigner, now: datetime,
-          field_values: Mapping[str, str] | None = None) -> bytes:
+          field_values: Mapping[str, str] | None = None, *, timestamp_url: str = "") -> bytes:
     """The revision the agent would return: ``previous`` plus an incremental PAdES signature in the recipient's
     field, with ``field_values`` filled in the same update (a PDF), or a detached CAdES signature over the locked
     bytes (any other file)."""
@@ -118,10 +119,12 @@ def build(doc: Document, r: Recipient, previous: bytes, signer: TokenSigner, now
         return bytes(sign_detached(io.BytesIO(previous), signer, signing_time=now))
     f = r.field
     values = dict(field_values or {})
-    options = PdfSignOptions(field_name=r.field_name, reason=f"Signet envelope {doc.name}", form_values=values)
+    stamp: dict[str, Any] = {"level": "B-T", "timestamp_url": timestamp_url} if timestamp_url else {}
+    options = PdfSignOptions(field_name=r.field_name, reason=f"Signet envelope {doc.name}", form_values=values,
+                             **stamp)
     if f is not None:  # the envelope's page counts from 1, formats' from 0
         options = PdfSignOptions(field_name=r.field_name, reason=options.reason, visible=True, page=f.page - 1,
-                                 box=(int(f.x1), int(f.y1), int(f.x2), int(f.y2)), form_values=values)
+                                 box=(int(f.x1), int(f.y1), int(f.x2), int(f.y2)), form_values=values, **stamp)
     with tempfile.TemporaryDirectory(prefix="signet-remote-") as tmp:
         src, out = Path(tmp) / "in.pdf", Path(tmp) / "out.pdf"
         src.write_bytes(previous)

@@ -101,7 +101,8 @@ class EnvelopeService:
         self.tuning = tuning or Tuning()
         self._parties = Parties(identity)
         self._codes = SigningCodes(store, identity.codes, notifier)
-        self._remote = RemoteSigning(store, self._codes, remote_keys or NoRemoteKeys(), self._now, self._write)
+        self._remote = RemoteSigning(store, self._codes, remote_keys or NoRemoteKeys(), self._now, self._write,
+                                     rules.timestamp_url)
         self.bell = Bell()
         self.notices = NoticeQueue(store)
         self._router = Router(store, self._parties, self.notices)
@@ -314,6 +315,8 @@ class EnvelopeService:
             events.append(self._store, envelope_id, "code_sent", actor(p), self._now(), {
                 "recipient_id": r.id, "document_id": doc.id, "revision_sha256": doc.current_sha256,
                 "code_id": challenge.code_id, "channel": challenge.delivery.channel})
+        if doc.is_pdf and self.rules.timestamp_url:
+            return replace(challenge, timestamp_url=self.rules.timestamp_url)
         return challenge
 
     def submit_signature(self, p: Principal, envelope_id: str, document_id: str, *, content: bytes, code: str,

@@ -39,7 +39,9 @@ def world(make_token, tmp_path_factory):
             person = register_verified(running, channel(running.env, running.op_a), name, doc, phone,
                                        f"{who}@example.com")
             token = make_token(who)
-            agent = AgentProcess(base / f"agent-{who}").start()
+            # the agent may use the server's TSA: PDF envelope signatures are PAdES B-T with it
+            agent = AgentProcess(base / f"agent-{who}",
+                                 agent_settings=f'timestamp_urls = ["{running.env.pki_url}/tsa"]').start()
             agents.append(agent)
             common = ["--token", token.label, "--server", running.env.enroll, "--server-ca",
                       str(running.env.ca_pem), "--person", person, "--api", running.env.api]

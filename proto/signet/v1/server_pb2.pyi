@@ -1834,16 +1834,23 @@ class StartSigningResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CHALLENGE_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_URL_FIELD_NUMBER: _builtins.int
+    timestamp_url: _builtins.str
+    """PDF documents: the server's RFC 3161 TSA; sign PAdES B-T with it (a
+    signature timestamp, which the platform seal's B-LTA builds on).
+    Empty: the server asks for no timestamp.
+    """
     @_builtins.property
     def challenge(self) -> Global___CodeChallenge: ...
     def __init__(
         self,
         *,
         challenge: Global___CodeChallenge | None = ...,
+        timestamp_url: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["challenge", b"challenge", "timestamp_url", b"timestamp_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
