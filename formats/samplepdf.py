@@ -54,6 +54,17 @@ def contract_pdf_bytes(title: str, parties: Sequence[str], pages: int = 1) -> by
     """The bytes of a ``pages``-page contract naming ``parties`` (deterministic: no dates, no ids)."""
     if pages < 1:
         raise ValueError("a contract has at least one page")
+    return text_pdf_bytes(title, [_page_lines(title, parties, p, pages) for p in range(pages)])
+
+
+Line = tuple[int, int, str]  # font size, leading (points below the previous line), text
+
+
+def text_pdf_bytes(title: str, pages: Sequence[Sequence[Line]]) -> bytes:
+    """A PDF of A4 pages of Helvetica text lines, one list of lines per page (text the WinAnsi encoding cannot
+    show becomes '?')."""
+    if not pages:
+        raise ValueError("a PDF has at least one page")
     # objects: 1 catalog, 2 pages, 3 font, 4 info, then (page, content) pairs
     objs: dict[int, bytes] = {
         1: b"<< /Type /Catalog /Pages 2 0 R >>",
@@ -61,16 +72,16 @@ def contract_pdf_bytes(title: str, parties: Sequence[str], pages: int = 1) -> by
         4: b"<< /Title " + _pdf_text(title) + b" /Producer (Signet samplepdf) >>",
     }
     kids = []
-    for p in range(pages):
+    for p, lines in enumerate(pages):
         page_no, content_no = 5 + 2 * p, 6 + 2 * p
         kids.append(f"{page_no} 0 R".encode())
-        stream = _content_stream(_page_lines(title, parties, p, pages))
+        stream = _content_stream(list(lines))
         objs[page_no] = (
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {_PAGE_W} {_PAGE_H}] "
             f"/Resources << /Font << /F1 3 0 R >> >> /Contents {content_no} 0 R >>"
         ).encode()
         objs[content_no] = b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"endstream"
-    objs[2] = b"<< /Type /Pages /Kids [" + b" ".join(kids) + b"] /Count %d >>" % pages
+    objs[2] = b"<< /Type /Pages /Kids [" + b" ".join(kids) + b"] /Count %d >>" % len(pages)
 
     out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     offsets: dict[int, int] = {}
