@@ -64,6 +64,7 @@ def test_countersigned_cades_verifies_with_openssl_and_the_countersignature_chec
     if isinstance(key, rsa.RSAPublicKey):
         key.verify(sig, data, padding.PKCS1v15(), hashes.SHA256())
     else:
+        assert isinstance(key, ec.EllipticCurvePublicKey)
         key.verify(sig, data, ec.ECDSA(hashes.SHA256()))
     # its timestamp: over the countersignature's value, by our TSA, under the signing root alone
     (token,) = [a["values"][0] for a in counter["unsigned_attrs"] if a["type"].native == "signature_time_stamp_token"]

@@ -42,11 +42,8 @@ def _seal_signer(pki):
 def _lta(pki, data: bytes):
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import ades
-    from pyhanko.sign.validation.policy_decl import (
-        CertValidationPolicySpec,
-        PdfSignatureValidationSpec,
-        SignatureValidationSpec,
-    )
+    from pyhanko.sign.validation.policy_decl import PdfSignatureValidationSpec, SignatureValidationSpec
+    from pyhanko_certvalidator.context import CertValidationPolicySpec
     from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy
     from pyhanko_certvalidator.registry import SimpleTrustManager
 
