@@ -16,6 +16,7 @@
     signet-admin --config F cert revoke SERIAL [--reason R] | cert list PERSON
     signet-admin --config F operator-cert issue --org ORG --login LOGIN --out DIR
     signet-admin --config F remote-key create PERSON --evidence TEXT --out DIR [--as LOGIN]
+    signet-admin --config F audit verify | audit head
 
 Decisions are recorded as ``operator:<login>`` (``--as``, default ``$USER``) with the time and the
 evidence text, in the person's digest-chained evidence, beside the OS user who ran signet-admin (the login is
@@ -28,6 +29,10 @@ the notices an envelope event announced once more, recorded as ``operator:<login
 and writes the person's API files to ``--out`` (``client.key`` 0600, ``client.crt``, ``ca.pem``,
 ``identity.json``, and ``csc.json`` 0600: the CSC API client id and secret), for the operator to hand over: with
 them `signet envelope ... --identity DIR` reaches the API as that person, without an agent or a token.
+``audit verify`` checks the audit log (:mod:`server.audit`): every leaf against its hash, every signed tree head's
+root, signature (the audit certificate) and consistency with the one before, and names each leaf or head that is
+wrong (exit 1 when one is); ``audit head`` prints the newest signed tree head, signing a new one first when the log
+has grown since.
 ``--json`` prints one JSON document.
 Exit codes: 0 done, 1 refused by the server's rules (the message says why), 2 usage or configuration.
 """
@@ -49,6 +54,7 @@ from asn1crypto import x509
 from hsm import HsmError
 from signet.secrets import SecretUnavailable, read_secret
 
+from .audit import AuditLog
 from .ca import Role as KeyRole
 from .ca import db as ca_db
 from .clock import to_text
@@ -263,6 +269,35 @@ def _remote_key_create(rt: Runtime, args: argparse.Namespace) -> Any:
             "tls_serial": made.key.tls_serial, "out": str(out)}
 
 
+class AuditFailed(Exception):
+    """``audit verify`` found something wrong: the report is printed, the exit code is 1."""
+
+    def __init__(self, report: Any) -> None:
+        super().__init__("the audit log did not verify")
+        self.report = report
+
+
+def _audit_verify(rt: Runtime, args: argparse.Namespace) -> Any:
+    report = AuditLog(rt.store).verify(rt.keys.certificate_der(KeyRole.AUDIT))
+    out: Any = report.to_dict()
+    if not args.json:  # a summary, then one line per problem
+        latest = report.latest
+        out = [{"verified": "yes" if report.ok else "NO", "leaves": report.leaves, "signed heads": report.heads,
+                "latest head": f"tree size {latest.tree_size}, root {latest.root_hash.hex()}, {latest.timestamp}"
+                if latest else "none"},
+               *(f"problem: {p}" for p in report.problems)]
+    if not report.ok:
+        raise AuditFailed(out)
+    return out
+
+
+def _audit_head(rt: Runtime, args: argparse.Namespace) -> Any:
+    audit = AuditLog(rt.store)
+    before = audit.head()
+    head = audit.sign_head(rt.keys.signer(KeyRole.AUDIT), rt.clock.now())
+    return {**head.to_dict(), "signed_now": before is None or before.tree_size != head.tree_size}
+
+
 Handler = Callable[[Runtime, argparse.Namespace], Any]
 COMMANDS: dict[tuple[str, str], Handler] = {
     ("org", "create"): _org_create,
@@ -283,6 +318,8 @@ COMMANDS: dict[tuple[str, str], Handler] = {
     ("cert", "list"): _cert_list,
     ("operator-cert", "issue"): _operator_cert_issue,
     ("remote-key", "create"): _remote_key_create,
+    ("audit", "verify"): _audit_verify,
+    ("audit", "head"): _audit_head,
 }
 
 
@@ -298,6 +335,13 @@ def _remote_key_arguments(actions: Any) -> None:
     rk.add_argument("person")
     rk.add_argument("--evidence", required=True, help="what the decision is based on (recorded)")
     rk.add_argument("--out", required=True, help="directory for the person's API files (client.key 0600, ...)")
+
+
+def _more_areas(area: Callable[[str], Any]) -> None:
+    _remote_key_arguments(area("remote-key"))
+    audit = area("audit")
+    audit.add_parser("verify", help="check every leaf, signed head and signature of the audit log")
+    audit.add_parser("head", help="the newest signed tree head (signed now when the log has grown)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -357,7 +401,7 @@ def parser() -> argparse.ArgumentParser:
     op = area("operator-cert").add_parser("issue")
     for flag in ("--org", "--login", "--out"):
         op.add_argument(flag, required=True)
-    _remote_key_arguments(area("remote-key"))
+    _more_areas(area)
     return p
 
 
@@ -391,6 +435,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _print(run(rt, args), args.json)
         return 0
+    except AuditFailed as e:
+        _print(e.report, args.json)
+        print(f"signet-admin: {e}", file=sys.stderr)
+        return 1
     except ServerError as e:
         print(f"signet-admin: {e.reason}: {e.message}", file=sys.stderr)
         return 1

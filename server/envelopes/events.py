@@ -6,6 +6,10 @@ two writers ever race.  Because writers take that lock one after another, ids al
 a reader that sees event N sees every event before it, which is what lets WatchEnvelopeEvents follow the log
 with "id > the last one seen" and never skip one (:mod:`.watch`).  Details are JSON objects and never hold
 codes or document contents.
+
+Every event is also a leaf of the audit log (:mod:`server.audit`), appended in the same transaction: kind
+``envelope.<type>``, subject the envelope id, payload ``{"event_id", "actor", "detail"}`` (the detail as stored
+here).  The audit tables are created beside the envelope tables (:class:`.service.EnvelopeService`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from .. import audit
 from ..clock import from_text
 from ..store import Row, Store
 from .model import Event
@@ -26,9 +31,12 @@ def append(store: Store, envelope_id: str, type_: str, actor: str, at: datetime,
     with store.transaction():
         row = store.query_one("SELECT MAX(id) AS last FROM envelope_events")
         event_id = int(row["last"]) + 1 if row and row["last"] is not None else 1
+        data = dict(detail or {})
         store.insert("envelope_events", {
             "id": event_id, "envelope_id": envelope_id, "type": type_, "actor": actor, "at": text(at),
-            "detail": json.dumps(dict(detail or {}), ensure_ascii=False, sort_keys=True)})
+            "detail": json.dumps(data, ensure_ascii=False, sort_keys=True)})
+        audit.append(store, f"envelope.{type_}", envelope_id,
+                     {"event_id": event_id, "actor": actor, "detail": data}, at)
     return event_id
 
 

@@ -21,7 +21,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
+from .. import audit
 from ..blobs import BlobStore
 from ..ca import db
 from ..clock import Clock, SystemClock
@@ -116,16 +118,22 @@ class EnvelopeService:
         self.scheduler = Scheduler(store, self._parties, self.notices, self._clock, self.bell.ring)
         self._watches = Watches(store, self.bell, self._clock, t.poll_seconds, t.max_watches)
         self._background: Background | None = None
+        self._extra_loops: list[tuple[str, Callable[[], Any], bool]] = []
         store.migrate("envelopes", MIGRATIONS)
+        audit.migrate(store)  # every envelope event is also an audit leaf (events.append)
 
     # --- the server's background work (signet-server run) ------------------------------------------------------
+    def add_loop(self, name: str, one_pass: Callable[[], Any], woken_by_changes: bool = True) -> None:
+        """Another background loop started with the scheduler (e.g. the sealer); before :meth:`start`."""
+        self._extra_loops.append((name, one_pass, woken_by_changes))
+
     def start(self) -> None:
-        """Run the scheduler and the notice dispatcher in their threads until :meth:`stop`."""
+        """Run the scheduler, the notice dispatcher (and any added loop) in their threads until :meth:`stop`."""
         if self._background is not None:
             return
         self.bell.reopen()
         self._background = Background([("envelope-scheduler", self.scheduler.run_once, False),
-                                       ("envelope-notices", self.dispatcher.run_once, True)],
+                                       ("envelope-notices", self.dispatcher.run_once, True), *self._extra_loops],
                                       self.tuning.poll_seconds, self.bell)
         self._background.start()
 
