@@ -17,6 +17,7 @@
     signet-admin --config F operator-cert issue --org ORG --login LOGIN --out DIR
     signet-admin --config F remote-key create PERSON --evidence TEXT --out DIR [--as LOGIN]
     signet-admin --config F audit verify | audit head
+    signet-admin --config F contract status ENVELOPE | contract seal ENVELOPE | contract export ENVELOPE --out DIR
 
 Decisions are recorded as ``operator:<login>`` (``--as``, default ``$USER``) with the time and the
 evidence text, in the person's digest-chained evidence, beside the OS user who ran signet-admin (the login is
@@ -33,6 +34,10 @@ them `signet envelope ... --identity DIR` reaches the API as that person, withou
 root, signature (the audit certificate) and consistency with the one before, and names each leaf or head that is
 wrong (exit 1 when one is); ``audit head`` prints the newest signed tree head, signing a new one first when the log
 has grown since.
+``contract status`` shows whether a completed envelope is sealed (the seal job: attempts, last failure, next
+attempt) and its archived objects; ``contract seal`` seals and archives it now instead of waiting for the
+running server's sealer (:mod:`server.seal.sealer`); ``contract export`` decrypts the sealed contract's files
+into ``--out`` (each sealed document under its name, ``certificate-of-completion.pdf``, ``events.jsonl``).
 ``--json`` prints one JSON document.
 Exit codes: 0 done, 1 refused by the server's rules (the message says why), 2 usage or configuration.
 """
@@ -62,6 +67,7 @@ from .config import ConfigError, load_config
 from .errors import InvalidArgument, ServerError
 from .identity import Principal, Role
 from .runtime import Runtime, open_runtime
+from .seal import export as seal_export
 from .tls import Caller, certs_pem, issue_client_certificate, key_pem, new_tls_key, tls_csr, write_file
 
 
@@ -298,6 +304,25 @@ def _audit_head(rt: Runtime, args: argparse.Namespace) -> Any:
     return {**head.to_dict(), "signed_now": before is None or before.tree_size != head.tree_size}
 
 
+def _contract_status(rt: Runtime, args: argparse.Namespace) -> Any:
+    job = rt.sealer.job(args.envelope)
+    return {"envelope": args.envelope, "seal": dict(job) if job else {"state": "not started"},
+            "objects": [{"kind": o.kind, "document_id": o.document_id, "sha256": o.sha256, "size": o.size,
+                         "timestamp_expires_at": o.ts_expires_at} for o in rt.sealer.objects(args.envelope)]}
+
+
+def _contract_seal(rt: Runtime, args: argparse.Namespace) -> Any:
+    objects = rt.sealer.seal(args.envelope)
+    return {"envelope": args.envelope, "sealed": [{"kind": o.kind, "document_id": o.document_id,
+                                                   "sha256": o.sha256} for o in objects]}
+
+
+def _contract_export(rt: Runtime, args: argparse.Namespace) -> Any:
+    written = seal_export.write(rt.store, rt.archive, args.envelope, Path(args.out))
+    return {"envelope": args.envelope, "directory": args.out,
+            "objects": [{"file": f.name, "kind": f.kind, "sha256": f.sha256, "size": f.size} for f in written]}
+
+
 Handler = Callable[[Runtime, argparse.Namespace], Any]
 COMMANDS: dict[tuple[str, str], Handler] = {
     ("org", "create"): _org_create,
@@ -320,6 +345,9 @@ COMMANDS: dict[tuple[str, str], Handler] = {
     ("remote-key", "create"): _remote_key_create,
     ("audit", "verify"): _audit_verify,
     ("audit", "head"): _audit_head,
+    ("contract", "status"): _contract_status,
+    ("contract", "seal"): _contract_seal,
+    ("contract", "export"): _contract_export,
 }
 
 
@@ -342,6 +370,14 @@ def _more_areas(area: Callable[[str], Any]) -> None:
     audit = area("audit")
     audit.add_parser("verify", help="check every leaf, signed head and signature of the audit log")
     audit.add_parser("head", help="the newest signed tree head (signed now when the log has grown)")
+    contract = area("contract")
+    contract.add_parser("status", help="whether a completed envelope is sealed, and its archived objects"
+                        ).add_argument("envelope")
+    contract.add_parser("seal", help="seal and archive a completed envelope now (the server does it by itself)"
+                        ).add_argument("envelope")
+    export = contract.add_parser("export", help="decrypt a sealed contract's archived files into a directory")
+    export.add_argument("envelope")
+    export.add_argument("--out", required=True)
 
 
 def parser() -> argparse.ArgumentParser:

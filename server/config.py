@@ -496,6 +496,11 @@ class ServerConfig:
         return self.state_dir / "blobs"
 
     @property
+    def archive_dir(self) -> Path:
+        """Sealed contracts, certificates of completion and event logs, encrypted (:mod:`server.archive`)."""
+        return self.state_dir / "archive"
+
+    @property
     def pin_state_path(self) -> Path:
         return self.state_dir / "pin-failures.json"
 

@@ -11,9 +11,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from pyhanko.sign.timestamps import HTTPTimeStamper
+
+from formats.signer import TokenSigner
 from hsm import Hsm, Token
 from signet.pemfiles import read_certificates
 
+from .archive import Archive
+from .archive.working import WorkingBlobs
 from .blobs import FileBlobStore
 from .ca import CertificateAuthority, ExternalRoots, LeafProfile, PkiUrls, Role, SerialPolicy
 from .ca.profiles import PolicySet
@@ -22,12 +27,14 @@ from .config import ChannelName, ServerConfig
 from .datakeys import DataKeys, load_data_keys
 from .enrollment import Enrollment
 from .envelopes import EnvelopeService, Limits, SigningRules, Tuning
+from .envelopes.parties import Parties
 from .identity import IdentityService
 from .keys import KeySetPolicy, ServerKeys, load_server_keys
 from .notify import OutboxChannel, Router, SmtpChannel, WebhookChannel
 from .notify.message import AddressKind, Channel
 from .otp import OtpPolicy
 from .remotekeys import RemoteKeys
+from .seal.sealer import Sealer, SealKey
 from .store import Store, open_store
 from .tsa import TsaPolicy
 
@@ -86,6 +93,8 @@ class Runtime:
     external_roots: ExternalRoots
     envelopes: EnvelopeService
     remote_keys: RemoteKeys
+    archive: Archive
+    sealer: Sealer
 
     def close(self) -> None:
         self.store.close()
@@ -93,6 +102,14 @@ class Runtime:
             self.token.logout()
         except Exception as e:  # noqa: BLE001 - logging out at exit is best effort
             log.debug("logout at close failed: %s", type(e).__name__)
+
+
+def seal_key(token: Token, keys: ServerKeys) -> SealKey:
+    """The platform seal key on the server token, as a PDF signer and a CMS signer, with its certificates."""
+    key = keys[Role.SEAL]
+    chain = keys.chain_der(Role.SEAL)
+    return SealKey(TokenSigner(token, key.key_id, certificate=key.certificate_der, chain=list(chain)),
+                   keys.signer(Role.SEAL), (key.certificate_der, *chain))
 
 
 def open_runtime(cfg: ServerConfig, clock: Clock | None = None, token: Token | None = None) -> Runtime:
@@ -128,8 +145,11 @@ def open_runtime(cfg: ServerConfig, clock: Clock | None = None, token: Token | N
         remote_keys = RemoteKeys(token, identity, enrollment, ca, policy_oid=cfg.ca.remote_policy_oid,
                                  secret_key=data.hmac_key,
                                  client_validity=timedelta(days=cfg.ca.client_validity_days))
+        archive = Archive(token, store, cfg.archive_dir, kek_label=keys.archive_kek_label, clock=clock)
+        # working revisions encrypted in the archive; a plaintext blob directory of an older version stays readable
+        blobs = WorkingBlobs(archive, FileBlobStore(cfg.blobs_dir) if cfg.blobs_dir.is_dir() else None)
         envelopes = EnvelopeService(
-            store, FileBlobStore(cfg.blobs_dir), identity, notifier, clock=clock,
+            store, blobs, identity, notifier, clock=clock,
             rules=SigningRules(trust_roots=(keys.certificate_der(Role.SIGNING_ROOT),),
                                issuer_key_hash=ca.issuer_key_hash, token_policy_oid=cfg.ca.signing_policy_oid,
                                remote_policy_oid=cfg.ca.remote_policy_oid,
@@ -142,8 +162,12 @@ def open_runtime(cfg: ServerConfig, clock: Clock | None = None, token: Token | N
                           notice_retry_max_seconds=cfg.envelopes.notice_retry_max_seconds,
                           max_watches=cfg.envelopes.max_watches),
             remote_keys=remote_keys)
+        sealer = Sealer(store, blobs, archive, Parties(identity), key=seal_key(token, keys),
+                        timestamper=lambda: HTTPTimeStamper(f"{cfg.http.base_url}/tsa"),
+                        trust_roots=(keys.certificate_der(Role.SIGNING_ROOT),), clock=clock)
+        envelopes.add_loop("envelope-sealer", sealer.run_once_all)
     except BaseException:
         store.close()
         raise
     return Runtime(cfg, token, store, keys, urls, clock, data, outbox, notifier, identity, ca, enrollment,
-                   _external_roots(cfg), envelopes, remote_keys)
+                   _external_roots(cfg), envelopes, remote_keys, archive, sealer)

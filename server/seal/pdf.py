@@ -21,11 +21,13 @@ import asyncio
 import io
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
 from asn1crypto import x509
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
+from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.validation.dss import DocumentSecurityStore, collect_validation_info
 from pyhanko_certvalidator import ValidationContext
@@ -91,3 +93,33 @@ def seal_pdf(pdf: bytes, seal: TokenSigner, timestamper: TimeStamper, trust_root
     except Exception as e:  # pyHanko/certvalidator/HTTP/token: every failure means "not sealed"
         log.warning("PDF seal failed: %s: %s", type(e).__name__, str(e)[:300])
         raise SealFailed(f"the seal could not be made now ({type(e).__name__}); it is retried later") from e
+
+
+def last_timestamp_expiry(pdf: bytes) -> datetime | None:
+    """When the certificate of the newest document timestamp in ``pdf`` expires (None: no document timestamp)."""
+    reader = PdfFileReader(io.BytesIO(pdf))
+    stamps = [s for s in reader.embedded_signatures if s.sig_object_type == "/DocTimeStamp"]
+    if not stamps:
+        return None
+    newest = max(stamps, key=lambda s: s.signed_revision)
+    after: datetime = newest.signer_cert.not_valid_after
+    return after
+
+
+async def _async_renew(pdf: bytes, timestamper: TimeStamper, trust_roots: Sequence[bytes]) -> bytes:
+    async with AIOHttpFetcherBackend() as fetchers:
+        vc = validation_context(trust_roots, fetchers)
+        out = io.BytesIO(pdf)
+        await PdfTimeStamper(timestamper).async_update_archival_timestamp_chain(PdfFileReader(out), vc,
+                                                                                in_place=True)
+        return out.getvalue()
+
+
+def renew_lta(pdf: bytes, timestamper: TimeStamper, trust_roots: Sequence[bytes]) -> bytes:
+    """``pdf`` (already B-LTA) with fresh validation data for its last document timestamp and a new document
+    timestamp over everything (PAdES LTA renewal); SealFailed when it cannot be done now."""
+    try:
+        return asyncio.run(_async_renew(pdf, timestamper, trust_roots))
+    except Exception as e:  # TSA, revocation data, a damaged file: not renewed now
+        log.warning("LTA renewal failed: %s: %s", type(e).__name__, str(e)[:300])
+        raise SealFailed(f"the archival timestamp could not be renewed now ({type(e).__name__})") from e

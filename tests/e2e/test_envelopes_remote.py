@@ -257,6 +257,7 @@ def test_alice_signs_with_her_token_carol_remotely_with_the_cli_and_no_agent(wor
     assert carol.certificate_serial == w.carol_key["serial"]
     events = w.call("alice", "ListEnvelopeEvents", pb.ListEnvelopeEventsRequest(envelope_id=env.id)).events
     types = [e.type for e in events]
+    types = [t for t in types if t != "sealed"]  # the platform seal may already have followed
     assert types.count("activated") == 1 and types[-2:] == ["signed", "completed"]
     got = w.call("alice", "GetDocument", pb.GetDocumentRequest(envelope_id=env.id, document_id=final.documents[0].id))
     path = w.base / "remote-one.pdf"

@@ -117,3 +117,61 @@ def test_a_tsa_that_fails_means_no_seal(pki, person, tmp_path):
     with pytest.raises(SealFailed):
         seal_pdf(signed, _seal_signer(pki), HTTPTimeStamper(f"{pki.url}/no-such-tsa", timeout=5),
                  [pki.keys.certificate_der(Role.SIGNING_ROOT)])
+
+
+def test_lta_renewal_is_due_by_the_injected_clock_and_the_result_is_still_b_lta(pki, person, tmp_path):
+    """An archived sealed PDF whose document timestamp's certificate nears expiry (the clock moved there) gets
+    a new document timestamp with fresh validation data, as a new archive object; pyHanko still says B-LTA."""
+    from datetime import timedelta
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.ades.report import AdESPassed
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+
+    from server import audit
+    from server.archive import Archive
+    from server.ca import Role
+    from server.clock import ManualClock
+    from server.envelopes import records
+    from server.envelopes.parties import Parties
+    from server.envelopes.schema import MIGRATIONS as ENVELOPES
+    from server.identity import IdentityService
+    from server.notify import OutboxChannel
+    from server.runtime import seal_key
+    from server.seal import pdf
+    from server.seal.sealer import RENEW_BEFORE, Sealer
+    from server.sealing import AesGcmBox
+    from server.store import open_store
+
+    roots = [pki.keys.certificate_der(Role.SIGNING_ROOT)]
+    tsa = HTTPTimeStamper(f"{pki.url}/tsa")
+    sealed = pdf.seal_pdf(_signed_by_two(pki, person, tmp_path), _seal_signer(pki), tsa, roots)
+    expiry = pdf.last_timestamp_expiry(sealed)
+    assert expiry is not None
+    store = open_store(str(tmp_path / "s.sqlite"))
+    store.migrate("envelopes", ENVELOPES)
+    audit.migrate(store)
+    archive = Archive(pki.token, store, tmp_path / "archive", kek_label=pki.keys.archive_kek_label)
+    clock = ManualClock(expiry - RENEW_BEFORE - timedelta(days=1))
+    box = AesGcmBox(b"k" * 32)
+    identity = IdentityService(store, box, b"h" * 32, OutboxChannel(store, box, clock), clock)
+    sealer = Sealer(store, archive.blobs("o1"), archive, Parties(identity), key=seal_key(pki.token, pki.keys),
+                    timestamper=lambda: tsa, trust_roots=tuple(roots), clock=clock)
+    first = archive.put("o1", sealed)
+    store.insert("sealed_objects", {"envelope_id": "e1", "kind": "document", "document_id": "d1", "org": "o1",
+                                    "sha256": first, "size": len(sealed), "ts_expires_at": records.text(expiry)})
+    assert sealer.renew_once() == 0  # not yet: more than RENEW_BEFORE left
+    clock.advance(2 * 86400)
+    assert sealer.renew_once() == 1
+    [obj] = sealer.objects("e1")
+    assert obj.sha256 != first and archive.get("o1", first) == sealed  # write-once: the earlier object stays
+    renewed = archive.get("o1", obj.sha256)
+    assert renewed.startswith(sealed)
+    stamps = [s for s in PdfFileReader(io.BytesIO(renewed)).embedded_signatures
+              if s.sig_object_type == "/DocTimeStamp"]
+    assert len(stamps) == 2
+    for name, res in _lta(pki, renewed):
+        assert res.ades_subindic is AdESPassed.OK, (name, res.ades_subindic)
+    [leaf] = [r for r in (audit.AuditLog(store).leaf(i) for i in range(audit.AuditLog(store).size())) if r]
+    assert (leaf["kind"], leaf["subject"]) == ("archive.lta_renewed", "e1") and obj.sha256 in leaf["payload"]
+    assert sealer.renew_once() == 0  # renewed just now: the next one no sooner than RENEW_EVERY

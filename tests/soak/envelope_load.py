@@ -927,17 +927,22 @@ class Envelopes:
     def _blobs(self, snap: Snapshot) -> list[str]:
         """Every revision's blob is there (all of them, every round) and hashes to its name (each blob once: they
         are write-once); each revision extends the one before it."""
-        blobs = self.side.env.state / "blobs"
         problems = []
         for doc, revs in snap.revisions.items():
             for i, r in enumerate(revs):
-                path = blobs / r["sha256"][:2] / r["sha256"]
-                if not path.is_file():
+                if r["sha256"] in self._verified:  # decrypted and checked in an earlier round: still there?
+                    if not self.side.working_blob_exists(r["sha256"]):
+                        problems.append(f"document {doc} revision {r['seq']}: blob {r['sha256']} is gone")
+                    continue
+                try:  # encrypted in the server's archive: decrypted with its token, checked against its id
+                    data = self.side.working_blob(r["sha256"])
+                except Exception as e:
+                    problems.append(f"document {doc} revision {r['seq']}: blob {r['sha256']} unreadable: "
+                                    f"{type(e).__name__}: {e}")
+                    continue
+                if data is None:
                     problems.append(f"document {doc} revision {r['seq']}: blob {r['sha256']} is missing")
                     continue
-                if r["sha256"] in self._verified:
-                    continue
-                data = path.read_bytes()
                 if _sha(data) != r["sha256"] or len(data) != r["size"]:
                     problems.append(f"document {doc} revision {r['seq']}: blob {r['sha256']} does not hash to its "
                                     f"name ({len(data)} bytes, {r['size']} recorded)")

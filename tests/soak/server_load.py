@@ -82,6 +82,7 @@ class ServerSide:
     _people: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _box: Any = None
+    _archive: Any = None
     _user: Any = None
     _killed_children: list[int] = field(default_factory=list)
     _orphans: list[str] = field(default_factory=list)
@@ -116,6 +117,29 @@ class ServerSide:
     @property
     def store_path(self) -> Path:
         return self.env.state / "signet.sqlite"
+
+    def working_blob(self, sha256: str) -> bytes | None:
+        """An envelope's working revision as the server stored it (encrypted in its archive, unwrapped with the
+        server token here); None when it is not there.  Raises when it is there but damaged."""
+        from hsm import Hsm
+        from server.archive import Archive
+        from server.archive.working import WORKING_SCOPE
+        from server.blobs import BlobMissing
+        from server.store import open_store
+
+        if self._archive is None:
+            token = Hsm(pin_state=self.directory / "soak-pin-failures.json").token(label=self.token.label)
+            token.login(self.token.pin)
+            self._archive = Archive(token, open_store(str(self.store_path)), self.env.state / "archive")
+        try:
+            return bytes(self._archive.get(WORKING_SCOPE, sha256))
+        except BlobMissing:
+            return None
+
+    def working_blob_exists(self, sha256: str) -> bool:
+        from server.archive.working import WORKING_SCOPE
+
+        return self._archive is not None and bool(self._archive.exists(WORKING_SCOPE, sha256))
 
     def begin_round(self, number: int) -> None:
         self._orphans = []
