@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from server.audit import AuditError, AuditLog, merkle
-from server.audit.log import canonical_json, leaf_bytes
+from server.audit import AuditError, AuditLog
 from server.ca import Role
 from server.clock import ManualClock
 from server.store import Store, open_store
+from signet import merkle
+from signet.auditformat import canonical_json, leaf_bytes
 
 T0 = datetime(2030, 1, 2, 3, 4, 5, 678_901, tzinfo=UTC)
 

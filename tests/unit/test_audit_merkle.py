@@ -12,8 +12,8 @@ import random
 
 import pytest
 
-from server.audit import merkle
-from server.audit.merkle import MerkleError, ProofMismatch
+from signet import merkle
+from signet.merkle import MerkleError, ProofMismatch
 
 LEAVES = [bytes.fromhex(h) for h in (
     "", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f")]
