@@ -18,6 +18,7 @@
     signet-admin --config F remote-key create PERSON --evidence TEXT --out DIR [--as LOGIN]
     signet-admin --config F audit verify | audit head
     signet-admin --config F contract status ENVELOPE | contract seal ENVELOPE | contract export ENVELOPE --out DIR
+    signet-admin --config F contract evidence ENVELOPE -o BUNDLE.zip
 
 Decisions are recorded as ``operator:<login>`` (``--as``, default ``$USER``) with the time and the
 evidence text, in the person's digest-chained evidence, beside the OS user who ran signet-admin (the login is
@@ -57,6 +58,7 @@ from typing import Any
 from asn1crypto import x509
 
 from hsm import HsmError
+from signet.durable import write_atomic
 from signet.secrets import SecretUnavailable, read_secret
 
 from .audit import AuditLog
@@ -67,6 +69,7 @@ from .config import ConfigError, load_config
 from .errors import InvalidArgument, ServerError
 from .identity import Principal, Role
 from .runtime import Runtime, open_runtime
+from .seal import evidence
 from .seal import export as seal_export
 from .tls import Caller, certs_pem, issue_client_certificate, key_pem, new_tls_key, tls_csr, write_file
 
@@ -323,6 +326,14 @@ def _contract_export(rt: Runtime, args: argparse.Namespace) -> Any:
             "objects": [{"file": f.name, "kind": f.kind, "sha256": f.sha256, "size": f.size} for f in written]}
 
 
+def _contract_evidence(rt: Runtime, args: argparse.Namespace) -> Any:
+    bundle = evidence.build(rt.store, rt.archive, rt.keys, rt.sealer.key, args.envelope,
+                            actor=f"operator:{args.login}", now=rt.clock.now())
+    write_atomic(Path(args.out), bundle.data, 0o600)
+    return {"envelope": args.envelope, "bundle": args.out, "bytes": len(bundle.data),
+            "files": len((bundle.manifest or {}).get("files", {})) + 2}
+
+
 Handler = Callable[[Runtime, argparse.Namespace], Any]
 COMMANDS: dict[tuple[str, str], Handler] = {
     ("org", "create"): _org_create,
@@ -348,6 +359,7 @@ COMMANDS: dict[tuple[str, str], Handler] = {
     ("contract", "status"): _contract_status,
     ("contract", "seal"): _contract_seal,
     ("contract", "export"): _contract_export,
+    ("contract", "evidence"): _contract_evidence,
 }
 
 
@@ -378,6 +390,9 @@ def _more_areas(area: Callable[[str], Any]) -> None:
     export = contract.add_parser("export", help="decrypt a sealed contract's archived files into a directory")
     export.add_argument("envelope")
     export.add_argument("--out", required=True)
+    evidence = contract.add_parser("evidence", help="the evidence bundle of a sealed contract (a zip)")
+    evidence.add_argument("envelope")
+    evidence.add_argument("-o", "--out", required=True)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -259,6 +259,18 @@ class AuditLog:
         except merkle.MerkleError as e:
             raise AuditError(str(e)) from e
 
+    def proofs(self, seqs: list[int], tree_size: int) -> dict[int, list[bytes]]:
+        """Inclusion proofs of several leaves in the tree of ``tree_size`` leaves (the tree read once)."""
+        tree = self._tree(tree_size)
+        try:
+            return {s: tree.inclusion_proof(s, tree_size) for s in seqs}
+        except merkle.MerkleError as e:
+            raise AuditError(str(e)) from e
+
+    def leaves_of(self, subject: str) -> list[Row]:
+        """Every leaf about ``subject`` (e.g. an envelope id), oldest first."""
+        return self.store.query("SELECT * FROM audit_leaves WHERE subject = ? ORDER BY seq", (subject,))
+
     def consistency(self, old: int, new: int) -> list[bytes]:
         """The consistency proof between the trees of ``old`` and ``new`` leaves."""
         try:

@@ -24,6 +24,7 @@ class ExportedFile:
     kind: str
     sha256: str  # the archive object id (SHA-256 of the bytes written)
     size: int
+    document_id: str = ""
 
 
 def _safe(name: str) -> str:
@@ -56,7 +57,7 @@ def files(store: Store, archive: Archive, envelope_id: str) -> list[tuple[Export
             name = names[o.document_id]
         else:
             name = names[o.document_id] + ".p7s.json"
-        out.append((ExportedFile(name, o.kind, o.sha256, o.size), data))
+        out.append((ExportedFile(name, o.kind, o.sha256, o.size, o.document_id), data))
     return out
 
 

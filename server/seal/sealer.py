@@ -106,7 +106,7 @@ class Sealer:
         self._blobs = blobs
         self._archive = archive
         self._parties = parties
-        self._key = key
+        self.key = key
         self._timestamper = timestamper
         self._roots = trust_roots
         self._clock = clock
@@ -225,10 +225,10 @@ class Sealer:
         for d in env.documents:
             current = self._blobs.get(d.current_sha256)
             if d.is_pdf:
-                sealed = pdf.seal_pdf(current, self._key.pdf_signer, self._timestamper(), self._roots)
+                sealed = pdf.seal_pdf(current, self.key.pdf_signer, self._timestamper(), self._roots)
             else:
                 keep("original", d.id, current)
-                parts = [cms.countersign(self._blobs.get(r.sha256), self._key.cms_signer, self._key.certificates,
+                parts = [cms.countersign(self._blobs.get(r.sha256), self.key.cms_signer, self.key.certificates,
                                          self._timestamper(), now)
                          for r in revisions[d.id] if r.kind == "detached"]
                 sealed = _bundle(parts)
@@ -242,7 +242,7 @@ class Sealer:
             except NotFound:
                 pass
         certificate = completion.certificate_pdf(env, people, sealed_docs, revisions, now)
-        keep("certificate", "", pdf.seal_pdf(certificate, self._key.pdf_signer, self._timestamper(), self._roots),
+        keep("certificate", "", pdf.seal_pdf(certificate, self.key.pdf_signer, self._timestamper(), self._roots),
              True)
         keep("events", "", _event_log(self._store, env))
         with self._store.transaction():

@@ -354,3 +354,33 @@ def test_a_completed_contract_is_sealed_to_b_lta_archived_encrypted_and_exported
     for f in (running.env.state / "archive").rglob("*"):
         if f.is_file():
             assert b"Quokkaberry" not in f.read_bytes(), f
+    # the evidence bundle: every file named in the signed manifest, the manifest's CMS judged by openssl, the
+    # envelope's audit leaves with proofs to a signed head, and the server's own report: every signature passed
+    import hashlib
+    import zipfile
+
+    bundle = world["base"] / "evidence.zip"
+    admin(running.env, "contract", "evidence", envelope, "-o", str(bundle))
+    with zipfile.ZipFile(bundle) as z:
+        names = set(z.namelist())
+        manifest_bytes = z.read("manifest.json")
+        manifest = json.loads(manifest_bytes)
+        for name, meta in manifest["files"].items():
+            assert hashlib.sha256(z.read(name)).hexdigest() == meta["sha256"], name
+        assert names == {*manifest["files"], "manifest.json", "manifest.p7s"}
+        (world["base"] / "manifest.json").write_bytes(manifest_bytes)
+        (world["base"] / "manifest.p7s").write_bytes(z.read("manifest.p7s"))
+        report = json.loads(z.read("report.json"))
+        leaves = [json.loads(line) for line in z.read("audit/leaves.jsonl").decode().splitlines()]
+    assert {"documents/sealed-lease.pdf", "certificate-of-completion.pdf", "events.jsonl", "audit/head.json",
+            "certs/audit.pem", "certs/seal.pem"} <= names
+    assert any(n.startswith("revocation/ocsp-") for n in names)
+    r = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-content",
+                        str(world["base"] / "manifest.json"), "-in", str(world["base"] / "manifest.p7s"),
+                        "-CAfile", str(running.env.signing_root), "-purpose", "any", "-out", "/dev/null"],
+                       capture_output=True, text=True)
+    assert "Verification successful" in r.stderr, r.stderr
+    assert all(s["passed"] for sigs in report["documents"].values() for s in sigs), report
+    kinds = [leaf["kind"] for leaf in leaves]
+    assert kinds[0] == "envelope.created" and "envelope.sealed" in kinds and kinds[-1] == "evidence.exported"
+    assert all(leaf["seq"] < manifest["audit"]["tree_size"] for leaf in leaves)
