@@ -151,6 +151,7 @@ from scripts.demo_agent import (
     rel,
     say,
 )
+from scripts.demo_archive import ARCHIVE_STEPS
 from scripts.demo_envelopes import ENVELOPE_STEPS
 from scripts.demo_server import SERVER_STEPS, SERVER_STOP_STEPS
 from scripts.processes import AgentProcess
@@ -307,6 +308,7 @@ STEPS: list[tuple[str, Step]] = [
 STEPS += AGENT_STEPS  # agent stage: scripts/demo_agent.py
 STEPS += SERVER_STEPS  # server stage: scripts/demo_server.py
 STEPS += ENVELOPE_STEPS  # envelope stage: scripts/demo_envelopes.py, on the server and agents still running
+STEPS += ARCHIVE_STEPS  # archive stage: scripts/demo_archive.py (seal, archive, evidence, audit)
 STEPS += SERVER_STOP_STEPS  # the people's agents and the server stopped
 
 

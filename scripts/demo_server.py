@@ -328,9 +328,9 @@ def step_own_agents(d: Demo) -> None:
         confirm.chmod(0o700)
         say(f"{s.first}'s desk: SoftHSM token {s.token_label!r} in {rel(s.home / 'softhsm')} with a PIN only "
             f"{s.first} knows, and {s.first}'s own signet-agent, which sees only that token")
+        tsa = f"{S.running_env.pki_url}/tsa"  # the agent may use the server's TSA: B-T envelope signatures
         s.agent = AgentProcess(s.home / "agent", OWN_POLICY.format(key_label=KEY_LABEL, confirm=confirm),
-                               agent_settings=f'log_level = "INFO"\npdf_workers = 0\n'
-                                              f'timestamp_urls = ["{S.env.pki_url}/tsa"]',  # B-T envelope signatures
+                               agent_settings=f'log_level = "INFO"\npdf_workers = 0\ntimestamp_urls = ["{tsa}"]',
                                env={"SOFTHSM2_CONF": conf})
         facts = s.facts["agent"] = start_agent(d, s.agent)
         tokens = signet_json(s.agent, "tokens").get("tokens", [])

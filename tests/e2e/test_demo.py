@@ -461,3 +461,20 @@ def test_no_pin_or_code_in_the_output_the_facts_or_the_logs(demo: DemoRun) -> No
     leaks = [f"{s['what']} in {where}" for s in demo.secrets for where, text in places.items()
              if _occurs(s["value"], text)]
     assert not leaks
+
+
+def test_the_contract_is_sealed_archived_encrypted_and_exported_as_evidence(demo: DemoRun) -> None:
+    _ok(demo)
+    a = demo.facts["archive"]
+    events = a["sealed"]["events"]
+    assert events[events.index("completed"):] == ["completed", "sealed"]
+    assert {o["kind"] for o in a["sealed"]["objects"]} == {"document", "certificate", "events"}
+    # every signature B-LTA by pyHanko: three parties and the seal; the certificate of completion sealed too
+    assert [s["passed"] for s in a["lta"]["contract"]] == [True] * 4
+    assert a["lta"]["contract"][-1]["field"] == "signet-seal" and [s["field"] for s in a["lta"]["certificate"]] \
+        == ["signet-seal"]
+    assert a["pdfsig"]["valid"] >= 4 and a["pdfsig"]["trusted"] >= 4
+    assert a["plaintext_at_rest"] == []
+    bundle = Path(a["evidence"]["path"])
+    assert bundle.is_file() and bundle.stat().st_size == a["evidence"]["bytes"]
+    assert a["audit"]["ok"] is True and a["audit"]["problems"] == [] and a["audit"]["leaves"] >= len(events)
