@@ -853,7 +853,7 @@ class Envelopes:
         return (self._acknowledged(state.acked, snap) + [p for e in snap.envelopes for p in self._consistent(snap, e)]
                 + _activations(snap, cut, codes)
                 + self._duplicates(snap) + self._blobs(snap) + self._notice_duplicates(state)
-                + self._through_api(state, snap))
+                + self._audit_and_seals(snap) + self._through_api(state, snap))
 
     def _snapshot(self) -> Snapshot:
         documents: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -953,6 +953,50 @@ class Envelopes:
                     continue
                 self._verified[r["sha256"]] = len(data)
         return problems
+
+    def _audit_and_seals(self, snap: Snapshot) -> list[str]:
+        """The audit log verifies (every leaf, every signed head) and holds a leaf for every envelope event; every
+        completed envelope is either sealed -- each archived object there, decrypting to its id -- or still
+        queued with nothing recorded: never half-sealed."""
+        from server.audit import AuditLog
+        from server.store import open_store
+
+        store = open_store(str(self.side.store_path))
+        try:
+            log = AuditLog(store, migrate=False)
+            report = log.verify(self.side.audit_certificate())
+            problems = [f"audit log: {p}" for p in report.problems]
+            leaves = {(r["subject"], json.loads(r["payload"]).get("event_id")) for r in store.query(
+                "SELECT subject, payload FROM audit_leaves WHERE kind LIKE 'envelope.%'")}
+            problems += [f"envelope {e} event {ev['id']} ({ev['type']}) has no audit leaf"
+                         for e, evs in snap.events.items() for ev in evs if (e, ev["id"]) not in leaves]
+            archive = self.side.archive()
+            self.side.sealed_seen = len(store.query("SELECT envelope_id FROM seal_jobs WHERE state = 'sealed'"))
+            for env_id, env in snap.envelopes.items():
+                if env["state"] != "completed":
+                    continue
+                job = store.query_one("SELECT state FROM seal_jobs WHERE envelope_id = ?", (env_id,))
+                objects = store.query("SELECT kind, org, sha256 FROM sealed_objects WHERE envelope_id = ?", (env_id,))
+                sealed = job is not None and job["state"] == "sealed"
+                if sealed != bool(objects) or (sealed and {o["kind"] for o in objects} < {"certificate", "events",
+                                                                                           "document"}):
+                    problems.append(f"envelope {env_id}: half-sealed (job {job and job['state']}, "
+                                    f"{len(objects)} archived objects)")
+                for o in objects:
+                    if o["sha256"] in self._verified:
+                        continue
+                    try:
+                        data = archive.get(o["org"], o["sha256"])
+                    except Exception as e:
+                        problems.append(f"envelope {env_id}: sealed {o['kind']} unreadable: {type(e).__name__}")
+                        continue
+                    if _sha(data) != o["sha256"]:
+                        problems.append(f"envelope {env_id}: sealed {o['kind']} does not hash to its id")
+                    else:
+                        self._verified[o["sha256"]] = len(data)
+            return problems
+        finally:
+            store.close()
 
     def _notice_duplicates(self, state: ServerState) -> list[str]:
         """At most one notice per envelope, address and topic (a notice sent again after a restart is a

@@ -83,6 +83,7 @@ class ServerSide:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _box: Any = None
     _archive: Any = None
+    sealed_seen: int = 0  # sealed envelopes the last check read back from the archive
     _user: Any = None
     _killed_children: list[int] = field(default_factory=list)
     _orphans: list[str] = field(default_factory=list)
@@ -135,6 +136,20 @@ class ServerSide:
             return bytes(self._archive.get(WORKING_SCOPE, sha256))
         except BlobMissing:
             return None
+
+    def archive(self) -> Any:
+        """The server's archive, opened here with the server token (for reading sealed objects back)."""
+        self.working_blob("0" * 64)  # opens it
+        return self._archive
+
+    def audit_certificate(self) -> bytes:
+        from server.ca import Role
+        from server.keys import load_server_keys
+        from server.store import open_store
+
+        archive = self.archive()
+        keys = load_server_keys(archive._token, open_store(str(self.store_path)))
+        return bytes(keys.certificate_der(Role.AUDIT))
 
     def working_blob_exists(self, sha256: str) -> bool:
         from server.archive.working import WORKING_SCOPE
@@ -190,7 +205,10 @@ class ServerSide:
         return problems
 
     def round_info(self) -> dict[str, Any]:
-        return {"children at kill": len(self._killed_children)} if self._killed_children else {}
+        info: dict[str, Any] = {"children at kill": len(self._killed_children)} if self._killed_children else {}
+        if self.sealed_seen:
+            info["sealed envelopes checked"] = self.sealed_seen
+        return info
 
     def close(self) -> None:
         if self._user is not None:
