@@ -44,6 +44,9 @@ def parser() -> argparse.ArgumentParser:
     from .envelope_args import add_arguments as envelope_arguments
 
     envelope_arguments(sub, _tok)
+    from .envelope_args import add_contract_arguments
+
+    add_contract_arguments(sub)
     sp = sub.add_parser("agent", help="run the agent (same as signet-agent)")
     sp.add_argument("--config", required=True)
     return p

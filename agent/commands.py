@@ -312,6 +312,8 @@ COMMANDS: dict[str, Command] = {
     "enroll": lambda c, args: _enroll_cli().cmd_enroll(c, args, _token(args, c), _pin(args)),
     "inbox": lambda c, args: _envelope_cli().cmd(c, args, lambda: _token(args, c), lambda: _pin(args)),
     "envelope": lambda c, args: _envelope_cli().cmd(c, args, lambda: _token(args, c), lambda: _pin(args)),
+    "contracts": lambda c, args: _envelope_cli().cmd(c, args, lambda: None, lambda: None),
+    "evidence": lambda c, args: _envelope_cli().cmd(c, args, lambda: None, lambda: None),
 }
 
 
@@ -333,7 +335,7 @@ def _fail(args: argparse.Namespace, code: int, message: str, extra: dict[str, An
 def run(args: argparse.Namespace) -> int:
     """Carry out a parsed command line (see agent.cli); returns the exit code."""
     try:
-        if args.command in ("inbox", "envelope") and getattr(args, "identity", None):
+        if args.command in ("inbox", "envelope", "contracts", "evidence") and getattr(args, "identity", None):
             direct: int = _envelope_cli().cmd(None, args, lambda: None, lambda: None)  # the server alone: no agent
             return direct
         with AgentClient(_target(args)) as client:

@@ -14,6 +14,34 @@ def _server(a: argparse.ArgumentParser) -> None:
                         "(signet-admin remote-key create --out DIR; default $SIGNET_IDENTITY_DIR)")
 
 
+def add_contract_arguments(sub: Any) -> None:
+    """`signet contracts ACTION` and `signet evidence ENVELOPE -o FILE` (sealed contracts on signet-server)."""
+    con = sub.add_parser("contracts", help="sealed contracts: search, show, download (signet-server)")
+    acts = con.add_subparsers(dest="action", required=True)
+    a = acts.add_parser("search", help="keyword search over title, parties, tags and text (every word must match)")
+    _server(a)
+    a.add_argument("query", nargs="+", help="words (Chinese is matched by character pairs)")
+    a.add_argument("--party", metavar="PERSON", help="operators: only contracts this person is a party to")
+    a.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="completed on or after this day (UTC)")
+    a.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="completed before this day (UTC)")
+    a.add_argument("--order", choices=("relevance", "date"), default="relevance")
+    a.add_argument("--limit", type=int, default=20, help="results per page (1..100)")
+    a.add_argument("--page-token", default="", help="the next_page_token of the previous page")
+    a = acts.add_parser("show", help="a sealed contract: parties, times and archived files with SHA-256")
+    _server(a)
+    a.add_argument("envelope")
+    a = acts.add_parser("download", help="the sealed files of a contract (decrypted by the server)")
+    _server(a)
+    a.add_argument("envelope")
+    a.add_argument("-o", "--output", default=".", help="directory (created)")
+    a.add_argument("--file", action="append", default=[], help="only this file (repeatable; default: all)")
+    ev = sub.add_parser("evidence", help="the evidence bundle of a sealed contract (check it: signet "
+                                         "verify-evidence)")
+    _server(ev)
+    ev.add_argument("envelope")
+    ev.add_argument("-o", "--output", required=True, metavar="BUNDLE.zip")
+
+
 def add_arguments(sub: Any, tok: Any) -> None:
     """`signet inbox` and `signet envelope ACTION` (``tok`` adds the token and PIN options)."""
     sp = sub.add_parser("inbox", help="envelopes waiting for you")

@@ -212,6 +212,10 @@ def cmd(client: AgentClient | None, args: argparse.Namespace, token: Any, pin: A
         me = whoami(client, args.server_api)
     with ServerLink(me.target) as link:
         try:
+            if args.command in ("contracts", "evidence"):
+                from . import contracts_cli
+
+                return contracts_cli.run(args, link)
             return _run(client, args, me, link, token, pin)
         except ServerRefused as e:
             print(f"signet envelope: {e}", file=sys.stderr)

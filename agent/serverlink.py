@@ -88,6 +88,7 @@ class ServerLink:
             self.identity = server_pb2_grpc.IdentityServiceStub(self._api_channel)
             self.certificates = server_pb2_grpc.CertificateServiceStub(self._api_channel)
             self.envelopes = server_pb2_grpc.EnvelopeServiceStub(self._api_channel)
+            self.contracts = server_pb2_grpc.ContractServiceStub(self._api_channel)
 
     def __enter__(self) -> ServerLink:
         return self

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from pyhanko.sign.timestamps import HTTPTimeStamper
@@ -24,6 +25,7 @@ from .ca import CertificateAuthority, ExternalRoots, LeafProfile, PkiUrls, Role,
 from .ca.profiles import PolicySet
 from .clock import Clock, SystemClock
 from .config import ChannelName, ServerConfig
+from .contracts import Contracts, index_contract
 from .datakeys import DataKeys, load_data_keys
 from .enrollment import Enrollment
 from .envelopes import EnvelopeService, Limits, SigningRules, Tuning
@@ -35,6 +37,8 @@ from .notify.message import AddressKind, Channel
 from .otp import OtpPolicy
 from .remotekeys import RemoteKeys
 from .seal.sealer import Sealer, SealKey
+from .sealing import derive_key
+from .search import BlindIndex
 from .store import Store, open_store
 from .tsa import TsaPolicy
 
@@ -95,6 +99,7 @@ class Runtime:
     remote_keys: RemoteKeys
     archive: Archive
     sealer: Sealer
+    contracts: Contracts
 
     def close(self) -> None:
         self.store.close()
@@ -162,12 +167,15 @@ def open_runtime(cfg: ServerConfig, clock: Clock | None = None, token: Token | N
                           notice_retry_max_seconds=cfg.envelopes.notice_retry_max_seconds,
                           max_watches=cfg.envelopes.max_watches),
             remote_keys=remote_keys)
+        index = BlindIndex(store, derive_key(data.hmac_key, "contract-search-index"))
         sealer = Sealer(store, blobs, archive, Parties(identity), key=seal_key(token, keys),
                         timestamper=lambda: HTTPTimeStamper(f"{cfg.http.base_url}/tsa"),
-                        trust_roots=(keys.certificate_der(Role.SIGNING_ROOT),), clock=clock)
+                        trust_roots=(keys.certificate_der(Role.SIGNING_ROOT),), clock=clock,
+                        indexer=partial(index_contract, index))
+        contracts = Contracts(store, archive, index, sealer, keys, clock)
         envelopes.add_loop("envelope-sealer", sealer.run_once_all)
     except BaseException:
         store.close()
         raise
     return Runtime(cfg, token, store, keys, urls, clock, data, outbox, notifier, identity, ca, enrollment,
-                   _external_roots(cfg), envelopes, remote_keys, archive, sealer)
+                   _external_roots(cfg), envelopes, remote_keys, archive, sealer, contracts)

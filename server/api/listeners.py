@@ -28,6 +28,7 @@ from ..runtime import Runtime
 from ..tls import certs_pem
 from .auth import Authenticator
 from .certificates import CertificateServicer
+from .contracts import ContractServicer
 from .enrollment import EnrollmentServicer
 from .envelopes import EnvelopeServicer
 from .identity import IdentityServicer
@@ -82,12 +83,14 @@ def start_listeners(rt: Runtime, server_key_pem: bytes, server_chain_pem: bytes)
     client_ca = certs_pem(rt.keys.certificate_der(Role.TLS_ROOT), rt.keys.certificate_der(Role.TLS_CA))
     auth = Authenticator(rt.store, db.spki_hash(rt.keys[Role.TLS_CA].public_key_der))
 
-    api, api_health = _server(cfg.grpc.workers, ["IdentityService", "CertificateService", "EnvelopeService"],
+    api, api_health = _server(cfg.grpc.workers, ["IdentityService", "CertificateService", "EnvelopeService",
+                                                 "ContractService"],
                               api_message_limit(cfg.envelopes.max_document_bytes))
     server_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(rt.identity, auth, rt.enrollment), api)
     server_pb2_grpc.add_CertificateServiceServicer_to_server(
         CertificateServicer(rt.ca, rt.identity, rt.external_roots, auth, rt.remote_keys), api)
     server_pb2_grpc.add_EnvelopeServiceServicer_to_server(EnvelopeServicer(rt.envelopes, auth), api)
+    server_pb2_grpc.add_ContractServiceServicer_to_server(ContractServicer(rt.contracts, auth), api)
     api_port = _port(api, cfg.grpc.listen, grpc.ssl_server_credentials(
         [(server_key_pem, server_chain_pem)], root_certificates=client_ca, require_client_auth=True))
 

@@ -43,7 +43,7 @@ from ..envelopes.model import Envelope, EnvelopeState
 from ..envelopes.parties import Parties
 from ..errors import NotFound
 from ..store import Store
-from . import cms, completion, pdf
+from . import cms, completion, pdf, text
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,10 @@ class SealedObject:
 
 class Sealer:
     def __init__(self, store: Store, blobs: BlobStore, archive: Archive, parties: Parties, *, key: SealKey,
-                 timestamper: Callable[[], TimeStamper], trust_roots: tuple[bytes, ...], clock: Clock) -> None:
+                 timestamper: Callable[[], TimeStamper], trust_roots: tuple[bytes, ...], clock: Clock,
+                 indexer: Callable[[Envelope, list[str]], None] | None = None) -> None:
+        """``indexer(envelope, texts)`` runs in the transaction that records the seal (the search index)."""
+        self._indexer = indexer
         self._store = store
         self._blobs = blobs
         self._archive = archive
@@ -222,6 +225,7 @@ class Sealer:
             return sha
 
         revisions = {d.id: records.revisions(self._store, d.id) for d in env.documents}
+        documents: list[bytes] = []
         for d in env.documents:
             current = self._blobs.get(d.current_sha256)
             if d.is_pdf:
@@ -232,6 +236,7 @@ class Sealer:
                                          self._timestamper(), now)
                          for r in revisions[d.id] if r.kind == "detached"]
                 sealed = _bundle(parts)
+            documents.append(sealed if d.is_pdf else current)
             sealed_docs.append(completion.SealedDocument(d.id, d.original_sha256, d.current_sha256,
                                                          hashlib.sha256(sealed).hexdigest()))
             keep("document", d.id, sealed, d.is_pdf)
@@ -245,6 +250,7 @@ class Sealer:
         keep("certificate", "", pdf.seal_pdf(certificate, self.key.pdf_signer, self._timestamper(), self._roots),
              True)
         keep("events", "", _event_log(self._store, env))
+        texts = [text.document_text(data, d.media_type) for d, data in zip(env.documents, documents, strict=True)]
         with self._store.transaction():
             job = self.job(envelope_id)
             if job is not None and job["state"] == "sealed":  # another pass got there first
@@ -263,6 +269,8 @@ class Sealer:
                 self._store.execute("UPDATE seal_jobs SET state = 'sealed', attempts = attempts + 1, "
                                     "sealed_at = ?, last_error = '' WHERE envelope_id = ?",
                                     (records.text(now), envelope_id))
+            if self._indexer is not None:
+                self._indexer(env, texts)
             events.append(self._store, envelope_id, "sealed", "server", now, {
                 "documents": {s.document_id: s.sealed_sha256 for s in sealed_docs},
                 "archived": {f"{o.kind}:{o.document_id}" if o.document_id else o.kind: o.sha256 for o in archived}})

@@ -55,7 +55,7 @@ SERVER_RPCS = rpc_names(server_pb2.DESCRIPTOR)
 # server.proto's header: which listener serves which service
 API, ENROLL = "api", "enroll"
 LISTENER_OF: dict[str, str] = {"IdentityService": API, "CertificateService": API, "EnvelopeService": API,
-                               "EnrollmentService": ENROLL}
+                               "ContractService": API, "EnrollmentService": ENROLL}
 
 
 def listener_of(rpc: str) -> str | None:
@@ -327,6 +327,43 @@ ENVELOPE_CASES: dict[str, ApiCase] = {
         other_org_operator=NF, other_persons_agent=NF, own_agent=NF, open_ended=True),
 }
 
+# -- ContractService (server.proto): sealed contracts, seen as their envelopes are; a search is always restricted to
+# what the caller may see (an operator: its organisation; a person: their own contracts).  The matrix's envelope is
+# sent, not sealed: whoever may see it learns NOT_SEALED, anyone else NOT_FOUND.
+NOT_SEALED = _fp("NOT_SEALED")
+
+
+def _own_org(org: str) -> Callable[[Any, Any], None]:
+    return _check(lambda r, t: {c.organisation_id for c in r.contracts} <= {getattr(t, org)},
+                  f"only contracts of {org}")
+
+
+def _own_contracts(who: str) -> Callable[[Any, Any], None]:
+    """A person's results: their organisation's, and (Erin) never the matrix envelope she is no party to."""
+    return _check(lambda r, t: {c.organisation_id for c in r.contracts} <= {t.org_a}
+                  and (who == "dave" or t.envelope not in [c.envelope_id for c in r.contracts]),
+                  f"only {who}'s own contracts")
+
+
+CONTRACT_CASES: dict[str, ApiCase] = {
+    "ContractService.SearchContracts": ApiCase(
+        lambda t: server_pb2.SearchContractsRequest(query="matrix envelope"),
+        same_org_operator=Allowed("an operator searches its organisation's sealed contracts", _own_org("org_a")),
+        other_org_operator=Allowed("an operator searches its own organisation's contracts: none of org A's",
+                                   _own_org("org_b")),
+        other_persons_agent=Allowed("a person searches the contracts they are a party to", _own_contracts("erin")),
+        own_agent=Allowed("a person searches the contracts they are a party to", _own_contracts("dave"))),
+    "ContractService.GetContract": ApiCase(
+        lambda t: server_pb2.GetContractRequest(envelope_id=t.envelope),
+        same_org_operator=NOT_SEALED, other_org_operator=NF, other_persons_agent=NF, own_agent=NF),
+    "ContractService.DownloadContract": ApiCase(
+        lambda t: server_pb2.DownloadContractRequest(envelope_id=t.envelope, name="terms.txt"),
+        same_org_operator=NOT_SEALED, other_org_operator=NF, other_persons_agent=NF, own_agent=NF),
+    "ContractService.ExportEvidence": ApiCase(
+        lambda t: server_pb2.ExportEvidenceRequest(envelope_id=t.envelope),
+        same_org_operator=NOT_SEALED, other_org_operator=NF, other_persons_agent=NF, own_agent=NF),
+}
+
 API_CASES: dict[str, ApiCase] = {
     "IdentityService.RegisterPerson": ApiCase(
         _register,
@@ -418,6 +455,7 @@ API_CASES: dict[str, ApiCase] = {
         same_org_operator=Refused(C.INVALID_ARGUMENT), other_org_operator=NF, other_persons_agent=OPERATOR_ONLY,
         own_agent=OPERATOR_ONLY),
     **ENVELOPE_CASES,
+    **CONTRACT_CASES,
 }
 
 

@@ -384,3 +384,23 @@ def test_a_completed_contract_is_sealed_to_b_lta_archived_encrypted_and_exported
     kinds = [leaf["kind"] for leaf in leaves]
     assert kinds[0] == "envelope.created" and "envelope.sealed" in kinds and kinds[-1] == "evidence.exported"
     assert all(leaf["seq"] < manifest["audit"]["tree_size"] for leaf in leaves)
+    # found again by a word of its text and by a party's Chinese name, through the API (ContractService)
+    for words in (["understood", "agreement"], ["王爱丽"]):
+        p = _signet(world, "bob", "contracts", "search", *words)
+        assert p.returncode == 0, p.stderr
+        assert envelope in [c["envelopeId"] for c in json.loads(p.stdout).get("contracts", [])], (words, p.stdout)
+    p = _signet(world, "bob", "contracts", "search", "Quokkaberry", "nonexistentword")
+    assert p.returncode == 0 and not json.loads(p.stdout).get("contracts"), p.stdout  # every word must match
+    shown = json.loads(_signet(world, "alice", "contracts", "show", envelope).stdout)
+    assert {f["name"] for f in shown["files"]} == {"sealed-lease.pdf", "certificate-of-completion.pdf",
+                                                     "events.jsonl"}
+    p = _signet(world, "alice", "contracts", "download", envelope, "-o", str(world["base"] / "dl"))
+    assert p.returncode == 0, p.stderr
+    assert (world["base"] / "dl" / "sealed-lease.pdf").read_bytes() == sealed
+    p = _signet(world, "bob", "evidence", envelope, "-o", str(world["base"] / "bob-evidence.zip"))
+    assert p.returncode == 0, p.stderr
+    assert zipfile.is_zipfile(world["base"] / "bob-evidence.zip")
+    # a phrase of the contract's text is nowhere on the server's disk: store, WAL, archive
+    for f in running.env.state.rglob("*"):
+        if f.is_file():
+            assert b"has read and understood" not in f.read_bytes(), f

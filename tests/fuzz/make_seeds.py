@@ -324,9 +324,33 @@ def server_seeds(external_leaf: bytes, signed_revision: bytes, detached: bytes) 
         "CreateRemoteKey-pending": ("CreateRemoteKey", pb.CreateRemoteKeyRequest(person_id=p2, evidence="too soon")),
     }.items()}
     seeds.update(envelope_seeds(signed_revision, detached))
+    seeds.update(contract_seeds())
     missing = {r.name for r in table} - {v[0] for v in seeds.values()}
     assert not missing, f"no seed for {missing}"
     return {f"{key}.bin": _encode(table, name, [msg], flags) for key, (name, msg, flags) in seeds.items()}
+
+
+def contract_seeds() -> dict[str, tuple[str, Any, int]]:
+    """ContractService requests (flag 0x80: the operator calls): searches in Latin and Chinese, with filters and
+    a page token, and the contract calls on the sent (unsealed) envelope @v1."""
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from signet.v1 import server_pb2 as pb
+
+    from . import worlds
+
+    v1, op = worlds.ENVELOPE_SENT, 0x80
+    start = Timestamp(seconds=1_700_000_000)
+    return {
+        "SearchContracts": ("SearchContracts", pb.SearchContractsRequest(query="harbour crane lease"), 0),
+        "SearchContracts-operator": ("SearchContracts", pb.SearchContractsRequest(
+            query="租赁合同 crane", party_person_id=worlds.SENDER, completed_from=start, order="date", page_size=5,
+            page_token="eyJvIjogNX0"), op),
+        "GetContract": ("GetContract", pb.GetContractRequest(envelope_id=v1), 0),
+        "GetContract-operator": ("GetContract", pb.GetContractRequest(envelope_id=v1), op),
+        "DownloadContract": ("DownloadContract", pb.DownloadContractRequest(envelope_id=v1, name="lease.pdf"), op),
+        "ExportEvidence": ("ExportEvidence", pb.ExportEvidenceRequest(envelope_id=v1), 0),
+    }
 
 
 def revision_seeds(pdf: bytes, signed: bytes, other: bytes) -> dict[str, bytes]:

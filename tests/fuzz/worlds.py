@@ -195,6 +195,7 @@ class ServerWorld:
     sign_codes_fresh: bool = False
     person_tls_pem: bytes = b""  # @p1's agent TLS client certificate (EnvelopeService's caller)
     operator_tls_pem: bytes = b""  # fuzz-op's TLS client certificate (bit 7 of an EnvelopeService input)
+    contract_servicer: Any = None  # server.api.contracts.ContractServicer (its caller as EnvelopeService's)
     notice_failures: list[BaseException] = field(default_factory=list)  # what the notice dispatcher refused
     last_agent_pem: bytes = b""
     _counter: Any = field(default_factory=lambda: itertools.count(1))
@@ -487,6 +488,25 @@ def build_server_world(serial: str, base: Path) -> ServerWorld:
     # auth_context), @p1's agent certificate from its enrollment or the operator's
     world.envelope_servicer = EnvelopeServicer(
         world.envelopes, Authenticator(store, db.spki_hash(keys[KeyRole.TLS_CA].public_key_der)))
+    # sealed contracts as signet-server builds them; nothing is sealed here (no background pass, and the TSA URL
+    # answers nothing): ContractService meets unsealed envelopes, unknown ids and hostile queries
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+
+    from server.api.contracts import ContractServicer
+    from server.archive import Archive
+    from server.contracts import Contracts
+    from server.envelopes.parties import Parties
+    from server.runtime import seal_key
+    from server.seal.sealer import Sealer
+    from server.search import BlindIndex
+
+    archive = Archive(token, store, base / "archive", kek_label=keys.archive_kek_label, clock=clock)
+    sealer = Sealer(store, FileBlobStore(base / "blobs"), archive, Parties(identity), key=seal_key(token, keys),
+                    timestamper=lambda: HTTPTimeStamper(f"{urls.base}/tsa", timeout=1),
+                    trust_roots=(keys.certificate_der(KeyRole.SIGNING_ROOT),), clock=clock)
+    world.contract_servicer = ContractServicer(
+        Contracts(store, archive, BlindIndex(store, os.urandom(32)), sealer, keys, clock),
+        Authenticator(store, db.spki_hash(keys[KeyRole.TLS_CA].public_key_der)))
     world.operator_tls_pem = pem.armor("CERTIFICATE", issue_client_certificate(
         keys, store, clock, urls, new_csr(), Caller(org.id, Role.OPERATOR, operator.subject),
         validity=timedelta(days=365)))

@@ -2387,3 +2387,285 @@ class BulkSendEnvelopesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BulkSendEnvelopesResponse: _TypeAlias = BulkSendEnvelopesResponse  # noqa: Y015
+
+@_typing.final
+class SearchContractsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUERY_FIELD_NUMBER: _builtins.int
+    PARTY_PERSON_ID_FIELD_NUMBER: _builtins.int
+    COMPLETED_FROM_FIELD_NUMBER: _builtins.int
+    COMPLETED_TO_FIELD_NUMBER: _builtins.int
+    ORDER_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    query: _builtins.str
+    """Words (any script; Chinese is matched by character bigrams); every word
+    must match. Empty: INVALID_ARGUMENT.
+    """
+    party_person_id: _builtins.str
+    """Only contracts this person is a party to (a person may name only
+    themselves: their results are always theirs).
+    """
+    order: _builtins.str
+    """"relevance" (default) or "date" (newest first)."""
+    page_size: _builtins.int
+    """1..100, default 20"""
+    page_token: _builtins.str
+    @_builtins.property
+    def completed_from(self) -> _timestamp_pb2.Timestamp:
+        """inclusive"""
+
+    @_builtins.property
+    def completed_to(self) -> _timestamp_pb2.Timestamp:
+        """exclusive"""
+
+    def __init__(
+        self,
+        *,
+        query: _builtins.str = ...,
+        party_person_id: _builtins.str = ...,
+        completed_from: _timestamp_pb2.Timestamp | None = ...,
+        completed_to: _timestamp_pb2.Timestamp | None = ...,
+        order: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_from", b"completed_from", "completed_to", b"completed_to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_from", b"completed_from", "completed_to", b"completed_to", "order", b"order", "page_size", b"page_size", "page_token", b"page_token", "party_person_id", b"party_person_id", "query", b"query"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchContractsRequest: _TypeAlias = SearchContractsRequest  # noqa: Y015
+
+@_typing.final
+class ContractSummary(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_ID_FIELD_NUMBER: _builtins.int
+    ORGANISATION_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    COMPLETED_AT_FIELD_NUMBER: _builtins.int
+    SEALED_AT_FIELD_NUMBER: _builtins.int
+    PARTIES_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    envelope_id: _builtins.str
+    organisation_id: _builtins.str
+    title: _builtins.str
+    score: _builtins.float
+    """search relevance (0 outside a search)"""
+    @_builtins.property
+    def completed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def sealed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def parties(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """legal names: sender first, then recipients in routing order"""
+
+    def __init__(
+        self,
+        *,
+        envelope_id: _builtins.str = ...,
+        organisation_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        completed_at: _timestamp_pb2.Timestamp | None = ...,
+        sealed_at: _timestamp_pb2.Timestamp | None = ...,
+        parties: _abc.Iterable[_builtins.str] | None = ...,
+        score: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "sealed_at", b"sealed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "envelope_id", b"envelope_id", "organisation_id", b"organisation_id", "parties", b"parties", "score", b"score", "sealed_at", b"sealed_at", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContractSummary: _TypeAlias = ContractSummary  # noqa: Y015
+
+@_typing.final
+class SearchContractsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACTS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def contracts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ContractSummary]: ...
+    def __init__(
+        self,
+        *,
+        contracts: _abc.Iterable[Global___ContractSummary] | None = ...,
+        total: _builtins.int = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contracts", b"contracts", "next_page_token", b"next_page_token", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchContractsResponse: _TypeAlias = SearchContractsResponse  # noqa: Y015
+
+@_typing.final
+class GetContractRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_ID_FIELD_NUMBER: _builtins.int
+    envelope_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        envelope_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope_id", b"envelope_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetContractRequest: _TypeAlias = GetContractRequest  # noqa: Y015
+
+@_typing.final
+class ArchivedFile(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """e.g. "lease.pdf", "certificate-of-completion.pdf", "events.jsonl" """
+    kind: _builtins.str
+    """document | original | certificate | events"""
+    sha256: _builtins.str
+    """of the decrypted bytes"""
+    size: _builtins.int
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        sha256: _builtins.str = ...,
+        size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "name", b"name", "sha256", b"sha256", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchivedFile: _TypeAlias = ArchivedFile  # noqa: Y015
+
+@_typing.final
+class GetContractResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACT_FIELD_NUMBER: _builtins.int
+    FILES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def contract(self) -> Global___ContractSummary: ...
+    @_builtins.property
+    def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___ArchivedFile]: ...
+    def __init__(
+        self,
+        *,
+        contract: Global___ContractSummary | None = ...,
+        files: _abc.Iterable[Global___ArchivedFile] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["contract", b"contract"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract", b"contract", "files", b"files"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetContractResponse: _TypeAlias = GetContractResponse  # noqa: Y015
+
+@_typing.final
+class DownloadContractRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    envelope_id: _builtins.str
+    name: _builtins.str
+    """one ArchivedFile.name"""
+    def __init__(
+        self,
+        *,
+        envelope_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope_id", b"envelope_id", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DownloadContractRequest: _TypeAlias = DownloadContractRequest  # noqa: Y015
+
+@_typing.final
+class DownloadContractResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILE_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    content: _builtins.bytes
+    @_builtins.property
+    def file(self) -> Global___ArchivedFile: ...
+    def __init__(
+        self,
+        *,
+        file: Global___ArchivedFile | None = ...,
+        content: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["file", b"file"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "file", b"file"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DownloadContractResponse: _TypeAlias = DownloadContractResponse  # noqa: Y015
+
+@_typing.final
+class ExportEvidenceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_ID_FIELD_NUMBER: _builtins.int
+    envelope_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        envelope_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope_id", b"envelope_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportEvidenceRequest: _TypeAlias = ExportEvidenceRequest  # noqa: Y015
+
+@_typing.final
+class ExportEvidenceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUNDLE_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    bundle: _builtins.bytes
+    """the zip"""
+    sha256: _builtins.str
+    def __init__(
+        self,
+        *,
+        bundle: _builtins.bytes = ...,
+        sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle", b"bundle", "sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportEvidenceResponse: _TypeAlias = ExportEvidenceResponse  # noqa: Y015

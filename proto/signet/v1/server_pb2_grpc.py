@@ -1487,3 +1487,228 @@ class EnvelopeService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ContractServiceStub:
+    """Sealed contracts (API listener): once every party has signed, the server
+    seals the envelope (PAdES B-LTA / countersigned CAdES, a sealed certificate
+    of completion) and archives it encrypted. An operator sees every sealed
+    contract of its organisation; a person only those they sent or were
+    addressed (search results are restricted to them; another one is NOT_FOUND).
+    A contract not sealed yet: FAILED_PRECONDITION NOT_SEALED.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.SearchContracts = channel.unary_unary(
+                '/signet.v1.ContractService/SearchContracts',
+                request_serializer=signet_dot_v1_dot_server__pb2.SearchContractsRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.SearchContractsResponse.FromString,
+                _registered_method=True)
+        self.GetContract = channel.unary_unary(
+                '/signet.v1.ContractService/GetContract',
+                request_serializer=signet_dot_v1_dot_server__pb2.GetContractRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.GetContractResponse.FromString,
+                _registered_method=True)
+        self.DownloadContract = channel.unary_unary(
+                '/signet.v1.ContractService/DownloadContract',
+                request_serializer=signet_dot_v1_dot_server__pb2.DownloadContractRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.DownloadContractResponse.FromString,
+                _registered_method=True)
+        self.ExportEvidence = channel.unary_unary(
+                '/signet.v1.ContractService/ExportEvidence',
+                request_serializer=signet_dot_v1_dot_server__pb2.ExportEvidenceRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.ExportEvidenceResponse.FromString,
+                _registered_method=True)
+
+
+class ContractServiceServicer:
+    """Sealed contracts (API listener): once every party has signed, the server
+    seals the envelope (PAdES B-LTA / countersigned CAdES, a sealed certificate
+    of completion) and archives it encrypted. An operator sees every sealed
+    contract of its organisation; a person only those they sent or were
+    addressed (search results are restricted to them; another one is NOT_FOUND).
+    A contract not sealed yet: FAILED_PRECONDITION NOT_SEALED.
+    """
+
+    def SearchContracts(self, request, context):
+        """Keyword search over title, parties, tags and document text (a blind index:
+        no plaintext term at rest), with filters, by relevance or date, paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetContract(self, request, context):
+        """One sealed contract: its summary and its archived files.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadContract(self, request, context):
+        """One archived file, decrypted (recorded in the audit log).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportEvidence(self, request, context):
+        """The evidence bundle (signet-evidence-1 zip; recorded in the audit log),
+        checkable offline with `signet verify-evidence`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ContractServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'SearchContracts': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchContracts,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.SearchContractsRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.SearchContractsResponse.SerializeToString,
+            ),
+            'GetContract': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetContract,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.GetContractRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.GetContractResponse.SerializeToString,
+            ),
+            'DownloadContract': grpc.unary_unary_rpc_method_handler(
+                    servicer.DownloadContract,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.DownloadContractRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.DownloadContractResponse.SerializeToString,
+            ),
+            'ExportEvidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportEvidence,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.ExportEvidenceRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.ExportEvidenceResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'signet.v1.ContractService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('signet.v1.ContractService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ContractService:
+    """Sealed contracts (API listener): once every party has signed, the server
+    seals the envelope (PAdES B-LTA / countersigned CAdES, a sealed certificate
+    of completion) and archives it encrypted. An operator sees every sealed
+    contract of its organisation; a person only those they sent or were
+    addressed (search results are restricted to them; another one is NOT_FOUND).
+    A contract not sealed yet: FAILED_PRECONDITION NOT_SEALED.
+    """
+
+    @staticmethod
+    def SearchContracts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.ContractService/SearchContracts',
+            signet_dot_v1_dot_server__pb2.SearchContractsRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.SearchContractsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetContract(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.ContractService/GetContract',
+            signet_dot_v1_dot_server__pb2.GetContractRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.GetContractResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadContract(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.ContractService/DownloadContract',
+            signet_dot_v1_dot_server__pb2.DownloadContractRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.DownloadContractResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.ContractService/ExportEvidence',
+            signet_dot_v1_dot_server__pb2.ExportEvidenceRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.ExportEvidenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -645,3 +645,100 @@ class EnvelopeServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
 def add_EnvelopeServiceServicer_to_server(servicer: EnvelopeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class ContractServiceStub:
+    """Sealed contracts (API listener): once every party has signed, the server
+    seals the envelope (PAdES B-LTA / countersigned CAdES, a sealed certificate
+    of completion) and archives it encrypted. An operator sees every sealed
+    contract of its organisation; a person only those they sent or were
+    addressed (search results are restricted to them; another one is NOT_FOUND).
+    A contract not sealed yet: FAILED_PRECONDITION NOT_SEALED.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> ContractServiceAsyncStub: ...
+    SearchContracts: _grpc.UnaryUnaryMultiCallable[_server_pb2.SearchContractsRequest, _server_pb2.SearchContractsResponse]
+    """Keyword search over title, parties, tags and document text (a blind index:
+    no plaintext term at rest), with filters, by relevance or date, paged.
+    """
+    GetContract: _grpc.UnaryUnaryMultiCallable[_server_pb2.GetContractRequest, _server_pb2.GetContractResponse]
+    """One sealed contract: its summary and its archived files."""
+    DownloadContract: _grpc.UnaryUnaryMultiCallable[_server_pb2.DownloadContractRequest, _server_pb2.DownloadContractResponse]
+    """One archived file, decrypted (recorded in the audit log)."""
+    ExportEvidence: _grpc.UnaryUnaryMultiCallable[_server_pb2.ExportEvidenceRequest, _server_pb2.ExportEvidenceResponse]
+    """The evidence bundle (signet-evidence-1 zip; recorded in the audit log),
+    checkable offline with `signet verify-evidence`.
+    """
+
+@_typing.type_check_only
+class ContractServiceAsyncStub(ContractServiceStub):
+    """Sealed contracts (API listener): once every party has signed, the server
+    seals the envelope (PAdES B-LTA / countersigned CAdES, a sealed certificate
+    of completion) and archives it encrypted. An operator sees every sealed
+    contract of its organisation; a person only those they sent or were
+    addressed (search results are restricted to them; another one is NOT_FOUND).
+    A contract not sealed yet: FAILED_PRECONDITION NOT_SEALED.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    SearchContracts: _aio.UnaryUnaryMultiCallable[_server_pb2.SearchContractsRequest, _server_pb2.SearchContractsResponse]  # type: ignore[assignment]
+    """Keyword search over title, parties, tags and document text (a blind index:
+    no plaintext term at rest), with filters, by relevance or date, paged.
+    """
+    GetContract: _aio.UnaryUnaryMultiCallable[_server_pb2.GetContractRequest, _server_pb2.GetContractResponse]  # type: ignore[assignment]
+    """One sealed contract: its summary and its archived files."""
+    DownloadContract: _aio.UnaryUnaryMultiCallable[_server_pb2.DownloadContractRequest, _server_pb2.DownloadContractResponse]  # type: ignore[assignment]
+    """One archived file, decrypted (recorded in the audit log)."""
+    ExportEvidence: _aio.UnaryUnaryMultiCallable[_server_pb2.ExportEvidenceRequest, _server_pb2.ExportEvidenceResponse]  # type: ignore[assignment]
+    """The evidence bundle (signet-evidence-1 zip; recorded in the audit log),
+    checkable offline with `signet verify-evidence`.
+    """
+
+class ContractServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Sealed contracts (API listener): once every party has signed, the server
+    seals the envelope (PAdES B-LTA / countersigned CAdES, a sealed certificate
+    of completion) and archives it encrypted. An operator sees every sealed
+    contract of its organisation; a person only those they sent or were
+    addressed (search results are restricted to them; another one is NOT_FOUND).
+    A contract not sealed yet: FAILED_PRECONDITION NOT_SEALED.
+    """
+
+    @_abc_1.abstractmethod
+    def SearchContracts(
+        self,
+        request: _server_pb2.SearchContractsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.SearchContractsResponse, _abc.Awaitable[_server_pb2.SearchContractsResponse]]:
+        """Keyword search over title, parties, tags and document text (a blind index:
+        no plaintext term at rest), with filters, by relevance or date, paged.
+        """
+
+    @_abc_1.abstractmethod
+    def GetContract(
+        self,
+        request: _server_pb2.GetContractRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.GetContractResponse, _abc.Awaitable[_server_pb2.GetContractResponse]]:
+        """One sealed contract: its summary and its archived files."""
+
+    @_abc_1.abstractmethod
+    def DownloadContract(
+        self,
+        request: _server_pb2.DownloadContractRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.DownloadContractResponse, _abc.Awaitable[_server_pb2.DownloadContractResponse]]:
+        """One archived file, decrypted (recorded in the audit log)."""
+
+    @_abc_1.abstractmethod
+    def ExportEvidence(
+        self,
+        request: _server_pb2.ExportEvidenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.ExportEvidenceResponse, _abc.Awaitable[_server_pb2.ExportEvidenceResponse]]:
+        """The evidence bundle (signet-evidence-1 zip; recorded in the audit log),
+        checkable offline with `signet verify-evidence`.
+        """
+
+def add_ContractServiceServicer_to_server(servicer: ContractServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

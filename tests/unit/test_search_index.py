@@ -1,0 +1,238 @@
+"""The blind index: nothing searchable at rest, AND semantics, filters, orders, pages, remove and re-add."""
+
+from __future__ import annotations
+
+import os
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from server.errors import InvalidArgument
+from server.search import BlindIndex, EmptyQuery, Page
+from server.search import index as index_module
+from server.search.terms import iter_terms
+from server.store import Store, open_store
+from tests.server_helpers import db_bytes
+
+T0 = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return open_store(str(tmp_path / "s.db"))
+
+
+@pytest.fixture
+def index(store: Store) -> BlindIndex:
+    return BlindIndex(store, os.urandom(32))
+
+
+def ids(page: Page) -> list[str]:
+    return [cid for cid, _ in page.results]
+
+
+def test_no_marker_at_rest_and_still_found(tmp_path: Path) -> None:
+    db = tmp_path / "leak.db"
+    store = open_store(str(db))
+    key = os.urandom(32)
+    index = BlindIndex(store, key)
+    markers = ["Zanzibarine", "Quixotegarden", "verdigris", "obelisk", "翡翠宫殿", "欧阳娜娜", "Ёлкапалка"]
+    index.add("org-a", "c-1", {
+        "title": "Zanzibarine master agreement",
+        "parties": "Quixotegarden Ltd and 欧阳娜娜",
+        "tags": "Ёлкапалка",
+        "text": "The verdigris obelisk stands in the garden. 甲方在翡翠宫殿签署合同。",
+    }, ["person-quixotegarden", "person-欧阳娜娜"], "archived", T0)
+    index.add("org-a", "c-2", {"title": "Other", "text": "nothing special here"}, ["person-x"], "archived", T0)
+    assert Path(str(db) + "-wal").stat().st_size > 10_000  # not checkpointed yet: the rows are in the WAL
+    snapshots = [db_bytes(db)]
+    store.close()  # checkpoints into the main file
+    snapshots.append(db_bytes(db))
+    for data in snapshots:
+        assert b"c-1" in data  # the contract id is there (it is what a search returns)
+        for marker in markers:
+            for form in {marker, marker.lower(), marker.upper(), *iter_terms(marker)}:
+                for encoding in ("utf-8", "utf-16-le", "utf-16-be"):
+                    assert form.encode(encoding) not in data, (form, encoding)
+        for word in ("master", "garden", "stands"):  # ordinary words are not there either
+            assert word.encode() not in data
+
+    store = open_store(str(db))
+    index = BlindIndex(store, key)
+    for query in ("zanzibarine", "QUIXOTEGARDEN", "verdigris obelisk", "翡翠", "宫殿", "欧阳娜娜", "ёлкапалка",
+                  "合同", "签署"):
+        assert ids(index.search("org-a", query)) == ["c-1"], query
+    assert ids(index.search("org-a", "obelisk", party="person-欧阳娜娜")) == ["c-1"]
+
+    # another organisation, or another key, finds nothing
+    assert index.search("org-b", "zanzibarine").total == 0
+    assert index.search("org-b", "zanzibarine", party="person-quixotegarden").total == 0
+    other = BlindIndex(store, os.urandom(32))
+    assert other.search("org-a", "zanzibarine").total == 0
+    assert other.search("org-a", "obelisk").total == 0
+
+
+def test_organisations_are_apart(index: BlindIndex) -> None:
+    index.add("org-a", "same-id", {"title": "alpha contract"}, ["p"], "archived", T0)
+    index.add("org-b", "same-id", {"title": "beta contract"}, ["p"], "archived", T0)
+    assert ids(index.search("org-a", "alpha")) == ["same-id"]
+    assert index.search("org-a", "beta").total == 0
+    assert index.search("org-b", "alpha").total == 0
+    assert index.search("org-a", "contract", party="p").total == 1
+    assert index.remove("org-b", "same-id")
+    assert ids(index.search("org-a", "alpha")) == ["same-id"]
+    assert index.search("org-b", "contract").total == 0
+    assert index.term_hash("org-a", "title", "alpha") != index.term_hash("org-b", "title", "alpha")
+    assert index.term_hash("org-a", "title", "alpha") != index.term_hash("org-a", "text", "alpha")
+
+
+def test_and_semantics_and_cjk(index: BlindIndex) -> None:
+    index.add("o", "c1", {"text": "supply of widgets"}, [], "archived", T0)
+    index.add("o", "c2", {"text": "supply of gadgets"}, [], "archived", T0)
+    index.add("o", "c3", {"title": "Widgets", "text": "lease"}, [], "archived", T0)
+    index.add("o", "c4", {"parties": "张三 李四", "text": "张三签署合同"}, [], "archived", T0)
+    assert set(ids(index.search("o", "supply"))) == {"c1", "c2"}
+    assert ids(index.search("o", "supply widgets")) == ["c1"]
+    assert ids(index.search("o", "widgets lease")) == ["c3"]  # terms may come from different fields
+    assert index.search("o", "supply widgets lease").total == 0
+    assert index.search("o", "supply unknownword").total == 0
+    for query in ("合同", "签署", "张三", "张三签署合同", "李四"):
+        assert ids(index.search("o", query)) == ["c4"], query
+    assert index.search("o", "合同签署").total == 0  # bigram 同签 is not in the text
+    with pytest.raises(EmptyQuery):
+        index.search("o", " ,.; ")
+
+
+def test_filters(index: BlindIndex) -> None:
+    index.add("o", "c1", {"text": "lease"}, ["alice", "bob"], "archived", T0)
+    index.add("o", "c2", {"text": "lease"}, ["bob"], "sealed", T0 + timedelta(days=10))
+    index.add("o", "c3", {"text": "lease"}, ["carol"], "archived", T0 + timedelta(days=20))
+    assert set(ids(index.search("o", "lease", party="bob"))) == {"c1", "c2"}
+    assert ids(index.search("o", "lease", party="alice")) == ["c1"]
+    assert index.search("o", "lease", party="nobody").total == 0
+    assert set(ids(index.search("o", "lease", status="archived"))) == {"c1", "c3"}
+    assert ids(index.search("o", "lease", date_from=T0 + timedelta(days=10))) in (["c2", "c3"], ["c3", "c2"])
+    assert ids(index.search("o", "lease", date_to=T0 + timedelta(days=10))) == ["c1"]  # exclusive
+    assert ids(index.search("o", "lease", date_from=T0 + timedelta(days=5), date_to=T0 + timedelta(days=15))) == [
+        "c2"]
+    assert ids(index.search("o", "lease", party="bob", status="archived", date_to=T0 + timedelta(days=1))) == [
+        "c1"]
+    assert index.search("o", "lease", party="carol", status="sealed").total == 0
+
+
+def test_orders(index: BlindIndex) -> None:
+    index.add("o", "in-text", {"text": "widget"}, [], "archived", T0 + timedelta(days=3))
+    index.add("o", "in-title", {"title": "Widget", "text": "other"}, [], "archived", T0 + timedelta(days=1))
+    index.add("o", "in-text-often", {"text": "widget widget widget"}, [], "archived", T0 + timedelta(days=2))
+    index.add("o", "no", {"text": "nothing"}, [], "archived", T0 + timedelta(days=4))
+    page = index.search("o", "widget")
+    assert ids(page) == ["in-title", "in-text-often", "in-text"]  # title weight 4 > tf saturation of the text
+    scores = [s for _, s in page.results]
+    assert scores == sorted(scores, reverse=True) and scores[-1] > 0
+    assert ids(index.search("o", "widget", order="date")) == ["in-text", "in-text-often", "in-title"]
+    with pytest.raises(InvalidArgument):
+        index.search("o", "widget", order="alphabetical")  # type: ignore[arg-type]
+
+
+def test_pagination_is_stable(index: BlindIndex) -> None:
+    rng = random.Random(3)
+    for i in range(45):
+        index.add("o", f"c{i:02d}", {"text": "common " * rng.randint(1, 3) + ("rare" if i % 3 == 0 else "")},
+                  [], "archived", T0 + timedelta(hours=rng.randint(0, 5)))  # many equal dates and scores
+    for order in ("relevance", "date"):
+        full = index.search("o", "common", order=order, limit=100)
+        assert full.total == 45 and full.next is None
+        seen: list[str] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = index.search("o", "common", order=order, limit=10, offset=offset)
+            assert page.total == 45
+            seen += ids(page)
+            offset = page.next
+        assert seen == ids(full)
+        assert index.search("o", "common", order=order, limit=10, offset=40) == Page(
+            full.results[40:], 45, None)
+    past = index.search("o", "common rare", offset=100)
+    assert past.results == [] and past.total == 15 and past.next is None
+    for bad in ({"limit": 0}, {"limit": 101}, {"offset": -1}):
+        with pytest.raises(InvalidArgument):
+            index.search("o", "common", **bad)  # type: ignore[arg-type]
+
+
+def test_remove(index: BlindIndex, store: Store) -> None:
+    index.add("o", "c1", {"title": "unique words", "text": "shared"}, ["p"], "archived", T0)
+    index.add("o", "c2", {"text": "shared"}, ["p"], "archived", T0)
+    assert index.remove("o", "c1")
+    assert not index.remove("o", "c1") and not index.remove("o", "never") and not index.remove("elsewhere", "c2")
+    assert index.search("o", "unique").total == 0
+    assert ids(index.search("o", "shared", party="p")) == ["c2"]
+    # nothing of c1 is left behind: its terms' document frequencies are gone with it
+    assert store.query_one("SELECT COUNT(*) AS n FROM search_terms")["n"] == 1  # type: ignore[index]
+    assert store.query_one("SELECT COUNT(*) AS n FROM search_parties")["n"] == 1  # type: ignore[index]
+    assert store.query_one("SELECT docs FROM search_orgs WHERE org = 'o'")["docs"] == 1  # type: ignore[index]
+
+
+def test_re_add_replaces(tmp_path: Path) -> None:
+    key = os.urandom(32)
+    index = BlindIndex(open_store(str(tmp_path / "a.db")), key)
+    index.add("o", "c1", {"title": "alpha", "text": "one two"}, ["p1"], "draft", T0)
+    index.add("o", "c2", {"text": "two"}, [], "archived", T0)
+    index.add("o", "c1", {"title": "beta", "text": "two three"}, ["p2"], "archived", T0 + timedelta(days=1))
+    index.add("o", "c1", {"title": "beta", "text": "two three"}, ["p2"], "archived", T0 + timedelta(days=1))
+    assert index.search("o", "alpha").total == 0 and index.search("o", "one").total == 0
+    assert ids(index.search("o", "beta three", party="p2", status="archived")) == ["c1"]
+    assert index.search("o", "two", party="p1").total == 0
+    # the same state as indexing only the final versions: same scores
+    fresh = BlindIndex(open_store(str(tmp_path / "b.db")), key)
+    fresh.add("o", "c2", {"text": "two"}, [], "archived", T0)
+    fresh.add("o", "c1", {"title": "beta", "text": "two three"}, ["p2"], "archived", T0 + timedelta(days=1))
+    assert sorted(index.search("o", "two").results) == sorted(fresh.search("o", "two").results)
+
+
+def test_bad_input(index: BlindIndex, store: Store) -> None:
+    with pytest.raises(InvalidArgument):
+        index.add("o", "c", {"body": "x"}, [], "archived", T0)
+    with pytest.raises(ValueError, match="naive"):
+        index.add("o", "c", {"text": "x"}, [], "archived", datetime(2030, 1, 1))
+    with pytest.raises(ValueError, match="32 bytes"):
+        BlindIndex(store, b"short")
+    assert "key" not in repr(index) or repr(index).count("\\x") == 0
+    assert index.search("unknown-org", "anything") == Page([], 0, None)
+
+
+@pytest.mark.parametrize("seek_cost", [0, 1, 10**9])  # always seek from the candidates, the default, always scan
+def test_matches_a_reference(index: BlindIndex, monkeypatch: pytest.MonkeyPatch, seek_cost: int) -> None:
+    monkeypatch.setattr(index_module, "_SEEK_COST", seek_cost)
+    rng = random.Random(11)
+    vocab = [f"w{i}" for i in range(30)]
+    weights = [1 / (i + 1) for i in range(30)]
+    docs = {}
+    for i in range(90):
+        words = {"title": rng.choices(vocab, weights, k=2), "text": rng.choices(vocab, weights, k=12)}
+        meta = (rng.sample(["p1", "p2", "p3", "p4"], 2), rng.choice(["archived", "sealed"]),
+                T0 + timedelta(days=rng.randrange(100)))
+        docs[f"c{i:03d}"] = (words, meta)
+        index.add("o", f"c{i:03d}", {k: " ".join(v) for k, v in words.items()}, *meta)
+    for _ in range(60):
+        query = rng.sample(vocab[:20], rng.randint(1, 3))
+        party = rng.choice([None, "p1", "p4"])
+        status = rng.choice([None, "sealed"])
+        date_from = rng.choice([None, T0 + timedelta(days=50)])
+        expected = [(meta[2], cid) for cid, (words, meta) in docs.items()
+                    if all(any(q in ws for ws in words.values()) for q in query)
+                    and (party is None or party in meta[0]) and (status is None or meta[1] == status)
+                    and (date_from is None or meta[2] >= date_from)]
+        page = index.search("o", " ".join(query), party=party, status=status, date_from=date_from, limit=100)
+        assert page.total == len(expected) and sorted(ids(page)) == sorted(cid for _, cid in expected)
+        dated = index.search("o", " ".join(query), party=party, status=status, date_from=date_from, order="date",
+                             limit=100)
+        assert [d for d, _ in sorted(expected, reverse=True)] == [docs[cid][1][2] for cid in ids(dated)]
+
+
+def test_no_sqlite_outside_the_store() -> None:
+    root = Path(index_module.__file__).parent
+    for source in root.glob("*.py"):
+        text = source.read_text()
+        assert "import sqlite" not in text and "sqlite_utils" not in text, source
