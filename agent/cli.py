@@ -47,6 +47,9 @@ def parser() -> argparse.ArgumentParser:
     from .envelope_args import add_contract_arguments
 
     add_contract_arguments(sub)
+    from .evidence_cli import add_arguments as evidence_arguments
+
+    evidence_arguments(sub)
     sp = sub.add_parser("agent", help="run the agent (same as signet-agent)")
     sp.add_argument("--config", required=True)
     return p
@@ -138,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "agent":  # the agent runs in its own process image: this client never loads PKCS#11
         argv = [sys.executable, "-m", "agent.main", "--config", args.config]
         os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter and module, no shell
+    if args.command == "verify-evidence":  # offline: no agent, no client
+        from .evidence_cli import run as verify_evidence
+
+        return verify_evidence(args)
     from .commands import run  # the client and the API stubs, once there is something to do
 
     return run(args)

@@ -10,7 +10,7 @@ A zip (deflate) of:
   inside);
 - ``documents/NAME``: each sealed PDF (PAdES B-LTA); a file other than PDF as sent, with
   ``documents/NAME.p7s.json`` (its parties' CAdES signatures, countersigned and timestamped by the platform);
-- ``certificate-of-completion.pdf`` (sealed) and ``events.jsonl`` (the envelope's events);
+- ``certificate-of-completion.pdf`` (sealed) and ``events.jsonl`` (the envelope's events as of the export);
 - ``audit/leaves.jsonl``: every audit leaf about the envelope (its fields, hash and inclusion proof) and
   ``audit/head.json``: the tree head signed by the audit key, taken after the export itself was logged
   (``evidence.exported``);
@@ -53,7 +53,7 @@ from ..errors import NotFound
 from ..keys import ServerKeys
 from ..store import Store
 from . import export
-from .sealer import SealKey
+from .sealer import SealKey, event_log
 
 FORMAT = "signet-evidence-1"
 
@@ -113,6 +113,9 @@ def build(store: Store, archive: Archive, keys: ServerKeys, seal: SealKey, envel
         name = f.name if f.kind in ("certificate", "events") else f"documents/{f.name}"
         entries[name] = data
         by_kind[(f.kind, f.document_id)] = name
+    # the event log as of the export (the archived copy was taken before the seal's own event): every envelope
+    # leaf below has its event here
+    entries["events.jsonl"] = event_log(store, env)
     root = keys.certificate_der(Role.SIGNING_ROOT)
     log = audit.AuditLog(store, migrate=False)
     log.append("evidence.exported", envelope_id, {"actor": actor}, now)

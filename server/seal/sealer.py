@@ -249,7 +249,7 @@ class Sealer:
         certificate = completion.certificate_pdf(env, people, sealed_docs, revisions, now)
         keep("certificate", "", pdf.seal_pdf(certificate, self.key.pdf_signer, self._timestamper(), self._roots),
              True)
-        keep("events", "", _event_log(self._store, env))
+        keep("events", "", event_log(self._store, env))
         texts = [text.document_text(data, d.media_type) for d, data in zip(env.documents, documents, strict=True)]
         with self._store.transaction():
             job = self.job(envelope_id)
@@ -289,7 +289,7 @@ def _bundle(parts: list[bytes]) -> bytes:
                        "signatures": [base64.b64encode(p).decode("ascii") for p in parts]}).encode("utf-8")
 
 
-def _event_log(store: Store, env: Envelope) -> bytes:
+def event_log(store: Store, env: Envelope) -> bytes:
     """The envelope's events as UTF-8 JSON lines (what the evidence bundle carries)."""
     out = []
     after = 0

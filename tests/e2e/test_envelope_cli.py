@@ -404,3 +404,21 @@ def test_a_completed_contract_is_sealed_to_b_lta_archived_encrypted_and_exported
     for f in running.env.state.rglob("*"):
         if f.is_file():
             assert b"has read and understood" not in f.read_bytes(), f
+    # checked offline by the CLI with nothing but the bundle and the signing root; one changed byte is named
+    me = world["people"]["bob"]
+    p = cli(me["agent"], "--json", "verify-evidence", str(world["base"] / "bob-evidence.zip"), "--trust",
+            str(running.env.signing_root))
+    assert p.returncode == 0, p.stdout + p.stderr
+    checks = json.loads(p.stdout)["checks"]
+    assert checks and all(c["ok"] for c in checks), checks
+    tampered = world["base"] / "tampered.zip"
+    with zipfile.ZipFile(world["base"] / "bob-evidence.zip") as src, zipfile.ZipFile(tampered, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "events.jsonl":
+                data = data.replace(b'"completed"', b'"compleTed"')
+            dst.writestr(item, data)
+    p = cli(me["agent"], "--json", "verify-evidence", str(tampered), "--trust", str(running.env.signing_root))
+    assert p.returncode == 1, p.stdout + p.stderr
+    failed = [c for c in json.loads(p.stdout)["checks"] if not c["ok"]]
+    assert failed and all(c["breaks"] for c in failed), failed

@@ -432,6 +432,11 @@ def main(argv: list[str]) -> None:
             for name, data in files.items():
                 (d / name).write_bytes(data)
             print(f"{d.relative_to(HERE.parent.parent)}: {len(files)} files, {sum(map(len, files.values()))} bytes")
+        if not only or only & {"evidence_bundle", "audit_proof"}:  # no token needed: a tree and a bundle by hand
+            from .evidence_targets import write_seeds
+
+            write_seeds(CORPUS)
+            print("tests/fuzz/corpus/evidence_bundle, tests/fuzz/corpus/audit_proof: written")
     finally:
         shutil.rmtree(env.workdir(), ignore_errors=True)
     sys.stdout.flush()

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import itertools
 import json
 import logging
@@ -45,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .evidence_targets import audit_proof, evidence_bundle
 from .fakes import Aborted, FakeContext, Finding
 
 HERE = Path(__file__).resolve().parent
@@ -480,6 +482,8 @@ def prepare(name: str) -> None:
         import server.ca.csr  # noqa: F401
     if name == "worker_frame":
         import agent.jobs  # noqa: F401
+    if name in ("evidence_bundle", "audit_proof"):
+        importlib.import_module("agent.evidence")
     if name == "agent_handler":
         worlds.agent_world()
     if name in ("ocsp_request", "tsa_request", "server_handler"):
@@ -520,4 +524,7 @@ TARGETS: dict[str, Target] = {t.name: dataclasses.replace(t, fn=_guarded(t.fn)) 
     Target("agent_handler", agent_handler, (CORPUS / "agent_handler",), 64 * 1024, ("agent", "hsm", "signet",
                                                                                     "formats")),
     Target("server_handler", server_handler, (CORPUS / "server_handler",), 16 * 1024, (*_SERVER, "asn1crypto")),
+    Target("evidence_bundle", evidence_bundle, (CORPUS / "evidence_bundle",), 64 * 1024, ("agent.evidence",)),
+    Target("audit_proof", audit_proof, (CORPUS / "audit_proof",), 8 * 1024, ("agent.evidence", "signet.merkle",
+                                                                             "signet.auditformat")),
 )}
