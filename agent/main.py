@@ -48,6 +48,8 @@ def run(config_path: str, ready_file: str | None = None) -> int:
                 f.write(f"{port or 0}\n")
         stop.wait()
         log.info("stopping")
+        # a stop that takes longer than it should leaves every thread's stack in the log (and goes on)
+        faulthandler.dump_traceback_later(20, exit=False)
         server.stop(grace=5).wait()
         return 0
     finally:
@@ -56,6 +58,7 @@ def run(config_path: str, ready_file: str | None = None) -> int:
             cfg.socket.unlink()
         except FileNotFoundError:
             pass
+        faulthandler.cancel_dump_traceback_later()
 
 
 def parser() -> argparse.ArgumentParser:
