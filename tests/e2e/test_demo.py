@@ -477,4 +477,9 @@ def test_the_contract_is_sealed_archived_encrypted_and_exported_as_evidence(demo
     assert a["plaintext_at_rest"] == []
     bundle = Path(a["evidence"]["path"])
     assert bundle.is_file() and bundle.stat().st_size == a["evidence"]["bytes"]
+    assert hashlib.sha256(bundle.read_bytes()).hexdigest() == a["evidence"]["sha256"]
+    checks = a["evidence"]["checks"]
+    assert {"manifest-signature", "files", "audit-head", "audit-leaves", "events"} <= set(checks)
+    assert all(checks.values()) and any(k.startswith("pdf:") for k in checks)
+    assert a["search"] and all(a["search"].values())
     assert a["audit"]["ok"] is True and a["audit"]["problems"] == [] and a["audit"]["leaves"] >= len(events)
