@@ -19,6 +19,8 @@
     signet-admin --config F audit verify | audit head
     signet-admin --config F contract status ENVELOPE | contract seal ENVELOPE | contract export ENVELOPE --out DIR
     signet-admin --config F contract evidence ENVELOPE -o BUNDLE.zip
+    signet-admin --config F archive rotate-kek LABEL | archive retention ORG (--days N | --forever)
+    signet-admin --config F archive hold ORG on|off | archive policy ORG | archive shred-expired
 
 Decisions are recorded as ``operator:<login>`` (``--as``, default ``$USER``) with the time and the
 evidence text, in the person's digest-chained evidence, beside the OS user who ran signet-admin (the login is
@@ -39,6 +41,11 @@ has grown since.
 attempt) and its archived objects; ``contract seal`` seals and archives it now instead of waiting for the
 running server's sealer (:mod:`server.seal.sealer`); ``contract export`` decrypts the sealed contract's files
 into ``--out`` (each sealed document under its name, ``certificate-of-completion.pdf``, ``events.jsonl``).
+``archive rotate-kek`` generates a new archive key-encryption key on the server token and re-wraps every data key
+under it (content untouched; the old KEK is listed as retired once no key refers to it); ``archive retention``
+and ``archive hold`` set an organisation's retention period and legal hold; at the end of retention, under no
+hold, the server crypto-shreds the objects (hourly; ``archive shred-expired`` now), each leaving an
+``archive.shredded`` tombstone in the audit log.  Every one of these decisions is an audit-log leaf.
 ``--json`` prints one JSON document.
 Exit codes: 0 done, 1 refused by the server's rules (the message says why), 2 usage or configuration.
 """
@@ -61,6 +68,8 @@ from hsm import HsmError
 from signet.durable import write_atomic
 from signet.secrets import SecretUnavailable, read_secret
 
+from . import audit
+from .archive.retention import ARCHIVE_SUBJECT, tombstone
 from .audit import AuditLog
 from .ca import Role as KeyRole
 from .ca import db as ca_db
@@ -334,6 +343,44 @@ def _contract_evidence(rt: Runtime, args: argparse.Namespace) -> Any:
             "files": len((bundle.manifest or {}).get("files", {})) + 2}
 
 
+def _archive_rotate_kek(rt: Runtime, args: argparse.Namespace) -> Any:
+    def progress(done: int, total: int) -> None:
+        print(f"re-wrapped {done}/{total} data keys", file=sys.stderr)
+
+    r = rt.archive.rotate_kek(args.label, progress=progress)
+    audit.append(rt.store, "archive.kek_rotated", ARCHIVE_SUBJECT, {
+        "actor": f"operator:{args.login}", "label": r.label, "version": r.version, "rewrapped": r.rewrapped,
+        "retired": list(r.retired)}, rt.clock.now())
+    return {"label": r.label, "version": r.version, "rewrapped": r.rewrapped, "retired": list(r.retired)}
+
+
+def _policy(p: Any) -> dict[str, Any]:
+    return {"org": p.org, "retention_days": p.retention_days, "legal_hold": p.legal_hold}
+
+
+def _archive_retention(rt: Runtime, args: argparse.Namespace) -> Any:
+    if args.days is not None and args.days < 1:
+        raise InvalidArgument("--days must be at least 1")
+    held = rt.archive.policy(args.org).legal_hold
+    p = rt.archive.set_policy(args.org, retention_days=None if args.forever else args.days, legal_hold=held)
+    audit.append(rt.store, "archive.policy_set", ARCHIVE_SUBJECT, {"actor": f"operator:{args.login}", **_policy(p)},
+                 rt.clock.now())
+    return _policy(p)
+
+
+def _archive_hold(rt: Runtime, args: argparse.Namespace) -> Any:
+    p = rt.archive.set_legal_hold(args.org, args.state == "on")
+    audit.append(rt.store, "archive.policy_set", ARCHIVE_SUBJECT, {"actor": f"operator:{args.login}", **_policy(p)},
+                 rt.clock.now())
+    return _policy(p)
+
+
+def _archive_shred(rt: Runtime, args: argparse.Namespace) -> Any:
+    now = rt.clock.now()
+    done = rt.archive.shred_expired(now, lambda s: tombstone(rt.store, s, now))
+    return {"shredded": [{"org": s.org, "object": s.sha256, "size": s.size} for s in done]}
+
+
 Handler = Callable[[Runtime, argparse.Namespace], Any]
 COMMANDS: dict[tuple[str, str], Handler] = {
     ("org", "create"): _org_create,
@@ -360,6 +407,11 @@ COMMANDS: dict[tuple[str, str], Handler] = {
     ("contract", "seal"): _contract_seal,
     ("contract", "export"): _contract_export,
     ("contract", "evidence"): _contract_evidence,
+    ("archive", "rotate-kek"): _archive_rotate_kek,
+    ("archive", "retention"): _archive_retention,
+    ("archive", "hold"): _archive_hold,
+    ("archive", "policy"): lambda rt, args: _policy(rt.archive.policy(args.org)),
+    ("archive", "shred-expired"): _archive_shred,
 }
 
 
@@ -390,9 +442,25 @@ def _more_areas(area: Callable[[str], Any]) -> None:
     export = contract.add_parser("export", help="decrypt a sealed contract's archived files into a directory")
     export.add_argument("envelope")
     export.add_argument("--out", required=True)
+    _archive_arguments(area("archive"))
     evidence = contract.add_parser("evidence", help="the evidence bundle of a sealed contract (a zip)")
     evidence.add_argument("envelope")
     evidence.add_argument("-o", "--out", required=True)
+
+
+def _archive_arguments(archive: Any) -> None:
+    rot = archive.add_parser("rotate-kek", help="a new archive KEK on the server token; every data key re-wrapped")
+    rot.add_argument("label", help="the new KEK's label (e.g. signet-archive-kek-2)")
+    ret = archive.add_parser("retention", help="an organisation's retention period (crypto-shredding at its end)")
+    ret.add_argument("org")
+    group = ret.add_mutually_exclusive_group(required=True)
+    group.add_argument("--days", type=int, help="keep archived objects this many days")
+    group.add_argument("--forever", action="store_true", help="no retention end (the default)")
+    hold = archive.add_parser("hold", help="legal hold on or off: nothing of the organisation is shredded while on")
+    hold.add_argument("org")
+    hold.add_argument("state", choices=("on", "off"))
+    archive.add_parser("policy", help="an organisation's retention and legal hold").add_argument("org")
+    archive.add_parser("shred-expired", help="crypto-shred now what is past retention (the server does it hourly)")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -19,7 +19,9 @@ from hsm import Hsm, Token
 from signet.pemfiles import read_certificates
 
 from .archive import Archive
+from .archive.retention import RetentionJob
 from .archive.working import WorkingBlobs
+from .audit.heads import HeadSigning
 from .blobs import FileBlobStore
 from .ca import CertificateAuthority, ExternalRoots, LeafProfile, PkiUrls, Role, SerialPolicy
 from .ca.profiles import PolicySet
@@ -168,12 +170,15 @@ def open_runtime(cfg: ServerConfig, clock: Clock | None = None, token: Token | N
                           max_watches=cfg.envelopes.max_watches),
             remote_keys=remote_keys)
         index = BlindIndex(store, derive_key(data.hmac_key, "contract-search-index"))
+        heads = HeadSigning(store, keys.signer(Role.AUDIT), clock)
         sealer = Sealer(store, blobs, archive, Parties(identity), key=seal_key(token, keys),
                         timestamper=lambda: HTTPTimeStamper(f"{cfg.http.base_url}/tsa"),
                         trust_roots=(keys.certificate_der(Role.SIGNING_ROOT),), clock=clock,
-                        indexer=partial(index_contract, index))
+                        indexer=partial(index_contract, index), after_seal=heads.sign_now)
         contracts = Contracts(store, archive, index, sealer, keys, clock)
         envelopes.add_loop("envelope-sealer", sealer.run_once_all)
+        envelopes.add_loop("audit-heads", heads.run_once, woken_by_changes=False)
+        envelopes.add_loop("archive-retention", RetentionJob(archive, store, clock).run_once, woken_by_changes=False)
     except BaseException:
         store.close()
         raise

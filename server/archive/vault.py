@@ -410,9 +410,10 @@ class Archive:
         days = row["retention_days"]
         return Policy(org, None if days is None else int(days), bool(row["legal_hold"]))
 
-    def shred_expired(self, now: datetime) -> list[Shredded]:
+    def shred_expired(self, now: datetime, tombstone: Callable[[Shredded], None] | None = None) -> list[Shredded]:
         """Destroy the wrapped data keys of every object whose organisation's retention ended by ``now`` and
-        that is not under legal hold; returns what was shredded (for audit tombstones)."""
+        that is not under legal hold; returns what was shredded.  ``tombstone(s)`` runs for each one inside the
+        transaction that shreds it (the audit log's tombstone commits with the shredding, or neither does)."""
         out: list[Shredded] = []
         when = to_text(now)
         orgs = self._store.query("SELECT org FROM archive_policies WHERE retention_days IS NOT NULL AND legal_hold = 0")
@@ -429,8 +430,12 @@ class Archive:
                     "UPDATE archive_objects SET wrapped_key = NULL, kek_label = NULL, kek_version = NULL,"
                     " mechanism = NULL, shredded_at = ? WHERE org = ? AND wrapped_key IS NOT NULL AND created_at <= ?",
                     (when, p.org, cutoff))
-                out.extend(Shredded(p.org, str(r["sha256"]), int(r["size"]), from_text(str(r["created_at"])),
-                                    p.retention_days, now) for r in rows)
+                done = [Shredded(p.org, str(r["sha256"]), int(r["size"]), from_text(str(r["created_at"])),
+                                 p.retention_days, now) for r in rows]
+                for s in done:
+                    if tombstone is not None:
+                        tombstone(s)
+                out.extend(done)
         if out:
             log.info("archive: crypto-shredded %d object(s) whose retention ended", len(out))
         return out

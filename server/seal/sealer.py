@@ -25,7 +25,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,6 +42,7 @@ from ..envelopes import events, records
 from ..envelopes.model import Envelope, EnvelopeState
 from ..envelopes.parties import Parties
 from ..errors import NotFound
+from ..identity import Person
 from ..store import Store
 from . import cms, completion, pdf, text
 
@@ -102,9 +103,12 @@ class SealedObject:
 class Sealer:
     def __init__(self, store: Store, blobs: BlobStore, archive: Archive, parties: Parties, *, key: SealKey,
                  timestamper: Callable[[], TimeStamper], trust_roots: tuple[bytes, ...], clock: Clock,
-                 indexer: Callable[[Envelope, list[str]], None] | None = None) -> None:
-        """``indexer(envelope, texts)`` runs in the transaction that records the seal (the search index)."""
+                 indexer: Callable[[Envelope, list[str]], None] | None = None,
+                 after_seal: Callable[[], object] | None = None) -> None:
+        """``indexer(envelope, texts)`` runs in the transaction that records the seal (the search index);
+        ``after_seal()`` after it committed (a signed audit tree head over the seal's event)."""
         self._indexer = indexer
+        self._after_seal = after_seal
         self._store = store
         self._blobs = blobs
         self._archive = archive
@@ -214,68 +218,90 @@ class Sealer:
         if job is not None and job["state"] == "sealed":
             return self.objects(envelope_id)
         now = records.ms(self._clock.now())
-        org = env.org_id
-        archived: list[SealedObject] = []
-        sealed_docs: list[completion.SealedDocument] = []
+        made = self._make(env, now)
+        if not self._record(env, made, now):
+            return self.objects(envelope_id)  # another pass got there first
+        log.info("envelope %s sealed and archived: %d object(s)", envelope_id, len(made.archived))
+        if self._after_seal is not None:
+            try:
+                self._after_seal()
+            except Exception as e:  # noqa: BLE001 - the seal is recorded; the periodic head covers it instead
+                log.warning("envelope %s: no tree head signed after its seal (%s)", envelope_id, type(e).__name__)
+        return made.archived
 
-        def keep(kind: str, document_id: str, data: bytes, is_pdf: bool = False) -> str:
-            sha = self._archive.put(org, data)
-            archived.append(SealedObject(kind, document_id, org, sha, len(data),
-                                         pdf.last_timestamp_expiry(data) if is_pdf else None))
-            return sha
+    def _make(self, env: Envelope, now: datetime) -> _Made:
+        """Seal every document and the certificate, and put them and the event log in the archive."""
+        made = _Made()
+
+        def keep(kind: str, document_id: str, data: bytes, is_pdf: bool = False) -> None:
+            sha = self._archive.put(env.org_id, data)
+            made.archived.append(SealedObject(kind, document_id, env.org_id, sha, len(data),
+                                              pdf.last_timestamp_expiry(data) if is_pdf else None))
 
         revisions = {d.id: records.revisions(self._store, d.id) for d in env.documents}
-        documents: list[bytes] = []
         for d in env.documents:
             current = self._blobs.get(d.current_sha256)
             if d.is_pdf:
                 sealed = pdf.seal_pdf(current, self.key.pdf_signer, self._timestamper(), self._roots)
             else:
                 keep("original", d.id, current)
-                parts = [cms.countersign(self._blobs.get(r.sha256), self.key.cms_signer, self.key.certificates,
-                                         self._timestamper(), now)
-                         for r in revisions[d.id] if r.kind == "detached"]
-                sealed = _bundle(parts)
-            documents.append(sealed if d.is_pdf else current)
-            sealed_docs.append(completion.SealedDocument(d.id, d.original_sha256, d.current_sha256,
-                                                         hashlib.sha256(sealed).hexdigest()))
+                sealed = _bundle([cms.countersign(self._blobs.get(r.sha256), self.key.cms_signer,
+                                                  self.key.certificates, self._timestamper(), now)
+                                  for r in revisions[d.id] if r.kind == "detached"])
+            made.texts.append(text.document_text(sealed if d.is_pdf else current, d.media_type))
+            made.documents.append(completion.SealedDocument(d.id, d.original_sha256, d.current_sha256,
+                                                            hashlib.sha256(sealed).hexdigest()))
             keep("document", d.id, sealed, d.is_pdf)
+        certificate = completion.certificate_pdf(env, self._people(env), made.documents, revisions, now)
+        keep("certificate", "", pdf.seal_pdf(certificate, self.key.pdf_signer, self._timestamper(), self._roots),
+             True)
+        keep("events", "", event_log(self._store, env))
+        return made
+
+    def _people(self, env: Envelope) -> dict[str, Person]:
         people = {}
         for r in env.recipients:
             try:
                 people[r.person_id] = self._parties.person(r.person_id)
             except NotFound:
                 pass
-        certificate = completion.certificate_pdf(env, people, sealed_docs, revisions, now)
-        keep("certificate", "", pdf.seal_pdf(certificate, self.key.pdf_signer, self._timestamper(), self._roots),
-             True)
-        keep("events", "", event_log(self._store, env))
-        texts = [text.document_text(data, d.media_type) for d, data in zip(env.documents, documents, strict=True)]
+        return people
+
+    def _record(self, env: Envelope, made: _Made, now: datetime) -> bool:
+        """One transaction: the archived objects, the job sealed, the search index, the ``sealed`` event;
+        False when another pass recorded the seal first."""
         with self._store.transaction():
-            job = self.job(envelope_id)
-            if job is not None and job["state"] == "sealed":  # another pass got there first
-                return self.objects(envelope_id)
-            for o in archived:
+            job = self.job(env.id)
+            if job is not None and job["state"] == "sealed":
+                return False
+            for o in made.archived:
                 self._store.execute("DELETE FROM sealed_objects WHERE envelope_id = ? AND kind = ? AND "
-                                    "document_id = ?", (envelope_id, o.kind, o.document_id))
-                self._store.insert("sealed_objects", {"envelope_id": envelope_id, "kind": o.kind,
+                                    "document_id = ?", (env.id, o.kind, o.document_id))
+                self._store.insert("sealed_objects", {"envelope_id": env.id, "kind": o.kind,
                                                       "document_id": o.document_id, "org": o.org,
                                                       "sha256": o.sha256, "size": o.size,
                                                       "ts_expires_at": records.text(o.ts_expires_at)})
             if job is None:
-                self._store.insert("seal_jobs", {"envelope_id": envelope_id, "state": "sealed",
+                self._store.insert("seal_jobs", {"envelope_id": env.id, "state": "sealed",
                                                  "attempts": 1, "sealed_at": records.text(now)})
             else:
                 self._store.execute("UPDATE seal_jobs SET state = 'sealed', attempts = attempts + 1, "
                                     "sealed_at = ?, last_error = '' WHERE envelope_id = ?",
-                                    (records.text(now), envelope_id))
+                                    (records.text(now), env.id))
             if self._indexer is not None:
-                self._indexer(env, texts)
-            events.append(self._store, envelope_id, "sealed", "server", now, {
-                "documents": {s.document_id: s.sealed_sha256 for s in sealed_docs},
-                "archived": {f"{o.kind}:{o.document_id}" if o.document_id else o.kind: o.sha256 for o in archived}})
-        log.info("envelope %s sealed and archived: %d object(s)", envelope_id, len(archived))
-        return archived
+                self._indexer(env, made.texts)
+            events.append(self._store, env.id, "sealed", "server", now, {
+                "documents": {s.document_id: s.sealed_sha256 for s in made.documents},
+                "archived": {f"{o.kind}:{o.document_id}" if o.document_id else o.kind: o.sha256
+                             for o in made.archived}})
+        return True
+
+
+@dataclass
+class _Made:
+    archived: list[SealedObject] = field(default_factory=list)
+    documents: list[completion.SealedDocument] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
 
 
 def _object(r: dict[str, Any]) -> SealedObject:

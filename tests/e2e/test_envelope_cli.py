@@ -321,6 +321,12 @@ def test_a_completed_contract_is_sealed_to_b_lta_archived_encrypted_and_exported
             break
         time.sleep(0.5)
     assert types[-2:] == ["completed", "sealed"], types
+    # the seal signed a tree head over its own event; the log verifies
+    report = admin(running.env, "audit", "verify")
+    assert report["ok"] and report["heads"] >= 1, report
+    # a KEK rotation re-wraps every data key (content untouched): the export below decrypts under the new KEK
+    rotated = admin(running.env, "archive", "rotate-kek", f"signet-archive-kek-{envelope[-6:]}")
+    assert rotated["rewrapped"] >= 4 and rotated["retired"], rotated
     out = world["base"] / "export"
     got = admin(running.env, "contract", "export", envelope, "--out", str(out))
     sealed = (out / "sealed-lease.pdf").read_bytes()
