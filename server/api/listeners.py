@@ -1,9 +1,9 @@
 """The two gRPC servers of signet-server, both TLS with the server certificate from our own CA.
 
 - API (``[grpc] listen``): client certificates required and verified against our CA (mutual TLS);
-  IdentityService, CertificateService and EnvelopeService.  Its messages may be as large as the largest
-  document an envelope may hold (``[envelopes] max_document_bytes``) plus :data:`ENVELOPE_SLACK` for the
-  message around it and the signatures a revision gathers.
+  IdentityService, CertificateService, EnvelopeService, ContractService and AuditService.  Its messages may be
+  as large as the largest document an envelope may hold (``[envelopes] max_document_bytes``) plus
+  :data:`ENVELOPE_SLACK` for the message around it and the signatures a revision gathers.
 - Enrollment (``[grpc] enroll_listen``): server-authenticated TLS only; EnrollmentService.
 
 Two listeners because grpc-python either requires a client certificate or never asks for one: it
@@ -23,9 +23,11 @@ from grpc_health.v1 import health
 from signet.serving import add_health_and_reflection
 from signet.v1 import server_pb2, server_pb2_grpc
 
+from ..audit.service import AuditQueries
 from ..ca import Role, db
 from ..runtime import Runtime
 from ..tls import certs_pem
+from .audit import AuditServicer
 from .auth import Authenticator
 from .certificates import CertificateServicer
 from .contracts import ContractServicer
@@ -84,13 +86,15 @@ def start_listeners(rt: Runtime, server_key_pem: bytes, server_chain_pem: bytes)
     auth = Authenticator(rt.store, db.spki_hash(rt.keys[Role.TLS_CA].public_key_der))
 
     api, api_health = _server(cfg.grpc.workers, ["IdentityService", "CertificateService", "EnvelopeService",
-                                                 "ContractService"],
+                                                 "ContractService", "AuditService"],
                               api_message_limit(cfg.envelopes.max_document_bytes))
     server_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(rt.identity, auth, rt.enrollment), api)
     server_pb2_grpc.add_CertificateServiceServicer_to_server(
         CertificateServicer(rt.ca, rt.identity, rt.external_roots, auth, rt.remote_keys), api)
     server_pb2_grpc.add_EnvelopeServiceServicer_to_server(EnvelopeServicer(rt.envelopes, auth), api)
     server_pb2_grpc.add_ContractServiceServicer_to_server(ContractServicer(rt.contracts, auth), api)
+    server_pb2_grpc.add_AuditServiceServicer_to_server(
+        AuditServicer(AuditQueries(rt.store, rt.keys, rt.clock), auth), api)
     api_port = _port(api, cfg.grpc.listen, grpc.ssl_server_credentials(
         [(server_key_pem, server_chain_pem)], root_certificates=client_ca, require_client_auth=True))
 

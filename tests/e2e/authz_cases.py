@@ -55,7 +55,7 @@ SERVER_RPCS = rpc_names(server_pb2.DESCRIPTOR)
 # server.proto's header: which listener serves which service
 API, ENROLL = "api", "enroll"
 LISTENER_OF: dict[str, str] = {"IdentityService": API, "CertificateService": API, "EnvelopeService": API,
-                               "ContractService": API, "EnrollmentService": ENROLL}
+                               "ContractService": API, "AuditService": API, "EnrollmentService": ENROLL}
 
 
 def listener_of(rpc: str) -> str | None:
@@ -364,6 +364,64 @@ CONTRACT_CASES: dict[str, ApiCase] = {
         same_org_operator=NOT_SEALED, other_org_operator=NF, other_persons_agent=NF, own_agent=NF),
 }
 
+# -- AuditService (server.proto): operators only; heads and consistency proofs are hashes, any operator gets them; a
+# leaf only an operator of its envelope's organisation (another's: NOT_FOUND).  The matrix world's first leaf is the
+# creation of its envelope (Henry's first); the world of tests/e2e/test_server_authz.py has no leaf at all.
+def _head_signed(head: Any, certificate_der: bytes) -> bool:
+    """``head`` verifies with the audit certificate (as a relying party would check it)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+    from signet.auditformat import head_message, parse_time
+
+    key = x509.load_der_x509_certificate(certificate_der).public_key()
+    algorithm = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}[head.hash_name]
+    message = head_message(head.tree_size, int(parse_time(head.timestamp).timestamp() * 1000), head.root_hash)
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        key.verify(head.signature, message, ec.ECDSA(algorithm))
+    else:
+        assert isinstance(key, rsa.RSAPublicKey)
+        key.verify(head.signature, message, padding.PKCS1v15(), algorithm)
+    return True
+
+
+def _leaves_proven(r: Any, t: Any) -> bool:
+    from signet.merkle import verify_inclusion
+
+    for x in r.leaves:
+        verify_inclusion(x.leaf.leaf_hash, x.leaf.seq, r.tree_size, list(x.proof), r.head.root_hash)
+    return bool(r.leaves) and r.leaves[0].leaf.kind == "envelope.created" and r.head.tree_size == r.tree_size \
+        and {x.leaf.subject for x in r.leaves} == {t.envelope}
+
+
+HEAD = Allowed("tree heads reveal only hashes: any operator gets them", _check(
+    lambda r, t: _head_signed(r.head, r.audit_certificate_der) and len(r.chain_der) == 2,
+    "a head signed by the audit key, with its certificate and chain"))
+CONSISTENCY = Allowed("consistency proofs reveal only hashes: any operator gets them", _check(
+    lambda r, t: r.new_head.tree_size == r.new_size and r.old_size <= r.new_size, "a proof to the newest head"))
+
+AUDIT_CASES: dict[str, ApiCase] = {
+    "AuditService.GetTreeHead": ApiCase(
+        lambda t: server_pb2.GetTreeHeadRequest(), same_org_operator=HEAD, other_org_operator=HEAD,
+        other_persons_agent=OPERATOR_ONLY, own_agent=OPERATOR_ONLY),
+    "AuditService.GetInclusionProof": ApiCase(
+        lambda t: server_pb2.GetInclusionProofRequest(seq=0),
+        same_org_operator=Allowed("an operator sees the leaves of its organisation's envelopes", _check(
+            lambda r, t: r.leaf.subject == t.envelope and r.leaf.kind == "envelope.created"
+            and r.head.tree_size == r.tree_size, "the envelope's first leaf, with a proof to the newest head")),
+        other_org_operator=NF, other_persons_agent=OPERATOR_ONLY, own_agent=OPERATOR_ONLY),
+    "AuditService.GetConsistencyProof": ApiCase(
+        lambda t: server_pb2.GetConsistencyProofRequest(old_size=0 if t.envelope == NO_ENVELOPE else 1),
+        same_org_operator=CONSISTENCY, other_org_operator=CONSISTENCY, other_persons_agent=OPERATOR_ONLY,
+        own_agent=OPERATOR_ONLY),
+    "AuditService.ListEnvelopeLeaves": ApiCase(
+        lambda t: server_pb2.ListEnvelopeLeavesRequest(envelope_id=t.envelope),
+        same_org_operator=Allowed("an operator sees the leaves of its organisation's envelopes", _check(
+            _leaves_proven, "the envelope's leaves, oldest first, each proven in the newest head")),
+        other_org_operator=NF, other_persons_agent=OPERATOR_ONLY, own_agent=OPERATOR_ONLY),
+}
+
 API_CASES: dict[str, ApiCase] = {
     "IdentityService.RegisterPerson": ApiCase(
         _register,
@@ -456,6 +514,7 @@ API_CASES: dict[str, ApiCase] = {
         own_agent=OPERATOR_ONLY),
     **ENVELOPE_CASES,
     **CONTRACT_CASES,
+    **AUDIT_CASES,
 }
 
 

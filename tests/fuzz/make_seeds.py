@@ -325,6 +325,7 @@ def server_seeds(external_leaf: bytes, signed_revision: bytes, detached: bytes) 
     }.items()}
     seeds.update(envelope_seeds(signed_revision, detached))
     seeds.update(contract_seeds())
+    seeds.update(audit_seeds())
     missing = {r.name for r in table} - {v[0] for v in seeds.values()}
     assert not missing, f"no seed for {missing}"
     return {f"{key}.bin": _encode(table, name, [msg], flags) for key, (name, msg, flags) in seeds.items()}
@@ -350,6 +351,31 @@ def contract_seeds() -> dict[str, tuple[str, Any, int]]:
         "GetContract-operator": ("GetContract", pb.GetContractRequest(envelope_id=v1), op),
         "DownloadContract": ("DownloadContract", pb.DownloadContractRequest(envelope_id=v1, name="lease.pdf"), op),
         "ExportEvidence": ("ExportEvidence", pb.ExportEvidenceRequest(envelope_id=v1), 0),
+    }
+
+
+def audit_seeds() -> dict[str, tuple[str, Any, int]]:
+    """AuditService requests (flag 0x80: the operator calls; @p1's agent is refused): the newest head and one of
+    a given size, proofs to the newest head and to given sizes (some beyond the log), and the leaves of the sent
+    envelope @v1."""
+    from signet.v1 import server_pb2 as pb
+
+    from . import worlds
+
+    v1, op = worlds.ENVELOPE_SENT, 0x80
+    return {
+        "GetTreeHead": ("GetTreeHead", pb.GetTreeHeadRequest(), 0),
+        "GetTreeHead-operator": ("GetTreeHead", pb.GetTreeHeadRequest(), op),
+        "GetTreeHead-size": ("GetTreeHead", pb.GetTreeHeadRequest(tree_size=3), op),
+        "GetInclusionProof-operator": ("GetInclusionProof", pb.GetInclusionProofRequest(seq=1), op),
+        "GetInclusionProof-size": ("GetInclusionProof", pb.GetInclusionProofRequest(seq=2, tree_size=4), op),
+        "GetConsistencyProof-operator": ("GetConsistencyProof", pb.GetConsistencyProofRequest(old_size=3), op),
+        "GetConsistencyProof-sizes": ("GetConsistencyProof", pb.GetConsistencyProofRequest(
+            old_size=5, new_size=2**40), op),
+        "ListEnvelopeLeaves": ("ListEnvelopeLeaves", pb.ListEnvelopeLeavesRequest(envelope_id=v1), 0),
+        "ListEnvelopeLeaves-operator": ("ListEnvelopeLeaves", pb.ListEnvelopeLeavesRequest(envelope_id=v1), op),
+        "ListEnvelopeLeaves-size": ("ListEnvelopeLeaves", pb.ListEnvelopeLeavesRequest(envelope_id=v1, tree_size=6),
+                                    op),
     }
 
 

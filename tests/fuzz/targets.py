@@ -389,7 +389,7 @@ def server_rpcs() -> tuple[Rpc, ...]:
 def _servicer(world: Any, rpc: Rpc) -> Any:
     return {"IdentityService": world.identity_servicer, "CertificateService": world.certificate_servicer,
             "EnrollmentService": world.enrollment_servicer, "EnvelopeService": world.envelope_servicer,
-            "ContractService": world.contract_servicer}[rpc.service]
+            "ContractService": world.contract_servicer, "AuditService": world.audit_servicer}[rpc.service]
 
 
 def _resolve(world: Any, msg: Any) -> None:
@@ -433,7 +433,8 @@ def server_handler(data: bytes) -> None:
     world = server_world()
     for req in requests:
         _resolve(world, req)
-    envelopes = rpc.service in ("EnvelopeService", "ContractService")  # both authenticate the TLS client
+    # these authenticate the TLS client
+    envelopes = rpc.service in ("EnvelopeService", "ContractService", "AuditService")
     auth = {"transport_security_type": [b"ssl"]}
     if envelopes:  # the caller's TLS client certificate: @p1's agent, or (bit 7) the operator
         auth["x509_pem_cert"] = [world.operator_tls_pem if data[0] & 0x80 else world.person_tls_pem]

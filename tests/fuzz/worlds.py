@@ -196,6 +196,7 @@ class ServerWorld:
     person_tls_pem: bytes = b""  # @p1's agent TLS client certificate (EnvelopeService's caller)
     operator_tls_pem: bytes = b""  # fuzz-op's TLS client certificate (bit 7 of an EnvelopeService input)
     contract_servicer: Any = None  # server.api.contracts.ContractServicer (its caller as EnvelopeService's)
+    audit_servicer: Any = None  # server.api.audit.AuditServicer (its caller as EnvelopeService's)
     notice_failures: list[BaseException] = field(default_factory=list)  # what the notice dispatcher refused
     last_agent_pem: bytes = b""
     _counter: Any = field(default_factory=lambda: itertools.count(1))
@@ -507,6 +508,12 @@ def build_server_world(serial: str, base: Path) -> ServerWorld:
     world.contract_servicer = ContractServicer(
         Contracts(store, archive, BlindIndex(store, os.urandom(32)), sealer, keys, clock),
         Authenticator(store, db.spki_hash(keys[KeyRole.TLS_CA].public_key_der)))
+    # the audit log's proofs as signet-server serves them: heads signed by the audit key on the token
+    from server.api.audit import AuditServicer
+    from server.audit.service import AuditQueries
+
+    world.audit_servicer = AuditServicer(AuditQueries(store, keys, clock),
+                                         Authenticator(store, db.spki_hash(keys[KeyRole.TLS_CA].public_key_der)))
     world.operator_tls_pem = pem.armor("CERTIFICATE", issue_client_certificate(
         keys, store, clock, urls, new_csr(), Caller(org.id, Role.OPERATOR, operator.subject),
         validity=timedelta(days=365)))

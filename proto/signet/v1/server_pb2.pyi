@@ -7,8 +7,9 @@ Listeners (both TLS 1.2+ with the server certificate issued by Signet's own CA):
   * the API listener requires a client certificate issued by Signet's CA
     (mutual TLS). The certificate carries the caller as a SAN URI
     "urn:signet:org:<org id>:role:<operator|agent>:subject:<login or person id>";
-    it must be on record and not revoked. IdentityService and
-    CertificateService are served here.
+    it must be on record and not revoked. IdentityService,
+    CertificateService, EnvelopeService, ContractService and AuditService
+    are served here.
   * the enrollment listener authenticates only the server (a new agent has no
     client certificate yet). EnrollmentService is served here; it
     authenticates each call with the person id and a fresh one-time code.
@@ -2669,3 +2670,339 @@ class ExportEvidenceResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExportEvidenceResponse: _TypeAlias = ExportEvidenceResponse  # noqa: Y015
+
+@_typing.final
+class TreeHead(_message.Message):
+    """A signed tree head, as stored (the fields of `signet-admin audit head`)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    ROOT_HASH_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    HASH_NAME_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    SPKI_SHA256_FIELD_NUMBER: _builtins.int
+    tree_size: _builtins.int
+    root_hash: _builtins.bytes
+    """SHA-256, 32 bytes"""
+    timestamp: _builtins.str
+    """UTC, ISO 8601 with milliseconds: "2030-01-01T12:00:00.123Z" """
+    signature: _builtins.bytes
+    """DER ECDSA or PKCS#1 v1.5, whichever the audit key is"""
+    hash_name: _builtins.str
+    """the signature's hash: sha256 | sha384 | sha512"""
+    key_id: _builtins.str
+    """the audit key's id on the server token (informational)"""
+    spki_sha256: _builtins.str
+    """hex SHA-256 of the signing key's SubjectPublicKeyInfo"""
+    def __init__(
+        self,
+        *,
+        tree_size: _builtins.int = ...,
+        root_hash: _builtins.bytes = ...,
+        timestamp: _builtins.str = ...,
+        signature: _builtins.bytes = ...,
+        hash_name: _builtins.str = ...,
+        key_id: _builtins.str = ...,
+        spki_sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hash_name", b"hash_name", "key_id", b"key_id", "root_hash", b"root_hash", "signature", b"signature", "spki_sha256", b"spki_sha256", "timestamp", b"timestamp", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TreeHead: _TypeAlias = TreeHead  # noqa: Y015
+
+@_typing.final
+class AuditLeaf(_message.Message):
+    """One leaf of the log, with the fields its hash is computed from."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    PAYLOAD_JSON_FIELD_NUMBER: _builtins.int
+    LEAF_HASH_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    time: _builtins.str
+    """UTC, ISO 8601 with milliseconds"""
+    kind: _builtins.str
+    """e.g. "envelope.signed", "evidence.exported", "archive.lta_renewed" """
+    subject: _builtins.str
+    """the envelope id"""
+    payload_json: _builtins.str
+    """the payload as canonical JSON text (ids, hashes and states only)"""
+    leaf_hash: _builtins.bytes
+    """SHA-256(0x00 || leaf), 32 bytes"""
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        time: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        subject: _builtins.str = ...,
+        payload_json: _builtins.str = ...,
+        leaf_hash: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "leaf_hash", b"leaf_hash", "payload_json", b"payload_json", "seq", b"seq", "subject", b"subject", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuditLeaf: _TypeAlias = AuditLeaf  # noqa: Y015
+
+@_typing.final
+class GetTreeHeadRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    tree_size: _builtins.int
+    """0: the newest head"""
+    def __init__(
+        self,
+        *,
+        tree_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTreeHeadRequest: _TypeAlias = GetTreeHeadRequest  # noqa: Y015
+
+@_typing.final
+class GetTreeHeadResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEAD_FIELD_NUMBER: _builtins.int
+    AUDIT_CERTIFICATE_DER_FIELD_NUMBER: _builtins.int
+    CHAIN_DER_FIELD_NUMBER: _builtins.int
+    audit_certificate_der: _builtins.bytes
+    """verifies head.signature"""
+    @_builtins.property
+    def head(self) -> Global___TreeHead: ...
+    @_builtins.property
+    def chain_der(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """above it: the signing CA, the signing root"""
+
+    def __init__(
+        self,
+        *,
+        head: Global___TreeHead | None = ...,
+        audit_certificate_der: _builtins.bytes = ...,
+        chain_der: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["head", b"head"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_certificate_der", b"audit_certificate_der", "chain_der", b"chain_der", "head", b"head"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTreeHeadResponse: _TypeAlias = GetTreeHeadResponse  # noqa: Y015
+
+@_typing.final
+class GetInclusionProofRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    tree_size: _builtins.int
+    """0: the newest signed head's"""
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        tree_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["seq", b"seq", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetInclusionProofRequest: _TypeAlias = GetInclusionProofRequest  # noqa: Y015
+
+@_typing.final
+class GetInclusionProofResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAF_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    PROOF_FIELD_NUMBER: _builtins.int
+    HEAD_FIELD_NUMBER: _builtins.int
+    tree_size: _builtins.int
+    """the tree the proof is for"""
+    @_builtins.property
+    def leaf(self) -> Global___AuditLeaf: ...
+    @_builtins.property
+    def proof(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """RFC 9162 inclusion proof, deepest hash first"""
+
+    @_builtins.property
+    def head(self) -> Global___TreeHead:
+        """the signed head of tree_size, when one was signed at that size"""
+
+    def __init__(
+        self,
+        *,
+        leaf: Global___AuditLeaf | None = ...,
+        tree_size: _builtins.int = ...,
+        proof: _abc.Iterable[_builtins.bytes] | None = ...,
+        head: Global___TreeHead | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["head", b"head", "leaf", b"leaf"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["head", b"head", "leaf", b"leaf", "proof", b"proof", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetInclusionProofResponse: _TypeAlias = GetInclusionProofResponse  # noqa: Y015
+
+@_typing.final
+class GetConsistencyProofRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OLD_SIZE_FIELD_NUMBER: _builtins.int
+    NEW_SIZE_FIELD_NUMBER: _builtins.int
+    old_size: _builtins.int
+    new_size: _builtins.int
+    """0: the newest signed head's"""
+    def __init__(
+        self,
+        *,
+        old_size: _builtins.int = ...,
+        new_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["new_size", b"new_size", "old_size", b"old_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetConsistencyProofRequest: _TypeAlias = GetConsistencyProofRequest  # noqa: Y015
+
+@_typing.final
+class GetConsistencyProofResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OLD_SIZE_FIELD_NUMBER: _builtins.int
+    NEW_SIZE_FIELD_NUMBER: _builtins.int
+    PROOF_FIELD_NUMBER: _builtins.int
+    OLD_HEAD_FIELD_NUMBER: _builtins.int
+    NEW_HEAD_FIELD_NUMBER: _builtins.int
+    old_size: _builtins.int
+    new_size: _builtins.int
+    @_builtins.property
+    def proof(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """RFC 9162 consistency proof (empty when old_size is 0 or new_size)"""
+
+    @_builtins.property
+    def old_head(self) -> Global___TreeHead:
+        """the signed heads of those sizes, when signed at exactly that size"""
+
+    @_builtins.property
+    def new_head(self) -> Global___TreeHead: ...
+    def __init__(
+        self,
+        *,
+        old_size: _builtins.int = ...,
+        new_size: _builtins.int = ...,
+        proof: _abc.Iterable[_builtins.bytes] | None = ...,
+        old_head: Global___TreeHead | None = ...,
+        new_head: Global___TreeHead | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["new_head", b"new_head", "old_head", b"old_head"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["new_head", b"new_head", "new_size", b"new_size", "old_head", b"old_head", "old_size", b"old_size", "proof", b"proof"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetConsistencyProofResponse: _TypeAlias = GetConsistencyProofResponse  # noqa: Y015
+
+@_typing.final
+class ListEnvelopeLeavesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_ID_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    envelope_id: _builtins.str
+    tree_size: _builtins.int
+    """0: the newest signed head's"""
+    def __init__(
+        self,
+        *,
+        envelope_id: _builtins.str = ...,
+        tree_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope_id", b"envelope_id", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEnvelopeLeavesRequest: _TypeAlias = ListEnvelopeLeavesRequest  # noqa: Y015
+
+@_typing.final
+class EnvelopeLeaf(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAF_FIELD_NUMBER: _builtins.int
+    PROOF_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def leaf(self) -> Global___AuditLeaf: ...
+    @_builtins.property
+    def proof(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """inclusion proof in the tree of tree_size leaves"""
+
+    def __init__(
+        self,
+        *,
+        leaf: Global___AuditLeaf | None = ...,
+        proof: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["leaf", b"leaf"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leaf", b"leaf", "proof", b"proof"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnvelopeLeaf: _TypeAlias = EnvelopeLeaf  # noqa: Y015
+
+@_typing.final
+class ListEnvelopeLeavesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAVES_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    HEAD_FIELD_NUMBER: _builtins.int
+    tree_size: _builtins.int
+    @_builtins.property
+    def leaves(self) -> _containers.RepeatedCompositeFieldContainer[Global___EnvelopeLeaf]:
+        """oldest first; only those in the tree of tree_size leaves"""
+
+    @_builtins.property
+    def head(self) -> Global___TreeHead:
+        """the signed head of tree_size, when one was signed at that size"""
+
+    def __init__(
+        self,
+        *,
+        leaves: _abc.Iterable[Global___EnvelopeLeaf] | None = ...,
+        tree_size: _builtins.int = ...,
+        head: Global___TreeHead | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["head", b"head"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["head", b"head", "leaves", b"leaves", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEnvelopeLeavesResponse: _TypeAlias = ListEnvelopeLeavesResponse  # noqa: Y015

@@ -1712,3 +1712,265 @@ class ContractService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class AuditServiceStub:
+    """The audit log's proofs (API listener): signed tree heads, inclusion and
+    consistency proofs of the RFC 9162 Merkle tree every envelope event (and
+    every download, evidence export and archive operation) is a leaf of, so a
+    relying party can check that what it was shown is in the log and that the
+    log only grows. A head signs b"signet-audit-tree-head-v1\0" ||
+    uint64be(tree_size) || uint64be(timestamp in ms since 1970) || root_hash with
+    the audit key (its certificate and chain come with GetTreeHead); a leaf hash
+    is SHA-256(0x00 || canonical JSON of {kind, payload, seq, subject, time}).
+
+    Authorisation: operators only (anyone else: PERMISSION_DENIED "only an
+    operator"). Tree heads and consistency proofs reveal only hashes: any
+    operator may get them. A leaf is seen only by an operator of the
+    organisation of the envelope it is about: a leaf or envelope of another
+    organisation, and a leaf about anything but an envelope, is NOT_FOUND,
+    exactly like a seq or id that does not exist. A tree size larger than the
+    log, a seq not in the tree asked for, old_size > new_size:
+    INVALID_ARGUMENT. A tree_size or new_size of 0 means the newest signed head
+    (signed now when the log has grown since the newest head was signed).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetTreeHead = channel.unary_unary(
+                '/signet.v1.AuditService/GetTreeHead',
+                request_serializer=signet_dot_v1_dot_server__pb2.GetTreeHeadRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.GetTreeHeadResponse.FromString,
+                _registered_method=True)
+        self.GetInclusionProof = channel.unary_unary(
+                '/signet.v1.AuditService/GetInclusionProof',
+                request_serializer=signet_dot_v1_dot_server__pb2.GetInclusionProofRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.GetInclusionProofResponse.FromString,
+                _registered_method=True)
+        self.GetConsistencyProof = channel.unary_unary(
+                '/signet.v1.AuditService/GetConsistencyProof',
+                request_serializer=signet_dot_v1_dot_server__pb2.GetConsistencyProofRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.GetConsistencyProofResponse.FromString,
+                _registered_method=True)
+        self.ListEnvelopeLeaves = channel.unary_unary(
+                '/signet.v1.AuditService/ListEnvelopeLeaves',
+                request_serializer=signet_dot_v1_dot_server__pb2.ListEnvelopeLeavesRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.ListEnvelopeLeavesResponse.FromString,
+                _registered_method=True)
+
+
+class AuditServiceServicer:
+    """The audit log's proofs (API listener): signed tree heads, inclusion and
+    consistency proofs of the RFC 9162 Merkle tree every envelope event (and
+    every download, evidence export and archive operation) is a leaf of, so a
+    relying party can check that what it was shown is in the log and that the
+    log only grows. A head signs b"signet-audit-tree-head-v1\0" ||
+    uint64be(tree_size) || uint64be(timestamp in ms since 1970) || root_hash with
+    the audit key (its certificate and chain come with GetTreeHead); a leaf hash
+    is SHA-256(0x00 || canonical JSON of {kind, payload, seq, subject, time}).
+
+    Authorisation: operators only (anyone else: PERMISSION_DENIED "only an
+    operator"). Tree heads and consistency proofs reveal only hashes: any
+    operator may get them. A leaf is seen only by an operator of the
+    organisation of the envelope it is about: a leaf or envelope of another
+    organisation, and a leaf about anything but an envelope, is NOT_FOUND,
+    exactly like a seq or id that does not exist. A tree size larger than the
+    log, a seq not in the tree asked for, old_size > new_size:
+    INVALID_ARGUMENT. A tree_size or new_size of 0 means the newest signed head
+    (signed now when the log has grown since the newest head was signed).
+    """
+
+    def GetTreeHead(self, request, context):
+        """The newest signed head (tree_size 0: signed now when the log has grown
+        since), or the signed head of exactly tree_size (NOT_FOUND if none was
+        signed at that size), with the audit certificate and its chain.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetInclusionProof(self, request, context):
+        """One leaf and its inclusion proof in the tree of tree_size leaves.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsistencyProof(self, request, context):
+        """The consistency proof between the trees of old_size and new_size leaves.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEnvelopeLeaves(self, request, context):
+        """Every leaf about one envelope, oldest first, each with its inclusion
+        proof in the tree of tree_size leaves.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AuditServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetTreeHead': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTreeHead,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.GetTreeHeadRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.GetTreeHeadResponse.SerializeToString,
+            ),
+            'GetInclusionProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInclusionProof,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.GetInclusionProofRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.GetInclusionProofResponse.SerializeToString,
+            ),
+            'GetConsistencyProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsistencyProof,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.GetConsistencyProofRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.GetConsistencyProofResponse.SerializeToString,
+            ),
+            'ListEnvelopeLeaves': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEnvelopeLeaves,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.ListEnvelopeLeavesRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.ListEnvelopeLeavesResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'signet.v1.AuditService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('signet.v1.AuditService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AuditService:
+    """The audit log's proofs (API listener): signed tree heads, inclusion and
+    consistency proofs of the RFC 9162 Merkle tree every envelope event (and
+    every download, evidence export and archive operation) is a leaf of, so a
+    relying party can check that what it was shown is in the log and that the
+    log only grows. A head signs b"signet-audit-tree-head-v1\0" ||
+    uint64be(tree_size) || uint64be(timestamp in ms since 1970) || root_hash with
+    the audit key (its certificate and chain come with GetTreeHead); a leaf hash
+    is SHA-256(0x00 || canonical JSON of {kind, payload, seq, subject, time}).
+
+    Authorisation: operators only (anyone else: PERMISSION_DENIED "only an
+    operator"). Tree heads and consistency proofs reveal only hashes: any
+    operator may get them. A leaf is seen only by an operator of the
+    organisation of the envelope it is about: a leaf or envelope of another
+    organisation, and a leaf about anything but an envelope, is NOT_FOUND,
+    exactly like a seq or id that does not exist. A tree size larger than the
+    log, a seq not in the tree asked for, old_size > new_size:
+    INVALID_ARGUMENT. A tree_size or new_size of 0 means the newest signed head
+    (signed now when the log has grown since the newest head was signed).
+    """
+
+    @staticmethod
+    def GetTreeHead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.AuditService/GetTreeHead',
+            signet_dot_v1_dot_server__pb2.GetTreeHeadRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.GetTreeHeadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInclusionProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.AuditService/GetInclusionProof',
+            signet_dot_v1_dot_server__pb2.GetInclusionProofRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.GetInclusionProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsistencyProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.AuditService/GetConsistencyProof',
+            signet_dot_v1_dot_server__pb2.GetConsistencyProofRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.GetConsistencyProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEnvelopeLeaves(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.AuditService/ListEnvelopeLeaves',
+            signet_dot_v1_dot_server__pb2.ListEnvelopeLeavesRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.ListEnvelopeLeavesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

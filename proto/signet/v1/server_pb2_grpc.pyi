@@ -7,8 +7,9 @@ Listeners (both TLS 1.2+ with the server certificate issued by Signet's own CA):
   * the API listener requires a client certificate issued by Signet's CA
     (mutual TLS). The certificate carries the caller as a SAN URI
     "urn:signet:org:<org id>:role:<operator|agent>:subject:<login or person id>";
-    it must be on record and not revoked. IdentityService and
-    CertificateService are served here.
+    it must be on record and not revoked. IdentityService,
+    CertificateService, EnvelopeService, ContractService and AuditService
+    are served here.
   * the enrollment listener authenticates only the server (a new agent has no
     client certificate yet). EnrollmentService is served here; it
     authenticates each call with the person id and a fresh one-time code.
@@ -742,3 +743,139 @@ class ContractServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
 def add_ContractServiceServicer_to_server(servicer: ContractServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class AuditServiceStub:
+    """The audit log's proofs (API listener): signed tree heads, inclusion and
+    consistency proofs of the RFC 9162 Merkle tree every envelope event (and
+    every download, evidence export and archive operation) is a leaf of, so a
+    relying party can check that what it was shown is in the log and that the
+    log only grows. A head signs b"signet-audit-tree-head-v1\\0" ||
+    uint64be(tree_size) || uint64be(timestamp in ms since 1970) || root_hash with
+    the audit key (its certificate and chain come with GetTreeHead); a leaf hash
+    is SHA-256(0x00 || canonical JSON of {kind, payload, seq, subject, time}).
+
+    Authorisation: operators only (anyone else: PERMISSION_DENIED "only an
+    operator"). Tree heads and consistency proofs reveal only hashes: any
+    operator may get them. A leaf is seen only by an operator of the
+    organisation of the envelope it is about: a leaf or envelope of another
+    organisation, and a leaf about anything but an envelope, is NOT_FOUND,
+    exactly like a seq or id that does not exist. A tree size larger than the
+    log, a seq not in the tree asked for, old_size > new_size:
+    INVALID_ARGUMENT. A tree_size or new_size of 0 means the newest signed head
+    (signed now when the log has grown since the newest head was signed).
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> AuditServiceAsyncStub: ...
+    GetTreeHead: _grpc.UnaryUnaryMultiCallable[_server_pb2.GetTreeHeadRequest, _server_pb2.GetTreeHeadResponse]
+    """The newest signed head (tree_size 0: signed now when the log has grown
+    since), or the signed head of exactly tree_size (NOT_FOUND if none was
+    signed at that size), with the audit certificate and its chain.
+    """
+    GetInclusionProof: _grpc.UnaryUnaryMultiCallable[_server_pb2.GetInclusionProofRequest, _server_pb2.GetInclusionProofResponse]
+    """One leaf and its inclusion proof in the tree of tree_size leaves."""
+    GetConsistencyProof: _grpc.UnaryUnaryMultiCallable[_server_pb2.GetConsistencyProofRequest, _server_pb2.GetConsistencyProofResponse]
+    """The consistency proof between the trees of old_size and new_size leaves."""
+    ListEnvelopeLeaves: _grpc.UnaryUnaryMultiCallable[_server_pb2.ListEnvelopeLeavesRequest, _server_pb2.ListEnvelopeLeavesResponse]
+    """Every leaf about one envelope, oldest first, each with its inclusion
+    proof in the tree of tree_size leaves.
+    """
+
+@_typing.type_check_only
+class AuditServiceAsyncStub(AuditServiceStub):
+    """The audit log's proofs (API listener): signed tree heads, inclusion and
+    consistency proofs of the RFC 9162 Merkle tree every envelope event (and
+    every download, evidence export and archive operation) is a leaf of, so a
+    relying party can check that what it was shown is in the log and that the
+    log only grows. A head signs b"signet-audit-tree-head-v1\\0" ||
+    uint64be(tree_size) || uint64be(timestamp in ms since 1970) || root_hash with
+    the audit key (its certificate and chain come with GetTreeHead); a leaf hash
+    is SHA-256(0x00 || canonical JSON of {kind, payload, seq, subject, time}).
+
+    Authorisation: operators only (anyone else: PERMISSION_DENIED "only an
+    operator"). Tree heads and consistency proofs reveal only hashes: any
+    operator may get them. A leaf is seen only by an operator of the
+    organisation of the envelope it is about: a leaf or envelope of another
+    organisation, and a leaf about anything but an envelope, is NOT_FOUND,
+    exactly like a seq or id that does not exist. A tree size larger than the
+    log, a seq not in the tree asked for, old_size > new_size:
+    INVALID_ARGUMENT. A tree_size or new_size of 0 means the newest signed head
+    (signed now when the log has grown since the newest head was signed).
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    GetTreeHead: _aio.UnaryUnaryMultiCallable[_server_pb2.GetTreeHeadRequest, _server_pb2.GetTreeHeadResponse]  # type: ignore[assignment]
+    """The newest signed head (tree_size 0: signed now when the log has grown
+    since), or the signed head of exactly tree_size (NOT_FOUND if none was
+    signed at that size), with the audit certificate and its chain.
+    """
+    GetInclusionProof: _aio.UnaryUnaryMultiCallable[_server_pb2.GetInclusionProofRequest, _server_pb2.GetInclusionProofResponse]  # type: ignore[assignment]
+    """One leaf and its inclusion proof in the tree of tree_size leaves."""
+    GetConsistencyProof: _aio.UnaryUnaryMultiCallable[_server_pb2.GetConsistencyProofRequest, _server_pb2.GetConsistencyProofResponse]  # type: ignore[assignment]
+    """The consistency proof between the trees of old_size and new_size leaves."""
+    ListEnvelopeLeaves: _aio.UnaryUnaryMultiCallable[_server_pb2.ListEnvelopeLeavesRequest, _server_pb2.ListEnvelopeLeavesResponse]  # type: ignore[assignment]
+    """Every leaf about one envelope, oldest first, each with its inclusion
+    proof in the tree of tree_size leaves.
+    """
+
+class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
+    """The audit log's proofs (API listener): signed tree heads, inclusion and
+    consistency proofs of the RFC 9162 Merkle tree every envelope event (and
+    every download, evidence export and archive operation) is a leaf of, so a
+    relying party can check that what it was shown is in the log and that the
+    log only grows. A head signs b"signet-audit-tree-head-v1\\0" ||
+    uint64be(tree_size) || uint64be(timestamp in ms since 1970) || root_hash with
+    the audit key (its certificate and chain come with GetTreeHead); a leaf hash
+    is SHA-256(0x00 || canonical JSON of {kind, payload, seq, subject, time}).
+
+    Authorisation: operators only (anyone else: PERMISSION_DENIED "only an
+    operator"). Tree heads and consistency proofs reveal only hashes: any
+    operator may get them. A leaf is seen only by an operator of the
+    organisation of the envelope it is about: a leaf or envelope of another
+    organisation, and a leaf about anything but an envelope, is NOT_FOUND,
+    exactly like a seq or id that does not exist. A tree size larger than the
+    log, a seq not in the tree asked for, old_size > new_size:
+    INVALID_ARGUMENT. A tree_size or new_size of 0 means the newest signed head
+    (signed now when the log has grown since the newest head was signed).
+    """
+
+    @_abc_1.abstractmethod
+    def GetTreeHead(
+        self,
+        request: _server_pb2.GetTreeHeadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.GetTreeHeadResponse, _abc.Awaitable[_server_pb2.GetTreeHeadResponse]]:
+        """The newest signed head (tree_size 0: signed now when the log has grown
+        since), or the signed head of exactly tree_size (NOT_FOUND if none was
+        signed at that size), with the audit certificate and its chain.
+        """
+
+    @_abc_1.abstractmethod
+    def GetInclusionProof(
+        self,
+        request: _server_pb2.GetInclusionProofRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.GetInclusionProofResponse, _abc.Awaitable[_server_pb2.GetInclusionProofResponse]]:
+        """One leaf and its inclusion proof in the tree of tree_size leaves."""
+
+    @_abc_1.abstractmethod
+    def GetConsistencyProof(
+        self,
+        request: _server_pb2.GetConsistencyProofRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.GetConsistencyProofResponse, _abc.Awaitable[_server_pb2.GetConsistencyProofResponse]]:
+        """The consistency proof between the trees of old_size and new_size leaves."""
+
+    @_abc_1.abstractmethod
+    def ListEnvelopeLeaves(
+        self,
+        request: _server_pb2.ListEnvelopeLeavesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.ListEnvelopeLeavesResponse, _abc.Awaitable[_server_pb2.ListEnvelopeLeavesResponse]]:
+        """Every leaf about one envelope, oldest first, each with its inclusion
+        proof in the tree of tree_size leaves.
+        """
+
+def add_AuditServiceServicer_to_server(servicer: AuditServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
