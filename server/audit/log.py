@@ -286,6 +286,11 @@ class AuditLog:
         row = self.store.query_one("SELECT * FROM audit_heads ORDER BY tree_size DESC LIMIT 1")
         return _head(row) if row else None
 
+    def head_at(self, tree_size: int) -> TreeHead | None:
+        """The head signed at exactly ``tree_size`` leaves (None when none was)."""
+        row = self.store.query_one("SELECT * FROM audit_heads WHERE tree_size = ?", (tree_size,))
+        return _head(row) if row else None
+
     def heads(self) -> list[TreeHead]:
         return [_head(r) for r in self.store.query("SELECT * FROM audit_heads ORDER BY tree_size")]
 

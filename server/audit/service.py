@@ -23,7 +23,7 @@ from ..identity import Principal
 from ..identity.principal import require_operator
 from ..keys import ServerKeys
 from ..store import Row, Store
-from .log import AuditError, AuditLog, TreeHead, _head
+from .log import AuditError, AuditLog, TreeHead
 
 _ACTION = "read the audit log's tree heads and proofs"
 
@@ -95,8 +95,7 @@ class AuditQueries:
     def _head_at(self, tree_size: int) -> TreeHead | None:
         if tree_size > self._log.size():  # also keeps integers SQLite cannot hold out of the query
             return None
-        row = self._store.query_one("SELECT * FROM audit_heads WHERE tree_size = ?", (tree_size,))
-        return _head(row) if row else None
+        return self._log.head_at(tree_size)
 
     def _size(self, tree_size: int) -> tuple[int, TreeHead | None]:
         """``tree_size`` (0: the newest signed head's) and the head signed at that size, if any."""
