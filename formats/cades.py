@@ -115,8 +115,10 @@ async def async_verify_detached(
             h.update(chunk)
         f.seek(start)
         async with session(settings) as s:
-            vc = s.context(evidence, fetch=s.fetching)
             try:
+                # building the context registers the signature's certificates: a malformed name there
+                # (asn1crypto's TypeError on a bytes-valued attribute, fuzz finding F16) is a verdict too
+                vc = s.context(evidence, fetch=s.fetching)
                 status = await async_validate_detached_cms(
                     f, sd, signer_validation_context=vc, key_usage_settings=SIGNER_KEY_USAGE, chunk_size=_CHUNK,
                 )

@@ -14,7 +14,8 @@ cannot load escaped formats.verify_pdf: VerifyPdf ended INTERNAL), F11 (the pre-
 before a read's end when a short token followed it: an overlong name passed by up to 31 bytes), F12 (a run
 of "<" split by a read changed its parity: dictionaries only, instead of dictionaries and a hex
 string), F13 (the plain text kept for a next read was not measured when that read found the end of the file),
-F14 (a read that ended inside ">>" lost a closing bracket), F15 (a run glued to "endstream" was never measured).
+F14 (a read that ended inside ">>" lost a closing bracket), F15 (a run glued to "endstream" was never measured),
+F16 (a certificate name asn1crypto reads as bytes escaped verify_detached: SubmitSignature ended INTERNAL).
 """
 
 from __future__ import annotations
@@ -353,6 +354,24 @@ def test_verify_pdf_with_an_unusable_trust_root_is_no_internal_error() -> None:
     try:
         report = verify_pdf_bytes(signed, [unusable], revocation="offline")
     except InvalidOptions:
+        return
+    assert not report.valid
+
+
+# -- F16: a certificate name asn1crypto reads as bytes escaped formats.verify_detached (SubmitSignature INTERNAL) ---
+def test_verify_detached_with_a_certificate_name_of_bytes_is_a_report() -> None:
+    """A detached CMS (the server_handler fuzzer's SubmitSignature content) whose certificate has a name value that
+    asn1crypto's string preparation cannot take: building the validation context raised TypeError outside the
+    verdict's try, so the envelope service answered INTERNAL instead of refusing the signature."""
+    import io
+
+    from formats import verify_detached
+
+    sig = (HERE / "regressions" / "F16-certificate-name-with-a-bytes-value.p7s").read_bytes()
+    try:
+        report = verify_detached(io.BytesIO(b"the terms\n"), sig, [(HERE / "fixtures" / "external-root.der")
+                                                                  .read_bytes()], revocation="offline")
+    except InvalidDocument:
         return
     assert not report.valid
 
