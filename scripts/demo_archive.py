@@ -12,7 +12,6 @@ and ``audit`` (signet-admin audit verify).
 from __future__ import annotations
 
 import asyncio
-import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,39 +59,20 @@ def step_sealed(d: Demo) -> None:
     say(f"  signet-admin contract export wrote {', '.join(f['file'] for f in exported['objects'])} to {rel(SEALED)}")
 
 
-async def _lta(data: bytes, root_der: bytes) -> list[dict[str, Any]]:
-    from asn1crypto import x509
-    from pyhanko.pdf_utils.reader import PdfFileReader
-    from pyhanko.sign.ades.report import AdESPassed
-    from pyhanko.sign.validation import ades
-    from pyhanko.sign.validation.policy_decl import PdfSignatureValidationSpec, SignatureValidationSpec
-    from pyhanko_certvalidator.context import CertValidationPolicySpec
-    from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy
-    from pyhanko_certvalidator.registry import SimpleTrustManager
-
-    spec = PdfSignatureValidationSpec(SignatureValidationSpec(cert_validation_policy=CertValidationPolicySpec(
-        trust_manager=SimpleTrustManager.build(trust_roots=[x509.Certificate.load(root_der)]),
-        revinfo_policy=CertRevTrustPolicy(REQUIRE_REVINFO))))
-    out = []
-    for sig in PdfFileReader(io.BytesIO(data)).embedded_regular_signatures:
-        result = await ades.ades_lta_validation(sig, spec)
-        out.append({"field": sig.field_name, "signer": sig.signer_cert.subject.native.get("common_name", ""),
-                    "passed": result.ades_subindic is AdESPassed.OK, "indication": str(result.ades_subindic)})
-    return out
-
-
 def step_check_sealed(d: Demo) -> None:
     from asn1crypto import pem
+
+    from server.seal.evidence import lta_report  # the server's own report of an evidence bundle
 
     root_der = pem.unarmor((S.person("Alice").tls_dir / "signing-root.pem").read_bytes())[2]
     sealed = SEALED / E.final.name
     verdicts = {}
     for label, path in (("contract", sealed), ("certificate", SEALED / "certificate-of-completion.pdf")):
-        sigs = asyncio.run(_lta(path.read_bytes(), root_der))
+        sigs = asyncio.run(lta_report(path.read_bytes(), root_der))
         verdicts[label] = sigs
         for s in sigs:
             say(f"  pyHanko AdES LTA, {label}: {s['field']} {s['signer']}: "
-                + ("PASSED" if s["passed"] else f"NOT passed ({s['indication']})"))
+                + ("PASSED" if s["passed"] else f"NOT passed ({s['ades']})"))
     A.facts["lta"] = verdicts
     if len(verdicts["contract"]) != 4 or not all(s["passed"] for v in verdicts.values() for s in v):
         raise DemoFailed("pyHanko did not pass every signature of the sealed contract and certificate as B-LTA")

@@ -75,7 +75,9 @@ def _offline_spec(root_der: bytes) -> PdfSignatureValidationSpec:
         revinfo_policy=CertRevTrustPolicy(REQUIRE_REVINFO))))
 
 
-async def _pdf_report(data: bytes, root_der: bytes) -> list[dict[str, Any]]:
+async def lta_report(data: bytes, root_der: bytes) -> list[dict[str, Any]]:
+    """pyHanko's AdES LTA validation of every signature of a PDF under ``root_der`` alone, revocation data from the
+    document only: field, signer, certificate serial, indication, passed, signing time (per signature)."""
     spec = _offline_spec(root_der)
     out = []
     reader = PdfFileReader(io.BytesIO(data))
@@ -167,7 +169,7 @@ def _reports_and_revocation(entries: dict[str, bytes], root: bytes) -> dict[str,
         if not name.endswith(".pdf") or not data.startswith(b"%PDF"):
             continue
         try:
-            reports[name] = asyncio.run(_pdf_report(data, root))
+            reports[name] = asyncio.run(lta_report(data, root))
         except Exception as e:  # noqa: BLE001 - the report says the validation could not be run, and why
             reports[name] = [{"error": f"{type(e).__name__}: {str(e)[:200]}"}]
         ocsps, crls = _revocation(data)
