@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -20,7 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SO_PIN = "12345678"
-USER_PIN = "1234"
+USER_PIN = "pin-Qx7k"  # never a substring of hex ids, serials or timestamps (a log check on "1234" failed by chance)
 
 _session_dir = Path(tempfile.mkdtemp(prefix="signet-test-"))
 _conf = _session_dir / "softhsm2.conf"
@@ -48,9 +50,24 @@ def create_token(label: str, pin: str = USER_PIN, so_pin: str = SO_PIN) -> None:
     )
 
 
-def delete_token(label: str) -> None:
-    subprocess.run(["softhsm2-util", "--delete-token", "--token", label], check=True,
-                   stdout=subprocess.DEVNULL, env={**os.environ, "SOFTHSM2_CONF": str(_conf)})
+def delete_token(label: str | None = None, *, serial: str | None = None) -> None:
+    """Delete a token with softhsm2-util, by label or serial.
+
+    SoftHSM quirk (measured): softhsm2-util removes the token's files, then the directory; a process
+    enumerating slots meanwhile (an agent's token watcher, another test) re-creates the directory's
+    ``generation`` file, and rmdir fails with "Could not delete the directory" although the token is
+    gone.  Only that case is accepted: the leftover directory must hold no ``token.object``; it is removed.
+    """
+    selector = ["--token", label] if label is not None else ["--serial", str(serial)]
+    p = subprocess.run(["softhsm2-util", "--delete-token", *selector], capture_output=True, text=True,
+                       env={**os.environ, "SOFTHSM2_CONF": str(_conf)}, check=False)
+    if p.returncode == 0:
+        return
+    m = re.search(r"Could not delete the directory: (\S+)", p.stderr)
+    leftover = Path(m.group(1)) if m else None
+    if leftover is None or leftover.parent != _session_dir / "tokens" or (leftover / "token.object").exists():
+        raise AssertionError(f"softhsm2-util could not delete {selector}: {p.stdout}{p.stderr}")
+    shutil.rmtree(leftover, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -96,3 +113,4 @@ def logged_in_token(make_token, hsm_root):
     tok.login(t.pin)
     yield t, tok
     tok.logout()
+

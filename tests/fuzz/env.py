@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 WORKDIR_ENV = "SIGNET_FUZZ_WORKDIR"
 SO_PIN = "12345678"
-USER_PIN = "1234"
+USER_PIN = "pin-Qx7k"
 
 
 @functools.cache

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 
@@ -11,7 +10,7 @@ from hsm import Hsm, TokenNotFound
 from hsm.errors import HsmError, TokenAmbiguous
 from hsm.tokens import find_token, list_tokens
 
-from ..conftest import create_token
+from ..conftest import create_token, delete_token
 
 pytestmark = pytest.mark.hsm
 
@@ -72,7 +71,7 @@ def test_deleted_token_drops_out_of_the_listing(hsm_module) -> None:
     create_token(label)
     hsm_module.reinitialize()
     serial = find_token(hsm_module, label=label).serial
-    subprocess.run(["softhsm2-util", "--delete-token", "--serial", serial], check=True, stdout=subprocess.DEVNULL)
+    delete_token(serial=serial)
     assert serial not in {i.serial for i in list_tokens(hsm_module)}  # no reinitialize needed for removal
     with pytest.raises(TokenNotFound):
         find_token(hsm_module, serial=serial)

@@ -19,6 +19,8 @@ import pytest
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp, tsp
 
+from tests.conftest import USER_PIN
+
 from .conftest import openssl, write_pem
 from .test_tsa import _query
 
@@ -292,7 +294,7 @@ def test_rate_limit_from_config_reaches_the_listener(listener, monkeypatch, tmp_
     """[http] settings as cmd_run passes them (server/main.py)."""
     from server.config import ServerConfig
 
-    monkeypatch.setenv("SIGNET_TEST_PIN", "1234")
+    monkeypatch.setenv("SIGNET_TEST_PIN", USER_PIN)
     cfg = ServerConfig.parse({"server": {"mode": "demo"}, "hsm": {"pin_env": "SIGNET_TEST_PIN"},
                               "http": {"rate_per_minute": 1, "request_deadline_seconds": 2.5,
                                        "max_connections": 3}}, tmp_path / "server.toml")

@@ -6,6 +6,8 @@ import socket
 
 import pytest
 
+from tests.conftest import USER_PIN
+
 
 def _raw(pki, request: bytes) -> tuple[int, bytes]:
     host, port = pki.http.server_address[:2]
@@ -62,5 +64,5 @@ def test_failures_on_our_side_are_protocol_errors_without_detail(pki, tmp_path, 
         assert resp["status"]["fail_info"].native == {"system_failure"}
         assert resp["status"]["status_string"].native == ["the time-stamp authority is unavailable"]
     finally:
-        pki.token.login("1234")
+        pki.token.login(USER_PIN)
     assert any(r.getMessage() == "OCSP responder failed" for r in caplog.records)

@@ -36,7 +36,7 @@ from .framework import RoundReport, Side, describe, generators_for, p50, run_rou
 ROOT = Path(__file__).resolve().parents[2]
 LOAD_MODULES = ("tests.soak.agent_load", "tests.soak.server_load", "tests.soak.envelope_load")
 SIDES = ("agent", "server")
-SO_PIN, USER_PIN = "12345678", "1234"
+SO_PIN, USER_PIN = "12345678", "pin-Qx7k"
 
 
 @dataclass(frozen=True)
