@@ -65,7 +65,15 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from signet import merkle
-from signet.auditformat import AuditError, _ms, canonical_json, head_message, leaf_bytes, parse_time
+from signet.auditformat import (
+    AuditError,
+    _ms,
+    canonical_json,
+    event_leaf_payload,
+    head_message,
+    leaf_bytes,
+    parse_time,
+)
 from signet.pubkeys import signature_ok
 
 FORMAT = "signet-evidence-1"
@@ -487,8 +495,16 @@ class Event:
     at: str
     detail: Any
 
-    def leaf_payload(self) -> dict[str, Any]:
-        return {"event_id": self.id, "actor": self.actor, "detail": self.detail}
+    def leaf_payloads(self) -> list[dict[str, Any]]:
+        """The audit leaf payloads that record this event: the current form (free text as its SHA-256,
+        :func:`signet.auditformat.event_leaf_payload`) and the form of servers before it (the detail verbatim)."""
+        verbatim = {"event_id": self.id, "actor": self.actor, "detail": self.detail}
+        if isinstance(self.detail, dict) and isinstance(self.actor, str):
+            try:
+                return [event_leaf_payload(self.type, self.id, self.actor, self.detail), verbatim]
+            except AuditError:
+                pass
+        return [verbatim]
 
 
 def parse_events(data: bytes) -> list[Event]:
@@ -816,7 +832,7 @@ class _Run:
                 breaks.append(f"{what} is not in the audit log: the event log was altered")
             elif (matched.kind != f"envelope.{e.type}" or matched.subject != m.envelope_id
                   or _canonical(matched.payload) is None
-                  or _canonical(matched.payload) != _canonical(e.leaf_payload())):
+                  or _canonical(matched.payload) not in {_canonical(p) for p in e.leaf_payloads()}):
                 problems.append(f"{what} differs from audit leaf {matched.seq} ({matched.kind[:80]})")
                 breaks.append(f"{what} in {EVENTS} does not match the audit log: the event log was altered")
         for eid, leaf in by_event.items():

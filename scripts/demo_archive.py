@@ -4,7 +4,8 @@ exported as an evidence bundle; the audit log checked.
 Runs after the envelope stage, on the server still running.  What it establishes goes to
 ``d.facts["archive"]``: ``sealed`` (the seal's events and archived objects), ``lta`` (pyHanko's AdES LTA verdict
 per signature of the sealed contract and of the certificate of completion), ``pdfsig`` (per signature),
-``plaintext_at_rest`` (where a phrase of the contract's text was found on the server's disk: nowhere),
+``plaintext_at_rest`` (where the contract's title, a party's name or a phrase of its text was found on the
+server's disk: nowhere) and ``plaintext_markers`` (what was looked for),
 ``search`` (query -> found), ``evidence`` (the bundle's path, size, SHA-256 and signet verify-evidence's checks)
 and ``audit`` (signet-admin audit verify).
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scripts.demo_agent import OUT, DemoFailed, Step, rel, say, signet_json, tool
-from scripts.demo_envelopes import NSSDB, E
+from scripts.demo_envelopes import NSSDB, TITLE, E
 from scripts.demo_server import S, admin_json
 
 if TYPE_CHECKING:
@@ -85,12 +86,16 @@ def step_check_sealed(d: Demo) -> None:
         "poppler 22 cannot validate)")
     if valid < 4 or trusted < 4:
         raise DemoFailed("pdfsig did not find the parties' and the seal's signatures valid and trusted")
-    found = [rel(f) for f in sorted(S.running_env.state.rglob("*")) if f.is_file() and PHRASE in f.read_bytes()]
+    markers = {"a phrase of its text": PHRASE, "its title": TITLE.encode(),
+               **{f"{p.name.split()[0]}'s name": p.name.split()[-1].encode() for p in S.people}}
+    found = [f"{what} in {rel(f)}" for f in sorted(S.running_env.state.rglob("*")) if f.is_file()
+             for what, m in markers.items() if m in f.read_bytes()]
     A.facts["plaintext_at_rest"] = found
-    say(f"  a phrase of the contract's text on the server's disk (store, WAL, archive): "
-        f"{', '.join(found) if found else 'nowhere'}")
+    A.facts["plaintext_markers"] = sorted(markers)
+    say(f"  the contract's title, the parties' names or a phrase of its text in plaintext on the server's disk "
+        f"(store, WAL, archive): {', '.join(found) if found else 'nowhere'}")
     if found:
-        raise DemoFailed(f"the contract's text is stored in plaintext in {found}")
+        raise DemoFailed(f"the contract is stored in plaintext: {found}")
 
 
 def step_search(d: Demo) -> None:

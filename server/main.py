@@ -40,10 +40,10 @@ from .ca import PkiUrls, Role, ServerKeysMissing
 from .ca import db as ca_db
 from .clock import SystemClock
 from .config import ConfigError, ServerConfig, load_config
-from .datakeys import ensure_data_keys
+from .datakeys import ensure_data_keys, load_data_keys
 from .keys import ServerKeys, init_server_keys, label_for, load_server_keys
 from .runtime import Runtime, key_set_policy, open_runtime, open_token, tsa_policy
-from .store import Store, open_store
+from .store import FieldSealer, Store, open_store
 from .tls import certs_pem, issue_server_certificate, key_pem, new_tls_key, spki_of, write_file
 
 if TYPE_CHECKING:
@@ -127,6 +127,7 @@ def cmd_init(cfg: ServerConfig) -> int:
                                   urls=PkiUrls(cfg.http.base_url), policy=key_set_policy(cfg))
         keys = load_server_keys(token, store)
         data_created, data_existing = ensure_data_keys(cfg, token)
+        store.attach_field_sealer(FieldSealer(load_data_keys(cfg, token).box))  # certificates' names sealed
         tls_created, tls_existing = _ensure_tls(cfg, keys, store)
     finally:
         store.close()

@@ -41,7 +41,7 @@ from .remotekeys import RemoteKeys
 from .seal.sealer import Sealer, SealKey
 from .sealing import derive_key
 from .search import BlindIndex
-from .store import Store, open_store
+from .store import FieldSealer, Store, open_store
 from .tsa import TsaPolicy
 
 log = logging.getLogger(__name__)
@@ -125,8 +125,10 @@ def open_runtime(cfg: ServerConfig, clock: Clock | None = None, token: Token | N
     token = token or open_token(cfg)
     store = open_store(cfg.server.store_url)
     try:
-        keys = load_server_keys(token, store)
+        keys = load_server_keys(token, store)  # first: "not initialised" is its error (the server's own
+        # certificates, written by init before the sealer exists, are never sealed)
         data = load_data_keys(cfg, token)
+        store.attach_field_sealer(FieldSealer(data.box))  # before any service reads or writes a sealed field
         urls = PkiUrls(cfg.http.base_url)
         outbox = OutboxChannel(store, data.box, clock)
         by_kind: dict[AddressKind, Any] = {}

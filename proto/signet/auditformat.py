@@ -5,6 +5,7 @@ evidence bundle offline): a leaf's bytes (canonical JSON of ``{seq, time, kind, 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -48,6 +49,24 @@ def canonical_json(value: object) -> str:
     """The canonical JSON text of ``value`` (see the module docstring); :class:`AuditError` when not encodable."""
     _check_json(value, "payload")
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+# free text an envelope event's detail may carry (a title, a decline or void reason): the audit leaf holds its
+# SHA-256 instead (``title_sha256``), so the public log commits to it without disclosing it
+PRIVATE_DETAIL = {"created": ("title",), "declined": ("reason",), "voided": ("reason",)}
+
+
+def event_leaf_payload(type_: str, event_id: int, actor: str, detail: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload of the audit leaf of envelope event ``type_``: ``{event_id, actor, detail}``, the detail's
+    free text (:data:`PRIVATE_DETAIL`) replaced by the SHA-256 of its UTF-8 canonical JSON."""
+    private = PRIVATE_DETAIL.get(type_, ())
+    shown: dict[str, Any] = {}
+    for k, v in detail.items():
+        if k in private:
+            shown[f"{k}_sha256"] = hashlib.sha256(canonical_json(v).encode()).hexdigest()
+        else:
+            shown[k] = v
+    return {"event_id": event_id, "actor": actor, "detail": shown}
 
 
 def leaf_bytes(seq: int, time: str, kind: str, subject: str, payload: Mapping[str, Any]) -> bytes:

@@ -2,9 +2,17 @@
 
 Authorisation: operators only (anyone else :class:`~server.errors.PermissionDenied`).  Tree heads and consistency
 proofs reveal only hashes, so any operator may get them; a leaf is shown only to an operator of the organisation
-of the envelope it is about (its ``subject``).  A leaf or envelope of another organisation, and a leaf about
-anything but an envelope, is :class:`~server.errors.NotFound`, exactly like a seq or id that does not exist: the
-leaf is looked up and its envelope checked before any tree size is, and before anything is signed.
+of what it is about:
+
+* ``identity.*`` (a person's evidence record, subject the person id): the organisation the payload names
+  (``org_id``, written by :func:`server.identity.evidence.append` from the person's row);
+* ``certificate.*`` (subject the serial, payload the issuer's key hash): the organisation of the person the
+  certificate was issued to (none for the server's own and unassigned certificates);
+* any other leaf: the organisation of the envelope its ``subject`` names.
+
+A leaf of another organisation, and a leaf about anything else (the archive's own operations), is
+:class:`~server.errors.NotFound`, exactly like a seq or id that does not exist: the leaf is looked up and its
+subject checked before any tree size is, and before anything is signed.
 
 A tree size (or new size) of 0 means the newest signed head: signed now, with the audit key, when the log has
 grown since the newest head was signed (:meth:`AuditLog.sign_head`).  A size larger than the log, a seq not in
@@ -13,9 +21,12 @@ the tree asked for, an old size larger than the new one: :class:`~server.errors.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 
 from ..ca import Role as KeyRole
+from ..ca import db as ca_db
 from ..clock import Clock, SystemClock
 from ..envelopes import records
 from ..errors import InvalidArgument, NotFound
@@ -26,6 +37,7 @@ from ..store import Row, Store
 from .log import AuditError, AuditLog, TreeHead
 
 _ACTION = "read the audit log's tree heads and proofs"
+_SERIAL = re.compile(r"[0-9a-f]{1,40}")  # a serial as the CA writes it (db.serial_text): at most 20 octets
 
 
 @dataclass(frozen=True)
@@ -127,11 +139,35 @@ class AuditQueries:
         env = records.load(self._store, envelope_id) if envelope_id else None
         return env is not None and env.org_id == principal.org_id
 
+    def _certificate_org(self, serial: str, issuer_key_hash: object) -> str | None:
+        """The organisation of the person certificate ``serial`` of the issuer ``issuer_key_hash`` was issued to."""
+        if not isinstance(issuer_key_hash, str) or not _SERIAL.fullmatch(serial):
+            return None
+        rec = ca_db.find(self._store, issuer_key_hash, int(serial, 16))
+        if rec is None or not rec.person_id:
+            return None
+        row = self._store.query_one("SELECT org_id FROM identity_people WHERE id = ?", (rec.person_id,))
+        return str(row["org_id"]) if row else None
+
+    def _visible_leaf(self, principal: Principal, row: Row) -> bool:
+        kind, subject = str(row["kind"]), str(row["subject"])
+        if kind.startswith(("identity.", "certificate.")):
+            try:
+                payload = json.loads(row["payload"])
+            except (TypeError, ValueError):
+                return False
+            if not isinstance(payload, dict):
+                return False
+            if kind.startswith("identity."):
+                return bool(subject) and payload.get("org_id") == principal.org_id
+            return self._certificate_org(subject, payload.get("issuer_key_hash")) == principal.org_id
+        return self._visible_envelope(principal, subject)
+
     def inclusion(self, principal: Principal, seq: int, tree_size: int = 0) -> Inclusion:
         """Leaf ``seq`` and its inclusion proof in the tree of ``tree_size`` leaves (0: the newest signed head)."""
         require_operator(principal, _ACTION)
         row = self._log.leaf(seq) if seq < self._log.size() else None
-        if row is None or not self._visible_envelope(principal, row["subject"]):
+        if row is None or not self._visible_leaf(principal, row):
             raise NotFound(f"no audit leaf {seq}", reason="AUDIT_LEAF_NOT_FOUND")
         tree_size, head = self._size(tree_size)
         try:

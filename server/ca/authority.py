@@ -2,17 +2,23 @@
 
 The caller (enrollment) has already checked that the person is verified and the one-time code;
 this module checks the request itself, refuses a key that was ever certified, and signs on the HSM.
+
+Issuing and revoking are leaves of the audit log (:mod:`server.audit`), appended in the transaction that records
+them: ``certificate.issued`` and ``certificate.revoked``, subject the serial (lowercase hex), the payload naming the
+issuer by its key hash and never the certificate's subject (no names or e-mail addresses in the log).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ..clock import Clock
+from .. import audit
+from ..clock import Clock, to_text
 from ..store import Store
 from . import db
 from . import x509build as xb
@@ -88,11 +94,17 @@ class CertificateAuthority:
                                        Role.SIGNING_CA.value, profile, identity.emails),
         )
         # the UNIQUE key_hash turns a concurrent second request for the same key into KeyAlreadyCertified
-        db.insert(self.store, db.CertRecord(
-            issuer_key_hash=self.issuer_key_hash, serial=serial, origin=db.ORIGIN_ISSUED,
-            subject=subject.human_friendly, person_id=person_id, key_hash=key_hash, not_before=now,
-            not_after=not_after, status="good", revocation_reason=None, revoked_at=None, der=der,
-        ), now=now)
+        with self.store.transaction():
+            db.insert(self.store, db.CertRecord(
+                issuer_key_hash=self.issuer_key_hash, serial=serial, origin=db.ORIGIN_ISSUED,
+                subject=subject.human_friendly, person_id=person_id, key_hash=key_hash, not_before=now,
+                not_after=not_after, status="good", revocation_reason=None, revoked_at=None, der=der,
+            ), now=now)
+            audit.append(self.store, "certificate.issued", db.serial_text(serial), {
+                "issuer_key_hash": self.issuer_key_hash, "key_hash": key_hash,
+                "cert_sha256": hashlib.sha256(der).hexdigest(), "not_before": to_text(now),
+                "not_after": to_text(not_after), "policy_oids": list(profile.policy_oids),
+                "document_signing": profile.document_signing}, now)
         log.info("issued certificate %s (%s) for person %s", db.serial_text(serial), request.key_description,
                  person_id)
         return IssuedCertificate(serial, der, self.chain)
@@ -112,6 +124,8 @@ class CertificateAuthority:
                 raise InvalidRequest("the revocation time must lie between the certificate's start and now")
             if not db.mark_revoked(self.store, rec.issuer_key_hash, serial, reason, when, now):
                 raise AlreadyRevoked(f"certificate {db.serial_text(serial)} is already revoked")
+            audit.append(self.store, "certificate.revoked", db.serial_text(serial), {
+                "issuer_key_hash": rec.issuer_key_hash, "reason": reason, "revoked_at": to_text(when)}, now)
         log.info("revoked certificate %s (%s)", db.serial_text(serial), reason)
         found = db.find(self.store, rec.issuer_key_hash, serial)
         if found is None:  # it was there a moment ago, inside this transaction's lock

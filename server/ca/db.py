@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .. import audit  # the module, not its names: server.audit imports server.ca (its head signature check)
 from ..clock import from_text, to_text
-from ..store import IntegrityError, Store
+from ..store import IntegrityError, Sealed, Store
 from .errors import KeyAlreadyCertified
 
 COMPONENT = "ca"
@@ -61,6 +62,8 @@ MIGRATIONS = [_v1]
 
 
 def migrate(store: Store) -> int:
+    """The CA's tables, and the audit log's beside them (issuing and revoking append leaves: :mod:`.authority`)."""
+    audit.migrate(store)
     return store.migrate(COMPONENT, MIGRATIONS)
 
 
@@ -110,10 +113,10 @@ def insert(store: Store, rec: CertRecord, *, now: datetime) -> None:
     try:
         store.insert("ca_certificates", {
             "issuer_key_hash": rec.issuer_key_hash, "serial": serial_text(rec.serial), "origin": rec.origin,
-            "subject": rec.subject, "person_id": rec.person_id, "key_hash": rec.key_hash,
+            "subject": Sealed(rec.subject), "person_id": rec.person_id, "key_hash": rec.key_hash,
             "cert_sha256": hashlib.sha256(rec.der).hexdigest(), "not_before": to_text(rec.not_before),
             "not_after": to_text(rec.not_after), "status": rec.status, "revocation_reason": None,
-            "revoked_at": None, "revocation_recorded_at": None, "der": rec.der, "created_at": to_text(now),
+            "revoked_at": None, "revocation_recorded_at": None, "der": Sealed(rec.der), "created_at": to_text(now),
         })
     except IntegrityError as e:
         raise KeyAlreadyCertified(

@@ -8,8 +8,11 @@ with "id > the last one seen" and never skip one (:mod:`.watch`).  Details are J
 codes or document contents.
 
 Every event is also a leaf of the audit log (:mod:`server.audit`), appended in the same transaction: kind
-``envelope.<type>``, subject the envelope id, payload ``{"event_id", "actor", "detail"}`` (the detail as stored
-here).  The audit tables are created beside the envelope tables (:class:`.service.EnvelopeService`).
+``envelope.<type>``, subject the envelope id, payload ``{"event_id", "actor", "detail"}``: the detail as stored
+here, except free text (a title, a decline or void reason) which the leaf holds as its SHA-256
+(:func:`signet.auditformat.event_leaf_payload`).  The detail column itself is sealed at rest
+(:mod:`server.store.fields`).  The audit tables are created beside the envelope tables
+(:class:`.service.EnvelopeService`).
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from signet.auditformat import event_leaf_payload
+
 from .. import audit
 from ..clock import from_text
-from ..store import Row, Store
+from ..store import Row, Sealed, Store
 from .model import Event
 from .records import text
 
@@ -34,9 +39,8 @@ def append(store: Store, envelope_id: str, type_: str, actor: str, at: datetime,
         data = dict(detail or {})
         store.insert("envelope_events", {
             "id": event_id, "envelope_id": envelope_id, "type": type_, "actor": actor, "at": text(at),
-            "detail": json.dumps(data, ensure_ascii=False, sort_keys=True)})
-        audit.append(store, f"envelope.{type_}", envelope_id,
-                     {"event_id": event_id, "actor": actor, "detail": data}, at)
+            "detail": Sealed(json.dumps(data, ensure_ascii=False, sort_keys=True))})
+        audit.append(store, f"envelope.{type_}", envelope_id, event_leaf_payload(type_, event_id, actor, data), at)
     return event_id
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..clock import from_text, to_text
 from ..errors import InvalidArgument
-from ..store import Store
+from ..store import Sealed, Store
 from .model import (
     Document,
     Envelope,
@@ -75,7 +75,7 @@ def remember(store: Store, key: Key | None, envelope: Envelope, at: datetime) ->
         return
     store.insert("envelope_idempotency", {
         "caller": key.caller, "operation": key.operation, "idempotency_key": key.key,
-        "request_sha256": key.request_sha256, "envelope_id": envelope.id, "answer": json.dumps(plain(envelope)),
+        "request_sha256": key.request_sha256, "envelope_id": envelope.id, "answer": Sealed(json.dumps(plain(envelope))),
         "created_at": to_text(at)})
 
 

@@ -26,7 +26,7 @@ from ..clock import from_text
 from ..errors import InvalidArgument, NotFound
 from ..identity import Person
 from ..notify.message import Address, AddressKind
-from ..store import Row, Store
+from ..store import Row, Sealed, Store
 from .model import Envelope
 from .records import text
 
@@ -124,7 +124,8 @@ class NoticeQueue:
         self._store.insert("envelope_notices", {
             "id": notice_id, "event_id": event_id, "envelope_id": env.id, "recipient_id": recipient_id,
             "person_id": to.id, "to_kind": AddressKind.EMAIL.value, "to_value": to.email, "kind": kind,
-            "params": json.dumps(dict(params or {}), ensure_ascii=False, sort_keys=True), "replay_of": replay_of,
+            "params": Sealed(json.dumps(dict(params or {}), ensure_ascii=False, sort_keys=True)),
+            "replay_of": replay_of,
             "state": "pending", "attempts": 0, "next_attempt_at": text(at), "sending_since": None, "in_doubt": 0,
             "last_error": "", "created_at": text(at), "delivered_at": None, "channel": "", "message_ref": ""})
         return notice_id

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..clock import from_text, to_text
 from ..errors import FailedPrecondition
-from ..store import Row, Store
+from ..store import Row, Sealed, Store
 from .model import (
     PDF,
     Document,
@@ -132,8 +132,10 @@ def revisions(store: Store, document_id: str) -> list[Revision]:
 # -- writes ---------------------------------------------------------------------------------------------------------
 def insert_envelope(store: Store, env: Envelope) -> None:
     store.insert("envelopes", {
-        "id": env.id, "org_id": env.org_id, "sender_person_id": env.sender_person_id, "sender_name": env.sender_name,
-        "title": env.title, "message": env.message, "tags": json.dumps(list(env.tags), ensure_ascii=False),
+        "id": env.id, "org_id": env.org_id, "sender_person_id": env.sender_person_id,
+        "sender_name": Sealed(env.sender_name),
+        "title": Sealed(env.title), "message": Sealed(env.message),
+        "tags": Sealed(json.dumps(list(env.tags), ensure_ascii=False)),
         "state": env.state.value, "expires_in_days": env.expires_in_days, "created_at": text(env.created_at),
         "sent_at": None, "expires_at": None, "completed_at": None, "ended_at": None, "version": env.version,
         "reminder_every_days": env.reminder_every_days, "reminder_max": env.reminder_max})
@@ -141,7 +143,7 @@ def insert_envelope(store: Store, env: Envelope) -> None:
 
 def insert_document(store: Store, envelope_id: str, position: int, doc: Document, at: datetime) -> None:
     store.insert("envelope_documents", {
-        "id": doc.id, "envelope_id": envelope_id, "position": position, "name": doc.name,
+        "id": doc.id, "envelope_id": envelope_id, "position": position, "name": Sealed(doc.name),
         "media_type": doc.media_type, "pages": doc.pages if doc.media_type == PDF else 0, "locked_sha256": None})
     store.insert("envelope_revisions", {
         "document_id": doc.id, "seq": 0, "kind": "original", "sha256": doc.current_sha256, "size": doc.size,
@@ -152,11 +154,11 @@ def insert_recipient(store: Store, envelope_id: str, position: int, r: Recipient
     f = r.field
     store.insert("envelope_recipients", {
         "id": r.id, "envelope_id": envelope_id, "position": position, "person_id": r.person_id, "org_id": r.org_id,
-        "legal_name": r.legal_name, "role": r.role.value, "routing_order": r.routing_order,
+        "legal_name": Sealed(r.legal_name), "role": r.role.value, "routing_order": r.routing_order,
         "signing_method": r.signing_method.value, "state": r.state.value,
         "field_page": f.page if f else None, "field_x1": f.x1 if f else None, "field_y1": f.y1 if f else None,
         "field_x2": f.x2 if f else None, "field_y2": f.y2 if f else None, "notified_at": None, "viewed_at": None,
-        "signed_at": None, "declined_at": None, "decline_reason": "", "certificate_serial": ""})
+        "signed_at": None, "declined_at": None, "decline_reason": Sealed(""), "certificate_serial": ""})
     for i, ff in enumerate(r.form_fields):
         store.insert("envelope_form_fields", {
             "envelope_id": envelope_id, "recipient_id": r.id, "position": i, "name": ff.name, "kind": ff.kind.value,
@@ -173,9 +175,14 @@ def add_revision(store: Store, document_id: str, *, kind: str, sha256: str, size
     return seq
 
 
+# columns whose text names a party or says what the contract is about: encrypted at rest (server.store.fields)
+SEALED_COLUMNS = frozenset({"sender_name", "title", "message", "tags", "name", "legal_name", "decline_reason"})
+
+
 def _assignments(fields: dict[str, Any]) -> tuple[str, list[Any]]:
-    values = [text(v) if isinstance(v, datetime) else (v.value if isinstance(v, Enum) else v)
-              for v in fields.values()]
+    values = [Sealed(v) if k in SEALED_COLUMNS and isinstance(v, str) else
+              text(v) if isinstance(v, datetime) else (v.value if isinstance(v, Enum) else v)
+              for k, v in fields.items()]
     return ", ".join(f"{k} = ?" for k in fields), values
 
 

@@ -1,4 +1,11 @@
-"""The per-person evidence chain: append-only records linked by SHA-256 digests."""
+"""The per-person evidence chain: append-only records linked by SHA-256 digests.
+
+Every record is also a leaf of the audit log (:mod:`server.audit`), appended in the same transaction: kind
+``identity.<kind>``, subject the person id, payload ``{"org_id", "seq", "actor", "chain_digest"}``.  The payload
+carries no personal data (no name, phone, e-mail, document number, provider reference or detail): the record's
+digest commits to all of them, so the log vouches for the record without holding what it says.  The audit tables
+are created beside the identity tables (:class:`.service.IdentityService`).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from .. import audit
 from ..clock import from_text, to_text
 from ..errors import ServerError
-from ..store import Store
+from ..store import Sealed, Store
 from .model import EvidenceRecord
 
 GENESIS = "0" * 64
@@ -42,10 +50,12 @@ def append(store: Store, *, person_id: str, org_id: str, kind: str, at: datetime
         digest = _digest(prev, (person_id, org_id, seq, kind, at_text, actor, provider, reference, detail_text))
         store.insert("identity_evidence", {
             "person_id": person_id, "seq": seq, "org_id": org_id, "kind": kind, "at": at_text, "actor": actor,
-            "provider": provider, "reference": reference, "detail": detail_text, "prev_digest": prev,
+            "provider": provider, "reference": reference, "detail": Sealed(detail_text), "prev_digest": prev,
             "digest": digest,
         })
         store.execute("UPDATE identity_people SET evidence_head = ? WHERE id = ?", (digest, person_id))
+        audit.append(store, f"identity.{kind}", person_id,
+                     {"org_id": org_id, "seq": seq, "actor": actor, "chain_digest": digest}, at)
     return EvidenceRecord(person_id, seq, kind, at, actor, provider, reference, dict(detail or {}), digest)
 
 

@@ -10,12 +10,13 @@ import logging
 import secrets
 from collections.abc import Mapping
 
+from .. import audit
 from ..clock import Clock, SystemClock, to_text
 from ..errors import AlreadyExists, NotFound
 from ..notify.message import Channel
 from ..otp import Challenge, OneTimeCodes, OtpPolicy
 from ..sealing import SecretBox
-from ..store import IntegrityError, Store
+from ..store import IntegrityError, Sealed, Store
 from . import evidence as chain
 from .contact import normalise_email, normalise_name, normalise_phone
 from .decisions import Decisions
@@ -53,6 +54,7 @@ class IdentityService:
         self._decisions = Decisions(self._people, self._clock, document_number=self._vault.number,
                                     reveal=self.reveal_document, providers=providers or {}, four_eyes=four_eyes)
         store.migrate("identity", MIGRATIONS)
+        audit.migrate(store)  # every evidence record is also an audit leaf (evidence.append)
 
     @property
     def four_eyes(self) -> bool:
@@ -96,9 +98,9 @@ class IdentityService:
                 raise duplicate
             try:
                 self._store.insert("identity_people", {
-                    "id": person_id, "org_id": principal.org_id, "legal_name": name, "doc_type": doc.type,
-                    "doc_country": doc.country, "doc_sealed": sealed, "doc_hash": doc_hash, "phone": phone_n,
-                    "email": email_n, "status": Status.PENDING.value, "created_at": to_text(now),
+                    "id": person_id, "org_id": principal.org_id, "legal_name": Sealed(name), "doc_type": doc.type,
+                    "doc_country": doc.country, "doc_sealed": sealed, "doc_hash": doc_hash, "phone": Sealed(phone_n),
+                    "email": Sealed(email_n), "status": Status.PENDING.value, "created_at": to_text(now),
                     "created_by": actor(principal),
                 })
             except IntegrityError:

@@ -15,7 +15,7 @@ from typing import Any
 from ..clock import Clock, SystemClock, from_text, to_text
 from ..errors import NotFound
 from ..sealing import SecretBox
-from ..store import Store
+from ..store import Sealed, Store
 from .message import Address, AddressKind, Delivery, Message
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class OutboxChannel:
             "topic": message.topic,
             "to_kind": message.to.kind.value,
             "to_value": message.to.value,
-            "subject": message.subject,
+            "subject": Sealed(message.subject),
             "body_sealed": self._box.encrypt(message.body.encode("utf-8"), self._aad(message.id)),
         })
         log.info("outbox: queued message %s (%s)", message.id, message.topic)

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from .fields import FieldSealer, Sealed
+
 Row = dict[str, Any]
 Migration = Callable[["Store"], None]
 
@@ -42,6 +44,9 @@ class Store(Protocol):
     def migrate(self, component: str, migrations: Sequence[Migration]) -> int:
         """Apply the not-yet-applied migrations of a component, in order; returns its version."""
 
+    def attach_field_sealer(self, sealer: FieldSealer) -> None:
+        """Encrypt :class:`~.fields.Sealed` values written from now on and open sealed values read."""
+
     def close(self) -> None: ...
 
 
@@ -56,4 +61,5 @@ def open_store(url: str) -> Store:
     return SqliteStore(url)
 
 
-__all__ = ["IntegrityError", "Iterator", "Migration", "Row", "Store", "StoreError", "open_store"]
+__all__ = ["FieldSealer", "IntegrityError", "Iterator", "Migration", "Row", "Sealed", "Store", "StoreError",
+           "open_store"]

@@ -12,6 +12,7 @@ from typing import Any
 import sqlite_utils
 
 from . import IntegrityError, Migration, Row, StoreError
+from .fields import FieldSealer, bind, open_row
 
 
 class SqliteStore:
@@ -23,6 +24,7 @@ class SqliteStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._migrate_lock = threading.Lock()
+        self.field_sealer: FieldSealer | None = None
         db = self.db  # create the file and set WAL now, not on first use
         db.execute(
             "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
@@ -37,9 +39,14 @@ class SqliteStore:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA secure_delete=ON")  # a replaced or deleted value leaves no readable trace
             db = self._local.db = sqlite_utils.Database(conn)
             self._local.depth = 0
         return db
+
+    def attach_field_sealer(self, sealer: FieldSealer) -> None:
+        """Encrypt :class:`~.fields.Sealed` values from now on, and open sealed values on reading."""
+        self.field_sealer = sealer
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -47,7 +54,7 @@ class SqliteStore:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         try:
-            cur = self.conn.execute(sql, tuple(params))
+            cur = self.conn.execute(sql, bind(self.field_sealer, params))
         except sqlite3.IntegrityError as e:
             raise IntegrityError(str(e)) from e
         except sqlite3.Error as e:
@@ -59,7 +66,7 @@ class SqliteStore:
         marks = ", ".join("?" for _ in row)
         try:
             sql = f'INSERT INTO "{table}" ({cols}) VALUES ({marks})'  # noqa: S608 - names from code, values bound
-            cur = self.conn.execute(sql, tuple(row.values()))
+            cur = self.conn.execute(sql, bind(self.field_sealer, tuple(row.values())))
         except sqlite3.IntegrityError as e:
             raise IntegrityError(str(e)) from e
         except sqlite3.Error as e:
@@ -68,11 +75,12 @@ class SqliteStore:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         try:
-            cur = self.conn.execute(sql, tuple(params))
+            cur = self.conn.execute(sql, bind(self.field_sealer, params))
+            rows = cur.fetchall()
         except sqlite3.Error as e:
             raise StoreError(str(e)) from e
         names = [d[0] for d in cur.description or ()]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        return [open_row(self.field_sealer, names, r) for r in rows]
 
     def query_one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         rows = self.query(sql, params)

@@ -132,7 +132,7 @@ def server(make_token, tmp_path_factory) -> Iterator[Server]:
                 ("Matrix lease", "dave"), ("Matrix lease to void", "dave"), ("Matrix lease for Erin", "erin")))
         t = replace(t, envelope=to_dave.id, envelope_document=to_dave.documents[0].id,
                     envelope_revision=to_dave.documents[0].current_sha256, void_envelope=to_dave_too.id,
-                    erin_envelope=to_erin.id)
+                    erin_envelope=to_erin.id, envelope_first_leaf=_first_leaf(r, to_dave.id))
         yield Server(r, t, base, people, dave, erin)
     finally:
         r.server.stop()
@@ -150,6 +150,16 @@ def _send_envelope(ch: grpc.Channel, title: str, to: str) -> Any:
         recipients=[server_pb2.RecipientSpec(person_id=to, role=server_pb2.RECIPIENT_ROLE_SIGNER, routing_order=1,
                                              signing_method=server_pb2.SIGNING_METHOD_TOKEN)])).envelope
     return invoke(ch, send, server_pb2.SendEnvelopeRequest(envelope_id=draft.id)).envelope
+
+
+def _first_leaf(r: Running, envelope_id: str) -> int:
+    """The seq of the envelope's first audit leaf (its creation), as org A's operator lists them."""
+    with channel(r.env, r.op_a) as op_a:
+        found = invoke(op_a, method_of(server_pb2.DESCRIPTOR, "AuditService.ListEnvelopeLeaves"),
+                       server_pb2.ListEnvelopeLeavesRequest(envelope_id=envelope_id))
+    first = found.leaves[0].leaf
+    assert first.kind == "envelope.created" and first.subject == envelope_id
+    return int(first.seq)
 
 
 @pytest.fixture(scope="module")

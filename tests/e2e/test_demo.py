@@ -474,7 +474,7 @@ def test_the_contract_is_sealed_archived_encrypted_and_exported_as_evidence(demo
     assert a["lta"]["contract"][-1]["field"] == "signet-seal" and [s["field"] for s in a["lta"]["certificate"]] \
         == ["signet-seal"]
     assert a["pdfsig"]["valid"] >= 4 and a["pdfsig"]["trusted"] >= 4
-    assert a["plaintext_at_rest"] == []
+    assert a["plaintext_at_rest"] == [] and len(a["plaintext_markers"]) == 5  # title, three names, a phrase
     bundle = Path(a["evidence"]["path"])
     assert bundle.is_file() and bundle.stat().st_size == a["evidence"]["bytes"]
     assert hashlib.sha256(bundle.read_bytes()).hexdigest() == a["evidence"]["sha256"]

@@ -306,8 +306,8 @@ def test_a_completed_contract_is_sealed_to_b_lta_archived_encrypted_and_exported
     running = world["running"]
     contract = world["base"] / "sealed-lease.pdf"
     make_contract_pdf(contract, "Sealed lease Quokkaberry", ["Alice Wang", "Bob Li"], pages=2)
-    p = _signet(world, "alice", "envelope", "create", "--title", "Sealed lease", "--document", str(contract),
-                "--recipient", f"{alice['id']}:signer:1", "--recipient", f"{bob['id']}:signer:2")
+    p = _signet(world, "alice", "envelope", "create", "--title", "Sealed lease Quokkaberry", "--document",
+                str(contract), "--recipient", f"{alice['id']}:signer:1", "--recipient", f"{bob['id']}:signer:2")
     assert p.returncode == 0, p.stderr
     envelope = json.loads(p.stdout)["id"]
     assert _signet(world, "alice", "envelope", "send", envelope).returncode == 0
@@ -356,10 +356,14 @@ def test_a_completed_contract_is_sealed_to_b_lta_archived_encrypted_and_exported
     events = [json.loads(line)["type"] for line in (out / "events.jsonl").read_text().splitlines()]
     assert events[0] == "created" and events[-1] == "completed"
     assert {o["kind"] for o in got["objects"]} == {"document", "certificate", "events"}
-    # encrypted at rest: the title's marker word is in no archive file
-    for f in (running.env.state / "archive").rglob("*"):
-        if f.is_file():
-            assert b"Quokkaberry" not in f.read_bytes(), f
+    # nothing of the contract in plaintext at rest: no title word, party name or phrase of its text in the
+    # database file, its WAL, the archive or any other file of the server's state
+    markers = [b"Quokkaberry", *(PEOPLE[w][0].encode() for w in PEOPLE), *(PEOPLE[w][0].split()[-1].encode()
+                                                                           for w in PEOPLE)]
+    files = [f for f in running.env.state.rglob("*") if f.is_file()]
+    assert any(f.name.endswith("-wal") for f in files) and any(f.suffix == ".sqlite" for f in files)
+    found = [(f.name, m.decode()) for f in files for m in markers if m in f.read_bytes()]
+    assert found == [], found
     # the evidence bundle: every file named in the signed manifest, the manifest's CMS judged by openssl, the
     # envelope's audit leaves with proofs to a signed head, and the server's own report: every signature passed
     import hashlib

@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 from asn1crypto import pem
 
+from signet.auditformat import event_leaf_payload
+
 ENVELOPE = "env-7f3a"
 OTHER = "env-other"
 
@@ -100,10 +102,10 @@ def _events_and_audit(pki, d: Path) -> tuple[list[dict[str, object]], list[dict[
     for i, (kind, actor, detail) in enumerate(steps):
         now = t0 + dt.timedelta(minutes=i)
         log.append("envelope.created", OTHER, {"event_id": 1000 + i, "actor": "p-x", "detail": {}}, now)
-        ev = {"id": i + 1, "type": kind, "actor": actor, "at": now.isoformat(), "detail": detail}
+        ev = {"id": i + 1, "type": kind, "actor": actor or "server", "at": now.isoformat(), "detail": detail}
         events.append(ev)
-        mine.append(log.append(f"envelope.{kind}", ENVELOPE,
-                               {"event_id": ev["id"], "actor": actor, "detail": detail}, now))
+        mine.append(log.append(f"envelope.{kind}", ENVELOPE,  # as the server writes it: the title as a hash
+                               event_leaf_payload(kind, ev["id"], actor or "server", detail), now))
     mine.append(log.append("archive.lta_renewed", ENVELOPE, {"object": "ef" * 32}, t0 + dt.timedelta(hours=1)))
     log.append("envelope.sent", OTHER, {"event_id": 2000, "actor": "p-x", "detail": {}},
                t0 + dt.timedelta(hours=2))
@@ -244,6 +246,10 @@ def test_an_intact_bundle_passes_every_check(bundle, parts):
     assert lease is not None and "party1" in lease.detail and "party2" in lease.detail
     assert "signet-seal" in lease.detail and "OK" in lease.detail
     assert report.envelope_id == ENVELOPE
+    # the events carry the title; the audit leaves (the public log) only its SHA-256
+    assert b"Evidence lease" in parts.entries["events.jsonl"]
+    assert b"Evidence lease" not in parts.entries["audit/leaves.jsonl"]
+    assert b"title_sha256" in parts.entries["audit/leaves.jsonl"]
 
 
 def _rezip(bundle: bytes, change: Callable[[dict[str, bytes]], object]) -> bytes:
@@ -300,6 +306,8 @@ CHANGES: dict[str, tuple[Callable[[dict[str, bytes]], None], str, set[str]]] = {
     "annex": (lambda e: e.__setitem__("documents/annex.xml", flip(e["documents/annex.xml"], 10)),
               "cades:documents/annex.xml", {"cades:documents/annex.xml"}),
     "event-line": (_line_flip("events.jsonl", 3, b'"p-alice"', b'"p-alicf"'), "events", {"events"}),
+    # the title is not in the leaf, only its SHA-256: a changed title still breaks the match
+    "event-title": (_line_flip("events.jsonl", 0, b"Evidence lease", b"Evidence lea5e"), "events", {"events"}),
     # the leaf no longer matches its hash, and no longer matches its event either
     "leaf-payload": (_line_flip("audit/leaves.jsonl", 3, b'"p-alice"', b'"p-alicf"'), "audit-leaves",
                      {"audit-leaves", "events"}),

@@ -803,7 +803,7 @@ class Envelopes:
 
     def _activation_cut(self, envelope_id: str, code_id: str) -> str:
         """"" when the store shows exactly one activation with ``code_id`` and no signature made with it."""
-        with read_only(self.side.store_path) as db:
+        with read_only(self.side.store_path, self.side.sealer) as db:
             rows = [(r["type"], json.loads(r["detail"])) for r in db.execute(
                 "SELECT type, detail FROM envelope_events WHERE envelope_id = ? AND type IN ('activated', 'signed') "
                 "ORDER BY id", (envelope_id,))]
@@ -860,7 +860,7 @@ class Envelopes:
         recipients: dict[str, list[dict[str, Any]]] = defaultdict(list)
         revisions: dict[str, list[dict[str, Any]]] = defaultdict(list)
         events: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        with read_only(self.side.store_path) as db:
+        with read_only(self.side.store_path, self.side.sealer) as db:
             # one read transaction: the tables as of one moment (WAL), not torn by a notice delivered meanwhile
             # (its delivery writes the recipient's notified_at and the 'notified' event together)
             db.execute("BEGIN")
@@ -962,6 +962,7 @@ class Envelopes:
         from server.store import open_store
 
         store = open_store(str(self.side.store_path))
+        store.attach_field_sealer(self.side.sealer)
         try:
             log = AuditLog(store, migrate=False)
             report = log.verify(self.side.audit_certificate())
@@ -1006,7 +1007,7 @@ class Envelopes:
         from server.notify.outbox import OutboxChannel
 
         side = self.side
-        with read_only(side.store_path) as db:
+        with read_only(side.store_path, side.sealer) as db:
             rows = db.execute("SELECT id, topic, to_value, body_sealed FROM notify_outbox "
                               "WHERE topic LIKE 'envelope.%'").fetchall()
         for row in rows:

@@ -246,11 +246,17 @@ def integrity(path: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def read_only(path: Path) -> Iterator[Any]:
+def read_only(path: Path, sealer: Any = None) -> Iterator[Any]:
+    """A read-only connection; with the server's ``server.store.fields.FieldSealer``, sealed fields read opened."""
     import sqlite3
 
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-    conn.row_factory = sqlite3.Row
+    if sealer is None:
+        conn.row_factory = sqlite3.Row
+    else:
+        from server.store.fields import is_sealed
+
+        conn.row_factory = lambda cur, row: sqlite3.Row(cur, tuple(sealer.open(v) if is_sealed(v) else v for v in row))
     try:
         yield conn
     finally:

@@ -116,6 +116,13 @@ class ServerSide:
         return self.running.env
 
     @property
+    def sealer(self) -> Any:
+        """Opens the store's sealed fields (titles, names, reasons), with the data key unwrapped at start."""
+        from server.store.fields import FieldSealer
+
+        return FieldSealer(self._box)
+
+    @property
     def store_path(self) -> Path:
         return self.env.state / "signet.sqlite"
 
@@ -173,7 +180,7 @@ class ServerSide:
 
     def state(self) -> ServerState:
         evidence: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        with read_only(self.store_path) as db:
+        with read_only(self.store_path, self.sealer) as db:
             people = {r["id"]: dict(r) for r in db.execute(
                 "SELECT id, legal_name, phone, status, phone_verified_at, evidence_head FROM identity_people")}
             for r in db.execute("SELECT person_id, seq, kind, prev_digest, digest FROM identity_evidence "
@@ -230,7 +237,7 @@ class ServerSide:
         """The code of the newest outbox message to ``phone`` (read-only store access, body unsealed here)."""
         from server.notify.outbox import OutboxChannel
 
-        with read_only(self.store_path) as db:
+        with read_only(self.store_path, self.sealer) as db:
             row = db.execute("SELECT id, body_sealed FROM notify_outbox WHERE to_value = ? "
                              "ORDER BY created_at DESC, id DESC LIMIT 1", (phone,)).fetchone()
         if row is None:
@@ -544,7 +551,7 @@ class CrlFetches:
             return [f"current CRL after the restart: {describe(e)}"]
         issuer = hashlib.sha256(self._ca.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).hexdigest()
-        with read_only(self.side.store_path) as db:
+        with read_only(self.side.store_path, self.side.sealer) as db:
             stored = {int(r[0]): hashlib.sha256(bytes(r[1])).hexdigest() for r in db.execute(
                 "SELECT number, der FROM ca_crls WHERE issuer_key_hash = ?", (issuer,))}
         served = state.acked.of("crl_published")

@@ -65,7 +65,10 @@ def _event_store(store: Store) -> Store:
 
     store.migrate("envelopes", MIGRATIONS)
     AuditLog(store)
-    store.execute("PRAGMA foreign_keys=OFF")  # events without their envelope rows, for this test only
+    for env in ("env-1", "env-2"):  # the rows the events refer to (foreign keys), nothing more
+        store.insert("envelopes", {"id": env, "org_id": "org", "sender_person_id": "p", "sender_name": "S",
+                                   "title": "T", "message": "", "tags": "[]", "state": "sent", "expires_in_days": 1,
+                                   "created_at": "2030-01-01T00:00:00.000Z", "version": 1})
     return store
 
 
@@ -81,6 +84,8 @@ def test_every_envelope_event_is_an_audit_leaf(store: Store) -> None:
         (0, "envelope.signed", "env-1"), (1, "envelope.voided", "env-2")]
     assert json.loads(leaves[0]["payload"]) == {"event_id": first, "actor": "person:p-1", "detail": detail}
     assert json.loads(leaves[1]["payload"])["event_id"] == second
+    # a void's free-text reason is in the (sealed) event row, and only as its SHA-256 in the public log
+    assert "typo" not in leaves[1]["payload"] and "reason_sha256" in json.loads(leaves[1]["payload"])["detail"]
     stored = store.query_one("SELECT detail FROM envelope_events WHERE id = ?", (first,))
     assert stored is not None and json.loads(stored["detail"]) == detail
     assert leaves[0]["time"] == "2030-01-02T03:04:05.678Z"

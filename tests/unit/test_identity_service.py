@@ -170,6 +170,32 @@ def test_full_flow_with_evidence_chain(w: World) -> None:
     assert code not in repr(chain)
 
 
+def test_every_evidence_record_is_an_audit_leaf_without_personal_data(w: World) -> None:
+    """Each record is a leaf ``identity.<kind>`` about the person, whose payload commits to the record by its chain
+    digest and holds no name, phone, e-mail, document number or detail."""
+    import json
+
+    person = register(w)
+    verify_phone(w, person.id)
+    w.svc.approve(w.reviewer, person.id, evidence="ID card of 张三 inspected in person", reference="desk-42")
+    theirs = register(w, DOC2, "+8613800138001", principal=w.other_op, name="李四")
+    chain = w.svc.evidence(w.op, person.id)
+    leaves = w.store.query("SELECT * FROM audit_leaves ORDER BY seq")
+    ours = [r for r in leaves if r["subject"] == person.id]
+    assert [r["kind"] for r in ours] == [f"identity.{r.kind}" for r in chain] == [
+        "identity.registered", "identity.phone_code_sent", "identity.phone_verified", "identity.approved"]
+    for row, rec in zip(ours, chain, strict=True):
+        assert json.loads(row["payload"]) == {"org_id": w.op.org_id, "seq": rec.seq, "actor": rec.actor,
+                                              "chain_digest": rec.digest}
+    assert [(r["kind"], json.loads(r["payload"])["org_id"]) for r in leaves if r["subject"] == theirs.id] == [
+        ("identity.registered", w.other_op.org_id)]
+    assert [int(r["seq"]) for r in leaves] == list(range(len(leaves)))
+    text = json.dumps([dict(r) for r in leaves], ensure_ascii=False)
+    for personal in ("张三", "李四", DOC, DOC2, "13800138000", "13800138001", "zhang@example.com", "desk-42",
+                     "inspected"):
+        assert personal not in text
+
+
 def test_wrong_and_replayed_phone_codes(w: World) -> None:
     person = register(w)
     w.svc.start_phone_verification(w.op, person.id)

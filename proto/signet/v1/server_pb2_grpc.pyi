@@ -747,7 +747,8 @@ def add_ContractServiceServicer_to_server(servicer: ContractServiceServicer, ser
 class AuditServiceStub:
     """The audit log's proofs (API listener): signed tree heads, inclusion and
     consistency proofs of the RFC 9162 Merkle tree every envelope event (and
-    every download, evidence export and archive operation) is a leaf of, so a
+    every download, evidence export and archive operation, every record of a
+    person's evidence chain, every certificate issued or revoked) is a leaf of, so a
     relying party can check that what it was shown is in the log and that the
     log only grows. A head signs b"signet-audit-tree-head-v1\\0" ||
     uint64be(tree_size) || uint64be(timestamp in ms since 1970) || root_hash with
@@ -757,9 +758,10 @@ class AuditServiceStub:
     Authorisation: operators only (anyone else: PERMISSION_DENIED "only an
     operator"). Tree heads and consistency proofs reveal only hashes: any
     operator may get them. A leaf is seen only by an operator of the
-    organisation of the envelope it is about: a leaf or envelope of another
-    organisation, and a leaf about anything but an envelope, is NOT_FOUND,
-    exactly like a seq or id that does not exist. A tree size larger than the
+    organisation it is about: its envelope's, its person's (identity.*), its
+    certificate holder's (certificate.*). A leaf or envelope of another
+    organisation, and a leaf about anything else, is NOT_FOUND, exactly like a
+    seq or id that does not exist. A tree size larger than the
     log, a seq not in the tree asked for, old_size > new_size:
     INVALID_ARGUMENT. A tree_size or new_size of 0 means the newest signed head
     (signed now when the log has grown since the newest head was signed).
@@ -787,7 +789,8 @@ class AuditServiceStub:
 class AuditServiceAsyncStub(AuditServiceStub):
     """The audit log's proofs (API listener): signed tree heads, inclusion and
     consistency proofs of the RFC 9162 Merkle tree every envelope event (and
-    every download, evidence export and archive operation) is a leaf of, so a
+    every download, evidence export and archive operation, every record of a
+    person's evidence chain, every certificate issued or revoked) is a leaf of, so a
     relying party can check that what it was shown is in the log and that the
     log only grows. A head signs b"signet-audit-tree-head-v1\\0" ||
     uint64be(tree_size) || uint64be(timestamp in ms since 1970) || root_hash with
@@ -797,9 +800,10 @@ class AuditServiceAsyncStub(AuditServiceStub):
     Authorisation: operators only (anyone else: PERMISSION_DENIED "only an
     operator"). Tree heads and consistency proofs reveal only hashes: any
     operator may get them. A leaf is seen only by an operator of the
-    organisation of the envelope it is about: a leaf or envelope of another
-    organisation, and a leaf about anything but an envelope, is NOT_FOUND,
-    exactly like a seq or id that does not exist. A tree size larger than the
+    organisation it is about: its envelope's, its person's (identity.*), its
+    certificate holder's (certificate.*). A leaf or envelope of another
+    organisation, and a leaf about anything else, is NOT_FOUND, exactly like a
+    seq or id that does not exist. A tree size larger than the
     log, a seq not in the tree asked for, old_size > new_size:
     INVALID_ARGUMENT. A tree_size or new_size of 0 means the newest signed head
     (signed now when the log has grown since the newest head was signed).
@@ -823,7 +827,8 @@ class AuditServiceAsyncStub(AuditServiceStub):
 class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
     """The audit log's proofs (API listener): signed tree heads, inclusion and
     consistency proofs of the RFC 9162 Merkle tree every envelope event (and
-    every download, evidence export and archive operation) is a leaf of, so a
+    every download, evidence export and archive operation, every record of a
+    person's evidence chain, every certificate issued or revoked) is a leaf of, so a
     relying party can check that what it was shown is in the log and that the
     log only grows. A head signs b"signet-audit-tree-head-v1\\0" ||
     uint64be(tree_size) || uint64be(timestamp in ms since 1970) || root_hash with
@@ -833,9 +838,10 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
     Authorisation: operators only (anyone else: PERMISSION_DENIED "only an
     operator"). Tree heads and consistency proofs reveal only hashes: any
     operator may get them. A leaf is seen only by an operator of the
-    organisation of the envelope it is about: a leaf or envelope of another
-    organisation, and a leaf about anything but an envelope, is NOT_FOUND,
-    exactly like a seq or id that does not exist. A tree size larger than the
+    organisation it is about: its envelope's, its person's (identity.*), its
+    certificate holder's (certificate.*). A leaf or envelope of another
+    organisation, and a leaf about anything else, is NOT_FOUND, exactly like a
+    seq or id that does not exist. A tree size larger than the
     log, a seq not in the tree asked for, old_size > new_size:
     INVALID_ARGUMENT. A tree_size or new_size of 0 means the newest signed head
     (signed now when the log has grown since the newest head was signed).
