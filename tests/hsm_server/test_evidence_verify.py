@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from asn1crypto import pem
@@ -94,10 +95,11 @@ def _events_and_audit(pki, d: Path) -> tuple[list[dict[str, object]], list[dict[
     log = AuditLog(store)
     t0 = dt.datetime(2030, 1, 2, 9, 0, tzinfo=dt.UTC)
     events: list[dict[str, object]] = []
-    steps = [("created", "p-alice", {"title": "Evidence lease"}), ("sent", "p-alice", {"recipients": 2}),
-             ("viewed", "p-bob", {}), ("signed", "p-alice", {"document": "d1", "revision": "ab" * 32}),
-             ("signed", "p-bob", {"document": "d1", "revision": "cd" * 32}), ("completed", None, {}),
-             ("sealed", None, {"documents": 2})]
+    steps: list[tuple[str, str | None, dict[str, Any]]] = [
+        ("created", "p-alice", {"title": "Evidence lease"}), ("sent", "p-alice", {"recipients": 2}),
+        ("viewed", "p-bob", {}), ("signed", "p-alice", {"document": "d1", "revision": "ab" * 32}),
+        ("signed", "p-bob", {"document": "d1", "revision": "cd" * 32}), ("completed", None, {}),
+        ("sealed", None, {"documents": 2})]
     mine: list[int] = []
     for i, (kind, actor, detail) in enumerate(steps):
         now = t0 + dt.timedelta(minutes=i)
@@ -105,7 +107,7 @@ def _events_and_audit(pki, d: Path) -> tuple[list[dict[str, object]], list[dict[
         ev = {"id": i + 1, "type": kind, "actor": actor or "server", "at": now.isoformat(), "detail": detail}
         events.append(ev)
         mine.append(log.append(f"envelope.{kind}", ENVELOPE,  # as the server writes it: the title as a hash
-                               event_leaf_payload(kind, ev["id"], actor or "server", detail), now))
+                               event_leaf_payload(kind, i + 1, actor or "server", detail), now))
     mine.append(log.append("archive.lta_renewed", ENVELOPE, {"object": "ef" * 32}, t0 + dt.timedelta(hours=1)))
     log.append("envelope.sent", OTHER, {"event_id": 2000, "actor": "p-x", "detail": {}},
                t0 + dt.timedelta(hours=2))
