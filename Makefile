@@ -3,8 +3,9 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
-DEB_PACKAGES := softhsm2 opensc poppler-utils qpdf libnss3-tools gcc libc6-dev
-# one command per package, to tell whether it is installed (gcc builds the fault-injecting PKCS#11 shim of the tests)
+DEB_PACKAGES := softhsm2 opensc poppler-utils qpdf libnss3-tools gcc libc6-dev postgresql
+# one command per package, to tell whether it is installed (gcc builds the fault-injecting PKCS#11 shim of the tests;
+# postgresql's initdb, off PATH on Debian, runs the tests' throwaway cluster: the store contract suite)
 DEB_COMMANDS := softhsm2-util pkcs11-tool pdfsig qpdf certutil gcc
 
 .PHONY: all setup sysdeps venv lock demo test test-fast bench soak proto proto-check lint clean fuzz
@@ -18,6 +19,7 @@ setup: sysdeps venv
 sysdeps:
 	@missing=""; pkgs="$(DEB_PACKAGES)"; \
 	for c in $(DEB_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	{ command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 || missing="$$missing initdb"; \
 	if ! $(PY) -c "import ensurepip, venv" >/dev/null 2>&1; then missing="$$missing python3-venv"; pkgs="$$pkgs python3-venv"; fi; \
 	if [ -n "$$missing" ]; then \
 	  echo "missing:$$missing -> installing $$pkgs"; \

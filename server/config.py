@@ -7,7 +7,10 @@ in the file is reported at once, each naming its key.  Example (every key, with 
 
     [server]
     state_dir = "state"                  # created 0700: store, TLS material, wrapped data keys
-    store = ""                           # default sqlite:///<state_dir>/signet.sqlite
+    store = ""                           # default sqlite:///<state_dir>/signet.sqlite; or
+                                         # postgresql://USER@HOST:PORT/DB (several replicas; C collation)
+    store_password_env = ""              # the PostgreSQL password: an environment variable or a file,
+    store_password_file = ""             # never in the URL
     organisation = "Signet"              # O= of the server's own certificates
     country = ""                         # optional C= of the server's certificates
     key_family = "rsa"                   # rsa (RSA-3072) | ec (P-384 CAs, P-256 others)
@@ -106,6 +109,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from formats.policy import DEFAULT_REMOTE_POLICY, DEFAULT_SEAL_POLICY, DEFAULT_SIGNING_POLICY, DEFAULT_TSA_POLICY
 from signet.secrets import SecretUnavailable, read_env_secret, read_file_secret
@@ -199,17 +203,25 @@ class ServerSettings:
     key_family: KeyFamily = KeyFamily.RSA
     log_level: str = "INFO"
     mode: Mode = Mode.PRODUCTION
+    store_password: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_table(cls, t: Table, base: Path) -> ServerSettings:
         state_dir = (base / t.text("state_dir", "state")).resolve()
+        store = t.text("store")
+        if store and "://" in store and not store.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            t.problems.add("server.store must be sqlite:///PATH or postgresql://USER@HOST/DB")
+        if store.startswith(("postgresql://", "postgres://")) and urlsplit(store).password is not None:
+            t.problems.add("server.store must not hold a password: give store_password_env or store_password_file")
+        password = _secret(t, "store_password_env", "store_password_file", "store password", base, required=False)
         organisation = t.text("organisation", "Signet")
         if not 0 < len(organisation) <= 40:
             t.problems.add("server.organisation must be 1 to 40 characters")
         country = t.text("country") or None
         if country is not None and not re.match(r"^[A-Z]{2}$", country):
             t.problems.add("server.country must be an ISO 3166 two-letter code such as CN")
-        return cls(state_dir=state_dir, store_url=t.text("store") or f"sqlite:///{state_dir / 'signet.sqlite'}",
+        return cls(state_dir=state_dir, store_url=store or f"sqlite:///{state_dir / 'signet.sqlite'}",
+                   store_password=password,
                    organisation=organisation, country=country,
                    key_family=t.enum("key_family", KeyFamily, KeyFamily.RSA),
                    log_level=t.text("log_level", "INFO", choices=_LEVELS).upper(),
@@ -514,7 +526,8 @@ class ServerConfig:
         def sub(name: str, known: set[str]) -> Table:
             return top.table(name, known)
 
-        server = ServerSettings.from_table(sub("server", {"state_dir", "store", "organisation", "country",
+        server = ServerSettings.from_table(sub("server", {"state_dir", "store", "store_password_env",
+                                                          "store_password_file", "organisation", "country",
                                                           "key_family", "log_level", "mode"}), base)
         cfg = cls(
             path=path, server=server,

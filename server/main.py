@@ -120,7 +120,7 @@ def _ensure_tls(cfg: ServerConfig, keys: ServerKeys, store: Store) -> tuple[list
 def cmd_init(cfg: ServerConfig) -> int:
     cfg.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     token = open_token(cfg)
-    store = open_store(cfg.server.store_url)
+    store = open_store(cfg.server.store_url, password=cfg.server.store_password)
     try:
         _check_token_matches_store(token, store)
         report = init_server_keys(token, store, cfg.server.organisation, SystemClock(),

@@ -123,7 +123,7 @@ def open_runtime(cfg: ServerConfig, clock: Clock | None = None, token: Token | N
     """Log in to the token, open the store, load keys and data keys, build the services."""
     clock = clock or SystemClock()
     token = token or open_token(cfg)
-    store = open_store(cfg.server.store_url)
+    store = open_store(cfg.server.store_url, password=cfg.server.store_password)
     try:
         keys = load_server_keys(token, store)  # first: "not initialised" is its error (the server's own
         # certificates, written by init before the sealer exists, are never sealed)

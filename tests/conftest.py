@@ -114,3 +114,62 @@ def logged_in_token(make_token, hsm_root):
     yield t, tok
     tok.logout()
 
+
+# -- stores: SQLite by default; PostgreSQL for the store contract suite, and for every test that takes its store
+# from ``store_for_test`` / ``new_store`` when SIGNET_TEST_STORE=postgresql -----------------------------------------
+STORE_KINDS = ("sqlite", "postgresql")
+_pg_dbs = itertools.count(1)
+_pg: list = []
+
+
+def shared_pg_cluster():
+    """The session's throwaway PostgreSQL cluster (tests/pgcluster.py), started on first use and stopped at exit;
+    fails, never skips, when it cannot start."""
+    if not _pg:
+        import atexit
+
+        from tests.pgcluster import PgCluster
+
+        cluster = PgCluster()  # its own temporary directory: the session directory is private to this user
+        atexit.register(cluster.stop)
+        _pg.append(cluster.start())
+    return _pg[0]
+
+
+def store_for_test(tmp_path: Path, name: str = "server.db", kind: str | None = None):
+    """A fresh, empty Store: SQLite ``tmp_path/name``, or a new database on the shared PostgreSQL cluster (kind
+    "postgresql", or SIGNET_TEST_STORE=postgresql when kind is None)."""
+    from server.store import open_store
+
+    kind = kind or os.environ.get("SIGNET_TEST_STORE", "sqlite")
+    if kind == "postgresql":
+        return open_store(shared_pg_cluster().createdb(f"t{os.getpid()}_{next(_pg_dbs)}"))
+    if kind == "sqlite":
+        return open_store(str(tmp_path / name))
+    raise ValueError(f"SIGNET_TEST_STORE must be sqlite or postgresql, not {kind!r}")
+
+
+def reopen(store):
+    """Another Store over the same database (as a restarted server opens it)."""
+    from server.store import open_store
+
+    return open_store(getattr(store, "url", None) or store.path)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    return shared_pg_cluster()
+
+
+@pytest.fixture
+def new_store(tmp_path) -> Iterator[Callable[..., object]]:
+    """new_store(kind=None) -> a fresh, empty Store (see :func:`store_for_test`), closed afterwards."""
+    opened: list = []
+
+    def _new(kind: str | None = None):
+        opened.append(store_for_test(tmp_path, f"store-{len(opened)}.sqlite", kind))
+        return opened[-1]
+
+    yield _new
+    for s in opened:
+        s.close()

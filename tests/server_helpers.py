@@ -145,8 +145,15 @@ def make_tls(directory: Path) -> TlsFiles:
     return TlsFiles(cert_path, key_path)
 
 
-def db_bytes(path: Path) -> bytes:
-    """The SQLite file and its WAL: everything the database holds on disk."""
+def db_bytes(where: Any) -> bytes:
+    """Everything the database holds on disk: a SQLite file (a path, or a store) and its WAL; for a PostgreSQL
+    store, every file of the test cluster after a checkpoint (its tables, indexes and WAL)."""
+    if getattr(where, "url", None):
+        from tests.conftest import shared_pg_cluster
+
+        where.execute("CHECKPOINT")
+        return b"".join(f.read_bytes() for f in shared_pg_cluster().data.rglob("*") if f.is_file())
+    path = where if isinstance(where, Path) else Path(where.path)
     data = path.read_bytes()
     wal = path.with_name(path.name + "-wal")
     return data + (wal.read_bytes() if wal.exists() else b"")

@@ -50,14 +50,19 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def open_store(url: str) -> Store:
-    """``sqlite:///path/to/db`` or a plain path (SQLite); postgres:// is not built yet."""
+def open_store(url: str, *, password: str | None = None) -> Store:
+    """``sqlite:///path/to/db`` or a plain path (SQLite), or ``postgresql://user@host/db`` (PostgreSQL; the
+    password given apart, never in the URL)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStore
+
+        return PostgresStore(url, password=password)
     from .sqlite import SqliteStore
 
     if url.startswith("sqlite:///"):
         return SqliteStore(url[len("sqlite:///") - 1:] if url.startswith("sqlite:////") else url[len("sqlite:///"):])
     if "://" in url:
-        raise StoreError(f"unsupported store URL {url!r}: only sqlite:///PATH is implemented")
+        raise StoreError(f"unsupported store URL scheme {url.split('://', maxsplit=1)[0]!r}: sqlite:/// or postgresql://")
     return SqliteStore(url)
 
 

@@ -55,7 +55,7 @@ def pki(make_token, tmp_path_factory) -> Iterator[Pki]:
     from server.clock import SystemClock
     from server.http import PkiHttpServer, build_services
     from server.keys import init_server_keys, load_server_keys
-    from server.store import open_store
+    from tests.conftest import store_for_test
 
     d = tmp_path_factory.mktemp("pki")
     srv, ag = make_token("srv"), make_token("agent")
@@ -63,7 +63,7 @@ def pki(make_token, tmp_path_factory) -> Iterator[Pki]:
     token, agent = hsm.token(serial=srv.serial), hsm.token(serial=ag.serial)
     token.login(srv.pin)
     agent.login(ag.pin)
-    store = open_store(str(d / "signet.sqlite"))
+    store = store_for_test(d, "signet.sqlite")
     http = PkiHttpServer(("127.0.0.1", 0))
     urls = PkiUrls(http.base_url)
     clock = SystemClock()

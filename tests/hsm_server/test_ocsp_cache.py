@@ -70,9 +70,9 @@ def test_answers_are_cached_byte_for_byte_and_nonces_are_not_echoed(pki, new_key
 
 def test_revocation_shows_at_once_in_every_process_sharing_the_store(pki, new_key, person):
     """Two responders with their own store connections and caches stand for two server processes."""
-    from server.store import open_store
+    from tests.conftest import reopen
 
-    stores = [open_store(pki.store.path) for _ in range(2)]
+    stores = [reopen(pki.store) for _ in range(2)]
     try:
         responders = [_responder(pki, store=s)[0] for s in stores]
         serial = _issue(pki, new_key, person)

@@ -7,6 +7,8 @@ import logging
 
 from asn1crypto import tsp
 
+from tests.conftest import USER_PIN, reopen
+
 from .conftest import openssl
 from .test_tsa import _query, _StatusOnly
 
@@ -36,11 +38,10 @@ def test_every_serial_is_recorded_with_its_imprint(pki):
 def test_a_serial_drawn_before_is_drawn_again_even_by_another_process(pki, caplog):
     """Two TSAs with their own store connections stand for two server processes; their RNGs collide."""
     from server.clock import SystemClock
-    from server.store import open_store
     from server.tsa import TimeStampAuthority
 
     same = b"\x5a" * 16
-    other = open_store(pki.store.path)
+    other = reopen(pki.store)
     try:
         first = TimeStampAuthority(pki.keys, SystemClock(), store=pki.store, rng=lambda n: same)
         draws = iter([same, b"\x6b" * 16])
@@ -64,7 +65,7 @@ def test_accuracy_comes_from_the_tsa_configuration(pki, monkeypatch, tmp_path):
     from server.http import build_services
     from server.runtime import tsa_policy
 
-    monkeypatch.setenv("SIGNET_TEST_PIN", "1234")
+    monkeypatch.setenv("SIGNET_TEST_PIN", USER_PIN)
     cfg = ServerConfig.parse({"server": {"mode": "demo"}, "hsm": {"pin_env": "SIGNET_TEST_PIN"},
                               "tsa": {"accuracy_seconds": 7}}, tmp_path / "server.toml")
     services = build_services(pki.keys, pki.store, SystemClock(), tsa_policy=tsa_policy(cfg))  # as cmd_run does

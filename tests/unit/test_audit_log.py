@@ -13,16 +13,17 @@ from typing import Any
 import pytest
 
 from server.audit import AuditError, AuditLog
-from server.store import Store, open_store
+from server.store import Store
 from signet import merkle
 from signet.auditformat import canonical_json, leaf_bytes
+from tests.conftest import store_for_test
 
 T0 = datetime(2030, 1, 2, 3, 4, 5, 678_901, tzinfo=UTC)
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Any:
-    s = open_store(str(tmp_path / "s.sqlite"))
+    s = store_for_test(tmp_path, "s.sqlite")  # PostgreSQL too with SIGNET_TEST_STORE=postgresql
     yield s
     s.close()
 

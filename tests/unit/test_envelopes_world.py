@@ -46,7 +46,8 @@ from server.notify import OutboxChannel, Router
 from server.notify.message import AddressKind, Channel
 from server.otp import OtpPolicy
 from server.sealing import AesGcmBox
-from server.store import Store, open_store
+from server.store import Store
+from tests.conftest import store_for_test
 from tests.formats import minipki
 
 ANY_POLICY = "2.5.29.32.0"
@@ -200,7 +201,7 @@ def _register(identity: IdentityService, outbox: OutboxChannel, op: Principal, r
 def make_world(tmp_path: Path, *, limits: Limits | None = None, approve: Sequence[str] = tuple(DOCS),
                email: Channel | None = None, tuning: Tuning | None = None) -> World:
     """``email``: the channel envelope notices go through (default: the outbox, like everything else)."""
-    store = open_store(str(tmp_path / "server.db"))
+    store = store_for_test(tmp_path, "server.db")
     clock = ManualClock(dt.datetime.now(dt.UTC).replace(microsecond=123456))
     box = AesGcmBox.generate()
     outbox = OutboxChannel(store, box, clock)

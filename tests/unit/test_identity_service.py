@@ -23,7 +23,8 @@ from server.errors import (
 from server.identity import EvidenceChainBroken, IdentityService, Principal, Role, Status
 from server.notify import OutboxChannel
 from server.sealing import AesGcmBox, SealingError
-from server.store import Store, open_store
+from server.store import Store
+from tests.conftest import reopen, store_for_test
 from tests.server_helpers import db_bytes
 
 DOC = "11010519491231002X"
@@ -45,7 +46,7 @@ class World:
 @pytest.fixture
 def w(tmp_path: Path) -> World:
     db = tmp_path / "server.db"
-    store = open_store(str(db))
+    store = store_for_test(tmp_path, "server.db")
     clock = ManualClock()
     box = AesGcmBox.generate()
     outbox = OutboxChannel(store, box, clock)
@@ -115,7 +116,7 @@ def test_document_number_is_not_stored_or_logged_in_clear(w: World, caplog: pyte
     verify_phone(w, person.id)
     w.svc.approve(w.reviewer, person.id, evidence="passport copy checked at front desk", reference="ticket-7")
     w.svc.reveal_document(w.op, person.id)
-    data = db_bytes(w.db)
+    data = db_bytes(w.store)
     assert b"zhang@example.com" in data  # control: the person's row is in these bytes
     for form in (DOC, DOC.lower(), DOC[:17], DOC.encode("utf-16-le").decode("latin-1")):
         assert form.encode("latin-1") not in data
@@ -335,7 +336,7 @@ def test_state_survives_reopening(w: World) -> None:
     person = register(w)
     verify_phone(w, person.id)
     w.svc.approve(w.reviewer, person.id, evidence="seen")
-    reopened = IdentityService(open_store(str(w.db)), AesGcmBox.generate(), b"h" * 32, w.outbox, w.clock)
+    reopened = IdentityService(reopen(w.store), AesGcmBox.generate(), b"h" * 32, w.outbox, w.clock)
     assert reopened.get_person(w.op, person.id).status is Status.APPROVED
     assert reopened.find_by_document(w.op, "prc_resident_id", DOC).id == person.id  # same HMAC key
     assert len(reopened.evidence(w.op, person.id)) == 4

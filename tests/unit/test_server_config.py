@@ -187,3 +187,15 @@ def test_the_api_listener_admits_the_largest_document() -> None:
 
     for size in (1024, 16 * 1024 * 1024, 256 * 1024 * 1024):  # a signed revision may grow by the allowance
         assert api_message_limit(size) >= max(MAX_MESSAGE, size + REVISION_ALLOWANCE + 64 * 1024)
+
+
+def test_a_postgresql_store_takes_its_password_apart_and_never_shows_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGNET_STORE_PASSWORD", "s3cret-store-pw")
+    cfg = parse(demo(server={"store": "postgresql://signet@db.internal:5432/signet",
+                             "store_password_env": "SIGNET_STORE_PASSWORD"}))
+    assert cfg.server.store_url == "postgresql://signet@db.internal:5432/signet"
+    assert cfg.server.store_password == "s3cret-store-pw"
+    assert "s3cret-store-pw" not in repr(cfg)
+    found = problems(demo(server={"store": "postgresql://signet:pw@db.internal/signet"}))
+    assert any("must not hold a password" in p for p in found) and not any(":pw@" in p for p in found)
+    assert any("sqlite:///" in p for p in problems(demo(server={"store": "mysql://db/x"})))
