@@ -203,9 +203,10 @@ class ServerEnv:
 
 def write_server_config(directory: Path, token_label: str, pin: str, extra: str = "", *,
                         organisation: str = "Signet Test Platform", pin_env: str = SERVER_PIN_ENV,
-                        otp_hourly_limit: int = 50) -> ServerEnv:
+                        otp_hourly_limit: int = 50, server_settings: str = "") -> ServerEnv:
     """A server.toml on free local ports, mode "demo" (codes in the outbox), EC keys (quick to generate);
-    ``otp_hourly_limit``: one-time codes per phone or address and hour (a benchmark signing all day needs more)."""
+    ``otp_hourly_limit``: one-time codes per phone or address and hour (a benchmark signing all day needs more);
+    ``server_settings``: more lines of the ``[server]`` table (e.g. ``store = "postgresql://..."``)."""
     directory.mkdir(parents=True, exist_ok=True)
     env = ServerEnv(directory, directory / "server.toml", token_label, pin, free_port(), free_port(), free_port(),
                     pin_env)
@@ -217,7 +218,7 @@ country = "CN"
 key_family = "ec"
 log_level = "INFO"
 mode = "demo"
-
+{server_settings}
 [hsm]
 token_label = "{token_label}"
 pin_env = "{pin_env}"

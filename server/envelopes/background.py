@@ -1,5 +1,9 @@
 """The envelope service's background threads in ``signet-server run``: the scheduler and the notice dispatcher.
 
+With several replicas on one PostgreSQL store, only the process holding the store's leadership
+(:meth:`server.store.Store.try_lead`) runs a pass; the others check again at every interval and take over when
+the leader's connection ends (its process died).
+
 Each is a loop that runs one pass, then waits ``poll_seconds`` -- or less: the dispatcher is also woken by the
 :class:`~.bell.Bell` rung after every committed change, so a notice goes out as soon as its change commits.
 Two threads rather than one, so that a slow relay (an SMTP timeout, a webhook's retries) never delays an
@@ -34,9 +38,10 @@ class Tuning:
 
 class _Loop:
     def __init__(self, name: str, work: Callable[[], Any], interval: float, stop: threading.Event,
-                 bell: Bell | None) -> None:
+                 bell: Bell | None, lead: Callable[[], bool]) -> None:
         self.name = name
         self._work = work
+        self._lead = lead
         self._interval = interval
         self._stop = stop
         self._bell = bell
@@ -46,7 +51,8 @@ class _Loop:
         seen = self._bell.rings if self._bell else 0
         while not self._stop.is_set():
             try:
-                self._work()
+                if self._lead():  # another replica may run the background work: then this one stands by
+                    self._work()
             except Exception:  # the loop outlives one failed pass; the next one retries
                 log.exception("%s: pass failed", self.name)
             if self._bell is not None:
@@ -58,10 +64,12 @@ class _Loop:
 class Background:
     """``loops``: (thread name, one pass, woken by the bell?)."""
 
-    def __init__(self, loops: list[tuple[str, Callable[[], Any], bool]], interval: float, bell: Bell) -> None:
+    def __init__(self, loops: list[tuple[str, Callable[[], Any], bool]], interval: float, bell: Bell,
+                 lead: Callable[[], bool] = lambda: True) -> None:
         self._stop = threading.Event()
         self._bell = bell
-        self._loops = [_Loop(name, work, interval, self._stop, bell if rung else None) for name, work, rung in loops]
+        self._loops = [_Loop(name, work, interval, self._stop, bell if rung else None, lead)
+                       for name, work, rung in loops]
 
     def start(self) -> None:
         for loop in self._loops:

@@ -134,7 +134,7 @@ class EnvelopeService:
         self.bell.reopen()
         self._background = Background([("envelope-scheduler", self.scheduler.run_once, False),
                                        ("envelope-notices", self.dispatcher.run_once, True), *self._extra_loops],
-                                      self.tuning.poll_seconds, self.bell)
+                                      self.tuning.poll_seconds, self.bell, lead=self._store.try_lead)
         self._background.start()
 
     def stop(self, timeout: float = 5.0) -> None:

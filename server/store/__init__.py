@@ -47,6 +47,10 @@ class Store(Protocol):
     def attach_field_sealer(self, sealer: FieldSealer) -> None:
         """Encrypt :class:`~.fields.Sealed` values written from now on and open sealed values read."""
 
+    def try_lead(self) -> bool:
+        """Whether this process is the one that runs the background work on this store (several processes may
+        share a PostgreSQL store; a SQLite store has one)."""
+
     def close(self) -> None: ...
 
 

@@ -1,5 +1,8 @@
 """PostgreSQL implementation of the Store (psycopg 3, psycopg_pool), for several signet-server replicas.
 
+Several processes may share the database: writers are serialised (below), and the background work runs in one
+of them at a time (:meth:`PostgresStore.try_lead`).
+
 The domain modules write portable SQL with ``?`` placeholders and the migrations use SQLite's type names; this
 module adapts both, so the same migrations run on both databases:
 
@@ -21,8 +24,10 @@ password: :func:`redact` is what is shown.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -36,6 +41,9 @@ from . import IntegrityError, Migration, Row, StoreError
 from .fields import FieldSealer, bind, open_row
 
 WRITE_LOCK = 0x5349474E4554  # "SIGNET": the advisory lock every write transaction holds
+LEAD_LOCK = WRITE_LOCK + 1  # held for its whole session by the one process that runs the background work
+_LEAD_RETRY_SECONDS = 1.0
+log = logging.getLogger(__name__)
 
 
 def redact(url: str) -> str:
@@ -80,6 +88,10 @@ class PostgresStore:
         self._migrate_lock = threading.Lock()
         self._identity: dict[str, str | None] = {}
         self.field_sealer: FieldSealer | None = None
+        self._kwargs = kwargs
+        self._lead_lock = threading.Lock()
+        self._leader: psycopg.Connection[Any] | None = None
+        self._lead_tried = 0.0
         try:
             self._pool = ConnectionPool(url, min_size=min_size, max_size=max_size, kwargs=kwargs, open=True,
                                         timeout=30, name="signet-store")
@@ -199,5 +211,45 @@ class PostgresStore:
             self._identity.clear()
             return len(migrations)
 
+    def try_lead(self) -> bool:
+        """Whether this process runs the background work (scheduler, dispatcher, sealer, tree heads, retention):
+        it holds the session advisory lock ``LEAD_LOCK`` on a connection of its own.  Exactly one process on the
+        database holds it; when that process dies its connection closes and another takes over at its next try
+        (at most every second)."""
+        with self._lead_lock:
+            if self._leader is not None:
+                try:
+                    self._leader.execute("SELECT 1")
+                    return True
+                except psycopg.Error:
+                    log.warning("lost the connection that held the background-work lock; trying again")
+                    self._drop_leader()
+            now = time.monotonic()
+            if now - self._lead_tried < _LEAD_RETRY_SECONDS:
+                return False
+            self._lead_tried = now
+            try:
+                conn: psycopg.Connection[Any] = psycopg.connect(self.url, **self._kwargs)
+                row = conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (LEAD_LOCK,)).fetchone()
+            except psycopg.Error as e:
+                log.warning("could not ask for the background-work lock: %s", type(e).__name__)
+                return False
+            if not (row and row["ok"]):
+                conn.close()
+                return False
+            self._leader = conn
+            log.info("this process now runs the background work for %s", self.path)
+            return True
+
+    def _drop_leader(self) -> None:
+        conn, self._leader = self._leader, None
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg.Error:
+                pass
+
     def close(self) -> None:
+        with self._lead_lock:
+            self._drop_leader()
         self._pool.close()

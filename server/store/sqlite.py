@@ -127,6 +127,10 @@ class SqliteStore:
                 )
             return len(migrations)
 
+    def try_lead(self) -> bool:
+        """Always: one process per SQLite file runs everything, the background work included."""
+        return True
+
     def close(self) -> None:
         db = getattr(self._local, "db", None)
         if db is not None:

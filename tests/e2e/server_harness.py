@@ -32,12 +32,12 @@ __all__ = ["PY", "ROOT", "ServerEnv", "ServerProcess", "free_port"]
 PIN_ENV = SERVER_PIN_ENV
 
 
-def write_config(directory: Path, token_label: str, pin: str, extra: str = "") -> ServerEnv:
+def write_config(directory: Path, token_label: str, pin: str, extra: str = "", server_settings: str = "") -> ServerEnv:
     """The test server: every test talks to it from 127.0.0.1, so the per-address enrollment throttle is wide
     unless a test sets its own."""
     if "[enrollment]" not in extra:
         extra += "\n[enrollment]\nrequests_per_minute = 10000\n"
-    return write_server_config(directory, token_label, pin, extra)
+    return write_server_config(directory, token_label, pin, extra, server_settings=server_settings)
 
 
 cli = server_cli
@@ -108,8 +108,8 @@ class Running:
     org_a_name: str = "Acme Leasing Ltd"
 
 
-def start_running(directory: Path, token_label: str, pin: str, extra: str = "") -> Running:
-    env = write_config(directory, token_label, pin, extra)
+def start_running(directory: Path, token_label: str, pin: str, extra: str = "", server_settings: str = "") -> Running:
+    env = write_config(directory, token_label, pin, extra, server_settings)
     p = server_init(env)
     assert p.returncode == 0, p.stderr
     server = ServerProcess(env)

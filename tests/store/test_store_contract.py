@@ -172,3 +172,26 @@ def test_commits_are_durable(store) -> None:
     else:
         assert store.query_one("SHOW synchronous_commit") == {"synchronous_commit": "on"}
         assert store.query_one("SHOW fsync") == {"fsync": "on"}
+
+
+def test_one_process_at_a_time_runs_the_background_work(store) -> None:
+    """try_lead: SQLite has one process, which always leads; on PostgreSQL one store (process) of several holds
+    the leadership until it goes, then another takes over."""
+    import time
+
+    from tests.conftest import reopen
+
+    if store.kind == "sqlite":
+        assert store.try_lead() and store.try_lead()
+        return
+    other = reopen(store)
+    try:
+        assert store.try_lead() and store.try_lead()
+        assert not other.try_lead()
+        store.close()  # the leader's process ends: its session lock goes with its connection
+        deadline = time.monotonic() + 10
+        while not other.try_lead():
+            assert time.monotonic() < deadline, "nobody took over the background work"
+            time.sleep(0.2)
+    finally:
+        other.close()
