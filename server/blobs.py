@@ -40,13 +40,16 @@ class BlobCorrupt(ServerError):
 
 
 class BlobStore(Protocol):
-    def put(self, data: bytes) -> str:
+    """``org``: the organisation the bytes belong to; an encrypted store binds them to it (a blob stored for one
+    organisation is not found for another), a plain store ignores it."""
+
+    def put(self, data: bytes, *, org: str = "") -> str:
         """Store ``data`` durably; returns its SHA-256 (lowercase hex).  Idempotent."""
 
-    def get(self, sha256: str) -> bytes:
+    def get(self, sha256: str, *, org: str = "") -> bytes:
         """The bytes named ``sha256``, checked against it; BlobMissing / BlobCorrupt otherwise."""
 
-    def exists(self, sha256: str) -> bool: ...
+    def exists(self, sha256: str, *, org: str = "") -> bool: ...
 
 
 def sha256_hex(data: bytes) -> str:
@@ -82,7 +85,7 @@ class FileBlobStore:
             raise ValueError("a blob name is 64 lowercase hex digits")
         return self.directory / sha256[:2] / sha256
 
-    def put(self, data: bytes) -> str:
+    def put(self, data: bytes, *, org: str = "") -> str:
         name = sha256_hex(data)
         path = self._path(name)
         if path.exists():
@@ -96,7 +99,7 @@ class FileBlobStore:
             pass
         return name
 
-    def get(self, sha256: str) -> bytes:
+    def get(self, sha256: str, *, org: str = "") -> bytes:
         path = self._path(sha256)
         try:
             data = path.read_bytes()
@@ -106,7 +109,7 @@ class FileBlobStore:
             raise BlobCorrupt(f"blob {sha256} is damaged: its content no longer matches its SHA-256")
         return data
 
-    def exists(self, sha256: str) -> bool:
+    def exists(self, sha256: str, *, org: str = "") -> bool:
         return self._path(sha256).is_file()
 
 

@@ -450,13 +450,13 @@ class EncryptedBlobStore:
         self.archive = archive
         self.org = org
 
-    def put(self, data: bytes, *, org: str | None = None) -> str:
+    def put(self, data: bytes, *, org: str = "") -> str:
         return self.archive.put(org or self.org, data)
 
-    def get(self, sha256: str, *, org: str | None = None) -> bytes:
+    def get(self, sha256: str, *, org: str = "") -> bytes:
         return self.archive.get(org or self.org, sha256)
 
-    def exists(self, sha256: str, *, org: str | None = None) -> bool:
+    def exists(self, sha256: str, *, org: str = "") -> bool:
         return self.archive.exists(org or self.org, sha256)
 
 

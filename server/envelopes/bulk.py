@@ -101,7 +101,8 @@ class BulkSender:
                                          reason=f"ENVELOPE_{template.state.name}")
             sender = self._sender(p, template.sender_person_id)
             for d in template.documents:
-                self._blobs.get(d.current_sha256)  # the bytes every row's envelope will lock are the bytes uploaded
+                # the bytes every row's envelope will lock are the bytes uploaded
+                self._blobs.get(d.current_sha256, org=template.org_id)
             pages = [d.pages for d in template.documents if d.is_pdf]
             model = replace(template, sender_name=sender.legal_name)
             for i, row in enumerate(rows):

@@ -207,8 +207,9 @@ class EnvelopeService:
         contents, pages, rcpts = drafting.prepare(documents, pages, recipients, rcpts, texts.title,
                                                   append_signature_page)
         # blobs first (durable, content-addressed: one the transaction below never refers to is harmless)
-        docs = tuple(Document("doc_" + secrets.token_hex(12), d.name, d.media_type, "", self._blobs.put(c), len(c),
-                              n, 0) for d, c, n in zip(documents, contents, pages, strict=True))
+        docs = tuple(Document("doc_" + secrets.token_hex(12), d.name, d.media_type, "",
+                              self._blobs.put(c, org=p.org_id), len(c), n, 0)
+                     for d, c, n in zip(documents, contents, pages, strict=True))
         with self._write():
             if (first := recall(self._store, key)) is not None:
                 return first
@@ -230,7 +231,7 @@ class EnvelopeService:
             env = a.envelope
             envelope_move(env.state, "send")
             for d in env.documents:
-                self._blobs.get(d.current_sha256)  # the bytes being locked are the bytes uploaded
+                self._blobs.get(d.current_sha256, org=env.org_id)  # the bytes being locked are the bytes uploaded
             now = self._now()
             return self._post.send_draft(p, env, now), now
 
@@ -266,9 +267,10 @@ class EnvelopeService:
                 and a.envelope.state is EnvelopeState.SENT:
             self._viewed(p, a.envelope.id)
             doc = self._access(p, envelope_id).envelope.document(document_id)
-        signatures = tuple(self._blobs.get(r.sha256) for r in records.revisions(self._store, doc.id)
+        org = a.envelope.org_id
+        signatures = tuple(self._blobs.get(r.sha256, org=org) for r in records.revisions(self._store, doc.id)
                            if r.kind == "detached")
-        return DocumentContent(doc, self._blobs.get(doc.current_sha256), signatures)
+        return DocumentContent(doc, self._blobs.get(doc.current_sha256, org=org), signatures)
 
     def _viewed(self, p: Principal, envelope_id: str) -> None:
         with self._write():
@@ -361,9 +363,9 @@ class EnvelopeService:
                 return self._turn(self._access(p, envelope_id), document_id, "sign", SigningMethod.REMOTE)[1] \
                     .current_sha256
 
+            previous = self._blobs.get(doc.current_sha256, org=a.envelope.org_id)
             content = self._remote.sign(p, a.envelope, r, doc, revision_sha256, code=code, code_id=code_id,
-                                        previous=self._blobs.get(doc.current_sha256), current=current,
-                                        field_values=values)
+                                        previous=previous, current=current, field_values=values)
             return self._submit(p, a, key, document_id, content=content, code="", code_id=code_id, activated=True)
         except ServerError as e:
             self._refused(p, a.envelope.id, document_id, e, "sign_remotely")
@@ -380,7 +382,7 @@ class EnvelopeService:
         if len(content) > self.limits.max_document_bytes + REVISION_ALLOWANCE:
             raise InvalidArgument("the submitted revision is larger than any signed document may be",
                                   reason="DOCUMENT_TOO_LARGE")
-        previous = self._blobs.get(doc.current_sha256)
+        previous = self._blobs.get(doc.current_sha256, org=a.envelope.org_id)
         if doc.is_pdf:
             acceptance.require_current(records.revisions(self._store, doc.id), previous, content)
         bind = binding(a.envelope.id, r.id, doc.id, doc.current_sha256)
@@ -400,7 +402,7 @@ class EnvelopeService:
                 raise FailedPrecondition("another signature was added meanwhile: fetch the current revision, ask "
                                          "for a new code and sign it again", reason="REVISION_CHANGED")
             used = code_id if activated else self._codes.spend(bind, code, code_id).code_id
-            sha = self._blobs.put(content)  # durable before the transaction that refers to it commits
+            sha = self._blobs.put(content, org=env.org_id)  # durable before the transaction that refers to it commits
             seq = records.add_revision(self._store, doc.id, kind="pdf" if doc.is_pdf else "detached", sha256=sha,
                                        size=len(content), recipient_id=r.id, certificate_serial=serial, at=now)
             env = self._reload(env)

@@ -240,12 +240,12 @@ class Sealer:
 
         revisions = {d.id: records.revisions(self._store, d.id) for d in env.documents}
         for d in env.documents:
-            current = self._blobs.get(d.current_sha256)
+            current = self._blobs.get(d.current_sha256, org=env.org_id)
             if d.is_pdf:
                 sealed = pdf.seal_pdf(current, self.key.pdf_signer, self._timestamper(), self._roots)
             else:
                 keep("original", d.id, current)
-                sealed = _bundle([cms.countersign(self._blobs.get(r.sha256), self.key.cms_signer,
+                sealed = _bundle([cms.countersign(self._blobs.get(r.sha256, org=env.org_id), self.key.cms_signer,
                                                   self.key.certificates, self._timestamper(), now)
                                   for r in revisions[d.id] if r.kind == "detached"])
             made.texts.append(text.document_text(sealed if d.is_pdf else current, d.media_type))

@@ -347,6 +347,26 @@ def test_encrypted_blob_store_is_a_blob_store(env: Env) -> None:
         EncryptedBlobStore(env.archive, "")
 
 
+def test_working_revisions_are_bound_to_their_organisation(env: Env, tmp_path: Path) -> None:
+    """Stored for one organisation, a working revision is not found for another; revisions of earlier versions
+    (the scope without an organisation, a plaintext directory) are still read."""
+    from server.archive.working import WORKING_SCOPE, WorkingBlobs, scope
+    from server.blobs import FileBlobStore
+
+    legacy = FileBlobStore(tmp_path / "plain-blobs")
+    blobs: BlobStore = WorkingBlobs(env.archive, legacy)
+    sha = blobs.put(b"%PDF-1.7 working revision", org="org_a")
+    assert blobs.get(sha, org="org_a") == b"%PDF-1.7 working revision" and blobs.exists(sha, org="org_a")
+    assert row(env.store, scope("org_a"), sha)["org"] == "signet:working-revisions:org_a"  # in the AAD too
+    assert not blobs.exists(sha, org="org_b")
+    with pytest.raises(BlobMissing):
+        blobs.get(sha, org="org_b")
+    older = env.archive.put(WORKING_SCOPE, b"stored before the organisation was bound")
+    plain = legacy.put(b"stored before encryption")
+    assert blobs.get(older, org="org_b") == b"stored before the organisation was bound"
+    assert blobs.get(plain, org="org_b") == b"stored before encryption"
+
+
 def test_a_crash_between_the_content_file_and_the_key_row_leaves_an_orphan_file_never_a_dangling_row(
         env: Env, pki, monkeypatch) -> None:
     class Crash(Exception):

@@ -865,7 +865,7 @@ class Envelopes:
             # (its delivery writes the recipient's notified_at and the 'notified' event together)
             db.execute("BEGIN")
             envelopes = {r["id"]: dict(r) for r in db.execute(
-                "SELECT id, sender_person_id, title, state, sent_at, completed_at, ended_at FROM envelopes")}
+                "SELECT id, org_id, sender_person_id, title, state, sent_at, completed_at, ended_at FROM envelopes")}
             for r in db.execute("SELECT id, envelope_id, locked_sha256 FROM envelope_documents ORDER BY position"):
                 documents[r["envelope_id"]].append(dict(r))
             for r in db.execute("SELECT id, envelope_id, person_id, role, routing_order, state, notified_at, "
@@ -928,14 +928,17 @@ class Envelopes:
         """Every revision's blob is there (all of them, every round) and hashes to its name (each blob once: they
         are write-once); each revision extends the one before it."""
         problems = []
+        org_of = {d["id"]: snap.envelopes[e]["org_id"] for e, docs in snap.documents.items() for d in docs
+                  if e in snap.envelopes}
         for doc, revs in snap.revisions.items():
+            org = org_of.get(doc, "")
             for i, r in enumerate(revs):
                 if r["sha256"] in self._verified:  # decrypted and checked in an earlier round: still there?
-                    if not self.side.working_blob_exists(r["sha256"]):
+                    if not self.side.working_blob_exists(r["sha256"], org):
                         problems.append(f"document {doc} revision {r['seq']}: blob {r['sha256']} is gone")
                     continue
                 try:  # encrypted in the server's archive: decrypted with its token, checked against its id
-                    data = self.side.working_blob(r["sha256"])
+                    data = self.side.working_blob(r["sha256"], org)
                 except Exception as e:
                     problems.append(f"document {doc} revision {r['seq']}: blob {r['sha256']} unreadable: "
                                     f"{type(e).__name__}: {e}")

@@ -126,12 +126,12 @@ class ServerSide:
     def store_path(self) -> Path:
         return self.env.state / "signet.sqlite"
 
-    def working_blob(self, sha256: str) -> bytes | None:
+    def working_blob(self, sha256: str, org: str = "") -> bytes | None:
         """An envelope's working revision as the server stored it (encrypted in its archive, unwrapped with the
         server token here); None when it is not there.  Raises when it is there but damaged."""
         from hsm import Hsm
         from server.archive import Archive
-        from server.archive.working import WORKING_SCOPE
+        from server.archive.working import WorkingBlobs
         from server.blobs import BlobMissing
         from server.store import open_store
 
@@ -140,7 +140,7 @@ class ServerSide:
             token.login(self.token.pin)
             self._archive = Archive(token, open_store(str(self.store_path)), self.env.state / "archive")
         try:
-            return bytes(self._archive.get(WORKING_SCOPE, sha256))
+            return bytes(WorkingBlobs(self._archive).get(sha256, org=org))  # bound to the envelope's organisation
         except BlobMissing:
             return None
 
@@ -158,10 +158,10 @@ class ServerSide:
         keys = load_server_keys(archive._token, open_store(str(self.store_path)))
         return bytes(keys.certificate_der(Role.AUDIT))
 
-    def working_blob_exists(self, sha256: str) -> bool:
-        from server.archive.working import WORKING_SCOPE
+    def working_blob_exists(self, sha256: str, org: str = "") -> bool:
+        from server.archive.working import WorkingBlobs
 
-        return self._archive is not None and bool(self._archive.exists(WORKING_SCOPE, sha256))
+        return self._archive is not None and WorkingBlobs(self._archive).exists(sha256, org=org)
 
     def begin_round(self, number: int) -> None:
         self._orphans = []
