@@ -240,40 +240,40 @@ class Outbox:
         from hsm import Hsm
         from server.config import load_config
         from server.datakeys import load_data_keys
+        from server.store import open_store
 
         os.environ[env.pin_env] = env.pin  # the configuration names the PIN's variable
+        cfg = load_config(env.config)
         token = Hsm(pin_state=env.dir / "bench-pins.json").token(label=env.token_label)
         token.login(env.pin)
         try:
-            self._box = load_data_keys(load_config(env.config), token).box
+            self._box = load_data_keys(cfg, token).box
         finally:
             token.logout()
-        self._db = env.state / "signet.sqlite"
+        self._store = open_store(cfg.server.store_url, password=cfg.server.store_password)  # SQLite or PostgreSQL
 
     def code(self, phone: str, digits: int, must_contain: str = "", timeout: float = 10.0) -> str:
         """The code of the newest message to ``phone`` whose text holds ``must_contain`` (e.g. the revision's
         SHA-256 prefix a signing code names), waiting for it to arrive."""
         import re
-        import sqlite3
 
         from server.notify.outbox import OutboxChannel
 
         deadline = time.monotonic() + timeout
         while True:
-            conn = sqlite3.connect(f"file:{self._db}?mode=ro", uri=True, timeout=30)
-            try:
-                rows = conn.execute("SELECT id, body_sealed FROM notify_outbox WHERE to_value = ? "
-                                    "ORDER BY created_at DESC, id DESC LIMIT 20", (phone,)).fetchall()
-            finally:
-                conn.close()
-            for message_id, sealed in rows:
-                body = self._box.decrypt(bytes(sealed), OutboxChannel._aad(message_id)).decode()
+            rows = self._store.query("SELECT id, body_sealed FROM notify_outbox WHERE to_value = ? "
+                                     "ORDER BY created_at DESC, id DESC LIMIT 20", (phone,))
+            for row in rows:
+                body = self._box.decrypt(bytes(row["body_sealed"]), OutboxChannel._aad(row["id"])).decode()
                 m = re.search(rf"\b(\d{{{digits}}})\b", body)
                 if m and must_contain in body:
                     return m.group(1)
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no {digits}-digit code to {phone} naming {must_contain!r}")
             time.sleep(0.002)
+
+    def close(self) -> None:
+        self._store.close()
 
 
 def _tokens(state: Path, labels: Sequence[str]) -> None:

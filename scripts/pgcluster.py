@@ -1,5 +1,5 @@
-"""A throwaway PostgreSQL cluster for tests: initdb + pg_ctl in a temporary directory, on a Unix socket only,
-fsync on, C collation, stopped (and its files removed) at the end.
+"""A throwaway PostgreSQL cluster for tests and benchmarks: initdb + pg_ctl in a temporary directory, on a Unix
+socket only, fsync on, C collation, stopped (and its files removed) at the end.
 
 PostgreSQL refuses to run as root: when the tests run as root, the cluster runs as the unprivileged ``postgres``
 user of Debian's package (or ``nobody``), through ``runuser``.  Nothing is skipped when PostgreSQL cannot

@@ -123,12 +123,12 @@ _pg: list = []
 
 
 def shared_pg_cluster():
-    """The session's throwaway PostgreSQL cluster (tests/pgcluster.py), started on first use and stopped at exit;
+    """The session's throwaway PostgreSQL cluster (scripts/pgcluster.py), started on first use and stopped at exit;
     fails, never skips, when it cannot start."""
     if not _pg:
         import atexit
 
-        from tests.pgcluster import PgCluster
+        from scripts.pgcluster import PgCluster
 
         cluster = PgCluster()  # its own temporary directory: the session directory is private to this user
         atexit.register(cluster.stop)

@@ -6,7 +6,9 @@ Imported by tests/e2e/test_server_*.py; nothing here fakes the server, the token
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from signet.wire import reason_of
 __all__ = ["PY", "ROOT", "ServerEnv", "ServerProcess", "free_port"]
 
 PIN_ENV = SERVER_PIN_ENV
+_databases = itertools.count(1)
 
 
 def write_config(directory: Path, token_label: str, pin: str, extra: str = "", server_settings: str = "") -> ServerEnv:
@@ -37,6 +40,11 @@ def write_config(directory: Path, token_label: str, pin: str, extra: str = "", s
     unless a test sets its own."""
     if "[enrollment]" not in extra:
         extra += "\n[enrollment]\nrequests_per_minute = 10000\n"
+    if os.environ.get("SIGNET_TEST_STORE") == "postgresql" and "store =" not in server_settings:
+        from tests.conftest import shared_pg_cluster
+
+        db = f"srv_{os.getpid()}_{next(_databases)}"
+        server_settings += f'\nstore = "{shared_pg_cluster().createdb(db)}"\n'
     return write_server_config(directory, token_label, pin, extra, server_settings=server_settings)
 
 

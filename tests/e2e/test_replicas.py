@@ -179,9 +179,10 @@ def test_two_replicas_share_the_load_survive_a_kill_and_act_once(replicas: Repli
         assert len(winners) == 1, got  # the loser is refused: the envelope is already closed
         ended[env.id] = winners[0].envelope.state
 
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(lambda n: both_sign(n, ("a", "b")), range(6)))
-        list(pool.map(void_or_decline, range(4)))
+    with ThreadPoolExecutor(4) as pool:
+        signing = pool.map(lambda n: both_sign(n, ("a", "b")), range(6))
+        list(pool.map(void_or_decline, range(24)))
+        list(signing)
 
     # the replica running the background work (and sealing what just completed) dies in the middle of more load
     # on the other, which goes on alone and takes the background work over

@@ -1,7 +1,7 @@
 """The Store contract, one suite for both implementations (server/store/sqlite.py, server/store/postgres.py):
 every method, transactions (commit, rollback, re-entrance, isolation), concurrent writers, constraint errors,
 migrations, sealed fields, byte-wise text order and durability settings.  PostgreSQL runs in a throwaway
-cluster started for the session (tests/pgcluster.py)."""
+cluster started for the session (scripts/pgcluster.py)."""
 
 from __future__ import annotations
 
