@@ -11,6 +11,7 @@ twice."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -361,7 +362,12 @@ def test_a_completed_contract_is_sealed_to_b_lta_archived_encrypted_and_exported
     markers = [b"Quokkaberry", *(PEOPLE[w][0].encode() for w in PEOPLE), *(PEOPLE[w][0].split()[-1].encode()
                                                                            for w in PEOPLE)]
     files = [f for f in running.env.state.rglob("*") if f.is_file()]
-    assert any(f.name.endswith("-wal") for f in files) and any(f.suffix == ".sqlite" for f in files)
+    if os.environ.get("SIGNET_TEST_STORE") == "postgresql":  # the database's files: the test cluster's
+        from tests.conftest import shared_pg_cluster
+
+        files += [f for f in shared_pg_cluster().data.rglob("*") if f.is_file()]
+    else:
+        assert any(f.name.endswith("-wal") for f in files) and any(f.suffix == ".sqlite" for f in files)
     found = [(f.name, m.decode()) for f in files for m in markers if m in f.read_bytes()]
     assert found == [], found
     # the evidence bundle: every file named in the signed manifest, the manifest's CMS judged by openssl, the

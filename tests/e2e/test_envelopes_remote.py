@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,6 +160,16 @@ def state_of(w: World, envelope_id: str) -> tuple:
         [(r.state, r.certificate_serial) for r in env.recipients]
 
 
+def notices_delivered(w: World, envelope_id: str, n: int) -> None:
+    """Wait for the background dispatcher's ``n`` "your turn" deliveries (each bumps the envelope's version), so
+    that what changes afterwards is only what the test's own calls changed."""
+    deadline = time.monotonic() + 60
+    while sum(e.type == "notified" for e in w.call("alice", "ListEnvelopeEvents", pb.ListEnvelopeEventsRequest(
+            envelope_id=envelope_id)).events) < n:
+        assert time.monotonic() < deadline, "the notices were not delivered"
+        time.sleep(0.2)
+
+
 def refused(w: World, name: str, request: pb.SignRemotelyRequest) -> tuple[grpc.StatusCode, str]:
     before = state_of(w, request.envelope_id)
     with pytest.raises(grpc.RpcError) as e:
@@ -277,6 +288,7 @@ def test_refusals_change_nothing(world: World) -> None:
     env = create_and_send(w, "Remote Lease Two", [("alice", 1, pb.SIGNING_METHOD_TOKEN),
                                                  ("carol", 1, pb.SIGNING_METHOD_REMOTE)], docs=2)
     a, b = env.documents
+    notices_delivered(w, env.id, 2)
     challenge = w.call("carol", "StartSigning", pb.StartSigningRequest(
         envelope_id=env.id, document_id=a.id, revision_sha256=a.current_sha256)).challenge
     code = w.code("carol")
@@ -292,6 +304,7 @@ def test_refusals_change_nothing(world: World) -> None:
     assert refused(w, "carol", req(b)) == (UN, "OTP_NOT_FOUND")  # bound to document a's hash
     assert refused(w, "alice", req()) == (FP, "TOKEN_RECIPIENT")  # a token recipient cannot sign remotely
     other = create_and_send(w, "Remote Lease Three", [("alice", 1, pb.SIGNING_METHOD_TOKEN)])
+    notices_delivered(w, other.id, 1)
     assert refused(w, "carol", req(other.documents[0], envelope_id=other.id))[0] == NF  # not her envelope
     refusals = [e for e in w.call("alice", "ListEnvelopeEvents", pb.ListEnvelopeEventsRequest(
         envelope_id=env.id)).events if e.type == "refused"]
