@@ -54,7 +54,7 @@ from asn1crypto import cms
 from asn1crypto import parser as asn1_parser
 from pyhanko.pdf_utils import generic
 from pyhanko.sign.diff_analysis import ModificationLevel, SuspiciousModification
-from pyhanko.sign.fields import enumerate_sig_fields
+from pyhanko.sign.fields import MDPPerm, enumerate_sig_fields
 from pyhanko.sign.general import extract_certificate_info
 from pyhanko.sign.validation import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
@@ -109,6 +109,7 @@ class _Facts:
     chain: tuple[bytes, ...] = ()
     report: Any = None
     changed: frozenset[str] = field(default_factory=frozenset)
+    level: ModificationLevel = ModificationLevel.NONE  # of the new revision's changes (step 7)
 
     def verdict(self, reason: str, message: str) -> RevisionVerdict:
         line = " ".join(message.split())
@@ -250,11 +251,28 @@ def _check_differences(new_reader: Any, prev_total: int, facts: _Facts) -> None:
         raise _Refused(REVISION_DISALLOWED_CHANGES, "the returned revision changes the document beyond adding a "
                                                     "signature (difference analysis: a change no rule allows)")
     facts.changed = frozenset(str(n) for n in result.changed_form_fields)
-    level = result.modification_level
+    level = facts.level = result.modification_level
     if level > ModificationLevel.FORM_FILLING:
         raise _Refused(REVISION_DISALLOWED_CHANGES, f"the returned revision changes the document beyond adding a "
                                                     f"signature and filling form fields (difference analysis: "
                                                     f"{level.name})")
+
+
+def _check_permissions(new_reader: Any, earlier: list[str], facts: _Facts) -> None:
+    """What the verifier's DocMDP/FieldMDP verdict on each earlier signature would say, from step 7's facts: a
+    certification that permits no changes, or permits form filling and the revision goes further, or a field
+    lock on a field the revision changed, refuses it."""
+    by_name = {str(e.field_name): e for e in new_reader.embedded_signatures}
+    for i, name in enumerate(earlier, 1):
+        emb = by_name.get(name)
+        if emb is None:
+            raise _Refused(REVISION_EARLIER_SIGNATURE_BROKEN, f"earlier signature {i} of {len(earlier)} is gone")
+        perm, lock = emb.docmdp_level, emb.fieldmdp
+        too_far = perm is MDPPerm.FILL_FORMS and facts.level > ModificationLevel.FORM_FILLING
+        locked = lock is not None and any(lock.is_locked(f) for f in facts.changed)
+        if perm is MDPPerm.NO_CHANGES or too_far or locked:
+            raise _Refused(REVISION_DISALLOWED_CHANGES, f"earlier signature {i} of {len(earlier)} does not permit "
+                                                        f"the changes of the returned revision")
 
 
 def _check_form(new_reader: Any, sig_name: str, changed: frozenset[str], assigned: Mapping[str, str],
@@ -277,7 +295,8 @@ def _check_form(new_reader: Any, sig_name: str, changed: frozenset[str], assigne
 
 
 def _judge(report: Any, name: str, earlier: list[str]) -> None:
-    """The verifier's report: the new signature ok, every earlier one still ok, no uncovered bytes."""
+    """The verifier's report: the new signature ok, every earlier one (those it validated) still ok, no
+    uncovered bytes."""
     by_name = {s.field_name: s for s in report.signatures}
     mine = by_name.get(name)
     if mine is None or mine.kind != "signature" or not mine.ok:
@@ -302,7 +321,7 @@ async def async_check_pdf_revision(
     previous: bytes, new: bytes, *, trust_roots: Sequence[bytes], expected_field: str | None = None,
     validation_time: dt.datetime | None = None, revocation: str = "offline", other_certs: Sequence[bytes] = (),
     fetch_timeout: float = 10.0, assigned_fields: Mapping[str, str] | None = None,
-    required_fields: Collection[str] = (),
+    required_fields: Collection[str] = (), earlier_accepted: bool = False,
 ) -> RevisionVerdict:
     """Coroutine form of :func:`check_pdf_revision`."""
     Settings.make(trust_roots, revocation=revocation, validation_time=validation_time, other_certs=other_certs,
@@ -327,10 +346,13 @@ async def async_check_pdf_revision(
         _check_differences(new_reader, prev_total, facts)
         if assigned_fields is not None:
             _check_form(new_reader, sig.name, facts.changed, assigned_fields, required_fields)
+        if earlier_accepted:
+            _check_permissions(new_reader, earlier, facts)
         facts.report = await async_verify_pdf(io.BytesIO(new), trust_roots, revocation=revocation,
                                               validation_time=validation_time, other_certs=other_certs,
-                                              fetch_timeout=fetch_timeout)
-        _judge(facts.report, sig.name, earlier)
+                                              fetch_timeout=fetch_timeout,
+                                              only=[sig.name] if earlier_accepted else None)
+        _judge(facts.report, sig.name, [] if earlier_accepted else earlier)
     except _Refused as r:
         log.info("revision refused: %s (%d bytes added)", r.reason, len(new) - len(previous))
         return facts.verdict(r.reason, r.message)
@@ -346,6 +368,7 @@ def check_pdf_revision(
     previous: bytes, new: bytes, *, trust_roots: Sequence[bytes], expected_field: str | None = None,
     validation_time: dt.datetime | None = None, revocation: str = "offline", other_certs: Sequence[bytes] = (),
     assigned_fields: Mapping[str, str] | None = None, required_fields: Collection[str] = (),
+    earlier_accepted: bool = False,
 ) -> RevisionVerdict:
     """Judge ``new``, returned by a signer, as the next revision of the accepted PDF ``previous``.
 
@@ -354,13 +377,17 @@ def check_pdf_revision(
     and leave every earlier signature intact and valid; the new signature must be valid and trusted under
     ``trust_roots`` (``revocation`` "offline" or "online", ``validation_time`` as for
     :func:`formats.verify.verify_pdf`).  With ``assigned_fields`` (name -> kind), the form fields it fills must be
-    among them, hold valid values, and ``required_fields`` must be filled (step 7 of the module's list).  Never
-    raises for a bad document; InvalidOptions for bad arguments.
+    among them, hold valid values, and ``required_fields`` must be filled (step 7 of the module's list).
+    ``earlier_accepted``: the caller itself accepted ``previous`` with this function, every signature in it
+    validated then (the envelope server, from the second signature on); step 8 then validates only the new
+    signature, and checks each earlier signature's DocMDP/FieldMDP permissions against step 7's changes itself
+    (their signed bytes are ``previous``'s, untouched: step 1).  Never raises for a bad document; InvalidOptions
+    for bad arguments.
     """
     return asyncio.run(async_check_pdf_revision(previous, new, trust_roots=trust_roots, expected_field=expected_field,
                                                 validation_time=validation_time, revocation=revocation,
                                                 other_certs=other_certs, assigned_fields=assigned_fields,
-                                                required_fields=required_fields))
+                                                required_fields=required_fields, earlier_accepted=earlier_accepted))
 
 
 # -- detached CMS

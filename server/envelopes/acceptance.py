@@ -70,16 +70,18 @@ def require_current(history: list[Revision], current: bytes, content: bytes) -> 
 
 
 def check_revision(doc: Document, previous: bytes, content: bytes, r: Recipient,
-                   rules: SigningRules) -> tuple[RevisionVerdict, bytes]:
+                   rules: SigningRules, *, earlier_accepted: bool = False) -> tuple[RevisionVerdict, bytes]:
     """The formats verdict on the submitted revision (PDF) or detached signature, and the new signer's
-    certificate; raises when it is refused."""
+    certificate; raises when it is refused.  ``earlier_accepted``: ``previous`` is a revision this check accepted
+    (every signature in it validated then), so only the new signature is validated again."""
     try:
         if doc.is_pdf:
             verdict = check_pdf_revision(previous, content, trust_roots=list(rules.trust_roots),
                                          expected_field=r.field_name if r.field is not None else None,
                                          revocation="offline",
                                          assigned_fields={f.name: f.kind.value for f in r.form_fields},
-                                         required_fields=[f.name for f in r.form_fields if f.required])
+                                         required_fields=[f.name for f in r.form_fields if f.required],
+                                         earlier_accepted=earlier_accepted)
         else:
             verdict = check_detached_signature(previous, content, trust_roots=list(rules.trust_roots),
                                                revocation="offline")

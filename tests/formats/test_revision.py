@@ -604,3 +604,50 @@ def test_check_of_a_three_page_contract_is_quick(world, one, two):
     t = time.perf_counter()
     accepted(check(world, one, two))
     assert time.perf_counter() - t < 2.0  # measured ~0.05 s; a generous bound for loaded CI machines
+
+
+# -- earlier_accepted: the caller accepted ``previous`` itself; only the new signature is validated again
+
+
+def test_with_earlier_accepted_only_the_new_signature_is_validated(world, one, two):
+    v = accepted(check(world, one, two, expected_field="Bob", earlier_accepted=True))
+    assert v.field_name == "Bob" and v.signer_certificate_der == world.bob.cert
+    assert [s.field_name for s in v.report.signatures] == ["Bob"]  # Alice's was validated when it was accepted
+
+
+def test_with_earlier_accepted_a_certification_that_permits_no_changes_still_refuses(world):
+    certified = writer_sign(world.contract, world.alice, "Alice", certify=True)
+    v = refused(check(world, certified, writer_sign(certified, world.bob, "Bob", force=True), earlier_accepted=True),
+                REVISION_DISALLOWED_CHANGES)
+    assert "earlier signature 1 of 1 does not permit" in v.message
+
+
+def test_with_earlier_accepted_a_field_lock_of_an_earlier_signature_still_refuses(world, tmp_path):
+    """Alice's signature locks every field (FieldMDP /All): Bob's signature fills a field, which it forbids."""
+    w = IncrementalPdfFileWriter(io.BytesIO(world.contract))
+    fields.append_signature_field(w, fields.SigFieldSpec("Alice", field_mdp_spec=fields.FieldMDPSpec(
+        fields.FieldMDPAction.ALL)))
+    fields.append_signature_field(w, fields.SigFieldSpec("Bob"))
+    out = io.BytesIO()
+    w.write(out)
+    base = out.getvalue()
+    alice = writer_sign(base, world.alice, "Alice")
+    bob = writer_sign(alice, world.bob, "Bob", force=True)
+    for earlier_accepted in (False, True):  # the verifier's own FieldMDP verdict, and ours from step 7's facts
+        v = check(world, alice, bob, earlier_accepted=earlier_accepted)
+        assert not v.accepted and v.reason in (REVISION_DISALLOWED_CHANGES, REVISION_EARLIER_SIGNATURE_BROKEN), \
+            (earlier_accepted, v.reason, v.message)
+    refused(check(world, alice, bob, earlier_accepted=True), REVISION_DISALLOWED_CHANGES)
+
+
+def test_with_earlier_accepted_every_mutant_gets_the_same_verdict(world, one, two):
+    """The mutants of Bob's revision: accepted or refused alike with and without re-validating Alice's."""
+    for name, data in mutants.mutants({"two": two[len(one):]}, per_seed=60, seed=5):
+        full, quick = check(world, one, one + data), check(world, one, one + data, earlier_accepted=True)
+        assert full.accepted == quick.accepted, (name, full.reason, quick.reason)
+
+
+def test_with_earlier_accepted_structural_refusals_stay(world, one, two):
+    refused(check(world, one, two[:len(one) - 10] + two[len(one) - 9:], earlier_accepted=True),
+            REVISION_NOT_INCREMENTAL)
+    refused(check(world, one, one, earlier_accepted=True), REVISION_NOT_INCREMENTAL)
