@@ -30,21 +30,30 @@ holds the term, ``tf`` the occurrences of the term in that field, and the weight
 the order contracts were indexed; ``order="date"`` gives the newest first.  Every query term must occur in at
 least one field (AND).
 
-**Queries** start from the smallest candidate set (the rarest query term by its document frequencies, or the
-party filter's contracts) and look every term up per candidate in the covering index ``(org, term, doc, tf)``;
-when no candidate set is small enough, the terms' postings are scanned and grouped by contract instead.  The
-total is exact.  Every statement names the organisation's number (the contract-id lookup checks it on every
-row), so one organisation's rows are out of reach of another's queries even if two hashes ever collided.
-Measured with ``bench/search_index.py`` (100,000 contracts in one organisation, p95 on a loaded 2-core machine):
-rare and medium terms, names and party filters answer in 1-14 ms, like FTS5 on plaintext or faster; a term in
-most contracts, or an AND of several such terms, must score and count tens of thousands of contracts and takes
-30-150 ms (FTS5: 25-150 ms; an AND of two or three very common terms is 2-3.5x FTS5, which merges its compressed
-doclists in C where SQL groups rows).
+**Queries** have three plans, chosen per query by estimated cost (in postings read).  *Scan*: start from the
+smallest candidate set (the rarest query term by its document frequencies, or the party filter's contracts, or the
+date span's) and look every term up per candidate in the covering index ``(org, term, doc, tf)``, or, when no
+candidate set is small enough, scan the terms' postings and group them by contract; every match is scored and
+sorted.  *Newest first* (``order="date"``, when matches are dense): walk the contracts by ``(org, date, doc)``
+backwards, probe each in the posting index and stop after ``offset + limit`` matches.  *Best first*
+(``order="relevance"``, one term in many contracts, when no party or date filter makes the scan cheap): the
+contracts holding the term in its less frequent fields (a title, say) are read whole, its postings in the most
+frequent field are read in ``(org, term, tf DESC, doc)`` order (one field's score grows with its tf), and reading
+stops once no unread contract can reach the page (Fagin's threshold algorithm, with index look-ups only for the
+contracts of the other fields still within reach); a term in one field only, without filters, is that index order
+itself.  It falls back to the scan when it would read too much.  An AND of several terms by relevance is scanned:
+its exact total needs every match found anyway.  The early plans take the total from a count by index probes from
+the smallest candidate set (for one term without filters: its document frequency, plus its other fields'
+contracts not already counted).  Every plan gives the same pages, scores and totals (``tests/unit/test_search_index.py``
+compares them with a full scan).  Every statement names the organisation's number (the contract-id lookup
+checks it on every row), so one organisation's rows are out of reach of another's queries even if two hashes
+ever collided.  Measured with ``bench/search_index.py``: see README.md (benchmarks) and docs/server.md (Search).
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import hmac
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -64,6 +73,11 @@ MAX_LIMIT = 100
 MIN_KEY_BYTES = 32
 _CHUNK = 200  # rows per multi-row INSERT (4 parameters each: well under every driver's limit)
 _SEEK_COST = 1  # how many scanned postings one index seek is worth, for choosing a query plan (measured)
+_WALK_COST = 2  # how many scanned postings one contract walked in date order (per term probe) is worth
+_TOP_MIN = 2_000  # below this many postings to score, a query scans them all (no top-k pass is worth it)
+_TOP_DENSE = 20  # ... nor unless the term is in this many times the contracts of the pages asked for
+_TOP_BUDGET = 0.5  # the top-k pass gives up (and scans) after reading this share of the postings
+_BATCH = 2_000  # contracts per scoring statement of the top-k pass
 
 
 def _v1(store: Store) -> None:
@@ -85,7 +99,13 @@ def _v1(store: Store) -> None:
     store.execute("CREATE INDEX search_parties_doc ON search_parties (doc)")
 
 
-MIGRATIONS = [_v1]
+def _v2(store: Store) -> None:
+    # the postings of a term best first (one field's score grows with tf; ties by contract): lets a relevance
+    # query stop after the first pages instead of scoring every posting
+    store.execute("CREATE INDEX search_postings_tf ON search_postings (org, term, tf DESC, doc)")
+
+
+MIGRATIONS = [_v1, _v2]
 
 Order = Literal["relevance", "date"]
 
@@ -107,10 +127,14 @@ class _Filters:
     date_to: datetime | None
 
 
+_NO_FILTERS = _Filters(None, None, None, None)
+
+
 @dataclass(frozen=True)
 class _QueryTerm:
     hashes: list[tuple[int, float]]  # (term hash, W[field] * idf) for each field holding the term
     df: int  # sum of the fields' document frequencies: an upper bound of the postings to read
+    dfs: list[int]  # each field's document frequency (as hashes)
 
 
 def _part(data: bytes) -> bytes:
@@ -121,6 +145,29 @@ def _h64(key: bytes, prefix: bytes, last: bytes) -> int:
     """The first 8 bytes of HMAC-SHA256(key, prefix || len(last) || last) as a signed integer."""
     digest = hmac.digest(key, prefix + len(last).to_bytes(4, "big") + last, "sha256")
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _span(filters: _Filters) -> list[str]:
+    """The date span's bounds as stored text ("~" sorts after every date)."""
+    return [to_text(filters.date_from) if filters.date_from else "",
+            to_text(filters.date_to) if filters.date_to else "~"]
+
+
+def _holds(org_no: int, hashes: Sequence[tuple[tuple[int, float], int]], alias: str) -> tuple[str, list[Any]]:
+    """SQL true when contract ``alias``.doc has a posting under one of ``hashes`` (tried in the order given: the
+    most frequent first, so that the first probe usually decides)."""
+    probes = [f"EXISTS (SELECT 1 FROM search_postings x WHERE x.org = ? AND x.term = ? AND x.doc = {alias}.doc)"  # noqa: S608
+              for _ in hashes]
+    return "(" + " OR ".join(probes) + ")", [v for (h, _), _ in hashes for v in (org_no, h)]
+
+
+def _total(parts: list[tuple[int, float]]) -> float:
+    """The sum of a contract's per-field scores, added in query-field order (as the SQL of ``_matches`` adds
+    them: ``test_fast_plans_match_the_full_scan`` holds the two to the same pages)."""
+    score = 0.0
+    for _, part in sorted(parts):
+        score += part
+    return score
 
 
 def _marks(n: int) -> str:
@@ -258,7 +305,7 @@ class BlindIndex:
         n_terms = len({i for i, _ in wanted.values()})
         if len(per_term) < n_terms:
             return None
-        return [_QueryTerm([(h, c) for h, c, _ in hs], sum(df for *_, df in hs))
+        return [_QueryTerm([(h, c) for h, c, _ in hs], sum(df for *_, df in hs), [df for *_, df in hs])
                 for _, hs in sorted(per_term.items())]
 
     def search(self, org: str, query: str, *, party: str | None = None, status: str | None = None,
@@ -282,10 +329,10 @@ class BlindIndex:
         if qterms is None:
             return empty
         filters = _Filters(None if party is None else self.party_hash(org, party), status, date_from, date_to)
-        return self._run(org_no, qterms, filters, order, limit, offset)
+        return self._run(org_no, n_docs, qterms, filters, order, limit=limit, offset=offset)
 
-    def _driver(self, org_no: int, qterms: list[_QueryTerm], filters: _Filters) -> tuple[str, list[Any]] | None:
-        """The candidate set to start from (SQL and parameters), or None to scan every term's postings."""
+    def _candidates(self, org_no: int, qterms: list[_QueryTerm], filters: _Filters) -> list[tuple[int, str, list[Any]]]:
+        """The candidate sets a query can start from: (size, SQL giving their contracts, parameters)."""
         party_hash = filters.party_hash
         rarest = min(qterms, key=lambda q: q.df)
         options: list[tuple[int, str, list[Any]]] = []
@@ -299,20 +346,43 @@ class BlindIndex:
             options.append((int(row["n"]) if row else 0, "SELECT doc FROM search_parties WHERE org = ? AND party = ?",
                             [org_no, party_hash]))
         if filters.date_from is not None or filters.date_to is not None:
-            span_params = [org_no, to_text(filters.date_from) if filters.date_from else "",
-                           to_text(filters.date_to) if filters.date_to else "~"]  # "~" sorts after every date
+            span_params = [org_no, *_span(filters)]
             row = self.store.query_one("SELECT COUNT(*) AS n FROM search_docs WHERE org = ? AND date >= ? AND date < ?",
                                        span_params)
             options.append((int(row["n"]) if row else 0,
                             "SELECT doc FROM search_docs WHERE org = ? AND date >= ? AND date < ?", span_params))
+        return options
+
+    @staticmethod
+    def _pick(qterms: list[_QueryTerm], options: list[tuple[int, str, list[Any]]]
+              ) -> tuple[tuple[str, list[Any]] | None, int]:
+        """The candidate set to start from (SQL and parameters), or None to scan every term's postings; and the
+        estimated cost in scanned postings."""
+        scan = sum(q.df for q in qterms)
         if not options:
-            return None
+            return None, scan
         size, sql, params = min(options, key=lambda o: o[0])
         seeks = size * sum(len(q.hashes) for q in qterms) * _SEEK_COST
-        return (sql, params) if seeks < sum(q.df for q in qterms) else None
+        return ((sql, params), seeks) if seeks < scan else (None, scan)
 
-    def _run(self, org_no: int, qterms: list[_QueryTerm], filters: _Filters, order: Order, limit: int,
-             offset: int) -> Page:
+    def _run(self, org_no: int, n_docs: int, qterms: list[_QueryTerm], filters: _Filters, order: Order, *,
+             limit: int, offset: int) -> Page:
+        options = self._candidates(org_no, qterms, filters)
+        driver, cost = self._pick(qterms, options)
+        page: Page | None = None
+        if order == "date":
+            page = self._by_date(org_no, n_docs, qterms, filters, options, cost=cost, limit=limit, offset=offset)
+        elif len(qterms) == 1 and driver is None and cost >= _TOP_MIN and qterms[0].df >= _TOP_DENSE * (offset + limit):
+            # one term in many contracts: the best are found early, and the total is cheap (no AND to count)
+            page = self._by_score(org_no, qterms, filters, options, limit=limit, offset=offset)
+        return page if page is not None else self._scan(org_no, qterms, filters, driver, order, limit=limit,
+                                                        offset=offset)
+
+    # -- plan 1: score every match in one statement
+
+    def _matches(self, org_no: int, qterms: list[_QueryTerm], filters: _Filters,
+                 driver: tuple[str, list[Any]] | None, *, window: bool, dated: bool) -> tuple[list[str], list[Any]]:
+        """SQL (up to its WHERE clause) giving ``doc``, ``score`` (and ``total``) of every match."""
         party_hash, status, date_from, date_to = filters.party_hash, filters.status, filters.date_from, filters.date_to
         q_rows = [(h, i, coef) for i, q in enumerate(qterms) for h, coef in q.hashes]
         params: list[Any] = [v for row in q_rows for v in row]
@@ -320,13 +390,13 @@ class BlindIndex:
                "m AS (SELECT p.doc AS doc, SUM(q.coef * p.tf * ? / (p.tf + ?)) AS score, "
                "COUNT(DISTINCT q.qi) AS n FROM q JOIN search_postings p ON p.org = ? AND p.term = q.term"]
         params += [K1 + 1, K1, org_no]
-        driver = self._driver(org_no, qterms, filters)
         if driver is not None:
             sql.append(f" WHERE p.doc IN ({driver[0]})")
             params += driver[1]
-        sql.append(" GROUP BY p.doc) SELECT m.doc AS doc, m.score AS score, COUNT(*) OVER () AS total FROM m")
+        sql.append(" GROUP BY p.doc) SELECT m.doc AS doc, m.score AS score")
+        sql.append(", COUNT(*) OVER () AS total FROM m" if window else " FROM m")
         filtered = status is not None or date_from is not None or date_to is not None
-        if filtered or order == "date":
+        if filtered or dated:
             sql.append(" JOIN search_docs d ON d.doc = m.doc AND d.org = ?")
             params.append(org_no)
         where = ["m.n = ?"]
@@ -344,17 +414,293 @@ class BlindIndex:
             where.append("m.doc IN (SELECT doc FROM search_parties WHERE org = ? AND party = ?)")
             params += [org_no, party_hash]
         sql.append(" WHERE " + " AND ".join(where))
+        return sql, params
+
+    def _scan(self, org_no: int, qterms: list[_QueryTerm], filters: _Filters, driver: tuple[str, list[Any]] | None,
+              order: Order, *, limit: int, offset: int) -> Page:
+        sql, params = self._matches(org_no, qterms, filters, driver, window=True, dated=order == "date")
         sql.append(" ORDER BY m.score DESC, m.doc" if order == "relevance" else " ORDER BY d.date DESC, m.doc DESC")
         sql.append(" LIMIT ? OFFSET ?")
         params += [limit, offset]
         rows = self.store.query("".join(sql), params)
         if not rows:
             # past the end, no row carries the total: ask for the first page
-            return Page([], self._run(org_no, qterms, filters, "relevance", 1, 0).total if offset else 0)
-        ids = self._contract_ids(org_no, [int(r["doc"]) for r in rows])
+            if not offset:
+                return Page([], 0)
+            return Page([], self._scan(org_no, qterms, filters, driver, "relevance", limit=1, offset=0).total)
         total = int(rows[0]["total"])
-        nxt = offset + len(rows) if offset + len(rows) < total else None
-        return Page([(ids[int(r["doc"])], float(r["score"])) for r in rows], total, nxt)
+        return self._page(org_no, [(int(r["doc"]), float(r["score"])) for r in rows], total, offset)
+
+    def _page(self, org_no: int, hits: list[tuple[int, float]], total: int, offset: int) -> Page:
+        if not hits:
+            return Page([], total)
+        ids = self._contract_ids(org_no, [doc for doc, _ in hits])
+        nxt = offset + len(hits) if offset + len(hits) < total else None
+        return Page([(ids[doc], score) for doc, score in hits], total, nxt)
+
+    def _scores(self, org_no: int, qterms: list[_QueryTerm], filters: _Filters, docs: list[int]) -> dict[int, float]:
+        """The scores of those of ``docs`` that match (every term, the filters), computed as by :meth:`_scan`."""
+        out: dict[int, float] = {}
+        if filters == _NO_FILTERS:  # from the postings alone, summed in the order the SQL of _matches sums them
+            q_rows = [(h, i, coef) for i, q in enumerate(qterms) for h, coef in q.hashes]
+            rank = {h: (n, i, coef) for n, (h, i, coef) in enumerate(q_rows)}
+            for i in range(0, len(docs), _BATCH):
+                chunk = docs[i:i + _BATCH]
+                per_doc: dict[int, list[tuple[int, int, float, int]]] = {}
+                for r in self.store.query(
+                        f"SELECT doc, term, tf FROM search_postings WHERE org = ? AND term IN ({_marks(len(rank))}) "  # noqa: S608
+                        f"AND doc IN ({_marks(len(chunk))})", [org_no, *rank, *chunk]):
+                    per_doc.setdefault(int(r["doc"]), []).append((*rank[int(r["term"])], int(r["tf"])))
+                for doc, hits in per_doc.items():
+                    if len({qi for _, qi, _, _ in hits}) == len(qterms):
+                        out[doc] = _total([(n, coef * tf * (K1 + 1) / (tf + K1)) for n, _, coef, tf in hits])
+            return out
+        for i in range(0, len(docs), _BATCH):
+            chunk = docs[i:i + _BATCH]
+            sql, params = self._matches(org_no, qterms, filters, (_marks(len(chunk)), chunk), window=False,
+                                        dated=False)
+            out.update((int(r["doc"]), float(r["score"])) for r in self.store.query("".join(sql), params))
+        return out
+
+    # -- plan 2: walk the contracts newest first, stop after the page
+
+    def _by_date(self, org_no: int, n_docs: int, qterms: list[_QueryTerm], filters: _Filters,
+                 options: list[tuple[int, str, list[Any]]], *, cost: int, limit: int, offset: int) -> Page | None:
+        """Contracts newest first, each checked in the posting index, until ``offset + limit`` match; None when
+        matches are too sparse for that to beat scoring them all."""
+        share = math.prod(min(1.0, q.df / max(n_docs, 1)) for q in qterms)
+        for size, sql, _ in options:
+            if "search_postings" not in sql:  # the party's contracts, the date span's (the terms are counted above)
+                share *= size / max(n_docs, 1)
+        k = offset + limit
+        if share <= 0 or k / share * (len(qterms) + 1) * _WALK_COST >= cost:
+            return None
+        where, params = self._conditions(org_no, qterms, filters, "d", skip_party=False)
+        rows = self.store.query(
+            "SELECT d.doc AS doc FROM search_docs d WHERE d.org = ?"  # noqa: S608
+            + "".join(f" AND {w}" for w in where) + " ORDER BY d.date DESC, d.doc DESC LIMIT ?",
+            [org_no, *params, k])
+        docs = [int(r["doc"]) for r in rows][offset:]
+        total = len(rows) if len(rows) < k else self._count(org_no, qterms, filters, options)
+        if not docs:
+            return Page([], total)
+        scores = self._scores(org_no, qterms, filters, docs)
+        # (a contract removed since the walk is left out)
+        return self._page(org_no, [(doc, scores[doc]) for doc in docs if doc in scores], total, offset)
+
+    def _conditions(self, org_no: int, qterms: list[_QueryTerm], filters: _Filters, alias: str, *,
+                    skip_party: bool, skip_term: int | None = None) -> tuple[list[str], list[Any]]:
+        """Conditions that contract ``alias``.doc holds every term (rarest first) and passes the filters (the
+        status and dates are ``alias``'s columns: a ``search_docs`` row when there are any)."""
+        where: list[str] = []
+        params: list[Any] = []
+        if filters.date_from is not None:
+            where.append(f"{alias}.date >= ?")
+            params.append(to_text(filters.date_from))
+        if filters.date_to is not None:
+            where.append(f"{alias}.date < ?")
+            params.append(to_text(filters.date_to))
+        if filters.status is not None:
+            where.append(f"{alias}.status = ?")
+            params.append(filters.status)
+        for i, q in sorted(enumerate(qterms), key=lambda iq: iq[1].df):
+            if i == skip_term:
+                continue
+            sql, more = _holds(org_no, sorted(zip(q.hashes, q.dfs, strict=True), key=lambda hd: -hd[1]), alias)
+            where.append(sql)
+            params += more
+        if filters.party_hash is not None and not skip_party:
+            where.append("EXISTS (SELECT 1 FROM search_parties y WHERE y.org = ? AND y.party = ? "  # noqa: S608
+                         f"AND y.doc = {alias}.doc)")
+            params += [org_no, filters.party_hash]
+        return where, params
+
+    def _count(self, org_no: int, qterms: list[_QueryTerm], filters: _Filters,
+               options: list[tuple[int, str, list[Any]]]) -> int:
+        """The number of matches, by probing the index from the smallest candidate set (no scoring, no sort)."""
+        span = filters.date_from is not None or filters.date_to is not None
+        sizes = {("party" if "search_parties" in sql else "span"): size for size, sql, _ in options
+                 if "search_postings" not in sql}
+        t = min(range(len(qterms)), key=lambda i: qterms[i].df)
+        if min(sizes.values(), default=qterms[t].df + 1) < qterms[t].df:
+            source = min(sizes, key=lambda s: sizes[s])
+            if source == "span":
+                where, params = self._conditions(org_no, qterms, filters, "d", skip_party=False)
+                sql = "SELECT COUNT(*) AS n FROM search_docs d WHERE d.org = ?" + "".join(f" AND {w}" for w in where)  # noqa: S608
+                row = self.store.query_one(sql, [org_no, *params])
+            else:
+                where, params = self._conditions(org_no, qterms, filters, "d", skip_party=True)
+                sql = ("SELECT COUNT(*) AS n FROM search_parties c JOIN search_docs d ON d.doc = c.doc AND d.org = ? "  # noqa: S608
+                       "WHERE c.org = ? AND c.party = ?" + "".join(f" AND {w}" for w in where))
+                row = self.store.query_one(sql, [org_no, org_no, filters.party_hash, *params])
+            return int(row["n"]) if row else 0
+        # from the rarest term's postings, field by field (a contract counts under the first field holding it)
+        hashes = sorted(zip(qterms[t].hashes, qterms[t].dfs, strict=True), key=lambda hd: -hd[1])
+        filtered = span or filters.status is not None or filters.party_hash is not None or len(qterms) > 1
+        total = 0
+        for j, ((h, _), df) in enumerate(hashes):
+            if j == 0 and not filtered:
+                total += df
+                continue
+            where, params = self._conditions(org_no, qterms, filters, "d" if span or filters.status else "c",
+                                             skip_party=False, skip_term=t)
+            if j:
+                sql, more = _holds(org_no, hashes[:j], "c")
+                where.insert(0, f"NOT {sql}")
+                params[0:0] = more
+            join = ""
+            join_params: list[Any] = []
+            if span or filters.status is not None:
+                join = " JOIN search_docs d ON d.doc = c.doc AND d.org = ?"
+                join_params = [org_no]
+            sql = (f"SELECT COUNT(*) AS n FROM search_postings c{join} WHERE c.org = ? AND c.term = ?"  # noqa: S608
+                   + "".join(f" AND {w}" for w in where))
+            row = self.store.query_one(sql, [*join_params, org_no, h, *params])
+            total += int(row["n"]) if row else 0
+        return total
+
+    # -- plan 3: one term, the best contracts first (its postings in tf order)
+
+    def _by_score(self, org_no: int, qterms: list[_QueryTerm], filters: _Filters,
+                  options: list[tuple[int, str, list[Any]]], *, limit: int, offset: int) -> Page | None:
+        """One term in many contracts, best first.  The contracts holding it in its less frequent fields are
+        scored in full up front; its postings in the most frequent field are read best first (one field's score
+        grows with tf) and reading stops once no unread contract can reach the page (Fagin's threshold
+        algorithm); None when that would read too much."""
+        k = offset + limit
+        (term,) = qterms
+        by_df = sorted(zip(term.hashes, term.dfs, strict=True), key=lambda hd: -hd[1])
+        (big, coef), big_df = by_df[0]
+        plain = filters == _NO_FILTERS
+        if len(by_df) == 1 and plain:  # the score is the tf's alone: the index order is the result order
+            rows = self.store.query(
+                "SELECT doc, ? * tf * ? / (tf + ?) AS score FROM search_postings WHERE org = ? AND term = ? "
+                "ORDER BY tf DESC, doc LIMIT ? OFFSET ?", (coef, K1 + 1, K1, org_no, big, limit, offset))
+            return self._page(org_no, [(int(r["doc"]), float(r["score"])) for r in rows], big_df, offset)
+        budget = big_df * _TOP_BUDGET
+        if sum(df for _, df in by_df[1:]) > budget:
+            return None
+        if plain:
+            return self._by_score_plain(org_no, term, by_df, limit=limit, offset=offset)
+        found: dict[int, float] = {}
+        seen: set[int] = set()
+        if len(by_df) > 1:
+            others = [h for (h, _), _ in by_df[1:]]
+            seen = {int(r["doc"]) for r in self.store.query(
+                f"SELECT doc FROM search_postings WHERE org = ? AND term IN ({_marks(len(others))})",  # noqa: S608
+                [org_no, *others])}
+            found.update(self._scores(org_no, qterms, filters, sorted(seen)))
+        read = 0
+        chunk = max(64, 2 * k)
+        while True:
+            rows = self.store.query(
+                "SELECT doc, tf FROM search_postings WHERE org = ? AND term = ? ORDER BY tf DESC, doc LIMIT ? OFFSET ?",
+                (org_no, big, chunk, read))
+            read += len(rows)
+            new: list[int] = []
+            for r in rows:
+                doc = int(r["doc"])
+                if doc not in seen:  # (those were scored in full above)
+                    new.append(doc)
+            found.update(self._scores(org_no, qterms, filters, new))
+            exhausted = len(rows) < chunk
+            last = int(rows[-1]["tf"]) if rows else 0
+            bound = 0.0 if exhausted else coef * last * (K1 + 1) / (last + K1)
+            best = heapq.nsmallest(k, found.items(), key=lambda ds: (-ds[1], ds[0]))
+            # an unread contract holds the term in this field only, at most as often as the last one read: it
+            # scores at most ``bound`` (a hair more for rounding); stop when the k-th is above that
+            if exhausted or (len(best) == k and best[-1][1] > bound * (1 + 1e-9)):
+                break
+            if read > budget:
+                return None
+            chunk *= 2
+        total = len(found) if exhausted else self._count(org_no, qterms, filters, options)
+        return self._page(org_no, best[offset:], total, offset)
+
+    def _by_score_plain(self, org_no: int, term: _QueryTerm, by_df: list[tuple[tuple[int, float], int]], *,
+                        limit: int, offset: int) -> Page:
+        """:meth:`_by_score` without filters, from the postings alone: the less frequent fields' postings are
+        read whole, the most frequent field's best first; a contract's score is the sum of its postings'."""
+        k = offset + limit
+        rank = {h: n for n, (h, _) in enumerate(term.hashes)}  # the order _matches sums the fields in
+        (big, coef), big_df = by_df[0]
+        others = {h: c for (h, c), _ in by_df[1:]}
+        pending: dict[int, list[tuple[int, float]]] = {}  # contract -> (rank, score) of its other fields
+        for r in self.store.query(
+                f"SELECT doc, term, tf FROM search_postings WHERE org = ? AND term IN ({_marks(len(others))})",  # noqa: S608
+                [org_no, *others]):
+            h, tf = int(r["term"]), int(r["tf"])
+            pending.setdefault(int(r["doc"]), []).append((rank[h], others[h] * tf * (K1 + 1) / (tf + K1)))
+        partial = {doc: _total(parts) for doc, parts in pending.items()}  # their score without this field
+        elsewhere = 0  # contracts holding the term in the other fields only (counted as they are found)
+        found: dict[int, float] = {}
+        read = 0
+        chunk = max(64, 2 * k)
+        while True:
+            rows = self.store.query(
+                "SELECT doc, tf FROM search_postings WHERE org = ? AND term = ? ORDER BY tf DESC, doc LIMIT ? OFFSET ?",
+                (org_no, big, chunk, read))
+            read += len(rows)
+            for r in rows:
+                doc, tf = int(r["doc"]), int(r["tf"])
+                if doc in found:  # looked up below in an earlier round: scored in full
+                    continue
+                if doc in pending:
+                    del partial[doc]
+                    found[doc] = _total([*pending.pop(doc), (rank[big], coef * tf * (K1 + 1) / (tf + K1))])
+                else:
+                    found[doc] = coef * tf * (K1 + 1) / (tf + K1)
+            exhausted = len(rows) < chunk
+            if exhausted:  # the contracts left hold the term in the other fields only
+                found.update((doc, _total(parts)) for doc, parts in pending.items())
+                best = heapq.nsmallest(k, found.items(), key=lambda ds: (-ds[1], ds[0]))
+                return self._page(org_no, best[offset:], len(found), offset)
+            last = int(rows[-1]["tf"])
+            # an unread contract holds the term in this field at most as often as the last one read: it scores at
+            # most ``bound`` plus its other fields' score (a hair more for rounding)
+            bound = coef * last * (K1 + 1) / (last + K1)
+            best = heapq.nsmallest(k, found.items(), key=lambda ds: (-ds[1], ds[0]))
+            if len(best) == k:
+                # the contracts of the other fields that could still reach the page: look their tf up in this one
+                kth = best[-1][1]
+                near = [doc for doc, part in partial.items() if part + bound >= kth * (1 - 1e-9)]
+                tfs = self._tfs(org_no, big, near)
+                for doc in near:
+                    del partial[doc]
+                    parts = pending.pop(doc)
+                    if doc in tfs:
+                        parts.append((rank[big], coef * tfs[doc] * (K1 + 1) / (tfs[doc] + K1)))
+                    else:
+                        elsewhere += 1
+                    found[doc] = _total(parts)
+                best = heapq.nsmallest(k, found.items(), key=lambda ds: (-ds[1], ds[0]))
+                rest = max(partial.values(), default=0.0)
+                if best[-1][1] > (bound + rest) * (1 + 1e-9):
+                    return self._page(org_no, best[offset:], big_df + elsewhere + self._absent(org_no, big, pending),
+                                      offset)
+            chunk *= 2
+
+    def _tfs(self, org_no: int, term: int, docs: list[int]) -> dict[int, int]:
+        """The tf under ``term`` of those of ``docs`` that have a posting there."""
+        out: dict[int, int] = {}
+        for i in range(0, len(docs), _BATCH):
+            chunk = docs[i:i + _BATCH]
+            out.update((int(r["doc"]), int(r["tf"])) for r in self.store.query(
+                f"SELECT doc, tf FROM search_postings WHERE org = ? AND term = ? AND doc IN ({_marks(len(chunk))})",  # noqa: S608
+                [org_no, term, *chunk]))
+        return out
+
+    def _absent(self, org_no: int, term: int, docs: Iterable[int]) -> int:
+        """How many of ``docs`` have no posting under ``term``."""
+        absent = 0
+        docs = list(docs)
+        for i in range(0, len(docs), _BATCH):
+            chunk = docs[i:i + _BATCH]
+            row = self.store.query_one(
+                f"SELECT COUNT(*) AS n FROM search_postings WHERE org = ? AND term = ? AND doc IN ({_marks(len(chunk))})",  # noqa: S608, E501
+                [org_no, term, *chunk])
+            absent += len(chunk) - (int(row["n"]) if row else 0)
+        return absent
 
     def _contract_ids(self, org_no: int, docs: list[int]) -> dict[int, str]:
         # by primary key only (with "org = ?" in the WHERE, SQLite walks the (org, contract_id) index instead);

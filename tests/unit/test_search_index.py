@@ -6,9 +6,11 @@ import os
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from server.clock import to_text
 from server.errors import InvalidArgument
 from server.search import BlindIndex, EmptyQuery, Page
 from server.search import index as index_module
@@ -236,3 +238,92 @@ def test_no_sqlite_outside_the_store() -> None:
     for source in root.glob("*.py"):
         text = source.read_text()
         assert "import sqlite" not in text and "sqlite_utils" not in text, source
+
+
+def _reference_page(index: BlindIndex, org: str, query: str, *, party: str | None = None, status: str | None = None,
+                    date_from: datetime | None = None, date_to: datetime | None = None, order: str = "relevance",
+                    limit: int, offset: int) -> Page:
+    """The page as the single scoring statement of the first version answered it (every match scored, sorted)."""
+    known = index._org_no(org, create=False)
+    assert known is not None
+    org_no, n_docs = known
+    qterms = index._query_terms(org, org_no, n_docs, query.split())
+    if qterms is None:
+        return Page([], 0, None)
+    q_rows = [(h, i, coef) for i, q in enumerate(qterms) for h, coef in q.hashes]
+    params: list[object] = [v for row in q_rows for v in row]
+    sql = (f"WITH q (term, qi, coef) AS (VALUES {', '.join(['(?, ?, ?)'] * len(q_rows))}), "  # noqa: S608
+           "m AS (SELECT p.doc AS doc, SUM(q.coef * p.tf * ? / (p.tf + ?)) AS score, COUNT(DISTINCT q.qi) AS n "
+           "FROM q JOIN search_postings p ON p.org = ? AND p.term = q.term GROUP BY p.doc) "
+           "SELECT d.contract_id AS cid, m.score AS score FROM m JOIN search_docs d ON d.doc = m.doc AND d.org = ? "
+           "WHERE m.n = ?")
+    params += [index_module.K1 + 1, index_module.K1, org_no, org_no, len(qterms)]
+    if status is not None:
+        sql += " AND d.status = ?"
+        params.append(status)
+    if date_from is not None:
+        sql += " AND d.date >= ?"
+        params.append(to_text(date_from))
+    if date_to is not None:
+        sql += " AND d.date < ?"
+        params.append(to_text(date_to))
+    if party is not None:
+        sql += " AND m.doc IN (SELECT doc FROM search_parties WHERE org = ? AND party = ?)"
+        params += [org_no, index.party_hash(org, party)]
+    sql += " ORDER BY " + ("m.score DESC, m.doc" if order == "relevance" else "d.date DESC, m.doc DESC")
+    rows = [(str(r["cid"]), float(r["score"])) for r in index.store.query(sql, params)]
+    page = rows[offset:offset + limit]
+    nxt = offset + len(page) if page and offset + len(page) < len(rows) else None
+    return Page(page, len(rows), nxt)
+
+
+@pytest.mark.parametrize("plans", ["default", "early", "scan"])
+def test_fast_plans_match_the_full_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plans: str) -> None:
+    """Early-terminating plans (date walk, top-k by tf, counts by probes) give the very pages of a full scan."""
+    if plans == "early":  # take the early-terminating plans whenever they apply, in small scoring batches
+        for name, value in (("_TOP_MIN", 0), ("_TOP_DENSE", 0), ("_WALK_COST", 0), ("_TOP_BUDGET", 1e9), ("_BATCH", 7)):
+            monkeypatch.setattr(index_module, name, value)
+    elif plans == "scan":  # give up the top-k pass at once; never walk by date
+        for name, value in (("_TOP_BUDGET", 0), ("_WALK_COST", 10**9)):
+            monkeypatch.setattr(index_module, name, value)
+    store = open_store(str(tmp_path / "r.db"))
+    index = BlindIndex(store, os.urandom(32))
+    rng = random.Random(2024)
+    vocab = [f"w{i}" for i in range(60)]
+    # w0..w3 are in most contracts; zz too, in the text only; yy in most titles (all tied) and a few texts
+    weights = [1 / (i + 1) ** 1.1 for i in range(60)]
+    people = [f"p{i}" for i in range(15)]
+    with store.transaction():
+        for i in range(2500):
+            text = [*rng.choices(vocab, weights, k=rng.randint(3, 40)), *["zz"] * rng.choice([0, 0, 1, 2, 3]),
+                    *["yy"] * (rng.random() < 0.004)]
+            title = [*rng.choices(vocab, weights, k=rng.randint(1, 4)), *["yy"] * (rng.random() < 0.8)]
+            index.add("o", f"c{i:04d}", {
+                "title": " ".join(title),
+                "tags": " ".join(rng.choices(vocab[:8], k=rng.randint(0, 2))),
+                "text": " ".join(text)},
+                rng.sample(people, rng.randint(1, 3)), rng.choice(["archived", "sealed", "draft"]),
+                T0 + timedelta(days=rng.randrange(300)))  # many contracts share a date
+        index.add("o", "c0001", {"text": "w0 w1 w0"}, ["p1"], "archived", T0)  # re-indexed: a gap in the numbers
+        index.add("other", "x", {"text": "w0 w1 w2"}, ["p1"], "archived", T0)
+    def check(query: str, kwargs: dict[str, Any], limit: int, offset: int) -> None:
+        got = index.search("o", query, limit=limit, offset=offset, **kwargs)
+        want = _reference_page(index, "o", query, limit=limit, offset=offset, **kwargs)
+        context = (query, kwargs, limit, offset)
+        assert (ids(got), got.total, got.next) == (ids(want), want.total, want.next), context
+        assert [s for _, s in got.results] == pytest.approx([s for _, s in want.results], rel=1e-12), context
+
+    for word in [*vocab[:6], "zz", "yy"]:  # one common word, no filter: the top-k plans
+        for order in ("relevance", "date"):
+            for limit, offset in ((1, 0), (20, 0), (20, 20), (7, 500), (20, 3000)):
+                check(word, {"order": order}, limit, offset)
+    for _ in range(120):
+        query = " ".join(rng.sample([*vocab[:6], "zz", "yy"] if rng.random() < 0.7 else vocab[:30], rng.randint(1, 3)))
+        kwargs = {"party": rng.choice([None, None, None, "p3"]),
+                  "status": rng.choice([None, None, "sealed"]),
+                  "date_from": rng.choice([None, None, T0 + timedelta(days=100)]),
+                  "date_to": rng.choice([None, None, T0 + timedelta(days=200)]),
+                  "order": rng.choice(["relevance", "date"])}
+        limit = rng.choice([1, 7, 20])
+        for offset in (0, limit, rng.randrange(0, 1500), 3000):
+            check(query, kwargs, limit, offset)
