@@ -379,3 +379,22 @@ def test_verify_detached_with_a_certificate_name_of_bytes_is_a_report() -> None:
 def test_every_known_finding_has_its_reproduction() -> None:
     names = {n for n in globals() if n.startswith("test_")}
     assert set(known.KNOWN.values()) <= names
+
+
+def test_a_revision_whose_cms_carries_a_changed_unsigned_certificate_is_ours_still() -> None:
+    """F17 (fuzz run of 2026-11-30): three hex digits permuted inside our signature's /Contents, in a
+    certificate the CMS carries unsigned: the signed bytes are ours, the verifier ignores a certificate that no
+    longer chains, and the revision is accepted -- which the target's contract now allows (only that span)."""
+    from formats.revision import check_pdf_revision
+
+    from .targets import _pdf_roots, _revision_bases, revision
+
+    data = (HERE / "regressions" / "F17-revision-with-a-changed-embedded-certificate.bin").read_bytes()
+    contract, signed = _revision_bases()
+    new = contract + data[1:]
+    assert new != signed and len(new) == len(signed)
+    assert check_pdf_revision(contract, new, trust_roots=_pdf_roots(), revocation="offline").accepted
+    revision(data)  # no Finding: the difference lies inside the signature value
+    mangled = bytearray(new)
+    mangled[signed.index(b"/ByteRange") + 12] ^= 1  # outside /Contents: refused
+    assert not check_pdf_revision(contract, bytes(mangled), trust_roots=_pdf_roots(), revocation="offline").accepted
