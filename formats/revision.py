@@ -34,7 +34,10 @@ PDF checks, cheapest refusal first:
    new signature is not intact, valid and trusted under ``trust_roots`` (revocation and the Signet policy
    rule included); ``REVISION_DISALLOWED_CHANGES`` when an earlier signature's own DocMDP/FieldMDP
    permissions refuse the change; ``REVISION_EARLIER_SIGNATURE_BROKEN`` when an earlier signature is no longer
-   ok otherwise; ``REVISION_TRAILING_BYTES`` for document-level coverage problems.
+   ok otherwise; ``REVISION_TRAILING_BYTES`` for document-level coverage problems.  With ``earlier_accepted``
+   (the caller accepted ``previous`` with this check), only the new signature is validated; each earlier
+   signature's DocMDP/FieldMDP permission is checked against step 7's changes instead
+   (``REVISION_DISALLOWED_CHANGES``).
 
 Detached: ``CMS_INVALID`` when the signature is not DER CMS SignedData with exactly one SignerInfo and no
 encapsulated content, or :func:`formats.cades.async_verify_detached` over exactly ``content`` is not valid.
