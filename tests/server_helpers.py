@@ -147,12 +147,16 @@ def make_tls(directory: Path) -> TlsFiles:
 
 def db_bytes(where: Any) -> bytes:
     """Everything the database holds on disk: a SQLite file (a path, or a store) and its WAL; for a PostgreSQL
-    store, every file of the test cluster after a checkpoint (its tables, indexes and WAL)."""
+    store, the files of its database after a checkpoint (tables, indexes, TOAST; the cluster's WAL is left out:
+    every test database of the session shares it, with test data stored in plaintext by stores without a
+    field sealer)."""
     if getattr(where, "url", None):
         from tests.conftest import shared_pg_cluster
 
         where.execute("CHECKPOINT")
-        return b"".join(f.read_bytes() for f in shared_pg_cluster().data.rglob("*") if f.is_file())
+        row = where.query_one("SELECT oid FROM pg_database WHERE datname = current_database()")
+        base = shared_pg_cluster().data / "base" / str(row["oid"])
+        return b"".join(f.read_bytes() for f in base.rglob("*") if f.is_file())
     path = where if isinstance(where, Path) else Path(where.path)
     data = path.read_bytes()
     wal = path.with_name(path.name + "-wal")
