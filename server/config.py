@@ -42,6 +42,12 @@ in the file is reported at once, each naming its key.  Example (every key, with 
     token_seconds = 3600                 # lifetime of an auth/login bearer token (60 to 86400)
     sad_seconds = 300                    # lifetime of a SAD from credentials/authorize (30 to 600)
 
+    [portal]
+    listen = ""                          # HOST:PORT of the recipients' portal (HTTPS, the gRPC listeners'
+                                         # certificate); "" = off. On: notices carry a link to it
+    base_url = ""                        # the links' start; default https://<listen>
+    link_days = 14                       # how long a link stays valid (1 to 90)
+
     [secrets]
     source = "hsm"                       # hsm: data keys wrapped by the token's archive KEK | file
     hmac_key_file = ""                   # source = "file": >= 32 random bytes each, mode 0600
@@ -308,6 +314,25 @@ class CscSettings:
 
 
 @dataclass(frozen=True)
+class PortalSettings:
+    """The recipients' portal (:mod:`server.portal`); off without ``listen``."""
+
+    listen: str = ""
+    base_url: str = ""  # what the links in notices start with; default https://<listen>
+    link_days: int = 14
+
+    @classmethod
+    def from_table(cls, t: Table) -> PortalSettings:
+        listen = t.text("listen", "")
+        if listen:
+            listen = _address(t, "listen", "127.0.0.1:7446")
+        base_url = t.text("base_url") or (f"https://{listen}" if listen else "")
+        if base_url and (not re.match(r"^https://[^\s/]+(/\S*)?$", base_url) or base_url.endswith("/")):
+            t.problems.add("portal.base_url must be https://host[:port][/path] without a trailing /")
+        return cls(listen=listen, base_url=base_url, link_days=t.integer("link_days", 14, minimum=1, maximum=90))
+
+
+@dataclass(frozen=True)
 class SecretsSettings:
     source: SecretsSource = SecretsSource.HSM
     hmac_key_file: Path | None = None
@@ -468,8 +493,8 @@ class NotifySettings:
         return self.phone or self.default
 
 
-_TABLES = {"server", "hsm", "grpc", "http", "csc", "secrets", "ca", "tsa", "otp", "enrollment", "approval", "envelopes",
-           "notify"}
+_TABLES = {"server", "hsm", "grpc", "http", "csc", "portal", "secrets", "ca", "tsa", "otp", "enrollment", "approval",
+           "envelopes", "notify"}
 
 
 @dataclass(frozen=True)
@@ -480,6 +505,7 @@ class ServerConfig:
     grpc: GrpcSettings = field(default_factory=GrpcSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     csc: CscSettings = field(default_factory=CscSettings)
+    portal: PortalSettings = field(default_factory=PortalSettings)
     secrets: SecretsSettings = field(default_factory=SecretsSettings)
     ca: CaSettings = field(default_factory=CaSettings)
     tsa: TsaSettings = field(default_factory=TsaSettings)
@@ -536,6 +562,7 @@ class ServerConfig:
             http=HttpSettings.from_table(sub("http", {"listen", "base_url", "max_connections",
                                                       "request_deadline_seconds", "rate_per_minute"})),
             csc=CscSettings.from_table(sub("csc", {"listen", "token_seconds", "sad_seconds"})),
+            portal=PortalSettings.from_table(sub("portal", {"listen", "base_url", "link_days"})),
             secrets=SecretsSettings.from_table(sub("secrets", {"source", "hmac_key_file", "box_key_file"}), base),
             ca=CaSettings.from_table(sub("ca", {"validity_days", "serial_policy", "client_validity_days",
                                                 "external_roots", "signing_policy_oid", "remote_policy_oid",

@@ -48,6 +48,7 @@ from .tls import certs_pem, issue_server_certificate, key_pem, new_tls_key, spki
 
 if TYPE_CHECKING:
     from .csc import CscHttpServer
+    from .portal import PortalHttpServer
 
 log = logging.getLogger("signet-server")
 
@@ -170,6 +171,19 @@ def _start_csc(cfg: ServerConfig, rt: Runtime) -> CscHttpServer | None:
     return csc
 
 
+def _start_portal(cfg: ServerConfig, rt: Runtime) -> PortalHttpServer | None:
+    """The recipients' portal (HTTPS), when ``[portal] listen`` is set."""
+    if rt.portal_links is None:
+        return None
+    from .portal import PortalHttpServer as Portal
+
+    key_path, crt_path, _ = tls_paths(cfg)
+    portal = Portal(_host_port(cfg.portal.listen), rt.envelopes, rt.portal_links, rt.data.hmac_key,
+                              crt_path, key_path)
+    portal.start()
+    return portal
+
+
 def cmd_run(cfg: ServerConfig) -> int:
     from .api.listeners import start_listeners
     from .http import PkiHttpServer, build_services
@@ -187,13 +201,15 @@ def cmd_run(cfg: ServerConfig) -> int:
                              rate_per_minute=cfg.http.rate_per_minute)
         http.start()
         csc = _start_csc(cfg, rt)
+        portal = _start_portal(cfg, rt)
         try:
             rt.envelopes.start()  # scheduler and notice dispatcher: what the last run left pending goes out now
             listeners = start_listeners(rt, key, chain)
             host = _host_port(cfg.grpc.listen)[0]
             print(f"signet-server ready api={host}:{listeners.api_port} "
                   f"enroll={_host_port(cfg.grpc.enroll_listen)[0]}:{listeners.enroll_port} pki={http.base_url}"
-                  + (f" csc={csc.base_url}" if csc is not None else ""), flush=True)
+                  + (f" csc={csc.base_url}" if csc is not None else "")
+                  + (f" portal={portal.base_url}" if portal is not None else ""), flush=True)
             stop.wait()
             log.info("stopping: ending event watches and the envelope scheduler, draining gRPC calls")
             rt.envelopes.stop()  # watches end (UNAVAILABLE SERVER_STOPPING) before the listeners drain
@@ -202,6 +218,8 @@ def cmd_run(cfg: ServerConfig) -> int:
             rt.envelopes.stop()  # notices queued by calls drained just now stay queued for the next start
             if csc is not None:
                 csc.stop()
+            if portal is not None:
+                portal.stop()
             http.stop()
     finally:
         rt.close()

@@ -31,12 +31,14 @@ from .contracts import Contracts, index_contract
 from .datakeys import DataKeys, load_data_keys
 from .enrollment import Enrollment
 from .envelopes import EnvelopeService, Limits, SigningRules, Tuning
+from .envelopes.model import Envelope
 from .envelopes.parties import Parties
 from .identity import IdentityService
 from .keys import KeySetPolicy, ServerKeys, load_server_keys
 from .notify import OutboxChannel, Router, SmtpChannel, WebhookChannel
 from .notify.message import AddressKind, Channel
 from .otp import OtpPolicy
+from .portal.links import PortalLinks
 from .remotekeys import RemoteKeys
 from .seal.sealer import Sealer, SealKey
 from .sealing import derive_key
@@ -102,6 +104,7 @@ class Runtime:
     archive: Archive
     sealer: Sealer
     contracts: Contracts
+    portal_links: PortalLinks | None = None  # [portal] listen set: notices carry links to the portal
 
     def close(self) -> None:
         self.store.close()
@@ -181,8 +184,18 @@ def open_runtime(cfg: ServerConfig, clock: Clock | None = None, token: Token | N
         envelopes.add_loop("envelope-sealer", sealer.run_once_all)
         envelopes.add_loop("audit-heads", heads.run_once, woken_by_changes=False)
         envelopes.add_loop("archive-retention", RetentionJob(archive, store, clock).run_once, woken_by_changes=False)
+        portal_links = None
+        if cfg.portal.listen:
+            portal_links = PortalLinks(store, data.hmac_key, clock, ttl=timedelta(days=cfg.portal.link_days))
+            envelopes.notices.link_for = partial(_portal_link, portal_links, cfg.portal.base_url)
     except BaseException:
         store.close()
         raise
     return Runtime(cfg, token, store, keys, urls, clock, data, outbox, notifier, identity, ca, enrollment,
-                   _external_roots(cfg), envelopes, remote_keys, archive, sealer, contracts)
+                   _external_roots(cfg), envelopes, remote_keys, archive, sealer, contracts, portal_links)
+
+
+def _portal_link(links: PortalLinks, base_url: str, env: Envelope, recipient_id: str) -> str:
+    """The link a "your turn" notice carries: a new token for this recipient of this envelope."""
+    r = next(r for r in env.recipients if r.id == recipient_id)
+    return f"{base_url}/r/{links.issue(env.id, r.id, r.person_id, r.org_id)}"

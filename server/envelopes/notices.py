@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -79,17 +79,18 @@ def _notice(r: Row) -> Notice:
 def render(kind: str, env: Envelope, params: Mapping[str, Any]) -> tuple[str, str]:
     """(subject, body) of a notice: the envelope's title and sender, who acts; nothing secret."""
     title, sender, ref = env.title, env.sender_name, f"Envelope: {env.id}\n"
+    link = f"Open it in your browser: {params['portal_link']}\n" if params.get("portal_link") else ""
     if kind == "sent":
         action = "review and sign it with your token" if params.get("signs", True) else \
             "it is sent to you for your information"
         body = (f"{sender} sent you the envelope \"{title}\" ({len(env.documents)} document(s)): {action}.\n{ref}"
-                + (f"Message from the sender: {env.message}\n" if env.message else ""))
+                + (f"Message from the sender: {env.message}\n" if env.message else "") + link)
         return f"Signet: \"{title}\" from {sender}", body
     if kind == "reminder":
         until = f" before {params['expires_at']}" if params.get("expires_at") else ""
         return (f"Signet reminder: \"{title}\" from {sender} waits for your signature",
                 f"Reminder {params.get('number', 1)}: the envelope \"{title}\" from {sender} waits for your "
-                f"signature{until}.\n{ref}")
+                f"signature{until}.\n{ref}{link}")
     if kind == "completed":
         return (f"Signet: \"{title}\" is completed",
                 f"Every party has signed the envelope \"{title}\" from {sender}.\n{ref}")
@@ -113,6 +114,9 @@ class NoticeQueue:
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        # the portal's link maker (envelope, recipient id) -> URL; set when the portal is on: "your turn" and
+        # reminder notices then carry a link the recipient opens in a browser (server.portal)
+        self.link_for: Callable[[Envelope, str], str] | None = None
 
     def queue(self, env: Envelope, to: Person, kind: str, event_id: int, at: datetime, *,
               recipient_id: str | None = None, params: Mapping[str, Any] | None = None,
@@ -121,6 +125,8 @@ class NoticeQueue:
         if kind not in KINDS:
             raise ValueError(f"unknown notice kind {kind!r}")
         notice_id = "ntc_" + secrets.token_hex(12)
+        if self.link_for is not None and recipient_id and kind in ("sent", "reminder"):
+            params = {**(params or {}), "portal_link": self.link_for(env, recipient_id)}
         self._store.insert("envelope_notices", {
             "id": notice_id, "event_id": event_id, "envelope_id": env.id, "recipient_id": recipient_id,
             "person_id": to.id, "to_kind": AddressKind.EMAIL.value, "to_value": to.email, "kind": kind,

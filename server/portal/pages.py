@@ -1,0 +1,96 @@
+"""The portal's HTML: server-rendered pages with no script at all (the Content-Security-Policy allows none), one
+stylesheet, English and Chinese labels side by side.  Every value from the envelope is escaped here."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+CSS = b"""body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:0;background:#f6f7f9;color:#111}
+main{max-width:860px;margin:0 auto;padding:1.5rem}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
+.card{background:#fff;border:1px solid #ccd;border-radius:8px;padding:1rem;margin:1rem 0}
+.page{display:block;max-width:100%;border:1px solid #999;margin:.5rem 0}
+code{word-break:break-all;font-size:.85rem}
+button{font-size:1rem;padding:.6rem 1.2rem;border-radius:6px;border:1px solid #124;background:#1a4ed8;color:#fff}
+button.secondary{background:#fff;color:#124}
+button:focus,input:focus,a:focus{outline:3px solid #f59e0b;outline-offset:2px}
+label{display:block;margin:.5rem 0 .25rem}input[type=text]{font-size:1.1rem;padding:.4rem}
+.error{background:#fee2e2;border-color:#b91c1c}.ok{background:#dcfce7;border-color:#15803d}
+table{border-collapse:collapse}td,th{padding:.25rem .6rem;text-align:left;border-bottom:1px solid #dde}
+"""
+
+STATE = {"pending": "pending 待处理", "notified": "notified 已通知", "viewed": "viewed 已查看",
+         "signed": "signed 已签署", "declined": "declined 已拒绝"}
+ENVELOPE_STATE = {"sent": "waiting for signatures 待签署", "completed": "completed 已完成",
+                  "declined": "declined 已拒绝", "voided": "voided 已作废", "expired": "expired 已过期",
+                  "draft": "draft 草稿"}
+
+
+def _page(title: str, body: str) -> bytes:
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{escape(title)} — Signet</title><link rel=\"stylesheet\" href=\"/portal.css\"></head>"
+            f"<body><main>{body}</main></body></html>").encode()
+
+
+def _form(action: str, csrf: str, fields: dict[str, str], button: str, *, secondary: bool = False,
+          extra: str = "") -> str:
+    hidden = "".join(f"<input type=\"hidden\" name=\"{escape(k)}\" value=\"{escape(v)}\">"
+                     for k, v in {"csrf": csrf, **fields}.items())
+    cls = " class=\"secondary\"" if secondary else ""
+    return (f"<form method=\"post\" action=\"{escape(action)}\">{hidden}{extra}"
+            f"<button type=\"submit\"{cls}>{button}</button></form>")
+
+
+def envelope(base: str, env: Any, me: Any, csrf: str, *, message: str = "", ok: str = "") -> bytes:
+    """The recipient's view: the documents page by page with their SHA-256, who signed, and what to do."""
+    parts = [f"<h1>{escape(env.title)}</h1>",
+             f"<p>From 发件人: {escape(env.sender_name)} · Envelope 信封: <code>{escape(env.id)}</code></p>"]
+    if message:
+        parts.append(f"<div class=\"card error\" role=\"alert\">{escape(message)}</div>")
+    if ok:
+        parts.append(f"<div class=\"card ok\" role=\"status\">{escape(ok)}</div>")
+    rows = "".join(f"<tr><td>{escape(r.legal_name)}</td><td>{escape(STATE.get(str(r.state), str(r.state)))}"
+                   f"</td></tr>" for r in env.recipients)
+    parts.append(f"<p>State 状态: <strong>{escape(ENVELOPE_STATE.get(str(env.state), str(env.state)))}</strong></p>")
+    parts.append(f"<h2>Parties 签署方</h2><table><tr><th>Name 姓名</th><th>State 状态</th></tr>{rows}</table>")
+    for d in env.documents:
+        pages = "".join(f"<img class=\"page\" alt=\"{escape(d.name)}, page {n} of {d.pages}\" "
+                        f"src=\"{escape(base)}/doc/{escape(d.id)}/page/{n}.png\">" for n in range(1, d.pages + 1))
+        parts.append(f"<h2>{escape(d.name)}</h2><div class=\"card\"><p>SHA-256 of what you sign 待签文件摘要: "
+                     f"<code>{escape(d.current_sha256)}</code> · {d.signatures} signature(s) 个签名 · "
+                     f"<a href=\"{escape(base)}/doc/{escape(d.id)}/file\">Download 下载</a></p>{pages}</div>")
+    if str(me.state) in ("notified", "viewed") and str(env.state) == "sent" and me.signs:
+        if str(me.signing_method) == "remote":  # a key held for the recipient on the server token
+            for d in env.documents:
+                parts.append("<div class=\"card\">" + _form(
+                    f"{base}/code", csrf, {"document": d.id, "sha256": d.current_sha256},
+                    f"Send me a code to sign {escape(d.name)} 发送验证码") + "</div>")
+        else:
+            parts.append("<div class=\"card\"><p>Sign with your token on your computer: "
+                         f"<code>signet envelope sign {escape(env.id)}</code> 请用您的签名令牌签署</p></div>")
+        parts.append("<div class=\"card\">" + _form(
+            f"{base}/decline", csrf, {}, "Decline 拒绝签署", secondary=True,
+            extra="<label for=\"reason\">Reason 理由</label><input type=\"text\" id=\"reason\" name=\"reason\" "
+                  "maxlength=\"500\" required>") + "</div>")
+    return _page(env.title, "".join(parts))
+
+
+def code_form(base: str, env: Any, doc: Any, code_id: str, csrf: str, *, message: str = "") -> bytes:
+    """Enter the one-time code that was just sent; it is bound to this revision's SHA-256."""
+    error = f"<div class=\"card error\" role=\"alert\">{escape(message)}</div>" if message else ""
+    body = (f"<h1>{escape(env.title)}</h1>{error}<div class=\"card\"><p>A code was sent to your phone. It signs "
+            f"exactly this revision of {escape(doc.name)} 验证码只用于签署此版本: <code>{escape(doc.current_sha256)}"
+            "</code></p>" + _form(
+                f"{base}/sign", csrf, {"document": doc.id, "sha256": doc.current_sha256, "code_id": code_id},
+                "Sign 签署",
+                extra="<label for=\"code\">One-time code 验证码</label><input type=\"text\" id=\"code\" name=\"code\" "
+                      "inputmode=\"numeric\" autocomplete=\"one-time-code\" maxlength=\"10\" required>")
+            + f"</div><p><a href=\"{escape(base)}\">Back 返回</a></p>")
+    return _page(env.title, body)
+
+
+def problem(status: int, message: str) -> bytes:
+    return _page("Not available", f"<h1>Not available 无法访问</h1><div class=\"card error\" role=\"alert\">"
+                                  f"<p>{escape(message)}</p></div><p>({status})</p>")

@@ -1,0 +1,205 @@
+"""The recipients' portal against a real `signet-server` (``[portal] listen``), driven over HTTPS like a browser
+without script would: Carol, who signs remotely, opens the link of her notice, sees the document page by page
+with its SHA-256, asks for a code, and signs; the downloaded PDF verifies under the signing root.  Refusals
+change nothing: a form without its CSRF token, a wrong code, an unknown link, a document of another envelope.
+Another envelope she declines from the portal."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import re
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asn1crypto import pem
+
+from formats import verify_pdf
+from formats.samplepdf import make_contract_pdf
+from signet.v1 import server_pb2 as pb
+from signet.v1 import server_pb2_grpc as pbg
+
+from .server_harness import (
+    ClientFiles,
+    Running,
+    admin,
+    channel,
+    free_port,
+    latest_code,
+    prc_id,
+    register_verified,
+    start_running,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+PEOPLE = {"carol": ("19850615", "231", "+8613700137021"), "dave": ("19790101", "462", "+8613700137022")}
+FIELD = pb.SignatureField(page=1, x1=56, y1=56, x2=276, y2=116)
+
+
+@dataclass
+class World:
+    r: Running
+    base: Path
+    ids: dict[str, str]
+    files: dict[str, ClientFiles]
+    portal: str
+
+    def call(self, who: str, method: str, request: Any) -> Any:
+        with channel(self.r.env, self.files[who]) as ch:
+            return getattr(pbg.EnvelopeServiceStub(ch), method)(request, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def world(make_token, tmp_path_factory) -> Iterator[World]:
+    base = tmp_path_factory.mktemp("portal")
+    tok = make_token("portal-srv")
+    port = free_port()
+    r = start_running(base, tok.label, tok.pin, extra=f'\n[portal]\nlisten = "127.0.0.1:{port}"\n')
+    try:
+        with channel(r.env, r.op_a) as op:
+            ids = {n: register_verified(r, op, f"{n.title()} Portal", prc_id(birth, seq), phone, f"{n}@example.com")
+                   for n, (birth, seq, phone) in PEOPLE.items()}
+        files = {}
+        for n in PEOPLE:
+            admin(r.env, "remote-key", "create", ids[n], "--evidence", "ID card seen", "--out", str(base / n))
+            files[n] = ClientFiles(base / n / "client.crt", base / n / "client.key", base / n / "ca.pem")
+        assert f"portal=https://127.0.0.1:{port}" in r.server.ready_line
+        yield World(r, base, ids, files, f"https://127.0.0.1:{port}")
+    finally:
+        assert r.server.stop() == 0
+    assert not re.search(r"/r/[A-Za-z0-9_-]{30,}", r.server.log)  # a link's token never reaches the log
+
+
+class Browser:
+    """A cookie-keeping HTTPS client that trusts the Signet TLS root and follows redirects, as a browser would."""
+
+    def __init__(self, ca_pem: Path) -> None:
+        ctx = ssl.create_default_context(cafile=str(ca_pem))
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx),
+                                                  urllib.request.HTTPCookieProcessor(self.jar))
+
+    def get(self, url: str) -> tuple[int, dict[str, str], bytes]:
+        return self._open(urllib.request.Request(url))
+
+    def post(self, url: str, form: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        return self._open(urllib.request.Request(url, data=urllib.parse.urlencode(form).encode(), method="POST"))
+
+    def _open(self, req: urllib.request.Request) -> tuple[int, dict[str, str], bytes]:
+        try:
+            with self.opener.open(req, timeout=60) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+
+def _send(w: World, title: str) -> pb.Envelope:
+    path = w.base / f"{title.replace(' ', '-')}.pdf"
+    make_contract_pdf(path, title, ["Dave Portal", "Carol Portal"], pages=2)
+    draft = w.call("dave", "CreateEnvelope", pb.CreateEnvelopeRequest(
+        idempotency_key=f"create {title}", title=title,
+        recipients=[pb.RecipientSpec(person_id=w.ids["carol"], role=pb.RECIPIENT_ROLE_SIGNER, routing_order=1,
+                                     signing_method=pb.SIGNING_METHOD_REMOTE, field=FIELD)],
+        documents=[pb.DocumentSpec(name="lease.pdf", media_type="application/pdf", content=path.read_bytes())]))
+    return w.call("dave", "SendEnvelope", pb.SendEnvelopeRequest(envelope_id=draft.envelope.id)).envelope
+
+
+def _link(w: World, envelope_id: str) -> str:
+    """The portal link in Carol's "your turn" notice (her e-mail, in the outbox here)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for entry in admin(w.r.env, "outbox", "list", "--to", "carol@example.com"):
+            body = admin(w.r.env, "outbox", "read", entry["id"])["body"]
+            if envelope_id in body:
+                m = re.search(r"Open it in your browser: (https://\S+/r/[A-Za-z0-9_-]+)", body)
+                assert m, body
+                return m.group(1)
+        time.sleep(0.5)
+    raise AssertionError(f"no notice with a link for {envelope_id}")
+
+
+def _csrf(html: bytes) -> str:
+    m = re.search(rb'name="csrf" value="([0-9a-f]{64})"', html)
+    assert m, html[:400]
+    return m.group(1).decode()
+
+
+def _state(w: World, envelope_id: str) -> tuple[int, int, list[int]]:
+    env = w.call("dave", "GetEnvelope", pb.GetEnvelopeRequest(envelope_id=envelope_id)).envelope
+    return env.state, env.version, [d.signatures for d in env.documents]
+
+
+def test_a_remote_recipient_reviews_and_signs_from_the_link(world: World) -> None:
+    w = world
+    env = _send(w, "Portal Lease Quince")
+    link = _link(w, env.id)
+    b = Browser(w.r.env.ca_pem)
+    status, headers, html = b.get(link)
+    assert status == 200, html
+    assert "default-src 'none'" in headers["Content-Security-Policy"] and headers["X-Frame-Options"] == "DENY"
+    assert headers["Cache-Control"] == "no-store" and headers["Referrer-Policy"] == "no-referrer"
+    cookie = headers["Set-Cookie"]
+    assert all(flag in cookie for flag in ("Secure", "HttpOnly", "SameSite=Strict"))
+    doc = env.documents[0]
+    assert b"Portal Lease Quince" in html and doc.current_sha256.encode() in html and b"<script" not in html
+    png = b.get(f"{link}/doc/{doc.id}/page/2.png")
+    assert png[0] == 200 and png[2].startswith(b"\x89PNG") and png[1]["Content-Type"] == "image/png"
+    assert b.get(f"{link}/doc/{doc.id}/page/3.png")[0] == 404  # a 2-page document
+
+    before = _state(w, env.id)
+    form = {"document": doc.id, "sha256": doc.current_sha256}
+    assert b.post(f"{link}/code", form)[0] == 403  # no CSRF token: refused, nothing sent
+    assert b.post(f"{link}/code", {**form, "csrf": "0" * 64})[0] == 403
+    status, _, page = b.post(f"{link}/code", {**form, "csrf": _csrf(html)})
+    assert status == 200 and b'name="code"' in page
+    code_id = re.search(rb'name="code_id" value="([^"]+)"', page)
+    assert code_id
+    code = latest_code(w.r.env, PEOPLE["carol"][2])
+    wrong = "000000" if code != "000000" else "111111"
+    sign = {**form, "csrf": _csrf(page), "code_id": code_id.group(1).decode()}
+    status, _, again = b.post(f"{link}/sign", {**sign, "code": wrong})
+    assert status == 401 and b'name="code"' in again
+    assert _state(w, env.id)[2] == before[2]  # nothing signed
+    status, _, done = b.post(f"{link}/sign", {**sign, "code": code})
+    assert status == 200 and b"Signed" in done  # followed the redirect back to the envelope
+    state, _, sigs = _state(w, env.id)
+    assert state == pb.ENVELOPE_STATE_COMPLETED and sigs == [1]
+    status, headers, pdf = b.get(f"{link}/doc/{doc.id}/file")
+    assert status == 200 and pdf.startswith(b"%PDF") and "attachment" in headers["Content-Disposition"]
+    signed = w.base / "signed-from-portal.pdf"
+    signed.write_bytes(pdf)
+    root = pem.unarmor(w.r.env.signing_root.read_bytes())[2]
+    report = verify_pdf(signed, [root], revocation="offline")
+    assert [s.ok for s in report.signatures] == [True]
+
+
+def test_links_and_documents_of_others_are_not_found(world: World) -> None:
+    w = world
+    mine, other = _send(w, "Portal Lease Rowan"), _send(w, "Portal Lease Sorrel")
+    link = _link(w, mine.id)
+    b = Browser(w.r.env.ca_pem)
+    assert b.get(link)[0] == 200
+    assert b.get(link[:-4] + "AAAA")[0] == 404  # an unknown token
+    assert b.get(f"{link}/doc/{other.documents[0].id}/file")[0] == 404  # another envelope's document
+    assert b.get(w.portal + "/r/short")[0] == 404
+
+
+def test_a_recipient_declines_from_the_portal(world: World) -> None:
+    w = world
+    env = _send(w, "Portal Lease Tansy")
+    link = _link(w, env.id)
+    b = Browser(w.r.env.ca_pem)
+    html = b.get(link)[2]
+    assert b.post(f"{link}/decline", {"reason": "wrong rent"})[0] == 403  # no CSRF: nothing changes
+    assert _state(w, env.id)[0] == pb.ENVELOPE_STATE_SENT
+    status, _, page = b.post(f"{link}/decline", {"reason": "wrong rent", "csrf": _csrf(html)})
+    assert status == 200 and b"declined" in page
+    assert _state(w, env.id)[0] == pb.ENVELOPE_STATE_DECLINED
