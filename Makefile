@@ -3,10 +3,12 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
-DEB_PACKAGES := softhsm2 opensc poppler-utils qpdf libnss3-tools gcc libc6-dev postgresql
+DEB_PACKAGES := softhsm2 opensc poppler-utils qpdf libnss3-tools gcc libc6-dev postgresql chromium fonts-wqy-zenhei
 # one command per package, to tell whether it is installed (gcc builds the fault-injecting PKCS#11 shim of the tests;
 # postgresql's initdb, off PATH on Debian, runs the tests' throwaway cluster: the store contract suite)
-DEB_COMMANDS := softhsm2-util pkcs11-tool pdfsig qpdf certutil gcc
+# chromium: the portal's browser tests (Playwright drives Debian's chromium; no browser download); a CJK font
+# (fonts-wqy-zenhei) for the Chinese labels in its screenshots
+DEB_COMMANDS := softhsm2-util pkcs11-tool pdfsig qpdf certutil gcc chromium
 
 .PHONY: all setup sysdeps venv lock demo test test-fast bench soak proto proto-check lint clean fuzz
 
@@ -20,6 +22,7 @@ sysdeps:
 	@missing=""; pkgs="$(DEB_PACKAGES)"; \
 	for c in $(DEB_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
 	{ command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 || missing="$$missing initdb"; \
+	ls /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc >/dev/null 2>&1 || missing="$$missing fonts-wqy-zenhei"; \
 	if ! $(PY) -c "import ensurepip, venv" >/dev/null 2>&1; then missing="$$missing python3-venv"; pkgs="$$pkgs python3-venv"; fi; \
 	if [ -n "$$missing" ]; then \
 	  echo "missing:$$missing -> installing $$pkgs"; \
@@ -33,7 +36,12 @@ sysdeps:
 	  fi; \
 	fi
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed .cache/axe-core/.fetched
+
+# axe-core for the browser tests' accessibility checks: a pinned npm tarball, checked against its SHA-512
+.cache/axe-core/.fetched: scripts/fetch_axe.py $(VENV)/.installed
+	$(VPY) -m scripts.fetch_axe
+	@touch $@
 
 # Exact versions from requirements.lock (what CI saw), then the project itself without resolving again.
 $(VENV)/.installed: pyproject.toml requirements.lock

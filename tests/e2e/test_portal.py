@@ -203,3 +203,96 @@ def test_a_recipient_declines_from_the_portal(world: World) -> None:
     status, _, page = b.post(f"{link}/decline", {"reason": "wrong rent", "csrf": _csrf(html)})
     assert status == 200 and b"declined" in page
     assert _state(w, env.id)[0] == pb.ENVELOPE_STATE_DECLINED
+
+
+# -- in a real browser: Debian's chromium driven by Playwright, keyboard only, axe-core on every page ------------
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "portal"  # git-ignored: the screenshots
+AXE = Path(__file__).resolve().parents[2] / ".cache" / "axe-core"
+
+
+@pytest.fixture(scope="module")
+def chromium(world: World) -> Iterator[Any]:
+    """Chromium trusting exactly the server's TLS key (its SPKI pinned on the command line, as a browser that
+    trusts the Signet TLS root would), never a downloaded browser."""
+    import base64
+    import hashlib
+    import os
+    import shutil
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from playwright.sync_api import sync_playwright
+
+    exe = shutil.which("chromium")
+    assert exe, "Debian's chromium is missing (the Makefile's set-up installs it)"
+    cert = x509.load_pem_x509_certificate((w_tls := world.r.env.state / "tls" / "server.crt").read_bytes())
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    args = [f"--ignore-certificate-errors-spki-list={pin}", *(["--no-sandbox"] if os.geteuid() == 0 else [])]
+    assert w_tls.exists()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=args)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _axe(page: Any) -> list[str]:
+    """axe-core's WCAG 2 A/AA violations on the page (ids and how many nodes)."""
+    [script] = sorted(AXE.glob("axe-*.min.js"))
+    page.add_script_tag(path=str(script))
+    return page.evaluate("async () => (await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa']})).violations"
+                         ".map(v => `${v.id} (${v.nodes.length})`)")
+
+
+def _tab_to(page: Any, text: str, limit: int = 60) -> None:
+    """Press Tab until the focused element is the control named ``text`` (a label, a button's text)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        here = page.evaluate("() => { const e = document.activeElement; return (e.labels && e.labels[0] ? "
+                             "e.labels[0].innerText : '') + ' ' + (e.innerText || e.value || '') }")
+        if text in here:
+            return
+    raise AssertionError(f"{text!r} cannot be reached with the keyboard")
+
+
+def test_in_a_browser_with_the_keyboard_only_the_recipient_signs_and_every_page_passes_axe(
+        world: World, chromium: Any) -> None:
+    w = world
+    env = _send(w, "Portal Lease Umber")
+    link = _link(w, env.id)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    ctx = chromium.new_context(bypass_csp=True, viewport={"width": 1000, "height": 1400})  # axe is injected
+    page = ctx.new_page()
+    external: list[str] = []
+    page.on("request", lambda r: external.append(r.url) if not r.url.startswith(w.portal) else None)
+    page.goto(link)
+    page.wait_for_load_state("networkidle")
+    assert page.locator("h1").inner_text() == "Portal Lease Umber"
+    assert page.locator("img.page").count() == 2 and all(
+        page.evaluate("img => img.naturalWidth", img.element_handle()) > 100 for img in page.locator("img.page").all())
+    page.screenshot(path=str(ARTIFACTS / "01-review.png"), full_page=True)
+    assert _axe(page) == []
+    _tab_to(page, "Send me a code")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("input[name=code]")
+    _tab_to(page, "One-time code")
+    page.keyboard.type(latest_code(w.r.env, PEOPLE["carol"][2]))
+    page.screenshot(path=str(ARTIFACTS / "02-code.png"), full_page=True)
+    assert _axe(page) == []
+    _tab_to(page, "Sign")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[role=status]")
+    assert "Signed" in page.locator("[role=status]").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "03-signed.png"), full_page=True)
+    assert _axe(page) == []
+    assert _state(w, env.id)[0] == pb.ENVELOPE_STATE_COMPLETED
+    assert external == []  # no request leaves the portal
+    phone = chromium.new_context(viewport={"width": 375, "height": 740})
+    small = phone.new_page()
+    small.goto(link)
+    assert small.evaluate("() => document.scrollingElement.scrollWidth") <= 376  # no sideways scrolling
+    small.screenshot(path=str(ARTIFACTS / "04-phone.png"), full_page=True)
+    phone.close()
+    ctx.close()
