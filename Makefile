@@ -10,7 +10,7 @@ DEB_PACKAGES := softhsm2 opensc poppler-utils qpdf libnss3-tools gcc libc6-dev p
 # (fonts-wqy-zenhei) for the Chinese labels in its screenshots
 DEB_COMMANDS := softhsm2-util pkcs11-tool pdfsig qpdf certutil gcc chromium
 
-.PHONY: all setup sysdeps venv lock demo test test-fast bench soak proto proto-check lint clean fuzz
+.PHONY: all setup sysdeps venv lock demo serve test test-fast bench soak proto proto-check lint clean fuzz
 
 all: test
 
@@ -60,6 +60,10 @@ lock:
 
 demo: setup
 	$(VPY) -m scripts.demo
+
+# The demo's server (portal included) and Alice's agent on demo-state, until Ctrl-C (after `make demo`).
+serve: setup
+	$(VPY) -m scripts.serve
 
 test: setup proto-check
 	$(VPY) -m pytest -q

@@ -48,7 +48,15 @@ from scripts.demo_agent import (
     stop_agent,
     tool,
 )
-from scripts.processes import ROOT, AgentProcess, ServerEnv, ServerProcess, server_cli, write_server_config
+from scripts.processes import (
+    ROOT,
+    AgentProcess,
+    ServerEnv,
+    ServerProcess,
+    free_port,
+    server_cli,
+    write_server_config,
+)
 
 if TYPE_CHECKING:
     from scripts.demo import Demo
@@ -216,7 +224,11 @@ def step_server_init(d: Demo) -> None:
     S.facts = d.facts.setdefault("server", {})
     SERVER.mkdir(parents=True, exist_ok=True, mode=0o700)
     _new_token(SERVER_TOKEN, S.pin)
-    S.env = write_server_config(SERVER, SERVER_TOKEN, S.pin, organisation="Signet Demo Platform", pin_env=PIN_ENV)
+    S.env = write_server_config(SERVER, SERVER_TOKEN, S.pin, f'[portal]\nlisten = "127.0.0.1:{free_port()}"\n',
+                                organisation="Signet Demo Platform", pin_env=PIN_ENV)
+    pin_file = SERVER / "pin"  # for `make serve` (0600, in the demo's own 0700 directory)
+    pin_file.touch(mode=0o600)
+    pin_file.write_text(S.pin)
     say(f"server token {SERVER_TOKEN!r} + {rel(S.env.config)} (demo mode: one-time codes are read from the outbox)")
     cmd = ["signet-server", "init", "--config", rel(S.env.config)]
     say("$ " + " ".join(cmd))

@@ -483,3 +483,56 @@ def test_the_contract_is_sealed_archived_encrypted_and_exported_as_evidence(demo
     assert all(checks.values()) and any(k.startswith("pdf:") for k in checks)
     assert a["search"] and all(a["search"].values())
     assert a["audit"]["ok"] is True and a["audit"]["problems"] == [] and a["audit"]["leaves"] >= len(events)
+
+
+def test_the_demo_prints_carols_portal_link_which_shows_the_completed_contract(demo: DemoRun) -> None:
+    _ok(demo)
+    portal = demo.facts["archive"]["portal"]
+    assert portal["status"] == 200 and portal["shows_completed"] is True
+    assert portal["link"].startswith(portal["address"] + "/r/") and portal["link"] in demo.stdout
+
+
+def test_make_serve_runs_the_demo_server_and_agent_until_interrupted(demo: DemoRun) -> None:
+    """Last in this module: it starts the demo's server and Alice's agent again on the demo's state."""
+    import contextlib
+    import queue
+    import signal
+    import ssl
+    import threading
+    import time
+    import urllib.request
+
+    _ok(demo)
+    env = {**os.environ, "SIGNET_DEMO_STATE": str(demo.state)}
+    p = subprocess.Popen([PY, "-m", "scripts.serve"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in p.stdout or ():
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        out: list[str] = []
+        deadline = time.monotonic() + 120
+        while not out or out[-1].strip() != "serving":
+            assert time.monotonic() < deadline and p.poll() is None, "".join(out)
+            with contextlib.suppress(queue.Empty):
+                out.append(lines.get(timeout=1))
+        text = "".join(out)
+        assert "signet-server ready" in text and "portal=https://" in text
+        link = demo.facts["archive"]["portal"]["link"]
+        assert link in text
+        ctx = ssl.create_default_context(cafile=str(demo.state / "server" / "state" / "tls" / "ca.pem"))
+        with urllib.request.urlopen(link, timeout=30, context=ctx) as resp:
+            assert resp.status == 200 and "completed" in resp.read().decode()
+        assert (demo.state / "alice" / "agent" / "ready").exists()  # Alice's agent is serving too
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=60) == 0
+        time.sleep(0.2)  # the reader thread takes the last lines
+        assert "stopped" in "".join(lines.get() for _ in range(lines.qsize()))
+    finally:
+        if p.poll() is None:
+            p.kill()
