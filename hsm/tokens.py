@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,9 @@ _SLOT_GONE: tuple[type[BaseException], ...] = (
 )
 
 
+FIND_ATTEMPTS = 5  # slot enumerations before "not present", when some slot did not answer
+
+
 def _raw_tokens(module: Module, skipped: list[str] | None = None) -> list[Any]:
     """Tokens in the slots; a slot that does not answer is left out (and its error added to ``skipped``)."""
     out = []
@@ -84,15 +88,21 @@ def find_raw_token(module: Module, *, label: str | None = None, serial: str | No
     """The python-pkcs11 Token with this label and/or serial (caller holds module.shared())."""
     if not label and not serial:
         raise TokenNotFound("give a token label or serial")
-    matches = []
-    skipped: list[str] = []
-    for tok in _raw_tokens(module, skipped):
-        info = TokenInfo.from_token(tok)
-        if label and info.label != label:
-            continue
-        if serial and info.serial != serial:
-            continue
-        matches.append(tok)
+    for attempt in range(FIND_ATTEMPTS):
+        skipped: list[str] = []
+        matches = []
+        for tok in _raw_tokens(module, skipped):
+            info = TokenInfo.from_token(tok)
+            if label and info.label != label:
+                continue
+            if serial and info.serial != serial:
+                continue
+            matches.append(tok)
+        if matches or not skipped:
+            break
+        # a slot that did not answer may be one whose token another process is writing right now (SoftHSM
+        # answers GeneralError meanwhile: measured with two servers and signet-admin on one token): ask again
+        time.sleep(0.05 * (attempt + 1))
     what = " and ".join(
         x for x in (f"label {label!r}" if label else "", f"serial {serial!r}" if serial else "") if x
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
+import pkcs11
 import pytest
 
 from hsm import Hsm, TokenNotFound
@@ -75,3 +77,31 @@ def test_deleted_token_drops_out_of_the_listing(hsm_module) -> None:
     assert serial not in {i.serial for i in list_tokens(hsm_module)}  # no reinitialize needed for removal
     with pytest.raises(TokenNotFound):
         find_token(hsm_module, serial=serial)
+
+
+class _FlakySlot:
+    """A slot whose token does not answer (GeneralError) the first ``failures`` times: SoftHSM while another
+    process writes that token's files."""
+
+    def __init__(self, slot_id: int, label: str, failures: int) -> None:
+        self.slot_id, self.failures = slot_id, failures
+        self.token = SimpleNamespace(slot=self, label=label.ljust(32), serial=b"f1a5c0ffee000001",
+                                     manufacturer_id="SoftHSM", model="SoftHSM v2", flags=0)
+
+    def get_token(self):
+        if self.failures:
+            self.failures -= 1
+            raise pkcs11.exceptions.GeneralError()
+        return self.token
+
+
+def test_a_slot_that_does_not_answer_for_a_moment_is_asked_again() -> None:
+    from hsm.tokens import FIND_ATTEMPTS, find_raw_token
+
+    slot = _FlakySlot(7, "busy", failures=2)
+    module = SimpleNamespace(lib=SimpleNamespace(get_slots=lambda token_present: [slot]))
+    assert find_raw_token(module, label="busy") is slot.token
+    gone = _FlakySlot(8, "gone", failures=FIND_ATTEMPTS)
+    module = SimpleNamespace(lib=SimpleNamespace(get_slots=lambda token_present: [gone]))
+    with pytest.raises(TokenNotFound, match="slots that did not answer: slot 8: GeneralError"):
+        find_raw_token(module, label="gone")  # still silent after every attempt: not present
