@@ -100,8 +100,8 @@ def test_a_slot_that_does_not_answer_for_a_moment_is_asked_again() -> None:
 
     slot = _FlakySlot(7, "busy", failures=2)
     module = SimpleNamespace(lib=SimpleNamespace(get_slots=lambda token_present: [slot]))
-    assert find_raw_token(module, label="busy") is slot.token
+    assert find_raw_token(module, label="busy") is slot.token  # type: ignore[arg-type]
     gone = _FlakySlot(8, "gone", failures=FIND_ATTEMPTS)
     module = SimpleNamespace(lib=SimpleNamespace(get_slots=lambda token_present: [gone]))
     with pytest.raises(TokenNotFound, match="slots that did not answer: slot 8: GeneralError"):
-        find_raw_token(module, label="gone")  # still silent after every attempt: not present
+        find_raw_token(module, label="gone")  # type: ignore[arg-type]  # silent after every attempt: not present
