@@ -56,14 +56,14 @@ import hashlib
 import heapq
 import hmac
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 from ..clock import to_text
 from ..errors import InvalidArgument
-from ..store import Store
+from ..store import Row, Store
 from .terms import query_terms, term_frequencies
 
 #: Searchable fields and their weight in the score.
@@ -590,20 +590,13 @@ class BlindIndex:
                 f"SELECT doc FROM search_postings WHERE org = ? AND term IN ({_marks(len(others))})",  # noqa: S608
                 [org_no, *others])}
             found.update(self._scores(org_no, qterms, filters, sorted(seen)))
-        read = 0
-        chunk = max(64, 2 * k)
-        while True:
-            rows = self.store.query(
-                "SELECT doc, tf FROM search_postings WHERE org = ? AND term = ? ORDER BY tf DESC, doc LIMIT ? OFFSET ?",
-                (org_no, big, chunk, read))
-            read += len(rows)
+        for rows, read, exhausted in self._best_first(org_no, big, k):
             new: list[int] = []
             for r in rows:
                 doc = int(r["doc"])
                 if doc not in seen:  # (those were scored in full above)
                     new.append(doc)
             found.update(self._scores(org_no, qterms, filters, new))
-            exhausted = len(rows) < chunk
             last = int(rows[-1]["tf"]) if rows else 0
             bound = 0.0 if exhausted else coef * last * (K1 + 1) / (last + K1)
             best = heapq.nsmallest(k, found.items(), key=lambda ds: (-ds[1], ds[0]))
@@ -613,7 +606,6 @@ class BlindIndex:
                 break
             if read > budget:
                 return None
-            chunk *= 2
         total = len(found) if exhausted else self._count(org_no, qterms, filters, options)
         return self._page(org_no, best[offset:], total, offset)
 
@@ -634,13 +626,7 @@ class BlindIndex:
         partial = {doc: _total(parts) for doc, parts in pending.items()}  # their score without this field
         elsewhere = 0  # contracts holding the term in the other fields only (counted as they are found)
         found: dict[int, float] = {}
-        read = 0
-        chunk = max(64, 2 * k)
-        while True:
-            rows = self.store.query(
-                "SELECT doc, tf FROM search_postings WHERE org = ? AND term = ? ORDER BY tf DESC, doc LIMIT ? OFFSET ?",
-                (org_no, big, chunk, read))
-            read += len(rows)
+        for rows, _, exhausted in self._best_first(org_no, big, k):
             for r in rows:
                 doc, tf = int(r["doc"]), int(r["tf"])
                 if doc in found:  # looked up below in an earlier round: scored in full
@@ -650,7 +636,6 @@ class BlindIndex:
                     found[doc] = _total([*pending.pop(doc), (rank[big], coef * tf * (K1 + 1) / (tf + K1))])
                 else:
                     found[doc] = coef * tf * (K1 + 1) / (tf + K1)
-            exhausted = len(rows) < chunk
             if exhausted:  # the contracts left hold the term in the other fields only
                 found.update((doc, _total(parts)) for doc, parts in pending.items())
                 best = heapq.nsmallest(k, found.items(), key=lambda ds: (-ds[1], ds[0]))
@@ -678,6 +663,21 @@ class BlindIndex:
                 if best[-1][1] > (bound + rest) * (1 + 1e-9):
                     return self._page(org_no, best[offset:], big_df + elsewhere + self._absent(org_no, big, pending),
                                       offset)
+        raise AssertionError("unreachable: the last chunk of postings is always exhausted")
+
+    def _best_first(self, org_no: int, term: int, k: int) -> Iterator[tuple[list[Row], int, bool]]:
+        """A term's postings best first (tf descending, then doc), in chunks that double from ``2k`` (at least
+        64): (the chunk, postings read so far, whether the postings are exhausted); ends after the last."""
+        read, chunk = 0, max(64, 2 * k)
+        while True:
+            rows = self.store.query(
+                "SELECT doc, tf FROM search_postings WHERE org = ? AND term = ? ORDER BY tf DESC, doc LIMIT ? OFFSET ?",
+                (org_no, term, chunk, read))
+            read += len(rows)
+            exhausted = len(rows) < chunk
+            yield rows, read, exhausted
+            if exhausted:
+                return
             chunk *= 2
 
     def _tfs(self, org_no: int, term: int, docs: list[int]) -> dict[int, int]:
