@@ -22,6 +22,8 @@ class TlsHandler(BaseHTTPRequestHandler):
     """Handshake on this connection's thread, with the server's timeout."""
 
     protocol_version = "HTTP/1.1"
+    # a request line without a version is answered as HTTP/1.1 too (with a status line), never as HTTP/0.9's bare body
+    default_request_version = "HTTP/1.1"
     server: TlsHttpServer
 
     def setup(self) -> None:

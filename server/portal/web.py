@@ -25,7 +25,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -69,7 +69,9 @@ class _Handler(TlsHandler):
     server: PortalHttpServer
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("portal %s %s", self.command, "/r/…" if self.path.startswith("/r/") else self.path[:40])
+        # also called for a request line that did not parse (no command or path yet: fuzz finding F19)
+        path = getattr(self, "path", "") or ""
+        log.debug("portal %s %s", getattr(self, "command", "") or "-", "/r/…" if path.startswith("/r/") else path[:40])
 
     # -- plumbing -----------------------------------------------------------------------------------------------
     def _send(self, status: int, body: bytes, content_type: str = "text/html; charset=utf-8",
@@ -86,7 +88,10 @@ class _Handler(TlsHandler):
         self._send(303, b"", headers={"Location": location})
 
     def _session(self) -> str:
-        cookie = SimpleCookie(self.headers.get("Cookie", ""))
+        try:
+            cookie = SimpleCookie(self.headers.get("Cookie", ""))
+        except CookieError:  # a malformed Cookie header is no session (fuzz finding F18), never a 500
+            return ""
         morsel = cookie.get(COOKIE)
         return morsel.value if morsel is not None and re.fullmatch(r"[0-9a-f]{32}", morsel.value) else ""
 

@@ -27,6 +27,9 @@ server_handler      every Identity/Certificate/Enrollment/EnvelopeService method
                     EnvelopeService call comes from the operator, not from @p1's agent; ``@p1`` ...
                     ``@v1``, ``@d1`` ... in a string field stand for the fixture's ids, codes and
                     hashes: :mod:`tests.fuzz.worlds`); no envelope notice fails to reach the outbox
+portal_request      a raw HTTP request to the portal's handler over memory (``@link``, ``@csrf``, ``@sess``
+                    and the world's ids as placeholders: :mod:`tests.fuzz.portal_target`); never 500, always
+                    an HTTP response, no link token echoed that the request did not name
 ==================  ================================================================================
 """
 
@@ -48,6 +51,7 @@ from typing import Any
 
 from .evidence_targets import audit_proof, evidence_bundle
 from .fakes import Aborted, FakeContext, Finding
+from .portal_target import portal_request
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"
@@ -502,7 +506,7 @@ def prepare(name: str) -> None:
         importlib.import_module("agent.evidence")
     if name == "agent_handler":
         worlds.agent_world()
-    if name in ("ocsp_request", "tsa_request", "server_handler"):
+    if name in ("ocsp_request", "tsa_request", "server_handler", "portal_request"):
         worlds.server_world()
 
 
@@ -543,4 +547,6 @@ TARGETS: dict[str, Target] = {t.name: dataclasses.replace(t, fn=_guarded(t.fn)) 
     Target("evidence_bundle", evidence_bundle, (CORPUS / "evidence_bundle",), 64 * 1024, ("agent.evidence",)),
     Target("audit_proof", audit_proof, (CORPUS / "audit_proof",), 8 * 1024, ("agent.evidence", "signet.merkle",
                                                                              "signet.auditformat")),
+    Target("portal_request", portal_request, (CORPUS / "portal_request",), 16 * 1024, ("server.portal",
+                                                                                        "server.envelopes")),
 )}
