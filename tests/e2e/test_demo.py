@@ -505,7 +505,7 @@ def test_make_serve_runs_the_demo_server_and_agent_until_interrupted(demo: DemoR
     _ok(demo)
     env = {**os.environ, "SIGNET_DEMO_STATE": str(demo.state)}
     p = subprocess.Popen([PY, "-m", "scripts.serve"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)  # its own group: see finally
     assert p.stdout is not None
     lines: queue.Queue[str] = queue.Queue()
 
@@ -534,5 +534,6 @@ def test_make_serve_runs_the_demo_server_and_agent_until_interrupted(demo: DemoR
         time.sleep(0.2)  # the reader thread takes the last lines
         assert "stopped" in "".join(lines.get() for _ in range(lines.qsize()))
     finally:
-        if p.poll() is None:
-            p.kill()
+        if p.poll() is None:  # the test failed midway: the server and the agent it started go with it
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
