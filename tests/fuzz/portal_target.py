@@ -23,10 +23,16 @@ _STATUS = re.compile(rb"^HTTP/1\.[01] (\d{3}) ")
 
 @functools.cache
 def _portal() -> Any:
+    """The fuzz process's portal, over its server world (this switches the process to the fuzz token directory:
+    never call it from the test suite's own process, use :func:`make_portal` with a world built there)."""
+    return make_portal(server_world())
+
+
+def make_portal(world: Any) -> Any:
+    """(world, links, the handler's server, the in-memory handler class) over ``world``."""
     from server.portal import PortalHttpServer, PortalLinks
     from server.portal.web import _Handler
 
-    world = server_world()
     links = PortalLinks(world.store, b"f" * 32, world.clock)
     server = PortalHttpServer.__new__(PortalHttpServer)  # the handler's view of its server, without a socket
     server.envelopes, server.links, server.session_seconds, server.timeout_seconds = world.envelopes, links, 3600, 5
@@ -46,7 +52,12 @@ def _portal() -> Any:
 
 
 def portal_request(data: bytes) -> None:
-    world, links, server, handler = _portal()
+    request(_portal(), data)
+
+
+def request(portal: Any, data: bytes) -> None:
+    """One fuzz input through ``portal`` (see :func:`make_portal`); a breach of the contract is a Finding."""
+    world, links, server, handler = portal
     v1 = world.resolve(ENVELOPE_SENT)
     env = world.envelopes.get(world.as_person(world.resolve(PERSON_APPROVED)), v1)
     me = env.recipient_for(world.resolve(PERSON_APPROVED))

@@ -400,23 +400,28 @@ def test_a_revision_whose_cms_carries_a_changed_unsigned_certificate_is_ours_sti
     assert not check_pdf_revision(contract, bytes(mangled), trust_roots=_pdf_roots(), revocation="offline").accepted
 
 
-def test_a_malformed_cookie_header_is_no_session_not_a_500() -> None:
+@pytest.fixture(scope="module")
+def portal(server: worlds.ServerWorld) -> Any:
+    from .portal_target import make_portal
+
+    return make_portal(server)
+
+
+@pytest.mark.hsm
+def test_a_malformed_cookie_header_is_no_session_not_a_500(portal: Any) -> None:
     """F18 (fuzz run of 2026-11-30): a Cookie header SimpleCookie refuses ("Illegal key") made the portal answer 500;
     now it is no session: the form is refused (403), nothing changes."""
-    from .portal_target import _portal, portal_request
+    from .portal_target import request
 
-    data = (HERE / "regressions" / "F18-portal-cookie-with-an-illegal-key.http").read_bytes()
-    portal_request(data)  # no Finding: not a 500
-    _, _, server, _ = _portal()
-    assert server.last_response.startswith(b"HTTP/1.1 403 ")
+    request(portal, (HERE / "regressions" / "F18-portal-cookie-with-an-illegal-key.http").read_bytes())  # no 500
+    assert portal[2].last_response.startswith(b"HTTP/1.1 403 ")
 
 
-def test_a_request_line_that_does_not_parse_gets_a_400_not_an_escaping_exception() -> None:
+@pytest.mark.hsm
+def test_a_request_line_that_does_not_parse_gets_a_400_not_an_escaping_exception(portal: Any) -> None:
     """F19 (fuzz run of 2026-11-30): the portal's log line read ``self.path`` before a bad request line had set it,
-    so the exception escaped the handler (no answer, a traceback); now the client gets http.server's 400."""
-    from .portal_target import _portal, portal_request
+    so the exception escaped the handler (no answer, a traceback); now the client gets a 400 with a status line."""
+    from .portal_target import request
 
-    data = (HERE / "regressions" / "F19-portal-request-line-that-does-not-parse.http").read_bytes()
-    portal_request(data)
-    _, _, server, _ = _portal()
-    assert server.last_response.startswith(b"HTTP/1.1 400 ") or server.last_response.startswith(b"HTTP/1.0 400 ")
+    request(portal, (HERE / "regressions" / "F19-portal-request-line-that-does-not-parse.http").read_bytes())
+    assert portal[2].last_response.startswith(b"HTTP/1.1 400 ")
