@@ -188,6 +188,86 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
+class BridgeConfig:
+    """The local bridge (:mod:`agent.bridge`): a portal page may ask this agent to sign an envelope's revision.
+
+    Off unless ``listen`` is set; loopback only; only pages of ``allowed_origins`` may ask; every request is
+    approved (and the PIN given) in the ``confirm`` program, never in the web page."""
+
+    listen: str = ""  # 127.0.0.1:PORT
+    allowed_origins: tuple[str, ...] = ()
+    confirm: Confirmation | None = None
+    token: str = ""  # label of the token to sign with; empty: the only token present
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.listen)
+
+    @classmethod
+    def from_table(cls, t: Table, base: Path) -> BridgeConfig:
+        listen = t.text("listen")
+        if not listen:
+            return cls()
+        host, _, port = listen.rpartition(":")
+        if host not in ("127.0.0.1", "localhost", "[::1]") or not port.isdigit() or not 0 < int(port) < 65536:
+            t.problems.add(f"bridge.listen must be 127.0.0.1:PORT (loopback only), got {listen!r}")
+        origins = t.strings("allowed_origins")
+        if not origins:
+            t.problems.add("bridge.allowed_origins must name the portal origins (https://host[:port]) that may ask "
+                           "this agent to sign")
+        for o in origins:
+            if not re.fullmatch(r"https://[A-Za-z0-9.\-\[\]:]+", o):
+                t.problems.add(f"bridge.allowed_origins: {o!r} is not an origin like https://portal.example.com")
+        confirm = _confirmation(t, base)
+        if confirm is None:
+            t.problems.add("bridge.confirm must name the program that shows each request and asks for the PIN "
+                           "(the web page never sees it)")
+        return cls(listen=listen, allowed_origins=tuple(origins), confirm=confirm, token=t.text("token"))
+
+
+@dataclass(frozen=True)
+class KioskConfig:
+    """Kiosk mode (:mod:`agent.kiosk`): a full-screen signing station on 127.0.0.1 for the holder of the card
+    inserted; the agent reaches signet-server's API with the station's certificate (``station_dir``, written by
+    `signet-admin station-cert issue`, or ``station_cert``/``station_key``/``server_ca``)."""
+
+    enabled: bool = False
+    listen: str = "127.0.0.1:17390"
+    idle_seconds: int = 120
+    server_api: str = ""  # HOST:PORT of signet-server's mutual-TLS API (default: station.json's "api")
+    server_name: str = ""  # the TLS name to check when server_api is an address not in the server's certificate
+    station_cert: Path | None = None
+    station_key: Path | None = None
+    server_ca: Path | None = None
+
+    @classmethod
+    def from_table(cls, t: Table, base: Path) -> KioskConfig:
+        if not t.flag("enabled", False):
+            return cls()
+        listen = t.text("listen", cls.listen)
+        host, _, port = listen.rpartition(":")
+        if host != "127.0.0.1" or not port.isdigit() or not 0 < int(port) < 65536:
+            t.problems.add(f"kiosk.listen must be 127.0.0.1:PORT (loopback only), got {listen!r}")
+        station = t.path("station_dir", base)
+        names = (("station_cert", "station.crt"), ("station_key", "station.key"), ("server_ca", "ca.pem"))
+        files = {k: t.path(k, base) or (station / f if station else None) for k, f in names}
+        for k, p in files.items():
+            if p is None or not p.is_file():
+                t.problems.add(f"kiosk.{k}: {p or 'not set'} is not a file (set kiosk.station_dir to the directory "
+                               "`signet-admin station-cert issue` wrote, or kiosk.{k})")
+        api = t.text("server_api")
+        if not api and station is not None and (station / "station.json").is_file():
+            import json
+
+            api = str(json.loads((station / "station.json").read_text()).get("api") or "")
+        if ":" not in api:
+            t.problems.add("kiosk.server_api must be HOST:PORT of signet-server's API listener")
+        return cls(enabled=True, listen=listen, idle_seconds=t.integer("idle_seconds", 120, minimum=5, maximum=3600),
+                   server_api=api, server_name=t.text("server_name"), station_cert=files["station_cert"],
+                   station_key=files["station_key"], server_ca=files["server_ca"])
+
+
+@dataclass(frozen=True)
 class VerifyConfig:
     """How the agent verifies signatures: revocation fetched online by default, and within which time."""
 
@@ -234,6 +314,8 @@ class AgentConfig:
     tls: TlsConfig | None = None
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
+    bridge: BridgeConfig = field(default_factory=BridgeConfig)
+    kiosk: KioskConfig = field(default_factory=KioskConfig)
 
     @property
     def default_callers(self) -> tuple[str, ...]:
@@ -324,7 +406,7 @@ def _agent_table(a: Table, base: Path) -> dict[str, Any]:
 def parse(data: dict[str, object], base: Path, source: str = "the agent configuration") -> AgentConfig:
     """Validate a parsed TOML document; relative paths are relative to ``base``; every problem at once."""
     problems = Problems(source)
-    top = Table(data, "", problems, {"agent", "unlock", "tcp", "policy", "verify"})
+    top = Table(data, "", problems, {"agent", "unlock", "tcp", "policy", "verify", "bridge", "kiosk"})
     kw = _agent_table(top.table("agent", _AGENT_KEYS), base)
     kw["unlock"] = UnlockPolicy.from_table(top.table("unlock", {"max_seconds", "max_signatures",
                                                                 "allow_per_call_pin", "pin_tries_per_minute"}))
@@ -336,6 +418,11 @@ def parse(data: dict[str, object], base: Path, source: str = "the agent configur
                                                                 "confirm_timeout_seconds"}), base)
     kw["verify"] = VerifyConfig.from_table(top.table("verify", {"revocation", "fetch_timeout_seconds",
                                                                 "check_before_signing", "unknown_status"}))
+    kw["bridge"] = BridgeConfig.from_table(top.table("bridge", {"listen", "allowed_origins", "confirm",
+                                                                "confirm_timeout_seconds", "token"}), base)
+    kw["kiosk"] = KioskConfig.from_table(top.table("kiosk", {"enabled", "listen", "idle_seconds", "server_api",
+                                                             "server_name", "station_dir", "station_cert",
+                                                             "station_key", "server_ca"}), base)
     problems.raise_if_any(ConfigError)
     return AgentConfig(**kw)
 
@@ -345,5 +432,6 @@ def load(path: str | os.PathLike[str]) -> AgentConfig:
     return parse(load_toml(p, ConfigError), p.resolve().parent, str(p))
 
 
-__all__ = ["LOCAL_CALLER", "AgentConfig", "ConfigProblems", "Confirmation", "KeyRule", "PolicyConfig", "Revocation",
-           "TlsConfig", "UnlockPolicy", "VerifyConfig", "default_socket_path", "default_state_dir", "load", "parse"]
+__all__ = ["LOCAL_CALLER", "AgentConfig", "BridgeConfig", "ConfigProblems", "Confirmation", "KeyRule", "KioskConfig",
+           "PolicyConfig", "Revocation", "TlsConfig", "UnlockPolicy", "VerifyConfig", "default_socket_path",
+           "default_state_dir", "load", "parse"]

@@ -101,7 +101,8 @@ def _check_answer(spki_der: bytes, answer: Enrolled, trusted_tls_root_pem: bytes
 
 
 def enroll(token: EnrollToken, link: ServerLink, person_id: str, code: str, *, key_label: str | None = None,
-           algorithm: str = "p256", tls_dir: Path | None = None, code_id: str = "") -> EnrollResult:
+           algorithm: str = "p256", tls_dir: Path | None = None, code_id: str = "",
+           token_label: str = "") -> EnrollResult:
     """Run the whole flow; raises :class:`ServerRefused` (server said no) or :class:`EnrollmentFailed`."""
     label = key_label or f"signet-{person_id}"
     info = token.generate_key(algorithm, label)
@@ -134,6 +135,7 @@ def enroll(token: EnrollToken, link: ServerLink, person_id: str, code: str, *, k
         _write(tls_dir / "signing-root.pem", pemfiles.to_pem(answer.root_der), 0o644)
         _write(tls_dir / "enrollment.json", json.dumps({
             "person_id": person_id, "key_id": info.key_id, "key_label": label, "serial": answer.serial,
-            "enroll": link.target.enroll, "api": link.target.api}, indent=2).encode(), 0o644)
+            "enroll": link.target.enroll, "api": link.target.api, "token_label": token_label}, indent=2).encode(),
+               0o644)
     return EnrollResult(info.key_id, label, answer.serial, cert.subject.rfc4514_string(), answer.certificate_der,
                         answer.chain_der, tls_dir)

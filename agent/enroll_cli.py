@@ -96,7 +96,8 @@ def cmd_enroll(client: AgentClient, args: argparse.Namespace, token: TokenRef, p
             if not code_id:
                 raise SystemExit("signet enroll: which code? send one first (--send-code), or give --code-id")
             result = enroll(AgentToken(client, token, pin), link, args.person, code,
-                            key_label=args.key_label, algorithm=args.algorithm, tls_dir=tls_dir, code_id=code_id)
+                            key_label=args.key_label, algorithm=args.algorithm, tls_dir=tls_dir, code_id=code_id,
+                            token_label=token.label)
             pending.unlink(missing_ok=True)
         except ServerRefused as err:
             return _failed(as_json, str(err), err.code, err.reason)

@@ -35,8 +35,6 @@ import hashlib
 import json
 import secrets
 import sys
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,23 +43,12 @@ from signet.secrets import read_secret
 from signet.v1 import server_pb2
 
 from . import envelope_bulk
-from .cli_errors import Usage
-from .client import AgentClient, PdfOptions, TokenRef
+from .client import AgentClient, TokenRef
+from .envelope_signing import EnvelopeUsage, Me, enrolled, sign_revision
 from .serverlink import ServerLink, ServerRefused, ServerTarget
 
 ROLES = {"signer": server_pb2.RECIPIENT_ROLE_SIGNER, "approver": server_pb2.RECIPIENT_ROLE_APPROVER,
          "copy": server_pb2.RECIPIENT_ROLE_COPY}
-
-
-class EnvelopeUsage(Usage):
-    """A command line that cannot be carried out as given (exit 2)."""
-
-
-@dataclass(frozen=True)
-class Me:
-    person_id: str
-    server_dir: Path
-    target: ServerTarget
 
 
 def whoami(client: AgentClient, api: str | None) -> Me:
@@ -70,18 +57,7 @@ def whoami(client: AgentClient, api: str | None) -> Me:
     if not state:
         raise EnvelopeUsage("the agent does not say where its state is (a TCP connection?): envelopes need the "
                             "agent's enrollment")
-    server_dir = Path(state) / "server"
-    record = server_dir / "enrollment.json"
-    if not record.exists():
-        raise EnvelopeUsage(f"no enrollment in {server_dir}: run `signet enroll` first")
-    info = json.loads(record.read_text())
-    address = api or info.get("api")
-    if not address:
-        raise EnvelopeUsage("the enrollment recorded no API address: give --server-api HOST:PORT")
-    target = ServerTarget(enroll=str(info.get("enroll") or address), ca_pem=(server_dir / "ca.pem").read_bytes(),
-                          api=address, client_cert_pem=(server_dir / "agent.crt").read_bytes(),
-                          client_key_pem=(server_dir / "agent.key").read_bytes())
-    return Me(str(info["person_id"]), server_dir, target)
+    return enrolled(Path(state), api)
 
 
 def from_identity(directory: Path, api: str | None) -> Me:
@@ -389,23 +365,7 @@ def _sign(client: AgentClient | None, args: argparse.Namespace, me: Me, link: Se
 def _sign_on_token(client: AgentClient, args: argparse.Namespace, content: bytes, d: server_pb2.EnvelopeDocument,
                    recipient: server_pb2.Recipient, *, token: TokenRef, pin: str | None,
                    values: dict[str, str] | None = None, timestamp_url: str = "") -> bytes:
-    """The new revision (PDF) or the detached CMS, made by the agent on the token (its confirmation runs); the
-    agent fills ``values`` (form field name -> value) in the same incremental update as the signature, and makes
-    it PAdES B-T with ``timestamp_url`` (the server's TSA, from StartSigning) when given."""
     from .commands import signing_key  # the same default-key rule as `signet sign`
 
-    pdf = d.media_type == "application/pdf"
-    key = signing_key(client, args, token, pin)
-    form = dict(values or {})
-    options = PdfOptions(field_name=f"signet-{recipient.id}", reason=f"Signet envelope {d.name}", form_values=form,
-                         timestamp_url=timestamp_url)
-    if recipient.HasField("field"):
-        f = recipient.field
-        options = PdfOptions(field_name=options.field_name, reason=options.reason,
-                             visible=(int(f.page) - 1, f.x1, f.y1, f.x2, f.y2),  # the agent counts from 0
-                             form_values=form, timestamp_url=timestamp_url)
-    with tempfile.TemporaryDirectory(prefix="signet-envelope-") as tmp:
-        src = Path(tmp) / d.name  # the name the confirmation program shows
-        src.write_bytes(content)
-        _, out = client.sign_to_bytes(src, pdf=pdf, token=token, key_id=key, pin=pin, options=options)
-    return out
+    return sign_revision(client, content, d, recipient, token=token, key_id=signing_key(client, args, token, pin),
+                         pin=pin, values=values, timestamp_url=timestamp_url)

@@ -33,10 +33,23 @@ def run(config_path: str, ready_file: str | None = None) -> int:
     from .transport import build_server, secure_socket
 
     agent = Agent(cfg)
+    bridge = None
+    kiosk = None
     try:
         server, port = build_server(cfg, AgentServicer(agent))
         server.start()
         secure_socket(cfg.socket)
+        if cfg.bridge.enabled:
+            from .bridge import BridgeServer
+
+            bridge = BridgeServer(cfg.bridge, cfg.socket, cfg.state_dir)
+            bridge.start()
+            log.info("local bridge on http://%s for %s", cfg.bridge.listen, ", ".join(cfg.bridge.allowed_origins))
+        if cfg.kiosk.enabled:
+            from .kiosk import start as start_kiosk
+
+            kiosk = start_kiosk(cfg, agent.directory)
+            log.info("kiosk pages on http://%s (server API %s)", cfg.kiosk.listen, cfg.kiosk.server_api)
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
@@ -50,6 +63,10 @@ def run(config_path: str, ready_file: str | None = None) -> int:
         log.info("stopping")
         # a stop that takes longer than it should leaves every thread's stack in the log (and goes on)
         faulthandler.dump_traceback_later(20, exit=False)
+        if bridge is not None:
+            bridge.stop()
+        if kiosk is not None:
+            kiosk.stop()
         server.stop(grace=5).wait()
         return 0
     finally:

@@ -49,6 +49,17 @@ def find_certificate(session: Any, key_id: bytes) -> bytes | None:
     return bytes(found[0][Attribute.VALUE]) if found else None
 
 
+def holder_certificates(session: Any) -> list[tuple[bytes, bytes]]:
+    """(CKA_ID, DER) of every certificate stored next to a public key of the same CKA_ID (a key pair's own
+    certificate, not the CA certificates above it); certificates and public keys are public objects: no login."""
+    out = []
+    for cert in objects.find(session, {Attribute.CLASS: ObjectClass.CERTIFICATE}):
+        key_id = bytes(cert[Attribute.ID])
+        if key_id and objects.find(session, {Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.ID: key_id}):
+            out.append((key_id, bytes(cert[Attribute.VALUE])))
+    return out
+
+
 def import_certificate(
     session: Any, key_id: bytes, key_spki: bytes, label: str, der: bytes, chain: list[bytes]
 ) -> None:

@@ -209,6 +209,12 @@ class Token:
         with self.pool.session() as s, self._objects, _translated(f"reading a certificate on {self.label}"):
             return certs.find_certificate(s.session, parse_key_id(key_id))
 
+    def holder_certificates(self) -> list[tuple[str, bytes]]:
+        """(key id hex, DER) of the certificates next to the token's key pairs, read without a login."""
+        with self.pool.session(need_login=False) as s, self._objects, \
+                _translated(f"reading certificates on {self.label}"):
+            return [(kid.hex(), der) for kid, der in certs.holder_certificates(s.session)]
+
     def chain(self, key_id: str | bytes) -> list[bytes]:
         """The CA certificates stored on the token above this key's certificate."""
         with self.pool.session() as s, self._objects, _translated(f"reading certificates on {self.label}"):

@@ -15,6 +15,7 @@
     signet-admin --config F notice list [--event ID] [--envelope ID] [--state S] | notice replay EVENT_ID
     signet-admin --config F cert revoke SERIAL [--reason R] | cert list PERSON
     signet-admin --config F operator-cert issue --org ORG --login LOGIN --out DIR
+    signet-admin --config F station-cert issue ORG NAME --out DIR [--api HOST:PORT]
     signet-admin --config F remote-key create PERSON --evidence TEXT --out DIR [--as LOGIN]
     signet-admin --config F audit verify | audit head
     signet-admin --config F contract status ENVELOPE | contract seal ENVELOPE | contract export ENVELOPE --out DIR
@@ -29,6 +30,10 @@ line (other users see it in the process list): an environment variable, a 0600 f
 ``notice list`` shows envelope notices and how their delivery went (never their text); ``notice replay`` queues
 the notices an envelope event announced once more, recorded as ``operator:<login>`` in the envelope's events
 (the running server delivers them within ``[envelopes] scheduler_seconds``).
+``station-cert issue`` certifies a signing station (signet-agent in kiosk mode) of organisation ORG named NAME: a
+new TLS key and client certificate (role ``station``) in ``--out`` (``station.key`` 0600, ``station.crt``, ``ca.pem``,
+``station.json``), the agent's ``[kiosk] station_dir``.  A station may only open card sessions for the holders of the
+cards inserted in it (:mod:`server.kiosk`); `cert revoke` with its serial shuts it out.
 ``remote-key create`` generates a remote-signing key for the person on the server token (:mod:`server.remotekeys`)
 and writes the person's API files to ``--out`` (``client.key`` 0600, ``client.crt``, ``ca.pem``,
 ``identity.json``, and ``csc.json`` 0600: the CSC API client id and secret), for the operator to hand over: with
@@ -261,6 +266,26 @@ def _operator_cert_issue(rt: Runtime, args: argparse.Namespace) -> Any:
             "key": str(out / "operator.key"), "certificate": str(out / "operator.crt"), "ca": str(out / "ca.pem")}
 
 
+def _station_cert_issue(rt: Runtime, args: argparse.Namespace) -> Any:
+    caller = Caller(args.org, Role.STATION, args.name)
+    rt.identity.get_organisation(Principal(args.org, "signet-admin", Role.OPERATOR))  # NotFound for an unknown org
+    out = Path(args.out)
+    taken = [n for n in STATION_FILES if (out / n).exists()]
+    if taken:
+        raise InvalidArgument(f"{out} holds a station already ({', '.join(taken)}): give an empty directory")
+    key = new_tls_key()
+    der = issue_client_certificate(rt.keys, rt.store, rt.clock, rt.urls, tls_csr(key, args.name), caller,
+                                   validity=timedelta(days=rt.config.ca.client_validity_days))
+    serial = ca_db.serial_text(x509.Certificate.load(der).serial_number)
+    write_file(out / "station.key", key_pem(key), 0o600)
+    write_file(out / "station.crt", certs_pem(der, rt.keys.certificate_der(KeyRole.TLS_CA)))
+    write_file(out / "ca.pem", certs_pem(rt.keys.certificate_der(KeyRole.TLS_ROOT)), overwrite=True)
+    write_file(out / "station.json", json.dumps({"organisation": args.org, "station": args.name, "caller": caller.uri,
+                                                 "serial": serial, "api": args.api or ""}, indent=2).encode())
+    return {"caller": caller.uri, "serial": serial, "directory": str(out)}
+
+
+STATION_FILES = ("station.key", "station.crt", "station.json")
 REMOTE_FILES = ("client.key", "client.crt", "identity.json", "csc.json")
 
 
@@ -400,6 +425,7 @@ COMMANDS: dict[tuple[str, str], Handler] = {
     ("cert", "revoke"): _cert_revoke,
     ("cert", "list"): _cert_list,
     ("operator-cert", "issue"): _operator_cert_issue,
+    ("station-cert", "issue"): _station_cert_issue,
     ("remote-key", "create"): _remote_key_create,
     ("audit", "verify"): _audit_verify,
     ("audit", "head"): _audit_head,
@@ -463,6 +489,17 @@ def _archive_arguments(archive: Any) -> None:
     archive.add_parser("shred-expired", help="crypto-shred now what is past retention (the server does it hourly)")
 
 
+def _client_cert_arguments(area: Callable[[str], Any]) -> None:
+    op = area("operator-cert").add_parser("issue")
+    for flag in ("--org", "--login", "--out"):
+        op.add_argument(flag, required=True)
+    st = area("station-cert").add_parser("issue", help="a TLS client certificate for a signing station (kiosk)")
+    st.add_argument("org")
+    st.add_argument("name", help="the station's name: letters, digits and _ . @ -")
+    st.add_argument("--out", required=True)
+    st.add_argument("--api", default="", help="the API listener's HOST:PORT as the station reaches it")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="signet-admin", description="Signet server administration (on the server host).")
     p.add_argument("--config", required=True)
@@ -517,9 +554,7 @@ def parser() -> argparse.ArgumentParser:
     rv.add_argument("serial")
     rv.add_argument("--reason", default="unspecified")
     cert.add_parser("list").add_argument("person")
-    op = area("operator-cert").add_parser("issue")
-    for flag in ("--org", "--login", "--out"):
-        op.add_argument(flag, required=True)
+    _client_cert_arguments(area)
     _more_areas(area)
     return p
 

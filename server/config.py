@@ -47,6 +47,8 @@ in the file is reported at once, each naming its key.  Example (every key, with 
                                          # certificate); "" = off. On: notices carry a link to it
     base_url = ""                        # the links' start; default https://<listen>
     link_days = 14                       # how long a link stays valid (1 to 90)
+    bridge = "http://127.0.0.1:17380"    # where token signers' agents serve their local bridge ([bridge] listen
+                                         # in the agent); "" = token signers are shown the CLI command only
 
     [secrets]
     source = "hsm"                       # hsm: data keys wrapped by the token's archive KEK | file
@@ -320,6 +322,7 @@ class PortalSettings:
     listen: str = ""
     base_url: str = ""  # what the links in notices start with; default https://<listen>
     link_days: int = 14
+    bridge: str = "http://127.0.0.1:17380"  # the agents' local bridge: token signers' code forms post there
 
     @classmethod
     def from_table(cls, t: Table) -> PortalSettings:
@@ -329,7 +332,11 @@ class PortalSettings:
         base_url = t.text("base_url") or (f"https://{listen}" if listen else "")
         if base_url and (not re.match(r"^https://[^\s/]+(/\S*)?$", base_url) or base_url.endswith("/")):
             t.problems.add("portal.base_url must be https://host[:port][/path] without a trailing /")
-        return cls(listen=listen, base_url=base_url, link_days=t.integer("link_days", 14, minimum=1, maximum=90))
+        bridge = t.text("bridge", cls.bridge)
+        if bridge and not re.fullmatch(r"http://(127\.0\.0\.1|localhost|\[::1\]):[0-9]{1,5}", bridge):
+            t.problems.add("portal.bridge must be http://127.0.0.1:PORT (the agents' loopback bridge) or \"\"")
+        return cls(listen=listen, base_url=base_url, link_days=t.integer("link_days", 14, minimum=1, maximum=90),
+                   bridge=bridge)
 
 
 @dataclass(frozen=True)
@@ -562,7 +569,7 @@ class ServerConfig:
             http=HttpSettings.from_table(sub("http", {"listen", "base_url", "max_connections",
                                                       "request_deadline_seconds", "rate_per_minute"})),
             csc=CscSettings.from_table(sub("csc", {"listen", "token_seconds", "sad_seconds"})),
-            portal=PortalSettings.from_table(sub("portal", {"listen", "base_url", "link_days"})),
+            portal=PortalSettings.from_table(sub("portal", {"listen", "base_url", "link_days", "bridge"})),
             secrets=SecretsSettings.from_table(sub("secrets", {"source", "hmac_key_file", "box_key_file"}), base),
             ca=CaSettings.from_table(sub("ca", {"validity_days", "serial_policy", "client_validity_days",
                                                 "external_roots", "signing_policy_oid", "remote_policy_oid",

@@ -24,8 +24,9 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from signet.http11 import Http11Handler
 
 from .ca.crl import CRL_ISSUERS, CrlPublisher
 from .ca.errors import CertificateNotFound
@@ -66,7 +67,7 @@ class HttpError(Exception):
         self.text = text
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(Http11Handler):
     """Runs on a worker over one request that has fully arrived; the response is collected, not sent."""
 
     server_version = "signet-pki"

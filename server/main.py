@@ -175,11 +175,14 @@ def _start_portal(cfg: ServerConfig, rt: Runtime) -> PortalHttpServer | None:
     """The recipients' portal (HTTPS), when ``[portal] listen`` is set."""
     if rt.portal_links is None:
         return None
+    from .api.auth import Authenticator, client_ca_pem
     from .portal import PortalHttpServer as Portal
 
     key_path, crt_path, _ = tls_paths(cfg)
     portal = Portal(_host_port(cfg.portal.listen), rt.envelopes, rt.portal_links, rt.data.hmac_key,
-                              crt_path, key_path)
+                    crt_path, key_path, bridge_url=cfg.portal.bridge, base_url=cfg.portal.base_url,
+                    identity=rt.identity, contracts=rt.contracts, authenticator=Authenticator.of(rt.store, rt.keys),
+                    client_ca=client_ca_pem(rt.keys))  # sign-in for senders' and operators' pages
     portal.start()
     return portal
 

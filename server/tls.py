@@ -1,7 +1,7 @@
 """TLS certificates issued by the server's TLS CA (a hierarchy apart from the signing one): the gRPC listeners'
-certificate and the client certificates of operators and agents.
+certificate and the client certificates of operators, agents and signing stations.
 
-Who a client is lives in one SAN URI, ``urn:signet:org:<org id>:role:<operator|agent>:subject:<id>``
+Who a client is lives in one SAN URI, ``urn:signet:org:<org id>:role:<operator|agent|station>:subject:<id>``
 (EKU clientAuth); the subject DN repeats it for people reading logs (O = org id, OU = role, CN = id).
 Every TLS certificate is recorded in the CA tables (origin ``tls-server`` / ``tls-client``) so OCSP
 and the CRL know it, its key can never be certified again, and revoking it locks the caller out at
@@ -45,8 +45,9 @@ from .store import Store
 
 ORIGIN_TLS_SERVER = "tls-server"
 ORIGIN_TLS_CLIENT = "tls-client"
-_URI = re.compile(r"^urn:signet:org:([A-Za-z0-9_.-]{1,64}):role:(operator|agent):subject:([A-Za-z0-9_.@-]{1,128})$")
-_TLS_ROLES = (CallerRole.OPERATOR, CallerRole.AGENT)
+_URI = re.compile(r"^urn:signet:org:([A-Za-z0-9_.-]{1,64}):role:(operator|agent|station)"
+                  r":subject:([A-Za-z0-9_.@-]{1,128})$")
+_TLS_ROLES = (CallerRole.OPERATOR, CallerRole.AGENT, CallerRole.STATION)
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,8 @@ class Caller:
 
     def __post_init__(self) -> None:
         if self.role not in _TLS_ROLES or _URI.match(self.uri) is None:
-            raise InvalidRequest("a client certificate names an organisation id, the role operator or agent, and a "
-                                 "subject of letters, digits and _ . @ -")
+            raise InvalidRequest("a client certificate names an organisation id, the role operator, agent or "
+                                 "station, and a subject of letters, digits and _ . @ -")
 
 
 def _issue(keys: ServerKeys, store: Store, clock: Clock, urls: xb.PkiUrls, *, spki_der: bytes, subject: x509.Name,

@@ -1,9 +1,12 @@
 """An HTTPS listener on a thread per connection, for the server's small HTTPS APIs (the CSC API, the portal).
 
-TLS with the gRPC listeners' certificate (from the Signet TLS CA; clients trust ``tls/ca.pem``); no client
-certificate.  At most ``max_connections`` connections are served at once (more are closed at once, never
-queued); the TLS handshake happens on the connection's own thread, and it and every read and write have a
-``timeout`` in seconds, so a slow client holds only its own thread.
+TLS with the gRPC listeners' certificate (from the Signet TLS CA; clients trust ``tls/ca.pem``).  No client
+certificate is asked for unless ``client_ca`` (PEM) is given: then one is requested but optional
+(``CERT_OPTIONAL``), and one that is sent must chain to those CA certificates (the portal's signed-in pages
+check it further, :mod:`server.portal.console`); the handler reads it with
+:meth:`TlsHandler.client_certificate`.  At most ``max_connections`` connections are served at once (more are
+closed at once, never queued); the TLS handshake happens on the connection's own thread, and it and every read
+and write have a ``timeout`` in seconds, so a slow client holds only its own thread.
 """
 
 from __future__ import annotations
@@ -11,19 +14,18 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from signet.http11 import Http11Handler
 
 log = logging.getLogger(__name__)
 
 
-class TlsHandler(BaseHTTPRequestHandler):
+class TlsHandler(Http11Handler):  # never HTTP/0.9's bare body: fuzz findings F19, F23
     """Handshake on this connection's thread, with the server's timeout."""
 
-    protocol_version = "HTTP/1.1"
-    # a request line without a version is answered as HTTP/1.1 too (with a status line), never as HTTP/0.9's bare body
-    default_request_version = "HTTP/1.1"
     server: TlsHttpServer
 
     def setup(self) -> None:
@@ -31,16 +33,26 @@ class TlsHandler(BaseHTTPRequestHandler):
         self.request.do_handshake()
         super().setup()
 
+    def client_certificate(self) -> bytes | None:
+        """The DER of the client certificate the handshake verified, or None (none sent, or none asked for)."""
+        peer = getattr(self.request, "getpeercert", None)  # a request in memory (the fuzz targets) has none
+        der = peer(binary_form=True) if peer is not None else None
+        return der if isinstance(der, bytes) and der else None
+
 
 class TlsHttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], handler: type[TlsHandler], certificate: Path, private_key: Path,
-                 *, name: str, max_connections: int = 32, timeout_seconds: float = 10.0) -> None:
+                 *, name: str, max_connections: int = 32, timeout_seconds: float = 10.0,
+                 client_ca: bytes | None = None) -> None:
         super().__init__(address, handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(str(certificate), str(private_key))
+        if client_ca is not None:
+            context.load_verify_locations(cadata=client_ca.decode("ascii"))
+            context.verify_mode = ssl.CERT_OPTIONAL
         self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
         self.name = name
         self.timeout_seconds = timeout_seconds

@@ -218,7 +218,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
     def WatchEnvelopeEvents(self, request: pb.WatchEnvelopeEventsRequest,
                             context: grpc.ServicerContext) -> Iterator[pb.WatchEnvelopeEventsResponse]:
         try:
-            principal = self.auth.principal(context)
+            principal = self.auth.principal(context, "EnvelopeService.WatchEnvelopeEvents", request)
             context.add_callback(self.envelopes.bell.ring)  # a cancelled call wakes its watch at once
             for item in self.envelopes.watch(principal, request.envelope_id, request.after_event_id,
                                              cancelled=lambda: not context.is_active()):

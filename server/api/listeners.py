@@ -1,7 +1,8 @@
 """The two gRPC servers of signet-server, both TLS with the server certificate from our own CA.
 
 - API (``[grpc] listen``): client certificates required and verified against our CA (mutual TLS);
-  IdentityService, CertificateService, EnvelopeService, ContractService and AuditService.  Its messages may be
+  IdentityService, CertificateService, EnvelopeService, ContractService, AuditService and KioskService
+  (signing stations' card sessions).  Its messages may be
   as large as the largest document an envelope may hold (``[envelopes] max_document_bytes``) plus
   :data:`ENVELOPE_SLACK` for the message around it and the signatures a revision gathers.
 - Enrollment (``[grpc] enroll_listen``): server-authenticated TLS only; EnrollmentService.
@@ -24,16 +25,16 @@ from signet.serving import add_health_and_reflection
 from signet.v1 import server_pb2, server_pb2_grpc
 
 from ..audit.service import AuditQueries
-from ..ca import Role, db
+from ..kiosk import CardSessions
 from ..runtime import Runtime
-from ..tls import certs_pem
 from .audit import AuditServicer
-from .auth import Authenticator
+from .auth import Authenticator, client_ca_pem
 from .certificates import CertificateServicer
 from .contracts import ContractServicer
 from .enrollment import EnrollmentServicer
 from .envelopes import EnvelopeServicer
 from .identity import IdentityServicer
+from .kiosk import KioskServicer
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +83,12 @@ def _port(server: grpc.Server, address: str, credentials: grpc.ServerCredentials
 
 def start_listeners(rt: Runtime, server_key_pem: bytes, server_chain_pem: bytes) -> Listeners:
     cfg = rt.config
-    client_ca = certs_pem(rt.keys.certificate_der(Role.TLS_ROOT), rt.keys.certificate_der(Role.TLS_CA))
-    auth = Authenticator(rt.store, db.spki_hash(rt.keys[Role.TLS_CA].public_key_der))
+    client_ca = client_ca_pem(rt.keys)
+    auth = Authenticator.of(rt.store, rt.keys)
+    auth.card_sessions = sessions = CardSessions.of(rt.store, rt.data.hmac_key, rt.clock, rt.identity, rt.keys)
 
     api, api_health = _server(cfg.grpc.workers, ["IdentityService", "CertificateService", "EnvelopeService",
-                                                 "ContractService", "AuditService"],
+                                                 "ContractService", "AuditService", "KioskService"],
                               api_message_limit(cfg.envelopes.max_document_bytes))
     server_pb2_grpc.add_IdentityServiceServicer_to_server(IdentityServicer(rt.identity, auth, rt.enrollment), api)
     server_pb2_grpc.add_CertificateServiceServicer_to_server(
@@ -95,6 +97,7 @@ def start_listeners(rt: Runtime, server_key_pem: bytes, server_chain_pem: bytes)
     server_pb2_grpc.add_ContractServiceServicer_to_server(ContractServicer(rt.contracts, auth), api)
     server_pb2_grpc.add_AuditServiceServicer_to_server(
         AuditServicer(AuditQueries(rt.store, rt.keys, rt.clock), auth), api)
+    server_pb2_grpc.add_KioskServiceServicer_to_server(KioskServicer(sessions, auth), api)
     api_port = _port(api, cfg.grpc.listen, grpc.ssl_server_credentials(
         [(server_key_pem, server_chain_pem)], root_certificates=client_ca, require_client_auth=True))
 

@@ -55,7 +55,7 @@ class Authenticated(Protocol):
 
 
 class PrincipalSource(Protocol):
-    def principal(self, context: grpc.ServicerContext) -> Principal: ...
+    def principal(self, context: grpc.ServicerContext, rpc: str = "", request: object = None) -> Principal: ...
 
 
 S = TypeVar("S")
@@ -81,13 +81,23 @@ def _mapped(name: str, call: Callable[[], Resp], context: grpc.ServicerContext) 
         wire_abort(context, C.INTERNAL, "internal server error", common_pb2.ErrorDetail(reason="INTERNAL"))
 
 
+def rpc_name(servicer: object, method: str) -> str:
+    """"Service.Method" of a servicer method, the service named by the generated base class it implements."""
+    for base in type(servicer).__mro__:
+        if base.__module__.endswith("_pb2_grpc") and base.__name__.endswith("Servicer"):
+            return f"{base.__name__.removesuffix('Servicer')}.{method}"
+    return method
+
+
 def rpc(fn: Callable[[A, Req, Principal, grpc.ServicerContext], Resp]
         ) -> Callable[[A, Req, grpc.ServicerContext], Resp]:
-    """A servicer method called as ``fn(self, request, principal, context)`` after authenticating the caller."""
+    """A servicer method called as ``fn(self, request, principal, context)`` after authenticating the caller (who
+    may make this call with this request: :mod:`server.api.stations`)."""
 
     @functools.wraps(fn)
     def wrapper(self: A, request: Req, context: grpc.ServicerContext) -> Resp:
-        return _mapped(fn.__name__, lambda: fn(self, request, self.auth.principal(context), context), context)
+        return _mapped(fn.__name__, lambda: fn(self, request, self.auth.principal(
+            context, rpc_name(self, fn.__name__), request), context), context)
 
     return wrapper
 

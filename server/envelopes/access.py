@@ -38,8 +38,8 @@ def caller_key(principal: Principal) -> str:
 
 
 def person_id(principal: Principal, action: str) -> str:
-    """The person acting (through their agent); operators act for no person."""
-    if principal.is_operator:
+    """The person acting (through their agent); operators (and stations) act for no person."""
+    if not principal.is_person:
         raise PermissionDenied(f"only a person, through their own agent, may {action}")
     return principal.subject
 
@@ -50,7 +50,7 @@ def access(principal: Principal, env: Envelope | None, envelope_id: str) -> Acce
         if principal.is_operator:
             if env.org_id == principal.org_id:
                 return Access(env, False, None, True)
-        else:
+        elif principal.is_person:  # a station by itself is nobody: it sees nothing
             sender = env.org_id == principal.org_id and env.sender_person_id == principal.subject
             mine = env.recipient_for(principal.subject)
             recipient = mine if mine is not None and mine.org_id == principal.org_id \

@@ -56,6 +56,8 @@ def _position(token: str, view: str) -> tuple[str, str] | None:
 def _where(p: Principal, view: str) -> tuple[str, list[Any]] | None:
     if p.is_operator:
         return (None if view == "inbox" else ("e.org_id = ?", [p.org_id]))
+    if not p.is_person:  # a station by itself: nothing
+        return None
     me = [p.org_id, p.subject]
     them = [p.subject, p.org_id]
     if view == "sent":

@@ -47,6 +47,8 @@ def _scope(p: Principal, envelope_id: str) -> tuple[str, list[object]]:
     params: list[object]
     if p.is_operator:
         where, params = "e.org_id = ?", [p.org_id]
+    elif not p.is_person:  # a station by itself: nothing
+        where, params = "1 = 0", []
     else:
         where = ("(e.org_id = ? AND e.sender_person_id = ?) OR (e.state <> 'draft' AND EXISTS (SELECT 1 FROM "
                  "envelope_recipients r WHERE r.envelope_id = e.id AND r.person_id = ? AND r.org_id = ?))")

@@ -3,6 +3,7 @@ stylesheet, English and Chinese labels side by side.  Every value from the envel
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -25,6 +26,16 @@ STATE = {"pending": "pending 待处理", "notified": "notified 已通知", "view
 ENVELOPE_STATE = {"sent": "waiting for signatures 待签署", "completed": "completed 已完成",
                   "declined": "declined 已拒绝", "voided": "voided 已作废", "expired": "expired 已过期",
                   "draft": "draft 草稿"}
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """Where a token signer's code form posts: their agent's local bridge, and where it sends them back."""
+
+    action: str  # http://127.0.0.1:PORT/v1/sign
+    back: str  # the envelope page, absolute
+    nonce: str  # per form: the bridge signs once per nonce
+    timestamp_url: str  # the server's TSA for a PAdES B-T signature ("" for none)
 
 
 def _page(title: str, body: str) -> bytes:
@@ -67,8 +78,13 @@ def envelope(base: str, env: Any, me: Any, csrf: str, *, message: str = "", ok: 
                 parts.append("<div class=\"card\">" + _form(
                     f"{base}/code", csrf, {"document": d.id, "sha256": d.current_sha256},
                     f"Send me a code to sign {escape(d.name)} 发送验证码") + "</div>")
-        else:
-            parts.append("<div class=\"card\"><p>Sign with your token on your computer: "
+        else:  # the person's own token: through their agent's bridge (the code form posts there), or the CLI
+            for d in env.documents:
+                parts.append("<div class=\"card\">" + _form(
+                    f"{base}/code", csrf, {"document": d.id, "sha256": d.current_sha256},
+                    f"Send me a code to sign {escape(d.name)} with my token 发送验证码 (令牌签署)") + "</div>")
+            parts.append("<div class=\"card\"><p>Your Signet agent signs on your token and asks for your PIN in its "
+                         "own window, never in this page. Without the agent's bridge, sign from the command line: "
                          f"<code>signet envelope sign {escape(env.id)}</code> 请用您的签名令牌签署</p></div>")
         parts.append("<div class=\"card\">" + _form(
             f"{base}/decline", csrf, {}, "Decline 拒绝签署", secondary=True,
@@ -77,9 +93,25 @@ def envelope(base: str, env: Any, me: Any, csrf: str, *, message: str = "", ok: 
     return _page(env.title, "".join(parts))
 
 
-def code_form(base: str, env: Any, doc: Any, code_id: str, csrf: str, *, message: str = "") -> bytes:
-    """Enter the one-time code that was just sent; it is bound to this revision's SHA-256."""
+def code_form(base: str, env: Any, doc: Any, code_id: str, csrf: str, *, message: str = "",
+              bridge: Bridge | None = None) -> bytes:
+    """Enter the one-time code that was just sent; it is bound to this revision's SHA-256.  With ``bridge`` the
+    form goes to the signer's own agent, which signs on their token after its own confirmation (and PIN)."""
     error = f"<div class=\"card error\" role=\"alert\">{escape(message)}</div>" if message else ""
+    code_input = ("<label for=\"code\">One-time code 验证码</label><input type=\"text\" id=\"code\" name=\"code\" "
+                  "inputmode=\"numeric\" autocomplete=\"one-time-code\" maxlength=\"10\" required>")
+    if bridge is not None:
+        body = (f"<h1>{escape(env.title)}</h1>{error}<div class=\"card\"><p>A code was sent to your phone. It signs "
+                f"exactly this revision of {escape(doc.name)} 验证码只用于签署此版本: "
+                f"<code>{escape(doc.current_sha256)}</code></p><p>Your Signet agent will show this document's name "
+                "and SHA-256 and ask for your token's PIN in its own window 签名代理将在其窗口中请求PIN。</p>"
+                + _form(
+                    bridge.action, csrf, {"envelope": env.id, "document": doc.id, "sha256": doc.current_sha256,
+                                          "code_id": code_id, "nonce": bridge.nonce, "return": bridge.back,
+                                          "timestamp_url": bridge.timestamp_url},
+                    "Sign with my token 用令牌签署", extra=code_input)
+                + f"</div><p><a href=\"{escape(base)}\">Back 返回</a></p>")
+        return _page(env.title, body)
     body = (f"<h1>{escape(env.title)}</h1>{error}<div class=\"card\"><p>A code was sent to your phone. It signs "
             f"exactly this revision of {escape(doc.name)} 验证码只用于签署此版本: <code>{escape(doc.current_sha256)}"
             "</code></p>" + _form(

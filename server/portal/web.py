@@ -7,7 +7,8 @@ holder acts as that recipient (a member principal, ``via`` the portal) through t
 to the revision's SHA-256, revision validation) holds here too.
 
 - Forms only, no script: ``Content-Security-Policy: default-src 'none'`` with images, the stylesheet and form
-  posts from the portal itself; no framing; no referrer; nothing cached.
+  posts from the portal itself (and, for token signers, to the agent's local bridge on the person's own computer,
+  ``[portal] bridge``: :mod:`agent.bridge`); no framing; no referrer; nothing cached.
 - A session cookie (random, ``Secure; HttpOnly; SameSite=Strict``, scoped to the link's path) is set with the
   first page; every POST carries a CSRF token, an HMAC of the link and that session: a missing or wrong one is
   refused (403) and nothing changes.
@@ -44,9 +45,10 @@ log = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024
 MAX_PAGES = 200
 COOKIE = "signet_portal"
+CSP = ("default-src 'none'; img-src 'self'; style-src 'self'; form-action 'self'{bridge}; frame-ancestors 'none'; "
+       "base-uri 'none'")
 HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'self'; form-action 'self'; "
-                               "frame-ancestors 'none'; base-uri 'none'",
+    "Content-Security-Policy": CSP.format(bridge=""),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
@@ -77,7 +79,7 @@ class _Handler(TlsHandler):
     def _send(self, status: int, body: bytes, content_type: str = "text/html; charset=utf-8",
               headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
-        for k, v in {**HEADERS, "Content-Type": content_type, "Content-Length": str(len(body)),
+        for k, v in {**HEADERS, **self.server.headers, "Content-Type": content_type, "Content-Length": str(len(body)),
                      **(headers or {})}.items():
             self.send_header(k, v)
         self.end_headers()
@@ -122,6 +124,11 @@ class _Handler(TlsHandler):
         try:
             if path == "/portal.css" and self.command == "GET":
                 self._send(200, pages.CSS, "text/css; charset=utf-8")
+                return
+            if path.startswith(("/s/", "/o/")) or path in ("/s", "/o"):  # senders' and operators' pages
+                from . import console
+
+                console.route(self, path)
                 return
             m = _ROUTE.match(path)
             if m is None:
@@ -186,7 +193,15 @@ class _Handler(TlsHandler):
             raise _Refused(404, "there is no such document in this envelope")
         if rest == "/code":
             challenge = srv.envelopes.start_signing(p, link.envelope_id, doc.id, form.get("sha256", ""))
-            self._send(200, pages.code_form(base, env, doc, challenge.code_id, srv.csrf(token, session)))
+            me = next(r for r in env.recipients if r.id == link.recipient_id)
+            bridge = None
+            if str(me.signing_method) != "remote" and srv.bridge_url:  # the person's token, through their agent
+                bridge = pages.Bridge(f"{srv.bridge_url}/v1/sign", f"{srv.public_url}{base}?signed=1",
+                                      secrets.token_urlsafe(24), challenge.timestamp_url)
+            # a form POST under "no-referrer" carries "Origin: null": the bridge must see this page's origin (only
+            # the origin: never the link's path) to check it against its allow-list
+            self._send(200, pages.code_form(base, env, doc, challenge.code_id, srv.csrf(token, session),
+                                            bridge=bridge), headers={"Referrer-Policy": "origin"} if bridge else None)
             return
         try:
             srv.envelopes.sign_remotely(p, link.envelope_id, doc.id, form.get("sha256", ""),
@@ -218,13 +233,20 @@ def render_page(pdf: bytes, page: int, dpi: int = 80) -> bytes:
 class PortalHttpServer(TlsHttpServer):
     def __init__(self, address: tuple[str, int], envelopes: Any, links: PortalLinks, hmac_secret: bytes,
                  certificate: Path, private_key: Path, *, session_seconds: int = 3600, max_connections: int = 32,
-                 timeout_seconds: float = 10.0) -> None:
+                 timeout_seconds: float = 10.0, bridge_url: str = "", base_url: str = "",
+                 identity: Any = None, contracts: Any = None, authenticator: Any = None,
+                 client_ca: bytes | None = None) -> None:
+        # client_ca (PEM) and authenticator: sign-in with a client certificate for /s and /o (:mod:`.console`)
         super().__init__(address, _Handler, certificate, private_key, name="portal",
-                         max_connections=max_connections, timeout_seconds=timeout_seconds)
+                         max_connections=max_connections, timeout_seconds=timeout_seconds, client_ca=client_ca)
         self.envelopes = envelopes
+        self.identity, self.contracts, self.authenticator = identity, contracts, authenticator
         self.links = links
         self.session_seconds = session_seconds
         self._csrf_key = derive_key(hmac_secret, "portal-csrf")
+        self.bridge_url = bridge_url  # token signers' code forms post to their agent's bridge there
+        self.public_url = base_url or self.base_url  # the address the bridge sends the browser back to
+        self.headers = {"Content-Security-Policy": CSP.format(bridge=f" {bridge_url}" if bridge_url else "")}
 
     def csrf(self, token: str, session: str) -> str:
         return hmac.new(self._csrf_key, f"{token}|{session}".encode(), hashlib.sha256).hexdigest()

@@ -55,7 +55,8 @@ SERVER_RPCS = rpc_names(server_pb2.DESCRIPTOR)
 # server.proto's header: which listener serves which service
 API, ENROLL = "api", "enroll"
 LISTENER_OF: dict[str, str] = {"IdentityService": API, "CertificateService": API, "EnvelopeService": API,
-                               "ContractService": API, "AuditService": API, "EnrollmentService": ENROLL}
+                               "ContractService": API, "AuditService": API, "KioskService": API,
+                               "EnrollmentService": ENROLL}
 
 
 def listener_of(rpc: str) -> str | None:
@@ -175,6 +176,7 @@ class ServerTargets:
     # the seq of ``envelope``'s first audit leaf (its creation); without envelopes, leaf 0: a leaf of org A (the
     # audit log opens with the evidence of org A's people, see server.identity.evidence)
     envelope_first_leaf: int = 0
+    dave_signing_der: bytes = b""  # Dave's signer certificate (what a station reads from his card), when known
 
     def fresh(self) -> int:
         return next(self.counter)
@@ -429,6 +431,20 @@ AUDIT_CASES: dict[str, ApiCase] = {
         other_org_operator=NF, other_persons_agent=OPERATOR_ONLY, own_agent=OPERATOR_ONLY),
 }
 
+# -- KioskService (server.proto): signing stations only; a station's own row is a rule of
+# tests/e2e/test_authz_matrix.py (the station alone, and with a card session: default-deny beyond what it may call).
+STATION_ONLY = Refused(C.PERMISSION_DENIED, "STATION_ONLY")
+KIOSK_CASES: dict[str, ApiCase] = {
+    "KioskService.OpenCardSession": ApiCase(
+        lambda t: server_pb2.OpenCardSessionRequest(certificate_der=t.dave_signing_der or b"\x30\x00"),
+        same_org_operator=STATION_ONLY, other_org_operator=STATION_ONLY, other_persons_agent=STATION_ONLY,
+        own_agent=STATION_ONLY),
+    "KioskService.CloseCardSession": ApiCase(
+        lambda t: server_pb2.CloseCardSessionRequest(session_id="A" * 43),
+        same_org_operator=STATION_ONLY, other_org_operator=STATION_ONLY, other_persons_agent=STATION_ONLY,
+        own_agent=STATION_ONLY),
+}
+
 API_CASES: dict[str, ApiCase] = {
     "IdentityService.RegisterPerson": ApiCase(
         _register,
@@ -522,6 +538,7 @@ API_CASES: dict[str, ApiCase] = {
     **ENVELOPE_CASES,
     **CONTRACT_CASES,
     **AUDIT_CASES,
+    **KIOSK_CASES,
 }
 
 

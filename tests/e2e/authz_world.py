@@ -27,6 +27,7 @@ class Enrolled:
     agent: ClientFiles  # the agent's TLS client certificate (+ TLS CA), key and the TLS root
     agent_serial: str  # hex
     key_id: str = ""  # the signing key on the person's token (its certificate and chain stored next to it)
+    certificate_der: bytes = b""  # the signer certificate (as a station reads it from the token)
 
 
 def enroll_in_process(r: Running, person_id: str, phone: str, token: Any, directory: Path) -> Enrolled:
@@ -46,7 +47,7 @@ def enroll_in_process(r: Running, person_id: str, phone: str, token: Any, direct
     finally:
         tok.logout()
     files = ClientFiles(directory / "agent.crt", directory / "agent.key", directory / "ca.pem")
-    return Enrolled(done.serial, files, serial_of(files.cert), done.key_id)
+    return Enrolled(done.serial, files, serial_of(files.cert), done.key_id, done.certificate_der)
 
 
 def forged_client(directory: Path, uri: str, ca: Path, cn: str = "forged operator") -> ClientFiles:

@@ -18,6 +18,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from .authz_cases import (
     LISTENER_OF,
     SERVER_RPCS,
     AgentTargets,
+    Allowed,
     EnrollmentCaller,
     Outcome,
     Refused,
@@ -132,7 +134,8 @@ def server(make_token, tmp_path_factory) -> Iterator[Server]:
                 ("Matrix lease", "dave"), ("Matrix lease to void", "dave"), ("Matrix lease for Erin", "erin")))
         t = replace(t, envelope=to_dave.id, envelope_document=to_dave.documents[0].id,
                     envelope_revision=to_dave.documents[0].current_sha256, void_envelope=to_dave_too.id,
-                    erin_envelope=to_erin.id, envelope_first_leaf=_first_leaf(r, to_dave.id))
+                    erin_envelope=to_erin.id, envelope_first_leaf=_first_leaf(r, to_dave.id),
+                    dave_signing_der=dave.certificate_der)
         yield Server(r, t, base, people, dave, erin)
     finally:
         r.server.stop()
@@ -173,13 +176,14 @@ def revoked_operator(server: Server) -> ClientFiles:
     return files
 
 
-def _api(server: Server, client: ClientFiles | None, rpc: str, outcome: Outcome, who: str) -> None:
+def _api(server: Server, client: ClientFiles | None, rpc: str, outcome: Outcome, who: str,
+         metadata: tuple[tuple[str, str], ...] | None = None) -> None:
     if listener_of(rpc) != API:
         raise AssertionError(f"{rpc}: its service has no listener in authz_cases.LISTENER_OF")
     case = case_for(API_CASES, rpc)
     with channel(server.env, client) as ch:
         expect(outcome, lambda: invoke(ch, method_of(server_pb2.DESCRIPTOR, rpc), case.build(server.t),
-                                       open_ended=case.open_ended), server.t, f"{rpc} by {who}")
+                                       open_ended=case.open_ended, metadata=metadata), server.t, f"{rpc} by {who}")
 
 
 API_RPCS = served_on(API)
@@ -230,6 +234,123 @@ def test_api_agent_of_another_person(server, rpc):
 def test_api_operator_of_the_organisation(server, rpc):
     """Control row: org A's second operator (not the one who registered Dave) reaches every service."""
     _api(server, server.r.reviewer_a, rpc, case_for(API_CASES, rpc).same_org_operator, "org A's reviewer")
+
+
+# -- a signing station (kiosk): default-deny beyond card sessions (server.proto, KioskService) ---------------------
+STATION_NOT_ALLOWED = Refused(C.PERMISSION_DENIED, "STATION_NOT_ALLOWED")
+CARD_SESSION = "signet-card-session"
+
+
+def _opened(r: Any, t: Any) -> None:
+    if not (len(r.session_id) >= 40 and r.person_id == t.dave and r.display_name == "Dave Matrix"):
+        raise AssertionError(f"a card session for Dave must come back; got {r!r:.300}")
+
+
+def _not_closed(r: Any, t: Any) -> None:
+    if r.closed:
+        raise AssertionError("a session that does not exist cannot have been closed")
+
+
+# the station alone: it opens and closes card sessions, nothing else
+STATION_ALONE: dict[str, Outcome] = {
+    "KioskService.OpenCardSession": Allowed("a station opens a card session for the holder of a signer certificate "
+                                            "of its organisation (Dave's, read from his card)", _opened),
+    "KioskService.CloseCardSession": Allowed("closing a session that does not exist is no error (closed: false)",
+                                             _not_closed),
+}
+# the station with Dave's card session: exactly what the card holder does at a station, as Dave
+WITH_CARD: dict[str, Outcome] = {
+    **STATION_ALONE,
+    # the matrix asks for every envelope (view ""): a card session lists the inbox only
+    "EnvelopeService.ListEnvelopes": STATION_NOT_ALLOWED,
+    "EnvelopeService.GetEnvelope": Allowed("the card holder reads an envelope addressed to him", lambda r, t: None),
+    "EnvelopeService.GetDocument": Allowed("the card holder reads its document", lambda r, t: None),
+    "EnvelopeService.StartSigning": Allowed("the card holder asks for the code bound to the revision (sent to his "
+                                            "phone)", lambda r, t: None),
+    # past authorisation to the code check: what Dave's own agent would get
+    "EnvelopeService.SubmitSignature": Refused(C.UNAUTHENTICATED),
+}
+
+
+@pytest.fixture(scope="module")
+def station(server: Server) -> ClientFiles:
+    out = server.base / "station-lobby"
+    issued = admin(server.env, "station-cert", "issue", server.r.org_a, "lobby-1", "--out", str(out))
+    assert issued["caller"] == f"urn:signet:org:{server.r.org_a}:role:station:subject:lobby-1"
+    return ClientFiles(out / "station.crt", out / "station.key", out / "ca.pem")
+
+
+def _card_session(server: Server, station: ClientFiles, der: bytes) -> str:
+    with channel(server.env, station) as ch:
+        return str(invoke(ch, method_of(server_pb2.DESCRIPTOR, "KioskService.OpenCardSession"),
+                          server_pb2.OpenCardSessionRequest(certificate_der=der)).session_id)
+
+
+@pytest.mark.parametrize("rpc", API_RPCS)
+def test_api_signing_station(server, station, rpc):
+    _api(server, station, rpc, STATION_ALONE.get(rpc, STATION_NOT_ALLOWED), "a signing station")
+
+
+@pytest.mark.parametrize("rpc", API_RPCS)
+def test_api_signing_station_with_a_card_session(server, station, rpc):
+    session = _card_session(server, station, server.dave.certificate_der)
+    _api(server, station, rpc, WITH_CARD.get(rpc, STATION_NOT_ALLOWED), "a station with Dave's card",
+         metadata=((CARD_SESSION, session),))
+
+
+def test_card_session_inbox_and_its_end(server, station):
+    """The inbox view is allowed; a closed session, another station's session, a revoked card: refused."""
+    listing = method_of(server_pb2.DESCRIPTOR, "EnvelopeService.ListEnvelopes")
+    close = method_of(server_pb2.DESCRIPTOR, "KioskService.CloseCardSession")
+    session = _card_session(server, station, server.dave.certificate_der)
+    inbox = server_pb2.ListEnvelopesRequest(view="inbox")
+    with channel(server.env, station) as ch:
+        found = invoke(ch, listing, inbox, metadata=((CARD_SESSION, session),))
+        assert server.t.envelope in [e.id for e in found.envelopes]
+        assert all(server.t.dave in [x.person_id for x in e.recipients] for e in found.envelopes)
+        assert invoke(ch, close, server_pb2.CloseCardSessionRequest(session_id=session)).closed
+        expect(Refused(C.UNAUTHENTICATED, "CARD_SESSION_ENDED"),
+               lambda: invoke(ch, listing, inbox, metadata=((CARD_SESSION, session),)), None, "a closed session")
+        expect(STATION_NOT_ALLOWED, lambda: invoke(ch, listing, inbox), None, "the inbox without a card session")
+    other = server.base / "station-other"
+    admin(server.env, "station-cert", "issue", server.r.org_a, "lobby-2", "--out", str(other))
+    second = ClientFiles(other / "station.crt", other / "station.key", other / "ca.pem")
+    session = _card_session(server, station, server.dave.certificate_der)
+    with channel(server.env, second) as ch:
+        expect(Refused(C.UNAUTHENTICATED, "CARD_SESSION_ENDED"),
+               lambda: invoke(ch, listing, inbox, metadata=((CARD_SESSION, session),)), None,
+               "another station's card session")
+    # org B's station cannot open a session for a person of org A; a TLS certificate is no card
+    b_dir = server.base / "station-b"
+    admin(server.env, "station-cert", "issue", server.r.org_b, "lobby-b", "--out", str(b_dir))
+    station_b = ClientFiles(b_dir / "station.crt", b_dir / "station.key", b_dir / "ca.pem")
+    opening = method_of(server_pb2.DESCRIPTOR, "KioskService.OpenCardSession")
+    agent_der = x509.load_pem_x509_certificate(server.dave.agent.cert.read_bytes()).public_bytes(
+        serialization.Encoding.DER)
+    for who, files, der in (("org B's station", station_b, server.dave.certificate_der),
+                            ("Dave's agent TLS certificate as a card", station, agent_der),
+                            ("no certificate", station, b"")):
+        with channel(server.env, files) as ch:
+            request = server_pb2.OpenCardSessionRequest(certificate_der=der)
+            expect(Refused(C.UNAUTHENTICATED, "CARD_REFUSED"), partial(invoke, ch, opening, request), None, who)
+
+
+def test_a_revoked_card_is_refused_and_ends_its_session(server, station):
+    erin = server.erin
+    session = _card_session(server, station, erin.certificate_der)
+    listing = method_of(server_pb2.DESCRIPTOR, "EnvelopeService.ListEnvelopes")
+    inbox = server_pb2.ListEnvelopesRequest(view="inbox")
+    with channel(server.env, station) as ch:
+        assert server.t.erin_envelope in [e.id for e in invoke(
+            ch, listing, inbox, metadata=((CARD_SESSION, session),)).envelopes]
+        admin(server.env, "cert", "revoke", erin.signing_serial, "--reason", "key_compromise")
+        expect(Refused(C.UNAUTHENTICATED, "CARD_SESSION_ENDED"),
+               lambda: invoke(ch, listing, inbox, metadata=((CARD_SESSION, session),)), None,
+               "a session whose card was revoked")
+        expect(Refused(C.UNAUTHENTICATED, "CARD_REFUSED"),
+               lambda: invoke(ch, method_of(server_pb2.DESCRIPTOR, "KioskService.OpenCardSession"),
+                              server_pb2.OpenCardSessionRequest(certificate_der=erin.certificate_der)), None,
+               "a revoked card")
 
 
 # -- the enrollment listener ------------------------------------------------------------------------------------------

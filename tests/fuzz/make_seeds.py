@@ -326,9 +326,27 @@ def server_seeds(external_leaf: bytes, signed_revision: bytes, detached: bytes) 
     seeds.update(envelope_seeds(signed_revision, detached))
     seeds.update(contract_seeds())
     seeds.update(audit_seeds())
+    seeds.update(kiosk_seeds())
     missing = {r.name for r in table} - {v[0] for v in seeds.values()}
     assert not missing, f"no seed for {missing}"
     return {f"{key}.bin": _encode(table, name, [msg], flags) for key, (name, msg, flags) in seeds.items()}
+
+
+def kiosk_seeds() -> dict[str, tuple[str, Any, int]]:
+    """KioskService requests (the caller: a signing station; flag 0x80: the operator, refused): a card session for
+    @p1's certificate, a certificate that is none, and closing a session that does not exist."""
+    from signet.v1 import server_pb2 as pb
+
+    from . import worlds
+
+    return {
+        "OpenCardSession": ("OpenCardSession", pb.OpenCardSessionRequest(certificate_der=worlds.CARD), 0),
+        "OpenCardSession-operator": ("OpenCardSession", pb.OpenCardSessionRequest(certificate_der=worlds.CARD),
+                                     0x80),
+        "OpenCardSession-garbage": ("OpenCardSession", pb.OpenCardSessionRequest(
+            certificate_der=b"\x30\x03\x02\x01\x01"), 0),
+        "CloseCardSession": ("CloseCardSession", pb.CloseCardSessionRequest(session_id="A" * 43), 0),
+    }
 
 
 def contract_seeds() -> dict[str, tuple[str, Any, int]]:

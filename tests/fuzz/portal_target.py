@@ -37,6 +37,8 @@ def make_portal(world: Any) -> Any:
     server = PortalHttpServer.__new__(PortalHttpServer)  # the handler's view of its server, without a socket
     server.envelopes, server.links, server.session_seconds, server.timeout_seconds = world.envelopes, links, 3600, 5
     server._csrf_key = b"c" * 32
+    server.bridge_url, server.public_url = "http://127.0.0.1:17380", "https://portal.test"
+    server.headers = {}
 
     class Memory(_Handler):
         """The handler over a request in memory (no TLS, no socket)."""

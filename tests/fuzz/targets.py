@@ -30,6 +30,9 @@ server_handler      every Identity/Certificate/Enrollment/EnvelopeService method
 portal_request      a raw HTTP request to the portal's handler over memory (``@link``, ``@csrf``, ``@sess``
                     and the world's ids as placeholders: :mod:`tests.fuzz.portal_target`); never 500, always
                     an HTTP response, no link token echoed that the request did not name
+bridge_request      a raw HTTP request to the agent's local bridge over memory (``@origin``, ``@host``:
+                    :mod:`tests.fuzz.bridge_target`); never 500, always an HTTP response, the signing step
+                    reached only from an allowed origin and loopback Host, once per nonce
 ==================  ================================================================================
 """
 
@@ -49,6 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .bridge_target import bridge_request
 from .evidence_targets import audit_proof, evidence_bundle
 from .fakes import Aborted, FakeContext, Finding
 from .portal_target import portal_request
@@ -408,7 +412,8 @@ def server_rpcs() -> tuple[Rpc, ...]:
 def _servicer(world: Any, rpc: Rpc) -> Any:
     return {"IdentityService": world.identity_servicer, "CertificateService": world.certificate_servicer,
             "EnrollmentService": world.enrollment_servicer, "EnvelopeService": world.envelope_servicer,
-            "ContractService": world.contract_servicer, "AuditService": world.audit_servicer}[rpc.service]
+            "ContractService": world.contract_servicer, "AuditService": world.audit_servicer,
+            "KioskService": world.kiosk_servicer}[rpc.service]
 
 
 def _resolve(world: Any, msg: Any) -> None:
@@ -433,6 +438,13 @@ def _resolve(world: Any, msg: Any) -> None:
                 _resolve(world, m)
 
 
+def _resolve_bytes(world: Any, msg: Any) -> None:
+    """Replace a certificate placeholder in the top-level bytes fields of ``msg`` (ServerWorld.resolve_bytes)."""
+    for fd, value in msg.ListFields():
+        if fd.type == fd.TYPE_BYTES and not fd.is_repeated and value.startswith(b"@"):
+            setattr(msg, fd.name, world.resolve_bytes(value))
+
+
 _USES_SIGNING_CODES = {"StartSigning", "SubmitSignature"}
 
 
@@ -452,11 +464,14 @@ def server_handler(data: bytes) -> None:
     world = server_world()
     for req in requests:
         _resolve(world, req)
+        _resolve_bytes(world, req)
     # these authenticate the TLS client
     envelopes = rpc.service in ("EnvelopeService", "ContractService", "AuditService")
     auth = {"transport_security_type": [b"ssl"]}
     if envelopes:  # the caller's TLS client certificate: @p1's agent, or (bit 7) the operator
         auth["x509_pem_cert"] = [world.operator_tls_pem if data[0] & 0x80 else world.person_tls_pem]
+    elif rpc.service == "KioskService":  # a signing station, or (bit 7) the operator (refused: stations only)
+        auth["x509_pem_cert"] = [world.operator_tls_pem if data[0] & 0x80 else world.station_tls_pem]
     ctx = FakeContext(peer="ipv4:127.0.0.1:50000", auth=auth)
     try:
         try:
@@ -501,7 +516,9 @@ def prepare(name: str) -> None:
     if name == "csr":
         import server.ca.csr  # noqa: F401
     if name == "worker_frame":
-        import agent.jobs  # noqa: F401
+        import agent.jobs
+    if name == "bridge_request":
+        import agent.bridge  # noqa: F401
     if name in ("evidence_bundle", "audit_proof"):
         importlib.import_module("agent.evidence")
     if name == "agent_handler":
@@ -549,4 +566,5 @@ TARGETS: dict[str, Target] = {t.name: dataclasses.replace(t, fn=_guarded(t.fn)) 
                                                                              "signet.auditformat")),
     Target("portal_request", portal_request, (CORPUS / "portal_request",), 16 * 1024, ("server.portal",
                                                                                         "server.envelopes")),
+    Target("bridge_request", bridge_request, (CORPUS / "bridge_request",), 16 * 1024, ("agent.bridge",)),
 )}

@@ -436,3 +436,64 @@ def test_a_csrf_field_with_non_ascii_characters_is_refused_not_a_500(portal: Any
     data = (HERE / "regressions" / "F20-portal-csrf-with-non-ascii.http").read_bytes()
     request(portal, data)
     assert portal[2].last_response.startswith(b"HTTP/1.1 4")
+
+
+def test_the_bridge_answers_a_request_line_without_a_version_with_a_status_line() -> None:
+    """F21 (fuzz run of 2026-11-30, the bridge's first): ``GET /1`` without a version was taken for HTTP/0.9 and
+    answered with a bare page, no status line; the bridge answers it as HTTP/1.1 now (a 404, nothing signed)."""
+    from .bridge_target import make_bridge, request
+
+    bridge = make_bridge()
+    request(bridge, (HERE / "regressions" / "F21-bridge-request-line-without-a-version.http").read_bytes())
+    assert bridge[0].last_response.startswith(b"HTTP/1.1 404 ") and bridge[0].performed == []
+
+
+def test_the_bridge_seeds_reach_the_signing_step_only_from_the_allowed_origin() -> None:
+    """The committed seeds through the bridge's handler: only the well-formed request from the allowed origin to
+    the loopback Host reaches the signing step, once; every other is refused with its status."""
+    from .bridge_target import make_bridge, request
+
+    bridge = make_bridge()
+    corpus = HERE / "corpus" / "bridge_request"
+    answers = {}
+    for seed in sorted(corpus.iterdir()):
+        request(bridge, seed.read_bytes())
+        answers[seed.name] = bridge[0].last_response.split(b" ", 2)[1].decode()
+    assert answers == {"get-root": "404", "post-other": "404", "post-sign": "303", "post-sign-bad-return": "400",
+                       "post-sign-evil-origin": "403", "post-sign-json": "415", "post-sign-no-origin": "403",
+                       "post-sign-rebound-host": "403"}
+    assert len(bridge[0].performed) == 1
+    request(bridge, (corpus / "post-sign").read_bytes())  # the same nonce again: refused
+    assert bridge[0].last_response.startswith(b"HTTP/1.1 409 ") and len(bridge[0].performed) == 1
+
+
+def test_a_return_address_urlsplit_refuses_is_a_400_not_a_500() -> None:
+    """F22 (fuzz run of 2026-11-30): a return address with an unbalanced "[" made urlsplit raise ValueError
+    ("Invalid IPv6 URL") and the bridge answer 500; it is a 400 now, nothing signed."""
+    from .bridge_target import make_bridge, request
+
+    bridge = make_bridge()
+    request(bridge, (HERE / "regressions" / "F22-bridge-return-address-with-an-unbalanced-bracket.http").read_bytes())
+    assert bridge[0].last_response.startswith(b"HTTP/1.1 400 ") and bridge[0].performed == []
+
+
+def test_an_http_0_9_request_line_is_answered_with_a_status_line_by_the_bridge() -> None:
+    """F23 (fuzz run of 2026-11-30): ``POST x HTTP/0.9`` was answered in HTTP/0.9's way, a bare page without a status
+    line or headers (so without the Content-Security-Policy); every small listener answers HTTP/1.1 now
+    (signet.http11)."""
+    from .bridge_target import make_bridge, request
+
+    bridge = make_bridge()
+    request(bridge, (HERE / "regressions" / "F23-bridge-http-0.9.http").read_bytes())
+    assert bridge[0].last_response.startswith(b"HTTP/1.1 404 ") and b"Content-Security-Policy" in \
+        bridge[0].last_response
+
+
+@pytest.mark.hsm
+def test_an_http_0_9_request_line_is_answered_with_a_status_line_by_the_portal(portal: Any) -> None:
+    """F23, the portal: the same request for its stylesheet got the bare stylesheet; now a status line and headers."""
+    from .portal_target import request
+
+    request(portal, (HERE / "regressions" / "F23-portal-http-0.9.http").read_bytes())
+    assert portal[2].last_response.startswith(b"HTTP/1.1 200 ") and b"Content-Security-Policy" in \
+        portal[2].last_response

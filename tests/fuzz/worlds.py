@@ -47,6 +47,7 @@ ENROLL_CODE = "@e2"
 SENDER = "@p3"
 ENVELOPE_SENT = "@v1"
 ENVELOPE_DRAFT = "@v2"
+CARD = b"@card"  # a bytes placeholder: @p1's signer certificate (what a station reads from the card)
 SENT_PDF, SENT_TEXT, DRAFT_PDF = "@d1", "@d2", "@d3"
 SENT_PDF_SHA, SENT_TEXT_SHA = "@h1", "@h2"
 SIGN_CODES = {SENT_PDF: ("@c1", "@c2"), SENT_TEXT: ("@c3", "@c4")}  # document -> (code id, digits) of @p1's code
@@ -197,6 +198,8 @@ class ServerWorld:
     operator_tls_pem: bytes = b""  # fuzz-op's TLS client certificate (bit 7 of an EnvelopeService input)
     contract_servicer: Any = None  # server.api.contracts.ContractServicer (its caller as EnvelopeService's)
     audit_servicer: Any = None  # server.api.audit.AuditServicer (its caller as EnvelopeService's)
+    kiosk_servicer: Any = None  # server.api.kiosk.KioskServicer (its caller: a signing station of fuzz-op's org)
+    station_tls_pem: bytes = b""  # the station's TLS client certificate (KioskService's caller)
     notice_failures: list[BaseException] = field(default_factory=list)  # what the notice dispatcher refused
     last_agent_pem: bytes = b""
     _counter: Any = field(default_factory=lambda: itertools.count(1))
@@ -205,6 +208,13 @@ class ServerWorld:
     def resolve(self, text: str) -> str:
         """A placeholder's current value (ids are random), any other text as it is."""
         return self.placeholders.get(text, text)
+
+    def resolve_bytes(self, data: bytes) -> bytes:
+        """:data:`CARD`: @p1's signer certificate (DER); any other bytes as they are."""
+        if data != CARD:
+            return data
+        rec = self.ca.status(int(self.placeholders[CERT_SERIAL], 16))
+        return bytes(rec.der) if rec is not None else data
 
     def _code(self, phone: str, digits: int) -> str:
         entry = self.outbox.list(to=phone, limit=1)[0]
@@ -402,7 +412,7 @@ class StubAuthenticator:
     def __init__(self, principal: Any) -> None:
         self._principal = principal
 
-    def principal(self, context: Any) -> Any:
+    def principal(self, context: Any, rpc: str = "", request: object = None) -> Any:
         return self._principal
 
 
@@ -516,6 +526,16 @@ def build_server_world(serial: str, base: Path) -> ServerWorld:
                                          Authenticator(store, db.spki_hash(keys[KeyRole.TLS_CA].public_key_der)))
     world.operator_tls_pem = pem.armor("CERTIFICATE", issue_client_certificate(
         keys, store, clock, urls, new_csr(), Caller(org.id, Role.OPERATOR, operator.subject),
+        validity=timedelta(days=365)))
+    # a signing station of fuzz-op's organisation, authenticated by the real Authenticator with card sessions
+    from server.api.kiosk import KioskServicer
+    from server.kiosk import CardSessions
+
+    kiosk_auth = Authenticator(store, db.spki_hash(keys[KeyRole.TLS_CA].public_key_der))
+    kiosk_auth.card_sessions = CardSessions.of(store, hmac_key, clock, identity, keys)
+    world.kiosk_servicer = KioskServicer(kiosk_auth.card_sessions, kiosk_auth)
+    world.station_tls_pem = pem.armor("CERTIFICATE", issue_client_certificate(
+        keys, store, clock, urls, new_csr(), Caller(org.id, Role.STATION, "fuzz-station"),
         validity=timedelta(days=365)))
     world.refresh()
     return world

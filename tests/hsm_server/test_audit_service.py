@@ -179,7 +179,7 @@ class _Auth:
     def __init__(self, principal: Principal) -> None:
         self.who = principal
 
-    def principal(self, context: Any) -> Principal:
+    def principal(self, context: Any, rpc: str = "", request: object = None) -> Principal:
         return self.who
 
 

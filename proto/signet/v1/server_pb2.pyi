@@ -6,10 +6,11 @@ The central Signet server: identity binding, enrollment of token keys, certifica
 Listeners (both TLS 1.2+ with the server certificate issued by Signet's own CA):
   * the API listener requires a client certificate issued by Signet's CA
     (mutual TLS). The certificate carries the caller as a SAN URI
-    "urn:signet:org:<org id>:role:<operator|agent>:subject:<login or person id>";
+    "urn:signet:org:<org id>:role:<operator|agent|station>:subject:<login,
+    person id or station name>";
     it must be on record and not revoked. IdentityService,
-    CertificateService, EnvelopeService, ContractService and AuditService
-    are served here.
+    CertificateService, EnvelopeService, ContractService, AuditService and
+    KioskService are served here.
   * the enrollment listener authenticates only the server (a new agent has no
     client certificate yet). EnrollmentService is served here; it
     authenticates each call with the person id and a fresh one-time code.
@@ -3006,3 +3007,94 @@ class ListEnvelopeLeavesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListEnvelopeLeavesResponse: _TypeAlias = ListEnvelopeLeavesResponse  # noqa: Y015
+
+@_typing.final
+class OpenCardSessionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATE_DER_FIELD_NUMBER: _builtins.int
+    certificate_der: _builtins.bytes
+    """The certificate read from the card (DER)."""
+    def __init__(
+        self,
+        *,
+        certificate_der: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_der", b"certificate_der"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenCardSessionRequest: _TypeAlias = OpenCardSessionRequest  # noqa: Y015
+
+@_typing.final
+class OpenCardSessionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    PERSON_ID_FIELD_NUMBER: _builtins.int
+    DISPLAY_NAME_FIELD_NUMBER: _builtins.int
+    IDLE_SECONDS_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    """A bearer secret for the "signet-card-session" metadata of later calls
+    (the server keeps only a keyed hash of it).
+    """
+    person_id: _builtins.str
+    display_name: _builtins.str
+    """The holder's legal name, to greet them on the station's screen."""
+    idle_seconds: _builtins.int
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+        person_id: _builtins.str = ...,
+        display_name: _builtins.str = ...,
+        idle_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["display_name", b"display_name", "idle_seconds", b"idle_seconds", "person_id", b"person_id", "session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenCardSessionResponse: _TypeAlias = OpenCardSessionResponse  # noqa: Y015
+
+@_typing.final
+class CloseCardSessionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    session_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        session_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_id", b"session_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseCardSessionRequest: _TypeAlias = CloseCardSessionRequest  # noqa: Y015
+
+@_typing.final
+class CloseCardSessionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLOSED_FIELD_NUMBER: _builtins.int
+    closed: _builtins.bool
+    """False when the session was unknown or had already ended."""
+    def __init__(
+        self,
+        *,
+        closed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closed", b"closed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseCardSessionResponse: _TypeAlias = CloseCardSessionResponse  # noqa: Y015

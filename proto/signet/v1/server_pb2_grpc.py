@@ -1980,3 +1980,164 @@ class AuditService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class KioskServiceStub:
+    """Signing stations (kiosk mode of signet-agent; API listener, mutual TLS).
+
+    A station calls with a station client certificate ("role:station", subject
+    the station's name; `signet-admin station-cert issue`). With that
+    certificate alone it may call only this service. A card session lets the
+    station act as the holder of the card inserted in it: calls carrying the
+    session id in the metadata key "signet-card-session" act as that person
+    (a member, "via kiosk station NAME") for exactly
+    EnvelopeService.ListEnvelopes (view "inbox"), GetEnvelope, GetDocument,
+    StartSigning and SubmitSignature; every other call of a station is
+    PERMISSION_DENIED STATION_NOT_ALLOWED. Signing still needs the one-time
+    code bound to the revision, sent to the holder's phone, and the holder's
+    key on the card.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.OpenCardSession = channel.unary_unary(
+                '/signet.v1.KioskService/OpenCardSession',
+                request_serializer=signet_dot_v1_dot_server__pb2.OpenCardSessionRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.OpenCardSessionResponse.FromString,
+                _registered_method=True)
+        self.CloseCardSession = channel.unary_unary(
+                '/signet.v1.KioskService/CloseCardSession',
+                request_serializer=signet_dot_v1_dot_server__pb2.CloseCardSessionRequest.SerializeToString,
+                response_deserializer=signet_dot_v1_dot_server__pb2.CloseCardSessionResponse.FromString,
+                _registered_method=True)
+
+
+class KioskServiceServicer:
+    """Signing stations (kiosk mode of signet-agent; API listener, mutual TLS).
+
+    A station calls with a station client certificate ("role:station", subject
+    the station's name; `signet-admin station-cert issue`). With that
+    certificate alone it may call only this service. A card session lets the
+    station act as the holder of the card inserted in it: calls carrying the
+    session id in the metadata key "signet-card-session" act as that person
+    (a member, "via kiosk station NAME") for exactly
+    EnvelopeService.ListEnvelopes (view "inbox"), GetEnvelope, GetDocument,
+    StartSigning and SubmitSignature; every other call of a station is
+    PERMISSION_DENIED STATION_NOT_ALLOWED. Signing still needs the one-time
+    code bound to the revision, sent to the holder's phone, and the holder's
+    key on the card.
+    """
+
+    def OpenCardSession(self, request, context):
+        """Station only: a card session for the holder of a signer certificate this
+        server's signing CA issued (not revoked, not expired) to a person of the
+        station's organisation. Anything else is UNAUTHENTICATED CARD_REFUSED
+        (said the same way whatever the cause). The session ends after
+        `idle_seconds` without a call, or with CloseCardSession.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseCardSession(self, request, context):
+        """Station only: ends one of its card sessions at once (an unknown or ended
+        session is not an error: the card is gone either way).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_KioskServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'OpenCardSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenCardSession,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.OpenCardSessionRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.OpenCardSessionResponse.SerializeToString,
+            ),
+            'CloseCardSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseCardSession,
+                    request_deserializer=signet_dot_v1_dot_server__pb2.CloseCardSessionRequest.FromString,
+                    response_serializer=signet_dot_v1_dot_server__pb2.CloseCardSessionResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'signet.v1.KioskService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('signet.v1.KioskService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class KioskService:
+    """Signing stations (kiosk mode of signet-agent; API listener, mutual TLS).
+
+    A station calls with a station client certificate ("role:station", subject
+    the station's name; `signet-admin station-cert issue`). With that
+    certificate alone it may call only this service. A card session lets the
+    station act as the holder of the card inserted in it: calls carrying the
+    session id in the metadata key "signet-card-session" act as that person
+    (a member, "via kiosk station NAME") for exactly
+    EnvelopeService.ListEnvelopes (view "inbox"), GetEnvelope, GetDocument,
+    StartSigning and SubmitSignature; every other call of a station is
+    PERMISSION_DENIED STATION_NOT_ALLOWED. Signing still needs the one-time
+    code bound to the revision, sent to the holder's phone, and the holder's
+    key on the card.
+    """
+
+    @staticmethod
+    def OpenCardSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.KioskService/OpenCardSession',
+            signet_dot_v1_dot_server__pb2.OpenCardSessionRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.OpenCardSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseCardSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/signet.v1.KioskService/CloseCardSession',
+            signet_dot_v1_dot_server__pb2.CloseCardSessionRequest.SerializeToString,
+            signet_dot_v1_dot_server__pb2.CloseCardSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -6,10 +6,11 @@ The central Signet server: identity binding, enrollment of token keys, certifica
 Listeners (both TLS 1.2+ with the server certificate issued by Signet's own CA):
   * the API listener requires a client certificate issued by Signet's CA
     (mutual TLS). The certificate carries the caller as a SAN URI
-    "urn:signet:org:<org id>:role:<operator|agent>:subject:<login or person id>";
+    "urn:signet:org:<org id>:role:<operator|agent|station>:subject:<login,
+    person id or station name>";
     it must be on record and not revoked. IdentityService,
-    CertificateService, EnvelopeService, ContractService and AuditService
-    are served here.
+    CertificateService, EnvelopeService, ContractService, AuditService and
+    KioskService are served here.
   * the enrollment listener authenticates only the server (a new agent has no
     client certificate yet). EnrollmentService is served here; it
     authenticates each call with the person id and a fresh one-time code.
@@ -885,3 +886,106 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
 def add_AuditServiceServicer_to_server(servicer: AuditServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class KioskServiceStub:
+    """Signing stations (kiosk mode of signet-agent; API listener, mutual TLS).
+
+    A station calls with a station client certificate ("role:station", subject
+    the station's name; `signet-admin station-cert issue`). With that
+    certificate alone it may call only this service. A card session lets the
+    station act as the holder of the card inserted in it: calls carrying the
+    session id in the metadata key "signet-card-session" act as that person
+    (a member, "via kiosk station NAME") for exactly
+    EnvelopeService.ListEnvelopes (view "inbox"), GetEnvelope, GetDocument,
+    StartSigning and SubmitSignature; every other call of a station is
+    PERMISSION_DENIED STATION_NOT_ALLOWED. Signing still needs the one-time
+    code bound to the revision, sent to the holder's phone, and the holder's
+    key on the card.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> KioskServiceAsyncStub: ...
+    OpenCardSession: _grpc.UnaryUnaryMultiCallable[_server_pb2.OpenCardSessionRequest, _server_pb2.OpenCardSessionResponse]
+    """Station only: a card session for the holder of a signer certificate this
+    server's signing CA issued (not revoked, not expired) to a person of the
+    station's organisation. Anything else is UNAUTHENTICATED CARD_REFUSED
+    (said the same way whatever the cause). The session ends after
+    `idle_seconds` without a call, or with CloseCardSession.
+    """
+    CloseCardSession: _grpc.UnaryUnaryMultiCallable[_server_pb2.CloseCardSessionRequest, _server_pb2.CloseCardSessionResponse]
+    """Station only: ends one of its card sessions at once (an unknown or ended
+    session is not an error: the card is gone either way).
+    """
+
+@_typing.type_check_only
+class KioskServiceAsyncStub(KioskServiceStub):
+    """Signing stations (kiosk mode of signet-agent; API listener, mutual TLS).
+
+    A station calls with a station client certificate ("role:station", subject
+    the station's name; `signet-admin station-cert issue`). With that
+    certificate alone it may call only this service. A card session lets the
+    station act as the holder of the card inserted in it: calls carrying the
+    session id in the metadata key "signet-card-session" act as that person
+    (a member, "via kiosk station NAME") for exactly
+    EnvelopeService.ListEnvelopes (view "inbox"), GetEnvelope, GetDocument,
+    StartSigning and SubmitSignature; every other call of a station is
+    PERMISSION_DENIED STATION_NOT_ALLOWED. Signing still needs the one-time
+    code bound to the revision, sent to the holder's phone, and the holder's
+    key on the card.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    OpenCardSession: _aio.UnaryUnaryMultiCallable[_server_pb2.OpenCardSessionRequest, _server_pb2.OpenCardSessionResponse]  # type: ignore[assignment]
+    """Station only: a card session for the holder of a signer certificate this
+    server's signing CA issued (not revoked, not expired) to a person of the
+    station's organisation. Anything else is UNAUTHENTICATED CARD_REFUSED
+    (said the same way whatever the cause). The session ends after
+    `idle_seconds` without a call, or with CloseCardSession.
+    """
+    CloseCardSession: _aio.UnaryUnaryMultiCallable[_server_pb2.CloseCardSessionRequest, _server_pb2.CloseCardSessionResponse]  # type: ignore[assignment]
+    """Station only: ends one of its card sessions at once (an unknown or ended
+    session is not an error: the card is gone either way).
+    """
+
+class KioskServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Signing stations (kiosk mode of signet-agent; API listener, mutual TLS).
+
+    A station calls with a station client certificate ("role:station", subject
+    the station's name; `signet-admin station-cert issue`). With that
+    certificate alone it may call only this service. A card session lets the
+    station act as the holder of the card inserted in it: calls carrying the
+    session id in the metadata key "signet-card-session" act as that person
+    (a member, "via kiosk station NAME") for exactly
+    EnvelopeService.ListEnvelopes (view "inbox"), GetEnvelope, GetDocument,
+    StartSigning and SubmitSignature; every other call of a station is
+    PERMISSION_DENIED STATION_NOT_ALLOWED. Signing still needs the one-time
+    code bound to the revision, sent to the holder's phone, and the holder's
+    key on the card.
+    """
+
+    @_abc_1.abstractmethod
+    def OpenCardSession(
+        self,
+        request: _server_pb2.OpenCardSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.OpenCardSessionResponse, _abc.Awaitable[_server_pb2.OpenCardSessionResponse]]:
+        """Station only: a card session for the holder of a signer certificate this
+        server's signing CA issued (not revoked, not expired) to a person of the
+        station's organisation. Anything else is UNAUTHENTICATED CARD_REFUSED
+        (said the same way whatever the cause). The session ends after
+        `idle_seconds` without a call, or with CloseCardSession.
+        """
+
+    @_abc_1.abstractmethod
+    def CloseCardSession(
+        self,
+        request: _server_pb2.CloseCardSessionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_server_pb2.CloseCardSessionResponse, _abc.Awaitable[_server_pb2.CloseCardSessionResponse]]:
+        """Station only: ends one of its card sessions at once (an unknown or ended
+        session is not an error: the card is gone either way).
+        """
+
+def add_KioskServiceServicer_to_server(servicer: KioskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

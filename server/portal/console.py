@@ -1,0 +1,238 @@
+"""The portal's signed-in pages: senders under ``/s`` (people, with their own certificate or their agent's), operators
+under ``/o`` — called by :mod:`.web`'s dispatcher for those paths.
+
+- Sign-in is the TLS client certificate (requested, optional, verified against the TLS CA by the listener), mapped
+  to a principal by the same rules as the gRPC API (:meth:`server.api.auth.Authenticator.principal_of`): no
+  password anywhere.  Without one the pages answer 401; a revoked or unknown one 401 with why; a member or
+  agent under ``/o``, or an operator under ``/s``, 403.
+- Every action is the service call the gRPC API makes (EnvelopeService, IdentityService, Contracts) with that
+  principal, so authorisation is identical: another organisation's envelope is "not found".
+- The security of :mod:`.web` holds: no script, its headers; a session cookie (``Secure; HttpOnly;
+  SameSite=Strict``, ``Path=/s`` or ``/o``); every POST carries a CSRF token, an HMAC of the principal and that
+  session, compared as bytes.  Creating and sending are idempotent under a random id of the form shown, so a
+  double submit acts once.  Nothing here logs a name, a reason, a document or a query.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from http.cookies import CookieError, SimpleCookie
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, quote
+
+from ..errors import ServerError, Unauthenticated
+from ..identity import Principal
+from ..identity.model import Status
+from ..identity.principal import Role
+from . import console_pages as html
+from . import upload
+from .web import _STATUS, _Refused
+
+if TYPE_CHECKING:
+    from .web import _Handler
+
+SESSION = "signet_console"
+MAX_UPLOAD_SLACK = 256 * 1024  # the create form around its document
+_ID = r"([A-Za-z0-9_-]{1,80})"
+
+
+class _Ctx:
+    def __init__(self, h: _Handler, area: str, p: Principal) -> None:
+        self.h, self.area, self.p = h, area, p
+        self.srv = h.server
+        self.session = self._cookie()
+        self.new_session = not self.session
+        if self.new_session:
+            self.session = secrets.token_hex(16)
+
+    def _cookie(self) -> str:
+        try:
+            morsel = SimpleCookie(self.h.headers.get("Cookie", "")).get(SESSION)
+        except CookieError:  # a malformed Cookie header is no session, never a 500
+            return ""
+        return morsel.value if morsel is not None and re.fullmatch(r"[0-9a-f]{32}", morsel.value) else ""
+
+    @property
+    def csrf(self) -> str:
+        p = self.p
+        return self.srv.csrf(f"console:{self.area}:{p.org_id}:{p.role.value}:{p.subject}", self.session)
+
+    def check_csrf(self, form: dict[str, str]) -> None:
+        # compared as bytes: compare_digest refuses str with non-ASCII characters (fuzz finding F20)
+        if self.new_session or not hmac.compare_digest(form.get("csrf", "").encode(), self.csrf.encode()):
+            raise _Refused(403, "this form has expired: reload the page and repeat")
+
+    def page(self, body: bytes, status: int = 200) -> None:
+        headers = {}
+        if self.new_session:
+            headers["Set-Cookie"] = (f"{SESSION}={self.session}; Path=/{self.area}; Secure; HttpOnly; "
+                                     f"SameSite=Strict; Max-Age={self.srv.session_seconds}")
+        self.h._send(status, body, headers=headers)
+
+    def file(self, content: bytes, media_type: str, name: str) -> None:
+        self.h._send(200, content, media_type, {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"})
+
+    def query(self) -> dict[str, str]:
+        raw = self.h.path.split("?", 1)[1] if "?" in self.h.path else ""
+        return {k: v[0] for k, v in parse_qs(raw, max_num_fields=5).items()}
+
+
+def route(h: _Handler, path: str) -> None:
+    """Answer a request under ``/s`` or ``/o`` (the hook in :mod:`.web`'s dispatcher)."""
+    area = path[1]
+    if path == f"/{area}/console.css" and h.command == "GET":
+        h._send(200, html.CONSOLE_CSS, "text/css; charset=utf-8")
+        return
+    if path in ("/s", "/o"):
+        h._redirect(f"{path}/")
+        return
+    srv = h.server
+    der = h.client_certificate()
+    if der is None or getattr(srv, "authenticator", None) is None:
+        h._send(401, html.sign_in(area, 401, "No client certificate was presented: these pages need the one "
+                                             "Signet issued to you."))
+        return
+    try:
+        p = srv.authenticator.principal_of(der)
+    except Unauthenticated as e:
+        why = ("This client certificate is revoked: ask an operator of your organisation for a new one."
+               if e.reason == "CLIENT_CERT_REVOKED" else f"This client certificate is not accepted: {e.message}.")
+        h._send(401, html.sign_in(area, 401, why))
+        return
+    if not (p.is_operator if area == "o" else p.role in (Role.MEMBER, Role.AGENT)):  # a station: neither
+        why = ("Only an operator of the organisation may use these pages." if area == "o" else
+               "These pages are for people who send envelopes; an operator uses /o/.")
+        h._send(403, html.sign_in(area, 403, why))
+        return
+    ctx = _Ctx(h, area, p)
+    try:
+        (_sender if area == "s" else _operator)(ctx, path[2:])
+    except ServerError as e:
+        status = next((s for t, s in _STATUS.items() if isinstance(e, t)), 400)
+        ctx.page(html.problem(area, status, e.message, p), status)
+
+
+# -- senders -------------------------------------------------------------------------------------------------------
+def _sender(c: _Ctx, rest: str) -> None:
+    env_svc, p, get = c.srv.envelopes, c.p, c.h.command == "GET"
+    if get and rest == "/":
+        listed = env_svc.list_envelopes(p, "sent", page_size=50, page_token=c.query().get("page", ""))
+        c.page(html.envelope_list(p, listed.envelopes, listed.next_page_token))
+        return
+    if rest == "/new":
+        if get:
+            c.page(html.create_form(p, c.csrf, secrets.token_hex(16), {}, max_mb=_max_mb(c)))
+        else:
+            _create(c)
+        return
+    m = re.fullmatch(rf"/env/{_ID}(/doc/{_ID}|/evidence|/send|/void)?", rest)
+    if m is None:
+        raise _Refused(404, "there is nothing here")
+    envelope_id, action = m.group(1), m.group(2) or ""
+    if get and action == "":
+        _envelope_page(c, envelope_id)
+    elif get and action.startswith("/doc/"):
+        got = env_svc.get_document(p, envelope_id, m.group(3))
+        c.file(got.content, got.document.media_type, got.document.name)
+    elif get and action == "/evidence":
+        bundle = c.srv.contracts.export_evidence(p, envelope_id)
+        c.file(bundle.data, "application/zip", f"evidence-{envelope_id}.zip")
+    elif not get and action in ("/send", "/void"):
+        form = c.h._form()
+        c.check_csrf(form)
+        key = f"portal-{action[1:]}-{form.get('form_id', '')[:64]}"
+        if action == "/send":
+            env_svc.send(p, envelope_id, idempotency_key=key)
+        else:
+            env_svc.void(p, envelope_id, form.get("reason", ""), idempotency_key=key)
+        c.h._redirect(f"/s/env/{envelope_id}?done={action[1:]}")
+    else:
+        raise _Refused(404, "there is nothing here")
+
+
+def _envelope_page(c: _Ctx, envelope_id: str) -> None:
+    env = c.srv.envelopes.get(c.p, envelope_id)
+    if env.sender_person_id != c.p.subject:  # addressed to this person: their link's pages are for that
+        raise _Refused(404, "there is no envelope you sent with this id")
+    events = c.srv.envelopes.list_events(c.p, envelope_id, page_size=200)
+    done = {"send": "Sent. 已发送。", "void": "Voided. 已作废。", "create": "Draft created: check it, then Send. "
+            "草稿已创建。"}.get(c.query().get("done", ""), "")
+    c.page(html.envelope(c.p, env, events, c.csrf, secrets.token_hex(16), ok=done))
+
+
+def _max_mb(c: _Ctx) -> int:
+    return max(1, int(c.srv.envelopes.limits.max_document_bytes) // (1024 * 1024))
+
+
+def _create(c: _Ctx) -> None:
+    h = c.h
+    try:
+        length = int(h.headers.get("Content-Length") or 0)
+    except ValueError:
+        raise _Refused(400, "the request has no valid length") from None
+    if not 0 < length <= c.srv.envelopes.limits.max_document_bytes + MAX_UPLOAD_SLACK:
+        h.close_connection = True
+        raise _Refused(413, f"the form is too large: one PDF of at most {_max_mb(c)} MiB")
+    body = h.rfile.read(length)
+    up = upload.parse(h.headers.get("Content-Type", ""), body)
+    c.check_csrf(up.fields)
+    form_id = up.fields.get("form_id", "")
+    if not re.fullmatch(r"[0-9a-f]{32}", form_id):
+        raise _Refused(400, "this form is not one the portal gave out: reload it")
+    f = up.fields
+    try:
+        expires = int(f.get("expires", "0").strip() or 0)
+        env = c.srv.envelopes.create(
+            c.p, title=f.get("title", ""), message=f.get("message", ""), documents=[upload.document(up)],
+            recipients=upload.recipients(f), expires_in_days=expires, idempotency_key=f"portal-create-{form_id}")
+    except (ServerError, ValueError) as e:  # the form again, as filled in, with what is wrong
+        message = e.message if isinstance(e, ServerError) else "expiry days must be a whole number"
+        c.page(html.create_form(c.p, c.csrf, form_id, f, message=message, max_mb=_max_mb(c)), 400)
+        return
+    h._redirect(f"/s/env/{env.id}?done=create")
+
+
+# -- operators -----------------------------------------------------------------------------------------------------
+def _operator(c: _Ctx, rest: str) -> None:
+    p, get = c.p, c.h.command == "GET"
+    if get and rest == "/":
+        done = {"approved": "Approved. 已批准。", "rejected": "Rejected. 已拒绝。"}.get(c.query().get("done", ""), "")
+        c.page(html.operator_home(p, c.srv.identity.list_people(p, Status.PENDING), c.csrf, ok=done))
+        return
+    if not get and rest == "/search":
+        form = c.h._form()
+        c.check_csrf(form)
+        query = form.get("q", "").strip()
+        found = c.srv.contracts.search(p, query, page_token=form.get("page_token", ""))
+        c.page(html.search_results(p, query, found, c.csrf))
+        return
+    m = re.fullmatch(rf"/person/{_ID}/(approve|reject)", rest)
+    if m is not None and not get:
+        form = c.h._form()
+        c.check_csrf(form)
+        if m.group(2) == "approve":
+            c.srv.identity.approve(p, m.group(1), evidence=form.get("evidence", ""),
+                                   reference=form.get("reference", ""))
+        else:
+            c.srv.identity.reject(p, m.group(1), reason=form.get("reason", ""), reference=form.get("reference", ""))
+        c.h._redirect(f"/o/?done={m.group(2).rstrip('e')}ed")
+        return
+    m = re.fullmatch(rf"/contract/{_ID}(/evidence|/file/(\d{{1,3}}))?", rest)
+    if m is None or not get:
+        raise _Refused(404, "there is nothing here")
+    envelope_id = m.group(1)
+    if m.group(2) == "/evidence":
+        bundle = c.srv.contracts.export_evidence(p, envelope_id)
+        c.file(bundle.data, "application/zip", f"evidence-{envelope_id}.zip")
+        return
+    summary, files = c.srv.contracts.get(p, envelope_id)
+    if m.group(3) is None:
+        c.page(html.contract(p, summary, files))
+        return
+    n = int(m.group(3))
+    if n >= len(files):
+        raise _Refused(404, "there is no such file")
+    f, data = c.srv.contracts.download(p, envelope_id, files[n].name)
+    c.file(data, "application/pdf" if f.name.lower().endswith(".pdf") else "application/octet-stream", f.name)
