@@ -49,6 +49,7 @@ in the file is reported at once, each naming its key.  Example (every key, with 
     link_days = 14                       # how long a link stays valid (1 to 90)
     bridge = "http://127.0.0.1:17380"    # where token signers' agents serve their local bridge ([bridge] listen
                                          # in the agent); "" = token signers are shown the CLI command only
+    posts_per_minute = 30                # form posts per client address and minute (more: 429)
 
     [secrets]
     source = "hsm"                       # hsm: data keys wrapped by the token's archive KEK | file
@@ -323,6 +324,7 @@ class PortalSettings:
     base_url: str = ""  # what the links in notices start with; default https://<listen>
     link_days: int = 14
     bridge: str = "http://127.0.0.1:17380"  # the agents' local bridge: token signers' code forms post there
+    posts_per_minute: int = 30
 
     @classmethod
     def from_table(cls, t: Table) -> PortalSettings:
@@ -336,7 +338,7 @@ class PortalSettings:
         if bridge and not re.fullmatch(r"http://(127\.0\.0\.1|localhost|\[::1\]):[0-9]{1,5}", bridge):
             t.problems.add("portal.bridge must be http://127.0.0.1:PORT (the agents' loopback bridge) or \"\"")
         return cls(listen=listen, base_url=base_url, link_days=t.integer("link_days", 14, minimum=1, maximum=90),
-                   bridge=bridge)
+                   bridge=bridge, posts_per_minute=t.integer("posts_per_minute", 30, minimum=1, maximum=10_000))
 
 
 @dataclass(frozen=True)
@@ -569,7 +571,8 @@ class ServerConfig:
             http=HttpSettings.from_table(sub("http", {"listen", "base_url", "max_connections",
                                                       "request_deadline_seconds", "rate_per_minute"})),
             csc=CscSettings.from_table(sub("csc", {"listen", "token_seconds", "sad_seconds"})),
-            portal=PortalSettings.from_table(sub("portal", {"listen", "base_url", "link_days", "bridge"})),
+            portal=PortalSettings.from_table(sub("portal", {"listen", "base_url", "link_days", "bridge",
+                                                                 "posts_per_minute"})),
             secrets=SecretsSettings.from_table(sub("secrets", {"source", "hmac_key_file", "box_key_file"}), base),
             ca=CaSettings.from_table(sub("ca", {"validity_days", "serial_policy", "client_validity_days",
                                                 "external_roots", "signing_policy_oid", "remote_policy_oid",

@@ -182,7 +182,8 @@ def _start_portal(cfg: ServerConfig, rt: Runtime) -> PortalHttpServer | None:
     portal = Portal(_host_port(cfg.portal.listen), rt.envelopes, rt.portal_links, rt.data.hmac_key,
                     crt_path, key_path, bridge_url=cfg.portal.bridge, base_url=cfg.portal.base_url,
                     identity=rt.identity, contracts=rt.contracts, authenticator=Authenticator.of(rt.store, rt.keys),
-                    client_ca=client_ca_pem(rt.keys))  # sign-in for senders' and operators' pages
+                    client_ca=client_ca_pem(rt.keys),  # sign-in for senders' and operators' pages
+                    posts_per_minute=cfg.portal.posts_per_minute)
     portal.start()
     return portal
 

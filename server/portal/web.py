@@ -33,8 +33,17 @@ from urllib.parse import parse_qs, quote
 
 from hsm import HsmError
 
-from ..errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, ServerError, Unauthenticated
+from ..errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ServerError,
+    Unauthenticated,
+)
 from ..identity.principal import Principal, Role
+from ..ratelimit import SlidingWindow
 from ..sealing import derive_key
 from ..tlshttp import TlsHandler, TlsHttpServer
 from . import pages
@@ -56,7 +65,8 @@ HEADERS = {
 }
 _ROUTE = re.compile(r"^/r/([A-Za-z0-9_-]{30,64})(/[A-Za-z0-9_./-]*)?$")
 _STATUS = {NotFound: 404, PermissionDenied: 403, Unauthenticated: 401, FailedPrecondition: 409,
-           InvalidArgument: 400}
+           InvalidArgument: 400, RateLimited: 429}
+
 
 
 class _Refused(Exception):
@@ -122,6 +132,8 @@ class _Handler(TlsHandler):
     def _dispatch(self) -> None:
         path = self.path.split("?", 1)[0]
         try:
+            if self.command == "POST":  # every form: codes, signatures, declines, sign-in areas' actions
+                self.server.posts.hit(str(self.client_address[0]))
             if path == "/portal.css" and self.command == "GET":
                 self._send(200, pages.CSS, "text/css; charset=utf-8")
                 return
@@ -138,6 +150,9 @@ class _Handler(TlsHandler):
             self._route(token, link, rest)
         except _Refused as e:
             self._send(e.status, pages.problem(e.status, e.message))
+        except RateLimited as e:  # said plainly, with when to come back; nothing was done
+            self.close_connection = True
+            self._send(429, pages.problem(429, e.message), headers={"Retry-After": str(max(1, round(e.retry_after)))})
         except ServerError as e:
             status = next((s for t, s in _STATUS.items() if isinstance(e, t)), 400)
             self._send(status, pages.problem(status, e.message))
@@ -235,7 +250,7 @@ class PortalHttpServer(TlsHttpServer):
                  certificate: Path, private_key: Path, *, session_seconds: int = 3600, max_connections: int = 32,
                  timeout_seconds: float = 10.0, bridge_url: str = "", base_url: str = "",
                  identity: Any = None, contracts: Any = None, authenticator: Any = None,
-                 client_ca: bytes | None = None) -> None:
+                 client_ca: bytes | None = None, posts_per_minute: int = 30) -> None:
         # client_ca (PEM) and authenticator: sign-in with a client certificate for /s and /o (:mod:`.console`)
         super().__init__(address, _Handler, certificate, private_key, name="portal",
                          max_connections=max_connections, timeout_seconds=timeout_seconds, client_ca=client_ca)
@@ -243,6 +258,9 @@ class PortalHttpServer(TlsHttpServer):
         self.identity, self.contracts, self.authenticator = identity, contracts, authenticator
         self.links = links
         self.session_seconds = session_seconds
+        # every POST, per client address (per process: replicas each keep their own); codes themselves are
+        # limited where they are made (the resend interval, five wrong tries burn one), also answered with 429
+        self.posts = SlidingWindow(posts_per_minute, 60.0, reason="PORTAL_TOO_MANY_REQUESTS")
         self._csrf_key = derive_key(hmac_secret, "portal-csrf")
         self.bridge_url = bridge_url  # token signers' code forms post to their agent's bridge there
         self.public_url = base_url or self.base_url  # the address the bridge sends the browser back to

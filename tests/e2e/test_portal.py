@@ -296,3 +296,37 @@ def test_in_a_browser_with_the_keyboard_only_the_recipient_signs_and_every_page_
     small.screenshot(path=str(ARTIFACTS / "04-phone.png"), full_page=True)
     phone.close()
     ctx.close()
+
+
+def test_form_posts_beyond_the_per_address_limit_get_a_clear_429(make_token, tmp_path_factory) -> None:
+    """A portal of its own with ``posts_per_minute = 3``: the fourth form post from one address within the minute is
+    refused with 429, a page saying when to come back and Retry-After, before anything is looked at; pages that
+    are only read still answer."""
+    import http.client
+
+    base = tmp_path_factory.mktemp("portal-limit")
+    tok = make_token("portal-limit")
+    port = free_port()
+    r = start_running(base, tok.label, tok.pin, extra=f'\n[portal]\nlisten = "127.0.0.1:{port}"\n'
+                                                      'posts_per_minute = 3\n')
+    try:
+        ctx = ssl.create_default_context(cafile=str(r.env.ca_pem))
+
+        def call(method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+            conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+            conn.request(method, path, body=b"csrf=x" if method == "POST" else None,
+                         headers={"Content-Type": "application/x-www-form-urlencoded"} if method == "POST" else {})
+            resp = conn.getresponse()
+            out = resp.status, dict(resp.getheaders()), resp.read()
+            conn.close()
+            return out
+
+        nowhere = "/r/" + "A" * 43 + "/code"
+        assert [call("POST", nowhere)[0] for _ in range(3)] == [404, 404, 404]  # unknown link: looked at, refused
+        status, headers, page = call("POST", nowhere)
+        assert status == 429 and 1 <= int(headers["Retry-After"]) <= 60
+        assert b"too many requests" in page and b"Content-Security-Policy" not in page
+        assert headers["Content-Security-Policy"].startswith("default-src 'none'")
+        assert call("GET", "/portal.css")[0] == 200
+    finally:
+        assert r.server.stop() == 0

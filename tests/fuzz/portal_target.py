@@ -32,6 +32,7 @@ def make_portal(world: Any) -> Any:
     """(world, links, the handler's server, the in-memory handler class) over ``world``."""
     from server.portal import PortalHttpServer, PortalLinks
     from server.portal.web import _Handler
+    from server.ratelimit import SlidingWindow
 
     links = PortalLinks(world.store, b"f" * 32, world.clock)
     server = PortalHttpServer.__new__(PortalHttpServer)  # the handler's view of its server, without a socket
@@ -39,6 +40,7 @@ def make_portal(world: Any) -> Any:
     server._csrf_key = b"c" * 32
     server.bridge_url, server.public_url = "http://127.0.0.1:17380", "https://portal.test"
     server.headers = {}
+    server.posts = SlidingWindow(10**9, 60.0)  # the fuzzer posts far faster than any client
 
     class Memory(_Handler):
         """The handler over a request in memory (no TLS, no socket)."""
