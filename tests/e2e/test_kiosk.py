@@ -10,7 +10,6 @@ of Kim on it.  Then the idle timeout: the card stays in, the station falls back 
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -27,6 +26,7 @@ from tests.pki import make_nssdb
 from .agent_harness import AgentProcess, free_port
 from .authz_cases import invoke, method_of
 from .authz_world import enroll_in_process
+from .browser import axe, chromium, tab_to
 from .server_harness import admin, channel, latest_code, prc_id, register_verified, start_running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -123,16 +123,8 @@ def _pull(w: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def browser(world) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    exe = shutil.which("chromium")
-    assert exe, "Debian's chromium is missing (the Makefile's set-up installs it)"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox"] if os.geteuid() == 0 else [])
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def _shot(page: Any, name: str) -> None:
@@ -146,7 +138,8 @@ def test_card_in_review_sign_card_out(world, browser):
 
     env = _send_to_kim(world, "Kiosk lease")
     [doc] = env.documents
-    page = browser.new_page()
+    ctx = browser.new_context(bypass_csp=True)  # axe-core is injected into pages that allow no script
+    page = ctx.new_page()
     requests: list[str] = []
     page.on("request", lambda req: requests.append(req.url))
     page.goto(world["url"] + "/", wait_until="commit")
@@ -157,19 +150,23 @@ def test_card_in_review_sign_card_out(world, browser):
     expect(page.get_by_role("heading", name="Welcome, Kim Station 金站")).to_be_visible(timeout=30_000)
     expect(page.get_by_text("Kiosk lease")).to_be_visible()
     _shot(page, "2-inbox")
+    assert axe(page) == []
     assert _post(world, "/finish", b"csrf=forged") == 403  # a form without the session's CSRF token
     assert _post(world, "/finish", b"") == 403
     expect(page.get_by_text("Kiosk lease")).to_be_visible()  # the session goes on
 
-    page.get_by_role("link", name="Review lease.pdf").click()
+    tab_to(page, "Review lease.pdf")  # the keyboard alone reaches everything on the station
+    page.keyboard.press("Enter")
     expect(page.get_by_text(doc.current_sha256)).to_be_visible(timeout=20_000)
     img = page.get_by_role("img", name="Page 1 of lease.pdf")
     expect(img).to_be_visible()
     page.wait_for_function("() => document.querySelector('img.page').naturalWidth > 100", timeout=20_000)
     _shot(page, "3-review")
+    assert axe(page) == []
 
     page.get_by_role("button", name="Sign this document 签署此文件").click()
     expect(page.get_by_label("One-time code 验证码")).to_be_visible(timeout=20_000)
+    assert axe(page) == []
     code = latest_code(world["r"].env, KIM[2])
     page.get_by_label("One-time code 验证码").fill(code)
     page.get_by_label("Card PIN 卡密码").fill("wrong-pin-0")
@@ -184,6 +181,7 @@ def test_card_in_review_sign_card_out(world, browser):
     page.get_by_role("button", name="Sign 签署").click()
     expect(page.get_by_role("heading", name="Signed 已签署")).to_be_visible(timeout=60_000)
     _shot(page, "4-signed")
+    assert axe(page) == []
     got = _as_operator(world, "EnvelopeService.GetEnvelope", server_pb2.GetEnvelopeRequest(envelope_id=env.id))
     assert got.envelope.recipients[0].state == server_pb2.RECIPIENT_STATE_SIGNED
     assert got.envelope.state == server_pb2.ENVELOPE_STATE_COMPLETED
@@ -204,7 +202,7 @@ def test_card_in_review_sign_card_out(world, browser):
     assert all(u.startswith(world["url"]) for u in requests), [u for u in requests if not u.startswith(world["url"])]
     log = world["kiosk"].log()
     assert world["card"].pin not in log and "wrong-pin-0" not in log and code not in log
-    page.close()
+    ctx.close()
 
 
 def test_idle_station_returns_to_the_welcome_page(world, browser):

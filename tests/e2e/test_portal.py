@@ -26,6 +26,7 @@ from formats.samplepdf import make_contract_pdf
 from signet.v1 import server_pb2 as pb
 from signet.v1 import server_pb2_grpc as pbg
 
+from . import browser
 from .server_harness import (
     ClientFiles,
     Running,
@@ -207,54 +208,15 @@ def test_a_recipient_declines_from_the_portal(world: World) -> None:
 
 # -- in a real browser: Debian's chromium driven by Playwright, keyboard only, axe-core on every page ------------
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "portal"  # git-ignored: the screenshots
-AXE = Path(__file__).resolve().parents[2] / ".cache" / "axe-core"
 
 
 @pytest.fixture(scope="module")
 def chromium(world: World) -> Iterator[Any]:
-    """Chromium trusting exactly the server's TLS key (its SPKI pinned on the command line, as a browser that
-    trusts the Signet TLS root would), never a downloaded browser."""
-    import base64
-    import hashlib
-    import os
-    import shutil
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    from playwright.sync_api import sync_playwright
-
-    exe = shutil.which("chromium")
-    assert exe, "Debian's chromium is missing (the Makefile's set-up installs it)"
-    cert = x509.load_pem_x509_certificate((w_tls := world.r.env.state / "tls" / "server.crt").read_bytes())
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
-    args = [f"--ignore-certificate-errors-spki-list={pin}", *(["--no-sandbox"] if os.geteuid() == 0 else [])]
-    assert w_tls.exists()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=args)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with browser.chromium(world.r.env.state / "tls" / "server.crt") as b:
+        yield b
 
 
-def _axe(page: Any) -> list[str]:
-    """axe-core's WCAG 2 A/AA violations on the page (ids and how many nodes)."""
-    [script] = sorted(AXE.glob("axe-*.min.js"))
-    page.add_script_tag(path=str(script))
-    return page.evaluate("async () => (await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa']})).violations"
-                         ".map(v => `${v.id} (${v.nodes.length})`)")
-
-
-def _tab_to(page: Any, text: str, limit: int = 60) -> None:
-    """Press Tab until the focused element is the control named ``text`` (a label, a button's text)."""
-    for _ in range(limit):
-        page.keyboard.press("Tab")
-        here = page.evaluate("() => { const e = document.activeElement; return (e.labels && e.labels[0] ? "
-                             "e.labels[0].innerText : '') + ' ' + (e.innerText || e.value || '') }")
-        if text in here:
-            return
-    raise AssertionError(f"{text!r} cannot be reached with the keyboard")
+_axe, _tab_to = browser.axe, browser.tab_to
 
 
 def test_in_a_browser_with_the_keyboard_only_the_recipient_signs_and_every_page_passes_axe(

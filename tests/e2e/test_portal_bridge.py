@@ -30,6 +30,7 @@ from formats.samplepdf import make_contract_pdf
 from signet.v1 import server_pb2 as pb
 from signet.v1 import server_pb2_grpc as pbg
 
+from . import browser
 from .agent_harness import AgentProcess, cli
 from .server_harness import (
     ClientFiles,
@@ -277,38 +278,8 @@ def test_a_declined_confirmation_signs_nothing_and_says_so(world: World) -> None
 
 @pytest.fixture(scope="module")
 def chromium(world: World) -> Iterator[Any]:
-    """Debian's chromium trusting the server's TLS key (SPKI pinned on the command line)."""
-    import base64
-    import hashlib
-    import os
-    import shutil
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    from playwright.sync_api import sync_playwright
-
-    exe = shutil.which("chromium")
-    assert exe, "Debian's chromium is missing (the Makefile's set-up installs it)"
-    cert = x509.load_pem_x509_certificate((world.r.env.state / "tls" / "server.crt").read_bytes())
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
-    args = [f"--ignore-certificate-errors-spki-list={pin}", *(["--no-sandbox"] if os.geteuid() == 0 else [])]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=args)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-def _tab_to(page: Any, text: str, limit: int = 60) -> None:
-    for _ in range(limit):
-        page.keyboard.press("Tab")
-        here = page.evaluate("() => { const e = document.activeElement; return (e.labels && e.labels[0] ? "
-                             "e.labels[0].innerText : '') + ' ' + (e.innerText || e.value || '') }")
-        if text in here:
-            return
-    raise AssertionError(f"{text!r} cannot be reached with the keyboard")
+    with browser.chromium(world.r.env.state / "tls" / "server.crt") as b:
+        yield b
 
 
 def test_in_a_browser_the_recipient_signs_with_her_token_through_the_agent(world: World, chromium: Any) -> None:
@@ -324,14 +295,14 @@ def test_in_a_browser_the_recipient_signs_with_her_token_through_the_agent(world
     page.goto(link)
     page.wait_for_load_state("networkidle")
     assert page.locator("h1").inner_text() == "Bridge Lease Cedar"
-    _tab_to(page, "with my token")
+    browser.tab_to(page, "with my token")
     page.keyboard.press("Enter")
     page.wait_for_selector("input[name=code]")
     assert page.locator("input[type=password]").count() == 0  # no PIN field on the portal's pages
-    _tab_to(page, "One-time code")
+    browser.tab_to(page, "One-time code")
     page.keyboard.type(latest_code(w.r.env, ALICE[2]))
     page.screenshot(path=str(ARTIFACTS / "01-code.png"), full_page=True)
-    _tab_to(page, "Sign with my token")
+    browser.tab_to(page, "Sign with my token")
     page.keyboard.press("Enter")
     page.wait_for_selector("[role=status], [role=alert]", timeout=120_000)
     assert page.url.endswith("?signed=1"), page.content()
