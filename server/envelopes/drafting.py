@@ -10,18 +10,24 @@ remote signer is accepted here (the model has it) and refused when it comes to s
 every 1 to 365 days, at most 20 times (3 unless said).  Asked for, :func:`signature_page` appends a signature
 page to each PDF (another incremental update) and gives every signer and approver without a field their box on
 it.  A draft meant as a bulk-send template (:mod:`.bulk`) may name a recipient by a placeholder ``{{name}}``
-instead of a person id; it cannot be sent itself.
+instead of a person id; it cannot be sent itself.  A signature box the sender moves on a draft afterwards
+(:func:`placed_field`) must also lie inside its page on every PDF and be at least 36 by 18 points.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidArgument
 from .model import PDF, FormField, Recipient, RecipientRole, SignatureField, SigningMethod
+
+if TYPE_CHECKING:
+    from formats.pageboxes import PageBox
 
 MAX_DOCUMENTS = 20
 MAX_RECIPIENTS = 50
@@ -34,6 +40,7 @@ MAX_EXPIRY_DAYS = 365
 MAX_REMINDERS = 20
 DEFAULT_REMINDERS = 3
 MAX_FORM_FIELDS = 50  # per recipient
+MIN_FIELD_WIDTH, MIN_FIELD_HEIGHT = 36, 18  # points: a signature box moved on a draft is at least this large
 FORM_FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")  # as formats.formfields.NAME
 PLACEHOLDER = re.compile(r"\{\{([A-Za-z_][A-Za-z0-9_.-]{0,63})\}\}")  # {{name}}: a bulk-send template's blank
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}$")
@@ -102,6 +109,17 @@ def expiry_days(requested: int, limits: Limits) -> int:
     if not 1 <= days <= MAX_EXPIRY_DAYS:
         raise _bad(f"an envelope expires 1 to {MAX_EXPIRY_DAYS} days after it is sent", "EXPIRY_INVALID")
     return days
+
+
+def page_boxes(content: bytes, name: str) -> list[PageBox]:
+    """Each page's box of a PDF that passed :func:`documents`; INVALID_DOCUMENT when its page tree cannot be read."""
+    from formats.errors import InvalidDocument
+    from formats.pageboxes import page_boxes as read
+
+    try:
+        return read(content, f"document {name!r}")
+    except InvalidDocument as e:
+        raise _bad(str(e), "INVALID_DOCUMENT") from None
 
 
 def pdf_pages(content: bytes, name: str) -> int:
@@ -186,6 +204,33 @@ def _field(s: RecipientInput, pdf_pages_: Sequence[int]) -> None:
                    "FIELD_INVALID")
     if min(f.x1, f.y1) < 0 or f.x2 <= f.x1 or f.y2 <= f.y1:
         raise _bad("a signature field box needs 0 <= x1 < x2 and 0 <= y1 < y2 (points)", "FIELD_INVALID")
+
+
+def placed_field(f: SignatureField, pages: Sequence[Sequence[PageBox]], who: str) -> SignatureField:
+    """A signature box the sender moves on a draft (:meth:`.service.EnvelopeService.update_fields`), checked more
+    strictly than at create: on a page every PDF has (``pages``: each PDF's page boxes), inside that page on every
+    PDF, ``x1 < x2`` and ``y1 < y2``, at least :data:`MIN_FIELD_WIDTH` by :data:`MIN_FIELD_HEIGHT` points; its
+    numbers rounded to hundredths of a point.  INVALID_ARGUMENT ``FIELD_INVALID`` otherwise."""
+    if not pages:
+        raise _bad("a signature field needs a PDF document", "FIELD_INVALID")
+    numbers = (f.x1, f.y1, f.x2, f.y2)
+    if not all(math.isfinite(v) for v in numbers):
+        raise _bad(f"{who}: the box's coordinates must be numbers (points)", "FIELD_INVALID")
+    x1, y1, x2, y2 = (round(float(v), 2) for v in numbers)
+    count = min(len(p) for p in pages)
+    if not 1 <= f.page <= count:
+        raise _bad(f"{who}: page {f.page} is not a page of every PDF (pages 1 to {count})", "FIELD_INVALID")
+    if not (x1 < x2 and y1 < y2):
+        raise _bad(f"{who}: the box needs x1 < x2 and y1 < y2 (points from the bottom left)", "FIELD_INVALID")
+    if x2 - x1 < MIN_FIELD_WIDTH or y2 - y1 < MIN_FIELD_HEIGHT:
+        raise _bad(f"{who}: the box must be at least {MIN_FIELD_WIDTH} by {MIN_FIELD_HEIGHT} points",
+                   "FIELD_INVALID")
+    for boxes in pages:
+        page = boxes[f.page - 1]
+        if not page.holds(x1, y1, x2, y2):
+            raise _bad(f"{who}: the box must lie inside page {f.page} ({page.x0:g} to {page.x1:g} across, "
+                       f"{page.y0:g} to {page.y1:g} up, in points)", "FIELD_INVALID")
+    return SignatureField(f.page, x1, y1, x2, y2)
 
 
 def _form_fields(s: RecipientInput, pdf_pages_: Sequence[int], names: set[str]) -> None:

@@ -66,6 +66,7 @@ E, R = EnvelopeState, RecipientState
 # action -> (states it may start from, state it leads to; None: the state stays)
 ENVELOPE_MOVES: Mapping[str, tuple[frozenset[EnvelopeState], EnvelopeState | None]] = {
     "send": (frozenset({E.DRAFT}), E.SENT),
+    "edit": (frozenset({E.DRAFT}), None),  # the sender moves signature boxes (EnvelopeService.update_fields)
     "start_signing": (frozenset({E.SENT}), None),
     "sign": (frozenset({E.SENT}), None),
     "complete": (frozenset({E.SENT}), E.COMPLETED),
@@ -82,7 +83,7 @@ RECIPIENT_MOVES: Mapping[str, tuple[frozenset[RecipientState], RecipientState | 
     "finish": (frozenset({R.NOTIFIED, R.VIEWED}), R.SIGNED),
     "decline": (frozenset({R.NOTIFIED, R.VIEWED}), R.DECLINED),
 }
-_WORDS = {"send": "sent", "start_signing": "signed", "sign": "signed", "complete": "completed",
+_WORDS = {"send": "sent", "edit": "edited", "start_signing": "signed", "sign": "signed", "complete": "completed",
           "decline": "declined", "void": "voided", "expire": "expired", "remind": "reminded", "notify": "notified",
           "view": "viewed", "finish": "signed"}
 _WHY = {R.PENDING: "it is not this recipient's turn yet (an earlier routing group has not signed)"}
@@ -247,7 +248,7 @@ class Event:
     id: int
     envelope_id: str
     type: str  # created, sent, notified, viewed, code_sent, signed, refused, declined, voided, completed, expired,
-    # reminded, notice_failed, notices_replayed
+    # reminded, notice_failed, notices_replayed, placed
     actor: str  # person:<id>, operator:<login>, server
     at: datetime
     detail: Mapping[str, Any] = field(default_factory=dict)

@@ -51,6 +51,7 @@ from .model import (
     Page,
     Recipient,
     RecipientState,
+    SignatureField,
     SigningMethod,
     as_of,
     envelope_move,
@@ -237,6 +238,48 @@ class EnvelopeService:
 
         return self._once(key_for(caller_key(p), "send", idempotency_key, envelope_id), act,
                           lambda sent: log.info("envelope %s sent", sent.id))
+
+    def update_fields(self, p: Principal, envelope_id: str, fields: Mapping[str, SignatureField]) -> Envelope:
+        """The sender moves signature boxes on their draft (the portal's placement page): ``fields`` maps recipient
+        ids (signers and approvers of the envelope) to their new box, each checked by :func:`.drafting.placed_field`
+        against every PDF's pages.  The boxes that change are recorded as one ``placed`` event (its detail:
+        ``{"fields": {recipient id: "page N: x1 y1 x2 y2"}}``); nothing changes when one box is refused.  Only the
+        sender (anyone else: not found, or PERMISSION_DENIED), only a draft (FAILED_PRECONDITION
+        ``ENVELOPE_<STATE>``)."""
+        person_id(p, "place signature boxes")
+        if not 0 < len(fields) <= drafting.MAX_RECIPIENTS:
+            raise InvalidArgument("give the new box of 1 to 50 recipients", reason="FIELD_INVALID")
+
+        def allowed() -> Envelope:
+            a = self._access(p, envelope_id)
+            require_sender(a, "place the signature boxes of")
+            envelope_move(a.envelope.state, "edit")
+            return a.envelope
+
+        env = allowed()
+        signing = {r.id: r for r in env.recipients if r.signs}
+        unknown = sorted(set(fields) - set(signing))
+        if unknown:
+            raise InvalidArgument(f"{unknown[0][:64]!r} is not a signer or approver of this envelope",
+                                  reason="FIELD_INVALID")
+        pages = [drafting.page_boxes(self._blobs.get(d.current_sha256, org=env.org_id), d.name)
+                 for d in env.documents if d.is_pdf]
+        checked = {rid: drafting.placed_field(f, pages, f"{signing[rid].legal_name or rid}'s box")
+                   for rid, f in fields.items()}
+        with self._write():
+            env = allowed()  # again, under the write lock
+            changed = {r.id: checked[r.id] for r in env.recipients if r.id in checked and r.field != checked[r.id]}
+            if not changed:
+                return env
+            for rid, f in changed.items():
+                records.update_recipient(self._store, rid, field_page=f.page, field_x1=f.x1, field_y1=f.y1,
+                                         field_x2=f.x2, field_y2=f.y2)
+            events.append(self._store, env.id, "placed", actor(p), self._now(), {"fields": {
+                rid: f"page {f.page}: {f.x1:.2f} {f.y1:.2f} {f.x2:.2f} {f.y2:.2f}" for rid, f in changed.items()}})
+            records.update_envelope(self._store, env)  # the version moves: a concurrent change fails, not mixes
+            env = self._reload(env)
+        log.info("envelope %s: %d signature box(es) placed by the sender", env.id, len(changed))
+        return env
 
     def bulk_send(self, p: Principal, template_id: str, rows: Sequence[Mapping[str, str]],
                   idempotency_key: str = "") -> list[RowResult]:

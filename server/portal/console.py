@@ -7,10 +7,15 @@ under ``/o`` — called by :mod:`.web`'s dispatcher for those paths.
   agent under ``/o``, or an operator under ``/s``, 403.
 - Every action is the service call the gRPC API makes (EnvelopeService, IdentityService, Contracts) with that
   principal, so authorisation is identical: another organisation's envelope is "not found".
-- The security of :mod:`.web` holds: no script, its headers; a session cookie (``Secure; HttpOnly;
-  SameSite=Strict``, ``Path=/s`` or ``/o``); every POST carries a CSRF token, an HMAC of the principal and that
-  session, compared as bytes.  Creating and sending are idempotent under a random id of the form shown, so a
-  double submit acts once.  Nothing here logs a name, a reason, a document or a query.
+- The security of :mod:`.web` holds: no script, its headers -- but for a draft's placement page
+  (``/s/env/<id>/place``), whose Content-Security-Policy adds ``script-src 'self'`` for the portal's one script,
+  ``/s/place.js`` (``static/place.js``: dragging signature boxes; its numeric fields work without it); a session
+  cookie (``Secure; HttpOnly; SameSite=Strict``, ``Path=/s`` or ``/o``); every POST carries a CSRF token, an
+  HMAC of the principal and that session, compared as bytes.  Creating and sending are idempotent under a random
+  id of the form shown, so a double submit acts once.  Nothing here logs a name, a reason, a document or a query.
+- After the create form, the sender reaches the draft's placement step: its pages rendered like a recipient's, and
+  each signer's box as numbers (what is saved: :meth:`~server.envelopes.EnvelopeService.update_fields`, the sender
+  only, a draft only, each box inside its page); the script draws the boxes to drag and move with the keyboard.
 """
 
 from __future__ import annotations
@@ -18,17 +23,21 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from functools import cache
 from http.cookies import CookieError, SimpleCookie
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
-from ..errors import ServerError, Unauthenticated
+from ..envelopes import SignatureField
+from ..envelopes.drafting import MIN_FIELD_HEIGHT, MIN_FIELD_WIDTH
+from ..errors import InvalidArgument, ServerError, Unauthenticated
 from ..identity import Principal
 from ..identity.model import Status
 from ..identity.principal import Role
 from . import console_pages as html
 from . import upload
-from .web import _STATUS, _Refused
+from .web import _STATUS, HEADERS, MAX_PAGES, _Refused, render_page
 
 if TYPE_CHECKING:
     from .web import _Handler
@@ -36,6 +45,14 @@ if TYPE_CHECKING:
 SESSION = "signet_console"
 MAX_UPLOAD_SLACK = 256 * 1024  # the create form around its document
 _ID = r"([A-Za-z0-9_-]{1,80})"
+MAX_PLACE_FORM = 64 * 1024  # the placement form: five numbers per signer and approver (at most 50)
+PLACE_SCRIPT = "/s/place.js"
+
+
+@cache
+def place_script() -> bytes:
+    """The portal's only script (``static/place.js``), served by the portal itself."""
+    return (Path(__file__).parent / "static" / "place.js").read_bytes()
 
 
 class _Ctx:
@@ -64,8 +81,11 @@ class _Ctx:
         if self.new_session or not hmac.compare_digest(form.get("csrf", "").encode(), self.csrf.encode()):
             raise _Refused(403, "this form has expired: reload the page and repeat")
 
-    def page(self, body: bytes, status: int = 200) -> None:
+    def page(self, body: bytes, status: int = 200, *, script: bool = False) -> None:
         headers = {}
+        if script:  # the placement page only: the portal's own script, nothing else
+            csp = self.srv.headers.get("Content-Security-Policy", HEADERS["Content-Security-Policy"])
+            headers["Content-Security-Policy"] = f"{csp}; script-src 'self'"
         if self.new_session:
             headers["Set-Cookie"] = (f"{SESSION}={self.session}; Path=/{self.area}; Secure; HttpOnly; "
                                      f"SameSite=Strict; Max-Age={self.srv.session_seconds}")
@@ -84,6 +104,9 @@ def route(h: _Handler, path: str) -> None:
     area = path[1]
     if path == f"/{area}/console.css" and h.command == "GET":
         h._send(200, html.CONSOLE_CSS, "text/css; charset=utf-8")
+        return
+    if path == PLACE_SCRIPT and h.command == "GET":
+        h._send(200, place_script(), "text/javascript; charset=utf-8")
         return
     if path in ("/s", "/o"):
         h._redirect(f"{path}/")
@@ -127,12 +150,24 @@ def _sender(c: _Ctx, rest: str) -> None:
         else:
             _create(c)
         return
-    m = re.fullmatch(rf"/env/{_ID}(/doc/{_ID}|/evidence|/send|/void)?", rest)
+    _on_envelope(c, rest)
+
+
+def _on_envelope(c: _Ctx, rest: str) -> None:
+    """``/s/env/<id>`` and what is under it."""
+    env_svc, p, get = c.srv.envelopes, c.p, c.h.command == "GET"
+    m = re.fullmatch(rf"/env/{_ID}(/doc/{_ID}(/page/(\d{{1,4}})\.png)?|/evidence|/send|/void|/place)?", rest)
     if m is None:
         raise _Refused(404, "there is nothing here")
     envelope_id, action = m.group(1), m.group(2) or ""
     if get and action == "":
         _envelope_page(c, envelope_id)
+    elif action == "/place" and get:
+        _place(c, envelope_id)
+    elif action == "/place":
+        _save_placement(c, envelope_id)
+    elif get and m.group(5) is not None:  # /doc/<id>/page/<n>.png
+        _page_image(c, envelope_id, m.group(3), int(m.group(5)))
     elif get and action.startswith("/doc/"):
         got = env_svc.get_document(p, envelope_id, m.group(3))
         c.file(got.content, got.document.media_type, got.document.name)
@@ -158,8 +193,97 @@ def _envelope_page(c: _Ctx, envelope_id: str) -> None:
         raise _Refused(404, "there is no envelope you sent with this id")
     events = c.srv.envelopes.list_events(c.p, envelope_id, page_size=200)
     done = {"send": "Sent. 已发送。", "void": "Voided. 已作废。", "create": "Draft created: check it, then Send. "
-            "草稿已创建。"}.get(c.query().get("done", ""), "")
+            "草稿已创建。", "placed": "Signature boxes saved: check the envelope, then Send. 签名位置已保存。"
+            }.get(c.query().get("done", ""), "")
     c.page(html.envelope(c.p, env, events, c.csrf, secrets.token_hex(16), ok=done))
+
+
+def _mine(c: _Ctx, envelope_id: str) -> Any:
+    """The envelope, when the signed-in person sent it (a recipient's pages are their link's)."""
+    env = c.srv.envelopes.get(c.p, envelope_id)
+    if env.sender_person_id != c.p.subject:
+        raise _Refused(404, "there is no envelope you sent with this id")
+    return env
+
+
+def _page_image(c: _Ctx, envelope_id: str, document_id: str, page: int) -> None:
+    _mine(c, envelope_id)
+    got = c.srv.envelopes.get_document(c.p, envelope_id, document_id)
+    if not got.document.is_pdf or not 1 <= page <= min(got.document.pages, MAX_PAGES):
+        raise _Refused(404, "there is no such page")
+    c.h._send(200, render_page(got.content, page), "image/png")
+
+
+def _placeable(env: Any) -> bool:
+    return any(d.is_pdf for d in env.documents) and any(r.signs for r in env.recipients)
+
+
+def _place(c: _Ctx, envelope_id: str, values: dict[str, str] | None = None, message: str = "") -> None:
+    """The placement step of a draft (GET, or the form again with what is wrong)."""
+    from formats.errors import InvalidDocument
+    from formats.pageboxes import page_boxes
+
+    env = _mine(c, envelope_id)
+    if str(env.state) != "draft":
+        raise _Refused(409, "this envelope is no longer a draft: its signature boxes cannot be moved")
+    if not _placeable(env):
+        raise _Refused(404, "this envelope has no PDF or no one who signs: there is no signature box to place")
+    pdfs = [d for d in env.documents if d.is_pdf]
+    got = c.srv.envelopes.get_document(c.p, envelope_id, pdfs[0].id)
+    try:
+        boxes = page_boxes(got.content, "the document")
+    except InvalidDocument:
+        raise _Refused(422, "the pages of this document cannot be shown") from None
+    boxes = boxes[:min(MAX_PAGES, *(d.pages for d in pdfs))]
+    ok = "Draft created: place the signature boxes, then Save. 草稿已创建。" \
+        if c.query().get("done") == "create" and values is None else ""
+    c.page(html.placement(c.p, env, pdfs[0], boxes, c.csrf, values or {}, min_size=(MIN_FIELD_WIDTH, MIN_FIELD_HEIGHT),
+                          message=message, ok=ok), 400 if message else 200, script=True)
+
+
+def _place_form(h: _Handler) -> dict[str, str]:
+    """The placement form (URL-encoded): larger than the other forms, five numbers per signer and approver."""
+    try:
+        length = int(h.headers.get("Content-Length") or 0)
+    except ValueError:
+        raise _Refused(400, "the request has no valid length") from None
+    if length > MAX_PLACE_FORM:
+        h.close_connection = True
+        raise _Refused(413, "the request is too large")
+    raw = h.rfile.read(length) if length > 0 else b""
+    try:
+        parsed = parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=300)
+    except (UnicodeDecodeError, ValueError):
+        raise _Refused(400, "the form cannot be read") from None
+    return {k: v[0] for k, v in parsed.items()}
+
+
+def _save_placement(c: _Ctx, envelope_id: str) -> None:
+    form = _place_form(c.h)
+    c.check_csrf(form)
+    env = _mine(c, envelope_id)
+    fields: dict[str, SignatureField] = {}
+    try:
+        for r in env.recipients:
+            if r.signs and f"{r.id}_page" in form:
+                fields[r.id] = _box(form, r.id, r.legal_name)
+        c.srv.envelopes.update_fields(c.p, envelope_id, fields)
+    except InvalidArgument as e:  # the form again, as filled in, with what is wrong; nothing saved
+        _place(c, envelope_id, {k: v for k, v in form.items() if k != "csrf"}, e.message)
+        return
+    c.h._redirect(f"/s/env/{envelope_id}?done=placed")
+
+
+def _box(form: dict[str, str], rid: str, name: str) -> SignatureField:
+    try:
+        page = int(form.get(f"{rid}_page", "").strip())
+        x1, y1, x2, y2 = (float(form.get(f"{rid}_{k}", "").strip()) for k in ("x1", "y1", "x2", "y2"))
+    except ValueError:
+        raise InvalidArgument(f"{name}'s box: the page is a whole number and the coordinates are numbers (points)",
+                              reason="FORM_INVALID") from None
+    if not 0 < page <= 100_000:
+        raise InvalidArgument(f"{name}'s box: page {page} does not exist", reason="FIELD_INVALID")
+    return SignatureField(page, x1, y1, x2, y2)
 
 
 def _max_mb(c: _Ctx) -> int:
@@ -191,7 +315,7 @@ def _create(c: _Ctx) -> None:
         message = e.message if isinstance(e, ServerError) else "expiry days must be a whole number"
         c.page(html.create_form(c.p, c.csrf, form_id, f, message=message, max_mb=_max_mb(c)), 400)
         return
-    h._redirect(f"/s/env/{env.id}?done=create")
+    h._redirect(f"/s/env/{env.id}/place?done=create" if _placeable(env) else f"/s/env/{env.id}?done=create")
 
 
 # -- operators -----------------------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
-"""HTML of the portal's signed-in pages for senders (``/s``) and operators (``/o``): script-free, built on
-:mod:`.pages` (its page frame, forms and stylesheet, plus :data:`CONSOLE_CSS`).  Every value is escaped here."""
+"""HTML of the portal's signed-in pages for senders (``/s``) and operators (``/o``), built on :mod:`.pages` (its page
+frame, forms and stylesheet, plus :data:`CONSOLE_CSS`).  Every value is escaped here.  Script-free, but for the
+placement page (:func:`placement`), which loads the portal's one script, ``/s/place.js`` (``static/place.js``), as
+progressive enhancement: its numeric fields work without it."""
 
 from __future__ import annotations
 
@@ -19,6 +21,15 @@ textarea{width:100%;box-sizing:border-box}input[type=text].wide{width:100%;box-s
 select:focus,textarea:focus{outline:3px solid #f59e0b;outline-offset:2px}
 .row{display:flex;flex-wrap:wrap;gap:0 1rem}.row>div{min-width:6rem}
 .actions{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-end}
+.sheet{position:relative;display:inline-block;max-width:100%;margin:0 0 1rem}.sheet img.page{margin:0;height:auto}
+.sheet figcaption{font-size:.9rem;margin:.25rem 0}
+button.sigbox{position:absolute;box-sizing:border-box;margin:0;padding:0;border:2px solid #1a4ed8;border-radius:0;
+background:rgba(26,78,216,.1);color:#111;font-size:.8rem;text-align:left;cursor:move;touch-action:none;
+display:flex;align-items:flex-start;overflow:visible;user-select:none}button.sigbox[hidden]{display:none}
+button.sigbox .name{background:#1a4ed8;color:#fff;padding:.1rem .3rem;white-space:nowrap}
+button.sigbox .grip{position:absolute;right:-7px;bottom:-7px;width:12px;height:12px;background:#1a4ed8;
+border:2px solid #fff;cursor:nwse-resize}
+button.sigbox:focus{outline:3px solid #b45309;outline-offset:1px}
 """
 ROLES = ("signer", "approver", "copy")
 METHODS = ("token", "remote")
@@ -152,6 +163,9 @@ def envelope(who: Any, env: Any, events: Sequence[Any], csrf: str, form_id: str,
     state = str(env.state)
     actions = []
     if state == "draft":
+        if any(d.is_pdf for d in env.documents) and any(r.signs for r in env.recipients):
+            actions.append(f"<p><a href=\"{escape(base)}/place\">Place the signature boxes on the pages "
+                           "在页面上放置签名位置</a></p>")
         actions.append(pages._form(f"{base}/send", csrf, {"form_id": form_id}, "Send 发送"))
     if state in ("draft", "sent"):
         actions.append(pages._form(
@@ -166,6 +180,58 @@ def envelope(who: Any, env: Any, events: Sequence[Any], csrf: str, form_id: str,
     parts.append("<h2>Timeline 时间线</h2><div class=\"card\"><table><tr><th scope=\"col\">When 时间 (UTC)</th>"
                  f"<th scope=\"col\">Event 事件</th><th scope=\"col\">By 操作者</th></tr>{timeline}</table></div>")
     return _page("s", env.title, "".join(parts), who=who)
+
+
+PLACE_HELP = ("Drag each person's box onto the page where they sign, and drag its corner to resize it. With the "
+              "keyboard: Tab to a box; the arrow keys move it, Shift with the arrow keys resizes it, Page Down and "
+              "Page Up move it to the next or previous page. The numbers below are what is saved (points from the "
+              "bottom left of the page); you may also type them. 拖动每个签名框到签署位置, 拖动右下角调整大小; "
+              "键盘: 方向键移动, Shift+方向键调整大小, Page Down/Page Up 换页。")
+
+
+def placement(who: Any, env: Any, doc: Any, boxes: Sequence[Any], csrf: str, values: Mapping[str, str], *,
+              min_size: tuple[int, int], message: str = "", ok: str = "") -> bytes:
+    """The placement step of a draft: its pages (of ``doc``, the first PDF; ``boxes`` their sizes in points, as
+    data attributes) and, per signer and approver, the box as numbers in a form (the saved truth, which works without
+    script); ``/s/place.js`` draws each box on the pages and keeps the numbers in step as it is dragged or moved
+    with the keyboard."""
+    base = f"/s/env/{env.id}"
+    signing = sorted((r for r in env.recipients if r.signs), key=lambda r: (r.routing_order, r.id))
+    sets = []
+    for i, r in enumerate(signing):
+        f = r.field
+        defaults = ({"page": str(f.page), "x1": f"{f.x1:g}", "y1": f"{f.y1:g}", "x2": f"{f.x2:g}", "y2": f"{f.y2:g}"}
+                    if f is not None else {**FIELD_DEFAULTS, "y1": str(56 + 70 * i), "y2": str(116 + 70 * i)})
+        rid = escape(r.id)
+        numbers = "".join(
+            f"<div><label for=\"{rid}_{k}\">{'Page 页' if k == 'page' else f'{k} (points 点)'}</label>"
+            f"<input type=\"number\" step=\"{1 if k == 'page' else 'any'}\" id=\"{rid}_{k}\" name=\"{rid}_{k}\" "
+            f"value=\"{escape(values.get(f'{r.id}_{k}', defaults[k]))}\" required></div>" for k in FIELD_DEFAULTS)
+        sets.append(f"<fieldset data-recipient=\"{rid}\" data-name=\"{escape(r.legal_name)}\"><legend>"
+                    f"{escape(r.legal_name)} · {escape(str(r.role))} · order 顺序 {r.routing_order}</legend>"
+                    f"<div class=\"row\">{numbers}</div></fieldset>")
+    n = len(boxes)
+    sheets = "".join(
+        f"<figure class=\"sheet\" data-page=\"{i}\" data-x0=\"{b.x0:g}\" data-y0=\"{b.y0:g}\" "
+        f"data-w=\"{b.width:g}\" data-h=\"{b.height:g}\" data-rotate=\"{b.rotate}\"><img class=\"page\" "
+        f"alt=\"{escape(doc.name)}, page {i} of {n}\" width=\"{round(b.width * 80 / 72)}\" "
+        f"height=\"{round(b.height * 80 / 72)}\" src=\"{escape(base)}/doc/{escape(doc.id)}/page/{i}.png\">"
+        f"<figcaption>Page {i} 第 {i} 页</figcaption></figure>" for i, b in enumerate(boxes, 1))
+    several = sum(1 for d in env.documents if d.is_pdf) > 1
+    body = (f"<h1>Place the signature boxes 放置签名位置</h1>{_notes(message, ok)}"
+            f"<p>{escape(env.title)} · <a href=\"{escape(base)}\">Back to the envelope 返回信封</a></p>"
+            f"<p id=\"place-help\">{escape(PLACE_HELP)}</p>"
+            + ("<p>Each box goes on the same page of every PDF of the envelope; the pages shown are those of "
+               f"{escape(doc.name)}. 每个签名框位于信封中每份PDF的同一页。</p>" if several else "")
+            + "<p id=\"place-status\" role=\"status\" aria-live=\"polite\"></p>"
+              f"<h2>Pages 页面</h2><div class=\"card\" id=\"sheets\">{sheets}</div>"
+              "<h2>Signature boxes 签名位置</h2>"
+              f"<form method=\"post\" action=\"{escape(base)}/place\" class=\"card\" id=\"placement\" "
+              f"data-min-width=\"{min_size[0]}\" data-min-height=\"{min_size[1]}\">"
+              f"<input type=\"hidden\" name=\"csrf\" value=\"{escape(csrf)}\">{''.join(sets)}"
+              "<p><button type=\"submit\">Save placement 保存位置</button></p></form>"
+              "<script src=\"/s/place.js\" defer></script>")
+    return _page("s", f"Place: {env.title}", body, who=who)
 
 
 # -- operators ---------------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 under ``/o``, signed in with the TLS client certificates the server issued (``signet-admin remote-key create`` for
 people, ``operator-cert issue`` for operators), driven over HTTPS like a browser without script would.
 
-Dave creates an envelope from the form (one PDF, a recipient row), sends it, follows it, downloads its document
+Dave creates an envelope from the form (one PDF, a recipient row), reaches its placement step
+(tests/e2e/test_portal_placement.py drags the boxes there), sends it, follows it, downloads its document
 and voids it; a double submit creates once.  A completed contract's evidence bundle comes from the sender's page
 and the operator's, found by the blind-index search; another organisation's operator finds nothing.  An operator
 approves and rejects pending identities.  Refusals change nothing: no certificate (401), a revoked one (401), a
@@ -165,11 +166,15 @@ def test_a_sender_creates_sends_follows_downloads_and_voids(world: World) -> Non
     pdf = w.pdf("Console Lease Alder")
     fields = _form(w, "Console Lease Alder", csrf=csrf, form_id=form_id)
     assert b.post_multipart("/s/new", {**fields, "csrf": "0" * 64}, pdf)[0] == 403  # a wrong token creates nothing
-    status, _, draft, url = b.post_multipart("/s/new", fields, pdf)
-    assert status == 200 and b"Draft created" in draft and b"draft" in draft, draft[:800]
-    envelope_id = url.rsplit("/", 1)[-1].split("?", 1)[0]
+    status, _, placing, url = b.post_multipart("/s/new", fields, pdf)  # then the draft's placement step
+    assert status == 200 and b"Draft created" in placing and "/place?done=create" in url, placing[:800]
+    m = re.search(r"/s/env/([A-Za-z0-9_]+)/place", url)
+    assert m
+    envelope_id = m.group(1)
     again = b.post_multipart("/s/new", fields, pdf)  # a double submit: the same draft, not a second one
     assert again[0] == 200 and again[3] == url
+    status, _, draft, _ = b.get(f"/s/env/{envelope_id}")
+    assert status == 200 and b"draft" in draft and f"/s/env/{envelope_id}/place".encode() in draft
     listed = w.call("dave", "ListEnvelopes", pb.ListEnvelopesRequest())
     assert [e.id for e in listed.envelopes if e.title == "Console Lease Alder"] == [envelope_id]
     env = w.call("dave", "GetEnvelope", pb.GetEnvelopeRequest(envelope_id=envelope_id)).envelope
@@ -358,8 +363,11 @@ def test_in_a_browser_a_sender_creates_and_sends_with_the_keyboard_only_and_the_
             assert _axe(page) == []
             _tab_to(page, "Create draft")
             page.keyboard.press("Enter")
-            page.wait_for_selector("[role=status]")
-            assert "Draft created" in page.locator("[role=status]").inner_text()
+            page.wait_for_selector("[role=status]")  # the draft's placement step: the boxes as they are, saved
+            assert "Draft created" in page.locator("[role=status]").first.inner_text() and "/place" in page.url
+            _tab_to(page, "Save placement")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("text=Signature boxes saved")
             _tab_to(page, "Send")
             page.keyboard.press("Enter")
             page.wait_for_selector("text=Sent.")

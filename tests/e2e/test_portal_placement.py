@@ -1,0 +1,382 @@
+"""Placing signature boxes on a draft's pages in the portal (``/s/env/<id>/place``) against a real `signet-server`:
+the sender, signed in with the client certificate the server issued, drags Bob's box onto page 2 with the mouse and
+moves and resizes Alice's with the keyboard in Debian's chromium (the page's one script, ``/s/place.js``, under the
+page's own Content-Security-Policy), saves and sends; GetEnvelope hands out the boxes in PDF points, and once both
+have signed remotely (Alice through the API, Bob from the link of his notice) each signature's widget is on that
+page with that ``/Rect``.  axe-core finds no WCAG 2 A/AA violation on the placement page.
+
+Over plain HTTPS (the numbers of the form, no script): the page, its headers and images; a placement without its
+CSRF token, from another sender, with a box off the page or too small, and after the send are each refused and
+change nothing."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import io
+import re
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from formats.samplepdf import make_contract_pdf
+from signet.v1 import server_pb2 as pb
+from signet.v1 import server_pb2_grpc as pbg
+
+from .server_harness import (
+    ClientFiles,
+    Running,
+    admin,
+    channel,
+    free_port,
+    latest_code,
+    prc_id,
+    register_verified,
+    start_running,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+PEOPLE = {"dave": ("19790101", "481", "+8613700137041"), "alice": ("19850615", "242", "+8613700137042"),
+          "bob": ("19900202", "353", "+8613700137043"), "carol": ("19711111", "564", "+8613700137044")}
+FIELD = pb.SignatureField(page=1, x1=56, y1=56, x2=276, y2=116)
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "portal-console"  # git-ignored: the screenshots
+AXE = Path(__file__).resolve().parents[2] / ".cache" / "axe-core"
+A4_W, A4_H = 595, 842
+
+
+@dataclass
+class World:
+    r: Running
+    base: Path
+    ids: dict[str, str]
+    files: dict[str, ClientFiles]
+    portal: str
+
+    def call(self, who: str, method: str, request: Any) -> Any:
+        with channel(self.r.env, self.files[who]) as ch:
+            return getattr(pbg.EnvelopeServiceStub(ch), method)(request, timeout=60)
+
+    def pdf(self, title: str) -> bytes:
+        path = self.base / f"{title.replace(' ', '-')}.pdf"
+        make_contract_pdf(path, title, ["Dave Placement", "Alice Placement", "Bob Placement"], pages=2)
+        return path.read_bytes()
+
+    def envelope(self, envelope_id: str) -> Any:
+        return self.call("dave", "GetEnvelope", pb.GetEnvelopeRequest(envelope_id=envelope_id)).envelope
+
+    def events(self, envelope_id: str) -> list[str]:
+        got = self.call("dave", "ListEnvelopeEvents", pb.ListEnvelopeEventsRequest(envelope_id=envelope_id))
+        return [e.type for e in got.events]
+
+
+@pytest.fixture(scope="module")
+def world(make_token, tmp_path_factory) -> Iterator[World]:
+    base = tmp_path_factory.mktemp("placement")
+    tok = make_token("placement-srv")
+    port = free_port()
+    r = start_running(base, tok.label, tok.pin, extra=f'\n[portal]\nlisten = "127.0.0.1:{port}"\n')
+    try:
+        with channel(r.env, r.op_a) as op:
+            ids = {n: register_verified(r, op, f"{n.title()} Placement", prc_id(birth, seq), phone,
+                                        f"{n}@example.com") for n, (birth, seq, phone) in PEOPLE.items()}
+        files = {}
+        for n in PEOPLE:
+            admin(r.env, "remote-key", "create", ids[n], "--evidence", "ID card seen", "--out", str(base / n))
+            files[n] = ClientFiles(base / n / "client.crt", base / n / "client.key", base / n / "ca.pem")
+        yield World(r, base, ids, files, f"https://127.0.0.1:{port}")
+    finally:
+        assert r.server.stop() == 0
+
+
+class Browser:
+    """A cookie-keeping HTTPS client presenting a client certificate, following redirects (no script)."""
+
+    def __init__(self, w: World, who: str) -> None:
+        ctx = ssl.create_default_context(cafile=str(w.r.env.ca_pem))
+        ctx.load_cert_chain(str(w.files[who].cert), str(w.files[who].key))
+        self.base = w.portal
+        self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx),
+                                                  urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        return self._open(urllib.request.Request(path if path.startswith("https:") else self.base + path))
+
+    def post(self, path: str, form: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        data = urllib.parse.urlencode(form).encode()
+        url = path if path.startswith("https:") else self.base + path
+        return self._open(urllib.request.Request(url, data=data, method="POST"))
+
+    def _open(self, req: urllib.request.Request) -> tuple[int, dict[str, str], bytes]:
+        try:
+            with self.opener.open(req, timeout=60) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+
+def _csrf(html: bytes) -> str:
+    m = re.search(rb'name="csrf" value="([0-9a-f]{64})"', html)
+    assert m, html[:600]
+    return m.group(1).decode()
+
+
+def _draft(w: World, title: str) -> pb.Envelope:
+    return w.call("dave", "CreateEnvelope", pb.CreateEnvelopeRequest(
+        idempotency_key=f"create {title}", title=title,
+        recipients=[pb.RecipientSpec(person_id=w.ids[n], role=pb.RECIPIENT_ROLE_SIGNER, routing_order=i,
+                                     signing_method=pb.SIGNING_METHOD_REMOTE, field=FIELD)
+                    for i, n in enumerate(("alice", "bob"), 1)],
+        documents=[pb.DocumentSpec(name="lease.pdf", media_type="application/pdf", content=w.pdf(title))])).envelope
+
+
+def _boxes(env: Any) -> dict[str, tuple[int, float, float, float, float]]:
+    return {r.person_id: (r.field.page, r.field.x1, r.field.y1, r.field.x2, r.field.y2) for r in env.recipients}
+
+
+def _form(env: Any, csrf: str, **boxes: tuple[Any, ...]) -> dict[str, str]:
+    """The placement form: each recipient's box as it is, ``boxes`` (by person id) replacing some."""
+    out = {"csrf": csrf}
+    for r in env.recipients:
+        box = boxes.get(r.person_id, (r.field.page, r.field.x1, r.field.y1, r.field.x2, r.field.y2))
+        out.update({f"{r.id}_{k}": str(v) for k, v in zip(("page", "x1", "y1", "x2", "y2"), box, strict=True)})
+    return out
+
+
+def test_the_placement_page_its_headers_and_the_refusals_that_change_nothing(world: World) -> None:
+    w = world
+    env = _draft(w, "Placement Lease Aspen")
+    b = Browser(w, "dave")
+    status, headers, page = b.get(f"/s/env/{env.id}/place")
+    assert status == 200, page[:800]
+    csp = headers["Content-Security-Policy"]
+    plain = b.get("/s/")[1]["Content-Security-Policy"]
+    assert csp == f"{plain}; script-src 'self'" and "default-src 'none'" in csp  # only script-src 'self' added
+    assert re.findall(rb"<script[^>]*>", page) == [b'<script src="/s/place.js" defer>']  # no inline script
+    assert b'</script>' in page and page.count(b"<script") == 1
+    for path in ("/s/", f"/s/env/{env.id}", "/s/new"):  # every other page stays script-free
+        status, headers, other = b.get(path)
+        assert status == 200 and "script-src" not in headers["Content-Security-Policy"] and b"<script" not in other
+    status, headers, js = b.get("/s/place.js")
+    assert status == 200 and headers["Content-Type"].startswith("text/javascript") and b"use strict" in js
+    assert f'data-w="{A4_W}" data-h="{A4_H}"'.encode() in page and b'data-page="2"' in page
+    doc = env.documents[0].id
+    status, headers, png = b.get(f"/s/env/{env.id}/doc/{doc}/page/2.png")
+    assert status == 200 and png.startswith(b"\x89PNG") and headers["Content-Type"] == "image/png"
+    assert b.get(f"/s/env/{env.id}/doc/{doc}/page/3.png")[0] == 404  # a two-page document
+    link = re.search(rb'href="(/s/env/[^"]+/place)"', b.get(f"/s/env/{env.id}")[2])  # the draft's page links here
+    assert link and link.group(1).decode() == f"/s/env/{env.id}/place"
+
+    before = _boxes(w.envelope(env.id))
+    csrf = _csrf(page)
+    good = _form(env, csrf, **{w.ids["bob"]: (2, 300, 440, 520, 500)})
+    assert b.post(f"/s/env/{env.id}/place", {k: v for k, v in good.items() if k != "csrf"})[0] == 403  # no CSRF
+    assert b.post(f"/s/env/{env.id}/place", {**good, "csrf": "0" * 64})[0] == 403  # a wrong one
+    carol = Browser(w, "carol")  # another sender of the same organisation: the draft is not hers
+    carol_csrf = _csrf(carol.get("/s/new")[2])
+    assert carol.get(f"/s/env/{env.id}/place")[0] == 404
+    assert carol.get(f"/s/env/{env.id}/doc/{doc}/page/1.png")[0] == 404
+    assert carol.post(f"/s/env/{env.id}/place", {**good, "csrf": carol_csrf})[0] == 404
+    for box, words in (((2, 500, 440, 720, 500), b"inside page 2"),  # off the page's right edge
+                       ((1, 56, 800, 276, 860), b"inside page 1"),  # off its top
+                       ((3, 56, 56, 276, 116), b"page 3 is not a page"),
+                       ((1, 56, 56, 70, 116), b"at least 36 by 18"),
+                       ((1, 276, 56, 56, 116), b"x1 &lt; x2")):
+        status, headers, again = b.post(f"/s/env/{env.id}/place", _form(env, csrf, **{w.ids["bob"]: box}))
+        assert status == 400 and b'role="alert"' in again and words in again, (box, again[:1500])
+        assert f'value="{box[3]}"'.encode() in again  # the form again, as typed
+        assert "script-src 'self'" in headers["Content-Security-Policy"]
+    assert _boxes(w.envelope(env.id)) == before and "placed" not in w.events(env.id)  # nothing changed
+
+    status, _, saved = b.post(f"/s/env/{env.id}/place", good)
+    assert status == 200 and b"Signature boxes saved" in saved
+    assert _boxes(w.envelope(env.id))[w.ids["bob"]] == (2, 300, 440, 520, 500)
+    assert w.events(env.id).count("placed") == 1
+    w.call("dave", "SendEnvelope", pb.SendEnvelopeRequest(envelope_id=env.id))
+    after = _boxes(w.envelope(env.id))
+    status, _, refused = b.post(f"/s/env/{env.id}/place", _form(env, csrf, **{w.ids["bob"]: (1, 56, 56, 276, 116)}))
+    assert status == 409 and b"sent" in refused  # after the send: refused
+    assert b.get(f"/s/env/{env.id}/place")[0] == 409
+    assert _boxes(w.envelope(env.id)) == after and w.events(env.id).count("placed") == 1
+
+
+# -- in a real browser: Debian's chromium driven by Playwright, the page's script under its own CSP ---------------
+def _link(w: World, envelope_id: str, email: str) -> str:
+    """The portal link in a recipient's "your turn" notice (their e-mail, in the outbox here)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for entry in admin(w.r.env, "outbox", "list", "--to", email):
+            body = admin(w.r.env, "outbox", "read", entry["id"])["body"]
+            if envelope_id in body:
+                m = re.search(r"Open it in your browser: (https://\S+/r/[A-Za-z0-9_-]+)", body)
+                assert m, body
+                return m.group(1)
+        time.sleep(0.5)
+    raise AssertionError(f"no notice with a link for {envelope_id}")
+
+
+def _widgets(pdf: bytes) -> dict[str, tuple[int, list[float]]]:
+    """Each signature widget's page (from 1) and /Rect, by field name."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    reader = PdfFileReader(io.BytesIO(pdf))
+    kids = reader.root["/Pages"]["/Kids"]
+    pages = [kids.raw_get(i).idnum for i in range(len(kids))]
+    out = {}
+    for ref in reader.root["/AcroForm"]["/Fields"]:
+        f = ref.get_object()
+        out[str(f["/T"])] = (pages.index(f.raw_get("/P").idnum) + 1, [float(v) for v in f["/Rect"]])
+    return out
+
+
+def _near(got: Any, want: Any, slack: float = 2.0) -> bool:
+    return len(got) == len(want) and all(abs(float(a) - float(b)) <= slack for a, b in zip(got, want, strict=True))
+
+
+def _axe(page: Any) -> list[str]:
+    """axe-core's WCAG 2 A/AA violations: evaluated through the browser's debugging protocol, which the page's
+    Content-Security-Policy does not govern (no bypass: the page's own script runs under the real policy)."""
+    [script] = sorted(AXE.glob("axe-*.min.js"))
+    page.evaluate(script.read_text(encoding="utf-8"))
+    return page.evaluate("async () => (await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa']})).violations"
+                         ".map(v => `${v.id} (${v.nodes.length})`)")
+
+
+def test_in_a_browser_the_sender_drags_and_moves_the_boxes_and_the_signatures_land_there(world: World) -> None:
+    import os
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    from .test_portal import _tab_to
+
+    w = world
+    exe = shutil.which("chromium")
+    assert exe, "Debian's chromium is missing (the Makefile's set-up installs it)"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    title = "Placement Lease Birch"
+    pdf = w.base / "browser-placement.pdf"
+    pdf.write_bytes(w.pdf(title))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"] if os.geteuid() == 0 else [])
+        try:
+            ctx = browser.new_context(  # no bypass_csp: the page's script runs under the page's own policy
+                ignore_https_errors=True, viewport={"width": 1000, "height": 2500},
+                client_certificates=[{"origin": w.portal, "certPath": str(w.files["dave"].cert),
+                                      "keyPath": str(w.files["dave"].key)}])
+            page = ctx.new_page()
+            external: list[str] = []
+            problems: list[str] = []
+            page.on("request", lambda r: external.append(r.url) if not r.url.startswith(w.portal) else None)
+            page.on("console", lambda m: problems.append(f"{m.text} {m.location.get('url', '')}")
+                    if m.type == "error" and not m.location.get("url", "").endswith("/favicon.ico") else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+
+            # the create form (the numbers left as they are), then the placement step of the new draft
+            page.goto(w.portal + "/s/new")
+            page.fill("#title", title)
+            page.set_input_files("#document", str(pdf))
+            for i, name in ((1, "alice"), (2, "bob")):
+                page.fill(f"#r{i}_person", w.ids[name])
+                page.select_option(f"#r{i}_method", "remote")
+            page.click("text=Create draft")
+            page.wait_for_selector("button.sigbox")
+            assert "/place" in page.url and "Draft created" in page.locator("[role=status]").first.inner_text()
+            envelope_id = re.search(r"/s/env/([^/?]+)/place", page.url).group(1)  # type: ignore[union-attr]
+            env = w.envelope(envelope_id)
+            rid = {r.person_id: r.id for r in env.recipients}
+            alice, bob = rid[w.ids["alice"]], rid[w.ids["bob"]]
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(ARTIFACTS / "10-placement.png"), full_page=True)
+
+            def field(r: str) -> list[float]:
+                return [float(page.input_value(f"#{r}_{k}")) for k in ("page", "x1", "y1", "x2", "y2")]
+
+            assert field(alice) == field(bob) == [1, 56, 56, 276, 116]  # the create form's numbers
+
+            # the mouse: Bob's box onto page 2, its top-left corner at (300, 500) points
+            box = page.locator("button.sigbox", has_text="Bob Placement").bounding_box()
+            img = page.locator('.sheet[data-page="2"] img').bounding_box()
+            assert box and img
+            scale = (img["width"] - 2) / A4_W  # the image's 1 px border on each side
+            grab = (box["x"] + 20, box["y"] + 8)
+            drop = (img["x"] + 1 + 300 * scale + 20, img["y"] + 1 + (A4_H - 500) * scale + 8)
+            page.mouse.move(*grab)
+            page.mouse.down()
+            page.mouse.move(*drop, steps=25)
+            page.mouse.up()
+            assert _near(field(bob), [2, 300, 440, 520, 500])
+            assert page.locator('.sheet[data-page="2"] button.sigbox').count() == 1
+
+            # the keyboard: Alice's box 20 points right and 10 up, 10 wider, 10 taller; to page 2 and back
+            for _ in range(60):  # Tab (round the page) until Alice's box has the focus
+                page.keyboard.press("Tab")
+                if page.evaluate("() => document.activeElement.matches('button.sigbox') && "
+                                 "document.activeElement.innerText.includes('Alice Placement')"):
+                    break
+            else:
+                raise AssertionError("Alice's box cannot be reached with the keyboard")
+            for key in ["ArrowRight"] * 4 + ["ArrowUp"] * 2 + ["Shift+ArrowRight"] * 2 + ["Shift+ArrowDown"] * 2:
+                page.keyboard.press(key)
+            assert field(alice) == [1, 76, 56, 306, 126]
+            page.keyboard.press("PageDown")
+            assert field(alice)[0] == 2 and "Alice Placement" in page.evaluate("document.activeElement.innerText")
+            page.keyboard.press("PageUp")
+            assert field(alice) == [1, 76, 56, 306, 126]
+            assert "Alice Placement: page 1" in page.locator("#place-status").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "11-placed.png"), full_page=True)
+            assert _axe(page) == []
+
+            _tab_to(page, "Save placement")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("text=Signature boxes saved")
+            _tab_to(page, "Send")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("text=Sent.")
+            page.screenshot(path=str(ARTIFACTS / "12-placed-and-sent.png"), full_page=True)
+            assert external == [] and problems == []  # nothing left the portal; no script error, no CSP refusal
+            ctx.close()
+        finally:
+            browser.close()
+
+    sent = w.envelope(envelope_id)
+    assert sent.state == pb.ENVELOPE_STATE_SENT
+    boxes = {r.id: (r.field.page, r.field.x1, r.field.y1, r.field.x2, r.field.y2) for r in sent.recipients}
+    assert boxes[alice] == (1, 76, 56, 306, 126)
+    assert _near(boxes[bob], (2, 300, 440, 520, 500))
+
+    # Alice signs through the API, Bob from the link of his notice: both remotely
+    doc = sent.documents[0]
+    challenge = w.call("alice", "StartSigning", pb.StartSigningRequest(
+        envelope_id=envelope_id, document_id=doc.id, revision_sha256=doc.current_sha256)).challenge
+    w.call("alice", "SignRemotely", pb.SignRemotelyRequest(
+        envelope_id=envelope_id, document_id=doc.id, revision_sha256=doc.current_sha256, code_id=challenge.code_id,
+        one_time_code=latest_code(w.r.env, PEOPLE["alice"][2])))
+    link = _link(w, envelope_id, "bob@example.com")
+    bob_browser = Browser(w, "bob")
+    html = bob_browser.get(link)[2]
+    current = w.envelope(envelope_id).documents[0]
+    status, _, code_page = bob_browser.post(f"{link}/code", {"document": doc.id, "sha256": current.current_sha256,
+                                                             "csrf": _csrf(html)})
+    assert status == 200, code_page[:600]
+    code_id = re.search(rb'name="code_id" value="([^"]+)"', code_page)
+    assert code_id
+    status, _, done = bob_browser.post(f"{link}/sign", {
+        "document": doc.id, "sha256": current.current_sha256, "csrf": _csrf(code_page),
+        "code_id": code_id.group(1).decode(), "code": latest_code(w.r.env, PEOPLE["bob"][2])})
+    assert status == 200 and b"Signed" in done
+    assert w.envelope(envelope_id).state == pb.ENVELOPE_STATE_COMPLETED
+
+    signed = w.call("dave", "GetDocument", pb.GetDocumentRequest(envelope_id=envelope_id, document_id=doc.id))
+    widgets = _widgets(signed.content)
+    page_a, rect_a = widgets[f"signet-{alice}"]
+    page_b, rect_b = widgets[f"signet-{bob}"]
+    assert page_a == 1 and _near(rect_a, [76, 56, 306, 126])
+    assert page_b == 2 and _near(rect_b, [300, 440, 520, 500])
