@@ -14,6 +14,7 @@ from urllib.parse import quote
 from . import pages
 
 CONSOLE_CSS = b"""nav{margin:0 0 1rem}nav a{margin-right:1rem}
+td,th{overflow-wrap:anywhere}
 fieldset{border:1px solid #ccd;border-radius:6px;margin:.75rem 0;padding:.5rem 1rem}
 legend{font-weight:600}
 input[type=number]{width:6rem;font-size:1rem;padding:.3rem}select,textarea{font-size:1rem;padding:.3rem}
