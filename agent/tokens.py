@@ -9,6 +9,7 @@ for a forced rescan (rate-limited to one per ``min_interval`` seconds).
 
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 import time
@@ -76,6 +77,14 @@ class TokenDirectory:
 
     def list(self) -> list[TokenInfo]:
         return [t for t in self.hsm.tokens() if t.initialized and t.serial]
+
+    def seen(self) -> builtins.list[TokenInfo]:
+        """The tokens the watcher saw at its last poll, without a PKCS#11 call: for pages that ask every second
+        (the kiosk). Asking the module itself that often would keep it from ever being idle, so a SoftHSM token
+        that comes back would never show up (the watcher reinitialises only an idle module)."""
+        if self.watcher is None:
+            return self.list()
+        return [t for t in self.watcher.present() if t.initialized and t.serial]
 
     def resolve(self, serial: str = "", label: str = "") -> Token:
         if not serial and not label:

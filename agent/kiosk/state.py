@@ -87,7 +87,9 @@ class Kiosk:
     def card(self) -> Card | None:
         """The first token present that holds a key pair with its certificate (read without a PIN)."""
         try:
-            present = self._directory.list()
+            present = self._directory.seen()  # the watcher's view: no PKCS#11 call per page
+            if {t.serial for t in present} != set(self._cards):  # a change: the module itself confirms it
+                present = self._directory.list()
         except HsmError:
             return None
         serials = {t.serial for t in present}

@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 KIM = ("Kim Station 金站", prc_id("19900101", "517"), "+8613900139201")
 SAM = ("Sam Sender", prc_id("19850505", "226"), "+8613900139202")
-IDLE = 6
+IDLE = 25  # long enough for the main test's steps (axe-core runs between them) on a loaded machine
 
 
 def _token_dir(softhsm_dir: Path, serial: str) -> Path:
@@ -226,6 +226,11 @@ def test_idle_station_returns_to_the_welcome_page(world, browser):
     finally:
         _pull(world)
     expect(page.get_by_role("status")).to_have_count(0, timeout=20_000)
+    for _ in range(2):  # the card comes back, and again: noticed each time (the page asks every second meanwhile)
+        _insert(world)
+        expect(page.get_by_role("heading", name="Welcome, Kim Station 金站")).to_be_visible(timeout=30_000)
+        _pull(world)
+        expect(page.get_by_role("heading", name="Insert your card")).to_be_visible(timeout=30_000)
     page.close()
 
 
