@@ -10,7 +10,8 @@ Three kinds, all plain AcroForm fields (the field dictionary merged with its one
   ``/AS`` to ``/Yes`` (value ``"yes"``) or leaves ``/Off`` (value ``"no"``).
 
 :func:`add_form_fields` writes the empty fields as one incremental update (the revision every recipient then
-signs); :func:`fill_form_fields` fills them in a pyHanko incremental writer before the signature is added to it,
+signs), :func:`replace_form_fields` takes fields out and places others as one (a draft's fields moved by its
+sender); :func:`fill_form_fields` fills them in a pyHanko incremental writer before the signature is added to it,
 so pyHanko's difference analysis sees form filling plus one signature (:mod:`formats.revision` reports the
 changed field names); :func:`form_field_values` reads the values of a document.
 """
@@ -185,7 +186,15 @@ def field_names(reader: Any) -> set[str]:
 def add_form_fields(pdf: bytes, specs: Sequence[FormField]) -> bytes:
     """``pdf`` plus one incremental update that places the empty fields ``specs`` (InvalidOptions when a name is
     taken already or a page does not exist; InvalidDocument for a document that cannot be read)."""
-    if not specs:
+    return replace_form_fields(pdf, (), specs)
+
+
+def replace_form_fields(pdf: bytes, remove: Sequence[str], add: Sequence[FormField]) -> bytes:
+    """``pdf`` plus one incremental update that takes the top-level fields named ``remove`` out of the form and off
+    their pages, then places the empty fields ``add`` (a field moved is removed and added under its name);
+    ``pdf`` itself when both are empty.  InvalidOptions when a field to remove is not there, a name to add is taken
+    or a page does not exist; InvalidDocument for a document that cannot be read."""
+    if not remove and not add:
         return pdf
     with reading("the document"):
         reader = read_pdf(io.BytesIO(pdf), "the document")
@@ -193,7 +202,10 @@ def add_form_fields(pdf: bytes, specs: Sequence[FormField]) -> bytes:
         taken = field_names(reader)
         pages = int(w.root["/Pages"]["/Count"])
         form = _form(w)
-        for f in specs:
+        if remove:
+            _remove(w, form, set(remove), pages)
+            taken -= set(remove)
+        for f in add:
             if f.name in taken:
                 raise InvalidOptions(f"the document has a form field named {f.name!r} already")
             if not 0 <= f.page < pages:
@@ -220,6 +232,35 @@ def add_form_fields(pdf: bytes, specs: Sequence[FormField]) -> bytes:
         out = io.BytesIO()
         cast(Any, w).write(out)
     return out.getvalue()
+
+
+def _remove(w: IncrementalPdfFileWriter, form: Any, names: set[str], pages: int) -> None:
+    """Take the top-level fields ``names`` (each one widget, as :func:`_field_dict` makes them) out of ``/Fields``
+    and out of every page's ``/Annots``."""
+    fields = form["/Fields"]
+    gone: set[int] = set()
+    found: set[str] = set()
+    for i in reversed(range(len(fields))):
+        item = fields.raw_get(i)
+        d = item.get_object()
+        if isinstance(d, generic.DictionaryObject) and str(d.get("/T", "")) in names and "/Kids" not in d:
+            found.add(str(d["/T"]))
+            if isinstance(item, generic.IndirectObject):
+                gone.add(item.idnum)
+            del fields[i]
+    if missing := sorted(names - found):
+        raise InvalidOptions(f"the document has no form field {missing[0]!r}")
+    for n in range(pages):
+        page = cast(Any, w).find_page_for_modification(n)[0].get_object()
+        if "/Annots" not in page:
+            continue
+        annots = page["/Annots"]
+        hits = [j for j in range(len(annots))
+                if isinstance(annots.raw_get(j), generic.IndirectObject) and annots.raw_get(j).idnum in gone]
+        for j in reversed(hits):
+            del annots[j]
+        if hits:
+            w.update_container(annots if isinstance(page.raw_get("/Annots"), generic.IndirectObject) else page)
 
 
 # -- filling and reading

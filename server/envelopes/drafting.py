@@ -11,7 +11,9 @@ every 1 to 365 days, at most 20 times (3 unless said).  Asked for, :func:`signat
 page to each PDF (another incremental update) and gives every signer and approver without a field their box on
 it.  A draft meant as a bulk-send template (:mod:`.bulk`) may name a recipient by a placeholder ``{{name}}``
 instead of a person id; it cannot be sent itself.  A signature box the sender moves on a draft afterwards
-(:func:`placed_field`) must also lie inside its page on every PDF and be at least 36 by 18 points.
+(:func:`placed_field`) must also lie inside its page on every PDF and be at least 36 by 18 points; so must a form
+field the sender adds or moves on a draft (:func:`placed_form_fields`), whose PDFs then get one more incremental
+update with the fields taken out and placed again (:func:`refilled`).
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidArgument
-from .model import PDF, FormField, Recipient, RecipientRole, SignatureField, SigningMethod
+from .model import PDF, FormField, FormFieldKind, Recipient, RecipientRole, SignatureField, SigningMethod
 
 if TYPE_CHECKING:
     from formats.pageboxes import PageBox
@@ -211,26 +213,106 @@ def placed_field(f: SignatureField, pages: Sequence[Sequence[PageBox]], who: str
     strictly than at create: on a page every PDF has (``pages``: each PDF's page boxes), inside that page on every
     PDF, ``x1 < x2`` and ``y1 < y2``, at least :data:`MIN_FIELD_WIDTH` by :data:`MIN_FIELD_HEIGHT` points; its
     numbers rounded to hundredths of a point.  INVALID_ARGUMENT ``FIELD_INVALID`` otherwise."""
+    return SignatureField(*_placed_box(f.page, (f.x1, f.y1, f.x2, f.y2), pages, who, "FIELD_INVALID",
+                                       "a signature field"))
+
+
+def _placed_box(page_: int, numbers: tuple[float, float, float, float], pages: Sequence[Sequence[PageBox]],
+                who: str, reason: str, what: str) -> tuple[int, float, float, float, float]:
     if not pages:
-        raise _bad("a signature field needs a PDF document", "FIELD_INVALID")
-    numbers = (f.x1, f.y1, f.x2, f.y2)
+        raise _bad(f"{what} needs a PDF document", reason)
     if not all(math.isfinite(v) for v in numbers):
-        raise _bad(f"{who}: the box's coordinates must be numbers (points)", "FIELD_INVALID")
+        raise _bad(f"{who}: the box's coordinates must be numbers (points)", reason)
     x1, y1, x2, y2 = (round(float(v), 2) for v in numbers)
     count = min(len(p) for p in pages)
-    if not 1 <= f.page <= count:
-        raise _bad(f"{who}: page {f.page} is not a page of every PDF (pages 1 to {count})", "FIELD_INVALID")
+    if not 1 <= page_ <= count:
+        raise _bad(f"{who}: page {page_} is not a page of every PDF (pages 1 to {count})", reason)
     if not (x1 < x2 and y1 < y2):
-        raise _bad(f"{who}: the box needs x1 < x2 and y1 < y2 (points from the bottom left)", "FIELD_INVALID")
+        raise _bad(f"{who}: the box needs x1 < x2 and y1 < y2 (points from the bottom left)", reason)
     if x2 - x1 < MIN_FIELD_WIDTH or y2 - y1 < MIN_FIELD_HEIGHT:
-        raise _bad(f"{who}: the box must be at least {MIN_FIELD_WIDTH} by {MIN_FIELD_HEIGHT} points",
-                   "FIELD_INVALID")
+        raise _bad(f"{who}: the box must be at least {MIN_FIELD_WIDTH} by {MIN_FIELD_HEIGHT} points", reason)
     for boxes in pages:
-        page = boxes[f.page - 1]
+        page = boxes[page_ - 1]
         if not page.holds(x1, y1, x2, y2):
-            raise _bad(f"{who}: the box must lie inside page {f.page} ({page.x0:g} to {page.x1:g} across, "
-                       f"{page.y0:g} to {page.y1:g} up, in points)", "FIELD_INVALID")
-    return SignatureField(f.page, x1, y1, x2, y2)
+            raise _bad(f"{who}: the box must lie inside page {page_} ({page.x0:g} to {page.x1:g} across, "
+                       f"{page.y0:g} to {page.y1:g} up, in points)", reason)
+    return page_, x1, y1, x2, y2
+
+
+def placed_form_fields(recipients: Sequence[Recipient], wanted: Mapping[str, Sequence[FormField]],
+                       pages: Sequence[Sequence[PageBox]]) -> dict[str, tuple[FormField, ...]]:
+    """Every form field of a draft as its sender places them (:meth:`.service.EnvelopeService.update_fields`):
+    ``wanted`` maps recipient ids to their fields (a recipient left out has none).  The rules of create
+    (:func:`recipients`): a signer or approver of the envelope, at most :data:`MAX_FORM_FIELDS` each, a name of
+    :data:`FORM_FIELD_NAME` never ``signet-...`` and unique in the envelope, a PDF; a field added or moved (its page
+    or box not as stored) is also checked as :func:`placed_field` checks a signature box, its numbers rounded to
+    hundredths.  The fields by recipient id (every signer and approver, ``()`` for none); INVALID_ARGUMENT
+    ``FORM_FIELD_INVALID``, ``FORM_FIELD_FOR_COPY`` or ``FORM_FIELD_DUPLICATE`` otherwise."""
+    by_id = {r.id: r for r in recipients}
+    stored = {f.name: f for r in recipients for f in r.form_fields}
+    for rid in sorted(wanted):
+        r = by_id.get(rid)
+        if r is None:
+            raise _bad(f"{rid[:64]!r} is not a signer or approver of this envelope", "FORM_FIELD_INVALID")
+        if not r.signs and wanted[rid]:
+            raise _bad(f"{r.legal_name} is a copy recipient, who never signs: they fill no form fields",
+                       "FORM_FIELD_FOR_COPY")
+    if any(wanted.values()) and not pages:
+        raise _bad("form fields need a PDF document", "FORM_FIELD_INVALID")
+    names: set[str] = set()
+    out: dict[str, tuple[FormField, ...]] = {}
+    for r in recipients:
+        if not r.signs:
+            continue
+        given = tuple(wanted.get(r.id, ()))
+        if len(given) > MAX_FORM_FIELDS:
+            raise _bad(f"a recipient has at most {MAX_FORM_FIELDS} form fields", "FORM_FIELD_INVALID")
+        placed = []
+        for f in given:
+            if not FORM_FIELD_NAME.match(f.name) or f.name.lower().startswith("signet-"):
+                raise _bad(f"form field name {f.name[:70]!r}: a letter, then up to 63 letters, digits, '_' or '-', "
+                           "not starting with signet- (the signature fields' names)", "FORM_FIELD_INVALID")
+            if f.name in names:
+                raise _bad(f"form field {f.name!r} is named twice in the envelope", "FORM_FIELD_DUPLICATE")
+            names.add(f.name)
+            if not isinstance(f.kind, FormFieldKind):
+                raise _bad(f"form field {f.name!r}: the kind is text, date or checkbox", "FORM_FIELD_INVALID")
+            before = stored.get(f.name)
+            box = (f.page, f.x1, f.y1, f.x2, f.y2)
+            if before is not None and (before.page, before.x1, before.y1, before.x2, before.y2) == box:
+                placed.append(f)  # where it was: as checked when it was placed
+                continue
+            page, x1, y1, x2, y2 = _placed_box(f.page, (f.x1, f.y1, f.x2, f.y2), pages,
+                                               f"form field {f.name!r}", "FORM_FIELD_INVALID", "a form field")
+            placed.append(replace(f, page=page, x1=x1, y1=y1, x2=x2, y2=y2))
+        out[r.id] = tuple(placed)
+    return out
+
+
+def refilled(content: bytes, before: Sequence[FormField], after: Sequence[FormField], name: str) -> bytes:
+    """A draft's PDF ``content`` (its form fields ``before`` placed in it) with the fields ``after`` instead: one
+    incremental update taking out those removed or changed and placing those added or changed; ``content`` as it
+    is when nothing changes.  INVALID_ARGUMENT ``FORM_FIELD_DUPLICATE`` when the document has a field of a new
+    name already."""
+    from formats.errors import FormatError
+    from formats.formfields import FormField as PdfField
+    from formats.formfields import replace_form_fields
+
+    old = {f.name: f for f in before}
+    new = {f.name: f for f in after}
+    out = [n for n, f in old.items() if _pdf_field(new.get(n)) != _pdf_field(f)]
+    put = [f for n, f in new.items() if _pdf_field(old.get(n)) != _pdf_field(f)]
+    try:
+        return replace_form_fields(content, out, [PdfField(f.name, f.kind.value, f.page - 1, (f.x1, f.y1, f.x2, f.y2))
+                                                  for f in put])
+    except FormatError as e:
+        reason = "FORM_FIELD_DUPLICATE" if "already" in str(e) else "FORM_FIELD_INVALID"
+        raise _bad(f"document {name!r}: {e}", reason) from None
+
+
+def _pdf_field(f: FormField | None) -> tuple[object, ...] | None:
+    """What of a form field is in the PDF (whether it is required is not)."""
+    return None if f is None else (f.kind, f.page, f.x1, f.y1, f.x2, f.y2)
 
 
 def _form_fields(s: RecipientInput, pdf_pages_: Sequence[int], names: set[str]) -> None:

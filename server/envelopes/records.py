@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -163,6 +163,25 @@ def insert_recipient(store: Store, envelope_id: str, position: int, r: Recipient
         store.insert("envelope_form_fields", {
             "envelope_id": envelope_id, "recipient_id": r.id, "position": i, "name": ff.name, "kind": ff.kind.value,
             "page": ff.page, "x1": ff.x1, "y1": ff.y1, "x2": ff.x2, "y2": ff.y2, "required": int(ff.required)})
+
+
+def replace_form_fields(store: Store, envelope_id: str, fields: Mapping[str, Sequence[FormField]]) -> None:
+    """Draft recipients' form fields (by recipient id), as their sender placed them (in this order)."""
+    for recipient_id in fields:  # all first: a name may pass from one recipient to another
+        store.execute("DELETE FROM envelope_form_fields WHERE recipient_id = ?", (recipient_id,))
+    for recipient_id, theirs in fields.items():
+        for i, ff in enumerate(theirs):
+            store.insert("envelope_form_fields", {
+                "envelope_id": envelope_id, "recipient_id": recipient_id, "position": i, "name": ff.name,
+                "kind": ff.kind.value, "page": ff.page, "x1": ff.x1, "y1": ff.y1, "x2": ff.x2, "y2": ff.y2,
+                "required": int(ff.required)})
+
+
+def replace_original(store: Store, document_id: str, *, sha256: str, size: int) -> None:
+    """A draft document's bytes before any signature (revision 0), remade by its sender (form fields placed again);
+    locked at send like the bytes uploaded."""
+    store.execute("UPDATE envelope_revisions SET sha256 = ?, size = ? WHERE document_id = ? AND seq = 0",
+                  (sha256, size, document_id))
 
 
 def add_revision(store: Store, document_id: str, *, kind: str, sha256: str, size: int, recipient_id: str,

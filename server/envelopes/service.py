@@ -48,6 +48,7 @@ from .model import (
     Envelope,
     EnvelopeState,
     Event,
+    FormField,
     Page,
     Recipient,
     RecipientState,
@@ -83,6 +84,19 @@ def _spec(r: RecipientInput) -> object:
     if not r.form_fields:
         d.pop("form_fields")
     return d
+
+
+def _form_changes(before: Mapping[str, Sequence[FormField]],
+                  after: Mapping[str, Sequence[FormField]]) -> dict[str, str]:
+    """The form fields added, changed or removed, for a ``placed`` event's detail."""
+    old = {f.name: (rid, f) for rid, fs in before.items() for f in fs}
+    new = {f.name: (rid, f) for rid, fs in after.items() for f in fs}
+    out = {name: "removed" for name in old if name not in new}
+    for name, (rid, f) in new.items():
+        if old.get(name) != (rid, f):
+            out[name] = (f"{rid} {f.kind.value}{' required' if f.required else ''} page {f.page}: "
+                         f"{f.x1:.2f} {f.y1:.2f} {f.x2:.2f} {f.y2:.2f}")
+    return dict(sorted(out.items()))
 
 
 def _reason(text: str) -> str:
@@ -239,15 +253,21 @@ class EnvelopeService:
         return self._once(key_for(caller_key(p), "send", idempotency_key, envelope_id), act,
                           lambda sent: log.info("envelope %s sent", sent.id))
 
-    def update_fields(self, p: Principal, envelope_id: str, fields: Mapping[str, SignatureField]) -> Envelope:
-        """The sender moves signature boxes on their draft (the portal's placement page): ``fields`` maps recipient
-        ids (signers and approvers of the envelope) to their new box, each checked by :func:`.drafting.placed_field`
-        against every PDF's pages.  The boxes that change are recorded as one ``placed`` event (its detail:
-        ``{"fields": {recipient id: "page N: x1 y1 x2 y2"}}``); nothing changes when one box is refused.  Only the
-        sender (anyone else: not found, or PERMISSION_DENIED), only a draft (FAILED_PRECONDITION
-        ``ENVELOPE_<STATE>``)."""
+    def update_fields(self, p: Principal, envelope_id: str, fields: Mapping[str, SignatureField],
+                      form_fields: Mapping[str, Sequence[FormField]] | None = None) -> Envelope:
+        """The sender places signature boxes and form fields on their draft (the portal's placement page):
+        ``fields`` maps recipient ids (signers and approvers of the envelope) to their new box, each checked by
+        :func:`.drafting.placed_field` against every PDF's pages; ``form_fields``, when given, is every form field
+        of the envelope by recipient id (a recipient left out has none: fields are added, moved and removed),
+        checked by :func:`.drafting.placed_form_fields` with the rules of create, and each PDF gets one incremental
+        update taking out the fields removed or moved and placing those added or moved (:func:`.drafting.refilled`;
+        a draft's documents are locked only at send).  What changes is recorded as one ``placed`` event (its detail:
+        ``{"fields": {recipient id: "page N: x1 y1 x2 y2"}}``, and with form fields changed ``"form_fields": {name:
+        "<recipient id> <kind>[ required] page N: x1 y1 x2 y2" or "removed"}`` and ``"documents": {document id:
+        new sha256}``) and the version moves; nothing changes when anything is refused.  Only the sender (anyone
+        else: not found, or PERMISSION_DENIED), only a draft (FAILED_PRECONDITION ``ENVELOPE_<STATE>``)."""
         person_id(p, "place signature boxes")
-        if not 0 < len(fields) <= drafting.MAX_RECIPIENTS:
+        if not len(fields) <= drafting.MAX_RECIPIENTS or not (fields or form_fields is not None):
             raise InvalidArgument("give the new box of 1 to 50 recipients", reason="FIELD_INVALID")
 
         def allowed() -> Envelope:
@@ -262,23 +282,49 @@ class EnvelopeService:
         if unknown:
             raise InvalidArgument(f"{unknown[0][:64]!r} is not a signer or approver of this envelope",
                                   reason="FIELD_INVALID")
-        pages = [drafting.page_boxes(self._blobs.get(d.current_sha256, org=env.org_id), d.name)
-                 for d in env.documents if d.is_pdf]
+        pdfs = [(d, self._blobs.get(d.current_sha256, org=env.org_id)) for d in env.documents if d.is_pdf]
+        pages = [drafting.page_boxes(content, d.name) for d, content in pdfs]
         checked = {rid: drafting.placed_field(f, pages, f"{signing[rid].legal_name or rid}'s box")
                    for rid, f in fields.items()}
+        before = {r.id: r.form_fields for r in env.recipients if r.signs}
+        forms = before if form_fields is None else drafting.placed_form_fields(env.recipients, form_fields, pages)
+        old = [f for r in env.recipients for f in before.get(r.id, ())]
+        new = [f for r in env.recipients for f in forms.get(r.id, ())]
+        # each PDF with the fields placed again, made before anything is stored (a refusal leaves no blob)
+        contents = {}
+        for d, content in pdfs if old != new else ():
+            if (again := drafting.refilled(content, old, new, d.name)) != content:
+                contents[d.id] = again
+        if any(len(c) > self.limits.max_document_bytes + REVISION_ALLOWANCE for c in contents.values()):
+            raise InvalidArgument("the document would be larger than any document may be: create the envelope "
+                                  "again with its form fields", reason="DOCUMENT_TOO_LARGE")
+        shas = {k: self._blobs.put(c, org=env.org_id) for k, c in contents.items()}
         with self._write():
-            env = allowed()  # again, under the write lock
+            forms_changed = {rid for rid in forms if forms[rid] != before.get(rid, ())}
+            now_env = allowed()  # again, under the write lock
+            if forms_changed and now_env.version != env.version:  # the PDFs were made from the envelope as read
+                raise FailedPrecondition("the envelope changed while this request was handled; read it again and "
+                                         "retry", reason="ENVELOPE_CHANGED")
+            env = now_env
             changed = {r.id: checked[r.id] for r in env.recipients if r.id in checked and r.field != checked[r.id]}
-            if not changed:
+            if not changed and not forms_changed:
                 return env
             for rid, f in changed.items():
                 records.update_recipient(self._store, rid, field_page=f.page, field_x1=f.x1, field_y1=f.y1,
                                          field_x2=f.x2, field_y2=f.y2)
-            events.append(self._store, env.id, "placed", actor(p), self._now(), {"fields": {
-                rid: f"page {f.page}: {f.x1:.2f} {f.y1:.2f} {f.x2:.2f} {f.y2:.2f}" for rid, f in changed.items()}})
+            records.replace_form_fields(self._store, env.id, {rid: forms[rid] for rid in sorted(forms_changed)})
+            for doc_id, sha in shas.items():
+                records.replace_original(self._store, doc_id, sha256=sha, size=len(contents[doc_id]))
+            detail: dict[str, Any] = {"fields": {
+                rid: f"page {f.page}: {f.x1:.2f} {f.y1:.2f} {f.x2:.2f} {f.y2:.2f}" for rid, f in changed.items()}}
+            if forms_changed:
+                detail["form_fields"] = _form_changes(before, forms)
+                detail["documents"] = shas
+            events.append(self._store, env.id, "placed", actor(p), self._now(), detail)
             records.update_envelope(self._store, env)  # the version moves: a concurrent change fails, not mixes
             env = self._reload(env)
-        log.info("envelope %s: %d signature box(es) placed by the sender", env.id, len(changed))
+        log.info("envelope %s: %d signature box(es) and the form fields of %d recipient(s) placed by the sender",
+                 env.id, len(changed), len(forms_changed))
         return env
 
     def bulk_send(self, p: Principal, template_id: str, rows: Sequence[Mapping[str, str]],

@@ -9,13 +9,17 @@ under ``/o`` — called by :mod:`.web`'s dispatcher for those paths.
   principal, so authorisation is identical: another organisation's envelope is "not found".
 - The security of :mod:`.web` holds: no script, its headers -- but for a draft's placement page
   (``/s/env/<id>/place``), whose Content-Security-Policy adds ``script-src 'self'`` for the portal's one script,
-  ``/s/place.js`` (``static/place.js``: dragging signature boxes; its numeric fields work without it); a session
+  ``/s/place.js`` (``static/place.js``: dragging signature boxes and form fields; its numeric fields work without
+  it); a session
   cookie (``Secure; HttpOnly; SameSite=Strict``, ``Path=/s`` or ``/o``); every POST carries a CSRF token, an
   HMAC of the principal and that session, compared as bytes.  Creating and sending are idempotent under a random
   id of the form shown, so a double submit acts once.  Nothing here logs a name, a reason, a document or a query.
 - After the create form, the sender reaches the draft's placement step: its pages rendered like a recipient's, and
-  each signer's box as numbers (what is saved: :meth:`~server.envelopes.EnvelopeService.update_fields`, the sender
-  only, a draft only, each box inside its page); the script draws the boxes to drag and move with the keyboard.
+  each signer's box and each form field's as numbers (what is saved, together:
+  :meth:`~server.envelopes.EnvelopeService.update_fields`, the sender only, a draft only, each box inside its page,
+  form fields with the rules of create); form fields are added (name, kind, the signer or approver filling it,
+  required; a default box on page 1) and removed by the same form's buttons; the script draws the boxes to drag and
+  move with the keyboard.
 """
 
 from __future__ import annotations
@@ -23,13 +27,14 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from dataclasses import replace
 from functools import cache
 from http.cookies import CookieError, SimpleCookie
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
-from ..envelopes import SignatureField
+from ..envelopes import FormField, FormFieldKind, SignatureField
 from ..envelopes.drafting import MIN_FIELD_HEIGHT, MIN_FIELD_WIDTH
 from ..errors import InvalidArgument, ServerError, Unauthenticated
 from ..identity import Principal
@@ -45,7 +50,9 @@ if TYPE_CHECKING:
 SESSION = "signet_console"
 MAX_UPLOAD_SLACK = 256 * 1024  # the create form around its document
 _ID = r"([A-Za-z0-9_-]{1,80})"
-MAX_PLACE_FORM = 64 * 1024  # the placement form: five numbers per signer and approver (at most 50)
+MAX_PLACE_FORM = 256 * 1024  # the placement form: five numbers per signer and approver and per form field
+MAX_PLACE_FIELDS = 2000
+FORM_BOX = {FormFieldKind.TEXT: (180, 24), FormFieldKind.DATE: (100, 24), FormFieldKind.CHECKBOX: (36, 18)}  # points
 PLACE_SCRIPT = "/s/place.js"
 
 
@@ -193,8 +200,8 @@ def _envelope_page(c: _Ctx, envelope_id: str) -> None:
         raise _Refused(404, "there is no envelope you sent with this id")
     events = c.srv.envelopes.list_events(c.p, envelope_id, page_size=200)
     done = {"send": "Sent. 已发送。", "void": "Voided. 已作废。", "create": "Draft created: check it, then Send. "
-            "草稿已创建。", "placed": "Signature boxes saved: check the envelope, then Send. 签名位置已保存。"
-            }.get(c.query().get("done", ""), "")
+            "草稿已创建。", "placed": "Signature boxes saved, and the form fields: check the envelope, then Send. "
+            "签名位置与表单字段已保存。"}.get(c.query().get("done", ""), "")
     c.page(html.envelope(c.p, env, events, c.csrf, secrets.token_hex(16), ok=done))
 
 
@@ -235,14 +242,17 @@ def _place(c: _Ctx, envelope_id: str, values: dict[str, str] | None = None, mess
     except InvalidDocument:
         raise _Refused(422, "the pages of this document cannot be shown") from None
     boxes = boxes[:min(MAX_PAGES, *(d.pages for d in pdfs))]
-    ok = "Draft created: place the signature boxes, then Save. 草稿已创建。" \
-        if c.query().get("done") == "create" and values is None else ""
+    ok = {"create": "Draft created: place the signature boxes (and add form fields), then Save. 草稿已创建。",
+          "added": "Form field added on page 1: move it to its place, then Save. 表单字段已添加。",
+          "removed": "Form field removed. 表单字段已删除。"}.get(c.query().get("done", ""), "") \
+        if values is None else ""
     c.page(html.placement(c.p, env, pdfs[0], boxes, c.csrf, values or {}, min_size=(MIN_FIELD_WIDTH, MIN_FIELD_HEIGHT),
                           message=message, ok=ok), 400 if message else 200, script=True)
 
 
 def _place_form(h: _Handler) -> dict[str, str]:
-    """The placement form (URL-encoded): larger than the other forms, five numbers per signer and approver."""
+    """The placement form (URL-encoded): larger than the other forms, five numbers per signer and approver and per
+    form field."""
     try:
         length = int(h.headers.get("Content-Length") or 0)
     except ValueError:
@@ -252,26 +262,78 @@ def _place_form(h: _Handler) -> dict[str, str]:
         raise _Refused(413, "the request is too large")
     raw = h.rfile.read(length) if length > 0 else b""
     try:
-        parsed = parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=300)
+        parsed = parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_PLACE_FIELDS)
     except (UnicodeDecodeError, ValueError):
         raise _Refused(400, "the form cannot be read") from None
     return {k: v[0] for k, v in parsed.items()}
 
 
 def _save_placement(c: _Ctx, envelope_id: str) -> None:
+    """Save the placement form: every signature box and form field as numbered, less a form field whose Remove
+    button was pressed, plus the one the add fieldset names (with Add pressed, or Enter in it) on page 1; one call
+    of :meth:`~server.envelopes.EnvelopeService.update_fields`, so one ``placed`` event or nothing."""
     form = _place_form(c.h)
     c.check_csrf(form)
     env = _mine(c, envelope_id)
     fields: dict[str, SignatureField] = {}
+    removed = form.get("remove", "")
+    adding = form.get("action") == "add" or bool(form.get("new_name", "").strip())
     try:
-        for r in env.recipients:
-            if r.signs and f"{r.id}_page" in form:
+        signing = [r for r in env.recipients if r.signs]
+        for r in signing:
+            if f"{r.id}_page" in form:
                 fields[r.id] = _box(form, r.id, r.legal_name)
-        c.srv.envelopes.update_fields(c.p, envelope_id, fields)
+        form_fields: dict[str, list[FormField]] = {r.id: [] for r in signing}
+        for r in signing:
+            for f in r.form_fields:
+                if f.name == removed:
+                    continue
+                if f"ff-{f.name}_page" in form:
+                    b = _box(form, f"ff-{f.name}", f"form field {f.name!r}")
+                    f = replace(f, page=b.page, x1=b.x1, y1=b.y1, x2=b.x2, y2=b.y2)  # noqa: PLW2901 - as placed
+                form_fields[r.id].append(f)
+        if adding:
+            rid, new = _new_form_field(c, env, form, sum(len(v) for v in form_fields.values()))
+            form_fields.setdefault(rid, []).append(new)
+        c.srv.envelopes.update_fields(c.p, envelope_id, fields,
+                                      form_fields={k: tuple(v) for k, v in form_fields.items()})
     except InvalidArgument as e:  # the form again, as filled in, with what is wrong; nothing saved
-        _place(c, envelope_id, {k: v for k, v in form.items() if k != "csrf"}, e.message)
+        _place(c, envelope_id, {k: v for k, v in form.items() if k not in ("csrf", "remove", "action")}, e.message)
+        return
+    if adding or removed:  # back to the pages: to place the new field, or to see one gone
+        c.h._redirect(f"/s/env/{envelope_id}/place?done={'added' if adding else 'removed'}")
         return
     c.h._redirect(f"/s/env/{envelope_id}?done=placed")
+
+
+def _new_form_field(c: _Ctx, env: Any, form: dict[str, str], count: int) -> tuple[str, FormField]:
+    """The form field the add fieldset names (recipient id, field), its box by default on page 1 of the first PDF:
+    on the right half, below those added before (the service checks the rest as at create)."""
+    from formats.errors import InvalidDocument
+    from formats.pageboxes import page_boxes
+
+    name = form.get("new_name", "").strip()
+    if not name:
+        raise InvalidArgument("give the new form field a name (a letter, then letters, digits, '_' or '-')",
+                              reason="FORM_FIELD_INVALID")
+    try:
+        kind = FormFieldKind(form.get("new_kind", ""))
+    except ValueError:
+        raise InvalidArgument("a form field is text, date or checkbox", reason="FORM_FIELD_INVALID") from None
+    rid = form.get("new_recipient", "")
+    pdf = next((d for d in env.documents if d.is_pdf), None)
+    if pdf is None:
+        raise InvalidArgument("form fields need a PDF document", reason="FORM_FIELD_INVALID")
+    try:
+        page = page_boxes(c.srv.envelopes.get_document(c.p, env.id, pdf.id).content, "the document")[0]
+    except InvalidDocument:
+        raise _Refused(422, "the pages of this document cannot be shown") from None
+    width, height = FORM_BOX[kind]
+    x1 = max(page.x0, min(page.x0 + page.width * 0.55, page.x1 - width - 10))
+    top = page.y1 - 60 - (count % 12) * (height + 12)
+    y1 = max(page.y0, top - height)
+    return rid, FormField(name, kind, 1, round(x1, 2), round(y1, 2), round(x1 + width, 2), round(y1 + height, 2),
+                          form.get("new_required", "") == "yes")
 
 
 def _box(form: dict[str, str], rid: str, name: str) -> SignatureField:

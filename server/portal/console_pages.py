@@ -24,13 +24,17 @@ select:focus,textarea:focus{outline:3px solid #f59e0b;outline-offset:2px}
 .actions{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-end}
 .sheet{position:relative;display:inline-block;max-width:100%;margin:0 0 1rem}.sheet img.page{margin:0;height:auto}
 .sheet figcaption{font-size:.9rem;margin:.25rem 0}
-button.sigbox{position:absolute;box-sizing:border-box;margin:0;padding:0;border:2px solid #1a4ed8;border-radius:0;
-background:rgba(26,78,216,.1);color:#111;font-size:.8rem;text-align:left;cursor:move;touch-action:none;
-display:flex;align-items:flex-start;overflow:visible;user-select:none}button.sigbox[hidden]{display:none}
-button.sigbox .name{background:#1a4ed8;color:#fff;padding:.1rem .3rem;white-space:nowrap}
-button.sigbox .grip{position:absolute;right:-7px;bottom:-7px;width:12px;height:12px;background:#1a4ed8;
-border:2px solid #fff;cursor:nwse-resize}
-button.sigbox:focus{outline:3px solid #b45309;outline-offset:1px}
+button.sigbox,button.formbox{position:absolute;box-sizing:border-box;margin:0;padding:0;border:2px solid #1a4ed8;
+border-radius:0;background:rgba(26,78,216,.1);color:#111;font-size:.8rem;text-align:left;cursor:move;touch-action:none;
+display:flex;align-items:flex-start;overflow:visible;user-select:none}
+button.sigbox[hidden],button.formbox[hidden]{display:none}
+button.sigbox .name,button.formbox .name{background:#1a4ed8;color:#fff;padding:.1rem .3rem;white-space:nowrap}
+button.sigbox .grip,button.formbox .grip{position:absolute;right:-7px;bottom:-7px;width:12px;height:12px;
+background:#1a4ed8;border:2px solid #fff;cursor:nwse-resize}
+button.formbox{border:2px dashed #047857;background:rgba(4,120,87,.1)}
+button.formbox .name{background:#047857;position:absolute;left:-2px;bottom:100%}
+button.formbox .grip{background:#047857}
+button.sigbox:focus,button.formbox:focus{outline:3px solid #b45309;outline-offset:1px}
 """
 ROLES = ("signer", "approver", "copy")
 METHODS = ("token", "remote")
@@ -165,8 +169,8 @@ def envelope(who: Any, env: Any, events: Sequence[Any], csrf: str, form_id: str,
     actions = []
     if state == "draft":
         if any(d.is_pdf for d in env.documents) and any(r.signs for r in env.recipients):
-            actions.append(f"<p><a href=\"{escape(base)}/place\">Place the signature boxes on the pages "
-                           "在页面上放置签名位置</a></p>")
+            actions.append(f"<p><a href=\"{escape(base)}/place\">Place the signature boxes and form fields on the "
+                           "pages 在页面上放置签名位置与表单字段</a></p>")
         actions.append(pages._form(f"{base}/send", csrf, {"form_id": form_id}, "Send 发送"))
     if state in ("draft", "sent"):
         actions.append(pages._form(
@@ -183,19 +187,62 @@ def envelope(who: Any, env: Any, events: Sequence[Any], csrf: str, form_id: str,
     return _page("s", env.title, "".join(parts), who=who)
 
 
-PLACE_HELP = ("Drag each person's box onto the page where they sign, and drag its corner to resize it. With the "
-              "keyboard: Tab to a box; the arrow keys move it, Shift with the arrow keys resizes it, Page Down and "
-              "Page Up move it to the next or previous page. The numbers below are what is saved (points from the "
-              "bottom left of the page); you may also type them. 拖动每个签名框到签署位置, 拖动右下角调整大小; "
+PLACE_HELP = ("Drag each box onto its place on the pages (a signature box where its person signs, a form field "
+              "where its person fills it in), and drag its corner to resize it. With the keyboard: Tab to a box; "
+              "the arrow keys move it, Shift with the arrow keys resizes it, Page Down and Page Up move it to the "
+              "next or previous page. The numbers below are what is saved (points from the bottom left of the "
+              "page); you may also type them. 拖动每个签名框或表单字段到其位置, 拖动右下角调整大小; "
               "键盘: 方向键移动, Shift+方向键调整大小, Page Down/Page Up 换页。")
+FORM_KINDS = {"text": "text 文本", "date": "date 日期", "checkbox": "checkbox 复选框"}
+
+
+def _numbers(prefix: str, values: Mapping[str, str], defaults: Mapping[str, str]) -> str:
+    """The five numbers of a box (page, x1, y1, x2, y2), inputs ``<prefix>_<key>``."""
+    p = escape(prefix)
+    return "".join(
+        f"<div><label for=\"{p}_{k}\">{'Page 页' if k == 'page' else f'{k} (points 点)'}</label>"
+        f"<input type=\"number\" step=\"{1 if k == 'page' else 'any'}\" id=\"{p}_{k}\" name=\"{p}_{k}\" "
+        f"value=\"{escape(values.get(f'{prefix}_{k}', defaults[k]))}\" required></div>" for k in FIELD_DEFAULTS)
+
+
+def _num(v: float) -> str:
+    return f"{v:.15g}"
+
+
+def _add_form_field(signing: Sequence[Any], values: Mapping[str, str]) -> str:
+    """The fieldset adding a form field (with a default box on page 1): its name, kind, person and whether it is
+    required."""
+    kind = values.get("new_kind", "text")
+    kinds = "".join(f"<option value=\"{k}\"{' selected' if k == kind else ''}>{escape(t)}</option>"
+                    for k, t in FORM_KINDS.items())
+    who = values.get("new_recipient", "")
+    people = "".join(f"<option value=\"{escape(r.id)}\"{' selected' if r.id == who else ''}>"
+                     f"{escape(r.legal_name)} · {escape(str(r.role))}</option>" for r in signing)
+    checked = " checked" if values.get("new_required") else ""
+    return ("<fieldset><legend>Add a form field 添加表单字段</legend><div class=\"row\">"
+            "<div><label for=\"new_name\">Name 名称 (a letter, then letters, digits, _ or -)</label>"
+            f"<input type=\"text\" id=\"new_name\" name=\"new_name\" maxlength=\"64\" "
+            f"value=\"{escape(values.get('new_name', ''))}\"></div>"
+            f"<div><label for=\"new_kind\">Kind 类型</label><select id=\"new_kind\" name=\"new_kind\">{kinds}"
+            "</select></div>"
+            f"<div><label for=\"new_recipient\">Filled in by 填写人</label><select id=\"new_recipient\" "
+            f"name=\"new_recipient\">{people}</select></div>"
+            f"<div><input type=\"checkbox\" id=\"new_required\" name=\"new_required\" value=\"yes\"{checked}> "
+            "<label for=\"new_required\">Required 必填</label></div></div>"
+            "<p>It is added on page 1 with the placement above saved; then move it like the other boxes. "
+            "添加到第 1 页, 然后移动到位。</p>"
+            "<p><button type=\"submit\" name=\"action\" value=\"add\">Add form field 添加表单字段</button></p>"
+            "</fieldset>")
 
 
 def placement(who: Any, env: Any, doc: Any, boxes: Sequence[Any], csrf: str, values: Mapping[str, str], *,
               min_size: tuple[int, int], message: str = "", ok: str = "") -> bytes:
     """The placement step of a draft: its pages (of ``doc``, the first PDF; ``boxes`` their sizes in points, as
     data attributes) and, per signer and approver, the box as numbers in a form (the saved truth, which works without
-    script); ``/s/place.js`` draws each box on the pages and keeps the numbers in step as it is dragged or moved
-    with the keyboard."""
+    script), then every form field's box the same way (with a button removing it) and a fieldset adding one;
+    ``/s/place.js`` draws each box on the pages (form fields labelled with their name and kind) and keeps the
+    numbers in step as it is dragged or moved with the keyboard.  The form's first button saves (pressing Enter in
+    a field saves)."""
     base = f"/s/env/{env.id}"
     signing = sorted((r for r in env.recipients if r.signs), key=lambda r: (r.routing_order, r.id))
     sets = []
@@ -204,13 +251,26 @@ def placement(who: Any, env: Any, doc: Any, boxes: Sequence[Any], csrf: str, val
         defaults = ({"page": str(f.page), "x1": f"{f.x1:g}", "y1": f"{f.y1:g}", "x2": f"{f.x2:g}", "y2": f"{f.y2:g}"}
                     if f is not None else {**FIELD_DEFAULTS, "y1": str(56 + 70 * i), "y2": str(116 + 70 * i)})
         rid = escape(r.id)
-        numbers = "".join(
-            f"<div><label for=\"{rid}_{k}\">{'Page 页' if k == 'page' else f'{k} (points 点)'}</label>"
-            f"<input type=\"number\" step=\"{1 if k == 'page' else 'any'}\" id=\"{rid}_{k}\" name=\"{rid}_{k}\" "
-            f"value=\"{escape(values.get(f'{r.id}_{k}', defaults[k]))}\" required></div>" for k in FIELD_DEFAULTS)
-        sets.append(f"<fieldset data-recipient=\"{rid}\" data-name=\"{escape(r.legal_name)}\"><legend>"
+        sets.append(f"<fieldset data-box=\"{rid}\" data-label=\"Signature box 签名框: {escape(r.legal_name)}\" "
+                    f"data-name=\"{escape(r.legal_name)}\"><legend>"
                     f"{escape(r.legal_name)} · {escape(str(r.role))} · order 顺序 {r.routing_order}</legend>"
-                    f"<div class=\"row\">{numbers}</div></fieldset>")
+                    f"<div class=\"row\">{_numbers(r.id, values, defaults)}</div></fieldset>")
+    forms = []
+    for r in signing:
+        for ff in r.form_fields:
+            prefix = f"ff-{ff.name}"
+            kind = str(ff.kind)
+            required = " · required 必填" if ff.required else ""
+            defaults = {"page": str(ff.page), "x1": _num(ff.x1), "y1": _num(ff.y1), "x2": _num(ff.x2),
+                        "y2": _num(ff.y2)}
+            forms.append(
+                f"<fieldset data-box=\"{escape(prefix)}\" data-form-field=\"{escape(ff.name)}\" "
+                f"data-label=\"Form field 表单字段: {escape(ff.name)} ({escape(kind)}) · {escape(r.legal_name)}\" "
+                f"data-name=\"{escape(ff.name)}\"><legend>Form field 表单字段 <code>{escape(ff.name)}</code> · "
+                f"{escape(FORM_KINDS.get(kind, kind))} · filled in by 填写人 {escape(r.legal_name)}{required}</legend>"
+                f"<div class=\"row\">{_numbers(prefix, values, defaults)}</div>"
+                f"<p><button type=\"submit\" class=\"secondary\" name=\"remove\" value=\"{escape(ff.name)}\">"
+                f"Remove {escape(ff.name)} 删除</button></p></fieldset>")
     n = len(boxes)
     sheets = "".join(
         f"<figure class=\"sheet\" data-page=\"{i}\" data-x0=\"{b.x0:g}\" data-y0=\"{b.y0:g}\" "
@@ -219,18 +279,21 @@ def placement(who: Any, env: Any, doc: Any, boxes: Sequence[Any], csrf: str, val
         f"height=\"{round(b.height * 80 / 72)}\" src=\"{escape(base)}/doc/{escape(doc.id)}/page/{i}.png\">"
         f"<figcaption>Page {i} 第 {i} 页</figcaption></figure>" for i, b in enumerate(boxes, 1))
     several = sum(1 for d in env.documents if d.is_pdf) > 1
-    body = (f"<h1>Place the signature boxes 放置签名位置</h1>{_notes(message, ok)}"
+    none = "" if forms else "<p>No form field yet. 暂无表单字段。</p>"
+    body = (f"<h1>Place the signature boxes and form fields 放置签名位置与表单字段</h1>{_notes(message, ok)}"
             f"<p>{escape(env.title)} · <a href=\"{escape(base)}\">Back to the envelope 返回信封</a></p>"
             f"<p id=\"place-help\">{escape(PLACE_HELP)}</p>"
             + ("<p>Each box goes on the same page of every PDF of the envelope; the pages shown are those of "
-               f"{escape(doc.name)}. 每个签名框位于信封中每份PDF的同一页。</p>" if several else "")
+               f"{escape(doc.name)}. 每个框位于信封中每份PDF的同一页。</p>" if several else "")
             + "<p id=\"place-status\" role=\"status\" aria-live=\"polite\"></p>"
               f"<h2>Pages 页面</h2><div class=\"card\" id=\"sheets\">{sheets}</div>"
-              "<h2>Signature boxes 签名位置</h2>"
+              "<h2>Signature boxes and form fields 签名位置与表单字段</h2>"
               f"<form method=\"post\" action=\"{escape(base)}/place\" class=\"card\" id=\"placement\" "
               f"data-min-width=\"{min_size[0]}\" data-min-height=\"{min_size[1]}\">"
-              f"<input type=\"hidden\" name=\"csrf\" value=\"{escape(csrf)}\">{''.join(sets)}"
-              "<p><button type=\"submit\">Save placement 保存位置</button></p></form>"
+              f"<input type=\"hidden\" name=\"csrf\" value=\"{escape(csrf)}\">"
+              "<p><button type=\"submit\" name=\"action\" value=\"save\">Save placement 保存位置</button></p>"
+              f"<h3>Signature boxes 签名位置</h3>{''.join(sets)}"
+              f"<h3>Form fields 表单字段</h3>{none}{''.join(forms)}{_add_form_field(signing, values)}</form>"
               "<script src=\"/s/place.js\" defer></script>")
     return _page("s", f"Place: {env.title}", body, who=who)
 

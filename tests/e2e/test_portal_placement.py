@@ -380,3 +380,220 @@ def test_in_a_browser_the_sender_drags_and_moves_the_boxes_and_the_signatures_la
     page_b, rect_b = widgets[f"signet-{bob}"]
     assert page_a == 1 and _near(rect_a, [76, 56, 306, 126])
     assert page_b == 2 and _near(rect_b, [300, 440, 520, 500])
+
+
+# -- form fields: added, moved and removed on the placement page ---------------------------------------------------
+def _form_fields(env: Any) -> dict[str, tuple[str, int, int, float, float, float, float, bool]]:
+    """Every form field by name: (person id, kind, page, x1, y1, x2, y2, required)."""
+    return {f.name: (r.person_id, f.kind, f.page, f.x1, f.y1, f.x2, f.y2, f.required)
+            for r in env.recipients for f in r.form_fields}
+
+
+def _with_form_fields(env: Any, form: dict[str, str], **boxes: tuple[Any, ...]) -> dict[str, str]:
+    """The placement form with each form field's numbers as they are, ``boxes`` (by field name) replacing some."""
+    out = dict(form)
+    for r in env.recipients:
+        for f in r.form_fields:
+            box = boxes.get(f.name, (f.page, f.x1, f.y1, f.x2, f.y2))
+            out.update({f"ff-{f.name}_{k}": str(v) for k, v in zip(("page", "x1", "y1", "x2", "y2"), box, strict=True)})
+    return out
+
+
+def test_form_fields_are_added_and_removed_without_script_and_refusals_change_nothing(world: World) -> None:
+    w = world
+    title = "Placement Lease Cedar"
+    env = w.call("dave", "CreateEnvelope", pb.CreateEnvelopeRequest(
+        idempotency_key=f"create {title}", title=title,
+        recipients=[pb.RecipientSpec(person_id=w.ids["alice"], role=pb.RECIPIENT_ROLE_SIGNER, routing_order=1,
+                                     signing_method=pb.SIGNING_METHOD_REMOTE, field=FIELD),
+                    pb.RecipientSpec(person_id=w.ids["bob"], role=pb.RECIPIENT_ROLE_SIGNER, routing_order=2,
+                                     signing_method=pb.SIGNING_METHOD_REMOTE, field=FIELD, form_fields=[
+                                         pb.FormFieldSpec(name="bob_note", kind=pb.FORM_FIELD_KIND_TEXT, page=1,
+                                                          x1=56, y1=600, x2=250, y2=620)]),
+                    pb.RecipientSpec(person_id=w.ids["carol"], role=pb.RECIPIENT_ROLE_COPY, routing_order=3)],
+        documents=[pb.DocumentSpec(name="lease.pdf", media_type="application/pdf", content=w.pdf(title))])).envelope
+    rid = {r.person_id: r.id for r in env.recipients}
+    b = Browser(w, "dave")
+    status, _, page = b.get(f"/s/env/{env.id}/place")
+    assert status == 200 and b'data-form-field="bob_note"' in page and b'id="ff-bob_note_x1"' in page
+    assert b'name="remove" value="bob_note"' in page and b'id="new_name"' in page
+    assert f'<option value="{rid[w.ids["carol"]]}"'.encode() not in page  # only signers and approvers are offered
+    csrf = _csrf(page)
+    base = _with_form_fields(env, _form(env, csrf))
+    before, sha = _form_fields(w.envelope(env.id)), env.documents[0].current_sha256
+
+    def add(name: str, kind: str, person: str, **more: str) -> dict[str, str]:
+        return {**base, "action": "add", "new_name": name, "new_kind": kind, "new_recipient": rid[w.ids[person]],
+                **more}
+
+    for form, words in ((add("carol_note", "text", "carol"), b"copy recipient"),  # a recipient who does not sign
+                        (add("bob_note", "date", "alice"), b"named twice"),  # a name taken
+                        (add("signet-x", "text", "alice"), b"signet-"),  # the signature fields' prefix
+                        (add("", "text", "alice"), b"give the new form field a name"),
+                        (add("radio_1", "radio", "alice"), b"text, date or checkbox"),
+                        ({**_with_form_fields(env, base, bob_note=(1, 500, 600, 700, 620))},
+                         b"inside page 1"),  # off the page's right edge
+                        ({**_with_form_fields(env, base, bob_note=(3, 56, 600, 250, 620))}, b"page 3 is not a page")):
+        status, headers, again = b.post(f"/s/env/{env.id}/place", form)
+        assert status == 400 and b'role="alert"' in again and words in again, (form, again[:1500])
+        assert "script-src 'self'" in headers["Content-Security-Policy"]
+        if form.get("new_name"):
+            assert f'id="new_name" name="new_name" maxlength="64" value="{form["new_name"]}"'.encode() in again
+        assert f'value="{form["ff-bob_note_x1"]}"'.encode() in again  # the form again, as typed
+    current = w.envelope(env.id)
+    assert _form_fields(current) == before and current.documents[0].current_sha256 == sha
+    assert "placed" not in w.events(env.id)  # nothing changed
+
+    # Alice's required checkbox added (a default box on page 1), then Bob's note removed: each one 'placed' event
+    status, _, added = b.post(f"/s/env/{env.id}/place", add("alice_ok", "checkbox", "alice", new_required="yes"))
+    assert status == 200 and b"Form field added" in added and b'data-form-field="alice_ok"' in added
+    fields = _form_fields(w.envelope(env.id))
+    person, kind, page_no, x1, y1, x2, y2, required = fields["alice_ok"]
+    assert (person, kind, page_no, required) == (w.ids["alice"], pb.FORM_FIELD_KIND_CHECKBOX, 1, True)
+    assert (x2 - x1, y2 - y1) == (36, 18) and 0 <= x1 and y2 <= A4_H and fields["bob_note"] == before["bob_note"]
+    assert w.envelope(env.id).documents[0].current_sha256 != sha  # the PDF with the field placed
+    later = w.envelope(env.id)
+    status, _, removed = b.post(f"/s/env/{env.id}/place", {**_with_form_fields(later, _form(later, csrf)),
+                                                           "remove": "bob_note"})
+    assert status == 200 and b"Form field removed" in removed and b'data-form-field="bob_note"' not in removed
+    assert set(_form_fields(w.envelope(env.id))) == {"alice_ok"} and w.events(env.id).count("placed") == 2
+
+
+def test_in_a_browser_the_sender_adds_and_places_form_fields_and_the_signers_fill_them_there(world: World) -> None:
+    import os
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    from formats.formfields import form_field_values
+
+    from .test_portal import _tab_to
+
+    w = world
+    exe = shutil.which("chromium")
+    assert exe, "Debian's chromium is missing (the Makefile's set-up installs it)"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    title = "Placement Lease Dogwood"
+    pdf = w.base / "browser-form-fields.pdf"
+    pdf.write_bytes(w.pdf(title))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"] if os.geteuid() == 0 else [])
+        try:
+            ctx = browser.new_context(  # no bypass_csp: the page's script runs under the page's own policy
+                ignore_https_errors=True, viewport={"width": 1000, "height": 2500},
+                client_certificates=[{"origin": w.portal, "certPath": str(w.files["dave"].cert),
+                                      "keyPath": str(w.files["dave"].key)}])
+            page = ctx.new_page()
+            external: list[str] = []
+            problems: list[str] = []
+            page.on("request", lambda r: external.append(r.url) if not r.url.startswith(w.portal) else None)
+            page.on("console", lambda m: problems.append(f"{m.text} {m.location.get('url', '')}")
+                    if m.type == "error" and not m.location.get("url", "").endswith("/favicon.ico") else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+
+            page.goto(w.portal + "/s/new")
+            page.fill("#title", title)
+            page.set_input_files("#document", str(pdf))
+            for i, name in ((1, "alice"), (2, "bob")):
+                page.fill(f"#r{i}_person", w.ids[name])
+                page.select_option(f"#r{i}_method", "remote")
+            page.click("text=Create draft")
+            page.wait_for_selector("button.sigbox")
+            envelope_id = re.search(r"/s/env/([^/?]+)/place", page.url).group(1)  # type: ignore[union-attr]
+            rid = {r.person_id: r.id for r in w.envelope(envelope_id).recipients}
+            alice, bob = rid[w.ids["alice"]], rid[w.ids["bob"]]
+
+            # the add fieldset: a text field for Bob, then a required checkbox for Alice
+            for name, kind, who, required in (("bob_note", "text", bob, False), ("alice_ok", "checkbox", alice, True)):
+                page.fill("#new_name", name)
+                page.select_option("#new_kind", kind)
+                page.select_option("#new_recipient", who)
+                if required:
+                    page.check("#new_required")
+                page.click("button[value=add]")
+                page.wait_for_selector(f'button.formbox:has-text("{name}")')
+                assert "Form field added" in page.locator("[role=status]").first.inner_text()
+            page.wait_for_load_state("networkidle")
+            assert page.locator("button.formbox").count() == 2 and page.locator("button.sigbox").count() == 2
+            assert "(text)" in page.locator("button.formbox", has_text="bob_note").inner_text()
+            assert "(checkbox)" in page.locator("button.formbox", has_text="alice_ok").inner_text()
+
+            def numbers(prefix: str) -> list[float]:
+                return [float(page.input_value(f"#{prefix}_{k}")) for k in ("page", "x1", "y1", "x2", "y2")]
+
+            note, tick = numbers("ff-bob_note"), numbers("ff-alice_ok")
+            assert note[0] == tick[0] == 1
+
+            # the mouse: Bob's text field onto page 2, its top-left corner at (300, 500) points
+            box = page.locator("button.formbox", has_text="bob_note").bounding_box()
+            img = page.locator('.sheet[data-page="2"] img').bounding_box()
+            assert box and img
+            scale = (img["width"] - 2) / A4_W  # the image's 1 px border on each side
+            grab = (box["x"] + 20, box["y"] + 8)
+            drop = (img["x"] + 1 + 300 * scale + 20, img["y"] + 1 + (A4_H - 500) * scale + 8)
+            page.mouse.move(*grab)
+            page.mouse.down()
+            page.mouse.move(*drop, steps=25)
+            page.mouse.up()
+            width, height = note[3] - note[1], note[4] - note[2]
+            assert _near(numbers("ff-bob_note"), [2, 300, 500 - height, 300 + width, 500])
+            assert page.locator('.sheet[data-page="2"] button.formbox').count() == 1
+
+            # the keyboard: Alice's checkbox 20 points left and 10 down, 10 wider and 10 taller; to page 2 and back
+            for _ in range(80):
+                page.keyboard.press("Tab")
+                if page.evaluate("() => document.activeElement.matches('button.formbox') && "
+                                 "document.activeElement.innerText.includes('alice_ok')"):
+                    break
+            else:
+                raise AssertionError("Alice's checkbox cannot be reached with the keyboard")
+            for key in ["ArrowLeft"] * 4 + ["ArrowDown"] * 2 + ["Shift+ArrowRight"] * 2 + ["Shift+ArrowDown"] * 2:
+                page.keyboard.press(key)
+            moved = [1, tick[1] - 20, tick[2] - 20, tick[3] - 10, tick[4] - 10]
+            assert _near(numbers("ff-alice_ok"), moved, 0.01)
+            page.keyboard.press("PageDown")
+            assert numbers("ff-alice_ok")[0] == 2
+            page.keyboard.press("PageUp")
+            assert _near(numbers("ff-alice_ok"), moved, 0.01)
+            assert "alice_ok: page 1" in page.locator("#place-status").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "13-form-fields.png"), full_page=True)
+            assert _axe(page) == []
+
+            _tab_to(page, "Save placement")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("text=Signature boxes saved")
+            _tab_to(page, "Send")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("text=Sent.")
+            assert external == [] and problems == []  # nothing left the portal; no script error, no CSP refusal
+            ctx.close()
+        finally:
+            browser.close()
+
+    sent = w.envelope(envelope_id)
+    assert sent.state == pb.ENVELOPE_STATE_SENT
+    fields = _form_fields(sent)
+    assert set(fields) == {"bob_note", "alice_ok"}
+    assert fields["bob_note"][:3] == (w.ids["bob"], pb.FORM_FIELD_KIND_TEXT, 2) and not fields["bob_note"][7]
+    assert _near(fields["bob_note"][3:7], [300, 500 - height, 300 + width, 500])
+    assert fields["alice_ok"][:3] == (w.ids["alice"], pb.FORM_FIELD_KIND_CHECKBOX, 1) and fields["alice_ok"][7]
+    assert _near(fields["alice_ok"][3:7], moved[1:])
+
+    # both sign remotely through the API, filling their fields (the recipient's page has no form field inputs)
+    doc = sent.documents[0]
+    for name, values in (("alice", {"alice_ok": "yes"}), ("bob", {"bob_note": "Keys returned"})):
+        current = w.envelope(envelope_id).documents[0].current_sha256 if name == "bob" else doc.current_sha256
+        if name == "bob":
+            _link(w, envelope_id, "bob@example.com")  # his turn has come (his notice is out)
+        challenge = w.call(name, "StartSigning", pb.StartSigningRequest(
+            envelope_id=envelope_id, document_id=doc.id, revision_sha256=current)).challenge
+        w.call(name, "SignRemotely", pb.SignRemotelyRequest(
+            envelope_id=envelope_id, document_id=doc.id, revision_sha256=current, code_id=challenge.code_id,
+            one_time_code=latest_code(w.r.env, PEOPLE[name][2]), field_values=values))
+    assert w.envelope(envelope_id).state == pb.ENVELOPE_STATE_COMPLETED
+
+    signed = w.call("dave", "GetDocument", pb.GetDocumentRequest(envelope_id=envelope_id, document_id=doc.id))
+    assert form_field_values(signed.content) == {"alice_ok": "yes", "bob_note": "Keys returned"}
+    widgets = _widgets(signed.content)
+    assert widgets["bob_note"][0] == 2 and _near(widgets["bob_note"][1], fields["bob_note"][3:7])
+    assert widgets["alice_ok"][0] == 1 and _near(widgets["alice_ok"][1], fields["alice_ok"][3:7])

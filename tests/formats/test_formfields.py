@@ -10,7 +10,14 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from formats import InvalidOptions
-from formats.formfields import FormField, add_form_fields, check_value, fill_form_fields, form_field_values
+from formats.formfields import (
+    FormField,
+    add_form_fields,
+    check_value,
+    fill_form_fields,
+    form_field_values,
+    replace_form_fields,
+)
 from formats.revision import (
     REVISION_FIELD_VALUE_INVALID,
     REVISION_FOREIGN_FIELD,
@@ -44,6 +51,23 @@ def test_fields_are_placed_empty_as_an_incremental_update(world, placed):
         add_form_fields(placed, [FormField("alice_name", "text", 0, (1, 1, 20, 20))])
     with pytest.raises(InvalidOptions, match="page 9"):
         add_form_fields(world.contract, [FormField("x", "text", 8, (1, 1, 20, 20))])
+
+
+def test_fields_are_taken_out_and_placed_again_as_one_more_incremental_update(world, placed, tmp_path):
+    moved = replace_form_fields(placed, ["alice_date", "bob_agree"],
+                                [FormField("alice_date", "date", 1, (100, 100, 200, 124))])
+    assert moved.startswith(placed) and PdfFileReader(io.BytesIO(moved)).xrefs.total_revisions == 3
+    reader = PdfFileReader(io.BytesIO(moved))
+    kids = reader.root["/Pages"]["/Kids"]
+    on_pages = {str(a.get_object()["/T"]): n for n in range(len(kids)) for a in kids[n].get("/Annots", [])}
+    assert on_pages == {"alice_name": 0, "alice_date": 1}  # bob_agree off its page too, alice_date on page 2
+    assert form_field_values(moved) == {"alice_name": "", "alice_date": ""}
+    assert replace_form_fields(moved, [], []) == moved
+    with pytest.raises(InvalidOptions, match="no form field 'bob_agree'"):
+        replace_form_fields(moved, ["bob_agree"], [])
+    alice = agent_sign(moved, world.alice, "signet-a", tmp_path, form_values={"alice_date": "2026-11-30"})
+    v = accepted(check(world, moved, alice, expected_field="signet-a", assigned_fields=ALICE))
+    assert v.changed_fields == {"signet-a", "alice_date"}
 
 
 def test_own_fields_filled_with_the_signature_are_accepted(world, placed, tmp_path):

@@ -1,12 +1,14 @@
-// Signet portal: placing signature boxes on a draft's pages (/s/env/<id>/place) -- the portal's only script,
-// served by the portal itself (/s/place.js) to that page only (its Content-Security-Policy: script-src 'self').
+// Signet portal: placing signature boxes and form fields on a draft's pages (/s/env/<id>/place) -- the portal's
+// only script, served by the portal itself (/s/place.js) to that page only (its Content-Security-Policy:
+// script-src 'self').
 //
 // Progressive enhancement: the form's numeric fields (page, x1, y1, x2, y2 in PDF points from the bottom left of
-// the page) are what is saved and work without this script.  The script draws one box per signer on the rendered
-// pages, lets the sender drag it (to another page too) and resize it by its corner with a mouse, or move it with
-// the arrow keys, resize it with Shift and the arrow keys, and change pages with Page Down / Page Up; every change
-// is written into the numeric fields, and typing in them moves the box.  Each page's size in points comes from
-// its data- attributes (the server reads the PDF's media box); screen pixels become points by the image's scale.
+// the page) are what is saved and work without this script.  The script draws one box per signer and one per form
+// field (labelled with its name and kind) on the rendered pages, lets the sender drag it (to another page too) and
+// resize it by its corner with a mouse, or move it with the arrow keys, resize it with Shift and the arrow keys,
+// and change pages with Page Down / Page Up; every change is written into the numeric fields, and typing in them
+// moves the box.  Each page's size in points comes from its data- attributes (the server reads the PDF's media
+// box); screen pixels become points by the image's scale.
 (function () {
   "use strict";
   var form = document.getElementById("placement");
@@ -219,17 +221,19 @@
     announce(b);
   }
 
-  Array.prototype.forEach.call(form.querySelectorAll("fieldset[data-recipient]"), function (fs) {
-    var b = { name: fs.dataset.name || fs.dataset.recipient, inputs: {}, el: document.createElement("button") };
+  // one box per fieldset with its numbers: each signer's signature box, then each form field (labelled with its
+  // name and kind, drawn differently), moved and resized the same way
+  Array.prototype.forEach.call(form.querySelectorAll("fieldset[data-box]"), function (fs) {
+    var b = { name: fs.dataset.name || fs.dataset.box, inputs: {}, el: document.createElement("button") };
     for (var i = 0; i < KEYS.length; i++) {
-      b.inputs[KEYS[i]] = document.getElementById(fs.dataset.recipient + "_" + KEYS[i]);
+      b.inputs[KEYS[i]] = document.getElementById(fs.dataset.box + "_" + KEYS[i]);
     }
     b.el.type = "button";
-    b.el.className = "sigbox";
+    b.el.className = fs.dataset.formField ? "formbox" : "sigbox";
     b.el.setAttribute("aria-describedby", "place-help");
     var label = document.createElement("span");
     label.className = "name";
-    label.textContent = "Signature box 签名框: " + b.name;
+    label.textContent = fs.dataset.label || b.name;
     var grip = document.createElement("span");
     grip.className = "grip";
     grip.setAttribute("aria-hidden", "true");
