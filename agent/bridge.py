@@ -61,6 +61,7 @@ HEADERS = {
 }
 _FIELDS = {"envelope": r"[A-Za-z0-9_-]{1,64}", "document": r"[A-Za-z0-9_-]{1,64}", "sha256": r"[0-9a-f]{64}",
            "code_id": r"[A-Za-z0-9_-]{1,64}", "code": r"[0-9A-Za-z]{4,12}", "nonce": r"[A-Za-z0-9_-]{16,128}"}
+FIELD_PREFIX = "field."  # the recipient's form fields, filled in the same revision: field.<name>=<value>
 SIGNING_ROLES = (server_pb2.RECIPIENT_ROLE_SIGNER, server_pb2.RECIPIENT_ROLE_APPROVER)
 
 
@@ -158,7 +159,7 @@ class _Handler(Http11Handler):  # never HTTP/0.9's bare body (fuzz findings F21,
             raise Refused(413 if length > 0 else 400, "the request is empty or too large")
         raw = self.rfile.read(length)
         try:
-            parsed = parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
+            parsed = parse_qs(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=80)
         except (UnicodeDecodeError, ValueError):
             raise Refused(400, "the form cannot be read") from None
         return {k: v[0] for k, v in parsed.items()}
@@ -209,7 +210,9 @@ class BridgeServer(ThreadingHTTPServer):
         f = {k: form[k].strip() for k in _FIELDS}
         if not self.nonces.claim(f["nonce"]):
             raise Refused(409, "this form was already sent to the agent; open the envelope again to sign", back)
-        self.perform({**f, "timestamp_url": form.get("timestamp_url", "")}, origin, back)
+        values = {k[len(FIELD_PREFIX):]: v.strip() for k, v in form.items() if k.startswith(FIELD_PREFIX)}
+        self.perform({**f, "timestamp_url": form.get("timestamp_url", ""),
+                      **{FIELD_PREFIX + k: v for k, v in values.items()}}, origin, back)
         return back
 
     def perform(self, f: dict[str, str], origin: str, back: str) -> None:
@@ -257,7 +260,9 @@ class BridgeServer(ThreadingHTTPServer):
         if not key_id:
             raise Refused(409, f"the token {token.label!r} does not hold the key this agent was enrolled with; "
                                "nothing was signed", back)
+        values = {k[len(FIELD_PREFIX):]: v for k, v in f.items() if k.startswith(FIELD_PREFIX)}
         signed = sign_revision(client, got.content, doc, mine[0], token=token, key_id=key_id, pin=pin,
+                               values=values if doc.media_type == "application/pdf" else None,
                                timestamp_url=f["timestamp_url"])
         link.call(svc.SubmitSignature, server_pb2.SubmitSignatureRequest(
             idempotency_key=f"{env.id}-{doc.id}-{sha}", envelope_id=env.id, document_id=doc.id,

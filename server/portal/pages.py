@@ -93,12 +93,44 @@ def envelope(base: str, env: Any, me: Any, csrf: str, *, message: str = "", ok: 
     return _page(env.title, "".join(parts))
 
 
+FIELD_PREFIX = "field."  # a form field's value in the signing form: field.<its name>
+
+
+def field_inputs(me: Any, doc: Any, values: dict[str, str] | None = None) -> str:
+    """The recipient's own form fields of a PDF, to fill in the signature's revision (the sender placed them)."""
+    if me is None or not doc.is_pdf or not me.form_fields:
+        return ""
+    values = values or {}
+    rows = []
+    for n, f in enumerate(me.form_fields):
+        fid, name = f"ff{n}", escape(FIELD_PREFIX + f.name)
+        req = " required" if f.required else ""
+        label = f"{escape(f.name)}{' (required 必填)' if f.required else ''}"
+        if str(f.kind) == "checkbox":
+            checked = " checked" if values.get(f.name) == "yes" else ""
+            rows.append(f"<p><input type=\"checkbox\" id=\"{fid}\" name=\"{name}\" value=\"yes\"{checked}{req}> "
+                        f"<label for=\"{fid}\">{label}</label></p>")
+        else:
+            kind = "date" if str(f.kind) == "date" else "text"
+            rows.append(f"<label for=\"{fid}\">{label}</label><input type=\"{kind}\" id=\"{fid}\" name=\"{name}\" "
+                        f"value=\"{escape(values.get(f.name, ''))}\" maxlength=\"200\"{req}>")
+    return ("<fieldset><legend>Your form fields 您的表单字段 (page and place as the sender set them)</legend>"
+            + "".join(rows) + "</fieldset>")
+
+
+def field_values(form: dict[str, str]) -> dict[str, str]:
+    """The form fields' values posted with a signing form (an unchecked checkbox is not posted: "no")."""
+    return {k[len(FIELD_PREFIX):]: v.strip() for k, v in form.items() if k.startswith(FIELD_PREFIX)}
+
+
 def code_form(base: str, env: Any, doc: Any, code_id: str, csrf: str, *, message: str = "",
-              bridge: Bridge | None = None) -> bytes:
+              bridge: Bridge | None = None, me: Any = None, values: dict[str, str] | None = None) -> bytes:
     """Enter the one-time code that was just sent; it is bound to this revision's SHA-256.  With ``bridge`` the
-    form goes to the signer's own agent, which signs on their token after its own confirmation (and PIN)."""
+    form goes to the signer's own agent, which signs on their token after its own confirmation (and PIN).  ``me``:
+    the recipient, whose form fields of this document are filled in the same form."""
     error = f"<div class=\"card error\" role=\"alert\">{escape(message)}</div>" if message else ""
-    code_input = ("<label for=\"code\">One-time code 验证码</label><input type=\"text\" id=\"code\" name=\"code\" "
+    code_input = (field_inputs(me, doc, values) +
+                  "<label for=\"code\">One-time code 验证码</label><input type=\"text\" id=\"code\" name=\"code\" "
                   "inputmode=\"numeric\" autocomplete=\"one-time-code\" maxlength=\"10\" required>")
     if bridge is not None:
         body = (f"<h1>{escape(env.title)}</h1>{error}<div class=\"card\"><p>A code was sent to your phone. It signs "
@@ -116,9 +148,7 @@ def code_form(base: str, env: Any, doc: Any, code_id: str, csrf: str, *, message
             f"exactly this revision of {escape(doc.name)} 验证码只用于签署此版本: <code>{escape(doc.current_sha256)}"
             "</code></p>" + _form(
                 f"{base}/sign", csrf, {"document": doc.id, "sha256": doc.current_sha256, "code_id": code_id},
-                "Sign 签署",
-                extra="<label for=\"code\">One-time code 验证码</label><input type=\"text\" id=\"code\" name=\"code\" "
-                      "inputmode=\"numeric\" autocomplete=\"one-time-code\" maxlength=\"10\" required>")
+                "Sign 签署", extra=code_input)
             + f"</div><p><a href=\"{escape(base)}\">Back 返回</a></p>")
     return _page(env.title, body)
 

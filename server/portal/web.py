@@ -117,7 +117,7 @@ class _Handler(TlsHandler):
             raise _Refused(413, "the request is too large")
         raw = self.rfile.read(length) if length > 0 else b""
         try:
-            parsed = parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=20)
+            parsed = parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=80)
         except (UnicodeDecodeError, ValueError):
             raise _Refused(400, "the form cannot be read") from None
         return {k: v[0] for k, v in parsed.items()}
@@ -216,14 +216,21 @@ class _Handler(TlsHandler):
             # a form POST under "no-referrer" carries "Origin: null": the bridge must see this page's origin (only
             # the origin: never the link's path) to check it against its allow-list
             self._send(200, pages.code_form(base, env, doc, challenge.code_id, srv.csrf(token, session),
-                                            bridge=bridge), headers={"Referrer-Policy": "origin"} if bridge else None)
+                                            bridge=bridge, me=me),
+                       headers={"Referrer-Policy": "origin"} if bridge else None)
             return
+        me = next(r for r in env.recipients if r.id == link.recipient_id)
+        values = pages.field_values(form)
         try:
             srv.envelopes.sign_remotely(p, link.envelope_id, doc.id, form.get("sha256", ""),
-                                        code=form.get("code", "").strip(), code_id=form.get("code_id", ""))
-        except Unauthenticated as e:  # a wrong code: the same form again, with what went wrong
-            self._send(401, pages.code_form(base, env, doc, form.get("code_id", ""), srv.csrf(token, session),
-                                            message=e.message))
+                                        code=form.get("code", "").strip(), code_id=form.get("code_id", ""),
+                                        field_values=values if doc.is_pdf else None)
+        except (Unauthenticated, InvalidArgument, FailedPrecondition) as e:  # the same form again, as filled in
+            if isinstance(e, FailedPrecondition) and not e.reason.startswith("REVISION_REQUIRED"):
+                raise
+            self._send(401 if isinstance(e, Unauthenticated) else 400,
+                       pages.code_form(base, env, doc, form.get("code_id", ""), srv.csrf(token, session),
+                                       message=e.message, me=me, values=values))
             return
         self._redirect(f"{base}?signed=1")
 

@@ -182,6 +182,51 @@ def test_a_remote_recipient_reviews_and_signs_from_the_link(world: World) -> Non
     assert [s.ok for s in report.signatures] == [True]
 
 
+def test_a_remote_recipient_fills_her_form_fields_in_the_signing_form(world: World) -> None:
+    """Carol's own form fields (placed by the sender) are inputs of her signing form: a required one left empty is
+    the form again with what is missing, nothing signed, the code still good; filled, they land in her revision."""
+    w = world
+    title = "Portal Lease Fields"
+    path = w.base / "fields.pdf"
+    make_contract_pdf(path, title, ["Dave Portal", "Carol Portal"], pages=2)
+    draft = w.call("dave", "CreateEnvelope", pb.CreateEnvelopeRequest(
+        idempotency_key=f"create {title}", title=title,
+        recipients=[pb.RecipientSpec(
+            person_id=w.ids["carol"], role=pb.RECIPIENT_ROLE_SIGNER, routing_order=1,
+            signing_method=pb.SIGNING_METHOD_REMOTE, field=FIELD, form_fields=[
+                pb.FormFieldSpec(name="tenant", kind=pb.FORM_FIELD_KIND_TEXT, page=1, x1=300, y1=56, x2=500, y2=80,
+                                 required=True),
+                pb.FormFieldSpec(name="pets", kind=pb.FORM_FIELD_KIND_CHECKBOX, page=2, x1=56, y1=200, x2=74,
+                                 y2=218)])],
+        documents=[pb.DocumentSpec(name="lease.pdf", media_type="application/pdf", content=path.read_bytes())]))
+    env = w.call("dave", "SendEnvelope", pb.SendEnvelopeRequest(envelope_id=draft.envelope.id)).envelope
+    doc = env.documents[0]
+    link = _link(w, env.id)
+    b = Browser(w.r.env.ca_pem)
+    html = b.get(link)[2]
+    status, _, page = b.post(f"{link}/code", {"document": doc.id, "sha256": doc.current_sha256, "csrf": _csrf(html)})
+    assert status == 200 and b'name="field.tenant"' in page and b'type="checkbox"' in page
+    assert re.search(rb'name="field.tenant"[^>]*required', page)
+    code_id = re.search(rb'name="code_id" value="([^"]+)"', page)
+    assert code_id
+    code = latest_code(w.r.env, PEOPLE["carol"][2])
+    sign = {"document": doc.id, "sha256": doc.current_sha256, "csrf": _csrf(page), "code_id": code_id.group(1).decode(),
+            "code": code}
+    status, _, again = b.post(f"{link}/sign", {**sign, "field.tenant": "", "field.pets": "yes"})
+    assert status == 400 and b"tenant" in again and b'name="code"' in again and b"checked" in again
+    assert _state(w, env.id)[2] == [0]  # nothing signed
+    status, _, done = b.post(f"{link}/sign", {**sign, "field.tenant": "Carol Portal 卡罗尔", "field.pets": "yes"})
+    assert status == 200 and b"Signed" in done
+    status, _, pdf = b.get(f"{link}/doc/{doc.id}/file")
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    signed = w.base / "fields-signed.pdf"
+    signed.write_bytes(pdf)
+    with signed.open("rb") as f:
+        fields = {str(x.get_object()["/T"]): x.get_object() for x in PdfFileReader(f).root["/AcroForm"]["/Fields"]}
+        assert str(fields["tenant"]["/V"]) == "Carol Portal 卡罗尔" and str(fields["pets"]["/V"]) == "/Yes"
+
+
 def test_links_and_documents_of_others_are_not_found(world: World) -> None:
     w = world
     mine, other = _send(w, "Portal Lease Rowan"), _send(w, "Portal Lease Sorrel")

@@ -115,7 +115,7 @@ def world(make_token, tmp_path_factory) -> Iterator[World]:
     assert not re.search(r"/r/[A-Za-z0-9_-]{30,}", logs)  # a link's token is never logged
 
 
-def _send(w: World, title: str) -> pb.Envelope:
+def _send(w: World, title: str, form_fields: tuple[pb.FormFieldSpec, ...] = ()) -> pb.Envelope:
     path = w.base / f"{title.replace(' ', '-')}.pdf"
     make_contract_pdf(path, title, ["Erin Bridge", "Alice Bridge"], pages=2)
     with channel(w.r.env, w.erin) as ch:
@@ -123,7 +123,8 @@ def _send(w: World, title: str) -> pb.Envelope:
         draft = svc.CreateEnvelope(pb.CreateEnvelopeRequest(
             idempotency_key=f"create {title}", title=title,
             recipients=[pb.RecipientSpec(person_id=w.alice, role=pb.RECIPIENT_ROLE_SIGNER, routing_order=1,
-                                         signing_method=pb.SIGNING_METHOD_TOKEN, field=FIELD)],
+                                         signing_method=pb.SIGNING_METHOD_TOKEN, field=FIELD,
+                                         form_fields=list(form_fields))],
             documents=[pb.DocumentSpec(name="lease.pdf", media_type="application/pdf", content=path.read_bytes())]),
             timeout=60)
         return svc.SendEnvelope(pb.SendEnvelopeRequest(envelope_id=draft.envelope.id), timeout=60).envelope
@@ -156,6 +157,7 @@ class Portal:
         self.link = urllib.parse.urlsplit(link)
         self.ctx = ssl.create_default_context(cafile=str(w.r.env.ca_pem))
         self.cookie = ""
+        self.last_html = b""
 
     def request(self, method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, bytes]:
         conn = http.client.HTTPSConnection(self.link.hostname or "", self.link.port, context=self.ctx, timeout=60)
@@ -184,6 +186,7 @@ class Portal:
         html, csp = resp.read(), resp.getheader("Content-Security-Policy") or ""
         conn.close()
         assert resp.status == 200, html[-300:]
+        self.last_html = html
         m = re.search(rb'<form method="post" action="([^"]+/v1/sign)">(.*?)</form>', html, re.S)
         assert m, html[:600]
         form = {k.decode(): v.decode().replace("&amp;", "&") for k, v in
@@ -219,16 +222,19 @@ def _signed(w: World, envelope_id: str) -> bool:
 
 def test_the_portal_form_goes_to_the_agent_which_signs_on_the_token_after_its_own_confirmation(world: World) -> None:
     w = world
-    env = _send(w, "Bridge Lease Amber")
+    env = _send(w, "Bridge Lease Amber", (pb.FormFieldSpec(
+        name="tenant", kind=pb.FORM_FIELD_KIND_TEXT, page=1, x1=300, y1=56, x2=500, y2=80, required=True),))
     link = _link(w, env.id)
     portal = Portal(w, link)
     action, form, csp = portal.code_form()
     assert action == f"{w.bridge}/v1/sign"
     assert f"form-action 'self' {w.bridge}" in csp and "script-src" not in csp  # still no script at all
     assert "pin" not in {k.lower() for k in form}  # the page never asks for the PIN
+    assert re.search(rb'name="field.tenant"[^>]*required', portal.last_html)  # her field, in the bridge's form
     doc = env.documents[0]
     assert form["sha256"] == doc.current_sha256 and form["return"] == f"{link}?signed=1"
     form["code"] = latest_code(w.r.env, ALICE[2])
+    form["field.tenant"] = "Alice Bridge 爱丽"  # her form field, filled in the same form, signed by her agent
 
     # refused before anything happens: nothing signed, the code still good for the real request
     assert _bridge(w, form, origin="https://evil.example")[0] == 403
@@ -257,6 +263,11 @@ def test_the_portal_form_goes_to_the_agent_which_signs_on_the_token_after_its_ow
     report = verify_pdf(signed, [pem.unarmor(w.r.env.signing_root.read_bytes())[2]], revocation="offline")
     assert [s.ok for s in report.signatures] == [True]
     assert "Alice Bridge" in (report.signatures[0].signer_subject or "")
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    with signed.open("rb") as f:
+        fields = {str(x.get_object()["/T"]): x.get_object() for x in PdfFileReader(f).root["/AcroForm"]["/Fields"]}
+        assert str(fields["tenant"]["/V"]) == "Alice Bridge 爱丽"
 
 
 def test_a_declined_confirmation_signs_nothing_and_says_so(world: World) -> None:
