@@ -167,3 +167,20 @@ def approve_as_reviewer(r: Running, person_id: str) -> None:
     with channel(r.env, r.reviewer_a) as ch:
         pbg.IdentityServiceStub(ch).ApprovePerson(pb.ApprovePersonRequest(
             person_id=person_id, evidence="ID card inspected at the branch", reference="ticket-7"), timeout=30)
+
+
+def notice_link(env: ServerEnv, email: str, envelope_id: str, timeout: float = 60.0) -> str:
+    """The portal link in a recipient's "your turn" notice for ``envelope_id`` (their e-mail, in the outbox)."""
+    import re
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in admin(env, "outbox", "list", "--to", email):
+            body = admin(env, "outbox", "read", entry["id"])["body"]
+            if envelope_id in body:
+                m = re.search(r"Open it in your browser: (https://\S+/r/[A-Za-z0-9_-]+)", body)
+                assert m, body
+                return m.group(1)
+        time.sleep(0.5)
+    raise AssertionError(f"no notice with a link for {envelope_id}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.cookiejar
 import re
 import ssl
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -34,6 +33,7 @@ from .server_harness import (
     channel,
     free_port,
     latest_code,
+    notice_link,
     prc_id,
     register_verified,
     start_running,
@@ -115,16 +115,7 @@ def _send(w: World, title: str) -> pb.Envelope:
 
 def _link(w: World, envelope_id: str) -> str:
     """The portal link in Carol's "your turn" notice (her e-mail, in the outbox here)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        for entry in admin(w.r.env, "outbox", "list", "--to", "carol@example.com"):
-            body = admin(w.r.env, "outbox", "read", entry["id"])["body"]
-            if envelope_id in body:
-                m = re.search(r"Open it in your browser: (https://\S+/r/[A-Za-z0-9_-]+)", body)
-                assert m, body
-                return m.group(1)
-        time.sleep(0.5)
-    raise AssertionError(f"no notice with a link for {envelope_id}")
+    return notice_link(w.r.env, "carol@example.com", envelope_id)
 
 
 def _csrf(html: bytes) -> str:
@@ -261,9 +252,6 @@ def chromium(world: World) -> Iterator[Any]:
         yield b
 
 
-_axe, _tab_to = browser.axe, browser.tab_to
-
-
 def test_in_a_browser_with_the_keyboard_only_the_recipient_signs_and_every_page_passes_axe(
         world: World, chromium: Any) -> None:
     w = world
@@ -280,20 +268,20 @@ def test_in_a_browser_with_the_keyboard_only_the_recipient_signs_and_every_page_
     assert page.locator("img.page").count() == 2 and all(
         page.evaluate("img => img.naturalWidth", img.element_handle()) > 100 for img in page.locator("img.page").all())
     page.screenshot(path=str(ARTIFACTS / "01-review.png"), full_page=True)
-    assert _axe(page) == []
-    _tab_to(page, "Send me a code")
+    assert browser.axe(page) == []
+    browser.tab_to(page, "Send me a code")
     page.keyboard.press("Enter")
     page.wait_for_selector("input[name=code]")
-    _tab_to(page, "One-time code")
+    browser.tab_to(page, "One-time code")
     page.keyboard.type(latest_code(w.r.env, PEOPLE["carol"][2]))
     page.screenshot(path=str(ARTIFACTS / "02-code.png"), full_page=True)
-    assert _axe(page) == []
-    _tab_to(page, "Sign")
+    assert browser.axe(page) == []
+    browser.tab_to(page, "Sign")
     page.keyboard.press("Enter")
     page.wait_for_selector("[role=status]")
     assert "Signed" in page.locator("[role=status]").inner_text()
     page.screenshot(path=str(ARTIFACTS / "03-signed.png"), full_page=True)
-    assert _axe(page) == []
+    assert browser.axe(page) == []
     assert _state(w, env.id)[0] == pb.ENVELOPE_STATE_COMPLETED
     assert external == []  # no request leaves the portal
     phone = chromium.new_context(viewport={"width": 375, "height": 740})

@@ -15,7 +15,6 @@ import http.client
 import json
 import re
 import ssl
-import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from .server_harness import (
     channel,
     free_port,
     latest_code,
+    notice_link,
     prc_id,
     register_verified,
     start_running,
@@ -137,16 +137,7 @@ def _get(w: World, envelope_id: str) -> pb.Envelope:
 
 
 def _link(w: World, envelope_id: str) -> str:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        for entry in admin(w.r.env, "outbox", "list", "--to", "alice.bridge@example.com"):
-            body = admin(w.r.env, "outbox", "read", entry["id"])["body"]
-            if envelope_id in body:
-                m = re.search(r"Open it in your browser: (https://\S+/r/[A-Za-z0-9_-]+)", body)
-                assert m, body
-                return m.group(1)
-        time.sleep(0.5)
-    raise AssertionError(f"no notice with a link for {envelope_id}")
+    return notice_link(w.r.env, "alice.bridge@example.com", envelope_id)
 
 
 class Portal:

@@ -15,7 +15,6 @@ import http.cookiejar
 import io
 import re
 import ssl
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,6 +29,7 @@ from formats.samplepdf import make_contract_pdf
 from signet.v1 import server_pb2 as pb
 from signet.v1 import server_pb2_grpc as pbg
 
+from . import browser as web
 from .server_harness import (
     ClientFiles,
     Running,
@@ -37,6 +37,7 @@ from .server_harness import (
     channel,
     free_port,
     latest_code,
+    notice_link,
     prc_id,
     register_verified,
     start_running,
@@ -209,17 +210,7 @@ def test_the_placement_page_its_headers_and_the_refusals_that_change_nothing(wor
 
 # -- in a real browser: Debian's chromium driven by Playwright, the page's script under its own CSP ---------------
 def _link(w: World, envelope_id: str, email: str) -> str:
-    """The portal link in a recipient's "your turn" notice (their e-mail, in the outbox here)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        for entry in admin(w.r.env, "outbox", "list", "--to", email):
-            body = admin(w.r.env, "outbox", "read", entry["id"])["body"]
-            if envelope_id in body:
-                m = re.search(r"Open it in your browser: (https://\S+/r/[A-Za-z0-9_-]+)", body)
-                assert m, body
-                return m.group(1)
-        time.sleep(0.5)
-    raise AssertionError(f"no notice with a link for {envelope_id}")
+    return notice_link(w.r.env, email, envelope_id)
 
 
 def _widgets(pdf: bytes) -> dict[str, tuple[int, list[float]]]:
@@ -255,7 +246,6 @@ def test_in_a_browser_the_sender_drags_and_moves_the_boxes_and_the_signatures_la
 
     from playwright.sync_api import sync_playwright
 
-    from .test_portal import _tab_to
 
     w = world
     exe = shutil.which("chromium")
@@ -334,10 +324,10 @@ def test_in_a_browser_the_sender_drags_and_moves_the_boxes_and_the_signatures_la
             page.screenshot(path=str(ARTIFACTS / "11-placed.png"), full_page=True)
             assert _axe(page) == []
 
-            _tab_to(page, "Save placement")
+            web.tab_to(page, "Save placement")
             page.keyboard.press("Enter")
             page.wait_for_selector("text=Signature boxes saved")
-            _tab_to(page, "Send")
+            web.tab_to(page, "Send")
             page.keyboard.press("Enter")
             page.wait_for_selector("text=Sent.")
             page.screenshot(path=str(ARTIFACTS / "12-placed-and-sent.png"), full_page=True)
@@ -467,7 +457,6 @@ def test_in_a_browser_the_sender_adds_and_places_form_fields_and_the_signers_fil
 
     from formats.formfields import form_field_values
 
-    from .test_portal import _tab_to
 
     w = world
     exe = shutil.which("chromium")
@@ -559,10 +548,10 @@ def test_in_a_browser_the_sender_adds_and_places_form_fields_and_the_signers_fil
             page.screenshot(path=str(ARTIFACTS / "13-form-fields.png"), full_page=True)
             assert _axe(page) == []
 
-            _tab_to(page, "Save placement")
+            web.tab_to(page, "Save placement")
             page.keyboard.press("Enter")
             page.wait_for_selector("text=Signature boxes saved")
-            _tab_to(page, "Send")
+            web.tab_to(page, "Send")
             page.keyboard.press("Enter")
             page.wait_for_selector("text=Sent.")
             assert external == [] and problems == []  # nothing left the portal; no script error, no CSP refusal
