@@ -10,22 +10,35 @@ import pytest
 from .framework import AckLog, RoundReport
 from .soak import run_soak
 
+KINDS = (("agent", ("sign_digest", "sign_stream", "sign_pdf")),
+         ("server", ("person_registered", "phone_verified", "person_approved", "certificate_issued", "envelope_created",
+                     "envelope_sent", "envelope_signed", "envelope_bulk_sent", "envelope_signed_remotely")))
+
 
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_three_rounds_of_kill_9_lose_nothing(make_token, tmp_path):
     lines: list[str] = []
-    report = run_soak(tmp_path, rounds=3, seconds=2.5, seed=random.randrange(1 << 31), make_token=make_token,
-                      out=lines.append)
+    report = run_soak(tmp_path / "soak", rounds=3, seconds=2.5, seed=random.randrange(1 << 31),
+                      make_token=make_token, out=lines.append)
     text = "\n".join(lines + report.summary())
     assert report.ok, text
     assert len(report.reports) == 6, text
-    for side, kinds in (("agent", ("sign_digest", "sign_stream", "sign_pdf")),
-                        ("server", ("person_registered", "phone_verified", "person_approved",
-                                    "certificate_issued", "envelope_created", "envelope_sent", "envelope_signed",
-                                    "envelope_bulk_sent", "envelope_signed_remotely"))):
-        assert all(report.totals[side][k] > 0 for k in kinds), text  # every kind of load was acknowledged
+    for side, _ in KINDS:
         assert len(report.restarts(side)) == 3, text
+    # every kind of load must have been acknowledged, and checked after a kill; the longest (a remote signature:
+    # create, send, code, sign) may not fit 3 short rounds on a loaded machine: up to 3 more rounds then
+    seen = {side: {k for k, n in report.totals[side].items() if n > 0} for side, _ in KINDS}
+    missing = [k for side, kinds in KINDS for k in kinds if k not in seen[side]]
+    if missing:
+        sides = [side for side, kinds in KINDS if any(k not in seen[side] for k in kinds)]
+        more = run_soak(tmp_path / "more", rounds=3, seconds=4.0, seed=random.randrange(1 << 31),
+                        make_token=make_token, sides=sides, out=lines.append)
+        text = "\n".join(lines + report.summary() + more.summary())
+        assert more.ok, text
+        for side, _ in KINDS:
+            seen[side] |= {k for k, n in more.totals[side].items() if n > 0}
+    assert all(k in seen[side] for side, kinds in KINDS for k in kinds), text
 
 
 def test_a_lost_signature_is_reported():
