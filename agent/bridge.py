@@ -171,7 +171,7 @@ class _Handler(Http11Handler):  # never HTTP/0.9's bare body (fuzz findings F21,
         except ValueError:  # e.g. an unbalanced "[" in the host (fuzz finding F22): no address at all
             raise Refused(400, "the page gave no address of its own to return to; nothing was signed") from None
         if f"{parts.scheme}://{parts.netloc}" != origin or not parts.path.startswith("/") or "\\" in back \
-                or any(ord(c) < 33 for c in back):
+                or any(not 33 <= ord(c) <= 126 for c in back):  # printable ASCII: a Location header (F24)
             raise Refused(400, "the page gave no address of its own to return to; nothing was signed")
         return back
 

@@ -2,7 +2,7 @@
 
 ``http.server`` answers a request line that says ``HTTP/0.9`` (or names no version) in HTTP/0.9's way: a bare
 body, no status line, no headers -- so no Content-Security-Policy or any other header either.  These listeners
-speak HTTP/1.1 to such a request instead (fuzz findings F19, F21, F23).
+speak HTTP/1.1 to such a request instead (fuzz findings F19, F21, F23, F25).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ class Http11Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     default_request_version = "HTTP/1.1"
 
-    def parse_request(self) -> bool:
-        ok = super().parse_request()
-        if self.request_version == "HTTP/0.9":  # answered with a status line and our headers all the same
+    def send_response_only(self, code: int, message: str | None = None) -> None:
+        # also for an error answered while the request line is parsed (fuzz finding F25: five words ending in
+        # HTTP/0.9 got a 400 page without a status line): every answer starts with one
+        if self.request_version == "HTTP/0.9":
             self.request_version = "HTTP/1.1"
-        return ok
+        super().send_response_only(code, message)

@@ -75,10 +75,13 @@ def request(bridge: Any, data: bytes) -> None:
         head = raw.split(b"\r\n\r\n", 1)[0]
         if origin != ORIGIN or f"{urlsplit(back).scheme}://{urlsplit(back).netloc}" != ORIGIN:
             raise Finding("the bridge signed for a page not on its allow-list", key="bridge origin")
-        if not head.startswith(b"POST /v1/sign") or f"\nHost: {HOST}".encode() not in head.replace(b"\r\n", b"\n"):
+        hosts = re.findall(rb"(?im)^host:[ \t]*([^\r\n]*?)[ \t]*\r?$", head)  # the first one counts (http.server)
+        words = head.split(b"\n", 1)[0].split()  # as http.server reads the request line
+        if words[:1] != [b"POST"] or len(words) < 2 or words[1].split(b"?", 1)[0] != b"/v1/sign" or not hosts \
+                or hosts[0] != HOST.encode():
             raise Finding("the bridge signed for a request that was not a POST to its loopback listener",
                           key="bridge request")
         if sum(1 for g, _, _ in server.performed if g["nonce"] == f["nonce"]) > 1:
             raise Finding("the bridge signed twice for one nonce", key="bridge replay")
-        if m.group(1) != b"303":
+        if m.group(1) != b"303" or not re.search(rb"\r\nLocation: [!-~]+\r\n", out.split(b"\r\n\r\n", 1)[0] + b"\r\n"):
             raise Finding("the bridge signed but did not send the browser back", key="bridge answer")

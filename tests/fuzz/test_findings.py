@@ -497,3 +497,25 @@ def test_an_http_0_9_request_line_is_answered_with_a_status_line_by_the_portal(p
     request(portal, (HERE / "regressions" / "F23-portal-http-0.9.http").read_bytes())
     assert portal[2].last_response.startswith(b"HTTP/1.1 200 ") and b"Content-Security-Policy" in \
         portal[2].last_response
+
+
+def test_a_return_address_outside_printable_ascii_is_refused_before_anything_is_signed() -> None:
+    """F24 (fuzz run of 2026-11-30): a return address with a character outside Latin-1 (here U+FFFD from a broken
+    percent-escape) passed the origin check, the signing step ran, and only then did the Location header fail to
+    encode: a broken answer after a signature.  The return address must be printable ASCII now: 400 first."""
+    from .bridge_target import make_bridge, request
+
+    bridge = make_bridge()
+    request(bridge, (HERE / "regressions" / "F24-bridge-return-address-not-ascii.http").read_bytes())
+    assert bridge[0].last_response.startswith(b"HTTP/1.1 400 ") and bridge[0].performed == []
+
+
+def test_a_request_line_of_five_words_ending_in_http_0_9_gets_a_400_with_a_status_line() -> None:
+    """F25 (fuzz run of 2026-11-30): ``POST /v POST /v1/sign HTTP/1.11/sign HTTP/0.9`` -- http.server takes the last
+    word for the version before refusing the line, so its 400 page went out in HTTP/0.9's way, without a status
+    line.  Every answer of the small listeners starts with an HTTP/1.1 status line now (signet.http11)."""
+    from .bridge_target import make_bridge, request
+
+    bridge = make_bridge()
+    request(bridge, (HERE / "regressions" / "F25-bridge-bad-request-line-ending-http-0.9.http").read_bytes())
+    assert bridge[0].last_response.startswith(b"HTTP/1.1 400 ") and bridge[0].performed == []
