@@ -217,6 +217,7 @@ class _Handler(Http11Handler):
         return form
 
     def do_POST(self) -> None:
+        self.close_connection = True  # one form per connection: an unread body is never the next request (F26)
         try:
             path, _ = self._route()
             kiosk = self.server.kiosk

@@ -133,6 +133,8 @@ class _Handler(TlsHandler):
         path = self.path.split("?", 1)[0]
         try:
             if self.command == "POST":  # every form: codes, signatures, declines, sign-in areas' actions
+                # one form per connection: a body a refusal left unread is never read as the next request (F26)
+                self.close_connection = True
                 self.server.posts.hit(str(self.client_address[0]))
             if path == "/portal.css" and self.command == "GET":
                 self._send(200, pages.CSS, "text/css; charset=utf-8")

@@ -30,6 +30,9 @@ server_handler      every Identity/Certificate/Enrollment/EnvelopeService method
 portal_request      a raw HTTP request to the portal's handler over memory (``@link``, ``@csrf``, ``@sess``
                     and the world's ids as placeholders: :mod:`tests.fuzz.portal_target`); never 500, always
                     an HTTP response, no link token echoed that the request did not name
+kiosk_request       a raw HTTP request to the agent's kiosk pages over a fixture station state
+                    (:mod:`tests.fuzz.kiosk_target`); never 500 or a dropped request, a status line always, no
+                    injected header, never the PIN, signing only with the session's CSRF token
 bridge_request      a raw HTTP request to the agent's local bridge over memory (``@origin``, ``@host``:
                     :mod:`tests.fuzz.bridge_target`); never 500, always an HTTP response, the signing step
                     reached only from an allowed origin and loopback Host, once per nonce
@@ -55,6 +58,7 @@ from typing import Any
 from .bridge_target import bridge_request
 from .evidence_targets import audit_proof, evidence_bundle
 from .fakes import Aborted, FakeContext, Finding
+from .kiosk_target import kiosk_request
 from .portal_target import portal_request
 
 HERE = Path(__file__).resolve().parent
@@ -518,7 +522,9 @@ def prepare(name: str) -> None:
     if name == "worker_frame":
         import agent.jobs
     if name == "bridge_request":
-        import agent.bridge  # noqa: F401
+        import agent.bridge
+    if name == "kiosk_request":
+        import agent.kiosk.web  # noqa: F401
     if name in ("evidence_bundle", "audit_proof"):
         importlib.import_module("agent.evidence")
     if name == "agent_handler":
@@ -567,4 +573,5 @@ TARGETS: dict[str, Target] = {t.name: dataclasses.replace(t, fn=_guarded(t.fn)) 
     Target("portal_request", portal_request, (CORPUS / "portal_request",), 16 * 1024, ("server.portal",
                                                                                         "server.envelopes")),
     Target("bridge_request", bridge_request, (CORPUS / "bridge_request",), 16 * 1024, ("agent.bridge",)),
+    Target("kiosk_request", kiosk_request, (CORPUS / "kiosk_request",), 16 * 1024, ("agent.kiosk",)),
 )}

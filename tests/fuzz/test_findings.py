@@ -519,3 +519,17 @@ def test_a_request_line_of_five_words_ending_in_http_0_9_gets_a_400_with_a_statu
     bridge = make_bridge()
     request(bridge, (HERE / "regressions" / "F25-bridge-bad-request-line-ending-http-0.9.http").read_bytes())
     assert bridge[0].last_response.startswith(b"HTTP/1.1 400 ") and bridge[0].performed == []
+
+
+def test_a_refused_form_never_has_its_body_read_as_the_next_request() -> None:
+    """F26 (fuzz run of 2026-11-30, the kiosk target's first minute): a signing form refused before its body was
+    read (here 415, a mangled Content-Type) left the body on the kept-alive connection; it was read as the next
+    request line and http.server's 400 page quoted it -- with the PIN.  Now every form post is the connection's
+    last request, and the small listeners' error pages never quote a request (signet.http11)."""
+    from .kiosk_target import PIN, make_kiosk, request
+
+    kiosk = make_kiosk()
+    request(kiosk, (HERE / "regressions" / "F26-kiosk-unread-form-body-read-as-next-request.http").read_bytes())
+    out = kiosk[0].last_response
+    assert out.startswith(b"HTTP/1.1 415 ") and out.count(b"HTTP/1.1 ") == 1 and PIN.encode() not in out
+    assert kiosk[0].signed == []
