@@ -15,8 +15,10 @@ either; :mod:`server.search.terms` describes how text becomes terms.
 
 **What is stored** (see ``MIGRATIONS``): per organisation a number and its document count; per contract a
 number, its contract id, status and date (the filters and the date order); per (term hash, contract) the term
-frequency; per term hash its document frequency; per (party hash, contract) one row.  The field is part of the
-hash rather than a column, so the same word in a title and in the text gives unrelated hashes.  What an
+frequency; per term hash its document frequency; per (party hash, contract) one row; per term or party hash, and
+per status and month, the set of its contracts as blocked bitmaps (:mod:`.bitmaps`: contract numbers only).  The
+field is part of the hash rather than a column, so the same word in a title and in the text gives unrelated
+hashes.  What an
 observer of the database still learns is the shape: how many terms a contract has, how often each (unknown)
 hash occurs, which contracts share hashes.
 
@@ -30,7 +32,7 @@ holds the term, ``tf`` the occurrences of the term in that field, and the weight
 the order contracts were indexed; ``order="date"`` gives the newest first.  Every query term must occur in at
 least one field (AND).
 
-**Queries** have three plans, chosen per query by estimated cost (in postings read).  *Scan*: start from the
+**Queries** have four plans, chosen per query by estimated cost (in postings read).  *Scan*: start from the
 smallest candidate set (the rarest query term by its document frequencies, or the party filter's contracts, or the
 date span's) and look every term up per candidate in the covering index ``(org, term, doc, tf)``, or, when no
 candidate set is small enough, scan the terms' postings and group them by contract; every match is scored and
@@ -41,8 +43,16 @@ contracts holding the term in its less frequent fields (a title, say) are read w
 frequent field are read in ``(org, term, tf DESC, doc)`` order (one field's score grows with its tf), and reading
 stops once no unread contract can reach the page (Fagin's threshold algorithm, with index look-ups only for the
 contracts of the other fields still within reach); a term in one field only, without filters, is that index order
-itself.  It falls back to the scan when it would read too much.  An AND of several terms by relevance is scanned:
-its exact total needs every match found anyway.  The early plans take the total from a count by index probes from
+itself.  It falls back to the scan when it would read too much.  *Bitmaps* (every AND, and one term with a
+filter, when the postings to read are many): the matches are the intersection of each term's bitmap (the union
+of its fields'), the party's, the status's and the date span's (its whole months' bitmaps, its partial months
+from the date index), so the exact total is a count of bits and no posting is read for it.  Newest first, the
+contracts are walked by date and kept when their bit is set (or, when the matches are few, their dates are read
+and sorted).  Best first, the matches are split into classes by the set of query hashes they hold; a class scores
+at most the sum of its hashes' best contributions (their largest tf, from the tf index); classes are scored best
+bound first until the k-th score found beats the next bound, and a large class is read best first through its
+hashes' postings (Fagin's threshold algorithm; with one hash, the index order is the result order).  It falls
+back to the scan when it would read too much.  The early plans take the total from a count by index probes from
 the smallest candidate set (for one term without filters: its document frequency, plus its other fields'
 contracts not already counted).  Every plan gives the same pages, scores and totals (``tests/unit/test_search_index.py``
 compares them with a full scan).  Every statement names the organisation's number (the contract-id lookup
@@ -52,6 +62,7 @@ ever collided.  Measured with ``bench/search_index.py``: see README.md (benchmar
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import hmac
@@ -64,6 +75,7 @@ from typing import Any, Literal
 from ..clock import to_text
 from ..errors import InvalidArgument
 from ..store import Row, Store
+from . import bitmaps
 from .terms import query_terms, term_frequencies
 
 #: Searchable fields and their weight in the score.
@@ -78,6 +90,71 @@ _TOP_MIN = 2_000  # below this many postings to score, a query scans them all (n
 _TOP_DENSE = 20  # ... nor unless the term is in this many times the contracts of the pages asked for
 _TOP_BUDGET = 0.5  # the top-k pass gives up (and scans) after reading this share of the postings
 _BATCH = 2_000  # contracts per scoring statement of the top-k pass
+_BITS_MIN = 2_000  # from this many postings to read (estimated), a query takes the bitmap plan (plan 4)
+_SCORE_ALL = 1_000  # plan 4 scores every match up to this many
+_CLASS_ALL = 2_000  # ... and every contract of a class of matches up to this many
+_MAX_CLASS_HASHES = 10  # ... splits the matches into classes over at most this many hashes
+_BITS_BUDGET = 60_000  # ... and gives up (scans) after reading this many postings best first
+_HEAD = 128  # plan 4 splits its classes on a hash's contracts holding it more than once, when at most this many
+
+
+_MIGRATE_PAGE = 50_000  # postings per read while migration 3 fills the bitmaps
+
+
+def _facets(status: str, date: str) -> tuple[str, str]:
+    """The facets a contract is filed under in ``search_facets``: its status and the month of its date."""
+    return "s" + status, "m" + date[:7]
+
+
+def _write_bits(store: Store, table: str, column: str, org_no: int, sets: Mapping[Any, bitmaps.Bits], *,
+                merge: bool) -> None:
+    """Store ``sets`` (key -> blocks) in ``table``: the blocks given replace the stored ones, or are added to them
+    with ``merge``; an empty block given deletes the stored one."""
+    blocks = [(key, block, word) for key, bits in sets.items() for block, word in bits.items()]
+    if merge:
+        keyed: dict[tuple[Any, int], int] = {(key, block): word for key, block, word in blocks}
+        for key in sets:
+            for r in store.query(f"SELECT block, bits FROM {table} WHERE org = ? AND {column} = ?",  # noqa: S608
+                                 (org_no, key)):
+                if (key, int(r["block"])) in keyed:
+                    keyed[(key, int(r["block"]))] |= bitmaps.decode(bytes(r["bits"]))
+        blocks = [(key, block, word) for (key, block), word in keyed.items()]
+    gone = [(key, block) for key, block, word in blocks if not word]
+    kept = [(key, block, word) for key, block, word in blocks if word]
+    for key, block in gone:
+        store.execute(f"DELETE FROM {table} WHERE org = ? AND {column} = ? AND block = ?", (org_no, key, block))  # noqa: S608
+    for i in range(0, len(kept), _CHUNK):
+        chunk = kept[i:i + _CHUNK]
+        store.execute(
+            f"INSERT INTO {table} (org, {column}, block, bits) VALUES {', '.join(['(?, ?, ?, ?)'] * len(chunk))} "  # noqa: S608
+            f"ON CONFLICT (org, {column}, block) DO UPDATE SET bits = excluded.bits",
+            [v for key, block, word in chunk for v in (org_no, key, block, bitmaps.encode(word))])
+
+
+def _mark(store: Store, table: str, column: str, org_no: int, keys: Sequence[Any], doc: int, *, on: bool) -> None:
+    """Add ``doc`` to (or take it out of) the sets of ``keys``."""
+    block, offset = doc >> bitmaps.SHIFT, doc & bitmaps.MASK
+    stored: dict[Any, bytes] = {}
+    for i in range(0, len(keys), _CHUNK):
+        chunk = keys[i:i + _CHUNK]
+        stored.update((r["k"], bytes(r["bits"])) for r in store.query(
+            f"SELECT {column} AS k, bits FROM {table} WHERE org = ? AND block = ? AND {column} IN ({_marks(len(chunk))})",  # noqa: S608, E501
+            [org_no, block, *chunk]))
+    if on:
+        kept = [(key, bitmaps.with_member(stored.get(key), offset)) for key in keys]
+        gone = []
+    else:
+        after = [(key, bitmaps.without_member(stored[key], offset)) for key in keys if key in stored]
+        kept = [(key, blob) for key, blob in after if blob is not None]
+        gone = [key for key, blob in after if blob is None]
+    for key in gone:
+        store.execute(f"DELETE FROM {table} WHERE org = ? AND {column} = ? AND block = ?", (org_no, key, block))  # noqa: S608
+    for i in range(0, len(kept), _CHUNK):
+        chunk = kept[i:i + _CHUNK]
+        store.execute(
+            f"INSERT INTO {table} (org, {column}, block, bits) VALUES {', '.join(['(?, ?, ?, ?)'] * len(chunk))} "  # noqa: S608
+            f"ON CONFLICT (org, {column}, block) DO UPDATE SET bits = excluded.bits",
+            [v for key, blob in chunk for v in (org_no, key, block, blob)])
 
 
 def _v1(store: Store) -> None:
@@ -105,7 +182,38 @@ def _v2(store: Store) -> None:
     store.execute("CREATE INDEX search_postings_tf ON search_postings (org, term, tf DESC, doc)")
 
 
-MIGRATIONS = [_v1, _v2]
+def _v3(store: Store) -> None:
+    # each term's, party's, status's and month's contracts as blocked bitmaps (see .bitmaps): an AND of common
+    # words is intersected, counted and filtered without reading its postings
+    store.execute("CREATE TABLE search_bits (org INTEGER NOT NULL, term BIGINT NOT NULL, block INTEGER NOT NULL, "
+                  "bits BLOB NOT NULL, PRIMARY KEY (org, term, block))")
+    store.execute("CREATE TABLE search_facets (org INTEGER NOT NULL, facet TEXT NOT NULL, block INTEGER NOT NULL, "
+                  "bits BLOB NOT NULL, PRIMARY KEY (org, facet, block))")
+    for org in [int(r["id"]) for r in store.query("SELECT id FROM search_orgs ORDER BY id")]:
+        for table, column in (("search_postings", "term"), ("search_parties", "party")):
+            last: tuple[int, int] | None = None
+            while True:
+                after = "" if last is None else f" AND ({column}, doc) > (?, ?)"  # a range of the index, not a scan
+                rows = store.query(
+                    f"SELECT {column} AS k, doc FROM {table} WHERE org = ?{after} ORDER BY {column}, doc LIMIT ?",  # noqa: S608
+                    [org, *(() if last is None else last), _MIGRATE_PAGE])
+                sets: dict[int, list[int]] = {}
+                for r in rows:
+                    sets.setdefault(int(r["k"]), []).append(int(r["doc"]))
+                _write_bits(store, "search_bits", "term", org,
+                            {k: bitmaps.from_docs(docs) for k, docs in sets.items()}, merge=True)
+                if len(rows) < _MIGRATE_PAGE:
+                    break
+                last = (int(rows[-1]["k"]), int(rows[-1]["doc"]))
+        facets: dict[str, list[int]] = {}
+        for r in store.query("SELECT doc, status, date FROM search_docs WHERE org = ?", (org,)):
+            for f in _facets(str(r["status"]), str(r["date"])):
+                facets.setdefault(f, []).append(int(r["doc"]))
+        _write_bits(store, "search_facets", "facet", org, {f: bitmaps.from_docs(d) for f, d in facets.items()},
+                    merge=True)
+
+
+MIGRATIONS = [_v1, _v2, _v3]
 
 Order = Literal["relevance", "date"]
 
@@ -168,6 +276,77 @@ def _total(parts: list[tuple[int, float]]) -> float:
     for _, part in sorted(parts):
         score += part
     return score
+
+
+def _month_start(month: str) -> str:
+    """The stored form of the first instant of a month (``YYYY-MM``)."""
+    return f"{month}-01T00:00:00.000000Z"
+
+
+def _next_month(month: str) -> str:
+    year, mon = int(month[:4]), int(month[5:7])
+    return f"{year + mon // 12:04d}-{mon % 12 + 1:02d}"
+
+
+def _part_score(coef: float, tf: int) -> float:
+    """One hash's part of a score (as the SQL of ``_matches`` computes it)."""
+    return coef * tf * (K1 + 1) / (tf + K1)
+
+
+class _OverBudget(Exception):
+    """The best-first pass of the bitmap plan read more postings than :data:`_BITS_BUDGET`."""
+
+
+class _Top:
+    """The ``k`` best (score, contract) found so far, every contract scored, and the postings read."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.heap: list[tuple[float, int]] = []  # min-heap of the k best as (score, -doc)
+        self.found: dict[int, float] = {}
+        self.budget = _BITS_BUDGET
+
+    def take(self, scores: Mapping[int, float]) -> None:
+        for doc, score in scores.items():
+            self.found[doc] = score
+            item = (score, -doc)
+            if len(self.heap) < self.k:
+                heapq.heappush(self.heap, item)
+            elif item > self.heap[0]:
+                heapq.heapreplace(self.heap, item)
+
+    def beats(self, bound: float) -> bool:
+        """Whether the k-th score found is above ``bound`` (a hair more, for rounding): nothing scoring at most
+        ``bound`` can reach the page."""
+        return len(self.heap) == self.k and self.heap[0][0] > bound * (1 + 1e-9)
+
+    def spend(self, postings: int) -> None:
+        self.budget -= postings
+        if self.budget < 0:
+            raise _OverBudget
+
+
+def _classes(matches: bitmaps.Bits, held: list[tuple[int, float, bitmaps.Bits]], once: dict[int, bitmaps.Bits]
+             ) -> list[tuple[list[tuple[int, bool]], bitmaps.Bits]]:
+    """The matches split by the query hashes they hold (``held``: hash, weight, contracts), each as (its number
+    in ``held``, True when a contract of the class may hold it more than once), and by ``once`` (hash -> its
+    contracts holding it more than once, when known)."""
+    classes: list[tuple[list[tuple[int, bool]], bitmaps.Bits]] = [([], matches)]
+    for n, (h, _, bits) in enumerate(held):
+        split: list[tuple[list[tuple[int, bool]], bitmaps.Bits]] = []
+        for hs, members in classes:
+            inside, outside = bitmaps.intersect(members, bits), bitmaps.difference(members, bits)
+            if inside and h in once:
+                more = bitmaps.intersect(inside, once[h])
+                inside = bitmaps.difference(inside, once[h])
+                if more:
+                    split.append(([*hs, (n, True)], more))
+            if inside:
+                split.append(([*hs, (n, h not in once)], inside))
+            if outside:
+                split.append((hs, outside))
+        classes = split
+    return classes
 
 
 def _marks(n: int) -> str:
@@ -260,6 +439,8 @@ class BlindIndex:
                 self.store.execute(
                     f"INSERT INTO search_parties (org, party, doc) VALUES {', '.join(['(?, ?, ?)'] * len(party_hashes))}",  # noqa: S608, E501
                     [v for p in party_hashes for v in (org_no, p, doc)])
+            _mark(self.store, "search_bits", "term", org_no, [*postings, *party_hashes], doc, on=True)
+            _mark(self.store, "search_facets", "facet", org_no, _facets(status, when), doc, on=True)
             self.store.execute("UPDATE search_orgs SET docs = docs + 1 WHERE id = ?", (org_no,))
 
     def remove(self, org: str, contract_id: str) -> bool:
@@ -284,6 +465,13 @@ class BlindIndex:
                                [org_no, *chunk])
             self.store.execute(f"DELETE FROM search_terms WHERE org = ? AND term IN ({_marks(len(chunk))}) AND df <= 0",  # noqa: S608
                                [org_no, *chunk])
+        parties = [int(r["party"]) for r in self.store.query(
+            "SELECT party FROM search_parties WHERE doc = ? AND org = ?", (doc, org_no))]
+        _mark(self.store, "search_bits", "term", org_no, [*terms, *parties], doc, on=False)
+        row = self.store.query_one("SELECT status, date FROM search_docs WHERE doc = ? AND org = ?", (doc, org_no))
+        if row is not None:
+            _mark(self.store, "search_facets", "facet", org_no, _facets(str(row["status"]), str(row["date"])), doc,
+                  on=False)
         self.store.execute("DELETE FROM search_postings WHERE doc = ? AND org = ?", (doc, org_no))
         self.store.execute("DELETE FROM search_parties WHERE doc = ? AND org = ?", (doc, org_no))
         self.store.execute("DELETE FROM search_docs WHERE doc = ? AND org = ?", (doc, org_no))
@@ -370,6 +558,10 @@ class BlindIndex:
         options = self._candidates(org_no, qterms, filters)
         driver, cost = self._pick(qterms, options)
         page: Page | None = None
+        if cost >= _BITS_MIN and (len(qterms) > 1 or filters != _NO_FILTERS):
+            page = self._by_bits(org_no, n_docs, qterms, filters, order, limit=limit, offset=offset)
+            if page is not None:
+                return page
         if order == "date":
             page = self._by_date(org_no, n_docs, qterms, filters, options, cost=cost, limit=limit, offset=offset)
         elif len(qterms) == 1 and driver is None and cost >= _TOP_MIN and qterms[0].df >= _TOP_DENSE * (offset + limit):
@@ -377,6 +569,190 @@ class BlindIndex:
             page = self._by_score(org_no, qterms, filters, options, limit=limit, offset=offset)
         return page if page is not None else self._scan(org_no, qterms, filters, driver, order, limit=limit,
                                                         offset=offset)
+
+    # -- plan 4: the matches as bitmaps (every AND, every filter), then the page
+
+    def _read_bits(self, table: str, column: str, org_no: int, keys: Sequence[Any]) -> dict[Any, bitmaps.Bits]:
+        out: dict[Any, bitmaps.Bits] = {key: {} for key in keys}
+        for r in self.store.query(
+                f"SELECT {column} AS k, block, bits FROM {table} WHERE org = ? AND {column} IN ({_marks(len(keys))})",  # noqa: S608
+                [org_no, *keys]):
+            out[r["k"]][int(r["block"])] = bitmaps.decode(bytes(r["bits"]))
+        return out
+
+    def _between(self, org_no: int, lo: str | None, hi: str | None) -> bitmaps.Bits:
+        """The contracts dated in [lo, hi), from the date index (a month's worth at most, see :meth:`_span_bits`)."""
+        return bitmaps.from_docs(int(r["doc"]) for r in self.store.query(
+            "SELECT doc FROM search_docs WHERE org = ? AND date >= ? AND date < ?", (org_no, lo or "", hi or "~")))
+
+    def _span_bits(self, org_no: int, filters: _Filters) -> bitmaps.Bits:
+        """The contracts dated within the filter's span: the months wholly inside from their bitmaps, the partial
+        months at either end from the date index."""
+        lo = to_text(filters.date_from) if filters.date_from is not None else None
+        hi = to_text(filters.date_to) if filters.date_to is not None else None
+        first = None if lo is None else lo[:7] if lo == _month_start(lo[:7]) else _next_month(lo[:7])
+        end = None if hi is None else hi[:7]
+        if first is not None and end is not None and first >= end:
+            return self._between(org_no, lo, hi)
+        out: bitmaps.Bits = {}
+        for r in self.store.query("SELECT block, bits FROM search_facets WHERE org = ? AND facet >= ? AND facet < ?",
+                                  (org_no, "m" + (first or ""), "m" + (end or "~"))):
+            block = int(r["block"])
+            out[block] = out.get(block, 0) | bitmaps.decode(bytes(r["bits"]))
+        if lo is not None and first is not None and lo < _month_start(first):
+            out = bitmaps.union(out, self._between(org_no, lo, _month_start(first)))
+        if hi is not None and end is not None and _month_start(end) < hi:
+            out = bitmaps.union(out, self._between(org_no, _month_start(end), hi))
+        return out
+
+    def _by_bits(self, org_no: int, n_docs: int, qterms: list[_QueryTerm], filters: _Filters, order: Order, *,
+                 limit: int, offset: int) -> Page | None:
+        """Intersect the terms' bitmaps (each the union of its fields') and the filters': the exact total, and the
+        page from it (newest first by walking the dates, best first by :meth:`_bits_best`); None when the best
+        first pass would read too much."""
+        keys = [h for q in qterms for h, _ in q.hashes]
+        if filters.party_hash is not None:
+            keys.append(filters.party_hash)
+        sets = self._read_bits("search_bits", "term", org_no, keys)
+        ands = [functools.reduce(bitmaps.union, (sets[h] for h, _ in q.hashes)) for q in qterms]
+        if filters.party_hash is not None:
+            ands.append(sets[filters.party_hash])
+        if filters.status is not None:
+            ands.append(self._read_bits("search_facets", "facet", org_no, ["s" + filters.status])["s" + filters.status])
+        ands.sort(key=len)
+        matches = functools.reduce(bitmaps.intersect, ands)
+        if matches and (filters.date_from is not None or filters.date_to is not None):
+            matches = bitmaps.intersect(matches, self._span_bits(org_no, filters))
+        total = bitmaps.count(matches)
+        k = offset + limit
+        if total <= offset:
+            return Page([], total)
+        if order == "date":
+            return self._bits_newest(org_no, n_docs, qterms, filters, matches, total, limit=limit, offset=offset)
+        if total <= _SCORE_ALL or total <= k:
+            found = self._scores(org_no, qterms, _NO_FILTERS, bitmaps.members(matches), summed=True)
+        else:
+            held = [(h, coef, bitmaps.intersect(matches, sets[h])) for q in qterms for h, coef in q.hashes]
+            best = self._bits_best(org_no, qterms, [x for x in held if x[2]], matches, k)
+            if best is None:
+                return None
+            found = dict(best)
+        top = heapq.nsmallest(k, found.items(), key=lambda ds: (-ds[1], ds[0]))
+        return self._page(org_no, top[offset:], total, offset)
+
+    def _bits_newest(self, org_no: int, n_docs: int, qterms: list[_QueryTerm], filters: _Filters,
+                     matches: bitmaps.Bits, total: int, *, limit: int, offset: int) -> Page:
+        """The page newest first: the matches' dates read and sorted when they are few, else the contracts walked
+        newest first (within the date span) and kept when they match, until the page is full."""
+        k = offset + limit
+        if total * total <= k * n_docs:  # fewer rows than the walk is expected to read
+            docs = bitmaps.members(matches)
+            dated: list[tuple[str, int]] = []
+            for i in range(0, len(docs), _BATCH):
+                chunk = docs[i:i + _BATCH]
+                dated += [(str(r["date"]), int(r["doc"])) for r in self.store.query(
+                    f"SELECT doc, org, date FROM search_docs WHERE doc IN ({_marks(len(chunk))})", chunk)  # noqa: S608
+                    if int(r["org"]) == org_no]
+            page = [doc for _, doc in sorted(dated, reverse=True)[offset:k]]
+        else:
+            span = _span(filters)
+            read, size = 0, max(64, 2 * k * n_docs // max(total, 1))
+            kept: list[int] = []
+            while len(kept) < k:
+                rows = self.store.query(
+                    "SELECT doc FROM search_docs WHERE org = ? AND date >= ? AND date < ? "
+                    "ORDER BY date DESC, doc DESC LIMIT ? OFFSET ?", (org_no, *span, size, read))
+                read += len(rows)
+                kept += [doc for r in rows if bitmaps.has(matches, doc := int(r["doc"]))]
+                if len(rows) < size:
+                    break
+                size *= 2
+            page = kept[offset:k]
+        scores = self._scores(org_no, qterms, _NO_FILTERS, page)
+        # (a contract removed meanwhile is left out)
+        return self._page(org_no, [(doc, scores[doc]) for doc in page if doc in scores], total, offset)
+
+    def _bits_best(self, org_no: int, qterms: list[_QueryTerm], held: list[tuple[int, float, bitmaps.Bits]],
+                   matches: bitmaps.Bits, k: int) -> list[tuple[int, float]] | None:
+        """The ``k`` best matches (or more, ties included).  The matches are split into classes by the set of
+        query hashes they hold (the bitmaps say which); a class's contracts score at most the sum of its hashes'
+        best contributions (their largest tf, from the tf index).  Classes are taken best bound first and stop
+        once the k-th score found beats the next bound; a class is scored whole when small, else its hashes'
+        postings are read best first (Fagin's threshold algorithm within the class)."""
+        if len(held) > _MAX_CLASS_HASHES:
+            return None
+        bound: dict[int, float] = {}
+        once: dict[int, bitmaps.Bits] = {}  # hash -> the few contracts holding it more than once (when few)
+        for h, coef, _ in held:
+            # the head of its tf order: its largest tf, and whether few contracts hold it more than once (a word
+            # in titles): the others then add exactly its part at tf 1, and the classes split on that
+            rows = self.store.query("SELECT doc, tf FROM search_postings WHERE org = ? AND term = ? AND tf > 1 "
+                                    "ORDER BY tf DESC, doc LIMIT ?", (org_no, h, _HEAD + 1))
+            bound[h] = _part_score(coef, int(rows[0]["tf"]) if rows else 1)
+            if len(rows) <= _HEAD:
+                once[h] = bitmaps.from_docs(int(r["doc"]) for r in rows)
+        classes = _classes(matches, held, once)
+
+        def limit_of(hs: list[tuple[int, bool]]) -> float:
+            return sum(bound[held[n][0]] if more else _part_score(held[n][1], 1) for n, more in hs)
+
+        top = _Top(k)
+        try:
+            for limit, hs, members in sorted(((limit_of(hs), hs, members) for hs, members in classes),
+                                             key=lambda c: -c[0]):
+                if top.beats(limit):
+                    break
+                lists = {held[n][0]: (held[n][1], bound[held[n][0]] if more else _part_score(held[n][1], 1))
+                         for n, more in hs}
+                if bitmaps.count(members) <= _CLASS_ALL:
+                    top.take(self._scores(org_no, qterms, _NO_FILTERS, bitmaps.members(members), summed=True))
+                elif len(lists) == 1:
+                    self._class_by_tf(org_no, lists, members, top)
+                else:
+                    self._class_threshold(org_no, qterms, lists, members, top)
+        except _OverBudget:
+            return None
+        return list(top.found.items())
+
+    def _class_by_tf(self, org_no: int, lists: dict[int, tuple[float, float]], members: bitmaps.Bits,
+                     top: _Top) -> None:
+        """A class of one hash (a one-term query): its postings best first are the class's result order, so its
+        first ``k`` members are its best."""
+        ((h, (coef, _)),) = lists.items()
+        kept: dict[int, float] = {}
+        for rows, _, _ in self._best_first(org_no, h, top.k):
+            top.spend(len(rows))
+            for r in rows:
+                doc = int(r["doc"])
+                if len(kept) < top.k and bitmaps.has(members, doc):
+                    kept[doc] = _part_score(coef, int(r["tf"]))
+            if len(kept) == top.k:
+                break
+        top.take(kept)
+
+    def _class_threshold(self, org_no: int, qterms: list[_QueryTerm], lists: dict[int, tuple[float, float]],
+                         members: bitmaps.Bits, top: _Top) -> None:
+        """Fagin's threshold algorithm over the hashes of a class: read the list of the hash that can still add
+        the most, best first; score the class's contracts read that can still reach the page; stop once no unread
+        one can (each hash adds at most what its list's cursor does)."""
+        cursors = {h: [cb, 0, max(64, 2 * top.k)] for h, (_, cb) in lists.items()}  # bound, read, chunk
+        while not top.beats(sum(c[0] for c in cursors.values())):
+            live = [h for h, c in cursors.items() if c[0] > 0]
+            if not live:
+                break
+            h = max(live, key=lambda x: cursors[x][0])
+            coef = lists[h][0]
+            _, read, chunk = cursors[h]
+            rows = self.store.query("SELECT doc, tf FROM search_postings WHERE org = ? AND term = ? "
+                                    "ORDER BY tf DESC, doc LIMIT ? OFFSET ?", (org_no, h, int(chunk), int(read)))
+            top.spend(len(rows))
+            last = int(rows[-1]["tf"]) if rows else 0
+            cursors[h] = [0.0 if len(rows) < chunk else _part_score(coef, last), read + len(rows), chunk * 2]
+            rest = sum(c[0] for x, c in cursors.items() if x != h)
+            # within reach: this hash's part plus at most the cursors of the others
+            new = [doc for r in rows if (doc := int(r["doc"])) not in top.found and bitmaps.has(members, doc)
+                   and not top.beats(_part_score(coef, int(r["tf"])) + rest)]
+            top.take(self._scores(org_no, qterms, _NO_FILTERS, new, summed=True))
 
     # -- plan 1: score every match in one statement
 
@@ -438,10 +814,12 @@ class BlindIndex:
         nxt = offset + len(hits) if offset + len(hits) < total else None
         return Page([(ids[doc], score) for doc, score in hits], total, nxt)
 
-    def _scores(self, org_no: int, qterms: list[_QueryTerm], filters: _Filters, docs: list[int]) -> dict[int, float]:
-        """The scores of those of ``docs`` that match (every term, the filters), computed as by :meth:`_scan`."""
+    def _scores(self, org_no: int, qterms: list[_QueryTerm], filters: _Filters, docs: list[int], *,
+                summed: bool = False) -> dict[int, float]:
+        """The scores of those of ``docs`` that match (every term, the filters), computed as by :meth:`_scan`
+        (``summed``: always by its SQL, one row per contract, rather than from the postings)."""
         out: dict[int, float] = {}
-        if filters == _NO_FILTERS:  # from the postings alone, summed in the order the SQL of _matches sums them
+        if filters == _NO_FILTERS and not summed:  # from the postings alone, summed in _matches's SQL order
             q_rows = [(h, i, coef) for i, q in enumerate(qterms) for h, coef in q.hashes]
             rank = {h: (n, i, coef) for n, (h, i, coef) in enumerate(q_rows)}
             for i in range(0, len(docs), _BATCH):
