@@ -42,6 +42,7 @@ from ..envelopes import (
 )
 from ..errors import InvalidArgument, ServerError
 from ..identity import Principal
+from ..store import StoreBusy
 from . import convert
 from .auth import Authenticator
 from .status import code_for, rpc
@@ -232,6 +233,8 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             log.error("api WatchEnvelopeEvents: server HSM failed: %s", type(e).__name__)
             failure = (grpc.StatusCode.UNAVAILABLE, "the server's HSM is unavailable; try again later",
                        "HSM_UNAVAILABLE", None)
+        except StoreBusy as e:
+            failure = (grpc.StatusCode.UNAVAILABLE, str(e), "STORE_BUSY", 1.0)
         except Exception:  # anything unexpected is INTERNAL for the caller, logged here
             log.exception("api WatchEnvelopeEvents failed")
             failure = (grpc.StatusCode.INTERNAL, "internal server error", "INTERNAL", None)

@@ -22,6 +22,7 @@ from signet.wire import abort as wire_abort
 
 from .. import errors
 from ..identity import Principal
+from ..store import StoreBusy
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ def _mapped(name: str, call: Callable[[], Resp], context: grpc.ServicerContext) 
         log.error("api %s: server HSM failed: %s", name, type(e).__name__)
         wire_abort(context, C.UNAVAILABLE, "the server's HSM is unavailable; try again later",
                    common_pb2.ErrorDetail(reason="HSM_UNAVAILABLE"))
+    except StoreBusy as e:
+        log.warning("api %s: %s", name, e)
+        wire_abort(context, C.UNAVAILABLE, str(e), common_pb2.ErrorDetail(reason="STORE_BUSY"), 1.0)
     except Exception:
         log.exception("api %s failed", name)
         wire_abort(context, C.INTERNAL, "internal server error", common_pb2.ErrorDetail(reason="INTERNAL"))

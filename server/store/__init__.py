@@ -27,6 +27,10 @@ class IntegrityError(StoreError):
     """A uniqueness or foreign-key constraint refused the write."""
 
 
+class StoreBusy(StoreError):
+    """No database connection came free in time (PostgreSQL's pool): the caller may retry (UNAVAILABLE)."""
+
+
 class Store(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns the number of rows changed."""

@@ -35,9 +35,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
-from . import IntegrityError, Migration, Row, StoreError
+from . import IntegrityError, Migration, Row, StoreBusy, StoreError
 from .fields import FieldSealer, bind, open_row
 
 WRITE_LOCK = 0x5349474E4554  # "SIGNET": the advisory lock every write transaction holds
@@ -78,7 +78,8 @@ def _error(e: psycopg.Error) -> StoreError:
 class PostgresStore:
     """A connection pool; a thread in a transaction keeps one connection until the transaction ends."""
 
-    def __init__(self, url: str, *, password: str | None = None, min_size: int = 1, max_size: int = 8) -> None:
+    def __init__(self, url: str, *, password: str | None = None, min_size: int = 1, max_size: int = 32,
+                 pool_timeout: float = 30.0) -> None:
         self.url = url
         self.path = redact(url)  # what messages name (SqliteStore.path is the file)
         kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
@@ -94,7 +95,7 @@ class PostgresStore:
         self._lead_tried = 0.0
         try:
             self._pool = ConnectionPool(url, min_size=min_size, max_size=max_size, kwargs=kwargs, open=True,
-                                        timeout=30, name="signet-store")
+                                        timeout=pool_timeout, name="signet-store")
             self._pool.wait(timeout=30)
         except (psycopg.Error, Exception) as e:  # noqa: BLE001 - the pool raises its own timeout type too
             raise StoreError(f"cannot connect to PostgreSQL at {self.path}: {type(e).__name__}") from None
@@ -122,8 +123,19 @@ class PostgresStore:
         if held is not None:
             yield held
             return
-        with self._pool.connection() as conn:
+        try:
+            cm = self._pool.connection()
+            conn = cm.__enter__()
+        except PoolTimeout:
+            raise StoreBusy(f"the database is busy: no connection came free within {self._pool.timeout:.0f} s; "
+                            "retry") from None
+        try:
             yield conn
+        except BaseException as e:
+            if not cm.__exit__(type(e), e, e.__traceback__):
+                raise
+        else:
+            cm.__exit__(None, None, None)
 
     def _run(self, sql: str, params: Sequence[Any], *, fetch: bool = False) -> tuple[int, list[dict[str, Any]]]:
         """Run one statement; its rowcount and (``fetch``) its rows, read before the connection goes back."""

@@ -68,8 +68,21 @@ class Replicas:
         return self.r.env if replica == "a" else self.b_env
 
     def call(self, who: str, replica: str, method: str, request: Any) -> Any:
-        with channel(self.env_of(replica), self.files[who]) as ch:
-            return getattr(pbg.EnvelopeServiceStub(ch), method)(request, timeout=90)
+        """One call; UNAVAILABLE (a replica whose database pool was full: STORE_BUSY) is retried as a client
+        should, with the same request (its idempotency key); INTERNAL fails with the replicas' log tails."""
+        for attempt in range(5):
+            try:
+                with channel(self.env_of(replica), self.files[who]) as ch:
+                    return getattr(pbg.EnvelopeServiceStub(ch), method)(request, timeout=90)
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.UNAVAILABLE and attempt < 4:
+                    time.sleep(1 + attempt)
+                    continue
+                if e.code() == grpc.StatusCode.INTERNAL:
+                    raise AssertionError(f"{method} on replica {replica}: INTERNAL\n--- a ---\n{self.a.log[-6000:]}"
+                                         f"\n--- b ---\n{self.b.log[-6000:]}") from e
+                raise
+        raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="module")
