@@ -105,6 +105,18 @@ def members(bits: Bits) -> list[int]:
     return out
 
 
+def first(bits: Bits, n: int) -> list[int]:
+    """The ``n`` smallest contract numbers of a set (all of them when fewer), ascending."""
+    out: list[int] = []
+    for block in sorted(bits):
+        base = block << SHIFT
+        for o in _offsets(bits[block]):
+            if len(out) == n:
+                return out
+            out.append(base + o)
+    return out
+
+
 def from_docs(docs: Iterable[int]) -> Bits:
     out: Bits = {}
     for doc in docs:

@@ -43,21 +43,25 @@ contracts holding the term in its less frequent fields (a title, say) are read w
 frequent field are read in ``(org, term, tf DESC, doc)`` order (one field's score grows with its tf), and reading
 stops once no unread contract can reach the page (Fagin's threshold algorithm, with index look-ups only for the
 contracts of the other fields still within reach); a term in one field only, without filters, is that index order
-itself.  It falls back to the scan when it would read too much.  *Bitmaps* (every AND, and one term with a
-filter, when the postings to read are many): the matches are the intersection of each term's bitmap (the union
-of its fields'), the party's, the status's and the date span's (its whole months' bitmaps, its partial months
-from the date index), so the exact total is a count of bits and no posting is read for it.  Newest first, the
-contracts are walked by date and kept when their bit is set (or, when the matches are few, their dates are read
-and sorted).  Best first, the matches are split into classes by the set of query hashes they hold; a class scores
-at most the sum of its hashes' best contributions (their largest tf, from the tf index); classes are scored best
-bound first until the k-th score found beats the next bound, and a large class is read best first through its
-hashes' postings (Fagin's threshold algorithm; with one hash, the index order is the result order).  It falls
-back to the scan when it would read too much.  The early plans take the total from a count by index probes from
-the smallest candidate set (for one term without filters: its document frequency, plus its other fields'
-contracts not already counted).  Every plan gives the same pages, scores and totals (``tests/unit/test_search_index.py``
-compares them with a full scan).  Every statement names the organisation's number (the contract-id lookup
-checks it on every row), so one organisation's rows are out of reach of another's queries even if two hashes
-ever collided.  Measured with ``bench/search_index.py``: see README.md (benchmarks) and docs/server.md (Search).
+itself.  It falls back to the scan when it would read too much.  *Bitmaps* (every AND, one term with a filter,
+and one term under several fields best first, when the postings to read are many): the matches are the
+intersection of each term's bitmap (the union of its fields'), the party's, the status's and the date span's (its
+whole months' bitmaps, its partial months from the date index), so the exact total is a count of bits and no
+posting is read for it.  Newest first, the contracts are walked by date and kept when their bit is set (or, when
+the matches are few, their dates are read and sorted).  Best first, the matches are split into classes by the set
+of query hashes they hold; a class scores at most the sum of its hashes' best contributions (their largest tf,
+from the tf index); classes are scored best bound first until the k-th score found beats the next bound, and a
+large class is read best first through its hashes' postings (Fagin's threshold algorithm).  When a class's hashes
+are held exactly once but for at most one (a word in the titles and the text: few titles hold it twice, and those
+are a class of their own), the others add the same to every member, so the open hash's index order is the class's
+order and its first ``k`` members read best first are the class's best (none open: every member ties, the first
+``k`` by number).  It falls back to the scan when it would read too much.  The early plans take the total from a
+count by index probes from the smallest candidate set (for one term without filters: its document frequency, plus
+its other fields' contracts not already counted).  Every plan gives the same pages, scores and totals
+(``tests/unit/test_search_index.py`` compares them with a full scan).  Every statement names the organisation's
+number (the contract-id lookup checks it on every row), so one organisation's rows are out of reach of another's
+queries even if two hashes ever collided.  Measured with ``bench/search_index.py``: see README.md (benchmarks) and
+docs/server.md (Search).
 """
 
 from __future__ import annotations
@@ -565,8 +569,12 @@ class BlindIndex:
         if order == "date":
             page = self._by_date(org_no, n_docs, qterms, filters, options, cost=cost, limit=limit, offset=offset)
         elif len(qterms) == 1 and driver is None and cost >= _TOP_MIN and qterms[0].df >= _TOP_DENSE * (offset + limit):
-            # one term in many contracts: the best are found early, and the total is cheap (no AND to count)
-            page = self._by_score(org_no, qterms, filters, options, limit=limit, offset=offset)
+            # one term in many contracts: the best are found early, and the total is cheap (no AND to count);
+            # under several fields without filters, by the bitmaps' classes (the total a count of bits)
+            if len(qterms[0].hashes) > 1 and filters == _NO_FILTERS and cost >= _BITS_MIN:
+                page = self._by_bits(org_no, n_docs, qterms, filters, order, limit=limit, offset=offset)
+            if page is None:
+                page = self._by_score(org_no, qterms, filters, options, limit=limit, offset=offset)
         return page if page is not None else self._scan(org_no, qterms, filters, driver, order, limit=limit,
                                                         offset=offset)
 
@@ -704,31 +712,54 @@ class BlindIndex:
                     break
                 lists = {held[n][0]: (held[n][1], bound[held[n][0]] if more else _part_score(held[n][1], 1))
                          for n, more in hs}
-                if bitmaps.count(members) <= _CLASS_ALL:
+                size, opened = bitmaps.count(members), [n for n, more in hs if more]
+                # in one hash's tf order (see _class_by_tf) when that reads fewer rows than scoring the class whole
+                by_tf = len(opened) == 1 or (not opened and len(lists) <= 2)
+                if by_tf and opened and size <= _CLASS_ALL:
+                    by_tf = top.k * bitmaps.count(held[opened[0]][2]) < size * len(lists) * size
+                if size <= _CLASS_ALL and not by_tf:
                     top.take(self._scores(org_no, qterms, _NO_FILTERS, bitmaps.members(members), summed=True))
-                elif len(lists) == 1:
-                    self._class_by_tf(org_no, lists, members, top)
+                elif by_tf or len(lists) == 1:
+                    self._class_by_tf(org_no, qterms, [(held[n][0], held[n][1], more) for n, more in hs], members,
+                                      top)
                 else:
                     self._class_threshold(org_no, qterms, lists, members, top)
         except _OverBudget:
             return None
         return list(top.found.items())
 
-    def _class_by_tf(self, org_no: int, lists: dict[int, tuple[float, float]], members: bitmaps.Bits,
-                     top: _Top) -> None:
-        """A class of one hash (a one-term query): its postings best first are the class's result order, so its
-        first ``k`` members are its best."""
-        ((h, (coef, _)),) = lists.items()
-        kept: dict[int, float] = {}
-        for rows, _, _ in self._best_first(org_no, h, top.k):
+    def _class_by_tf(self, org_no: int, qterms: list[_QueryTerm], hs: list[tuple[int, float, bool]],
+                     members: bitmaps.Bits, top: _Top) -> None:
+        """A class whose order is one hash's tf order: its hashes (hash, weight, whether a member may hold it more
+        than once) are one hash, or hold tf 1 exactly but for at most one.  The others then add the same to every
+        member, so the class's first ``k`` members in the open hash's postings best first are its best; when none
+        is open, every member scores the same and the first ``k`` by number are its best (ties go by number)."""
+        k = top.k
+        opened = [(h, coef) for h, coef, more in hs if more]
+        if not opened and len(hs) <= 2:  # (two equal parts: the sum is the same whichever is added first)
+            top.take(self._scores(org_no, qterms, _NO_FILTERS, bitmaps.first(members, k), summed=True))
+            return
+        h, coef = opened[0] if opened else hs[0][:2]
+        kept: list[tuple[int, int]] = []
+        for rows, _, _ in self._best_first(org_no, h, k):
             top.spend(len(rows))
             for r in rows:
                 doc = int(r["doc"])
-                if len(kept) < top.k and bitmaps.has(members, doc):
-                    kept[doc] = _part_score(coef, int(r["tf"]))
-            if len(kept) == top.k:
+                if len(kept) < k and bitmaps.has(members, doc):
+                    kept.append((doc, int(r["tf"])))
+            if len(kept) == k:
                 break
-        top.take(kept)
+        if len(hs) == 1:
+            top.take({doc: _part_score(coef, tf) for doc, tf in kept})
+            return
+        if len(kept) == k and kept[-1][1] > 1:
+            # the sum grows with the open hash's tf; a rounding could only tie two tfs when their parts were
+            # within a hair of each other (never for realistic tfs): then leave it to the scan
+            rest = sum(_part_score(c, 1) for _, c, more in hs if not more)
+            hi, lo = rest + _part_score(coef, kept[-1][1]), rest + _part_score(coef, kept[-1][1] - 1)
+            if hi - lo <= hi * 1e-9:
+                raise _OverBudget
+        top.take(self._scores(org_no, qterms, _NO_FILTERS, [doc for doc, _ in kept], summed=True))
 
     def _class_threshold(self, org_no: int, qterms: list[_QueryTerm], lists: dict[int, tuple[float, float]],
                          members: bitmaps.Bits, top: _Top) -> None:
