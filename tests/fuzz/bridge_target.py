@@ -10,12 +10,11 @@ allow-list, whose return address is under that origin, with every field well-for
 from __future__ import annotations
 
 import functools
-import io
 import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from .fakes import Finding
+from .fakes import Finding, in_memory
 
 ORIGIN = "https://portal.test:7446"
 HOST = "127.0.0.1:17380"
@@ -40,15 +39,7 @@ def make_bridge() -> Any:
     server.performed = performed  # type: ignore[attr-defined]
     server.perform = lambda f, origin, back: performed.append((f, origin, back))  # type: ignore[method-assign]
 
-    class Memory(_Handler):
-        def setup(self) -> None:
-            self.rfile = io.BytesIO(self.request)
-            self.wfile = io.BytesIO()
-
-        def finish(self) -> None:
-            self.server.last_response = self.wfile.getvalue()  # type: ignore[attr-defined]
-
-    return server, Memory
+    return server, in_memory(_Handler)
 
 
 def bridge_request(data: bytes) -> None:

@@ -8,6 +8,7 @@ bytes under a ``-bin`` key.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -121,3 +122,18 @@ class FakeContext:
 
     def abort_with_status(self, status: Any) -> None:
         self.abort(status.code, status.details)
+
+
+def in_memory(handler: type) -> type:
+    """``handler`` (an http.server request handler class) over a request held in memory: no socket, no TLS; the
+    answer is left in ``server.last_response``."""
+
+    class Memory(handler):  # type: ignore[misc]
+        def setup(self) -> None:
+            self.rfile = io.BytesIO(self.request)
+            self.wfile = io.BytesIO()
+
+        def finish(self) -> None:
+            self.server.last_response = self.wfile.getvalue()
+
+    return Memory

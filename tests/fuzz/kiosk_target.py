@@ -13,11 +13,10 @@ the session's CSRF token.
 from __future__ import annotations
 
 import functools
-import io
 import re
 from typing import Any
 
-from .fakes import Finding
+from .fakes import Finding, in_memory
 
 HOST = "127.0.0.1:17390"
 CSRF = "c5" * 16
@@ -97,15 +96,7 @@ def make_kiosk() -> Any:
     server.kiosk, server.hosts = kiosk, {HOST}
     server.signed = signed  # type: ignore[attr-defined]
 
-    class Memory(_Handler):
-        def setup(self) -> None:
-            self.rfile = io.BytesIO(self.request)
-            self.wfile = io.BytesIO()
-
-        def finish(self) -> None:
-            self.server.last_response = self.wfile.getvalue()  # type: ignore[attr-defined]
-
-    return server, Memory
+    return server, in_memory(_Handler)
 
 
 def kiosk_request(data: bytes) -> None:

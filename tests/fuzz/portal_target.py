@@ -10,11 +10,10 @@ not name it.  State the request changes (a decline, a code sent) is put back by 
 from __future__ import annotations
 
 import functools
-import io
 import re
 from typing import Any
 
-from .fakes import Finding
+from .fakes import Finding, in_memory
 from .worlds import ENVELOPE_SENT, PERSON_APPROVED, server_world
 
 SESSION = "5e" * 16
@@ -42,17 +41,7 @@ def make_portal(world: Any) -> Any:
     server.headers = {}
     server.posts = SlidingWindow(10**9, 60.0)  # the fuzzer posts far faster than any client
 
-    class Memory(_Handler):
-        """The handler over a request in memory (no TLS, no socket)."""
-
-        def setup(self) -> None:
-            self.rfile = io.BytesIO(self.request)
-            self.wfile = io.BytesIO()
-
-        def finish(self) -> None:
-            self.server.last_response = self.wfile.getvalue()  # type: ignore[attr-defined]
-
-    return world, links, server, Memory
+    return world, links, server, in_memory(_Handler)
 
 
 def portal_request(data: bytes) -> None:
