@@ -1,7 +1,9 @@
 """Keyword search over archived contracts through a blind index: HMACs of terms at rest, never plaintext.
 
 :mod:`.terms` turns text into terms (normalisation, words, CJK bigrams); :mod:`.index` stores their keyed
-hashes per organisation and answers AND queries with filters, relevance or date order, and pagination.
+hashes per organisation (tables in :mod:`.schema`, sets of contracts in :mod:`.bitmaps`) and answers AND queries
+with filters, relevance or date order, and pagination, choosing a plan of :mod:`.plan_sql` or :mod:`.plan_bits`
+by the costs in :mod:`.tuning`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 
 from server.clock import to_text
 from server.errors import InvalidArgument
-from server.search import BlindIndex, EmptyQuery, Page
+from server.search import BlindIndex, EmptyQuery, Page, schema, tuning
 from server.search import index as index_module
 from server.search.terms import iter_terms
 from server.store import Store, open_store
@@ -209,7 +209,7 @@ def test_bad_input(index: BlindIndex, store: Store) -> None:
 
 @pytest.mark.parametrize("seek_cost", [0, 1, 10**9])  # always seek from the candidates, the default, always scan
 def test_matches_a_reference(index: BlindIndex, monkeypatch: pytest.MonkeyPatch, seek_cost: int) -> None:
-    monkeypatch.setattr(index_module, "_SEEK_COST", seek_cost)
+    monkeypatch.setattr(tuning, "SEEK_COST", seek_cost)
     rng = random.Random(11)
     vocab = [f"w{i}" for i in range(30)]
     weights = [1 / (i + 1) for i in range(30)]
@@ -286,16 +286,16 @@ def test_fast_plans_match_the_full_scan(tmp_path: Path, monkeypatch: pytest.Monk
     settings: dict[str, dict[str, float]] = {
         "default": {},
         # take the early-terminating plans whenever they apply, in small scoring batches
-        "early": {"_TOP_MIN": 0, "_TOP_DENSE": 0, "_WALK_COST": 0, "_TOP_BUDGET": 1e9, "_BATCH": 7},
+        "early": {"TOP_MIN": 0, "TOP_DENSE": 0, "WALK_COST": 0, "TOP_BUDGET": 1e9, "BATCH": 7},
         # give up the top-k pass at once; never walk by date; no bitmaps
-        "scan": {"_TOP_BUDGET": 0, "_WALK_COST": 10**9, "_BITS_MIN": 10**9},
+        "scan": {"TOP_BUDGET": 0, "WALK_COST": 10**9, "BITS_MIN": 10**9},
         # the bitmap plan for every AND and filter, its threshold pass for every class
-        "bits": {"_BITS_MIN": 0, "_SCORE_ALL": 0, "_CLASS_ALL": 0, "_BATCH": 7},
+        "bits": {"BITS_MIN": 0, "SCORE_ALL": 0, "CLASS_ALL": 0, "BATCH": 7},
         # the bitmap plan, every class scored whole
-        "bits-classes": {"_BITS_MIN": 0, "_SCORE_ALL": 0, "_CLASS_ALL": 10**9},
+        "bits-classes": {"BITS_MIN": 0, "SCORE_ALL": 0, "CLASS_ALL": 10**9},
     }
     for name, value in settings[plans].items():
-        monkeypatch.setattr(index_module, name, value)
+        monkeypatch.setattr(tuning, name, value)
     store = open_store(str(tmp_path / "r.db"))
     index = BlindIndex(store, os.urandom(32))
     rng = random.Random(2024)
@@ -343,8 +343,8 @@ def test_fast_plans_match_the_full_scan(tmp_path: Path, monkeypatch: pytest.Monk
 def test_one_term_in_several_fields_by_classes(new_store: Any, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
     """One word under several fields, no filter, best first: the bitmap plan's classes, each read in its one open
     hash's tf order (the others held once) or, with none open, by number; the very pages of a full scan."""
-    for name, value in {"_TOP_MIN": 0, "_TOP_DENSE": 0, "_BITS_MIN": 0, "_SCORE_ALL": 0, "_CLASS_ALL": 0}.items():
-        monkeypatch.setattr(index_module, name, value)
+    for name, value in {"TOP_MIN": 0, "TOP_DENSE": 0, "BITS_MIN": 0, "SCORE_ALL": 0, "CLASS_ALL": 0}.items():
+        monkeypatch.setattr(tuning, name, value)
     calls: list[int] = []
     by_tf = BlindIndex._class_by_tf
 
@@ -429,9 +429,9 @@ def test_bitmaps_migrate_and_follow_writes(new_store: Any, monkeypatch: pytest.M
     terms, facets = stored()
     assert terms == rows
     assert sum(len(v) for v in facets.values()) == 2 * store.query_one("SELECT COUNT(*) AS n FROM search_docs")["n"]
-    monkeypatch.setattr(index_module, "_BITS_MIN", 0)
+    monkeypatch.setattr(tuning, "BITS_MIN", 0)
     with_bits = queries()
-    monkeypatch.setattr(index_module, "_BITS_MIN", 10**9)
+    monkeypatch.setattr(tuning, "BITS_MIN", 10**9)
     for got, want in zip(queries(), with_bits, strict=True):
         # PostgreSQL sums a contract's parts in no fixed order: equal scores may differ in the last bit, and such
         # ties come in either order (SQLite: the very same pages, see test_fast_plans_match_the_full_scan)
@@ -443,8 +443,8 @@ def test_bitmaps_migrate_and_follow_writes(new_store: Any, monkeypatch: pytest.M
     store.execute("DROP TABLE search_bits")
     store.execute("DROP TABLE search_facets")
     store.execute("UPDATE schema_versions SET version = 2 WHERE component = 'search'")
-    monkeypatch.setattr(index_module, "_MIGRATE_PAGE", 17)
+    monkeypatch.setattr(schema, "MIGRATE_PAGE", 17)
     index = BlindIndex(store, key)
     assert stored() == (terms, facets)
-    monkeypatch.setattr(index_module, "_BITS_MIN", 0)
+    monkeypatch.setattr(tuning, "BITS_MIN", 0)
     assert queries() == with_bits
