@@ -11,6 +11,9 @@ Measured: ``SignDigest`` latency (p50/p99) and calls/s with 1, 4 and 32 concurre
 thread with its own channel, spread over CLIENT_PROCESSES processes so the client side's GIL is not the
 limit.  Targets (issue 9): 1 client p50 <= 1.5x (GetInfo p50 + fsync p50); 32 clients >= 0.5x raw 2 sessions.
 
+Last, the floor (bench/grpc_floor.py): the same clients against a bare gRPC server that does nothing, thread-pool
+and ``grpc.aio``, its calls/s printed against P-256's raw 2 sessions: what no handler can exceed on this machine.
+
 Every signature is released only after its journal row is durable; concurrent calls share commits (group
 commit, agent/journal.py), which is what lets 32 clients go faster than one fsync per call.
 """
@@ -32,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import BenchCA, Report, alternate
+from .grpc_floor import KINDS, FloorServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PIN, SO_PIN, LABEL = "1234", "12345678", "bench-unary"
@@ -130,6 +134,18 @@ def fsync_ms(directory: Path, n: int = 300) -> float:
         path.unlink()
 
 
+def measure_floor(state: Path) -> dict[tuple[str, int], list[tuple[float, float, float]]]:
+    """(calls/s, p50, p99) of GetInfo on a bare server (bench/grpc_floor.py), thread-pool and aio, 1 and 32 clients,
+    in alternating rounds: the most any unary call can reach here."""
+    out: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
+    for _ in range(ROUNDS):
+        for kind in KINDS:
+            with FloorServer(kind, state / f"floor-{kind}.sock") as server:
+                for n in (1, 32):
+                    out.setdefault((kind, n), []).append(load(server.socket, "", "", n, "GetInfo"))
+    return out
+
+
 def main() -> None:
     state = Path(tempfile.mkdtemp(prefix="signet-bench-unary-"))
     agent = None
@@ -195,6 +211,12 @@ def main() -> None:
                            baseline=f"{name} raw 2 sessions")
                 report.add(f"{name} SignDigest {n} clients p50", col(f"unary {n}", 1), "ms")
                 report.add(f"{name} SignDigest {n} clients p99", col(f"unary {n}", 2), "ms")
+        floor = measure_floor(state)
+        for kind in KINDS:
+            report.add(f"bare gRPC {kind} 1 client p50", [r[1] for r in floor[(kind, 1)]], "ms")
+            for n in (1, 32):
+                report.add(f"bare gRPC {kind} {n} clients", [r[0] for r in floor[(kind, n)]], "calls/s",
+                           baseline="p256 raw 2 sessions")
         report.finish()
     except BaseException:
         if agent is not None:  # what the agent saw, before its directory goes
