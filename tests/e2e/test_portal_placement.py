@@ -247,6 +247,30 @@ def chromium() -> Iterator[Any]:
         yield b
 
 
+def _drag_to(page: Any, handle: Any, sheet: int, x: float, y: float) -> None:
+    """Drag ``handle`` with the mouse so that its top-left corner lands at (x, y) points of page ``sheet``."""
+    box = handle.bounding_box()
+    img = page.locator(f'.sheet[data-page="{sheet}"] img').bounding_box()
+    assert box and img
+    scale = (img["width"] - 2) / A4_W  # the image's 1 px border on each side
+    grab = (box["x"] + 20, box["y"] + 8)
+    drop = (img["x"] + 1 + x * scale + 20, img["y"] + 1 + (A4_H - y) * scale + 8)
+    page.mouse.move(*grab)
+    page.mouse.down()
+    page.mouse.move(*drop, steps=25)
+    page.mouse.up()
+
+
+def _focus(page: Any, selector: str, text: str, limit: int = 60) -> None:
+    """Press Tab (round the page) until an element matching ``selector`` whose text holds ``text`` has the focus."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("([sel, text]) => document.activeElement.matches(sel) && "
+                         "document.activeElement.innerText.includes(text)", [selector, text]):
+            return
+    raise AssertionError(f"{selector} {text!r} cannot be reached with the keyboard")
+
+
 @contextmanager
 def _draft_in_browser(w: World, chromium: Any, title: str, filename: str) -> Iterator[tuple[Any, str, list[str]]]:
     """Dave signed in (his client certificate), a draft from the create form (Alice and Bob sign remotely, the
@@ -298,27 +322,12 @@ def test_in_a_browser_the_sender_drags_and_moves_the_boxes_and_the_signatures_la
         assert field(alice) == field(bob) == [1, 56, 56, 276, 116]  # the create form's numbers
 
         # the mouse: Bob's box onto page 2, its top-left corner at (300, 500) points
-        box = page.locator("button.sigbox", has_text="Bob Placement").bounding_box()
-        img = page.locator('.sheet[data-page="2"] img').bounding_box()
-        assert box and img
-        scale = (img["width"] - 2) / A4_W  # the image's 1 px border on each side
-        grab = (box["x"] + 20, box["y"] + 8)
-        drop = (img["x"] + 1 + 300 * scale + 20, img["y"] + 1 + (A4_H - 500) * scale + 8)
-        page.mouse.move(*grab)
-        page.mouse.down()
-        page.mouse.move(*drop, steps=25)
-        page.mouse.up()
+        _drag_to(page, page.locator("button.sigbox", has_text="Bob Placement"), 2, 300, 500)
         assert _near(field(bob), [2, 300, 440, 520, 500])
         assert page.locator('.sheet[data-page="2"] button.sigbox').count() == 1
 
         # the keyboard: Alice's box 20 points right and 10 up, 10 wider, 10 taller; to page 2 and back
-        for _ in range(60):  # Tab (round the page) until Alice's box has the focus
-            page.keyboard.press("Tab")
-            if page.evaluate("() => document.activeElement.matches('button.sigbox') && "
-                             "document.activeElement.innerText.includes('Alice Placement')"):
-                break
-        else:
-            raise AssertionError("Alice's box cannot be reached with the keyboard")
+        _focus(page, "button.sigbox", "Alice Placement")
         for key in ["ArrowRight"] * 4 + ["ArrowUp"] * 2 + ["Shift+ArrowRight"] * 2 + ["Shift+ArrowDown"] * 2:
             page.keyboard.press(key)
         assert field(alice) == [1, 76, 56, 306, 126]
@@ -484,28 +493,13 @@ def test_in_a_browser_the_sender_adds_and_places_form_fields_and_the_signers_fil
         assert note[0] == tick[0] == 1
 
         # the mouse: Bob's text field onto page 2, its top-left corner at (300, 500) points
-        box = page.locator("button.formbox", has_text="bob_note").bounding_box()
-        img = page.locator('.sheet[data-page="2"] img').bounding_box()
-        assert box and img
-        scale = (img["width"] - 2) / A4_W  # the image's 1 px border on each side
-        grab = (box["x"] + 20, box["y"] + 8)
-        drop = (img["x"] + 1 + 300 * scale + 20, img["y"] + 1 + (A4_H - 500) * scale + 8)
-        page.mouse.move(*grab)
-        page.mouse.down()
-        page.mouse.move(*drop, steps=25)
-        page.mouse.up()
+        _drag_to(page, page.locator("button.formbox", has_text="bob_note"), 2, 300, 500)
         width, height = note[3] - note[1], note[4] - note[2]
         assert _near(numbers("ff-bob_note"), [2, 300, 500 - height, 300 + width, 500])
         assert page.locator('.sheet[data-page="2"] button.formbox').count() == 1
 
         # the keyboard: Alice's checkbox 20 points left and 10 down, 10 wider and 10 taller; to page 2 and back
-        for _ in range(80):
-            page.keyboard.press("Tab")
-            if page.evaluate("() => document.activeElement.matches('button.formbox') && "
-                             "document.activeElement.innerText.includes('alice_ok')"):
-                break
-        else:
-            raise AssertionError("Alice's checkbox cannot be reached with the keyboard")
+        _focus(page, "button.formbox", "alice_ok", limit=80)
         for key in ["ArrowLeft"] * 4 + ["ArrowDown"] * 2 + ["Shift+ArrowRight"] * 2 + ["Shift+ArrowDown"] * 2:
             page.keyboard.press(key)
         moved = [1, tick[1] - 20, tick[2] - 20, tick[3] - 10, tick[4] - 10]
