@@ -41,16 +41,9 @@ def write_bits(store: Store, table: str, column: str, org_no: int, sets: Mapping
                 if (key, int(r["block"])) in keyed:
                     keyed[(key, int(r["block"]))] |= bitmaps.decode(bytes(r["bits"]))
         blocks = [(key, block, word) for (key, block), word in keyed.items()]
-    gone = [(key, block) for key, block, word in blocks if not word]
-    kept = [(key, block, word) for key, block, word in blocks if word]
-    for key, block in gone:
-        store.execute(f"DELETE FROM {table} WHERE org = ? AND {column} = ? AND block = ?", (org_no, key, block))  # noqa: S608
-    for i in range(0, len(kept), CHUNK):
-        chunk = kept[i:i + CHUNK]
-        store.execute(
-            f"INSERT INTO {table} (org, {column}, block, bits) VALUES {', '.join(['(?, ?, ?, ?)'] * len(chunk))} "  # noqa: S608
-            f"ON CONFLICT (org, {column}, block) DO UPDATE SET bits = excluded.bits",
-            [v for key, block, word in chunk for v in (org_no, key, block, bitmaps.encode(word))])
+    _put_blocks(store, table, column, org_no,
+                [(key, block, bitmaps.encode(word)) for key, block, word in blocks if word],
+                [(key, block) for key, block, word in blocks if not word])
 
 
 def mark(store: Store, table: str, column: str, org_no: int, keys: Sequence[Any], doc: int, *, on: bool) -> None:
@@ -69,14 +62,21 @@ def mark(store: Store, table: str, column: str, org_no: int, keys: Sequence[Any]
         after = [(key, bitmaps.without_member(stored[key], offset)) for key in keys if key in stored]
         kept = [(key, blob) for key, blob in after if blob is not None]
         gone = [key for key, blob in after if blob is None]
-    for key in gone:
+    _put_blocks(store, table, column, org_no, [(key, block, blob) for key, blob in kept],
+                [(key, block) for key in gone])
+
+
+def _put_blocks(store: Store, table: str, column: str, org_no: int, kept: Sequence[tuple[Any, int, bytes]],
+                gone: Sequence[tuple[Any, int]]) -> None:
+    """Write the encoded blocks ``kept`` (key, block, bits) over the stored ones; delete the blocks ``gone``."""
+    for key, block in gone:
         store.execute(f"DELETE FROM {table} WHERE org = ? AND {column} = ? AND block = ?", (org_no, key, block))  # noqa: S608
     for i in range(0, len(kept), CHUNK):
         chunk = kept[i:i + CHUNK]
         store.execute(
             f"INSERT INTO {table} (org, {column}, block, bits) VALUES {', '.join(['(?, ?, ?, ?)'] * len(chunk))} "  # noqa: S608
             f"ON CONFLICT (org, {column}, block) DO UPDATE SET bits = excluded.bits",
-            [v for key, blob in chunk for v in (org_no, key, block, blob)])
+            [v for key, block, blob in chunk for v in (org_no, key, block, blob)])
 
 
 def _v1(store: Store) -> None:
