@@ -2,9 +2,9 @@
 
 No agent, no server, no network: the bundle and the trust root(s) only (:mod:`agent.evidence` says what is
 checked).  Prints one line per check (✓ or ✗, its name, its detail; for a failure, what it breaks), or with
-``--json`` one JSON object (``ok``, ``envelope_id``, ``checks``).  Exit 0 when every check passes, 1 when the
-bundle fails one, 2 for a command line that cannot be carried out (a missing bundle or trust file, a trust file
-without a certificate)."""
+``--json`` one JSON object (``ok``, ``envelope_id``, ``checks``).  Exit 0 when every check passes, 3 when the
+bundle fails one (the CLI's "not valid"), 2 for a command line that cannot be carried out (a missing bundle or
+trust file, a trust file without a certificate)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 from .cli_errors import Usage
 
 EXIT_OK = 0
-EXIT_FAILED = 1
+EXIT_NOT_VALID = 3  # as `signet verify` for a signature that is not valid (README: exit codes)
 EXIT_USAGE = 2
 
 
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=1))
     else:
         print(render(report))
-    return EXIT_OK if report.ok else EXIT_FAILED
+    return EXIT_OK if report.ok else EXIT_NOT_VALID
 
 
 __all__ = ["add_arguments", "render", "run"]

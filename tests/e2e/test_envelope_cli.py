@@ -435,6 +435,6 @@ def test_a_completed_contract_is_sealed_to_b_lta_archived_encrypted_and_exported
                 data = data.replace(b'"completed"', b'"compleTed"')
             dst.writestr(item, data)
     p = cli(me["agent"], "--json", "verify-evidence", str(tampered), "--trust", str(running.env.signing_root))
-    assert p.returncode == 1, p.stdout + p.stderr
+    assert p.returncode == 3, p.stdout + p.stderr  # "not valid", as for a signature
     failed = [c for c in json.loads(p.stdout)["checks"] if not c["ok"]]
     assert failed and all(c["breaks"] for c in failed), failed

@@ -394,7 +394,7 @@ def test_another_trust_root_trusts_nothing(bundle, parts, pki):
             "cades:documents/annex.xml"} <= set(failed), failed
 
 
-def test_the_cli_exits_0_for_an_intact_bundle_and_1_for_a_changed_one(bundle, parts, tmp_path, capsys):
+def test_the_cli_exits_0_for_an_intact_bundle_and_3_not_valid_for_a_changed_one(bundle, parts, tmp_path, capsys):
     from agent.cli import main
 
     (tmp_path / "root.pem").write_bytes(pem.armor("CERTIFICATE", parts.root_der))
@@ -404,7 +404,7 @@ def test_the_cli_exits_0_for_an_intact_bundle_and_1_for_a_changed_one(bundle, pa
     assert "✓ manifest-signature" in out and "✗" not in out
     (tmp_path / "bad.zip").write_bytes(_rezip(bundle, CHANGES["proof"][0]))
     assert main(["verify-evidence", str(tmp_path / "bad.zip"), "--trust", str(tmp_path / "root.pem"),
-                 "--json"]) == 1
+                 "--json"]) == 3
     doc = json.loads(capsys.readouterr().out)
     assert doc["ok"] is False
     assert [c["name"] for c in doc["checks"] if not c["ok"]] == ["files", "audit-leaves"]
