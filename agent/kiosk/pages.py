@@ -52,6 +52,21 @@ def welcome(message: str = "") -> bytes:
             f'<p lang="zh">将签名卡插入读卡器，查看等待您签署的文件。</p>{note}' + _end()).encode()  # noqa: RUF001 - Chinese punctuation
 
 
+def unlock(csrf: str, error: str = "") -> str:
+    """The PIN page of a card just inserted: its PIN has the card prove itself, and the documents open."""
+    note = f'<p class="notice" role="alert">{escape(error)}</p>' if error else ""
+    return (_head("Open your documents") + "<h1>Enter your card PIN to open your documents "
+            '<span lang="zh">请输入卡密码以打开您的文件</span></h1>'
+            f"{note}<p>Your card confirms that it is yours and that it is here. Nothing is signed now.</p>"
+            '<p lang="zh">您的卡将确认它属于您并且就在这里。现在不会签署任何文件。</p>'
+            '<form method="post" action="/unlock" autocomplete="off">'
+            f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
+            '<label for="pin">Card PIN 卡密码</label>'
+            '<input id="pin" name="pin" type="password" autocomplete="off" required autofocus>'
+            '<p><button type="submit">Open my documents 打开我的文件</button></p></form>'
+            "<p>Remove your card at any time to leave. 随时取出卡即可离开。</p>")
+
+
 def _finish_form(csrf: str) -> str:
     return (f'<form method="post" action="/finish"><input type="hidden" name="csrf" value="{escape(csrf)}">'
             '<button type="submit" class="secondary">Finish 完成</button></form>')

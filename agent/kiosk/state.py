@@ -1,11 +1,17 @@
-"""The station's one card session: which card is in, whose session it is, and its end.
+"""The station's one card session: which card is in, whether its holder proved it, whose session it is, its end.
+
+A card just inserted waits for its holder's PIN (:class:`Waiting`: nothing of the person is known or shown).  The
+PIN goes to the agent for one signature: the card signs a statement naming this station, its certificate, the time
+and a nonce (:mod:`signet.cardproof`), and the server opens the card session only with that proof
+(:meth:`Kiosk.unlock`).  A wrong PIN opens nothing and the card keeps waiting.
 
 Every page request (and every half second of a page on screen, :mod:`.web`) asks :meth:`Kiosk.current`: a card
 that is gone, or a station left idle for ``idle_seconds``, ends the session at once -- CloseCardSession on the
 server, and everything the station held for the person (session id, CSRF token, documents, rendered pages, the
-pending code's id) dropped.  A card whose session timed out must be taken out before it opens a new one; a card the
-server refuses is shown as such until it is taken out.  PINs never enter this state: the signing form's PIN goes
-straight to the agent for one signature (:meth:`Kiosk.sign`).
+pending code's id) dropped; a card taken out before its PIN was entered is forgotten as well.  A card whose session
+timed out or was finished must be taken out before it opens a new one; a card the server refuses is shown as such
+until it is taken out.  PINs never enter this state: the PIN form's PIN goes straight to the agent for the card's
+statement, the signing form's for one signature (:meth:`Kiosk.unlock`, :meth:`Kiosk.sign`).
 """
 
 from __future__ import annotations
@@ -13,14 +19,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 
 from hsm import HsmError
+from signet import cardproof
 from signet.v1 import server_pb2 as pb
 from signet.wire import reason_of
 
@@ -31,6 +40,8 @@ from ..tokens import TokenDirectory
 from .station import StationLink
 
 log = logging.getLogger(__name__)
+
+PROOF_FILE = "signet-card-session.txt"  # the name the agent (and a confirmation program) sees for the statement
 
 
 class KioskRefused(Exception):
@@ -50,6 +61,15 @@ class Pending:
     code_id: str
     sha256: str
     timestamp_url: str
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A card inserted whose holder has not entered the PIN yet: no session, nothing of the person."""
+
+    card: Card
+    csrf: str = field(repr=False)  # of the PIN form
+    generation: int
 
 
 @dataclass
@@ -78,6 +98,7 @@ class Kiosk:
         self._clock = clock
         self._lock = threading.RLock()
         self._holder: Holder | None = None
+        self._waiting: Waiting | None = None  # the card in, before its PIN
         self._cards: dict[str, Card | None] = {}  # serial -> its holder certificate (read once per insertion)
         self._spent: str | None = None  # a card whose session ended while it stayed in: take it out first
         self.refused: str | None = None  # a card the server refused (shown until it is taken out)
@@ -113,8 +134,9 @@ class Kiosk:
 
     # -- the session ------------------------------------------------------------------------------------------------
     def current(self, *, touch: bool = True) -> Holder | None:
-        """The live session, after ending it when its card is gone or it was idle too long; a new one for a card
-        just inserted.  ``touch``: this is the person's request (the idle timer restarts)."""
+        """The live session, after ending it when its card is gone or it was idle too long; None when there is
+        none (a card just inserted then waits for its PIN: :meth:`waiting`).  ``touch``: this is the person's
+        request (the idle timer restarts)."""
         with self._lock:
             card = self.card()
             now = self._clock()
@@ -129,27 +151,86 @@ class Kiosk:
                     if touch:
                         h.last = now
                     return h
+            w = self._waiting
+            if w is not None and (card is None or card.serial != w.card.serial):
+                self._waiting = None
+                log.info("kiosk: card %s taken out before its PIN was entered", w.card.serial)
             if card is None:
                 self._spent = self.refused = None
                 return None
             if card.serial in (self._spent, self.refused):
                 return None
-            return self._open(card, now)
-
-    def _open(self, card: Card, now: float) -> Holder | None:
-        try:
-            opened = self._link.open(card.certificate_der)
-        except ServerRefused as e:
-            log.info("kiosk: the server refused card %s (%s)", card.serial, e.reason or e.code)
-            self.refused = card.serial
+            if self._waiting is None:
+                self._generation += 1
+                self._waiting = Waiting(card, secrets.token_urlsafe(32), self._generation)
+                log.info("kiosk: card %s inserted, waiting for its PIN", card.serial)
             return None
-        self._generation += 1
-        self._holder = Holder(opened.session_id, opened.person_id, opened.display_name, card,
-                              secrets.token_urlsafe(32), now, self._generation)
-        log.info("kiosk: card session opened for person %s", opened.person_id)
-        return self._holder
+
+    def waiting(self) -> Waiting | None:
+        """The card waiting for its PIN, as the last :meth:`current` left it."""
+        with self._lock:
+            return self._waiting
+
+    def still_waiting(self, w: Waiting) -> bool:
+        """Whether the PIN page of ``w`` on screen is still the one to show (does not restart any timer)."""
+        with self._lock:
+            return self.current(touch=False) is None and self._waiting is w
+
+    def unlock(self, w: Waiting, pin: str) -> Holder | None:
+        """The card of ``w`` proves it is present and unlocked: it signs the station's statement with ``pin`` (for
+        this one signature, through the agent), and the server opens the card session with that proof.  None when
+        the server refuses the card (shown until it is taken out); KioskRefused (nothing opened, the card still
+        waits) for a wrong PIN or a card that could not sign."""
+        with self._lock:
+            if self._waiting is not w or self._holder is not None:
+                raise KioskRefused("this page is out of date: start again")
+            card = w.card
+            if not pin:
+                raise KioskRefused("enter your card's PIN 请输入卡密码")
+            statement = cardproof.statement(self._link.org_id, self._link.station, card.certificate_der)
+            signature = self._prove(card, statement, pin)
+            try:
+                opened = self._link.open(card.certificate_der, statement, signature)
+            except ServerRefused as e:
+                log.info("kiosk: the server refused card %s (%s)", card.serial, e.reason or e.code)
+                if e.code != "UNAUTHENTICATED":
+                    raise KioskRefused("the server could not open your documents now: try again") from None
+                self._waiting = None
+                self.refused = card.serial
+                return None
+            self._waiting = None
+            self._generation += 1
+            self._holder = Holder(opened.session_id, opened.person_id, opened.display_name, card,
+                                  secrets.token_urlsafe(32), self._clock(), self._generation)
+            log.info("kiosk: card session opened for person %s", opened.person_id)
+            return self._holder
+
+    def _prove(self, card: Card, statement: bytes, pin: str) -> bytes:
+        """The card's detached CMS signature over ``statement``, made by the agent with ``pin`` for this one
+        signature."""
+        try:
+            with tempfile.TemporaryDirectory(prefix="signet-kiosk-") as tmp:
+                src = Path(tmp) / PROOF_FILE
+                src.write_bytes(statement)
+                with self._agent() as client:
+                    _, signature = client.sign_to_bytes(src, pdf=False, token=TokenRef(serial=card.serial),
+                                                        key_id=card.key_id, pin=pin)
+        except grpc.RpcError as e:
+            reason = reason_of(e)
+            log.info("kiosk: card %s did not sign its statement (%s)", card.serial, reason or "no reason")
+            if reason == "PIN_INCORRECT":
+                raise KioskRefused("the card did not accept the PIN: nothing was opened. Check it and try again. "
+                                   "卡未接受该密码，请检查后重试。") from None  # noqa: RUF001 - Chinese punctuation
+            if reason == "PIN_LOCKED":
+                raise KioskRefused("the card's PIN is locked: nothing was opened. Please ask for help. "
+                                   "卡密码已锁定，请寻求帮助。") from None  # noqa: RUF001 - Chinese punctuation
+            if reason == "PIN_THROTTLED":
+                raise KioskRefused("too many PIN attempts: wait a minute, then try again") from None
+            raise KioskRefused("the card could not confirm that it is yours: nothing was opened") from None
+        return signature
 
     def _end(self, why: str) -> None:
+        self._waiting = None
         h, self._holder = self._holder, None
         if h is None:
             return

@@ -2,11 +2,14 @@
 
 No script anywhere (``Content-Security-Policy: default-src 'none'``; images and the stylesheet from the station,
 forms to the station).  Only requests naming the station itself in ``Host`` are answered (no DNS rebinding), every
-form carries the session's CSRF token, and nothing is cached.  The welcome page reloads itself every second to
-notice a card.  A page showing the person's documents is held open after its content: every half second the
-station checks the session, and when it ended (card out, idle) it finishes the page with a refresh to the welcome
-page -- the person's documents leave the screen at once, without any script.  The PIN is read from the signing
-form's body, handed to the agent for one signature and dropped; it is never logged, echoed or stored.
+form carries a CSRF token (the waiting card's on the PIN page, the session's after), and nothing is cached.  The
+welcome page reloads itself every second to notice a card; a card inserted leads to the PIN page (``/unlock``),
+whose PIN opens the card session (:meth:`.state.Kiosk.unlock`) and then the person's documents.  A page showing the
+person's documents (and the PIN page) is held open after its content: every half second the station checks the
+session (the waiting card), and when it ended (card out, idle) it finishes the page with a refresh to the welcome
+page -- the person's documents leave the screen at once, without any script.  A PIN is read from the form's body,
+handed to the agent for one signature (the card's statement, or the document) and dropped; it is never logged,
+echoed or stored.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import hmac
 import logging
 import threading
 import time
+from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -26,7 +30,7 @@ from ..config import AgentConfig
 from ..serverlink import ServerRefused
 from . import pages
 from .render import RenderError
-from .state import Holder, Kiosk, KioskRefused
+from .state import Holder, Kiosk, KioskRefused, Waiting
 from .station import StationLink
 
 log = logging.getLogger(__name__)
@@ -113,13 +117,24 @@ class _Handler(Http11Handler):
 
     def _hold(self, h: Holder, html: str) -> None:
         """Send a page of the person's, then keep it until their session ends; then back to the welcome page."""
+        kiosk = self.server.kiosk
+        self._hold_while(html, lambda: kiosk.alive(h.generation))
+
+    def _hold_pin_page(self, w: Waiting, error: str = "") -> None:
+        """The PIN page of the card waiting, kept until the card goes (or its session opens elsewhere)."""
+        kiosk = self.server.kiosk
+        self._hold_while(pages.unlock(w.csrf, error), lambda: kiosk.still_waiting(w))
+
+    def _hold_while(self, html: str, alive: Callable[[], bool]) -> None:
+        """Send ``html``, then keep the page while ``alive()`` (at most the idle time); then back to the welcome
+        page."""
         self._headers(200, "text/html; charset=utf-8")
         kiosk = self.server.kiosk
         deadline = time.monotonic() + kiosk.idle_seconds + 5
         try:
             self.wfile.write(html.encode())
             self.wfile.flush()
-            while time.monotonic() < deadline and kiosk.alive(h.generation):
+            while time.monotonic() < deadline and alive():
                 time.sleep(TICK)
                 self.wfile.write(b"\n")  # a client that left ends this loop (BrokenPipe)
                 self.wfile.flush()
@@ -142,11 +157,18 @@ class _Handler(Http11Handler):
                 return
             kiosk = self.server.kiosk
             h = kiosk.current()
-            if path == "/":
+            if path in ("/", "/unlock"):
+                w = kiosk.waiting() if h is None else None
                 if h is not None:
                     self._redirect("/inbox")
-                    return
-                self._send(200, pages.welcome(self._notice()))
+                elif w is not None and path == "/unlock":
+                    self._hold_pin_page(w)
+                elif w is not None:
+                    self._redirect("/unlock")
+                elif path == "/unlock":
+                    self._redirect("/")
+                else:
+                    self._send(200, pages.welcome(self._notice()))
                 return
             if h is None:
                 self._redirect("/")
@@ -201,7 +223,7 @@ class _Handler(Http11Handler):
             return
         raise _Page(404, pages.problem("there is nothing here"))
 
-    def _form(self, h: Holder) -> dict[str, str]:
+    def _form(self, csrf: str) -> dict[str, str]:
         if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
             raise _Page(415, pages.problem("this form cannot be read"))
         try:
@@ -212,7 +234,7 @@ class _Handler(Http11Handler):
             raise _Page(413, pages.problem("this form is too large"))
         form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode("utf-8", "replace")).items()}
         # compared as bytes: compare_digest refuses str with non-ASCII characters
-        if not h.csrf or not hmac.compare_digest(form.get("csrf", "").encode(), h.csrf.encode()):
+        if not csrf or not hmac.compare_digest(form.get("csrf", "").encode(), csrf.encode()):
             raise _Page(403, pages.problem("this form has expired: start again"))
         return form
 
@@ -222,10 +244,13 @@ class _Handler(Http11Handler):
             path, _ = self._route()
             kiosk = self.server.kiosk
             h = kiosk.current()
+            if path == "/unlock":
+                self._unlock(h)
+                return
             if h is None:
                 self._redirect("/")
                 return
-            form = self._form(h)
+            form = self._form(h.csrf)
             if path == "/finish":
                 kiosk.finish()
                 self._redirect("/")
@@ -246,6 +271,26 @@ class _Handler(Http11Handler):
         except ServerRefused as e:
             log.info("kiosk: the server refused (%s)", e.reason or e.code)
             self._send(502, pages.problem(f"The server refused: {e.message}"))
+
+    def _unlock(self, h: Holder | None) -> None:
+        """The PIN form: the card proves itself with the PIN and the session opens (the inbox), or the PIN page
+        again saying why nothing was opened; a card the server refuses goes back to the welcome page, which says
+        so."""
+        kiosk = self.server.kiosk
+        w = kiosk.waiting() if h is None else None
+        if w is None:
+            self._redirect("/inbox" if h is not None else "/")  # opened already (a second tab), or no card
+            return
+        form = self._form(w.csrf)
+        pin = form.pop("pin", "")
+        try:
+            opened = kiosk.unlock(w, pin)
+        except KioskRefused as err:
+            self._hold_pin_page(w, str(err))
+            return
+        finally:
+            del pin
+        self._redirect("/inbox" if opened is not None else "/")
 
     def _sign(self, h: Holder, e: str, d: str, form: dict[str, str]) -> None:
         kiosk = self.server.kiosk

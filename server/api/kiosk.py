@@ -21,7 +21,8 @@ class KioskServicer(pb_grpc.KioskServiceServicer):
     @rpc
     def OpenCardSession(self, request: pb.OpenCardSessionRequest, principal: Principal,
                         context: grpc.ServicerContext) -> pb.OpenCardSessionResponse:
-        opened = self.sessions.open(principal, request.certificate_der)
+        opened = self.sessions.open(principal, request.certificate_der, proof_statement=request.proof_statement,
+                                    proof_signature=request.proof_signature)
         return pb.OpenCardSessionResponse(session_id=opened.session_id, person_id=opened.person_id,
                                           display_name=opened.display_name, idle_seconds=opened.idle_seconds)
 

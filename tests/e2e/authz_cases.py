@@ -177,6 +177,8 @@ class ServerTargets:
     # audit log opens with the evidence of org A's people, see server.identity.evidence)
     envelope_first_leaf: int = 0
     dave_signing_der: bytes = b""  # Dave's signer certificate (what a station reads from his card), when known
+    # a fresh proof of Dave's card for org A's station "lobby-1" (statement, signature), when his card is at hand
+    dave_card_proof: Callable[[], tuple[bytes, bytes]] | None = None
 
     def fresh(self) -> int:
         return next(self.counter)
@@ -434,9 +436,15 @@ AUDIT_CASES: dict[str, ApiCase] = {
 # -- KioskService (server.proto): signing stations only; a station's own row is a rule of
 # tests/e2e/test_authz_matrix.py (the station alone, and with a card session: default-deny beyond what it may call).
 STATION_ONLY = Refused(C.PERMISSION_DENIED, "STATION_ONLY")
+def _open_card_session(t: ServerTargets) -> Message:
+    statement, signature = t.dave_card_proof() if t.dave_card_proof is not None else (b"", b"")
+    return server_pb2.OpenCardSessionRequest(certificate_der=t.dave_signing_der or b"\x30\x00",
+                                             proof_statement=statement, proof_signature=signature)
+
+
 KIOSK_CASES: dict[str, ApiCase] = {
     "KioskService.OpenCardSession": ApiCase(
-        lambda t: server_pb2.OpenCardSessionRequest(certificate_der=t.dave_signing_der or b"\x30\x00"),
+        _open_card_session,
         same_org_operator=STATION_ONLY, other_org_operator=STATION_ONLY, other_persons_agent=STATION_ONLY,
         own_agent=STATION_ONLY),
     "KioskService.CloseCardSession": ApiCase(

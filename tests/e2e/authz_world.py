@@ -4,6 +4,7 @@ certificate, certificate serials.  Everything runs against real processes and re
 from __future__ import annotations
 
 import datetime as dt
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ class Enrolled:
     agent_serial: str  # hex
     key_id: str = ""  # the signing key on the person's token (its certificate and chain stored next to it)
     certificate_der: bytes = b""  # the signer certificate (as a station reads it from the token)
+    card: Any = None  # the person's token (tests.conftest.TestToken): their card
+    pin_state: Path | None = None  # the PIN-failure state file this process uses for it
 
 
 def enroll_in_process(r: Running, person_id: str, phone: str, token: Any, directory: Path) -> Enrolled:
@@ -37,7 +40,8 @@ def enroll_in_process(r: Running, person_id: str, phone: str, token: Any, direct
     from agent.serverlink import ServerLink, ServerTarget
     from hsm import Hsm
 
-    tok = Hsm(pin_state=directory.parent / f"{directory.name}-pins.json").token(serial=token.serial)
+    pins = directory.parent / f"{directory.name}-pins.json"
+    tok = Hsm(pin_state=pins).token(serial=token.serial)
     tok.login(token.pin)
     try:
         with ServerLink(ServerTarget(enroll=r.env.enroll, ca_pem=r.env.ca_pem.read_bytes())) as link:
@@ -47,7 +51,25 @@ def enroll_in_process(r: Running, person_id: str, phone: str, token: Any, direct
     finally:
         tok.logout()
     files = ClientFiles(directory / "agent.crt", directory / "agent.key", directory / "ca.pem")
-    return Enrolled(done.serial, files, serial_of(files.cert), done.key_id, done.certificate_der)
+    return Enrolled(done.serial, files, serial_of(files.cert), done.key_id, done.certificate_der, token, pins)
+
+
+def card_proof(card: Enrolled, org_id: str, station: str, *, about: bytes | None = None,
+               at: dt.datetime | None = None) -> tuple[bytes, bytes]:
+    """(statement, signature) as a station makes them (signet.cardproof, a detached CAdES made on the card with its
+    PIN): ``card``'s statement about the certificate ``about`` (default its own) at ``station`` of ``org_id``, at
+    ``at`` (default now)."""
+    from formats import TokenSigner, sign_detached
+    from hsm import Hsm
+    from signet import cardproof
+
+    statement = cardproof.statement(org_id, station, about or card.certificate_der, at=at)
+    tok = Hsm(pin_state=card.pin_state).token(serial=card.card.serial)
+    tok.login(card.card.pin)
+    try:
+        return statement, sign_detached(io.BytesIO(statement), TokenSigner(tok, card.key_id))
+    finally:
+        tok.logout()
 
 
 def forged_client(directory: Path, uri: str, ca: Path, cn: str = "forged operator") -> ClientFiles:

@@ -14,6 +14,7 @@ with `signet enroll` through agent 1) accepted, then refused once signet-admin r
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -59,7 +60,7 @@ from .authz_cases import (
     served_on,
     uncovered,
 )
-from .authz_world import Enrolled, enroll_in_process, forged_client, serial_of
+from .authz_world import Enrolled, card_proof, enroll_in_process, forged_client, serial_of
 from .server_harness import (
     ClientFiles,
     Running,
@@ -135,7 +136,8 @@ def server(make_token, tmp_path_factory) -> Iterator[Server]:
         t = replace(t, envelope=to_dave.id, envelope_document=to_dave.documents[0].id,
                     envelope_revision=to_dave.documents[0].current_sha256, void_envelope=to_dave_too.id,
                     erin_envelope=to_erin.id, envelope_first_leaf=_first_leaf(r, to_dave.id),
-                    dave_signing_der=dave.certificate_der)
+                    dave_signing_der=dave.certificate_der,
+                    dave_card_proof=lambda: card_proof(dave, r.org_a, STATION_NAME))
         yield Server(r, t, base, people, dave, erin)
     finally:
         r.server.stop()
@@ -238,7 +240,9 @@ def test_api_operator_of_the_organisation(server, rpc):
 
 # -- a signing station (kiosk): default-deny beyond card sessions (server.proto, KioskService) ---------------------
 STATION_NOT_ALLOWED = Refused(C.PERMISSION_DENIED, "STATION_NOT_ALLOWED")
+CARD_REFUSED = Refused(C.UNAUTHENTICATED, "CARD_REFUSED")
 CARD_SESSION = "signet-card-session"
+STATION_NAME = "lobby-1"  # org A's station (the ``station`` fixture)
 
 
 def _opened(r: Any, t: Any) -> None:
@@ -275,15 +279,21 @@ WITH_CARD: dict[str, Outcome] = {
 @pytest.fixture(scope="module")
 def station(server: Server) -> ClientFiles:
     out = server.base / "station-lobby"
-    issued = admin(server.env, "station-cert", "issue", server.r.org_a, "lobby-1", "--out", str(out))
-    assert issued["caller"] == f"urn:signet:org:{server.r.org_a}:role:station:subject:lobby-1"
+    issued = admin(server.env, "station-cert", "issue", server.r.org_a, STATION_NAME, "--out", str(out))
+    assert issued["caller"] == f"urn:signet:org:{server.r.org_a}:role:station:subject:{STATION_NAME}"
     return ClientFiles(out / "station.crt", out / "station.key", out / "ca.pem")
 
 
-def _card_session(server: Server, station: ClientFiles, der: bytes) -> str:
+def _open_request(card: Enrolled, proof: tuple[bytes, bytes]) -> Any:
+    return server_pb2.OpenCardSessionRequest(certificate_der=card.certificate_der, proof_statement=proof[0],
+                                             proof_signature=proof[1])
+
+
+def _card_session(server: Server, station: ClientFiles, card: Enrolled) -> str:
+    """A card session at org A's station for ``card``, with a fresh proof made on the card."""
     with channel(server.env, station) as ch:
         return str(invoke(ch, method_of(server_pb2.DESCRIPTOR, "KioskService.OpenCardSession"),
-                          server_pb2.OpenCardSessionRequest(certificate_der=der)).session_id)
+                          _open_request(card, card_proof(card, server.r.org_a, STATION_NAME))).session_id)
 
 
 @pytest.mark.parametrize("rpc", API_RPCS)
@@ -293,7 +303,7 @@ def test_api_signing_station(server, station, rpc):
 
 @pytest.mark.parametrize("rpc", API_RPCS)
 def test_api_signing_station_with_a_card_session(server, station, rpc):
-    session = _card_session(server, station, server.dave.certificate_der)
+    session = _card_session(server, station, server.dave)
     _api(server, station, rpc, WITH_CARD.get(rpc, STATION_NOT_ALLOWED), "a station with Dave's card",
          metadata=((CARD_SESSION, session),))
 
@@ -302,7 +312,7 @@ def test_card_session_inbox_and_its_end(server, station):
     """The inbox view is allowed; a closed session, another station's session, a revoked card: refused."""
     listing = method_of(server_pb2.DESCRIPTOR, "EnvelopeService.ListEnvelopes")
     close = method_of(server_pb2.DESCRIPTOR, "KioskService.CloseCardSession")
-    session = _card_session(server, station, server.dave.certificate_der)
+    session = _card_session(server, station, server.dave)
     inbox = server_pb2.ListEnvelopesRequest(view="inbox")
     with channel(server.env, station) as ch:
         found = invoke(ch, listing, inbox, metadata=((CARD_SESSION, session),))
@@ -315,7 +325,7 @@ def test_card_session_inbox_and_its_end(server, station):
     other = server.base / "station-other"
     admin(server.env, "station-cert", "issue", server.r.org_a, "lobby-2", "--out", str(other))
     second = ClientFiles(other / "station.crt", other / "station.key", other / "ca.pem")
-    session = _card_session(server, station, server.dave.certificate_der)
+    session = _card_session(server, station, server.dave)
     with channel(server.env, second) as ch:
         expect(Refused(C.UNAUTHENTICATED, "CARD_SESSION_ENDED"),
                lambda: invoke(ch, listing, inbox, metadata=((CARD_SESSION, session),)), None,
@@ -327,17 +337,57 @@ def test_card_session_inbox_and_its_end(server, station):
     opening = method_of(server_pb2.DESCRIPTOR, "KioskService.OpenCardSession")
     agent_der = x509.load_pem_x509_certificate(server.dave.agent.cert.read_bytes()).public_bytes(
         serialization.Encoding.DER)
-    for who, files, der in (("org B's station", station_b, server.dave.certificate_der),
-                            ("Dave's agent TLS certificate as a card", station, agent_der),
-                            ("no certificate", station, b"")):
+    # each with a proof made on Dave's card for the station that calls, about the certificate sent
+    dave = server.dave
+    for who, files, org, name, der in (
+            ("org B's station", station_b, server.r.org_b, "lobby-b", dave.certificate_der),
+            ("Dave's agent TLS certificate as a card", station, server.r.org_a, STATION_NAME, agent_der),
+            ("no certificate", station, server.r.org_a, STATION_NAME, b"")):
+        statement, signature = card_proof(dave, org, name, about=der)
         with channel(server.env, files) as ch:
-            request = server_pb2.OpenCardSessionRequest(certificate_der=der)
-            expect(Refused(C.UNAUTHENTICATED, "CARD_REFUSED"), partial(invoke, ch, opening, request), None, who)
+            request = server_pb2.OpenCardSessionRequest(certificate_der=der, proof_statement=statement,
+                                                        proof_signature=signature)
+            expect(CARD_REFUSED, partial(invoke, ch, opening, request), None, who)
+
+
+# a card's proof (server.proto, OpenCardSessionRequest) that fails one check, the rest right: what each case sends
+PROOF_CASES = {
+    "no proof": lambda s: _open_request(s.dave, (b"", b"")),
+    "the certificate alone, as before proofs": lambda s: server_pb2.OpenCardSessionRequest(
+        certificate_der=s.dave.certificate_der),
+    "Dave's statement signed by Erin's card": lambda s: _open_request(s.dave, (
+        card_proof(s.dave, s.r.org_a, STATION_NAME)[0], card_proof(s.erin, s.r.org_a, STATION_NAME)[1])),
+    "Erin's card proving itself for Dave's certificate": lambda s: _open_request(s.dave, card_proof(
+        s.erin, s.r.org_a, STATION_NAME, about=s.dave.certificate_der)),
+    "a statement for another station": lambda s: _open_request(s.dave, card_proof(s.dave, s.r.org_a, "lobby-2")),
+    "a statement for another organisation": lambda s: _open_request(s.dave, card_proof(
+        s.dave, s.r.org_b, STATION_NAME)),
+    "a statement three minutes old": lambda s: _open_request(s.dave, card_proof(
+        s.dave, s.r.org_a, STATION_NAME, at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=3))),
+    "a statement about Erin's certificate": lambda s: _open_request(s.dave, card_proof(
+        s.dave, s.r.org_a, STATION_NAME, about=s.erin.certificate_der)),
+}
+
+
+@pytest.mark.parametrize("case", list(PROOF_CASES))
+def test_a_card_session_needs_the_cards_own_fresh_proof(server, station, case):
+    """Real cards (SoftHSM tokens) sign the statements; the control is every other test's _card_session."""
+    opening = method_of(server_pb2.DESCRIPTOR, "KioskService.OpenCardSession")
+    with channel(server.env, station) as ch:
+        expect(CARD_REFUSED, partial(invoke, ch, opening, PROOF_CASES[case](server)), None, case)
+
+
+def test_a_card_proof_opens_one_session_only(server, station):
+    opening = method_of(server_pb2.DESCRIPTOR, "KioskService.OpenCardSession")
+    request = _open_request(server.dave, card_proof(server.dave, server.r.org_a, STATION_NAME))
+    with channel(server.env, station) as ch:
+        assert invoke(ch, opening, request).person_id == server.t.dave
+        expect(CARD_REFUSED, partial(invoke, ch, opening, request), None, "the same proof again")
 
 
 def test_a_revoked_card_is_refused_and_ends_its_session(server, station):
     erin = server.erin
-    session = _card_session(server, station, erin.certificate_der)
+    session = _card_session(server, station, erin)
     listing = method_of(server_pb2.DESCRIPTOR, "EnvelopeService.ListEnvelopes")
     inbox = server_pb2.ListEnvelopesRequest(view="inbox")
     with channel(server.env, station) as ch:
@@ -347,10 +397,9 @@ def test_a_revoked_card_is_refused_and_ends_its_session(server, station):
         expect(Refused(C.UNAUTHENTICATED, "CARD_SESSION_ENDED"),
                lambda: invoke(ch, listing, inbox, metadata=((CARD_SESSION, session),)), None,
                "a session whose card was revoked")
-        expect(Refused(C.UNAUTHENTICATED, "CARD_REFUSED"),
-               lambda: invoke(ch, method_of(server_pb2.DESCRIPTOR, "KioskService.OpenCardSession"),
-                              server_pb2.OpenCardSessionRequest(certificate_der=erin.certificate_der)), None,
-               "a revoked card")
+        expect(CARD_REFUSED, lambda: invoke(ch, method_of(server_pb2.DESCRIPTOR, "KioskService.OpenCardSession"),
+                                            _open_request(erin, card_proof(erin, server.r.org_a, STATION_NAME))),
+               None, "a revoked card (with a good proof)")
 
 
 # -- the enrollment listener ------------------------------------------------------------------------------------------

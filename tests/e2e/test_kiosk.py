@@ -3,9 +3,11 @@ directory (the station's card reader), and Debian's chromium driven by Playwrigh
 
 Kim is enrolled on her own token (her card: key and certificate on it).  The card is "inserted" by copying the
 token's directory into the station's token directory and "pulled" by deleting that copy.  Welcome page -> card in
--> Kim's waiting envelope -> the rendered page and its SHA-256 -> code to her phone -> a wrong PIN (nothing signed)
--> code and PIN -> signed (the server says so; pdfsig trusts the signature) -> card out -> the welcome page, nothing
-of Kim on it.  Then the idle timeout: the card stays in, the station falls back to the welcome page by itself.
+-> the PIN page, nothing of Kim on it -> a wrong PIN (nothing opened) -> her PIN (the card signs the station's
+statement, the server opens the card session with that proof) -> Kim's waiting envelope -> the rendered page and
+its SHA-256 -> code to her phone -> a wrong PIN (nothing signed) -> code and PIN -> signed (the server says so;
+pdfsig trusts the signature) -> card out -> the welcome page, nothing of Kim on it.  Then the idle timeout: the card
+stays in, the station falls back to the welcome page by itself; a card pulled at the PIN page leaves nothing open.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 KIM = ("Kim Station 金站", prc_id("19900101", "517"), "+8613900139201")
 SAM = ("Sam Sender", prc_id("19850505", "226"), "+8613900139202")
 IDLE = 25  # long enough for the main test's steps (axe-core runs between them) on a loaded machine
+PIN_PAGE = "Enter your card PIN to open your documents"
+OPEN = "Open my documents 打开我的文件"
 
 
 def _token_dir(softhsm_dir: Path, serial: str) -> Path:
@@ -66,8 +70,10 @@ def world(make_token, softhsm_dir, tmp_path_factory) -> Iterator[dict[str, Any]]
         conf = base / "reader-softhsm2.conf"
         conf.write_text((ROOT / "softhsm-config" / "softhsm2.conf.in").read_text().replace("@TOKENDIR@", str(reader)))
         port = free_port()
+        # the tests here give the card's PIN about ten times in two minutes (default: 5 tries a minute)
         kiosk = AgentProcess(base / "kiosk", f'[kiosk]\nenabled = true\nlisten = "127.0.0.1:{port}"\n'
-                             f'idle_seconds = {IDLE}\nstation_dir = "{station}"\n',
+                             f'idle_seconds = {IDLE}\nstation_dir = "{station}"\n\n'
+                             "[unlock]\npin_tries_per_minute = 30\n",
                              agent_settings=f'timestamp_urls = ["{r.env.pki_url}/tsa"]',
                              env={"SOFTHSM2_CONF": str(conf)}).start()
         yield {"r": r, "kim": kim, "sam": sam, "card": card, "card_dir": _token_dir(softhsm_dir, card.serial),
@@ -111,6 +117,20 @@ def _post(w: dict[str, Any], path: str, body: bytes) -> int:
             return int(resp.status)
     except urllib.error.HTTPError as err:
         return int(err.code)
+
+
+def _get(w: dict[str, Any], path: str) -> tuple[int, str]:
+    """(status, Location) of one GET, redirects not followed (a held page is not waited for)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    conn = http.client.HTTPConnection(str(urlsplit(w["url"]).hostname), urlsplit(w["url"]).port, timeout=10)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.getheader("Location") or ""
+    finally:
+        conn.close()
 
 
 def _insert(w: dict[str, Any]) -> None:
@@ -161,10 +181,33 @@ def test_card_in_review_sign_card_out(world, browser):
     _shot(page, "1-welcome")
 
     _insert(world)
+    expect(page.get_by_role("heading", name=PIN_PAGE)).to_be_visible(timeout=30_000)
+    assert "Kim" not in _content(page) and "Kiosk lease" not in _content(page)  # nothing of hers before the PIN
+    _shot(page, "2-pin")
+    assert axe(page) == []
+    assert _get(world, "/inbox") == (303, "/")  # no session yet: her documents are not reachable
+
+    # a wrong PIN: the card does not sign the statement, nothing is opened
+    page.get_by_label("Card PIN 卡密码").fill("wrong-pin-0")
+    page.get_by_role("button", name=OPEN).click()
+    expect(page.get_by_role("alert")).to_contain_text("did not accept the PIN", timeout=30_000)
+    _shot(page, "3-wrong-pin")
+    html = _content(page)
+    assert "wrong-pin-0" not in html and "Kim" not in html and "Kiosk lease" not in html
+    expect(page.get_by_role("heading", name=PIN_PAGE)).to_be_visible()
+    assert _get(world, "/inbox") == (303, "/") and _get(world, "/") == (303, "/unlock")
+    log = world["kiosk"].log()
+    assert "did not sign its statement (PIN_INCORRECT)" in log and "card session opened" not in log
+    assert _post(world, "/unlock", b"csrf=forged&pin=" + world["card"].pin.encode()) == 403  # CSRF on the PIN form
+    assert "card session opened" not in world["kiosk"].log()
+
+    page.get_by_label("Card PIN 卡密码").fill(world["card"].pin)
+    page.get_by_role("button", name=OPEN).click()
     expect(page.get_by_role("heading", name="Welcome, Kim Station 金站")).to_be_visible(timeout=30_000)
     expect(page.get_by_text("Kiosk lease")).to_be_visible()
-    _shot(page, "2-inbox")
+    _shot(page, "4-inbox")
     assert axe(page) == []
+    assert "card session opened" in world["kiosk"].log()
     assert _post(world, "/finish", b"csrf=forged") == 403  # a form without the session's CSRF token
     assert _post(world, "/finish", b"") == 403
     expect(page.get_by_text("Kiosk lease")).to_be_visible()  # the session goes on
@@ -175,7 +218,7 @@ def test_card_in_review_sign_card_out(world, browser):
     img = page.get_by_role("img", name="Page 1 of lease.pdf")
     expect(img).to_be_visible()
     page.wait_for_function("() => document.querySelector('img.page').naturalWidth > 100", timeout=20_000)
-    _shot(page, "3-review")
+    _shot(page, "5-review")
     assert axe(page) == []
 
     page.get_by_role("button", name="Sign this document 签署此文件").click()
@@ -194,7 +237,7 @@ def test_card_in_review_sign_card_out(world, browser):
     page.get_by_label("Card PIN 卡密码").fill(world["card"].pin)
     page.get_by_role("button", name="Sign 签署").click()
     expect(page.get_by_role("heading", name="Signed 已签署")).to_be_visible(timeout=60_000)
-    _shot(page, "4-signed")
+    _shot(page, "6-signed")
     assert axe(page) == []
     got = _as_operator(world, "EnvelopeService.GetEnvelope", server_pb2.GetEnvelopeRequest(envelope_id=env.id))
     assert got.envelope.recipients[0].state == server_pb2.RECIPIENT_STATE_SIGNED
@@ -212,7 +255,7 @@ def test_card_in_review_sign_card_out(world, browser):
     expect(page.get_by_role("heading", name="Insert your card")).to_be_visible(timeout=30_000)
     html = _content(page)
     assert "Kim" not in html and "Kiosk lease" not in html and doc.current_sha256 not in html
-    _shot(page, "5-card-out")
+    _shot(page, "7-card-out")
     assert all(u.startswith(world["url"]) for u in requests), [u for u in requests if not u.startswith(world["url"])]
     log = world["kiosk"].log()
     assert world["card"].pin not in log and "wrong-pin-0" not in log and code not in log
@@ -228,7 +271,7 @@ def test_idle_station_returns_to_the_welcome_page(world, browser):
     expect(page.get_by_role("heading", name="Insert your card")).to_be_visible(timeout=20_000)
     _insert(world)
     try:
-        expect(page.get_by_role("heading", name="Welcome, Kim Station 金站")).to_be_visible(timeout=30_000)
+        _open_with_pin(world, page)
         t0 = time.monotonic()
         # nobody touches the station: after idle_seconds the page goes back to the welcome page by itself
         expect(page.get_by_role("heading", name="Insert your card")).to_be_visible(timeout=(IDLE + 20) * 1000)
@@ -240,12 +283,25 @@ def test_idle_station_returns_to_the_welcome_page(world, browser):
     finally:
         _pull(world)
     expect(page.get_by_role("status")).to_have_count(0, timeout=20_000)
-    for _ in range(2):  # the card comes back, and again: noticed each time (the page asks every second meanwhile)
+    for pin in (True, False):  # the card comes back, and again: noticed each time (the page asks every second)
         _insert(world)
-        expect(page.get_by_role("heading", name="Welcome, Kim Station 金站")).to_be_visible(timeout=30_000)
+        if pin:
+            _open_with_pin(world, page)
+        else:  # pulled at the PIN page: back to the welcome page, nothing opened
+            expect(page.get_by_role("heading", name=PIN_PAGE)).to_be_visible(timeout=30_000)
         _pull(world)
         expect(page.get_by_role("heading", name="Insert your card")).to_be_visible(timeout=30_000)
+        assert _get(world, "/") == (200, "") and _get(world, "/inbox") == (303, "/")
     page.close()
+
+
+def _open_with_pin(world: dict[str, Any], page: Any) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("heading", name=PIN_PAGE)).to_be_visible(timeout=30_000)
+    page.get_by_label("Card PIN 卡密码").fill(world["card"].pin)
+    page.get_by_role("button", name=OPEN).click()
+    expect(page.get_by_role("heading", name="Welcome, Kim Station 金站")).to_be_visible(timeout=30_000)
 
 
 def test_the_station_refuses_requests_for_another_host(world):

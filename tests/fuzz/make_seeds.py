@@ -334,15 +334,22 @@ def server_seeds(external_leaf: bytes, signed_revision: bytes, detached: bytes) 
 
 def kiosk_seeds() -> dict[str, tuple[str, Any, int]]:
     """KioskService requests (the caller: a signing station; flag 0x80: the operator, refused): a card session for
-    @p1's certificate, a certificate that is none, and closing a session that does not exist."""
+    @p1's certificate with a fresh proof of @p1's card (placeholders, worlds.ServerWorld.card_proof), the
+    certificate without a proof, a fresh statement with a signature that is none, a certificate that is none, and
+    closing a session that does not exist."""
     from signet.v1 import server_pb2 as pb
 
     from . import worlds
 
+    card, proof = worlds.CARD, worlds.CARD_PROOF
     return {
-        "OpenCardSession": ("OpenCardSession", pb.OpenCardSessionRequest(certificate_der=worlds.CARD), 0),
-        "OpenCardSession-operator": ("OpenCardSession", pb.OpenCardSessionRequest(certificate_der=worlds.CARD),
-                                     0x80),
+        "OpenCardSession": ("OpenCardSession", pb.OpenCardSessionRequest(
+            certificate_der=card, proof_statement=proof, proof_signature=proof), 0),
+        "OpenCardSession-operator": ("OpenCardSession", pb.OpenCardSessionRequest(
+            certificate_der=card, proof_statement=proof, proof_signature=proof), 0x80),
+        "OpenCardSession-no-proof": ("OpenCardSession", pb.OpenCardSessionRequest(certificate_der=card), 0),
+        "OpenCardSession-bad-signature": ("OpenCardSession", pb.OpenCardSessionRequest(
+            certificate_der=card, proof_statement=proof, proof_signature=b"\x30\x03\x02\x01\x01"), 0),
         "OpenCardSession-garbage": ("OpenCardSession", pb.OpenCardSessionRequest(
             certificate_der=b"\x30\x03\x02\x01\x01"), 0),
         "CloseCardSession": ("CloseCardSession", pb.CloseCardSessionRequest(session_id="A" * 43), 0),

@@ -443,10 +443,15 @@ def _resolve(world: Any, msg: Any) -> None:
 
 
 def _resolve_bytes(world: Any, msg: Any) -> None:
-    """Replace a certificate placeholder in the top-level bytes fields of ``msg`` (ServerWorld.resolve_bytes)."""
+    """Replace a certificate placeholder in the top-level bytes fields of ``msg`` (ServerWorld.resolve_bytes), then
+    a card proof placeholder of an OpenCardSessionRequest (ServerWorld.card_proof, over the certificate sent)."""
+    from .worlds import CARD_PROOF
+
     for fd, value in msg.ListFields():
         if fd.type == fd.TYPE_BYTES and not fd.is_repeated and value.startswith(b"@"):
             setattr(msg, fd.name, world.resolve_bytes(value))
+    if msg.DESCRIPTOR.name == "OpenCardSessionRequest" and msg.proof_statement == CARD_PROOF:
+        msg.proof_statement, msg.proof_signature = world.card_proof(msg.certificate_der, msg.proof_signature)
 
 
 _USES_SIGNING_CODES = {"StartSigning", "SubmitSignature"}

@@ -7,8 +7,10 @@ the random ids of the fixture's people and certificates (``@p1`` approved and en
 enrollment code of @p1; envelopes: ``@p3`` another approved person, ``@v1`` an envelope @p3 sent whose only
 signer is @p1 (their turn), with ``@d1`` its PDF (:data:`ENVELOPE_PDF`) and ``@d2`` its text file
 (:data:`ENVELOPE_TEXT`), ``@h1``/``@h2`` their current SHA-256 (hex), ``@c1``/``@c2`` the id and digits of a live
-signing code of @p1 for @d1, ``@c3``/``@c4`` for @d2, ``@v2`` a draft of @p1 (signer @p3) and ``@d3`` its PDF)
--- see :meth:`ServerWorld.resolve` and :meth:`ServerWorld.ocsp_placeholders`.  EnvelopeService calls come from
+signing code of @p1 for @d1, ``@c3``/``@c4`` for @d2, ``@v2`` a draft of @p1 (signer @p3) and ``@d3`` its PDF;
+bytes: ``@card`` @p1's signer certificate, ``@proof`` a fresh card proof of @p1's card for the fuzz station)
+-- see :meth:`ServerWorld.resolve`, :meth:`ServerWorld.card_proof` and :meth:`ServerWorld.ocsp_placeholders`.
+Each approved person's signing key is a software key the world keeps (their "card").  EnvelopeService calls come from
 @p1's agent (the real Authenticator, @p1's agent TLS client certificate) or, first byte's bit 7, from the
 operator ``fuzz-op`` (its own TLS client certificate).
 
@@ -48,6 +50,8 @@ SENDER = "@p3"
 ENVELOPE_SENT = "@v1"
 ENVELOPE_DRAFT = "@v2"
 CARD = b"@card"  # a bytes placeholder: @p1's signer certificate (what a station reads from the card)
+CARD_PROOF = b"@proof"  # OpenCardSessionRequest.proof_statement (and _signature): a fresh proof (card_proof)
+STATION = "fuzz-station"  # the name of the fuzz signing station (KioskService's caller)
 SENT_PDF, SENT_TEXT, DRAFT_PDF = "@d1", "@d2", "@d3"
 SENT_PDF_SHA, SENT_TEXT_SHA = "@h1", "@h2"
 SIGN_CODES = {SENT_PDF: ("@c1", "@c2"), SENT_TEXT: ("@c3", "@c4")}  # document -> (code id, digits) of @p1's code
@@ -200,6 +204,7 @@ class ServerWorld:
     audit_servicer: Any = None  # server.api.audit.AuditServicer (its caller as EnvelopeService's)
     kiosk_servicer: Any = None  # server.api.kiosk.KioskServicer (its caller: a signing station of fuzz-op's org)
     station_tls_pem: bytes = b""  # the station's TLS client certificate (KioskService's caller)
+    card_keys: dict[str, Any] = field(default_factory=dict)  # person id -> their signing key (minipki.SoftToken)
     notice_failures: list[BaseException] = field(default_factory=list)  # what the notice dispatcher refused
     last_agent_pem: bytes = b""
     _counter: Any = field(default_factory=lambda: itertools.count(1))
@@ -215,6 +220,22 @@ class ServerWorld:
             return data
         rec = self.ca.status(int(self.placeholders[CERT_SERIAL], 16))
         return bytes(rec.der) if rec is not None else data
+
+    def card_proof(self, certificate_der: bytes, signature: bytes) -> tuple[bytes, bytes]:
+        """:data:`CARD_PROOF` in an OpenCardSessionRequest: a fresh statement (signet.cardproof) of the fuzz station
+        about ``certificate_der``, and, when ``signature`` is :data:`CARD_PROOF` too, @p1's card's CAdES signature
+        over it (any other ``signature`` as it is: a fresh statement with a wrong signature)."""
+        import io
+
+        from formats import TokenSigner, sign_detached
+        from signet import cardproof
+
+        statement = cardproof.statement(self.operator.org_id, STATION, certificate_der)
+        key = self.card_keys.get(self.placeholders[PERSON_APPROVED])
+        rec = self.ca.status(int(self.placeholders[CERT_SERIAL], 16))
+        if signature == CARD_PROOF and key is not None and rec is not None:
+            signature = sign_detached(io.BytesIO(statement), TokenSigner(key, "k", certificate=bytes(rec.der)))
+        return statement, signature
 
     def _code(self, phone: str, digits: int) -> str:
         entry = self.outbox.list(to=phone, limit=1)[0]
@@ -239,7 +260,10 @@ class ServerWorld:
         self.identity.confirm_phone(self.operator, p.id, self._code(p.phone, 6))
         self.identity.approve(self.operator, p.id, evidence="fuzz fixture: documents checked")
         challenge = self.enrollment.start(p.id)
-        done = self.enrollment.enroll(p.id, self._code(p.phone, 8), new_csr(), new_csr(), challenge.code_id)
+        card = _card_key()
+        done = self.enrollment.enroll(p.id, self._code(p.phone, 8), _csr_of(card.private), new_csr(),
+                                      challenge.code_id)
+        self.card_keys[p.id] = card
         self.last_agent_pem = pem.armor("CERTIFICATE", done.agent_certificate_der)
         return p.id, db.serial_text(done.serial)
 
@@ -391,14 +415,26 @@ class ServerWorld:
         return out
 
 
+def _card_key() -> Any:
+    """A person's signing key: a software P-256 key behind the token interface formats.TokenSigner uses."""
+    from tests.formats.minipki import SoftToken
+
+    return SoftToken()
+
+
 def new_csr(cn: str = "ignored by the CA") -> bytes:
     """A PKCS#10 request of a fresh P-256 software key (the CA takes only the key from it)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return _csr_of(ec.generate_private_key(ec.SECP256R1()), cn)
+
+
+def _csr_of(key: Any, cn: str = "ignored by the CA") -> bytes:
+    """A PKCS#10 request of ``key`` (a cryptography EC private key)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
     csr = (x509.CertificateSigningRequestBuilder()
            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
            .sign(key, hashes.SHA256()))
@@ -535,7 +571,7 @@ def build_server_world(serial: str, base: Path) -> ServerWorld:
     kiosk_auth.card_sessions = CardSessions.of(store, hmac_key, clock, identity, keys)
     world.kiosk_servicer = KioskServicer(kiosk_auth.card_sessions, kiosk_auth)
     world.station_tls_pem = pem.armor("CERTIFICATE", issue_client_certificate(
-        keys, store, clock, urls, new_csr(), Caller(org.id, Role.STATION, "fuzz-station"),
+        keys, store, clock, urls, new_csr(), Caller(org.id, Role.STATION, STATION),
         validity=timedelta(days=365)))
     world.refresh()
     return world

@@ -2126,8 +2126,10 @@ class EnvelopeEvent(_message.Message):
     id: _builtins.int
     envelope_id: _builtins.str
     type: _builtins.str
-    """created, sent, notified, viewed, code_sent, signed, refused, declined,
-    voided, expired, completed, reminded, notice_failed, notices_replayed.
+    """created, placed (the sender moved boxes or changed form fields of a
+    draft), sent, notified, viewed, code_sent, activated (a remote key
+    activated for one hash), signed, refused, declined, voided, expired,
+    completed, sealed, reminded, notice_failed, notices_replayed.
     """
     actor: _builtins.str
     """"person:<id>", "operator:<login>", "server"."""
@@ -3013,16 +3015,42 @@ class OpenCardSessionRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CERTIFICATE_DER_FIELD_NUMBER: _builtins.int
+    PROOF_STATEMENT_FIELD_NUMBER: _builtins.int
+    PROOF_SIGNATURE_FIELD_NUMBER: _builtins.int
     certificate_der: _builtins.bytes
     """The certificate read from the card (DER)."""
+    proof_statement: _builtins.bytes
+    """The card's proof of presence (required): a statement the card signed
+    with the PIN its holder entered on the station for this one signature.
+    ASCII, exactly these six lines joined by "\\n" (no final newline;
+    signet.cardproof writes and reads it):
+      signet-card-session-v1
+      <the station's organisation id>
+      <the station's name: the subject of its certificate>
+      <SHA-256 of certificate_der, 64 lowercase hex digits>
+      <the station's UTC time, ISO 8601 with milliseconds:
+       2030-01-01T12:00:00.123Z>
+      <16 to 64 random bytes, lowercase hex>
+    At most 512 bytes. The server checks that the organisation and name are
+    the calling station's, the hash is certificate_der's, the time is within
+    2 minutes (either way) of the server's clock, and that the statement was
+    never used before: each statement opens at most one session.
+    """
+    proof_signature: _builtins.bytes
+    """A detached CMS (CAdES) signature over exactly proof_statement, made with
+    the card's key (the agent's SignDetached): valid, chaining to the Signet
+    signing root, its signer certificate certificate_der itself.
+    """
     def __init__(
         self,
         *,
         certificate_der: _builtins.bytes = ...,
+        proof_statement: _builtins.bytes = ...,
+        proof_signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_der", b"certificate_der"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_der", b"certificate_der", "proof_signature", b"proof_signature", "proof_statement", b"proof_statement"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1988,9 +1988,11 @@ class KioskServiceStub:
     A station calls with a station client certificate ("role:station", subject
     the station's name; `signet-admin station-cert issue`). With that
     certificate alone it may call only this service. A card session lets the
-    station act as the holder of the card inserted in it: calls carrying the
-    session id in the metadata key "signet-card-session" act as that person
-    (a member, "via kiosk station NAME") for exactly
+    station act as the holder of the card inserted in it, once the card proved
+    that it is present and unlocked by its holder (a statement signed on the
+    card with the holder's PIN; see OpenCardSessionRequest): calls carrying
+    the session id in the metadata key "signet-card-session" act as that
+    person (a member, "via kiosk station NAME") for exactly
     EnvelopeService.ListEnvelopes (view "inbox"), GetEnvelope, GetDocument,
     StartSigning and SubmitSignature; every other call of a station is
     PERMISSION_DENIED STATION_NOT_ALLOWED. Signing still needs the one-time
@@ -2022,9 +2024,11 @@ class KioskServiceServicer:
     A station calls with a station client certificate ("role:station", subject
     the station's name; `signet-admin station-cert issue`). With that
     certificate alone it may call only this service. A card session lets the
-    station act as the holder of the card inserted in it: calls carrying the
-    session id in the metadata key "signet-card-session" act as that person
-    (a member, "via kiosk station NAME") for exactly
+    station act as the holder of the card inserted in it, once the card proved
+    that it is present and unlocked by its holder (a statement signed on the
+    card with the holder's PIN; see OpenCardSessionRequest): calls carrying
+    the session id in the metadata key "signet-card-session" act as that
+    person (a member, "via kiosk station NAME") for exactly
     EnvelopeService.ListEnvelopes (view "inbox"), GetEnvelope, GetDocument,
     StartSigning and SubmitSignature; every other call of a station is
     PERMISSION_DENIED STATION_NOT_ALLOWED. Signing still needs the one-time
@@ -2034,10 +2038,13 @@ class KioskServiceServicer:
 
     def OpenCardSession(self, request, context):
         """Station only: a card session for the holder of a signer certificate this
-        server's signing CA issued (not revoked, not expired) to a person of the
-        station's organisation. Anything else is UNAUTHENTICATED CARD_REFUSED
-        (said the same way whatever the cause). The session ends after
-        `idle_seconds` without a call, or with CloseCardSession.
+        server's signing CA issued (not revoked, not expired) to an approved
+        person of the station's organisation, with the card's proof that its key
+        is present and its holder unlocked it (the PIN, for one signature: see
+        OpenCardSessionRequest). Anything else -- no proof, or a proof that fails
+        any check -- is UNAUTHENTICATED CARD_REFUSED (said the same way whatever
+        the cause). The session ends after `idle_seconds` without a call, or with
+        CloseCardSession.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -2078,9 +2085,11 @@ class KioskService:
     A station calls with a station client certificate ("role:station", subject
     the station's name; `signet-admin station-cert issue`). With that
     certificate alone it may call only this service. A card session lets the
-    station act as the holder of the card inserted in it: calls carrying the
-    session id in the metadata key "signet-card-session" act as that person
-    (a member, "via kiosk station NAME") for exactly
+    station act as the holder of the card inserted in it, once the card proved
+    that it is present and unlocked by its holder (a statement signed on the
+    card with the holder's PIN; see OpenCardSessionRequest): calls carrying
+    the session id in the metadata key "signet-card-session" act as that
+    person (a member, "via kiosk station NAME") for exactly
     EnvelopeService.ListEnvelopes (view "inbox"), GetEnvelope, GetDocument,
     StartSigning and SubmitSignature; every other call of a station is
     PERMISSION_DENIED STATION_NOT_ALLOWED. Signing still needs the one-time

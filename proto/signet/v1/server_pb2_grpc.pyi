@@ -893,9 +893,11 @@ class KioskServiceStub:
     A station calls with a station client certificate ("role:station", subject
     the station's name; `signet-admin station-cert issue`). With that
     certificate alone it may call only this service. A card session lets the
-    station act as the holder of the card inserted in it: calls carrying the
-    session id in the metadata key "signet-card-session" act as that person
-    (a member, "via kiosk station NAME") for exactly
+    station act as the holder of the card inserted in it, once the card proved
+    that it is present and unlocked by its holder (a statement signed on the
+    card with the holder's PIN; see OpenCardSessionRequest): calls carrying
+    the session id in the metadata key "signet-card-session" act as that
+    person (a member, "via kiosk station NAME") for exactly
     EnvelopeService.ListEnvelopes (view "inbox"), GetEnvelope, GetDocument,
     StartSigning and SubmitSignature; every other call of a station is
     PERMISSION_DENIED STATION_NOT_ALLOWED. Signing still needs the one-time
@@ -909,10 +911,13 @@ class KioskServiceStub:
     def __new__(cls, channel: _aio.Channel) -> KioskServiceAsyncStub: ...
     OpenCardSession: _grpc.UnaryUnaryMultiCallable[_server_pb2.OpenCardSessionRequest, _server_pb2.OpenCardSessionResponse]
     """Station only: a card session for the holder of a signer certificate this
-    server's signing CA issued (not revoked, not expired) to a person of the
-    station's organisation. Anything else is UNAUTHENTICATED CARD_REFUSED
-    (said the same way whatever the cause). The session ends after
-    `idle_seconds` without a call, or with CloseCardSession.
+    server's signing CA issued (not revoked, not expired) to an approved
+    person of the station's organisation, with the card's proof that its key
+    is present and its holder unlocked it (the PIN, for one signature: see
+    OpenCardSessionRequest). Anything else -- no proof, or a proof that fails
+    any check -- is UNAUTHENTICATED CARD_REFUSED (said the same way whatever
+    the cause). The session ends after `idle_seconds` without a call, or with
+    CloseCardSession.
     """
     CloseCardSession: _grpc.UnaryUnaryMultiCallable[_server_pb2.CloseCardSessionRequest, _server_pb2.CloseCardSessionResponse]
     """Station only: ends one of its card sessions at once (an unknown or ended
@@ -926,9 +931,11 @@ class KioskServiceAsyncStub(KioskServiceStub):
     A station calls with a station client certificate ("role:station", subject
     the station's name; `signet-admin station-cert issue`). With that
     certificate alone it may call only this service. A card session lets the
-    station act as the holder of the card inserted in it: calls carrying the
-    session id in the metadata key "signet-card-session" act as that person
-    (a member, "via kiosk station NAME") for exactly
+    station act as the holder of the card inserted in it, once the card proved
+    that it is present and unlocked by its holder (a statement signed on the
+    card with the holder's PIN; see OpenCardSessionRequest): calls carrying
+    the session id in the metadata key "signet-card-session" act as that
+    person (a member, "via kiosk station NAME") for exactly
     EnvelopeService.ListEnvelopes (view "inbox"), GetEnvelope, GetDocument,
     StartSigning and SubmitSignature; every other call of a station is
     PERMISSION_DENIED STATION_NOT_ALLOWED. Signing still needs the one-time
@@ -939,10 +946,13 @@ class KioskServiceAsyncStub(KioskServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     OpenCardSession: _aio.UnaryUnaryMultiCallable[_server_pb2.OpenCardSessionRequest, _server_pb2.OpenCardSessionResponse]  # type: ignore[assignment]
     """Station only: a card session for the holder of a signer certificate this
-    server's signing CA issued (not revoked, not expired) to a person of the
-    station's organisation. Anything else is UNAUTHENTICATED CARD_REFUSED
-    (said the same way whatever the cause). The session ends after
-    `idle_seconds` without a call, or with CloseCardSession.
+    server's signing CA issued (not revoked, not expired) to an approved
+    person of the station's organisation, with the card's proof that its key
+    is present and its holder unlocked it (the PIN, for one signature: see
+    OpenCardSessionRequest). Anything else -- no proof, or a proof that fails
+    any check -- is UNAUTHENTICATED CARD_REFUSED (said the same way whatever
+    the cause). The session ends after `idle_seconds` without a call, or with
+    CloseCardSession.
     """
     CloseCardSession: _aio.UnaryUnaryMultiCallable[_server_pb2.CloseCardSessionRequest, _server_pb2.CloseCardSessionResponse]  # type: ignore[assignment]
     """Station only: ends one of its card sessions at once (an unknown or ended
@@ -955,9 +965,11 @@ class KioskServiceServicer(metaclass=_abc_1.ABCMeta):
     A station calls with a station client certificate ("role:station", subject
     the station's name; `signet-admin station-cert issue`). With that
     certificate alone it may call only this service. A card session lets the
-    station act as the holder of the card inserted in it: calls carrying the
-    session id in the metadata key "signet-card-session" act as that person
-    (a member, "via kiosk station NAME") for exactly
+    station act as the holder of the card inserted in it, once the card proved
+    that it is present and unlocked by its holder (a statement signed on the
+    card with the holder's PIN; see OpenCardSessionRequest): calls carrying
+    the session id in the metadata key "signet-card-session" act as that
+    person (a member, "via kiosk station NAME") for exactly
     EnvelopeService.ListEnvelopes (view "inbox"), GetEnvelope, GetDocument,
     StartSigning and SubmitSignature; every other call of a station is
     PERMISSION_DENIED STATION_NOT_ALLOWED. Signing still needs the one-time
@@ -972,10 +984,13 @@ class KioskServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_server_pb2.OpenCardSessionResponse, _abc.Awaitable[_server_pb2.OpenCardSessionResponse]]:
         """Station only: a card session for the holder of a signer certificate this
-        server's signing CA issued (not revoked, not expired) to a person of the
-        station's organisation. Anything else is UNAUTHENTICATED CARD_REFUSED
-        (said the same way whatever the cause). The session ends after
-        `idle_seconds` without a call, or with CloseCardSession.
+        server's signing CA issued (not revoked, not expired) to an approved
+        person of the station's organisation, with the card's proof that its key
+        is present and its holder unlocked it (the PIN, for one signature: see
+        OpenCardSessionRequest). Anything else -- no proof, or a proof that fails
+        any check -- is UNAUTHENTICATED CARD_REFUSED (said the same way whatever
+        the cause). The session ends after `idle_seconds` without a call, or with
+        CloseCardSession.
         """
 
     @_abc_1.abstractmethod
