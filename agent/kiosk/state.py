@@ -194,7 +194,8 @@ class Kiosk:
             except ServerRefused as e:
                 log.info("kiosk: the server refused card %s (%s)", card.serial, e.reason or e.code)
                 if e.code != "UNAUTHENTICATED":
-                    raise KioskRefused("the server could not open your documents now: try again") from None
+                    raise KioskRefused("the server could not open your documents now: try again. "
+                                       "服务器暂时无法打开您的文件，请重试。") from None  # noqa: RUF001 - Chinese punctuation
                 self._waiting = None
                 self.refused = card.serial
                 return None
@@ -225,8 +226,10 @@ class Kiosk:
                 raise KioskRefused("the card's PIN is locked: nothing was opened. Please ask for help. "
                                    "卡密码已锁定，请寻求帮助。") from None  # noqa: RUF001 - Chinese punctuation
             if reason == "PIN_THROTTLED":
-                raise KioskRefused("too many PIN attempts: wait a minute, then try again") from None
-            raise KioskRefused("the card could not confirm that it is yours: nothing was opened") from None
+                raise KioskRefused("too many PIN attempts: wait a minute, then try again. "
+                                   "密码尝试次数过多，请稍等一分钟后重试。") from None  # noqa: RUF001 - Chinese punctuation
+            raise KioskRefused("the card could not confirm that it is yours: nothing was opened. "
+                               "无法确认此卡属于您，未打开任何文件。") from None  # noqa: RUF001 - Chinese punctuation
         return signature
 
     def _end(self, why: str) -> None:
