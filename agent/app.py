@@ -7,6 +7,7 @@ import logging
 import os
 from pathlib import Path
 
+from formats import tlscontext
 from hsm import Hsm
 from hsm.watcher import TokenEvent, TokenInserted
 from signet.pemfiles import read_certificates
@@ -43,6 +44,7 @@ class Agent:
     """One running agent's state; ``close`` releases everything."""
 
     def __init__(self, config: AgentConfig, clock: Clock | None = None) -> None:
+        tlscontext.install()  # timestamp requests of in-process document work (pdf_workers = 0)
         self.config = config
         self.clock = clock or SystemClock()
         try:

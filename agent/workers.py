@@ -143,9 +143,11 @@ def _classify(e: BaseException) -> tuple[str, str]:
 
 def worker_main(conn: Connection, memory_bytes: int, job_seconds: float) -> None:
     """Entry point of a worker process: answer jobs until the pipe closes."""
+    from formats import tlscontext
     from signet import logs
 
     logs.setup(logging.WARNING)
+    tlscontext.install()  # one TLS context for the timestamp requests of every job, not one per request
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the agent decides when workers stop
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     import formats.cades  # import pyHanko once, before the first job

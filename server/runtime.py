@@ -14,6 +14,7 @@ from typing import Any
 
 from pyhanko.sign.timestamps import HTTPTimeStamper
 
+from formats import tlscontext
 from formats.signer import TokenSigner
 from hsm import Hsm, Token
 from signet.pemfiles import read_certificates
@@ -174,6 +175,7 @@ def open_runtime(cfg: ServerConfig, clock: Clock | None = None, token: Token | N
                           notice_retry_max_seconds=cfg.envelopes.notice_retry_max_seconds,
                           max_watches=cfg.envelopes.max_watches),
             remote_keys=remote_keys)
+        tlscontext.install()  # the sealer's and remote signing's TSA, OCSP and CRL requests share one TLS context
         index = BlindIndex(store, derive_key(data.hmac_key, "contract-search-index"))
         heads = HeadSigning(store, keys.signer(Role.AUDIT), clock)
         sealer = Sealer(store, blobs, archive, Parties(identity), key=seal_key(token, keys),
