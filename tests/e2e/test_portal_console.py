@@ -228,9 +228,8 @@ def test_a_bad_form_is_shown_again_with_what_is_wrong_and_creates_nothing(world:
     assert not [e for e in listed.envelopes if e.title == "Console Lease Bad"]
 
 
-def test_evidence_of_a_completed_contract_and_the_operators_search(world: World) -> None:
-    w = world
-    title = "Console Lease Birch"
+def _signed_by_carol(w: World, title: str) -> Any:
+    """An envelope Dave creates and sends to Carol alone, signed by her remotely (code from the outbox)."""
     draft = w.call("dave", "CreateEnvelope", pb.CreateEnvelopeRequest(
         idempotency_key=f"create {title}", title=title,
         recipients=[pb.RecipientSpec(person_id=w.ids["carol"], role=pb.RECIPIENT_ROLE_SIGNER, routing_order=1,
@@ -243,6 +242,13 @@ def test_evidence_of_a_completed_contract_and_the_operators_search(world: World)
     w.call("carol", "SignRemotely", pb.SignRemotelyRequest(
         envelope_id=env.id, document_id=doc.id, revision_sha256=doc.current_sha256, code_id=challenge.code_id,
         one_time_code=latest_code(w.r.env, PEOPLE["carol"][2])))
+    return env
+
+
+def test_evidence_of_a_completed_contract_and_the_operators_search(world: World) -> None:
+    w = world
+    title = "Console Lease Birch"
+    env = _signed_by_carol(w, title)
     assert _state(w, env.id) == pb.ENVELOPE_STATE_COMPLETED
 
     b = Browser(w, "dave")
@@ -388,18 +394,7 @@ def test_in_a_browser_an_operator_finds_a_contract_by_keyword_with_the_keyboard_
     operator's and sender's pages fit a phone's width."""
     w = world
     title = "Console Lease Juniper"
-    draft = w.call("dave", "CreateEnvelope", pb.CreateEnvelopeRequest(
-        idempotency_key=f"create {title}", title=title,
-        recipients=[pb.RecipientSpec(person_id=w.ids["carol"], role=pb.RECIPIENT_ROLE_SIGNER, routing_order=1,
-                                     signing_method=pb.SIGNING_METHOD_REMOTE, field=FIELD)],
-        documents=[pb.DocumentSpec(name="lease.pdf", media_type="application/pdf", content=w.pdf(title))]))
-    env = w.call("dave", "SendEnvelope", pb.SendEnvelopeRequest(envelope_id=draft.envelope.id)).envelope
-    doc = env.documents[0]
-    challenge = w.call("carol", "StartSigning", pb.StartSigningRequest(
-        envelope_id=env.id, document_id=doc.id, revision_sha256=doc.current_sha256)).challenge
-    w.call("carol", "SignRemotely", pb.SignRemotelyRequest(
-        envelope_id=env.id, document_id=doc.id, revision_sha256=doc.current_sha256, code_id=challenge.code_id,
-        one_time_code=latest_code(w.r.env, PEOPLE["carol"][2])))
+    env = _signed_by_carol(w, title)
     op = Browser(w, "op_a")
     csrf = _hidden(op.get("/o/")[2], "csrf")
     deadline = time.monotonic() + 120
