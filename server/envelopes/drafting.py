@@ -239,6 +239,21 @@ def _placed_box(page_: int, numbers: tuple[float, float, float, float], pages: S
     return page_, x1, y1, x2, y2
 
 
+def _field_count(n: int) -> None:
+    if n > MAX_FORM_FIELDS:
+        raise _bad(f"a recipient has at most {MAX_FORM_FIELDS} form fields", "FORM_FIELD_INVALID")
+
+
+def _field_name(name: str, names: set[str]) -> None:
+    """A form field's name: :data:`FORM_FIELD_NAME`, never ``signet-...``, and not in ``names`` (then added)."""
+    if not FORM_FIELD_NAME.match(name) or name.lower().startswith("signet-"):
+        raise _bad(f"form field name {name[:70]!r}: a letter, then up to 63 letters, digits, '_' or '-', not "
+                   "starting with signet- (the signature fields' names)", "FORM_FIELD_INVALID")
+    if name in names:
+        raise _bad(f"form field {name!r} is named twice in the envelope", "FORM_FIELD_DUPLICATE")
+    names.add(name)
+
+
 def placed_form_fields(recipients: Sequence[Recipient], wanted: Mapping[str, Sequence[FormField]],
                        pages: Sequence[Sequence[PageBox]]) -> dict[str, tuple[FormField, ...]]:
     """Every form field of a draft as its sender places them (:meth:`.service.EnvelopeService.update_fields`):
@@ -265,16 +280,10 @@ def placed_form_fields(recipients: Sequence[Recipient], wanted: Mapping[str, Seq
         if not r.signs:
             continue
         given = tuple(wanted.get(r.id, ()))
-        if len(given) > MAX_FORM_FIELDS:
-            raise _bad(f"a recipient has at most {MAX_FORM_FIELDS} form fields", "FORM_FIELD_INVALID")
+        _field_count(len(given))
         placed = []
         for f in given:
-            if not FORM_FIELD_NAME.match(f.name) or f.name.lower().startswith("signet-"):
-                raise _bad(f"form field name {f.name[:70]!r}: a letter, then up to 63 letters, digits, '_' or '-', "
-                           "not starting with signet- (the signature fields' names)", "FORM_FIELD_INVALID")
-            if f.name in names:
-                raise _bad(f"form field {f.name!r} is named twice in the envelope", "FORM_FIELD_DUPLICATE")
-            names.add(f.name)
+            _field_name(f.name, names)
             if not isinstance(f.kind, FormFieldKind):
                 raise _bad(f"form field {f.name!r}: the kind is text, date or checkbox", "FORM_FIELD_INVALID")
             before = stored.get(f.name)
@@ -323,15 +332,9 @@ def _form_fields(s: RecipientInput, pdf_pages_: Sequence[int], names: set[str]) 
         raise _bad("a copy recipient never signs: it fills no form fields", "FORM_FIELD_FOR_COPY")
     if not pdf_pages_:
         raise _bad("form fields need a PDF document", "FORM_FIELD_INVALID")
-    if len(s.form_fields) > MAX_FORM_FIELDS:
-        raise _bad(f"a recipient has at most {MAX_FORM_FIELDS} form fields", "FORM_FIELD_INVALID")
+    _field_count(len(s.form_fields))
     for f in s.form_fields:
-        if not FORM_FIELD_NAME.match(f.name) or f.name.lower().startswith("signet-"):
-            raise _bad(f"form field name {f.name[:70]!r}: a letter, then up to 63 letters, digits, '_' or '-', not "
-                       "starting with signet- (the signature fields' names)", "FORM_FIELD_INVALID")
-        if f.name in names:
-            raise _bad(f"form field {f.name!r} is named twice in the envelope", "FORM_FIELD_DUPLICATE")
-        names.add(f.name)
+        _field_name(f.name, names)
         if not 1 <= f.page <= min(pdf_pages_):
             raise _bad(f"form field {f.name!r}: page {f.page} is not a page of every PDF (pages are numbered from 1)",
                        "FORM_FIELD_INVALID")

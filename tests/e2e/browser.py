@@ -57,3 +57,13 @@ def tab_to(page: Any, text: str, limit: int = 60) -> None:
         if text in here:
             return
     raise AssertionError(f"{text!r} cannot be reached with the keyboard")
+
+
+def save_and_send(page: Any) -> None:
+    """On a draft's placement page: save the placement, then send the draft, with the keyboard."""
+    tab_to(page, "Save placement")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=Signature boxes saved")
+    tab_to(page, "Send")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=Sent.")

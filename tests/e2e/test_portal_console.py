@@ -372,12 +372,7 @@ def test_in_a_browser_a_sender_creates_and_sends_with_the_keyboard_only_and_the_
     page.keyboard.press("Enter")
     page.wait_for_selector("[role=status]")  # the draft's placement step: the boxes as they are, saved
     assert "Draft created" in page.locator("[role=status]").first.inner_text() and "/place" in page.url
-    browser.tab_to(page, "Save placement")
-    page.keyboard.press("Enter")
-    page.wait_for_selector("text=Signature boxes saved")
-    browser.tab_to(page, "Send")
-    page.keyboard.press("Enter")
-    page.wait_for_selector("text=Sent.")
+    browser.save_and_send(page)
     page.screenshot(path=str(ARTIFACTS / "02-sent.png"), full_page=True)
     assert "waiting for signatures" in page.locator("main").inner_text()
     assert browser.axe(page) == []

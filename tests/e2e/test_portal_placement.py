@@ -261,16 +261,6 @@ def _drag_to(page: Any, handle: Any, sheet: int, x: float, y: float) -> None:
     page.mouse.up()
 
 
-def _save_and_send(page: Any) -> None:
-    """Save the placement, then send the draft, with the keyboard."""
-    web.tab_to(page, "Save placement")
-    page.keyboard.press("Enter")
-    page.wait_for_selector("text=Signature boxes saved")
-    web.tab_to(page, "Send")
-    page.keyboard.press("Enter")
-    page.wait_for_selector("text=Sent.")
-
-
 def _focus(page: Any, selector: str, text: str, limit: int = 60) -> None:
     """Press Tab (round the page) until an element matching ``selector`` whose text holds ``text`` has the focus."""
     for _ in range(limit):
@@ -349,7 +339,7 @@ def test_in_a_browser_the_sender_drags_and_moves_the_boxes_and_the_signatures_la
         page.screenshot(path=str(ARTIFACTS / "11-placed.png"), full_page=True)
         assert _axe(page) == []
 
-        _save_and_send(page)
+        web.save_and_send(page)
         page.screenshot(path=str(ARTIFACTS / "12-placed-and-sent.png"), full_page=True)
         assert problems == []  # nothing left the portal; no script error, no CSP refusal
 
@@ -517,7 +507,7 @@ def test_in_a_browser_the_sender_adds_and_places_form_fields_and_the_signers_fil
         page.screenshot(path=str(ARTIFACTS / "13-form-fields.png"), full_page=True)
         assert _axe(page) == []
 
-        _save_and_send(page)
+        web.save_and_send(page)
         assert problems == []  # nothing left the portal; no script error, no CSP refusal
 
     sent = w.envelope(envelope_id)
