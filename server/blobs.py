@@ -56,6 +56,9 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+PUBLISH_TRIES = 3  # writes of one blob whose temp file another process's start-up sweep removed
+
+
 class FileBlobStore:
     """Blobs as files under one directory (created 0700)."""
 
@@ -67,8 +70,9 @@ class FileBlobStore:
 
     def _sweep(self) -> int:
         """Remove the temp files a crash (kill -9, power loss) left between writing a blob and publishing it:
-        no blob is lost (a write that was acknowledged was published first), only space.  One server process
-        owns the directory (replicas sharing one would need an age threshold here)."""
+        no blob is lost (a write that was acknowledged was published first), only space.  Replicas sharing the
+        directory may take each other's in-flight temp files here: a write that loses its temp file before
+        publishing writes it again (:data:`PUBLISH_TRIES`)."""
         n = 0
         for tmp in self.directory.glob("[0-9a-f][0-9a-f]/.*.tmp"):
             try:
@@ -93,10 +97,16 @@ class FileBlobStore:
         if not path.parent.exists():
             path.parent.mkdir(mode=0o700, exist_ok=True)
             fsync_dir(self.directory)  # the fan-out directory's own entry must survive a crash too
-        try:
-            write_atomic(path, data, 0o600, overwrite=False)
-        except FileExistsError:  # a concurrent put of the same bytes published first: the same content
-            pass
+        for attempt in range(PUBLISH_TRIES):
+            try:
+                write_atomic(path, data, 0o600, overwrite=False)
+            except FileExistsError:  # a concurrent put of the same bytes published first: the same content
+                pass
+            except FileNotFoundError:  # another process's start-up sweep took the temp file: write it again
+                if attempt + 1 == PUBLISH_TRIES:
+                    raise
+                continue
+            break
         return name
 
     def get(self, sha256: str, *, org: str = "") -> bytes:

@@ -8,6 +8,7 @@ downloads, blobs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -50,7 +51,8 @@ def open_atomic(path: str | os.PathLike[str], mode: int = 0o600, *, overwrite: b
             os.replace(tmp, p)
         else:
             os.link(tmp, p)  # fails with FileExistsError if someone published meanwhile
-            os.unlink(tmp)
+            with contextlib.suppress(FileNotFoundError):  # published; the temp name may be swept already
+                os.unlink(tmp)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -75,7 +75,7 @@ from hsm.errors import KeyExists, KeyNotFound, WrapError
 from hsm.wrap import WrappedKey
 from signet.durable import fsync_dir, open_atomic
 
-from ..blobs import BlobCorrupt, BlobMissing, FileBlobStore, sha256_hex
+from ..blobs import PUBLISH_TRIES, BlobCorrupt, BlobMissing, FileBlobStore, sha256_hex
 from ..clock import Clock, SystemClock, from_text, to_text
 from ..errors import InvalidArgument
 from ..keys import ARCHIVE_KEK_LABEL
@@ -194,10 +194,17 @@ class _ContentFiles(FileBlobStore):
         if not path.parent.exists():
             path.parent.mkdir(mode=0o700, exist_ok=True)
             fsync_dir(self.directory)
-        with open_atomic(path, 0o600, overwrite=False) as f:  # two writes: no joined copy of a large body
-            f.write(head)
-            f.write(body)
-        return name
+        for attempt in range(PUBLISH_TRIES):
+            try:
+                with open_atomic(path, 0o600, overwrite=False) as f:  # two writes: no joined copy of a large body
+                    f.write(head)
+                    f.write(body)
+            except FileNotFoundError:  # a replica's start-up sweep took the temp file: write it again
+                if attempt + 1 == PUBLISH_TRIES:
+                    raise
+                continue
+            return name
+        raise AssertionError("unreachable")
 
     def read(self, name: str, sha256: str) -> bytes:
         try:

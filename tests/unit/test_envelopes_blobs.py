@@ -64,3 +64,24 @@ def test_a_write_killed_before_publishing_leaves_no_temp_file_after_the_restart(
     assert blobs.swept == 1 and list(directory.rglob(".*.tmp")) == []
     name = blobs.put(b"%PDF-1.7 a contract")  # the retried request
     assert blobs.get(name) == b"%PDF-1.7 a contract"
+
+
+def test_a_write_whose_temp_file_another_replica_swept_is_written_again(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replicas share the blob directory, and a replica's start-up sweep removes every temp file, another replica's
+    in-flight one included: that write publishes nothing on its first try, and the put writes it again."""
+    directory = tmp_path / "blobs"
+    blobs = FileBlobStore(directory)
+    real_link = os.link
+    swept: list[str] = []
+
+    def link_after_a_sweep(src: str, dst: str, *args: object, **kwargs: object) -> None:
+        if not swept:  # the other replica starts now: its sweep takes this write's temp file
+            swept.append(src)
+            FileBlobStore(directory)
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", link_after_a_sweep)
+    name = blobs.put(b"%PDF-1.7 a contract")
+    assert swept and blobs.get(name) == b"%PDF-1.7 a contract"
+    assert list(directory.rglob(".*.tmp")) == []
